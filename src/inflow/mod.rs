@@ -1,0 +1,3 @@
+//! Everything that speaks to inFlow Cloud.
+
+pub mod model;

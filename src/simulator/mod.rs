@@ -1,0 +1,1 @@
+//! A local inFlow Cloud API simulator.

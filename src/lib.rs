@@ -11,4 +11,6 @@
 pub mod cli;
 pub mod commands;
 pub mod inflow;
+pub mod mapping;
 pub mod simulator;
+pub mod store;

@@ -3,7 +3,24 @@
 use std::process::ExitCode;
 
 use crate::cli::GlobalArgs;
+use crate::store::Store;
 
-pub async fn run(_global: &GlobalArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not built yet")
+pub async fn run(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
+    let url = super::database_url(global)?;
+    let store = Store::connect(&url).await?;
+    let report = store.migrate().await?;
+    if report.applied.is_empty() {
+        println!(
+            "{url}: schema version {}, already up to date",
+            report.version
+        );
+    } else {
+        println!(
+            "{url}: schema version {} (applied {})",
+            report.version,
+            report.applied.join(", ")
+        );
+    }
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
 }

@@ -7,6 +7,7 @@ pub mod simulate;
 use std::process::ExitCode;
 
 use crate::cli::{Cli, Command, GlobalArgs};
+use crate::store::{DatabaseUrl, Store};
 
 /// Runs the parsed command line and returns the process exit status.
 pub fn main(cli: Cli) -> ExitCode {
@@ -24,10 +25,28 @@ pub fn main(cli: Cli) -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", describe(&err));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes on one line, skipping a cause whose text its parent already quotes
+/// (sqlx and io errors often repeat their source in their own message).
+fn describe(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    let mut parent = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if !parent.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+        parent = text;
+    }
+    out
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -36,6 +55,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Migrate => migrate::run(&global).await,
         Command::Simulate(args) => simulate::run(&global, args).await,
     }
+}
+
+/// The database URL of the command line, checked.
+pub(crate) fn database_url(global: &GlobalArgs) -> anyhow::Result<DatabaseUrl> {
+    Ok(global.database_url.parse()?)
+}
+
+/// Opens the database named on the command line and brings its schema up to date.
+pub(crate) async fn open_store(global: &GlobalArgs) -> anyhow::Result<Store> {
+    let url = database_url(global)?;
+    tracing::info!(database = %url, "opening the database");
+    Ok(Store::open(&url).await?)
 }
 
 /// Diagnostics go to stderr; `RUST_LOG` overrides the level chosen by `-v`/`-q`.

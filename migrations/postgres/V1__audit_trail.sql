@@ -1,0 +1,156 @@
+-- Schema v1 of the serial audit trail (Postgres). Keep in step with ../sqlite/V1__audit_trail.sql:
+-- same tables, columns and indexes; only the types differ.
+
+-- One row per `audit ingest` (or other command that talks to inFlow).
+CREATE TABLE ingest_runs (
+    run_id            BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    company_id        TEXT    NOT NULL,
+    command           TEXT    NOT NULL,
+    status            TEXT    NOT NULL,             -- running, succeeded, stopped, failed, interrupted
+    started_at        TIMESTAMPTZ NOT NULL,
+    finished_at       TIMESTAMPTZ,
+    arguments         JSONB   NOT NULL DEFAULT '{}', -- the options as JSON (never the API key)
+    api_version       TEXT,
+    requests          BIGINT NOT NULL DEFAULT 0,
+    pages             BIGINT NOT NULL DEFAULT 0,
+    documents_seen    BIGINT NOT NULL DEFAULT 0,
+    documents_changed BIGINT NOT NULL DEFAULT 0,
+    events_inserted   BIGINT NOT NULL DEFAULT 0,
+    events_retracted  BIGINT NOT NULL DEFAULT 0,
+    warnings          BIGINT NOT NULL DEFAULT 0,
+    rate_limited      BIGINT NOT NULL DEFAULT 0,   -- 429 answers received
+    retries           BIGINT NOT NULL DEFAULT 0,
+    error             TEXT
+);
+CREATE INDEX ingest_runs_by_company ON ingest_runs (company_id, started_at);
+
+-- One row per serial occurrence in a document line. Rows are never deleted: an occurrence that
+-- leaves inFlow's current data gets `retracted_at`, so the table is the audit trail itself.
+-- run_id has no foreign key so that bulk loads and the benchmark baseline stay simple.
+CREATE TABLE serial_events (
+    event_id         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    company_id       TEXT    NOT NULL,
+    serial           TEXT    NOT NULL,
+    product_id       TEXT,
+    doc_type         TEXT    NOT NULL,   -- sales_order, purchase_order, stock_adjustment, stock_transfer
+    doc_id           TEXT    NOT NULL,
+    doc_number       TEXT,
+    line_collection  TEXT    NOT NULL,   -- the JSON key the serial came from: lines, pickLines, ...
+    line_id          TEXT    NOT NULL,
+    event_type       TEXT    NOT NULL,   -- sold, picked, shipped, received, transfer_sent, ...
+    occurred_at      TIMESTAMPTZ,               -- NULL when the document gives no date
+    location_id      TEXT,
+    sublocation      TEXT,
+    quantity_delta   SMALLINT NOT NULL CHECK (quantity_delta IN (-1, 0, 1)),
+    doc_status       TEXT,
+    observed_at      TIMESTAMPTZ NOT NULL,
+    run_id           BIGINT NOT NULL,
+    retracted_at     TIMESTAMPTZ,
+    retracted_run_id BIGINT
+);
+CREATE UNIQUE INDEX serial_events_current_key ON serial_events
+    (company_id, doc_type, doc_id, line_collection, line_id, serial, event_type)
+    WHERE retracted_at IS NULL;
+CREATE INDEX serial_events_by_serial ON serial_events (serial, company_id, occurred_at);
+CREATE INDEX serial_events_by_document ON serial_events (company_id, doc_type, doc_id);
+
+-- The latest fetched version of every document, with its raw JSON.
+CREATE TABLE documents (
+    company_id       TEXT    NOT NULL,
+    doc_type         TEXT    NOT NULL,
+    doc_id           TEXT    NOT NULL,
+    doc_number       TEXT,
+    doc_date         TIMESTAMPTZ,               -- orderDate, date or transferDate
+    doc_status       TEXT,
+    row_version      TEXT,               -- the header `timestamp`
+    lines_version    TEXT,               -- digest of every line's id and `timestamp`
+    is_cancelled     BOOLEAN NOT NULL DEFAULT false,
+    deleted_at       TIMESTAMPTZ,               -- set when a complete walk no longer returns it
+    deleted_run_id   BIGINT,
+    raw              JSONB   NOT NULL,
+    first_seen_at    TIMESTAMPTZ NOT NULL,
+    first_run_id     BIGINT NOT NULL,
+    changed_at       TIMESTAMPTZ NOT NULL,   -- when this version was first fetched
+    changed_run_id   BIGINT NOT NULL,
+    last_seen_at     TIMESTAMPTZ NOT NULL,
+    last_seen_run_id BIGINT NOT NULL,
+    seen_walk_id     BIGINT,            -- the walk that last returned it
+    PRIMARY KEY (company_id, doc_type, doc_id)
+);
+CREATE INDEX documents_by_number ON documents (company_id, doc_type, doc_number);
+
+-- What changed in a known document, run by run (first sightings are in `documents`).
+CREATE TABLE document_changes (
+    change_id         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    company_id        TEXT    NOT NULL,
+    doc_type          TEXT    NOT NULL,
+    doc_id            TEXT    NOT NULL,
+    doc_number        TEXT,
+    run_id            BIGINT NOT NULL,
+    observed_at       TIMESTAMPTZ NOT NULL,
+    change            TEXT    NOT NULL,  -- changed, cancelled, uncancelled, deleted, reappeared
+    old_row_version   TEXT,
+    new_row_version   TEXT,
+    old_lines_version TEXT,
+    new_lines_version TEXT,
+    events_inserted   BIGINT NOT NULL DEFAULT 0,
+    events_retracted  BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX document_changes_by_document ON document_changes (company_id, doc_type, doc_id);
+CREATE INDEX document_changes_by_run ON document_changes (run_id);
+
+-- Per company and stream: the position of an unfinished walk and what the last ones achieved.
+CREATE TABLE sync_state (
+    company_id           TEXT    NOT NULL,
+    stream               TEXT    NOT NULL,   -- sales-orders, purchase-orders, ...
+    since                DATE,               -- lower date bound kept from --since
+    walk_id              BIGINT,            -- run that started the unfinished walk; NULL if none
+    walk_kind            TEXT,               -- complete or window
+    walk_from            DATE,               -- date bound of that walk
+    walk_paging          TEXT,               -- keyset or skip
+    walk_position        TEXT,               -- last id returned (keyset) or rows consumed (skip)
+    walk_started_at      TIMESTAMPTZ,
+    last_complete_at     TIMESTAMPTZ,
+    last_complete_run_id BIGINT,
+    last_window_at       TIMESTAMPTZ,
+    PRIMARY KEY (company_id, stream)
+);
+
+-- Reference data, so that output can show names.
+CREATE TABLE locations (
+    company_id  TEXT NOT NULL,
+    location_id TEXT NOT NULL,
+    name        TEXT,
+    is_active   BOOLEAN,
+    row_version TEXT,
+    updated_at  TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (company_id, location_id)
+);
+
+CREATE TABLE products (
+    company_id    TEXT NOT NULL,
+    product_id    TEXT NOT NULL,
+    name          TEXT,
+    sku           TEXT,
+    track_serials BOOLEAN,
+    is_active     BOOLEAN,
+    item_type     TEXT,
+    row_version   TEXT,
+    updated_at    TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (company_id, product_id)
+);
+
+-- Odd data met during a run: empty serials, repeated serials, counts that differ from quantities.
+CREATE TABLE run_warnings (
+    warning_id      BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    run_id          BIGINT NOT NULL,
+    company_id      TEXT    NOT NULL,
+    doc_type        TEXT,
+    doc_id          TEXT,
+    doc_number      TEXT,
+    line_collection TEXT,
+    line_id         TEXT,
+    kind            TEXT    NOT NULL,
+    detail          TEXT    NOT NULL
+);
+CREATE INDEX run_warnings_by_run ON run_warnings (run_id);

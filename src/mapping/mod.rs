@@ -1,0 +1,667 @@
+//! From one inFlow document to its serial events: pure functions, no I/O.
+//!
+//! [`derive`] reads a document's raw JSON and returns every serial occurrence as an
+//! [`EventDraft`] (the columns of `serial_events` that depend on the document alone), the
+//! document's identity and version, and [`Warning`]s for odd data. The vocabulary of
+//! `doc_type`, `line_collection` and `event_type` is the public contract users query, and the
+//! table in the README is the specification; each document type has its own module with a
+//! unit test per row.
+//!
+//! Odd data is normal: a serial is kept verbatim whenever it identifies something, and whatever
+//! cannot be used (an empty serial, a repeat inside one line, a date that does not parse) becomes
+//! a warning instead of an error, because the raw document is stored beside the events and a
+//! later `audit rebuild` can derive them again.
+
+mod adjustment;
+mod purchase;
+mod sales;
+mod transfer;
+
+use std::collections::HashSet;
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use rust_decimal::Decimal;
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+use crate::inflow::model::Quantity;
+
+/// The document types `audit` walks, with how inFlow names and serves them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DocType {
+    SalesOrder,
+    PurchaseOrder,
+    StockAdjustment,
+    StockTransfer,
+}
+
+impl DocType {
+    pub const ALL: [DocType; 4] = [
+        DocType::SalesOrder,
+        DocType::PurchaseOrder,
+        DocType::StockAdjustment,
+        DocType::StockTransfer,
+    ];
+
+    /// The `doc_type` column value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DocType::SalesOrder => "sales_order",
+            DocType::PurchaseOrder => "purchase_order",
+            DocType::StockAdjustment => "stock_adjustment",
+            DocType::StockTransfer => "stock_transfer",
+        }
+    }
+
+    /// The API path segment, also the stream name in `sync_state` and `--types`.
+    pub fn stream(self) -> &'static str {
+        match self {
+            DocType::SalesOrder => "sales-orders",
+            DocType::PurchaseOrder => "purchase-orders",
+            DocType::StockAdjustment => "stock-adjustments",
+            DocType::StockTransfer => "stock-transfers",
+        }
+    }
+
+    /// The primary-key property, used for keyset paging (`sort=` and `after=`).
+    pub fn id_field(self) -> &'static str {
+        match self {
+            DocType::SalesOrder => "salesOrderId",
+            DocType::PurchaseOrder => "purchaseOrderId",
+            DocType::StockAdjustment => "stockAdjustmentId",
+            DocType::StockTransfer => "stockTransferId",
+        }
+    }
+
+    /// The line collections to `include=`: every one that carries serials or dates them.
+    pub fn includes(self) -> &'static str {
+        match self {
+            DocType::SalesOrder => "lines,pickLines,packLines,shipLines,restockLines",
+            DocType::PurchaseOrder => "lines,receiveLines,unstockLines",
+            DocType::StockAdjustment | DocType::StockTransfer => "lines",
+        }
+    }
+
+    /// The server-side date filter, where inFlow has one.
+    pub fn date_filter(self) -> Option<&'static str> {
+        match self {
+            DocType::SalesOrder | DocType::PurchaseOrder => Some("orderDate"),
+            DocType::StockAdjustment | DocType::StockTransfer => None,
+        }
+    }
+
+    pub fn from_stream(stream: &str) -> Option<DocType> {
+        DocType::ALL.into_iter().find(|t| t.stream() == stream)
+    }
+}
+
+impl fmt::Display for DocType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for DocType {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        DocType::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s || t.stream() == s)
+            .ok_or_else(|| format!("unknown document type `{s}`"))
+    }
+}
+
+macro_rules! event_types {
+    ($($variant:ident => $name:literal, $step:literal;)*) => {
+        /// The `event_type` vocabulary.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum EventType { $($variant,)* }
+
+        impl EventType {
+            pub const ALL: &'static [EventType] = &[$(EventType::$variant,)*];
+
+            pub fn as_str(self) -> &'static str {
+                match self { $(EventType::$variant => $name,)* }
+            }
+
+            /// The natural order of a document's steps, for events at the same moment:
+            /// ordered or sold before picked before shipped, sent before received.
+            pub fn step(self) -> u8 {
+                match self { $(EventType::$variant => $step,)* }
+            }
+        }
+
+        impl FromStr for EventType {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s { $($name => Ok(EventType::$variant),)* _ => Err(format!("unknown event type `{s}`")) }
+            }
+        }
+    };
+}
+
+event_types! {
+    Quoted => "quoted", 0;
+    Ordered => "ordered", 1;
+    Sold => "sold", 1;
+    TransferRequested => "transfer_requested", 1;
+    Received => "received", 2;
+    AdjustedIn => "adjusted_in", 2;
+    AdjustedOut => "adjusted_out", 2;
+    Picked => "picked", 3;
+    TransferSent => "transfer_sent", 3;
+    Packed => "packed", 4;
+    Shipped => "shipped", 5;
+    TransferReceived => "transfer_received", 5;
+    CustomerReturn => "customer_return", 6;
+    VendorReturn => "vendor_return", 6;
+    Restocked => "restocked", 7;
+    Unstocked => "unstocked", 7;
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One serial occurrence, as far as the document alone determines it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventDraft {
+    pub serial: String,
+    pub product_id: Option<String>,
+    pub line_collection: &'static str,
+    pub line_id: String,
+    pub event_type: EventType,
+    pub occurred_at: Option<DateTime<Utc>>,
+    pub location_id: Option<String>,
+    pub sublocation: Option<String>,
+    pub quantity_delta: i16,
+}
+
+impl EventDraft {
+    /// The identity of an event within its document: at most one current event per key.
+    pub fn key(&self) -> (&'static str, &str, &str, EventType) {
+        (
+            self.line_collection,
+            &self.line_id,
+            &self.serial,
+            self.event_type,
+        )
+    }
+}
+
+/// Kinds of odd data, counted in the run's record and listed in `run_warnings`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WarningKind {
+    EmptySerial,
+    RepeatedSerial,
+    PaddedSerial,
+    SerialCountMismatch,
+    MissingLineId,
+    MissingProduct,
+    BadDate,
+    UnknownStatus,
+    UnsignedAdjustment,
+}
+
+impl WarningKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WarningKind::EmptySerial => "empty_serial",
+            WarningKind::RepeatedSerial => "repeated_serial",
+            WarningKind::PaddedSerial => "padded_serial",
+            WarningKind::SerialCountMismatch => "serial_count_mismatch",
+            WarningKind::MissingLineId => "missing_line_id",
+            WarningKind::MissingProduct => "missing_product",
+            WarningKind::BadDate => "bad_date",
+            WarningKind::UnknownStatus => "unknown_status",
+            WarningKind::UnsignedAdjustment => "unsigned_adjustment",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning {
+    pub kind: WarningKind,
+    pub line_collection: Option<&'static str>,
+    pub line_id: Option<String>,
+    pub detail: String,
+}
+
+/// A document's identity, version and events.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Derived {
+    pub doc_type: DocType,
+    pub doc_id: String,
+    pub doc_number: Option<String>,
+    /// orderDate, date or transferDate.
+    pub doc_date: Option<DateTime<Utc>>,
+    pub doc_status: Option<String>,
+    pub is_cancelled: bool,
+    /// The header `timestamp`.
+    pub row_version: Option<String>,
+    /// A digest of every line's id and `timestamp` (and of the whole document when some
+    /// `timestamp` is missing), so that a change to any line is noticed.
+    pub lines_version: String,
+    pub events: Vec<EventDraft>,
+    pub warnings: Vec<Warning>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MappingError {
+    #[error("{doc_type} is not a JSON object of the expected shape: {reason}")]
+    Shape { doc_type: DocType, reason: String },
+    #[error("{doc_type} has no `{field}`, so it cannot be stored")]
+    MissingId {
+        doc_type: DocType,
+        field: &'static str,
+    },
+}
+
+/// Derives the events of one document from its raw JSON.
+pub fn derive(doc_type: DocType, raw: &str) -> Result<Derived, MappingError> {
+    match doc_type {
+        DocType::SalesOrder => sales::derive(parse(doc_type, raw)?, raw),
+        DocType::PurchaseOrder => purchase::derive(parse(doc_type, raw)?, raw),
+        DocType::StockAdjustment => adjustment::derive(parse(doc_type, raw)?, raw),
+        DocType::StockTransfer => transfer::derive(parse(doc_type, raw)?, raw),
+    }
+}
+
+fn parse<T: DeserializeOwned>(doc_type: DocType, raw: &str) -> Result<T, MappingError> {
+    // serde would read an array positionally into the struct's fields; a document is an object.
+    if !raw.trim_start().starts_with('{') {
+        return Err(MappingError::Shape {
+            doc_type,
+            reason: "not a JSON object".into(),
+        });
+    }
+    serde_json::from_str(raw).map_err(|e| MappingError::Shape {
+        doc_type,
+        reason: e.to_string(),
+    })
+}
+
+/// Parses an inFlow date: RFC 3339 with an offset as the API sends, or, leniently, a date-time
+/// without offset or a bare date (both taken as UTC).
+pub fn parse_date(s: &str) -> Option<DateTime<Utc>> {
+    let s = s.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(s, format) {
+            return Some(t.and_utc());
+        }
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc())
+}
+
+/// Builds a document's [`Derived`]: collects events and warnings and computes its version.
+pub(crate) struct Builder {
+    derived: Derived,
+    version: Sha256,
+    missing_stamp: bool,
+}
+
+/// Where a line's serials are and what they mean.
+pub(crate) struct LineRef<'a> {
+    pub collection: &'static str,
+    pub index: usize,
+    pub id: Option<&'a str>,
+    pub product_id: Option<&'a str>,
+    pub quantity: &'a Quantity,
+}
+
+/// What one line's serials record.
+pub(crate) struct Occurrence<'a> {
+    pub event_type: EventType,
+    pub quantity_delta: i16,
+    pub location_id: Option<&'a str>,
+    pub sublocation: Option<&'a str>,
+    pub occurred_at: Option<DateTime<Utc>>,
+}
+
+impl Builder {
+    pub fn new(
+        doc_type: DocType,
+        id: Option<&str>,
+        number: Option<&str>,
+        status: Option<&str>,
+        is_cancelled: bool,
+        timestamp: Option<&str>,
+    ) -> Result<Builder, MappingError> {
+        let doc_id =
+            id.map(str::trim)
+                .filter(|s| !s.is_empty())
+                .ok_or(MappingError::MissingId {
+                    doc_type,
+                    field: doc_type.id_field(),
+                })?;
+        let mut version = Sha256::new();
+        version.update(timestamp.unwrap_or("").as_bytes());
+        Ok(Builder {
+            derived: Derived {
+                doc_type,
+                doc_id: doc_id.to_string(),
+                doc_number: number.map(str::to_string),
+                doc_date: None,
+                doc_status: status.map(str::to_string),
+                is_cancelled,
+                row_version: timestamp.map(str::to_string),
+                lines_version: String::new(),
+                events: Vec::new(),
+                warnings: Vec::new(),
+            },
+            version,
+            missing_stamp: timestamp.is_none(),
+        })
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.derived.is_cancelled
+    }
+
+    /// Parses a document or line date; one that does not parse is a warning and `None`.
+    pub fn date(
+        &mut self,
+        field: &str,
+        value: Option<&str>,
+        line: Option<&LineRef<'_>>,
+    ) -> Option<DateTime<Utc>> {
+        let value = value.filter(|v| !v.trim().is_empty())?;
+        let parsed = parse_date(value);
+        if parsed.is_none() {
+            self.warn(
+                WarningKind::BadDate,
+                line,
+                format!("`{field}` is not a date: {value:?}"),
+            );
+        }
+        parsed
+    }
+
+    pub fn set_doc_date(&mut self, date: Option<DateTime<Utc>>) {
+        self.derived.doc_date = date;
+    }
+
+    /// Records a line's version; every line of every collection, with or without serials.
+    pub fn stamp(
+        &mut self,
+        collection: &str,
+        index: usize,
+        id: Option<&str>,
+        timestamp: Option<&str>,
+    ) {
+        self.missing_stamp |= timestamp.is_none();
+        for part in [
+            collection,
+            id.unwrap_or(""),
+            &index.to_string(),
+            timestamp.unwrap_or(""),
+        ] {
+            self.version.update(part.as_bytes());
+            self.version.update([0]);
+        }
+    }
+
+    pub fn warn(&mut self, kind: WarningKind, line: Option<&LineRef<'_>>, detail: String) {
+        self.derived.warnings.push(Warning {
+            kind,
+            line_collection: line.map(|l| l.collection),
+            line_id: line.map(|l| line_id(l)),
+            detail,
+        });
+    }
+
+    /// The serials of a line that can be recorded, with warnings for the others.
+    pub fn serials<'l>(&mut self, line: &LineRef<'l>) -> Vec<&'l str> {
+        let raw = &line.quantity.serial_numbers;
+        if raw.is_empty() {
+            return Vec::new();
+        }
+        if line.id.is_none_or(|id| id.trim().is_empty()) {
+            self.warn(
+                WarningKind::MissingLineId,
+                Some(line),
+                format!("line {} has no id", line.index + 1),
+            );
+        }
+        if line.product_id.is_none_or(|p| p.trim().is_empty()) {
+            self.warn(
+                WarningKind::MissingProduct,
+                Some(line),
+                "line with serials has no productId".into(),
+            );
+        }
+        let mut seen = HashSet::with_capacity(raw.len());
+        let mut serials = Vec::with_capacity(raw.len());
+        for serial in raw {
+            if serial.trim().is_empty() {
+                self.warn(
+                    WarningKind::EmptySerial,
+                    Some(line),
+                    format!("empty serial {serial:?} skipped"),
+                );
+            } else if !seen.insert(serial.as_str()) {
+                self.warn(
+                    WarningKind::RepeatedSerial,
+                    Some(line),
+                    format!("serial {serial:?} repeated in the line; recorded once"),
+                );
+            } else {
+                if serial.trim() != serial {
+                    self.warn(
+                        WarningKind::PaddedSerial,
+                        Some(line),
+                        format!("serial {serial:?} has surrounding spaces; stored verbatim"),
+                    );
+                }
+                serials.push(serial.as_str());
+            }
+        }
+        match line.quantity.amount() {
+            Some(q) if q.abs() == Decimal::from(raw.len()) => {}
+            q => {
+                let q = q.map_or("no quantity".to_string(), |q| {
+                    format!("quantity {}", q.normalize())
+                });
+                self.warn(
+                    WarningKind::SerialCountMismatch,
+                    Some(line),
+                    format!("{} serials for {q}", raw.len()),
+                );
+            }
+        }
+        serials
+    }
+
+    /// Records one event per serial.
+    pub fn emit(&mut self, line: &LineRef<'_>, serials: &[&str], what: Occurrence<'_>) {
+        for serial in serials {
+            self.derived.events.push(EventDraft {
+                serial: (*serial).to_string(),
+                product_id: line.product_id.map(str::to_string),
+                line_collection: line.collection,
+                line_id: line_id(line),
+                event_type: what.event_type,
+                occurred_at: what.occurred_at,
+                location_id: what.location_id.map(str::to_string),
+                sublocation: what.sublocation.map(str::to_string),
+                quantity_delta: what.quantity_delta,
+            });
+        }
+    }
+
+    pub fn finish(mut self, raw: &str) -> Result<Derived, MappingError> {
+        // Without a `timestamp` somewhere, only the content itself can tell a change.
+        if self.missing_stamp {
+            self.version.update(raw.as_bytes());
+        }
+        let digest = self.version.finalize();
+        self.derived.lines_version = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        Ok(self.derived)
+    }
+}
+
+/// A line's id, or its position when inFlow gave none (so the event key stays unique).
+fn line_id(line: &LineRef<'_>) -> String {
+    match line.id.map(str::trim) {
+        Some(id) if !id.is_empty() => id.to_string(),
+        _ => format!("#{}", line.index + 1),
+    }
+}
+
+/// The sign of a line quantity: inFlow sends returns and outgoing adjustments as negatives.
+pub(crate) fn is_negative(q: &Quantity) -> bool {
+    q.amount()
+        .is_some_and(|a| a.is_sign_negative() && !a.is_zero())
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    use super::*;
+
+    pub fn fixture(name: &str) -> String {
+        std::fs::read_to_string(format!(
+            "{}/tests/fixtures/inflow/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    pub fn at(s: &str) -> Option<DateTime<Utc>> {
+        Some(parse_date(s).expect("test date"))
+    }
+
+    /// An event as (serial, line id, delta, location, sublocation, time).
+    pub type Row = (
+        String,
+        String,
+        i16,
+        Option<String>,
+        Option<String>,
+        Option<DateTime<Utc>>,
+    );
+
+    /// The events of one type.
+    pub fn of(d: &Derived, t: EventType) -> Vec<Row> {
+        d.events
+            .iter()
+            .filter(|e| e.event_type == t)
+            .map(|e| {
+                (
+                    e.serial.clone(),
+                    e.line_id.clone(),
+                    e.quantity_delta,
+                    e.location_id.clone(),
+                    e.sublocation.clone(),
+                    e.occurred_at,
+                )
+            })
+            .collect()
+    }
+
+    pub fn warnings(d: &Derived) -> Vec<WarningKind> {
+        d.warnings.iter().map(|w| w.kind).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_parse_with_offsets_and_leniently_without() {
+        assert_eq!(
+            parse_date("2022-05-30T22:52:50+02:00")
+                .unwrap()
+                .to_rfc3339(),
+            "2022-05-30T20:52:50+00:00"
+        );
+        assert_eq!(
+            parse_date("2025-07-01T09:00:00Z").unwrap().to_rfc3339(),
+            "2025-07-01T09:00:00+00:00"
+        );
+        assert_eq!(
+            parse_date("2020-01-31").unwrap().to_rfc3339(),
+            "2020-01-31T00:00:00+00:00"
+        );
+        assert_eq!(
+            parse_date("2020-01-31T10:00:00.5").unwrap().to_rfc3339(),
+            "2020-01-31T10:00:00.500+00:00"
+        );
+        assert_eq!(parse_date("yesterday"), None);
+        assert_eq!(parse_date(""), None);
+    }
+
+    #[test]
+    fn doc_types_round_trip_their_names() {
+        for t in DocType::ALL {
+            assert_eq!(t.as_str().parse::<DocType>().unwrap(), t);
+            assert_eq!(t.stream().parse::<DocType>().unwrap(), t);
+            assert_eq!(DocType::from_stream(t.stream()), Some(t));
+        }
+        for e in EventType::ALL {
+            assert_eq!(e.as_str().parse::<EventType>().unwrap(), *e);
+        }
+    }
+
+    #[test]
+    fn a_document_without_id_is_an_error_and_bad_json_too() {
+        assert_eq!(
+            derive(DocType::StockTransfer, r#"{"transferNumber":"ST-1"}"#),
+            Err(MappingError::MissingId {
+                doc_type: DocType::StockTransfer,
+                field: "stockTransferId"
+            })
+        );
+        assert!(matches!(
+            derive(DocType::SalesOrder, "[1,2]"),
+            Err(MappingError::Shape { .. })
+        ));
+    }
+
+    #[test]
+    fn any_line_timestamp_change_changes_the_version_and_nothing_else_does() {
+        let base = serde_json::json!({
+            "stockTransferId": "t1", "status": "completed", "timestamp": "0000000000000010",
+            "lines": [
+                {"stockTransferLineId": "l1", "timestamp": "0000000000000011", "quantity": {"standardQuantity": "1", "serialNumbers": ["A"]}},
+                {"stockTransferLineId": "l2", "timestamp": "0000000000000012", "quantity": {"standardQuantity": "1", "serialNumbers": ["B"]}}
+            ]
+        });
+        let version = |v: &serde_json::Value| {
+            derive(DocType::StockTransfer, &v.to_string())
+                .unwrap()
+                .lines_version
+        };
+        let v0 = version(&base);
+        assert_eq!(v0.len(), 16);
+        let mut reordered_keys = base.clone();
+        reordered_keys["remarks"] =
+            "irrelevant to the version when every timestamp is there".into();
+        assert_eq!(version(&reordered_keys), v0);
+        let mut line_edit = base.clone();
+        line_edit["lines"][1]["timestamp"] = "0000000000000020".into();
+        assert_ne!(version(&line_edit), v0);
+        let mut line_removed = base.clone();
+        line_removed["lines"].as_array_mut().unwrap().pop();
+        assert_ne!(version(&line_removed), v0);
+        // Without timestamps the content decides.
+        let mut unstamped = base.clone();
+        unstamped["lines"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("timestamp");
+        let u0 = version(&unstamped);
+        unstamped["remarks"] = "changed".into();
+        assert_ne!(version(&unstamped), u0);
+    }
+}

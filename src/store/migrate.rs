@@ -1,0 +1,206 @@
+//! Migrations: refinery's runner over a sqlx connection.
+//!
+//! refinery has no sqlx driver, so this module implements its async traits for a sqlx
+//! transaction. The whole upgrade runs inside one outer transaction that also serialises
+//! concurrent migrators: `BEGIN IMMEDIATE` takes SQLite's write lock up front, and on Postgres a
+//! transaction-scoped advisory lock makes a second process wait, then find nothing left to do.
+//! Each migration runs in a savepoint, so a failing one leaves the database as it was.
+
+use refinery_core::traits::r#async::{AsyncQuery, AsyncTransaction};
+use refinery_core::{AsyncMigrate, Migration, Runner};
+use sqlx::{Connection, Postgres, Row, Sqlite, Transaction};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use super::StoreError;
+
+mod embedded {
+    pub mod sqlite {
+        refinery::embed_migrations!("migrations/sqlite");
+    }
+    pub mod postgres {
+        refinery::embed_migrations!("migrations/postgres");
+    }
+}
+
+/// refinery's history table; its name is part of the schema users see.
+pub const HISTORY_TABLE: &str = "refinery_schema_history";
+
+/// Arbitrary but fixed key of the Postgres advisory lock that serialises migrators.
+const PG_MIGRATION_LOCK: i64 = 0x6175_6469_745f_6d69; // "audit_mi"
+
+/// What a migration run did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationReport {
+    /// Names of the migrations applied by this run, oldest first (`V1__audit_trail`, ...).
+    pub applied: Vec<String>,
+    /// The schema version after the run.
+    pub version: i32,
+}
+
+pub(crate) fn sqlite_runner() -> Runner {
+    embedded::sqlite::migrations::runner()
+}
+
+pub(crate) fn postgres_runner() -> Runner {
+    embedded::postgres::migrations::runner()
+}
+
+/// The newest schema version this binary knows.
+pub fn latest_version() -> i32 {
+    let versions = |r: Runner| r.get_migrations().iter().map(|m| m.version()).max();
+    let (a, b) = (versions(sqlite_runner()), versions(postgres_runner()));
+    debug_assert_eq!(a, b, "both dialects must have the same migration versions");
+    a.unwrap_or(0)
+}
+
+/// A sqlx transaction seen by refinery as a database connection.
+pub(crate) struct TxMigrator<'t, DB: sqlx::Database> {
+    tx: &'t mut Transaction<'static, DB>,
+}
+
+macro_rules! impl_migrator {
+    ($db:ty) => {
+        impl AsyncTransaction for TxMigrator<'_, $db> {
+            type Error = sqlx::Error;
+
+            async fn execute<'a, T: Iterator<Item = &'a str> + Send + 'a>(
+                &'a mut self,
+                queries: T,
+            ) -> Result<usize, Self::Error> {
+                // A savepoint: one migration and its history row land together or not at all.
+                let mut savepoint = self.tx.begin().await?;
+                let mut count = 0;
+                for query in queries {
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(query.to_string()))
+                        .execute(&mut *savepoint)
+                        .await?;
+                    count += 1;
+                }
+                savepoint.commit().await?;
+                Ok(count)
+            }
+        }
+
+        impl AsyncQuery<Vec<Migration>> for TxMigrator<'_, $db> {
+            async fn query<'a>(
+                &'a mut self,
+                query: &'a str,
+            ) -> Result<Vec<Migration>, Self::Error> {
+                let rows = sqlx::query(sqlx::AssertSqlSafe(query.to_string()))
+                    .fetch_all(&mut **self.tx)
+                    .await?;
+                rows.iter().map(history_row).collect()
+            }
+        }
+
+        impl AsyncMigrate for TxMigrator<'_, $db> {}
+    };
+}
+
+impl_migrator!(Sqlite);
+impl_migrator!(Postgres);
+
+fn history_row<R: Row>(row: &R) -> Result<Migration, sqlx::Error>
+where
+    for<'r> i32: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    usize: sqlx::ColumnIndex<R>,
+{
+    let decode = |what: &str, err: String| {
+        sqlx::Error::Decode(format!("{HISTORY_TABLE}.{what}: {err}").into())
+    };
+    let version: i32 = row.try_get(0)?;
+    let name: String = row.try_get(1)?;
+    let applied_on: String = row.try_get(2)?;
+    let checksum: String = row.try_get(3)?;
+    let applied_on = OffsetDateTime::parse(&applied_on, &Rfc3339)
+        .map_err(|e| decode("applied_on", e.to_string()))?;
+    let checksum = checksum
+        .parse::<u64>()
+        .map_err(|e| decode("checksum", e.to_string()))?;
+    Ok(Migration::applied(version, name, applied_on, checksum))
+}
+
+/// Applies pending migrations on SQLite, holding the write lock for the whole upgrade.
+pub(crate) async fn migrate_sqlite(pool: &sqlx::SqlitePool) -> Result<MigrationReport, StoreError> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    sqlx::query(CREATE_HISTORY_TABLE)
+        .execute(&mut *tx)
+        .await
+        .map_err(history_table_error)?;
+    let report = run(&mut TxMigrator { tx: &mut tx }, sqlite_runner()).await?;
+    tx.commit().await?;
+    Ok(report)
+}
+
+/// Applies pending migrations on Postgres under an advisory lock held until commit.
+pub(crate) async fn migrate_postgres(pool: &sqlx::PgPool) -> Result<MigrationReport, StoreError> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(PG_MIGRATION_LOCK)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(CREATE_HISTORY_TABLE)
+        .execute(&mut *tx)
+        .await
+        .map_err(history_table_error)?;
+    let report = run(&mut TxMigrator { tx: &mut tx }, postgres_runner()).await?;
+    tx.commit().await?;
+    Ok(report)
+}
+
+/// refinery creates its history table itself; doing it first lets us read the history without
+/// a failing query, which would abort a Postgres transaction. Same DDL as refinery's.
+const CREATE_HISTORY_TABLE: &str = "CREATE TABLE IF NOT EXISTS refinery_schema_history (
+    version int4 PRIMARY KEY,
+    name VARCHAR(255),
+    applied_on VARCHAR(255),
+    checksum VARCHAR(255))";
+
+fn history_table_error(source: sqlx::Error) -> StoreError {
+    StoreError::Query {
+        what: "creating the migration history table".into(),
+        source: source.into(),
+    }
+}
+
+async fn run<C>(conn: &mut C, runner: Runner) -> Result<MigrationReport, StoreError>
+where
+    C: AsyncMigrate + Send,
+{
+    let latest = runner
+        .get_migrations()
+        .iter()
+        .map(|m| m.version())
+        .max()
+        .unwrap_or(0);
+    // Check before refinery's runner: it would log an error and carry on, and a newer binary's
+    // schema may mean data this one would misread.
+    let applied = runner.get_applied_migrations_async(conn).await?;
+    if let Some(newest) = applied.iter().map(|m| m.version()).max()
+        && newest > latest
+    {
+        return Err(StoreError::SchemaTooNew {
+            found: newest,
+            supported: latest,
+        });
+    }
+    let report = runner.set_abort_divergent(true).run_async(conn).await?;
+    let applied_now: Vec<String> = report
+        .applied_migrations()
+        .iter()
+        .map(|m| format!("V{}__{}", m.version(), m.name()))
+        .collect();
+    let version = report
+        .applied_migrations()
+        .iter()
+        .map(|m| m.version())
+        .chain(applied.iter().map(|m| m.version()))
+        .max()
+        .unwrap_or(0);
+    Ok(MigrationReport {
+        applied: applied_now,
+        version,
+    })
+}

@@ -1,0 +1,227 @@
+//! The audit trail's storage: SQLite or Postgres behind one small interface.
+//!
+//! [`Store`] holds a pool of either backend, chosen at runtime from the URL. Queries are written
+//! once where the SQL agrees (both engines accept `$1` placeholders, `ON CONFLICT`, partial
+//! indexes and `RETURNING`): the [`on_pool!`] macro expands one body for each pool type, so each
+//! is compiled against its own driver with native types (chrono times, JSON) instead of going
+//! through `sqlx::Any`. Where the dialects differ, the arms are written out.
+
+pub mod migrate;
+pub mod url;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Connection, PgPool, SqlitePool};
+
+pub use migrate::MigrationReport;
+pub use url::{Backend, DatabaseUrl, UrlError};
+
+/// How long a SQLite writer waits for another one before giving up.
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Url(#[from] UrlError),
+
+    #[error("cannot open the {backend} database {url}")]
+    Connect {
+        backend: &'static str,
+        url: String,
+        #[source]
+        source: sqlx::Error,
+    },
+
+    #[error(
+        "the database schema is at version {found}, newer than this build of audit understands \
+         (version {supported}); upgrade audit, or point --database-url at another database"
+    )]
+    SchemaTooNew { found: i32, supported: i32 },
+
+    #[error("migrating the database schema failed")]
+    Migration(#[from] refinery_core::Error),
+
+    #[error("database error while {what}")]
+    Query {
+        what: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(source: sqlx::Error) -> Self {
+        StoreError::Query {
+            what: "talking to the database".into(),
+            source: source.into(),
+        }
+    }
+}
+
+/// Adds what was being done to a database error.
+pub(crate) trait Context<T> {
+    fn context(self, what: impl FnOnce() -> String) -> Result<T, StoreError>;
+}
+
+impl<T> Context<T> for Result<T, sqlx::Error> {
+    fn context(self, what: impl FnOnce() -> String) -> Result<T, StoreError> {
+        self.map_err(|source| StoreError::Query {
+            what: what(),
+            source: source.into(),
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Expands `$body` once per backend with `$pool` bound to that backend's pool, so a query
+/// written once is compiled against each driver.
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.pool {
+            $crate::store::Pool::Sqlite($pool) => $body,
+            $crate::store::Pool::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+/// A connection pool to the audit database.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub(crate) pool: Pool,
+    url: DatabaseUrl,
+}
+
+impl Store {
+    /// Connects and brings the schema up to date: what every command that needs the schema does.
+    pub async fn open(url: &DatabaseUrl) -> Result<Store, StoreError> {
+        let store = Store::connect(url).await?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Connects without touching the schema.
+    pub async fn connect(url: &DatabaseUrl) -> Result<Store, StoreError> {
+        let connect_err = |source| StoreError::Connect {
+            backend: url.backend().name(),
+            url: url.redacted(),
+            source,
+        };
+        let pool = match url.backend() {
+            Backend::Sqlite => {
+                let options = SqliteConnectOptions::from_str(url.expose())
+                    .map_err(connect_err)?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(SQLITE_BUSY_TIMEOUT)
+                    // A larger page cache keeps index maintenance of big ingests in memory.
+                    .pragma("cache_size", "-65536");
+                // An in-memory database exists once per connection, so it must have one.
+                let max = if url.expose().contains(":memory:") {
+                    1
+                } else {
+                    4
+                };
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(max)
+                    .connect_with(options)
+                    .await
+                    .map_err(connect_err)?;
+                Pool::Sqlite(pool)
+            }
+            Backend::Postgres => {
+                let options = PgConnectOptions::from_str(url.expose()).map_err(connect_err)?;
+                // One direct connection first: a pool would retry until its timeout and then
+                // report only "timed out", hiding "connection refused" or "no such database".
+                sqlx::PgConnection::connect_with(&options)
+                    .await
+                    .map_err(connect_err)?
+                    .close()
+                    .await
+                    .ok();
+                let pool = PgPoolOptions::new()
+                    .max_connections(4)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_with(options)
+                    .await
+                    .map_err(connect_err)?;
+                Pool::Postgres(pool)
+            }
+        };
+        Ok(Store {
+            pool,
+            url: url.clone(),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.url.backend()
+    }
+
+    pub fn url(&self) -> &DatabaseUrl {
+        &self.url
+    }
+
+    /// Applies pending migrations; safe to call from several processes at once.
+    pub async fn migrate(&self) -> Result<MigrationReport, StoreError> {
+        match &self.pool {
+            Pool::Sqlite(pool) => migrate::migrate_sqlite(pool).await,
+            Pool::Postgres(pool) => migrate::migrate_postgres(pool).await,
+        }
+    }
+
+    /// The highest applied migration version, or `None` for a database never migrated.
+    pub async fn schema_version(&self) -> Result<Option<i32>, StoreError> {
+        let exists_sql = match self.backend() {
+            Backend::Sqlite => {
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = $1"
+            }
+            Backend::Postgres => {
+                "SELECT count(*) FROM information_schema.tables WHERE table_name = $1 AND table_schema = current_schema()"
+            }
+        };
+        on_pool!(self, pool => {
+            let exists: i64 = sqlx::query_scalar(exists_sql)
+                .bind(migrate::HISTORY_TABLE)
+                .fetch_one(pool)
+                .await
+                .context(|| "reading the schema version".into())?;
+            if exists == 0 {
+                return Ok(None);
+            }
+            sqlx::query_scalar::<_, Option<i32>>("SELECT max(version) FROM refinery_schema_history")
+                .fetch_one(pool)
+                .await
+                .context(|| "reading the schema version".into())
+        })
+    }
+
+    /// The SQLite pool, for tools and tests that need the driver itself.
+    pub fn sqlite_pool(&self) -> Option<&SqlitePool> {
+        match &self.pool {
+            Pool::Sqlite(pool) => Some(pool),
+            Pool::Postgres(_) => None,
+        }
+    }
+
+    /// The Postgres pool, for tools and tests that need the driver itself.
+    pub fn postgres_pool(&self) -> Option<&PgPool> {
+        match &self.pool {
+            Pool::Postgres(pool) => Some(pool),
+            Pool::Sqlite(_) => None,
+        }
+    }
+
+    pub async fn close(&self) {
+        on_pool!(self, pool => pool.close().await)
+    }
+}

@@ -1,0 +1,184 @@
+//! Test helpers shared by the integration tests: fresh databases on both backends.
+//!
+//! Postgres tests read `AUDIT_TEST_POSTGRES_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`), create a uniquely named database and drop it
+//! afterwards. When no server answers they are skipped with a message on the terminal, unless
+//! `AUDIT_REQUIRE_POSTGRES=1`, which turns the skip into a failure (CI sets it).
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use audit::store::{DatabaseUrl, Store};
+use sqlx::{Connection, Executor, PgConnection};
+
+const DEFAULT_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// A fresh, empty database that disappears when dropped.
+pub struct TestDb {
+    pub url: DatabaseUrl,
+    _dir: Option<tempfile::TempDir>,
+    pg: Option<PgDatabase>,
+}
+
+struct PgDatabase {
+    admin_url: String,
+    name: String,
+}
+
+impl TestDb {
+    pub async fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("audit.db");
+        let url = format!("sqlite://{}", path.display()).parse().unwrap();
+        TestDb {
+            url,
+            _dir: Some(dir),
+            pg: None,
+        }
+    }
+
+    /// `None` when Postgres is not reachable and not required (a message says so).
+    pub async fn postgres() -> Option<TestDb> {
+        let admin_url =
+            std::env::var("AUDIT_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_ADMIN_URL.into());
+        let mut admin = match PgConnection::connect(&admin_url).await {
+            Ok(conn) => conn,
+            Err(err) => {
+                let redacted = audit::store::url::redact(&admin_url);
+                if std::env::var("AUDIT_REQUIRE_POSTGRES").as_deref() == Ok("1") {
+                    panic!(
+                        "AUDIT_REQUIRE_POSTGRES=1 but Postgres at {redacted} is unreachable: {err}"
+                    );
+                }
+                // Written to the real stderr, not the captured one, so the skip is visible.
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "SKIPPED Postgres test: no server at {redacted} ({err}); set AUDIT_TEST_POSTGRES_URL, \
+                     or AUDIT_REQUIRE_POSTGRES=1 to make this a failure"
+                );
+                return None;
+            }
+        };
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "audit_test_{}_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed),
+            chrono::Utc::now().timestamp_micros() % 1_000_000
+        );
+        admin
+            .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .await
+            .expect("create test database");
+        admin.close().await.ok();
+        let mut url = url::Url::parse(&admin_url).expect("AUDIT_TEST_POSTGRES_URL is a URL");
+        url.set_path(&name);
+        Some(TestDb {
+            url: url.as_str().parse().unwrap(),
+            _dir: None,
+            pg: Some(PgDatabase { admin_url, name }),
+        })
+    }
+
+    pub async fn store(&self) -> Store {
+        Store::open(&self.url).await.expect("open test store")
+    }
+
+    /// The URL with its password, for passing to the binary under test.
+    pub fn url_string(&self) -> String {
+        self.url.expose().to_string()
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some(pg) = self.pg.take() else { return };
+        // Drop runs inside the test's runtime, so the clean-up gets a thread and runtime of its own.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok(mut admin) = PgConnection::connect(&pg.admin_url).await {
+                    let _ = admin
+                        .execute(sqlx::AssertSqlSafe(format!(
+                            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                            pg.name
+                        )))
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// Declares one test per backend: `$name::sqlite` and `$name::postgres`, each calling
+/// `$body(TestDb)`. The Postgres one skips (visibly) when no server is reachable.
+#[macro_export]
+macro_rules! both_backends {
+    ($name:ident, $body:path) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                $body($crate::common::TestDb::sqlite().await).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if let Some(db) = $crate::common::TestDb::postgres().await {
+                    $body(db).await;
+                }
+            }
+        }
+    };
+}
+
+/// Runs the `audit` binary with the given database and arguments; returns (status, stdout, stderr).
+pub fn run_audit(db_url: &str, args: &[&str], envs: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_audit"));
+    cmd.args(args)
+        .env("AUDIT_DATABASE_URL", db_url)
+        .env_remove("RUST_LOG");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run audit");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs `sql` with one text parameter and returns the first column of every row as text.
+pub async fn strings(store: &Store, sql: &'static str, param: &str) -> Vec<String> {
+    if let Some(pool) = store.sqlite_pool() {
+        sqlx::query_scalar(sql)
+            .bind(param)
+            .fetch_all(pool)
+            .await
+            .unwrap()
+    } else {
+        let pool = store.postgres_pool().unwrap();
+        sqlx::query_scalar(sql)
+            .bind(param)
+            .fetch_all(pool)
+            .await
+            .unwrap()
+    }
+}
+
+/// Runs a statement without parameters.
+pub async fn exec(store: &Store, sql: &'static str) {
+    if let Some(pool) = store.sqlite_pool() {
+        sqlx::query(sql).execute(pool).await.unwrap();
+    } else {
+        sqlx::query(sql)
+            .execute(store.postgres_pool().unwrap())
+            .await
+            .unwrap();
+    }
+}

@@ -1,0 +1,256 @@
+//! The store on both backends: migrations, schema contract, URL handling.
+
+mod common;
+
+use audit::store::migrate::latest_version;
+use audit::store::{Backend, Store, StoreError};
+use common::{TestDb, exec, run_audit, strings};
+
+/// Columns of `serial_events` that users write SQL against.
+const CONTRACT_COLUMNS: &[&str] = &[
+    "event_id",
+    "company_id",
+    "serial",
+    "product_id",
+    "doc_type",
+    "doc_id",
+    "doc_number",
+    "line_collection",
+    "line_id",
+    "event_type",
+    "occurred_at",
+    "location_id",
+    "sublocation",
+    "quantity_delta",
+    "doc_status",
+    "observed_at",
+    "run_id",
+    "retracted_at",
+    "retracted_run_id",
+];
+
+const TABLES: &[&str] = &[
+    "serial_events",
+    "documents",
+    "document_changes",
+    "ingest_runs",
+    "sync_state",
+    "locations",
+    "products",
+    "run_warnings",
+];
+
+async fn columns(store: &Store, table: &str) -> Vec<String> {
+    let sql = match store.backend() {
+        Backend::Sqlite => "SELECT name FROM pragma_table_info($1) ORDER BY cid",
+        Backend::Postgres => {
+            "SELECT column_name::text FROM information_schema.columns \
+             WHERE table_name = $1 AND table_schema = current_schema() ORDER BY ordinal_position"
+        }
+    };
+    strings(store, sql, table).await
+}
+
+async fn migrations_from_empty(db: TestDb) {
+    let store = Store::connect(&db.url).await.unwrap();
+    assert_eq!(
+        store.schema_version().await.unwrap(),
+        None,
+        "a fresh database has no schema"
+    );
+    let report = store.migrate().await.unwrap();
+    assert_eq!(report.version, latest_version());
+    assert!(
+        report.applied.iter().any(|m| m == "V1__audit_trail"),
+        "{report:?}"
+    );
+    assert_eq!(
+        store.schema_version().await.unwrap(),
+        Some(latest_version())
+    );
+    for table in TABLES {
+        assert!(
+            !columns(&store, table).await.is_empty(),
+            "table {table} is missing"
+        );
+    }
+    assert_eq!(columns(&store, "serial_events").await, CONTRACT_COLUMNS);
+}
+both_backends!(migrations_from_empty, crate::migrations_from_empty);
+
+async fn migrating_again_is_a_no_op(db: TestDb) {
+    let store = db.store().await;
+    let again = store.migrate().await.unwrap();
+    assert!(again.applied.is_empty(), "{again:?}");
+    assert_eq!(again.version, latest_version());
+    let rows = strings(
+        &store,
+        "SELECT name FROM refinery_schema_history WHERE name <> $1",
+        "",
+    )
+    .await;
+    assert_eq!(
+        rows.len() as i32,
+        latest_version(),
+        "one history row per migration: {rows:?}"
+    );
+}
+both_backends!(
+    migrating_again_is_a_no_op,
+    crate::migrating_again_is_a_no_op
+);
+
+async fn concurrent_migrations_apply_once(db: TestDb) {
+    // Separate stores are separate pools, like separate processes.
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let url = db.url.clone();
+        tasks.push(tokio::spawn(async move {
+            let store = Store::connect(&url).await.unwrap();
+            store.migrate().await
+        }));
+    }
+    let mut applied_total = 0;
+    for task in tasks {
+        let report = task.await.unwrap().expect("a concurrent migration failed");
+        assert_eq!(report.version, latest_version());
+        applied_total += report.applied.len();
+    }
+    assert_eq!(
+        applied_total as i32,
+        latest_version(),
+        "each migration applied by exactly one migrator"
+    );
+    let store = db.store().await;
+    let rows = strings(
+        &store,
+        "SELECT name FROM refinery_schema_history WHERE name <> $1",
+        "",
+    )
+    .await;
+    assert_eq!(rows.len() as i32, latest_version(), "{rows:?}");
+}
+both_backends!(
+    concurrent_migrations_apply_once,
+    crate::concurrent_migrations_apply_once
+);
+
+async fn newer_schema_is_refused(db: TestDb) {
+    let store = db.store().await;
+    exec(
+        &store,
+        "INSERT INTO refinery_schema_history (version, name, applied_on, checksum) \
+         VALUES (999, 'from_the_future', '2030-01-01T00:00:00Z', '1')",
+    )
+    .await;
+    match store.migrate().await {
+        Err(StoreError::SchemaTooNew { found, supported }) => {
+            assert_eq!(found, 999);
+            assert_eq!(supported, latest_version());
+        }
+        other => panic!("expected SchemaTooNew, got {other:?}"),
+    }
+    store.close().await;
+    let (code, stdout, stderr) = run_audit(&db.url_string(), &["migrate"], &[]);
+    assert_ne!(code, 0);
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(
+        stderr.contains("version 999") && stderr.contains("upgrade audit"),
+        "{stderr}"
+    );
+}
+both_backends!(newer_schema_is_refused, crate::newer_schema_is_refused);
+
+async fn migrate_command_prints_the_version(db: TestDb) {
+    let (code, stdout, stderr) = run_audit(&db.url_string(), &["migrate"], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains(&format!("schema version {}", latest_version())),
+        "{stdout}"
+    );
+    assert!(stdout.contains("V1__audit_trail"), "{stdout}");
+    let (code, stdout, _) = run_audit(&db.url_string(), &["migrate"], &[]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("already up to date"), "{stdout}");
+}
+both_backends!(
+    migrate_command_prints_the_version,
+    crate::migrate_command_prints_the_version
+);
+
+#[test]
+fn unsupported_scheme_is_a_clear_error() {
+    let (code, stdout, stderr) =
+        run_audit("mysql://root:hunter2@localhost/audit", &["migrate"], &[]);
+    assert_eq!(code, 1);
+    assert!(stdout.is_empty());
+    assert!(
+        stderr.contains("sqlite:")
+            && stderr.contains("postgres://")
+            && stderr.contains("postgresql://"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+}
+
+#[test]
+fn password_is_redacted_in_connection_errors_at_every_verbosity() {
+    // Nothing listens on port 9: the connection fails and the error quotes the URL.
+    let url = "postgres://alice:hunter2@127.0.0.1:9/audit";
+    for verbosity in [&[][..], &["-vvv"][..]] {
+        let mut args = verbosity.to_vec();
+        args.push("migrate");
+        let (code, stdout, stderr) = run_audit(url, &args, &[]);
+        assert_eq!(code, 1);
+        assert!(
+            stderr.contains("postgres://alice:***@127.0.0.1:9/audit"),
+            "{stderr}"
+        );
+        assert!(
+            !stderr.contains("hunter2") && !stdout.contains("hunter2"),
+            "{stderr}"
+        );
+    }
+}
+
+#[test]
+fn sqlite_file_is_created_where_the_default_url_points() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_audit"))
+        .arg("migrate")
+        .current_dir(dir.path())
+        .env_remove("AUDIT_DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(dir.path().join("audit.db").exists());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("sqlite://audit.db: schema version"));
+}
+
+#[tokio::test]
+async fn sqlite_runs_in_wal_mode_with_normal_sync_and_a_busy_timeout() {
+    let db = TestDb::sqlite().await;
+    let store = db.store().await;
+    let pool = store.sqlite_pool().unwrap();
+    // One connection, so the per-connection settings read are those the pool applied.
+    let mut conn = pool.acquire().await.unwrap();
+    let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(journal, "wal");
+    assert_eq!(synchronous, 1, "synchronous=NORMAL");
+    assert!(busy >= 5_000, "busy_timeout {busy} ms");
+}

@@ -3,7 +3,12 @@
 //! Each subcommand's arguments are a struct here; its behaviour lives in `commands::<name>`.
 //! The `///` comments are the help text users read, so they are written for them.
 
+use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
+
+use crate::inflow::{DEFAULT_API_VERSION, DEFAULT_BASE_URL};
+use crate::mapping::DocType;
+use crate::output::Format;
 
 /// Turn an inFlow Inventory company's transactions into a serial-number audit trail in SQL.
 ///
@@ -58,6 +63,46 @@ pub enum Command {
     /// binary is refused rather than touched.
     Migrate,
 
+    /// Walk inFlow's documents and record every serial occurrence in `serial_events`.
+    ///
+    /// Sales orders, purchase orders, stock adjustments and stock transfers are walked with
+    /// their line collections, 100 per request, in a keyset on their ids. Runs are incremental
+    /// (an unchanged document costs no writes), resumable (each page is saved with the walk's
+    /// position, so a run stopped or killed continues where it was), and polite: requests are
+    /// paced under inFlow's per-minute and per-hour limits, which the company's other
+    /// integrations share.
+    ///
+    /// Exit status: 0 when the run finished or stopped cleanly (--max-requests, Ctrl-C), 1 when
+    /// it failed; the position is saved either way.
+    #[command(after_help = "Examples:\n  \
+        audit ingest --since 2025-01-01\n  \
+        audit ingest --types sales-orders,stock-transfers --max-requests 200\n  \
+        audit --database-url postgres://audit@db/audit ingest")]
+    Ingest(IngestArgs),
+
+    /// Print one serial's history: every recorded event in order, and where it is now.
+    ///
+    /// Events are ordered by date, then by the natural order of a document's steps (ordered or
+    /// sold before picked before shipped; sent before received). The running on-hand column
+    /// adds up each event's stock effect (+1 in, -1 out). A serial string used by two products
+    /// is shown as two histories. Exits 1 when the serial is unknown, with close matches.
+    #[command(after_help = "Examples:\n  \
+        audit timeline SN-001234\n  \
+        audit timeline SN-001234 --format json\n  \
+        audit timeline SN-001234 --all --as-of 2025-06-30T12:00:00Z")]
+    Timeline(TimelineArgs),
+
+    /// Run a read-only SQL query against the audit trail and print the result.
+    ///
+    /// The query runs on a read-only connection (SQLite) or in a read-only transaction
+    /// (Postgres): INSERT, UPDATE, DELETE, DROP and the like are refused and change nothing.
+    /// A file may use named parameters (`:po_number`), given with --param; each becomes a quoted
+    /// literal. The queries shipped in `sql/` say what they answer and how to run them.
+    #[command(after_help = "Examples:\n  \
+        audit sql \"SELECT status, count(*) FROM serial_current GROUP BY status\"\n  \
+        audit sql --file sql/recall.sql --param po_number=PO-000012 --format csv")]
+    Sql(SqlArgs),
+
     /// Serve a simulated inFlow Cloud API with a generated company, for trying `audit` without
     /// an API key and for tests.
     Simulate(SimulateArgs),
@@ -77,4 +122,130 @@ pub struct SimulateArgs {
     /// number of sales orders.
     #[arg(long, default_value = "small")]
     pub scale: String,
+}
+
+/// Where and how to reach inFlow; shared by the commands that call the API.
+#[derive(Debug, Clone, Args)]
+pub struct InflowArgs {
+    /// The company's id (a GUID), from inFlow's Options > Integrations page.
+    #[arg(long, env = "INFLOW_COMPANY_ID")]
+    pub company_id: Option<String>,
+
+    /// The API key. Prefer the environment variable: arguments are visible to other users of
+    /// the machine. The key is never printed, logged or stored.
+    #[arg(long, env = "INFLOW_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+
+    /// The API's address.
+    #[arg(long, env = "INFLOW_BASE_URL", default_value = DEFAULT_BASE_URL)]
+    pub base_url: String,
+
+    /// The API version sent in the Accept header.
+    #[arg(long, env = "INFLOW_API_VERSION", default_value = DEFAULT_API_VERSION)]
+    pub api_version: String,
+
+    /// Requests per minute to stay under. inFlow allows 60 per company, shared with the
+    /// company's other integrations: lower this to leave them room.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_per_minute: u32,
+
+    /// Requests per hour to stay under (inFlow allows 1000, shared likewise).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_per_hour: u32,
+
+    /// Stop cleanly after this many requests, saving the position, so that a scheduled run
+    /// takes only its share of the quota. The next run continues from there.
+    #[arg(long, value_name = "N")]
+    pub max_requests: Option<u64>,
+
+    /// Compress every wait (rate windows, backoff, Retry-After defaults) by this factor, to
+    /// match a simulator started with the same --time-scale. Testing only.
+    #[arg(long, default_value_t = 1.0, hide = true)]
+    pub time_scale: f64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct IngestArgs {
+    #[command(flatten)]
+    pub inflow: InflowArgs,
+
+    /// Leave out documents dated before this day (YYYY-MM-DD). Sales and purchase orders are
+    /// filtered by inFlow on their order date; adjustments and transfers, which inFlow cannot
+    /// filter, are walked in full and filtered here. Remembered: later runs keep the bound.
+    #[arg(long, value_name = "DATE")]
+    pub since: Option<NaiveDate>,
+
+    /// Only these streams, comma-separated: sales-orders, purchase-orders, stock-adjustments,
+    /// stock-transfers. Default: all.
+    #[arg(long, value_delimiter = ',', value_name = "STREAMS", value_parser = parse_stream)]
+    pub types: Vec<DocType>,
+}
+
+fn parse_stream(s: &str) -> Result<DocType, String> {
+    DocType::from_stream(s.trim()).ok_or_else(|| {
+        let all: Vec<&str> = DocType::ALL.iter().map(|t| t.stream()).collect();
+        format!("unknown stream `{s}`; expected one of {}", all.join(", "))
+    })
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TimelineArgs {
+    /// The serial number, exactly as inFlow stores it.
+    pub serial: String,
+
+    /// Only this company's events, when the database holds several.
+    #[arg(long, env = "INFLOW_COMPANY_ID")]
+    pub company_id: Option<String>,
+
+    /// table (the default on a terminal), json (the default otherwise) or csv.
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+
+    /// Show retracted events too (events of edited, cancelled or deleted documents), marked.
+    #[arg(long)]
+    pub all: bool,
+
+    /// Show the history as it was recorded at this moment (RFC 3339, or a date for its start):
+    /// events observed by then and not yet retracted then.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub as_of: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    crate::mapping::parse_date(s)
+        .ok_or_else(|| format!("`{s}` is not a time: use 2025-06-30T12:00:00Z or 2025-06-30"))
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SqlArgs {
+    /// The query to run.
+    #[arg(required_unless_present = "file", conflicts_with = "file")]
+    pub query: Option<String>,
+
+    /// Read the query from a file. `sql/NAME.sql` falls back to `sql/NAME.sqlite.sql` or
+    /// `sql/NAME.postgres.sql` (whichever matches the database) for queries that need one
+    /// version per engine.
+    #[arg(long, short = 'f', value_name = "PATH")]
+    pub file: Option<std::path::PathBuf>,
+
+    /// A named parameter of the query: --param po_number=PO-000012 (repeatable).
+    #[arg(long = "param", short = 'p', value_name = "NAME=VALUE", value_parser = parse_param)]
+    pub params: Vec<(String, String)>,
+
+    /// table (the default on a terminal), json (the default otherwise) or csv.
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+}
+
+fn parse_param(s: &str) -> Result<(String, String), String> {
+    let (name, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` is not NAME=VALUE"))?;
+    let name = name.trim().trim_start_matches(':');
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(format!(
+            "`{name}` is not a parameter name (letters, digits and _)"
+        ));
+    }
+    Ok((name.to_string(), value.to_string()))
 }

@@ -11,6 +11,30 @@
 pub mod cli;
 pub mod commands;
 pub mod inflow;
+pub mod ingest;
 pub mod mapping;
+pub mod output;
 pub mod simulator;
 pub mod store;
+pub mod testing;
+pub mod timeline;
+
+/// An error and its causes on one line, skipping a cause whose text its parent already quotes
+/// (sqlx and io errors often repeat their source in their own message).
+pub fn error_text(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = String::new();
+    let mut parent = String::new();
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        if !parent.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+        parent = text;
+        next = cause.source();
+    }
+    out
+}

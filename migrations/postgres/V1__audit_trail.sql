@@ -62,6 +62,7 @@ CREATE TABLE documents (
     doc_number       TEXT,
     doc_date         TIMESTAMPTZ,               -- orderDate, date or transferDate
     doc_status       TEXT,
+    party_id         TEXT,               -- customerId of a sales order, vendorId of a purchase order
     row_version      TEXT,               -- the header `timestamp`
     lines_version    TEXT,               -- digest of every line's id and `timestamp`
     is_cancelled     BOOLEAN NOT NULL DEFAULT false,

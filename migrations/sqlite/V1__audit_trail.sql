@@ -63,6 +63,7 @@ CREATE TABLE documents (
     doc_number       TEXT,
     doc_date         TEXT,               -- orderDate, date or transferDate
     doc_status       TEXT,
+    party_id         TEXT,               -- customerId of a sales order, vendorId of a purchase order
     row_version      TEXT,               -- the header `timestamp`
     lines_version    TEXT,               -- digest of every line's id and `timestamp`
     is_cancelled     INTEGER NOT NULL DEFAULT 0,

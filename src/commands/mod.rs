@@ -1,8 +1,11 @@
 //! One module per subcommand. `main` sets up logging and the runtime, runs the command and
 //! turns its outcome into an exit status.
 
+pub mod ingest;
 pub mod migrate;
 pub mod simulate;
+pub mod sql;
+pub mod timeline;
 
 use std::process::ExitCode;
 
@@ -25,34 +28,19 @@ pub fn main(cli: Cli) -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {}", describe(&err));
+            eprintln!("error: {}", crate::error_text(err.as_ref()));
             ExitCode::FAILURE
         }
     }
-}
-
-/// The error and its causes on one line, skipping a cause whose text its parent already quotes
-/// (sqlx and io errors often repeat their source in their own message).
-fn describe(err: &anyhow::Error) -> String {
-    let mut out = String::new();
-    let mut parent = String::new();
-    for cause in err.chain() {
-        let text = cause.to_string();
-        if !parent.contains(&text) {
-            if !out.is_empty() {
-                out.push_str(": ");
-            }
-            out.push_str(&text);
-        }
-        parent = text;
-    }
-    out
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let global = cli.global;
     match cli.command {
         Command::Migrate => migrate::run(&global).await,
+        Command::Ingest(args) => ingest::run(&global, args).await,
+        Command::Timeline(args) => timeline::run(&global, args).await,
+        Command::Sql(args) => sql::run(&global, args).await,
         Command::Simulate(args) => simulate::run(&global, args).await,
     }
 }
@@ -89,4 +77,36 @@ fn init_tracing(global: &GlobalArgs) {
         .with_writer(std::io::stderr)
         .with_target(false)
         .try_init();
+}
+
+/// Ctrl-C or SIGTERM ends a run after the page in hand, with its position saved.
+pub(crate) fn stop_on_signals(stop: crate::ingest::StopFlag) {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let (Ok(mut term), Ok(mut int)) = (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) else {
+                return;
+            };
+            for n in 0.. {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+                if n > 0 {
+                    // A second signal means now: the last committed page is saved anyway.
+                    std::process::exit(130);
+                }
+                eprintln!("stopping after the current page (signal again to stop at once)");
+                stop.stop();
+            }
+        }
+        #[cfg(not(unix))]
+        if tokio::signal::ctrl_c().await.is_ok() {
+            stop.stop();
+        }
+    });
 }

@@ -46,6 +46,7 @@ lenient_struct! {
         sales_order_id: Option<String>,
         order_number: Option<String>,
         order_date: Option<String>,
+        customer_id: Option<String>,
         location_id: Option<String>,
         inventory_status: Option<String>,
         is_cancelled: bool,

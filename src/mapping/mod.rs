@@ -241,6 +241,8 @@ pub struct Derived {
     /// orderDate, date or transferDate.
     pub doc_date: Option<DateTime<Utc>>,
     pub doc_status: Option<String>,
+    /// The customer of a sales order, the vendor of a purchase order.
+    pub party_id: Option<String>,
     pub is_cancelled: bool,
     /// The header `timestamp`.
     pub row_version: Option<String>,
@@ -353,6 +355,7 @@ impl Builder {
                 doc_number: number.map(str::to_string),
                 doc_date: None,
                 doc_status: status.map(str::to_string),
+                party_id: None,
                 is_cancelled,
                 row_version: timestamp.map(str::to_string),
                 lines_version: String::new(),
@@ -389,6 +392,10 @@ impl Builder {
 
     pub fn set_doc_date(&mut self, date: Option<DateTime<Utc>>) {
         self.derived.doc_date = date;
+    }
+
+    pub fn set_party(&mut self, party_id: Option<&str>) {
+        self.derived.party_id = party_id.map(str::to_string);
     }
 
     /// Records a line's version; every line of every collection, with or without serials.

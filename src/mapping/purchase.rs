@@ -15,6 +15,7 @@ pub(super) fn derive(po: PurchaseOrder, raw: &str) -> Result<Derived, MappingErr
     )?;
     let order_date = b.date("orderDate", po.order_date.as_deref(), None);
     b.set_doc_date(order_date);
+    b.set_party(po.vendor_id.as_deref());
     let header_location = po.location_id.as_deref();
 
     let lines = po.lines.unwrap_or_default();
@@ -151,6 +152,10 @@ mod tests {
             ("SN-A1".into(), line, 0, s(LOC), None, when)
         );
         assert_eq!(of(&d, EventType::Ordered).len(), 3);
+        assert_eq!(
+            d.party_id.as_deref(),
+            Some("00000000-0000-4000-8000-000000000013")
+        );
         assert!(d.warnings.is_empty(), "{:?}", d.warnings);
     }
 

@@ -15,6 +15,7 @@ pub(super) fn derive(so: SalesOrder, raw: &str) -> Result<Derived, MappingError>
     )?;
     let order_date = b.date("orderDate", so.order_date.as_deref(), None);
     b.set_doc_date(order_date);
+    b.set_party(so.customer_id.as_deref());
     let is_quote = so.is_quote
         || so
             .inventory_status
@@ -214,6 +215,10 @@ mod tests {
         assert_eq!(d.doc_number.as_deref(), Some("SO-000200"));
         assert_eq!(d.doc_status.as_deref(), Some("fulfilled"));
         assert_eq!(d.doc_date, when);
+        assert_eq!(
+            d.party_id.as_deref(),
+            Some("00000000-0000-4000-8000-000000000004")
+        );
         assert!(d.warnings.is_empty(), "{:?}", d.warnings);
     }
 

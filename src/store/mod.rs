@@ -6,7 +6,11 @@
 //! is compiled against its own driver with native types (chrono times, JSON) instead of going
 //! through `sqlx::Any`. Where the dialects differ, the arms are written out.
 
+pub mod adhoc;
+pub mod ingest;
 pub mod migrate;
+pub mod query;
+pub mod reference;
 pub mod url;
 
 use std::str::FromStr;
@@ -92,6 +96,28 @@ macro_rules! on_pool {
     };
 }
 pub(crate) use on_pool;
+
+/// Opens a write transaction the way each engine wants it.
+pub(crate) trait WritePool {
+    type Db: sqlx::Database;
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>;
+}
+
+impl WritePool for SqlitePool {
+    type Db = sqlx::Sqlite;
+    /// `BEGIN IMMEDIATE` takes the write lock up front: a deferred transaction that reads
+    /// first and writes later can fail with "database is locked" instead of waiting.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
+impl WritePool for PgPool {
+    type Db = sqlx::Postgres;
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        self.begin().await
+    }
+}
 
 /// A connection pool to the audit database.
 #[derive(Debug, Clone)]

@@ -182,3 +182,205 @@ pub async fn exec(store: &Store, sql: &'static str) {
             .unwrap();
     }
 }
+
+// ---- Ingest against the simulator -------------------------------------------------------------
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use audit::inflow::{ApiKey, Client, ClientConfig, RateLimits};
+use audit::ingest::{IngestOptions, Quiet, RunSummary, StopFlag};
+use audit::mapping::DocType;
+use audit::simulator::{Scale, SimConfig, Simulator};
+
+pub const DOC_ENDPOINTS: [&str; 4] = [
+    "sales-orders",
+    "purchase-orders",
+    "stock-adjustments",
+    "stock-transfers",
+];
+
+/// A simulator without rate limits or faults.
+pub async fn simulator(scale: Scale) -> Simulator {
+    Simulator::start(SimConfig {
+        scale,
+        rate_limit: None,
+        ..SimConfig::default()
+    })
+    .await
+    .expect("start simulator")
+}
+
+/// A client for the simulator with short waits, so retries do not slow the tests.
+pub fn client_for(sim: &Simulator) -> Client {
+    let mut config = ClientConfig::new(
+        &sim.base_url(),
+        &sim.company_id(),
+        ApiKey::new(sim.api_key()),
+    );
+    config.limits = RateLimits {
+        per_minute: 100_000,
+        per_hour: 1_000_000,
+        minute: Duration::from_secs(60),
+    };
+    config.retry.base_delay = Duration::from_millis(5);
+    config.retry.max_delay = Duration::from_millis(50);
+    config.retry.default_retry_after = Duration::from_millis(50);
+    Client::new(config).expect("client")
+}
+
+pub fn options(sim: &Simulator) -> IngestOptions {
+    IngestOptions {
+        company_id: sim.company_id(),
+        since: None,
+        types: DocType::ALL.to_vec(),
+        arguments: serde_json::json!({}),
+    }
+}
+
+/// Runs an ingest in-process with a fresh client.
+pub async fn ingest(store: &Store, sim: &Simulator) -> RunSummary {
+    audit::ingest::run(
+        store,
+        &client_for(sim),
+        &options(sim),
+        &Quiet,
+        &StopFlag::default(),
+    )
+    .await
+    .expect("ingest")
+}
+
+/// An event as compared between runs: everything but ids and observation times.
+pub type Event = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    i16,
+    Option<String>,
+);
+
+/// The events the simulator's current documents should produce, through the same mapping.
+pub fn expected_events(sim: &Simulator) -> BTreeSet<Event> {
+    expected_events_where(sim, |_| true)
+}
+
+pub fn expected_events_where(
+    sim: &Simulator,
+    keep: impl Fn(&audit::mapping::Derived) -> bool,
+) -> BTreeSet<Event> {
+    let mut out = BTreeSet::new();
+    for endpoint in DOC_ENDPOINTS {
+        let doc_type = DocType::from_stream(endpoint).unwrap();
+        for doc in sim.documents(endpoint) {
+            let d = audit::mapping::derive(doc_type, &doc.to_string())
+                .expect("simulator documents map");
+            if !keep(&d) {
+                continue;
+            }
+            for e in &d.events {
+                out.insert((
+                    doc_type.as_str().to_string(),
+                    d.doc_id.clone(),
+                    e.line_collection.to_string(),
+                    e.line_id.clone(),
+                    e.serial.clone(),
+                    e.event_type.as_str().to_string(),
+                    e.occurred_at.map(|t| t.to_rfc3339()),
+                    e.location_id.clone(),
+                    e.sublocation.clone(),
+                    e.quantity_delta,
+                    e.product_id.clone(),
+                ));
+            }
+        }
+    }
+    out
+}
+
+type EventRow = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    Option<chrono::DateTime<chrono::Utc>>,
+    Option<String>,
+    Option<String>,
+    i16,
+    Option<String>,
+);
+
+const CURRENT_EVENTS: &str = "SELECT doc_type, doc_id, line_collection, line_id, serial, event_type, occurred_at, \
+     location_id, sublocation, quantity_delta, product_id FROM serial_events WHERE retracted_at IS NULL";
+
+/// The current events in the database, and how many rows they are (to catch duplicates).
+pub async fn stored_events(store: &Store) -> (BTreeSet<Event>, usize) {
+    let rows: Vec<EventRow> = if let Some(pool) = store.sqlite_pool() {
+        sqlx::query_as(CURRENT_EVENTS)
+            .fetch_all(pool)
+            .await
+            .unwrap()
+    } else {
+        sqlx::query_as(CURRENT_EVENTS)
+            .fetch_all(store.postgres_pool().unwrap())
+            .await
+            .unwrap()
+    };
+    let n = rows.len();
+    let set = rows
+        .into_iter()
+        .map(|(a, b, c, d, e, f, t, g, h, i, j)| {
+            (a, b, c, d, e, f, t.map(|t| t.to_rfc3339()), g, h, i, j)
+        })
+        .collect();
+    (set, n)
+}
+
+/// Runs a statement returning one integer.
+pub async fn count(store: &Store, sql: &'static str) -> i64 {
+    if let Some(pool) = store.sqlite_pool() {
+        sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
+    } else {
+        sqlx::query_scalar(sql)
+            .fetch_one(store.postgres_pool().unwrap())
+            .await
+            .unwrap()
+    }
+}
+
+/// Requests a complete walk of `n` documents costs: ceil(n/100), plus one when n is a multiple
+/// of 100 (the empty page that proves the end); that is n/100 + 1.
+pub fn walk_cost(n: usize) -> usize {
+    n / 100 + 1
+}
+
+/// The environment that points the binary at the simulator.
+pub fn sim_env(sim: &Simulator) -> Vec<(&'static str, String)> {
+    vec![
+        ("INFLOW_BASE_URL", sim.base_url()),
+        ("INFLOW_COMPANY_ID", sim.company_id()),
+        ("INFLOW_API_KEY", sim.api_key()),
+    ]
+}
+
+/// Runs the binary against the simulator; returns (status, stdout, stderr).
+pub fn run_cli(
+    db: &TestDb,
+    sim: &Simulator,
+    args: &[&str],
+    extra_env: &[(&str, &str)],
+) -> (i32, String, String) {
+    let env = sim_env(sim);
+    let mut all: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    all.extend_from_slice(extra_env);
+    // The simulator runs on this runtime: let it keep serving while the binary runs.
+    tokio::task::block_in_place(|| run_audit(&db.url_string(), args, &all))
+}

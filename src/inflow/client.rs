@@ -1,0 +1,528 @@
+//! The HTTP client for inFlow Cloud: authentication, pacing, retries and lenient page parsing.
+//!
+//! Every request goes through [`Client::get_array`], which waits for the [`Pacer`], counts the
+//! request against the run's budget, and retries what is worth retrying: 429 after its
+//! `Retry-After`, 5xx, timeouts, dropped connections and unparsable bodies with exponential
+//! backoff and jitter. Anything else (401, 404, another 4xx) fails at once, since repeating it
+//! would only spend the company's shared quota.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use rand::Rng;
+use reqwest::StatusCode;
+use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, RETRY_AFTER};
+use serde_json::value::RawValue;
+use tokio::time::Instant;
+
+use super::pacer::{Pacer, RateLimits};
+
+/// The API key. It is only ever put in the `Authorization` header: `Debug` and `Display` hide it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    pub fn new(key: impl Into<String>) -> ApiKey {
+        ApiKey(key.into())
+    }
+
+    fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiKey(***)")
+    }
+}
+
+/// How hard to try before giving up on a request.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Retries after 5xx, timeouts, dropped connections and unparsable bodies.
+    pub max_retries: u32,
+    /// Retries after 429, counted separately: waiting them out is the polite answer.
+    pub max_rate_limited: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+    /// Wait after a 429 that carries no usable `Retry-After`.
+    pub default_retry_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_retries: 6,
+            max_rate_limited: 20,
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(60),
+            default_retry_after: Duration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    pub base_url: String,
+    pub company_id: String,
+    pub api_key: ApiKey,
+    pub api_version: String,
+    pub limits: RateLimits,
+    pub retry: RetryPolicy,
+    /// Ends the run cleanly once this many requests were sent (retries included).
+    pub max_requests: Option<u64>,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+}
+
+impl ClientConfig {
+    pub fn new(base_url: &str, company_id: &str, api_key: ApiKey) -> ClientConfig {
+        ClientConfig {
+            base_url: base_url.trim_end_matches('/').to_string(),
+            company_id: company_id.to_string(),
+            api_key,
+            api_version: super::DEFAULT_API_VERSION.to_string(),
+            limits: RateLimits::INFLOW,
+            retry: RetryPolicy::default(),
+            max_requests: None,
+            connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Not a failure: the run's `--max-requests` budget is spent.
+    #[error("the request budget is spent")]
+    BudgetSpent,
+
+    #[error(
+        "inFlow refused the API key for {what} (HTTP {status}): check INFLOW_API_KEY and that the company has the API add-on"
+    )]
+    Unauthorized { what: String, status: u16 },
+
+    #[error("inFlow answered 404 for {what}: check INFLOW_COMPANY_ID and INFLOW_BASE_URL")]
+    NotFound { what: String },
+
+    #[error("inFlow rejected {what} (HTTP {status}): {body}")]
+    Rejected {
+        what: String,
+        status: u16,
+        body: String,
+    },
+
+    #[error(
+        "{what} failed after {attempts} attempts; last: {last}. Run again later: the position is saved"
+    )]
+    GaveUp {
+        what: String,
+        attempts: u32,
+        last: String,
+    },
+
+    #[error("cannot build the HTTP client")]
+    Setup(#[source] reqwest::Error),
+}
+
+/// Counters of what the client did, read by the ingest summary.
+#[derive(Debug, Default)]
+pub struct ClientStats {
+    pub requests: AtomicU64,
+    pub rate_limited: AtomicU64,
+    pub retries: AtomicU64,
+}
+
+impl ClientStats {
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+    pub fn rate_limited(&self) -> u64 {
+        self.rate_limited.load(Ordering::Relaxed)
+    }
+    pub fn retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
+    }
+}
+
+/// A parsed page: the JSON array's items, kept raw.
+#[derive(Debug)]
+pub struct ArrayPage {
+    pub items: Vec<Box<RawValue>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    config: Arc<ClientConfig>,
+    pacer: Arc<Pacer>,
+    stats: Arc<ClientStats>,
+}
+
+/// What one attempt came to.
+enum Attempt {
+    Done(ArrayPage),
+    /// Worth another try, after the given wait (or the backoff when `None`).
+    Retry {
+        last: String,
+        wait: Option<Duration>,
+        rate_limited: bool,
+    },
+    Fatal(ClientError),
+}
+
+impl Client {
+    pub fn new(config: ClientConfig) -> Result<Client, ClientError> {
+        install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .user_agent(concat!(
+                "audit/",
+                env!("CARGO_PKG_VERSION"),
+                " (inFlow serial audit trail)"
+            ))
+            .connect_timeout(config.connect_timeout)
+            .read_timeout(config.read_timeout)
+            .build()
+            .map_err(ClientError::Setup)?;
+        Ok(Client {
+            http,
+            pacer: Arc::new(Pacer::new(config.limits)),
+            config: Arc::new(config),
+            stats: Arc::new(ClientStats::default()),
+        })
+    }
+
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    pub fn stats(&self) -> &ClientStats {
+        &self.stats
+    }
+
+    /// Requests left in the budget, if there is one.
+    pub fn budget_left(&self) -> Option<u64> {
+        self.config
+            .max_requests
+            .map(|max| max.saturating_sub(self.stats.requests()))
+    }
+
+    /// GETs `/{companyId}/{path}` and parses the body as a JSON array, retrying as described in
+    /// the module docs. `what` names the request in errors (stream and page position).
+    pub async fn get_array(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        what: &str,
+    ) -> Result<ArrayPage, ClientError> {
+        let url = format!(
+            "{}/{}/{}",
+            self.config.base_url, self.config.company_id, path
+        );
+        let policy = self.config.retry;
+        let (mut retries, mut rate_limited) = (0u32, 0u32);
+        loop {
+            if self.budget_left() == Some(0) {
+                return Err(ClientError::BudgetSpent);
+            }
+            self.pacer.acquire().await;
+            self.stats.requests.fetch_add(1, Ordering::Relaxed);
+            match self.attempt(&url, query, what).await {
+                Attempt::Done(page) => return Ok(page),
+                Attempt::Fatal(err) => return Err(err),
+                Attempt::Retry {
+                    last,
+                    wait,
+                    rate_limited: was_429,
+                } => {
+                    let attempts = retries + rate_limited + 1;
+                    let exhausted = if was_429 {
+                        rate_limited += 1;
+                        self.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
+                        rate_limited > policy.max_rate_limited
+                    } else {
+                        retries += 1;
+                        retries > policy.max_retries
+                    };
+                    if exhausted {
+                        return Err(ClientError::GaveUp {
+                            what: what.to_string(),
+                            attempts,
+                            last,
+                        });
+                    }
+                    self.stats.retries.fetch_add(1, Ordering::Relaxed);
+                    let wait = wait.unwrap_or_else(|| backoff(&policy, retries));
+                    tracing::warn!("{what}: {last}; retrying in {wait:.1?}");
+                    if was_429 {
+                        // Everyone waits, not only this request: the quota is shared.
+                        self.pacer.pause_until(Instant::now() + wait).await;
+                    } else {
+                        tokio::time::sleep(wait).await;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn attempt(&self, url: &str, query: &[(&str, String)], what: &str) -> Attempt {
+        let request = self
+            .http
+            .get(url)
+            .query(query)
+            .header(
+                AUTHORIZATION,
+                format!("Bearer {}", self.config.api_key.expose()),
+            )
+            .header(
+                ACCEPT,
+                format!("application/json;version={}", self.config.api_version),
+            );
+        tracing::debug!(%url, ?query, "GET");
+        let response = match request.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                return Attempt::Retry {
+                    last: describe_transport(&e),
+                    wait: None,
+                    rate_limited: false,
+                };
+            }
+        };
+        let status = response.status();
+        let headers = response.headers().clone();
+        log_rate_headers(&headers);
+        let body = match response.bytes().await {
+            Ok(b) => b,
+            Err(e) => {
+                return Attempt::Retry {
+                    last: format!(
+                        "HTTP {} with a body cut short ({})",
+                        status.as_u16(),
+                        describe_transport(&e)
+                    ),
+                    wait: None,
+                    rate_limited: false,
+                };
+            }
+        };
+        let what = what.to_string();
+        match status {
+            s if s.is_success() => match serde_json::from_slice::<Vec<Box<RawValue>>>(&body) {
+                Ok(items) => {
+                    if let Some(wait) = server_window_full(&headers, self.config.limits.minute) {
+                        self.pacer.pause_until(Instant::now() + wait).await;
+                    }
+                    Attempt::Done(ArrayPage { items })
+                }
+                Err(e) => Attempt::Retry {
+                    last: format!(
+                        "the body is not a JSON array ({e}); it starts with {:?}",
+                        body_start(&body)
+                    ),
+                    wait: None,
+                    rate_limited: false,
+                },
+            },
+            StatusCode::TOO_MANY_REQUESTS => Attempt::Retry {
+                last: "HTTP 429 Too Many Requests".into(),
+                wait: Some(retry_after(&headers).unwrap_or(self.config.retry.default_retry_after)),
+                rate_limited: true,
+            },
+            s if s.is_server_error() || s == StatusCode::REQUEST_TIMEOUT => Attempt::Retry {
+                last: format!("HTTP {}: {:?}", s.as_u16(), body_start(&body)),
+                wait: None,
+                rate_limited: false,
+            },
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                Attempt::Fatal(ClientError::Unauthorized {
+                    what,
+                    status: status.as_u16(),
+                })
+            }
+            StatusCode::NOT_FOUND => Attempt::Fatal(ClientError::NotFound { what }),
+            s => Attempt::Fatal(ClientError::Rejected {
+                what,
+                status: s.as_u16(),
+                body: body_start(&body),
+            }),
+        }
+    }
+}
+
+/// reqwest and rustls need a process-wide crypto provider; ring is the one compiled in.
+fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Exponential backoff with full jitter, so that retries of several clients spread out.
+fn backoff(policy: &RetryPolicy, retry: u32) -> Duration {
+    let cap = policy
+        .base_delay
+        .saturating_mul(1u32 << retry.min(16))
+        .min(policy.max_delay);
+    let jittered = rand::rng().random_range(0.5..=1.0) * cap.as_secs_f64();
+    Duration::from_secs_f64(jittered)
+}
+
+/// `Retry-After` as seconds (fractions accepted, as the simulator's compressed clock sends) or
+/// as an HTTP date.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = value.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0)
+            .then(|| Duration::from_secs_f64(secs.min(3600.0)));
+    }
+    let date = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let secs = (date.timestamp_millis() - chrono::Utc::now().timestamp_millis()).max(0) as u64;
+    Some(Duration::from_millis(secs.min(3_600_000)))
+}
+
+/// Reads `x-inflow-api-rate-limit` and `x-ratelimit-limit` as `used/max` (the reference is not
+/// sure of the meaning). Only a full window changes anything: then we wait a slot's length
+/// rather than collect a 429. Read the other way (`left/max`), "full" never happens, so a wrong
+/// guess costs nothing.
+fn server_window_full(headers: &HeaderMap, minute: Duration) -> Option<Duration> {
+    let parse = |name: &str| -> Option<(u64, u64)> {
+        let (used, max) = headers.get(name)?.to_str().ok()?.split_once('/')?;
+        Some((used.trim().parse().ok()?, max.trim().parse().ok()?))
+    };
+    let mut wait = None;
+    if let Some((used, max)) = parse("x-inflow-api-rate-limit")
+        && max > 0
+        && used >= max
+    {
+        wait = Some(minute / max as u32);
+    }
+    if let Some((used, max)) = parse("x-ratelimit-limit")
+        && max > 0
+        && used >= max
+    {
+        wait = Some(wait.unwrap_or_default().max(minute * 60 / max as u32));
+    }
+    wait
+}
+
+fn log_rate_headers(headers: &HeaderMap) {
+    let get = |name| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("-")
+    };
+    tracing::trace!(
+        minute = get("x-inflow-api-rate-limit"),
+        hour = get("x-ratelimit-limit"),
+        "rate headers"
+    );
+}
+
+fn describe_transport(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else if e.is_body() || e.is_decode() {
+        "connection dropped while reading the body"
+    } else {
+        "request failed"
+    };
+    // The URL is left out: it is long and the caller names the request.
+    let mut text = kind.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// The first bytes of a body, for error messages.
+pub fn body_start(body: &[u8]) -> String {
+    const SHOWN: usize = 200;
+    let text = String::from_utf8_lossy(&body[..body.len().min(SHOWN)]).into_owned();
+    if body.len() > SHOWN {
+        format!("{text}…")
+    } else {
+        text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    #[test]
+    fn the_api_key_never_shows_in_debug_output() {
+        let config = ClientConfig::new("http://x", "c", ApiKey::new("sk_live_secret"));
+        assert!(!format!("{config:?}").contains("sk_live_secret"));
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_fractions_and_dates() {
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, HeaderValue::from_static("7"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        h.insert(RETRY_AFTER, HeaderValue::from_static("0.042"));
+        assert_eq!(retry_after(&h), Some(Duration::from_millis(42)));
+        let soon = (chrono::Utc::now() + chrono::Duration::seconds(30)).to_rfc2822();
+        h.insert(RETRY_AFTER, HeaderValue::from_str(&soon).unwrap());
+        let d = retry_after(&h).unwrap();
+        assert!(
+            d > Duration::from_secs(25) && d <= Duration::from_secs(30),
+            "{d:?}"
+        );
+        h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn a_full_server_window_pauses_and_anything_else_does_not() {
+        let minute = Duration::from_secs(60);
+        let mut h = HeaderMap::new();
+        h.insert("x-inflow-api-rate-limit", HeaderValue::from_static("12/60"));
+        h.insert("x-ratelimit-limit", HeaderValue::from_static("500/1000"));
+        assert_eq!(server_window_full(&h, minute), None);
+        h.insert("x-inflow-api-rate-limit", HeaderValue::from_static("60/60"));
+        assert_eq!(server_window_full(&h, minute), Some(Duration::from_secs(1)));
+        h.insert("x-ratelimit-limit", HeaderValue::from_static("1000/1000"));
+        assert_eq!(
+            server_window_full(&h, minute),
+            Some(Duration::from_millis(3600))
+        );
+        h.insert("x-ratelimit-limit", HeaderValue::from_static("garbage"));
+        assert_eq!(server_window_full(&h, minute), Some(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn backoff_grows_exponentially_with_jitter_up_to_the_cap() {
+        let policy = RetryPolicy {
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(1),
+            ..RetryPolicy::default()
+        };
+        for _ in 0..50 {
+            let first = backoff(&policy, 1);
+            assert!(
+                first >= Duration::from_millis(100) && first <= Duration::from_millis(200),
+                "{first:?}"
+            );
+            let late = backoff(&policy, 10);
+            assert!(
+                late >= Duration::from_millis(500) && late <= Duration::from_secs(1),
+                "{late:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn body_start_is_bounded() {
+        assert_eq!(body_start(b"[{\"a\""), "[{\"a\"");
+        assert_eq!(body_start(&[b'x'; 500]).chars().count(), 201);
+    }
+}

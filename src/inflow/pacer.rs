@@ -1,0 +1,194 @@
+//! Client-side pacing under inFlow's two sliding windows (per minute and per hour).
+//!
+//! The quota is per company and shared with its other integrations, so `audit` waits *before*
+//! sending rather than waiting for a 429. Send times are kept per window; a request goes out
+//! only when every window has room. The windows are measured a little longer than their
+//! nominal length, because the server counts arrivals and a request that travelled faster than
+//! its predecessor could otherwise land inside the previous window.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+/// Requests allowed per window, and how long a window is (shortened in tests).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimits {
+    pub per_minute: u32,
+    pub per_hour: u32,
+    /// The length of a "minute"; tests compress time against the simulator's scaled clock.
+    pub minute: Duration,
+}
+
+impl RateLimits {
+    /// inFlow's documented limits.
+    pub const INFLOW: RateLimits = RateLimits {
+        per_minute: 60,
+        per_hour: 1000,
+        minute: Duration::from_secs(60),
+    };
+
+    pub fn hour(&self) -> Duration {
+        self.minute * 60
+    }
+}
+
+#[derive(Debug)]
+struct Window {
+    limit: usize,
+    length: Duration,
+    sent: VecDeque<Instant>,
+}
+
+impl Window {
+    fn new(limit: u32, length: Duration) -> Window {
+        // 2% of slack, see the module comment.
+        Window {
+            limit: limit.max(1) as usize,
+            length: length + length / 50,
+            sent: VecDeque::new(),
+        }
+    }
+
+    /// When the next request may go out, given the sends so far.
+    fn ready_at(&mut self, now: Instant) -> Instant {
+        while self
+            .sent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= self.length)
+        {
+            self.sent.pop_front();
+        }
+        if self.sent.len() < self.limit {
+            now
+        } else {
+            self.sent[self.sent.len() - self.limit] + self.length
+        }
+    }
+}
+
+#[derive(Debug)]
+struct State {
+    windows: [Window; 2],
+    /// Set by a 429's Retry-After or a server that says its window is full.
+    paused_until: Option<Instant>,
+}
+
+/// Hands out send slots under both windows; shared by all requests of a client.
+#[derive(Debug)]
+pub struct Pacer {
+    state: Mutex<State>,
+}
+
+impl Pacer {
+    pub fn new(limits: RateLimits) -> Pacer {
+        Pacer {
+            state: Mutex::new(State {
+                windows: [
+                    Window::new(limits.per_minute, limits.minute),
+                    Window::new(limits.per_hour, limits.hour()),
+                ],
+                paused_until: None,
+            }),
+        }
+    }
+
+    /// Waits until a request may be sent and records it as sent.
+    pub async fn acquire(&self) {
+        loop {
+            let wait_until = {
+                let mut state = self.state.lock().await;
+                let now = Instant::now();
+                let mut at = state.paused_until.filter(|p| *p > now).unwrap_or(now);
+                for w in &mut state.windows {
+                    at = at.max(w.ready_at(now));
+                }
+                if at <= now {
+                    for w in &mut state.windows {
+                        w.sent.push_back(now);
+                    }
+                    return;
+                }
+                at
+            };
+            tokio::time::sleep_until(wait_until).await;
+        }
+    }
+
+    /// Holds every request back until `until` (a 429's Retry-After).
+    pub async fn pause_until(&self, until: Instant) {
+        let mut state = self.state.lock().await;
+        state.paused_until = Some(state.paused_until.map_or(until, |p| p.max(until)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(per_minute: u32, per_hour: u32) -> RateLimits {
+        RateLimits {
+            per_minute,
+            per_hour,
+            minute: Duration::from_secs(60),
+        }
+    }
+
+    /// Sends `n` requests as fast as the pacer allows and returns their offsets from the start.
+    async fn send_times(pacer: &Pacer, n: usize) -> Vec<Duration> {
+        let start = Instant::now();
+        let mut times = Vec::new();
+        for _ in 0..n {
+            pacer.acquire().await;
+            times.push(start.elapsed());
+        }
+        times
+    }
+
+    /// The most sends inside any window of `length`.
+    fn busiest(times: &[Duration], length: Duration) -> usize {
+        times
+            .iter()
+            .enumerate()
+            .map(|(i, t)| times[i..].iter().take_while(|u| **u - *t < length).count())
+            .max()
+            .unwrap_or(0)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_minute_window_is_never_exceeded_and_is_used_fully() {
+        let pacer = Pacer::new(limits(30, 1000));
+        let times = send_times(&pacer, 95).await;
+        assert_eq!(busiest(&times, Duration::from_secs(60)), 30);
+        // The first 30 go at once; then one more per freed slot.
+        assert_eq!(times[29], Duration::ZERO);
+        assert!(
+            times[30] >= Duration::from_secs(60) && times[30] <= Duration::from_secs(62),
+            "{:?}",
+            times[30]
+        );
+        assert!(times[94] <= Duration::from_secs(3 * 62), "{:?}", times[94]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_hour_window_binds_when_the_minute_one_does_not() {
+        let pacer = Pacer::new(limits(60, 100));
+        let times = send_times(&pacer, 130).await;
+        assert_eq!(busiest(&times, Duration::from_secs(3600)), 100);
+        assert_eq!(busiest(&times, Duration::from_secs(60)), 60);
+        assert!(times[100] >= Duration::from_secs(3600), "{:?}", times[100]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pause_holds_every_request_back() {
+        let pacer = Pacer::new(limits(60, 1000));
+        pacer.acquire().await;
+        pacer
+            .pause_until(Instant::now() + Duration::from_secs(5))
+            .await;
+        let start = Instant::now();
+        pacer.acquire().await;
+        assert_eq!(start.elapsed(), Duration::from_secs(5));
+    }
+}

@@ -1,0 +1,465 @@
+//! The ingest engine: walks each stream page by page and writes serial events.
+//!
+//! A run fetches the locations once, then walks the requested streams in turn. Each stream's
+//! walk resumes where an earlier, unfinished walk stopped (the position is saved with every
+//! page), unless the date bound changed. While one page is written the next one is already being
+//! fetched, so the database and inFlow's latency overlap. A run ends `succeeded` when every walk
+//! is complete, `stopped` when the request budget or a signal ends it early (its walks resume
+//! next time), and `failed` on an error, which names the stream and page.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use chrono::{NaiveDate, Utc};
+use serde_json::value::RawValue;
+
+use crate::inflow::model::{Location, Product};
+use crate::inflow::walk::{ListSpec, Page, Position, Walk, id_of};
+use crate::inflow::{Client, ClientError};
+use crate::mapping::{self, DocType};
+use crate::store::ingest::{
+    DocWrite, LooseWarning, PageOutcome, PageWrite, RunCounters, RunStatus, WalkMark,
+};
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    pub company_id: String,
+    /// Documents dated before this day are left out; remembered for later runs.
+    pub since: Option<NaiveDate>,
+    pub types: Vec<DocType>,
+    /// The options as recorded in `ingest_runs.arguments` (never the API key).
+    pub arguments: serde_json::Value,
+}
+
+/// Set from outside (a signal handler) to end the run after the current page.
+#[derive(Debug, Clone, Default)]
+pub struct StopFlag(Arc<AtomicBool>);
+
+impl StopFlag {
+    pub fn stop(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    pub fn is_set(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Why a run ended before finishing its walks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    Budget,
+    Signal,
+}
+
+/// What happened to one stream in a run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct StreamSummary {
+    pub stream: &'static str,
+    /// The position this run resumed from, if an earlier walk was unfinished.
+    pub resumed_from: Option<String>,
+    pub pages: i64,
+    pub documents_seen: i64,
+    pub documents_changed: i64,
+    pub events_inserted: i64,
+    pub events_retracted: i64,
+    pub warnings: i64,
+    pub complete: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    pub run_id: i64,
+    pub status: RunStatus,
+    pub stop: Option<StopReason>,
+    pub streams: Vec<StreamSummary>,
+    pub counters: RunCounters,
+}
+
+/// Progress reports; the command line draws bars from them.
+pub trait Progress: Send + Sync {
+    fn stream_started(&self, _stream: &'static str, _resumed_from: Option<&str>) {}
+    fn page_written(
+        &self,
+        _stream: &'static str,
+        _summary: &StreamSummary,
+        _requests: u64,
+        _budget_left: Option<u64>,
+    ) {
+    }
+    fn stream_finished(&self, _summary: &StreamSummary) {}
+}
+
+/// Reports nothing.
+pub struct Quiet;
+impl Progress for Quiet {}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("ingest of {stream} failed at the {position}")]
+    Fetch {
+        stream: &'static str,
+        position: String,
+        #[source]
+        source: ClientError,
+    },
+    #[error("fetching {what} failed")]
+    Reference {
+        what: &'static str,
+        #[source]
+        source: ClientError,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Runs one ingest. The run is recorded in `ingest_runs` whatever its outcome.
+pub async fn run(
+    store: &Store,
+    client: &Client,
+    options: &IngestOptions,
+    progress: &dyn Progress,
+    stop: &StopFlag,
+) -> Result<RunSummary, IngestError> {
+    let run_id = store
+        .begin_run(
+            &options.company_id,
+            "ingest",
+            &options.arguments,
+            Some(&client.config().api_version),
+        )
+        .await?;
+    let mut ctx = Run {
+        store,
+        client,
+        options,
+        progress,
+        stop,
+        run_id,
+        counters: RunCounters::default(),
+        products_fetched: false,
+    };
+    let result = ctx.all_streams().await;
+    ctx.sync_client_counters();
+    match result {
+        Ok((streams, stop)) => {
+            let status = if stop.is_some() {
+                RunStatus::Stopped
+            } else {
+                RunStatus::Succeeded
+            };
+            store
+                .finish_run(run_id, status, &ctx.counters, None)
+                .await?;
+            Ok(RunSummary {
+                run_id,
+                status,
+                stop,
+                streams,
+                counters: ctx.counters,
+            })
+        }
+        Err(err) => {
+            let text = crate::error_text(&err);
+            // The failure is what the user needs to hear about; a second one while recording it
+            // is only logged.
+            if let Err(e) = store
+                .finish_run(run_id, RunStatus::Failed, &ctx.counters, Some(&text))
+                .await
+            {
+                tracing::error!(
+                    "could not record the failure of run {run_id}: {}",
+                    crate::error_text(&e)
+                );
+            }
+            Err(err)
+        }
+    }
+}
+
+struct Run<'a> {
+    store: &'a Store,
+    client: &'a Client,
+    options: &'a IngestOptions,
+    progress: &'a dyn Progress,
+    stop: &'a StopFlag,
+    run_id: i64,
+    counters: RunCounters,
+    products_fetched: bool,
+}
+
+impl Run<'_> {
+    async fn all_streams(
+        &mut self,
+    ) -> Result<(Vec<StreamSummary>, Option<StopReason>), IngestError> {
+        let mut summaries = Vec::new();
+        match self.fetch_locations().await {
+            Ok(()) => {}
+            Err(IngestError::Reference {
+                source: ClientError::BudgetSpent,
+                ..
+            }) => return Ok((summaries, Some(StopReason::Budget))),
+            Err(e) => return Err(e),
+        }
+        for doc_type in self.options.types.clone() {
+            let (summary, stop) = self.stream(doc_type).await?;
+            self.progress.stream_finished(&summary);
+            summaries.push(summary);
+            if stop.is_some() {
+                return Ok((summaries, stop));
+            }
+        }
+        Ok((summaries, None))
+    }
+
+    fn sync_client_counters(&mut self) {
+        let stats = self.client.stats();
+        self.counters.requests = stats.requests() as i64;
+        self.counters.rate_limited = stats.rate_limited() as i64;
+        self.counters.retries = stats.retries() as i64;
+    }
+
+    async fn stream(
+        &mut self,
+        doc_type: DocType,
+    ) -> Result<(StreamSummary, Option<StopReason>), IngestError> {
+        let company = self.options.company_id.as_str();
+        let stream = doc_type.stream();
+        let state = self.store.sync_state(company, stream).await?;
+        let bound = self.options.since.or(state.since);
+        let kind = "complete";
+        let resumable = state.walk_id.is_some()
+            && state.walk_kind.as_deref() == Some(kind)
+            && state.walk_from == bound;
+        let (walk_id, position) = match (resumable, state.walk_id) {
+            (true, Some(id)) => (
+                id,
+                Position::decode(state.walk_position.as_deref().unwrap_or("")),
+            ),
+            _ => (self.run_id, Position::START),
+        };
+        let mut summary = StreamSummary {
+            stream,
+            ..StreamSummary::default()
+        };
+        if resumable && position != Position::START {
+            summary.resumed_from = Some(position.to_string());
+        }
+        if !resumable || self.options.since.is_some_and(|s| state.since != Some(s)) {
+            let mark = WalkMark {
+                stream,
+                walk_id,
+                kind,
+                from: bound,
+                paging: position.paging(),
+                position: position.encode(),
+            };
+            self.store.start_walk(company, bound, &mark).await?;
+        }
+        self.progress
+            .stream_started(stream, summary.resumed_from.as_deref());
+
+        let mut filters = Vec::new();
+        if let (Some(since), Some(field)) = (bound, doc_type.date_filter()) {
+            filters.push((
+                date_filter_param(field),
+                format!(r#"{{"fromDate":"{since}"}}"#),
+            ));
+        }
+        let spec = ListSpec {
+            path: stream,
+            id_field: doc_type.id_field(),
+            include: Some(doc_type.includes()),
+            filters,
+        };
+        let mut walk = Walk::new(self.client, spec, position);
+
+        if self.stop.is_set() {
+            return Ok((summary, Some(StopReason::Signal)));
+        }
+        let mut next = walk.next_page().await;
+        loop {
+            let page = match next {
+                Ok(page) => page,
+                Err(ClientError::BudgetSpent) => return Ok((summary, Some(StopReason::Budget))),
+                Err(source) => {
+                    return Err(IngestError::Fetch {
+                        stream,
+                        position: walk.position().to_string(),
+                        source,
+                    });
+                }
+            };
+            let last = page.last;
+            let mark = WalkMark {
+                stream,
+                walk_id,
+                kind,
+                from: bound,
+                paging: page.next.paging(),
+                position: page.next.encode(),
+            };
+            // Fetch the next page while this one is written.
+            let (written, fetched) = if last || self.stop.is_set() {
+                (self.write(doc_type, bound, page, mark).await, None)
+            } else {
+                let (w, f) =
+                    tokio::join!(self.write(doc_type, bound, page, mark), walk.next_page());
+                (w, Some(f))
+            };
+            let outcome = written?;
+            self.counters = self.counters_now().plus(&outcome);
+            summary.pages += 1;
+            summary.documents_seen += outcome.documents_seen;
+            summary.documents_changed += outcome.documents_changed;
+            summary.events_inserted += outcome.events_inserted;
+            summary.events_retracted += outcome.events_retracted;
+            summary.warnings += outcome.warnings;
+            self.progress.page_written(
+                stream,
+                &summary,
+                self.client.stats().requests(),
+                self.client.budget_left(),
+            );
+            crate::testing::crash_point("after-page");
+
+            if !outcome.unknown_products.is_empty() && !self.products_fetched {
+                match self.fetch_products().await {
+                    Ok(()) => {}
+                    Err(IngestError::Reference {
+                        source: ClientError::BudgetSpent,
+                        ..
+                    }) => {
+                        return Ok((summary, Some(StopReason::Budget)));
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            if last {
+                self.store
+                    .complete_walk(company, stream, self.run_id)
+                    .await?;
+                summary.complete = true;
+                return Ok((summary, None));
+            }
+            if self.stop.is_set() {
+                return Ok((summary, Some(StopReason::Signal)));
+            }
+            next = fetched.expect("fetched unless last or stopping");
+        }
+    }
+
+    /// Derives and writes one page, with the walk's next position.
+    async fn write(
+        &self,
+        doc_type: DocType,
+        bound: Option<NaiveDate>,
+        page: Page,
+        mark: WalkMark<'_>,
+    ) -> Result<PageOutcome, IngestError> {
+        let floor = bound.map(|d| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc());
+        let mut docs = Vec::with_capacity(page.items.len());
+        let mut loose_warnings = Vec::new();
+        for raw in &page.items {
+            match mapping::derive(doc_type, raw.get()) {
+                // inFlow cannot filter adjustments and transfers by date, so the bound is applied
+                // here (for every type, in case a server ignores the filter).
+                Ok(derived) if floor.is_some_and(|f| derived.doc_date.is_some_and(|d| d < f)) => {}
+                Ok(derived) => docs.push(DocWrite { derived, raw }),
+                Err(err) => loose_warnings.push(unreadable(doc_type, raw, &err)),
+            }
+        }
+        let write = PageWrite {
+            company_id: &self.options.company_id,
+            run_id: self.run_id,
+            doc_type,
+            observed_at: Utc::now(),
+            docs,
+            loose_warnings,
+            mark,
+            counters: self.counters_now(),
+        };
+        Ok(self.store.write_page(write).await?)
+    }
+
+    fn counters_now(&self) -> RunCounters {
+        let stats = self.client.stats();
+        RunCounters {
+            requests: stats.requests() as i64,
+            rate_limited: stats.rate_limited() as i64,
+            retries: stats.retries() as i64,
+            ..self.counters
+        }
+    }
+
+    async fn fetch_locations(&mut self) -> Result<(), IngestError> {
+        let spec = ListSpec {
+            path: "locations",
+            id_field: "locationId",
+            include: None,
+            filters: Vec::new(),
+        };
+        let locations: Vec<Location> = self.fetch_all(spec, "the locations").await?;
+        self.store
+            .upsert_locations(&self.options.company_id, &locations)
+            .await?;
+        Ok(())
+    }
+
+    async fn fetch_products(&mut self) -> Result<(), IngestError> {
+        let spec = ListSpec {
+            path: "products",
+            id_field: "productId",
+            include: None,
+            filters: Vec::new(),
+        };
+        let products: Vec<Product> = self.fetch_all(spec, "the products").await?;
+        self.store
+            .upsert_products(&self.options.company_id, &products)
+            .await?;
+        self.products_fetched = true;
+        Ok(())
+    }
+
+    /// Walks a small reference list to its end.
+    async fn fetch_all<T: serde::de::DeserializeOwned>(
+        &self,
+        spec: ListSpec,
+        what: &'static str,
+    ) -> Result<Vec<T>, IngestError> {
+        let mut walk = Walk::new(self.client, spec, Position::START);
+        let mut all = Vec::new();
+        loop {
+            let page = walk
+                .next_page()
+                .await
+                .map_err(|source| IngestError::Reference { what, source })?;
+            all.extend(
+                page.items
+                    .iter()
+                    .filter_map(|raw| serde_json::from_str(raw.get()).ok()),
+            );
+            if page.last {
+                return Ok(all);
+            }
+        }
+    }
+}
+
+/// `filter[orderDate]`.
+fn date_filter_param(field: &str) -> &'static str {
+    match field {
+        "orderDate" => "filter[orderDate]",
+        other => unreachable!("no date filter named {other}"),
+    }
+}
+
+fn unreadable(doc_type: DocType, raw: &RawValue, err: &mapping::MappingError) -> LooseWarning {
+    let start = crate::inflow::client::body_start(raw.get().as_bytes());
+    LooseWarning {
+        doc_type,
+        doc_id: id_of(raw, doc_type.id_field()),
+        kind: "unreadable_document",
+        detail: format!("{err}; it starts with {start}"),
+    }
+}

@@ -1,0 +1,694 @@
+//! The write side of an ingest: runs, walk positions, and pages written atomically.
+//!
+//! [`Store::write_page`] is the heart: one transaction holds a page's documents, the events they
+//! add or retract, its warnings, the run's counters and the walk's next position. A process
+//! killed at any moment therefore resumes from the last committed page and re-derives exactly
+//! what was lost, and nothing twice.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde_json::value::RawValue;
+use sqlx::QueryBuilder;
+use sqlx::types::Json;
+
+use super::{Context, Store, StoreError, WritePool, on_pool};
+use crate::mapping::{Derived, DocType, EventDraft, Warning};
+
+/// Rows per multi-row INSERT: 19 parameters a row stays far below both engines' limits
+/// (32766 on SQLite, 65535 on Postgres) while amortising the statement.
+const INSERT_CHUNK: usize = 1000;
+
+/// The counters of an `ingest_runs` row.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RunCounters {
+    pub requests: i64,
+    pub pages: i64,
+    pub documents_seen: i64,
+    pub documents_changed: i64,
+    pub events_inserted: i64,
+    pub events_retracted: i64,
+    pub warnings: i64,
+    pub rate_limited: i64,
+    pub retries: i64,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunStatus {
+    Running,
+    Succeeded,
+    /// Stopped cleanly before the end (request budget, signal); the position is saved.
+    Stopped,
+    Failed,
+    /// Found still `running` by a later run: its process died.
+    Interrupted,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Stopped => "stopped",
+            RunStatus::Failed => "failed",
+            RunStatus::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// A stream's row of `sync_state`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncState {
+    pub since: Option<NaiveDate>,
+    pub walk_id: Option<i64>,
+    pub walk_kind: Option<String>,
+    pub walk_from: Option<NaiveDate>,
+    pub walk_position: Option<String>,
+    pub last_complete_at: Option<DateTime<Utc>>,
+}
+
+/// Where a walk stands after a page: saved with the page.
+#[derive(Debug, Clone)]
+pub struct WalkMark<'a> {
+    pub stream: &'static str,
+    pub walk_id: i64,
+    pub kind: &'a str,
+    pub from: Option<NaiveDate>,
+    pub paging: &'static str,
+    pub position: String,
+}
+
+/// One document of a page: what the mapping made of it, and its raw JSON.
+pub struct DocWrite<'a> {
+    pub derived: Derived,
+    pub raw: &'a RawValue,
+}
+
+/// A warning not tied to a derived document (one that could not be read at all).
+pub struct LooseWarning {
+    pub doc_type: DocType,
+    pub doc_id: Option<String>,
+    pub kind: &'static str,
+    pub detail: String,
+}
+
+pub struct PageWrite<'a> {
+    pub company_id: &'a str,
+    pub run_id: i64,
+    pub doc_type: DocType,
+    pub observed_at: DateTime<Utc>,
+    pub docs: Vec<DocWrite<'a>>,
+    pub loose_warnings: Vec<LooseWarning>,
+    pub mark: WalkMark<'a>,
+    /// The run's counters before this page; the page's own effects are added to them.
+    pub counters: RunCounters,
+}
+
+/// What a page changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PageOutcome {
+    pub documents_seen: i64,
+    pub documents_changed: i64,
+    pub events_inserted: i64,
+    pub events_retracted: i64,
+    pub warnings: i64,
+    /// Product ids the events use that the `products` table does not know yet.
+    pub unknown_products: Vec<String>,
+}
+
+/// A stored document's version, to tell whether a fetched one changed.
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct KnownDoc {
+    doc_id: String,
+    row_version: Option<String>,
+    lines_version: Option<String>,
+    is_cancelled: bool,
+    deleted: bool,
+}
+
+/// A current event of a changed document, compared with what the new version derives.
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct CurrentEvent {
+    event_id: i64,
+    doc_id: String,
+    line_collection: String,
+    line_id: String,
+    serial: String,
+    event_type: String,
+    product_id: Option<String>,
+    occurred_at: Option<DateTime<Utc>>,
+    location_id: Option<String>,
+    sublocation: Option<String>,
+    quantity_delta: i16,
+}
+
+impl CurrentEvent {
+    fn same_as(&self, e: &EventDraft) -> bool {
+        self.product_id == e.product_id
+            && self.occurred_at == e.occurred_at
+            && self.location_id == e.location_id
+            && self.sublocation == e.sublocation
+            && self.quantity_delta == e.quantity_delta
+    }
+}
+
+/// An event to insert, with the document fields it repeats.
+struct NewEvent<'a> {
+    doc: &'a Derived,
+    event: &'a EventDraft,
+}
+
+/// A `document_changes` row.
+struct Change<'a> {
+    doc: &'a Derived,
+    change: &'static str,
+    old: &'a KnownDoc,
+    inserted: i64,
+    retracted: i64,
+}
+
+impl Store {
+    /// Records the start of a run and returns its id. Runs left `running` by a dead process
+    /// of the same company are marked `interrupted` first.
+    pub async fn begin_run(
+        &self,
+        company_id: &str,
+        command: &str,
+        arguments: &serde_json::Value,
+        api_version: Option<&str>,
+    ) -> Result<i64, StoreError> {
+        let now = Utc::now();
+        on_pool!(self, pool => {
+            sqlx::query(
+                "UPDATE ingest_runs SET status = 'interrupted', finished_at = $1 \
+                 WHERE company_id = $2 AND status = 'running'",
+            )
+            .bind(now)
+            .bind(company_id)
+            .execute(pool)
+            .await
+            .context(|| "marking runs of dead processes as interrupted".into())?;
+            sqlx::query_scalar(
+                "INSERT INTO ingest_runs (company_id, command, status, started_at, arguments, api_version) \
+                 VALUES ($1, $2, 'running', $3, $4, $5) RETURNING run_id",
+            )
+            .bind(company_id)
+            .bind(command)
+            .bind(now)
+            .bind(Json(arguments))
+            .bind(api_version)
+            .fetch_one(pool)
+            .await
+            .context(|| "recording the start of the run".into())
+        })
+    }
+
+    /// Records how a run ended, with its final counters.
+    pub async fn finish_run(
+        &self,
+        run_id: i64,
+        status: RunStatus,
+        counters: &RunCounters,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, pool => {
+            let mut q = QueryBuilder::new("UPDATE ingest_runs SET status = ");
+            q.push_bind(status.as_str()).push(", finished_at = ").push_bind(Utc::now()).push(", error = ").push_bind(error);
+            push_counters(&mut q, counters);
+            q.push(" WHERE run_id = ").push_bind(run_id);
+            q.build().execute(pool).await.context(|| format!("recording the end of run {run_id}"))?;
+            Ok(())
+        })
+    }
+
+    pub async fn sync_state(
+        &self,
+        company_id: &str,
+        stream: &str,
+    ) -> Result<SyncState, StoreError> {
+        on_pool!(self, pool => {
+            let row: Option<(Option<NaiveDate>, Option<i64>, Option<String>, Option<NaiveDate>, Option<String>, Option<DateTime<Utc>>)> =
+                sqlx::query_as(
+                    "SELECT since, walk_id, walk_kind, walk_from, walk_position, last_complete_at \
+                     FROM sync_state WHERE company_id = $1 AND stream = $2",
+                )
+                .bind(company_id)
+                .bind(stream)
+                .fetch_optional(pool)
+                .await
+                .context(|| format!("reading the saved position of {stream}"))?;
+            Ok(row.map(|(since, walk_id, walk_kind, walk_from, walk_position, last_complete_at)| SyncState {
+                since,
+                walk_id,
+                walk_kind,
+                walk_from,
+                walk_position,
+                last_complete_at,
+            }).unwrap_or_default())
+        })
+    }
+
+    /// Keeps `--since` for later runs, and starts a walk at its first page.
+    pub async fn start_walk(
+        &self,
+        company_id: &str,
+        since: Option<NaiveDate>,
+        mark: &WalkMark<'_>,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO sync_state (company_id, stream, since, walk_id, walk_kind, walk_from, walk_paging, walk_position, walk_started_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                 ON CONFLICT (company_id, stream) DO UPDATE SET since = excluded.since, walk_id = excluded.walk_id, \
+                 walk_kind = excluded.walk_kind, walk_from = excluded.walk_from, walk_paging = excluded.walk_paging, \
+                 walk_position = excluded.walk_position, walk_started_at = excluded.walk_started_at",
+            )
+            .bind(company_id)
+            .bind(mark.stream)
+            .bind(since)
+            .bind(mark.walk_id)
+            .bind(mark.kind)
+            .bind(mark.from)
+            .bind(mark.paging)
+            .bind(&mark.position)
+            .bind(Utc::now())
+            .execute(pool)
+            .await
+            .context(|| format!("saving the start of the {} walk", mark.stream))?;
+            Ok(())
+        })
+    }
+
+    /// Ends a walk that reached its last page.
+    pub async fn complete_walk(
+        &self,
+        company_id: &str,
+        stream: &str,
+        run_id: i64,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, pool => {
+            sqlx::query(
+                "UPDATE sync_state SET walk_id = NULL, walk_kind = NULL, walk_from = NULL, walk_paging = NULL, \
+                 walk_position = NULL, walk_started_at = NULL, last_complete_at = $1, last_complete_run_id = $2 \
+                 WHERE company_id = $3 AND stream = $4",
+            )
+            .bind(Utc::now())
+            .bind(run_id)
+            .bind(company_id)
+            .bind(stream)
+            .execute(pool)
+            .await
+            .context(|| format!("recording the end of the {stream} walk"))?;
+            Ok(())
+        })
+    }
+
+    /// Writes one page in one transaction; see the module docs.
+    pub async fn write_page(&self, page: PageWrite<'_>) -> Result<PageOutcome, StoreError> {
+        let what = || {
+            format!(
+                "writing the {} {}",
+                page.mark.stream,
+                describe_position(&page.mark.position)
+            )
+        };
+        let ids: Vec<&str> = page
+            .docs
+            .iter()
+            .map(|d| d.derived.doc_id.as_str())
+            .collect();
+        on_pool!(self, pool => {
+            let mut tx = pool.begin_write().await.context(what)?;
+
+            // Which documents are new or changed since we last stored them.
+            let known: HashMap<String, KnownDoc> = if ids.is_empty() {
+                HashMap::new()
+            } else {
+                let mut q = QueryBuilder::new(
+                    "SELECT doc_id, row_version, lines_version, is_cancelled, deleted_at IS NOT NULL AS deleted \
+                     FROM documents WHERE company_id = ",
+                );
+                q.push_bind(page.company_id).push(" AND doc_type = ").push_bind(page.doc_type.as_str());
+                push_in(&mut q, " AND doc_id", &ids);
+                q.build_query_as::<KnownDoc>()
+                    .fetch_all(&mut *tx)
+                    .await
+                    .context(what)?
+                    .into_iter()
+                    .map(|k| (k.doc_id.clone(), k))
+                    .collect()
+            };
+            let mut unchanged = Vec::new();
+            let mut changed = Vec::new();
+            for doc in &page.docs {
+                let d = &doc.derived;
+                match known.get(&d.doc_id) {
+                    Some(k) if !k.deleted && k.row_version == d.row_version && k.lines_version.as_deref() == Some(d.lines_version.as_str()) => {
+                        unchanged.push(d.doc_id.as_str())
+                    }
+                    k => changed.push((doc, k)),
+                }
+            }
+
+            // The current events of known documents that changed, to retract what is gone.
+            let changed_known: Vec<&str> = changed.iter().filter(|(_, k)| k.is_some()).map(|(d, _)| d.derived.doc_id.as_str()).collect();
+            let mut current: HashMap<&str, Vec<CurrentEvent>> = HashMap::new();
+            let current_rows: Vec<CurrentEvent> = if changed_known.is_empty() {
+                Vec::new()
+            } else {
+                let mut q = QueryBuilder::new(
+                    "SELECT event_id, doc_id, line_collection, line_id, serial, event_type, product_id, occurred_at, \
+                     location_id, sublocation, quantity_delta FROM serial_events WHERE retracted_at IS NULL AND company_id = ",
+                );
+                q.push_bind(page.company_id).push(" AND doc_type = ").push_bind(page.doc_type.as_str());
+                push_in(&mut q, " AND doc_id", &changed_known);
+                q.build_query_as::<CurrentEvent>().fetch_all(&mut *tx).await.context(what)?
+            };
+            for row in &current_rows {
+                current.entry(row.doc_id.as_str()).or_default().push(row.clone());
+            }
+
+            let mut retract_ids = Vec::new();
+            let mut inserts = Vec::new();
+            let mut changes = Vec::new();
+            for (doc, known) in &changed {
+                let d = &doc.derived;
+                let old = current.remove(d.doc_id.as_str()).unwrap_or_default();
+                let (new_events, gone) = diff_events(&d.events, &old);
+                retract_ids.extend(gone.iter().copied());
+                inserts.extend(new_events.iter().map(|event| NewEvent { doc: d, event }));
+                if let Some(k) = known {
+                    changes.push(Change {
+                        doc: d,
+                        change: change_kind(k, d),
+                        old: k,
+                        inserted: new_events.len() as i64,
+                        retracted: gone.len() as i64,
+                    });
+                }
+            }
+
+            let now = page.observed_at;
+            for chunk in retract_ids.chunks(INSERT_CHUNK) {
+                let mut q = QueryBuilder::new("UPDATE serial_events SET retracted_at = ");
+                q.push_bind(now).push(", retracted_run_id = ").push_bind(page.run_id);
+                push_in(&mut q, " WHERE event_id", chunk);
+                q.build().execute(&mut *tx).await.context(what)?;
+            }
+            let mut inserted = 0;
+            for chunk in inserts.chunks(INSERT_CHUNK) {
+                let mut q = QueryBuilder::new(
+                    "INSERT INTO serial_events (company_id, serial, product_id, doc_type, doc_id, doc_number, \
+                     line_collection, line_id, event_type, occurred_at, location_id, sublocation, quantity_delta, \
+                     doc_status, observed_at, run_id) ",
+                );
+                q.push_values(chunk, |mut row, n| {
+                    row.push_bind(page.company_id)
+                        .push_bind(&n.event.serial)
+                        .push_bind(&n.event.product_id)
+                        .push_bind(n.doc.doc_type.as_str())
+                        .push_bind(&n.doc.doc_id)
+                        .push_bind(&n.doc.doc_number)
+                        .push_bind(n.event.line_collection)
+                        .push_bind(&n.event.line_id)
+                        .push_bind(n.event.event_type.as_str())
+                        .push_bind(n.event.occurred_at)
+                        .push_bind(&n.event.location_id)
+                        .push_bind(&n.event.sublocation)
+                        .push_bind(n.event.quantity_delta)
+                        .push_bind(&n.doc.doc_status)
+                        .push_bind(now)
+                        .push_bind(page.run_id);
+                });
+                q.push(
+                    " ON CONFLICT (company_id, doc_type, doc_id, line_collection, line_id, serial, event_type) \
+                     WHERE retracted_at IS NULL DO NOTHING",
+                );
+                inserted += q.build().execute(&mut *tx).await.context(what)?.rows_affected() as i64;
+            }
+
+            // Documents: the new version of each changed one, a sighting of each unchanged one.
+            for chunk in changed.chunks(INSERT_CHUNK / 4) {
+                let mut q = QueryBuilder::new(
+                    "INSERT INTO documents (company_id, doc_type, doc_id, doc_number, doc_date, doc_status, party_id, row_version, \
+                     lines_version, is_cancelled, raw, first_seen_at, first_run_id, changed_at, changed_run_id, \
+                     last_seen_at, last_seen_run_id, seen_walk_id) ",
+                );
+                q.push_values(chunk, |mut row, (doc, _)| {
+                    let d = &doc.derived;
+                    row.push_bind(page.company_id)
+                        .push_bind(d.doc_type.as_str())
+                        .push_bind(&d.doc_id)
+                        .push_bind(&d.doc_number)
+                        .push_bind(d.doc_date)
+                        .push_bind(&d.doc_status)
+                        .push_bind(&d.party_id)
+                        .push_bind(&d.row_version)
+                        .push_bind(&d.lines_version)
+                        .push_bind(d.is_cancelled)
+                        .push_bind(Json(doc.raw))
+                        .push_bind(now)
+                        .push_bind(page.run_id)
+                        .push_bind(now)
+                        .push_bind(page.run_id)
+                        .push_bind(now)
+                        .push_bind(page.run_id)
+                        .push_bind(page.mark.walk_id);
+                });
+                q.push(
+                    " ON CONFLICT (company_id, doc_type, doc_id) DO UPDATE SET doc_number = excluded.doc_number, \
+                     doc_date = excluded.doc_date, doc_status = excluded.doc_status, party_id = excluded.party_id, row_version = excluded.row_version, \
+                     lines_version = excluded.lines_version, is_cancelled = excluded.is_cancelled, raw = excluded.raw, \
+                     changed_at = excluded.changed_at, changed_run_id = excluded.changed_run_id, \
+                     last_seen_at = excluded.last_seen_at, last_seen_run_id = excluded.last_seen_run_id, \
+                     seen_walk_id = excluded.seen_walk_id, deleted_at = NULL, deleted_run_id = NULL",
+                );
+                q.build().execute(&mut *tx).await.context(what)?;
+            }
+            if !unchanged.is_empty() {
+                let mut q = QueryBuilder::new("UPDATE documents SET last_seen_at = ");
+                q.push_bind(now)
+                    .push(", last_seen_run_id = ")
+                    .push_bind(page.run_id)
+                    .push(", seen_walk_id = ")
+                    .push_bind(page.mark.walk_id)
+                    .push(" WHERE company_id = ")
+                    .push_bind(page.company_id)
+                    .push(" AND doc_type = ")
+                    .push_bind(page.doc_type.as_str());
+                push_in(&mut q, " AND doc_id", &unchanged);
+                q.build().execute(&mut *tx).await.context(what)?;
+            }
+            for chunk in changes.chunks(INSERT_CHUNK / 4) {
+                let mut q = QueryBuilder::new(
+                    "INSERT INTO document_changes (company_id, doc_type, doc_id, doc_number, run_id, observed_at, change, \
+                     old_row_version, new_row_version, old_lines_version, new_lines_version, events_inserted, events_retracted) ",
+                );
+                q.push_values(chunk, |mut row, c| {
+                    row.push_bind(page.company_id)
+                        .push_bind(c.doc.doc_type.as_str())
+                        .push_bind(&c.doc.doc_id)
+                        .push_bind(&c.doc.doc_number)
+                        .push_bind(page.run_id)
+                        .push_bind(now)
+                        .push_bind(c.change)
+                        .push_bind(&c.old.row_version)
+                        .push_bind(&c.doc.row_version)
+                        .push_bind(&c.old.lines_version)
+                        .push_bind(&c.doc.lines_version)
+                        .push_bind(c.inserted)
+                        .push_bind(c.retracted);
+                });
+                q.build().execute(&mut *tx).await.context(what)?;
+            }
+
+            // Warnings of the documents (re)derived in this page, and of those that could not be read.
+            let warnings: Vec<(&Derived, &Warning)> =
+                changed.iter().flat_map(|(doc, _)| doc.derived.warnings.iter().map(move |w| (&doc.derived, w))).collect();
+            for chunk in warnings.chunks(INSERT_CHUNK / 4) {
+                let mut q = QueryBuilder::new(
+                    "INSERT INTO run_warnings (run_id, company_id, doc_type, doc_id, doc_number, line_collection, line_id, kind, detail) ",
+                );
+                q.push_values(chunk, |mut row, (d, w)| {
+                    row.push_bind(page.run_id)
+                        .push_bind(page.company_id)
+                        .push_bind(d.doc_type.as_str())
+                        .push_bind(&d.doc_id)
+                        .push_bind(&d.doc_number)
+                        .push_bind(w.line_collection)
+                        .push_bind(&w.line_id)
+                        .push_bind(w.kind.as_str())
+                        .push_bind(&w.detail);
+                });
+                q.build().execute(&mut *tx).await.context(what)?;
+            }
+            if !page.loose_warnings.is_empty() {
+                let mut q = QueryBuilder::new("INSERT INTO run_warnings (run_id, company_id, doc_type, doc_id, kind, detail) ");
+                q.push_values(&page.loose_warnings, |mut row, w| {
+                    row.push_bind(page.run_id)
+                        .push_bind(page.company_id)
+                        .push_bind(w.doc_type.as_str())
+                        .push_bind(&w.doc_id)
+                        .push_bind(w.kind)
+                        .push_bind(&w.detail);
+                });
+                q.build().execute(&mut *tx).await.context(what)?;
+            }
+
+            // Product ids the events use that the reference table lacks.
+            let products: Vec<&str> = page
+                .docs
+                .iter()
+                .flat_map(|d| d.derived.events.iter().filter_map(|e| e.product_id.as_deref()))
+                .collect::<HashSet<_>>()
+                .into_iter()
+                .collect();
+            let mut unknown_products = Vec::new();
+            if !products.is_empty() {
+                let mut q = QueryBuilder::new("SELECT product_id FROM products WHERE company_id = ");
+                q.push_bind(page.company_id);
+                push_in(&mut q, " AND product_id", &products);
+                let have: HashSet<String> = q.build_query_scalar::<String>().fetch_all(&mut *tx).await.context(what)?.into_iter().collect();
+                unknown_products = products.iter().filter(|p| !have.contains(**p)).map(|p| p.to_string()).collect();
+                unknown_products.sort();
+            }
+
+            let outcome = PageOutcome {
+                documents_seen: page.docs.len() as i64,
+                documents_changed: changed.len() as i64,
+                events_inserted: inserted,
+                events_retracted: retract_ids.len() as i64,
+                warnings: warnings.len() as i64 + page.loose_warnings.len() as i64,
+                unknown_products,
+            };
+            let counters = page.counters.plus(&outcome);
+            let mut q = QueryBuilder::new("UPDATE ingest_runs SET status = 'running'");
+            push_counters(&mut q, &counters);
+            q.push(" WHERE run_id = ").push_bind(page.run_id);
+            q.build().execute(&mut *tx).await.context(what)?;
+
+            sqlx::query(
+                "UPDATE sync_state SET walk_paging = $1, walk_position = $2 WHERE company_id = $3 AND stream = $4 AND walk_id = $5",
+            )
+            .bind(page.mark.paging)
+            .bind(&page.mark.position)
+            .bind(page.company_id)
+            .bind(page.mark.stream)
+            .bind(page.mark.walk_id)
+            .execute(&mut *tx)
+            .await
+            .context(what)?;
+
+            crate::testing::crash_point("page-write");
+            tx.commit().await.context(what)?;
+            Ok(outcome)
+        })
+    }
+}
+
+impl RunCounters {
+    /// These counters with a page's effects added (requests are set by the caller).
+    pub fn plus(&self, page: &PageOutcome) -> RunCounters {
+        RunCounters {
+            pages: self.pages + 1,
+            documents_seen: self.documents_seen + page.documents_seen,
+            documents_changed: self.documents_changed + page.documents_changed,
+            events_inserted: self.events_inserted + page.events_inserted,
+            events_retracted: self.events_retracted + page.events_retracted,
+            warnings: self.warnings + page.warnings,
+            ..*self
+        }
+    }
+}
+
+/// Which derived events are new, and which current ones (by id) are no longer there.
+/// An event whose key stays but whose place, time or product changed is both.
+fn diff_events<'e>(
+    derived: &'e [EventDraft],
+    current: &[CurrentEvent],
+) -> (Vec<&'e EventDraft>, Vec<i64>) {
+    let by_key: HashMap<(&str, &str, &str, &str), &CurrentEvent> = current
+        .iter()
+        .map(|c| {
+            (
+                (
+                    c.line_collection.as_str(),
+                    c.line_id.as_str(),
+                    c.serial.as_str(),
+                    c.event_type.as_str(),
+                ),
+                c,
+            )
+        })
+        .collect();
+    let mut kept = HashSet::new();
+    let mut new = Vec::new();
+    for e in derived {
+        let key = (
+            e.line_collection,
+            e.line_id.as_str(),
+            e.serial.as_str(),
+            e.event_type.as_str(),
+        );
+        match by_key.get(&key) {
+            Some(c) if c.same_as(e) => {
+                kept.insert(c.event_id);
+            }
+            _ => new.push(e),
+        }
+    }
+    let gone = current
+        .iter()
+        .map(|c| c.event_id)
+        .filter(|id| !kept.contains(id))
+        .collect();
+    (new, gone)
+}
+
+fn change_kind(old: &KnownDoc, new: &Derived) -> &'static str {
+    match (old.deleted, old.is_cancelled, new.is_cancelled) {
+        (true, _, _) => "reappeared",
+        (false, false, true) => "cancelled",
+        (false, true, false) => "uncancelled",
+        _ => "changed",
+    }
+}
+
+fn describe_position(position: &str) -> String {
+    crate::inflow::walk::Position::decode(position).to_string()
+}
+
+/// Appends `<column> IN ($1, $2, ...)`.
+pub(crate) fn push_in<DB, T>(q: &mut QueryBuilder<DB>, column: &str, values: &[T])
+where
+    DB: sqlx::Database,
+    T: Clone + for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    q.push(column).push(" IN (");
+    let mut list = q.separated(", ");
+    for v in values {
+        list.push_bind(v.clone());
+    }
+    list.push_unseparated(")");
+}
+
+fn push_counters<DB>(q: &mut QueryBuilder<DB>, c: &RunCounters)
+where
+    DB: sqlx::Database,
+    i64: for<'t> sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    for (column, value) in [
+        ("requests", c.requests),
+        ("pages", c.pages),
+        ("documents_seen", c.documents_seen),
+        ("documents_changed", c.documents_changed),
+        ("events_inserted", c.events_inserted),
+        ("events_retracted", c.events_retracted),
+        ("warnings", c.warnings),
+        ("rate_limited", c.rate_limited),
+        ("retries", c.retries),
+    ] {
+        q.push(format!(", {column} = ")).push_bind(value);
+    }
+}

@@ -1,0 +1,116 @@
+//! The read side used by the commands: one serial's events, and look-ups for suggestions.
+
+use chrono::{DateTime, Utc};
+use sqlx::QueryBuilder;
+
+use super::{Context, Store, StoreError, on_pool};
+
+/// A `serial_events` row with the names of its product and location.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
+pub struct EventRow {
+    pub event_id: i64,
+    pub company_id: String,
+    pub serial: String,
+    pub product_id: Option<String>,
+    pub product_name: Option<String>,
+    pub product_sku: Option<String>,
+    pub doc_type: String,
+    pub doc_id: String,
+    pub doc_number: Option<String>,
+    pub line_collection: String,
+    pub line_id: String,
+    pub event_type: String,
+    pub occurred_at: Option<DateTime<Utc>>,
+    pub location_id: Option<String>,
+    pub location_name: Option<String>,
+    pub sublocation: Option<String>,
+    pub quantity_delta: i16,
+    pub doc_status: Option<String>,
+    pub observed_at: DateTime<Utc>,
+    pub run_id: i64,
+    pub retracted_at: Option<DateTime<Utc>>,
+    pub retracted_run_id: Option<i64>,
+}
+
+/// Which rows of a serial's history to read.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter<'a> {
+    pub company_id: Option<&'a str>,
+    /// Retracted rows too.
+    pub all: bool,
+    /// The history as recorded at that moment: observed by then, and not retracted by then.
+    pub as_of: Option<DateTime<Utc>>,
+}
+
+const EVENT_COLUMNS: &str = "SELECT e.event_id, e.company_id, e.serial, e.product_id, p.name AS product_name, \
+     p.sku AS product_sku, e.doc_type, e.doc_id, e.doc_number, e.line_collection, e.line_id, e.event_type, \
+     e.occurred_at, e.location_id, l.name AS location_name, e.sublocation, e.quantity_delta, e.doc_status, \
+     e.observed_at, e.run_id, e.retracted_at, e.retracted_run_id \
+     FROM serial_events e \
+     LEFT JOIN products p ON p.company_id = e.company_id AND p.product_id = e.product_id \
+     LEFT JOIN locations l ON l.company_id = e.company_id AND l.location_id = e.location_id \
+     WHERE e.serial = ";
+
+impl Store {
+    /// Every event of one serial string (under any product), unordered.
+    pub async fn serial_events(
+        &self,
+        serial: &str,
+        filter: &EventFilter<'_>,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        on_pool!(self, pool => {
+            let mut q = QueryBuilder::new(EVENT_COLUMNS);
+            q.push_bind(serial);
+            if let Some(company) = filter.company_id {
+                q.push(" AND e.company_id = ").push_bind(company);
+            }
+            match (filter.as_of, filter.all) {
+                (Some(t), false) => {
+                    q.push(" AND e.observed_at <= ").push_bind(t);
+                    q.push(" AND (e.retracted_at IS NULL OR e.retracted_at > ").push_bind(t).push(")");
+                }
+                (Some(t), true) => {
+                    q.push(" AND e.observed_at <= ").push_bind(t);
+                }
+                (None, false) => {
+                    q.push(" AND e.retracted_at IS NULL");
+                }
+                (None, true) => {}
+            }
+            q.build_query_as::<EventRow>()
+                .fetch_all(pool)
+                .await
+                .context(|| format!("reading the events of serial {serial:?}"))
+        })
+    }
+
+    /// Serials that look like `serial`: the same ignoring case and surrounding spaces, or
+    /// starting with it. For "did you mean" when a serial is unknown.
+    pub async fn similar_serials(
+        &self,
+        serial: &str,
+        company_id: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let needle = serial.trim().to_lowercase();
+        let prefix = format!(
+            "{}%",
+            needle
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
+        on_pool!(self, pool => {
+            let mut q = QueryBuilder::new("SELECT DISTINCT serial FROM serial_events WHERE (lower(trim(serial)) = ");
+            q.push_bind(&needle).push(" OR lower(serial) LIKE ").push_bind(&prefix).push(" ESCAPE '\\')");
+            if let Some(company) = company_id {
+                q.push(" AND company_id = ").push_bind(company);
+            }
+            q.push(" ORDER BY serial LIMIT ").push_bind(limit);
+            q.build_query_scalar::<String>()
+                .fetch_all(pool)
+                .await
+                .context(|| format!("looking for serials like {serial:?}"))
+        })
+    }
+}

@@ -1,0 +1,86 @@
+//! Reference data: locations and products, so that output can show names.
+
+use chrono::Utc;
+use sqlx::QueryBuilder;
+
+use super::{Context, Store, StoreError, WritePool, on_pool};
+use crate::inflow::model::{Location, Product};
+
+impl Store {
+    /// Inserts or refreshes locations; ones without an id are skipped.
+    pub async fn upsert_locations(
+        &self,
+        company_id: &str,
+        locations: &[Location],
+    ) -> Result<u64, StoreError> {
+        let rows: Vec<&Location> = locations
+            .iter()
+            .filter(|l| l.location_id.is_some())
+            .collect();
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let now = Utc::now();
+        on_pool!(self, pool => {
+            let mut tx = pool.begin_write().await.context(|| "saving locations".into())?;
+            for chunk in rows.chunks(500) {
+                let mut q = QueryBuilder::new("INSERT INTO locations (company_id, location_id, name, is_active, row_version, updated_at) ");
+                q.push_values(chunk, |mut row, l| {
+                    row.push_bind(company_id)
+                        .push_bind(&l.location_id)
+                        .push_bind(&l.name)
+                        .push_bind(l.is_active)
+                        .push_bind(&l.timestamp)
+                        .push_bind(now);
+                });
+                q.push(
+                    " ON CONFLICT (company_id, location_id) DO UPDATE SET name = excluded.name, \
+                     is_active = excluded.is_active, row_version = excluded.row_version, updated_at = excluded.updated_at",
+                );
+                q.build().execute(&mut *tx).await.context(|| "saving locations".into())?;
+            }
+            tx.commit().await.context(|| "saving locations".into())?;
+            Ok(rows.len() as u64)
+        })
+    }
+
+    /// Inserts or refreshes products; ones without an id are skipped.
+    pub async fn upsert_products(
+        &self,
+        company_id: &str,
+        products: &[Product],
+    ) -> Result<u64, StoreError> {
+        let rows: Vec<&Product> = products.iter().filter(|p| p.product_id.is_some()).collect();
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let now = Utc::now();
+        on_pool!(self, pool => {
+            let mut tx = pool.begin_write().await.context(|| "saving products".into())?;
+            for chunk in rows.chunks(500) {
+                let mut q = QueryBuilder::new(
+                    "INSERT INTO products (company_id, product_id, name, sku, track_serials, is_active, item_type, row_version, updated_at) ",
+                );
+                q.push_values(chunk, |mut row, p| {
+                    row.push_bind(company_id)
+                        .push_bind(&p.product_id)
+                        .push_bind(&p.name)
+                        .push_bind(&p.sku)
+                        .push_bind(p.track_serials)
+                        .push_bind(p.is_active)
+                        .push_bind(&p.item_type)
+                        .push_bind(&p.timestamp)
+                        .push_bind(now);
+                });
+                q.push(
+                    " ON CONFLICT (company_id, product_id) DO UPDATE SET name = excluded.name, sku = excluded.sku, \
+                     track_serials = excluded.track_serials, is_active = excluded.is_active, item_type = excluded.item_type, \
+                     row_version = excluded.row_version, updated_at = excluded.updated_at",
+                );
+                q.build().execute(&mut *tx).await.context(|| "saving products".into())?;
+            }
+            tx.commit().await.context(|| "saving products".into())?;
+            Ok(rows.len() as u64)
+        })
+    }
+}

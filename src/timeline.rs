@@ -1,0 +1,433 @@
+//! One serial's story from its events: ordering, running on-hand effect, and where it is now.
+//!
+//! Events are ordered by when they happened, then by the natural order of a document's steps
+//! (ordered or sold before picked before shipped; sent before received), then by `event_id`.
+//! A packed event has no date of its own; it is placed right after the dated steps of its own
+//! document that come before it. One serial string under two products (or two companies) is
+//! two histories, kept apart.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::mapping::EventType;
+use crate::store::query::EventRow;
+
+/// Where a serial stands after its last stock movement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    InStock,
+    InTransit,
+    WithCustomer,
+    ReturnedToVendor,
+    AdjustedOut,
+    /// Documents mention it (ordered, quoted, sold) but no stock movement is recorded.
+    NeverStocked,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::InStock => "in_stock",
+            Status::InTransit => "in_transit",
+            Status::WithCustomer => "with_customer",
+            Status::ReturnedToVendor => "returned_to_vendor",
+            Status::AdjustedOut => "adjusted_out",
+            Status::NeverStocked => "never_stocked",
+        }
+    }
+}
+
+/// The "now" line of a history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Now {
+    pub status: Status,
+    pub location_id: Option<String>,
+    pub location_name: Option<String>,
+    pub sublocation: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub event_type: Option<String>,
+    pub doc_type: Option<String>,
+    pub doc_number: Option<String>,
+    /// One sentence for people.
+    pub summary: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Entry {
+    #[serde(flatten)]
+    pub event: EventRow,
+    /// The running sum of `quantity_delta` over current events up to this one.
+    pub on_hand: i64,
+    pub retracted: bool,
+}
+
+/// The history of one serial under one product of one company.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct History {
+    pub company_id: String,
+    pub serial: String,
+    pub product_id: Option<String>,
+    pub product_name: Option<String>,
+    pub product_sku: Option<String>,
+    pub now: Now,
+    pub events: Vec<Entry>,
+}
+
+impl History {
+    /// The product as people name it: its name, else its SKU, else its id.
+    pub fn product_label(&self) -> String {
+        self.product_name
+            .clone()
+            .or_else(|| self.product_sku.clone())
+            .or_else(|| self.product_id.clone())
+            .unwrap_or_else(|| "unknown product".into())
+    }
+}
+
+/// Groups a serial's events into histories and tells each one's story.
+pub fn histories(rows: Vec<EventRow>) -> Vec<History> {
+    let mut groups: BTreeMap<(String, Option<String>), Vec<EventRow>> = BTreeMap::new();
+    for row in rows {
+        groups
+            .entry((row.company_id.clone(), row.product_id.clone()))
+            .or_default()
+            .push(row);
+    }
+    groups.into_values().map(history).collect()
+}
+
+fn step(event_type: &str) -> u8 {
+    event_type
+        .parse::<EventType>()
+        .map_or(u8::MAX, EventType::step)
+}
+
+fn history(mut rows: Vec<EventRow>) -> History {
+    let effective: Vec<Option<DateTime<Utc>>> =
+        rows.iter().map(|r| effective_time(r, &rows)).collect();
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    // Undated events that cannot borrow a date go last: they are the least placed in time.
+    order.sort_by_key(|&i| {
+        (
+            effective[i].is_none(),
+            effective[i],
+            step(&rows[i].event_type),
+            rows[i].event_id,
+        )
+    });
+    let mut sorted: Vec<EventRow> = Vec::with_capacity(rows.len());
+    let mut slots: Vec<Option<EventRow>> = rows.drain(..).map(Some).collect();
+    for i in order {
+        sorted.push(slots[i].take().expect("each index once"));
+    }
+
+    let mut on_hand = 0i64;
+    let events: Vec<Entry> = sorted
+        .into_iter()
+        .map(|event| {
+            let retracted = event.retracted_at.is_some();
+            if !retracted {
+                on_hand += i64::from(event.quantity_delta);
+            }
+            Entry {
+                event,
+                on_hand,
+                retracted,
+            }
+        })
+        .collect();
+    let first = &events[0].event;
+    History {
+        company_id: first.company_id.clone(),
+        serial: first.serial.clone(),
+        product_id: first.product_id.clone(),
+        product_name: events.iter().find_map(|e| e.event.product_name.clone()),
+        product_sku: events.iter().find_map(|e| e.event.product_sku.clone()),
+        now: now(&events),
+        events,
+    }
+}
+
+/// An undated event (packed) borrows the latest date of the earlier steps of its document.
+fn effective_time(row: &EventRow, all: &[EventRow]) -> Option<DateTime<Utc>> {
+    row.occurred_at.or_else(|| {
+        let own = step(&row.event_type);
+        all.iter()
+            .filter(|o| {
+                o.doc_type == row.doc_type && o.doc_id == row.doc_id && step(&o.event_type) < own
+            })
+            .filter_map(|o| o.occurred_at)
+            .max()
+    })
+}
+
+fn now(events: &[Entry]) -> Now {
+    let current: Vec<&EventRow> = events
+        .iter()
+        .filter(|e| !e.retracted)
+        .map(|e| &e.event)
+        .collect();
+    // The same choice as the serial_current view: the latest movement, an undated one latest.
+    let last_move = current
+        .iter()
+        .filter(|e| e.quantity_delta != 0)
+        .max_by_key(|e| {
+            (
+                e.occurred_at.is_none(),
+                e.occurred_at,
+                step(&e.event_type),
+                e.event_id,
+            )
+        });
+    let Some(last_move) = last_move else {
+        let summary = match current.last() {
+            Some(e) => format!(
+                "never in stock per the recorded history; last seen {} on {}",
+                e.event_type,
+                doc_label(e)
+            ),
+            None => "no current events (every recorded event was retracted)".to_string(),
+        };
+        return Now {
+            status: Status::NeverStocked,
+            location_id: None,
+            location_name: None,
+            sublocation: None,
+            since: None,
+            event_type: current.last().map(|e| e.event_type.clone()),
+            doc_type: current.last().map(|e| e.doc_type.clone()),
+            doc_number: current.last().and_then(|e| e.doc_number.clone()),
+            summary,
+        };
+    };
+    let place = place_label(last_move);
+    let when = last_move
+        .occurred_at
+        .map_or("an unknown date".to_string(), |t| {
+            t.format("%Y-%m-%d").to_string()
+        });
+    let doc = doc_label(last_move);
+    let (status, summary) = match last_move.event_type.parse::<EventType>() {
+        Ok(EventType::Picked) => {
+            let shipped = current.iter().find(|e| {
+                e.event_type == "shipped"
+                    && e.doc_id == last_move.doc_id
+                    && e.doc_type == last_move.doc_type
+            });
+            let text = match shipped {
+                Some(s) => format!(
+                    "left stock: shipped to the customer on {} ({})",
+                    doc,
+                    s.occurred_at
+                        .map_or("date unknown".into(), |t| t.format("%Y-%m-%d").to_string())
+                ),
+                None => {
+                    format!("left stock: picked from {place} for {doc} on {when}, not shipped yet")
+                }
+            };
+            (Status::WithCustomer, text)
+        }
+        Ok(EventType::TransferSent) => (
+            Status::InTransit,
+            format!("in transit from {place} on {doc} since {when}"),
+        ),
+        Ok(EventType::Unstocked) => (
+            Status::ReturnedToVendor,
+            format!("left stock: returned to the vendor from {place} on {doc} ({when})"),
+        ),
+        Ok(EventType::AdjustedOut) => (
+            Status::AdjustedOut,
+            format!("left stock: adjusted out of {place} on {doc} ({when})"),
+        ),
+        _ if last_move.quantity_delta > 0 => (
+            Status::InStock,
+            format!(
+                "in stock at {place} since {when} ({} on {doc})",
+                last_move.event_type
+            ),
+        ),
+        _ => (
+            Status::AdjustedOut,
+            format!(
+                "left stock: {} from {place} on {doc} ({when})",
+                last_move.event_type
+            ),
+        ),
+    };
+    Now {
+        status,
+        location_id: last_move.location_id.clone(),
+        location_name: last_move.location_name.clone(),
+        sublocation: last_move.sublocation.clone(),
+        since: last_move.occurred_at,
+        event_type: Some(last_move.event_type.clone()),
+        doc_type: Some(last_move.doc_type.clone()),
+        doc_number: last_move.doc_number.clone(),
+        summary,
+    }
+}
+
+/// `Warehouse A / A-01`, falling back to the location id.
+pub fn place_label(e: &EventRow) -> String {
+    let location = e
+        .location_name
+        .clone()
+        .or_else(|| e.location_id.clone())
+        .unwrap_or_else(|| "an unknown location".into());
+    match e.sublocation.as_deref().filter(|s| !s.is_empty()) {
+        Some(sub) => format!("{location} / {sub}"),
+        None => location,
+    }
+}
+
+/// `SO-000123`, falling back to the document type and id.
+pub fn doc_label(e: &EventRow) -> String {
+    e.doc_number
+        .clone()
+        .unwrap_or_else(|| format!("{} {}", e.doc_type, e.doc_id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(id: i64, doc: &str, event_type: &str, at: Option<&str>, delta: i16) -> EventRow {
+        EventRow {
+            event_id: id,
+            company_id: "c".into(),
+            serial: "SN-1".into(),
+            product_id: Some("p1".into()),
+            product_name: Some("Laptop".into()),
+            product_sku: None,
+            doc_type: doc.split('-').next().unwrap().to_string(),
+            doc_id: doc.into(),
+            doc_number: Some(doc.into()),
+            line_collection: "lines".into(),
+            line_id: format!("l{id}"),
+            event_type: event_type.into(),
+            occurred_at: at.map(|t| DateTime::parse_from_rfc3339(t).unwrap().with_timezone(&Utc)),
+            location_id: Some("loc1".into()),
+            location_name: Some("Main".into()),
+            sublocation: Some("A-01".into()),
+            quantity_delta: delta,
+            doc_status: None,
+            observed_at: Utc::now(),
+            run_id: 1,
+            retracted_at: None,
+            retracted_run_id: None,
+        }
+    }
+
+    fn types(h: &History) -> Vec<&str> {
+        h.events
+            .iter()
+            .map(|e| e.event.event_type.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn same_day_steps_follow_the_natural_order_and_packed_follows_its_pick() {
+        let t = "2025-07-02T10:00:00Z";
+        let rows = vec![
+            ev(9, "SO-1", "shipped", Some(t), 0),
+            ev(8, "SO-1", "packed", None, 0),
+            ev(7, "SO-1", "picked", Some(t), -1),
+            ev(6, "SO-1", "sold", Some(t), 0),
+            ev(1, "PO-1", "received", Some("2025-06-01T00:00:00Z"), 1),
+        ];
+        let h = &histories(rows)[0];
+        assert_eq!(
+            types(h),
+            ["received", "sold", "picked", "packed", "shipped"]
+        );
+        assert_eq!(
+            h.events.iter().map(|e| e.on_hand).collect::<Vec<_>>(),
+            [1, 1, 0, 0, 0]
+        );
+        assert_eq!(h.now.status, Status::WithCustomer);
+        assert!(
+            h.now.summary.contains("shipped to the customer on SO-1"),
+            "{}",
+            h.now.summary
+        );
+    }
+
+    #[test]
+    fn sent_comes_before_received_and_the_serial_is_then_in_stock_there() {
+        let t = "2025-07-03T09:00:00Z";
+        let mut received = ev(5, "ST-1", "transfer_received", Some(t), 1);
+        received.location_name = Some("Store".into());
+        received.sublocation = Some("B-07".into());
+        let rows = vec![
+            received,
+            ev(4, "ST-1", "transfer_sent", Some(t), -1),
+            ev(1, "PO-1", "received", Some("2025-06-01T00:00:00Z"), 1),
+        ];
+        let h = &histories(rows)[0];
+        assert_eq!(types(h), ["received", "transfer_sent", "transfer_received"]);
+        assert_eq!(h.now.status, Status::InStock);
+        assert_eq!(h.now.location_name.as_deref(), Some("Store"));
+        assert_eq!(
+            h.now.summary,
+            "in stock at Store / B-07 since 2025-07-03 (transfer_received on ST-1)"
+        );
+    }
+
+    #[test]
+    fn the_now_line_names_each_way_out_of_stock() {
+        let day = Some("2025-06-01T00:00:00Z");
+        let later = Some("2025-06-02T00:00:00Z");
+        for (event, status) in [
+            ("transfer_sent", Status::InTransit),
+            ("unstocked", Status::ReturnedToVendor),
+            ("adjusted_out", Status::AdjustedOut),
+            ("picked", Status::WithCustomer),
+        ] {
+            let h = &histories(vec![
+                ev(1, "PO-1", "received", day, 1),
+                ev(2, "X-1", event, later, -1),
+            ])[0];
+            assert_eq!(h.now.status, status, "{event}");
+            assert_eq!(h.events.last().unwrap().on_hand, 0);
+        }
+        let h = &histories(vec![ev(1, "SO-1", "quoted", day, 0)])[0];
+        assert_eq!(h.now.status, Status::NeverStocked);
+    }
+
+    #[test]
+    fn retracted_rows_are_shown_but_count_for_nothing() {
+        let mut gone = ev(2, "SA-1", "adjusted_out", Some("2025-06-02T00:00:00Z"), -1);
+        gone.retracted_at = Some(Utc::now());
+        let h = &histories(vec![
+            ev(1, "PO-1", "received", Some("2025-06-01T00:00:00Z"), 1),
+            gone,
+        ])[0];
+        assert_eq!(
+            h.events
+                .iter()
+                .map(|e| (e.on_hand, e.retracted))
+                .collect::<Vec<_>>(),
+            [(1, false), (1, true)]
+        );
+        assert_eq!(h.now.status, Status::InStock);
+    }
+
+    #[test]
+    fn one_serial_under_two_products_is_two_histories() {
+        let mut other = ev(2, "PO-2", "received", Some("2025-06-01T00:00:00Z"), 1);
+        other.product_id = Some("p2".into());
+        other.product_name = Some("Phone".into());
+        let hs = histories(vec![
+            ev(1, "PO-1", "received", Some("2025-06-01T00:00:00Z"), 1),
+            other,
+        ]);
+        assert_eq!(hs.len(), 2);
+        assert_eq!(
+            hs.iter().map(History::product_label).collect::<Vec<_>>(),
+            ["Laptop", "Phone"]
+        );
+    }
+}

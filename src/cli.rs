@@ -122,6 +122,39 @@ pub struct SimulateArgs {
     /// number of sales orders.
     #[arg(long, default_value = "small")]
     pub scale: String,
+
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: std::net::IpAddr,
+
+    /// Generate clean data: no serial sold twice, adjusted out then sold, or shipped without
+    /// being received.
+    #[arg(long)]
+    pub no_data_faults: bool,
+
+    /// API key clients must send as `Authorization: Bearer KEY` (default: derived from the seed).
+    #[arg(long)]
+    pub api_key: Option<String>,
+
+    /// Requests allowed per minute.
+    #[arg(long, default_value_t = 60)]
+    pub per_minute: u32,
+
+    /// Requests allowed per hour.
+    #[arg(long, default_value_t = 1000)]
+    pub per_hour: u32,
+
+    /// Do not rate-limit (and send no rate-limit headers).
+    #[arg(long)]
+    pub no_rate_limit: bool,
+
+    /// Multiply the rate-limit windows, e.g. 0.01 makes a minute 0.6 s.
+    #[arg(long, default_value_t = 1.0)]
+    pub time_scale: f64,
+
+    /// Answer 400 to `after`/`before`/`start`, like an older server that only pages by `skip`.
+    #[arg(long)]
+    pub reject_keyset: bool,
 }
 
 /// Where and how to reach inFlow; shared by the commands that call the API.

@@ -1,9 +1,48 @@
-//! `audit simulate`: serve the local inFlow simulator.
+//! `audit simulate`: serve the local inFlow simulator until Ctrl-C.
 
+use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use crate::cli::{GlobalArgs, SimulateArgs};
+use anyhow::Context;
 
-pub async fn run(_global: &GlobalArgs, _args: SimulateArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("the simulator is not built yet")
+use crate::cli::{GlobalArgs, SimulateArgs};
+use crate::simulator::{RateLimit, Scale, SimConfig, Simulator};
+
+pub async fn run(_global: &GlobalArgs, args: SimulateArgs) -> anyhow::Result<ExitCode> {
+    let scale: Scale = args.scale.parse()?;
+    let rate_limit = (!args.no_rate_limit).then_some(RateLimit {
+        per_minute: args.per_minute,
+        per_hour: args.per_hour,
+    });
+    let config = SimConfig {
+        seed: args.seed,
+        scale,
+        data_faults: !args.no_data_faults,
+        bind: SocketAddr::new(args.host, args.port),
+        api_key: args.api_key.clone(),
+        rate_limit,
+        time_scale: args.time_scale,
+        reject_keyset: args.reject_keyset,
+        ..SimConfig::default()
+    };
+    let sim = Simulator::start(config)
+        .await
+        .context("cannot start the simulator")?;
+    println!("export INFLOW_BASE_URL={}", sim.base_url());
+    println!("export INFLOW_COMPANY_ID={}", sim.company_id());
+    println!("export INFLOW_API_KEY={}", sim.api_key());
+    let counts = sim.counts();
+    let summary: Vec<String> = counts.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    eprintln!(
+        "simulator: scale {scale}, seed {}, started in {:.2?}; {}; {} serial occurrences; Ctrl-C to stop",
+        args.seed,
+        sim.startup_time(),
+        summary.join(", "),
+        sim.serial_occurrences()
+    );
+    tokio::signal::ctrl_c()
+        .await
+        .context("cannot wait for Ctrl-C")?;
+    sim.shutdown().await;
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,1129 @@
+//! List queries: `count`, `skip`, `after`/`before`/`start`, `sort`, `sortDesc`, `includeCount`,
+//! `include` and `filter[...]`, parsed from the decoded query pairs and applied to a table.
+//!
+//! Choices where the reference says "unknown" (§2, §3, §10):
+//! - `count` defaults to 20 (S9's claim); above 100 is a 400 rather than a silent clamp, so a
+//!   client that asks for too much notices. `count=0` returns `[]`.
+//! - The default sort is the entity id. Every sort is made total by breaking ties on the entity
+//!   id (in the same direction), so keysets never skip or repeat rows.
+//! - `after`, `before` and `start` are filters on the active sort ("sorted after that entity"):
+//!   they compare (sort key, id) with the referenced entity's. With the id sort the id itself is
+//!   the key, so a cursor whose entity was deleted mid-scan still works; with another sort the
+//!   entity must exist (else 400), since its key cannot be known. `skip` and `count` apply after
+//!   them, so `before` returns the first rows sorted before the entity, not the last ones.
+//! - `X-listCount` is the number of rows matching the filters, ignoring keyset, `skip` and
+//!   `count` ("the total number of entries for these filters").
+//! - Text sorts are case-insensitive (SQL Server's default collation); nulls sort first.
+//! - Number filters (`orderNumber`, `adjustmentNumber`, `transferNumber`, `poNumber`, ...)
+//!   match the whole value, ignoring case; `name`, `description`, `barcode` and `smart` match a
+//!   substring, ignoring case. Status filters take one value, repeated `filter[x][]=` values or
+//!   a JSON array. Date ranges take `YYYY-MM-DD` (compared with the document's local date,
+//!   `toDate` inclusive to the end of that day) or RFC 3339 instants; number ranges use the
+//!   same `fromDate`/`toDate` keys, as the docs (oddly) say.
+//! - Unknown `filter[...]` names, unknown sort properties and malformed values are 400s with a
+//!   JSON body naming the parameter; other unknown query parameters are ignored.
+
+use std::cmp::Ordering;
+
+use chrono::{DateTime, FixedOffset, NaiveDate};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::data::*;
+use super::inventory::Inventory;
+use super::render::Includes;
+
+/// A request the API refuses, with the JSON body it answers.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct ApiError {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+    /// An extra key naming what was wrong, e.g. ("filter", "foo").
+    pub detail: Option<(&'static str, String)>,
+}
+
+impl ApiError {
+    pub fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: 400,
+            code,
+            message: message.into(),
+            detail: None,
+        }
+    }
+    pub fn with(mut self, key: &'static str, value: impl Into<String>) -> ApiError {
+        self.detail = Some((key, value.into()));
+        self
+    }
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: 404,
+            code: "NotFound",
+            message: message.into(),
+            detail: None,
+        }
+    }
+    pub fn body(&self) -> Value {
+        let mut m = serde_json::Map::new();
+        m.insert("message".into(), Value::from(self.message.clone()));
+        m.insert("code".into(), Value::from(self.code));
+        if let Some((k, v)) = &self.detail {
+            m.insert((*k).into(), Value::from(v.clone()));
+        }
+        Value::Object(m)
+    }
+}
+
+/// A property a list can be sorted or filtered on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Field {
+    Id,
+    Number,
+    Date,
+    Timestamp,
+    Active,
+    LocationId,
+    PartyId,
+    InventoryStatus,
+    PaymentStatus,
+    RequestedShipDate,
+    InvoicedDate,
+    PoNumber,
+    Total,
+    Balance,
+    Smart,
+    Name,
+    Description,
+    Barcode,
+    ItemType,
+    CategoryId,
+    LastModified,
+    TrackSerials,
+    Sku,
+    Status,
+    SentDate,
+    ReceivedDate,
+    FromLocationId,
+    ToLocationId,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// Sort only.
+    SortOnly,
+    Exact,
+    Contains,
+    StatusList,
+    IdEq,
+    DateRange,
+    NumRange,
+    Bool,
+    /// Filter only, substring.
+    SmartText,
+    /// Filter only, boolean.
+    BoolOnly,
+}
+
+struct Spec {
+    name: &'static str,
+    field: Field,
+    kind: Kind,
+}
+
+/// Sortable and filterable properties per endpoint. Filters are the documented ones (§3) plus
+/// products' `trackSerials` (S9); sorts are the ids, numbers, dates, statuses and `timestamp`.
+fn specs(endpoint: Endpoint) -> &'static [Spec] {
+    use Field as F;
+    use Kind as K;
+    match endpoint {
+        Endpoint::SalesOrders => &[
+            Spec {
+                name: "salesOrderId",
+                field: F::Id,
+                kind: K::SortOnly,
+            },
+            Spec {
+                name: "orderNumber",
+                field: F::Number,
+                kind: K::Exact,
+            },
+            Spec {
+                name: "inventoryStatus",
+                field: F::InventoryStatus,
+                kind: K::StatusList,
+            },
+            Spec {
+                name: "paymentStatus",
+                field: F::PaymentStatus,
+                kind: K::StatusList,
+            },
+            Spec {
+                name: "customerId",
+                field: F::PartyId,
+                kind: K::IdEq,
+            },
+            Spec {
+                name: "orderDate",
+                field: F::Date,
+                kind: K::DateRange,
+            },
+            Spec {
+                name: "poNumber",
+                field: F::PoNumber,
+                kind: K::Exact,
+            },
+            Spec {
+                name: "locationId",
+                field: F::LocationId,
+                kind: K::IdEq,
+            },
+            Spec {
+                name: "requestedShipDate",
+                field: F::RequestedShipDate,
+                kind: K::DateRange,
+            },
+            Spec {
+                name: "invoicedDate",
+                field: F::InvoicedDate,
+                kind: K::DateRange,
+            },
+            Spec {
+                name: "total",
+                field: F::Total,
+                kind: K::NumRange,
+            },
+            Spec {
+                name: "balance",
+                field: F::Balance,
+                kind: K::NumRange,
+            },
+            Spec {
+                name: "isActive",
+                field: F::Active,
+                kind: K::BoolOnly,
+            },
+            Spec {
+                name: "smart",
+                field: F::Smart,
+                kind: K::SmartText,
+            },
+            Spec {
+                name: "timestamp",
+                field: F::Timestamp,
+                kind: K::SortOnly,
+            },
+        ],
+        Endpoint::PurchaseOrders => &[
+            Spec {
+                name: "purchaseOrderId",
+                field: F::Id,
+                kind: K::SortOnly,
+            },
+            Spec {
+                name: "orderNumber",
+                field: F::Number,
+                kind: K::Exact,
+            },
+            Spec {
+                name: "inventoryStatus",
+                field: F::InventoryStatus,
+                kind: K::StatusList,
+            },
+            Spec {
+                name: "paymentStatus",
+                field: F::PaymentStatus,
+                kind: K::StatusList,
+            },
+            Spec {
+                name: "vendorId",
+                field: F::PartyId,
+                kind: K::IdEq,
+            },
+            Spec {
+                name: "orderDate",
+                field: F::Date,
+                kind: K::DateRange,
+            },
+            Spec {
+                name: "vendorOrderNumber",
+                field: F::PoNumber,
+                kind: K::Exact,
+            },
+            Spec {
+                name: "locationId",
+                field: F::LocationId,
+                kind: K::IdEq,
+            },
+            Spec {
+                name: "requestShipDate",
+                field: F::RequestedShipDate,
+                kind: K::DateRange,
+            },
+            Spec {
+                name: "total",
+                field: F::Total,
+                kind: K::NumRange,
+            },
+            Spec {
+                name: "balance",
+                field: F::Balance,
+                kind: K::NumRange,
+            },
+            Spec {
+                name: "isActive",
+                field: F::Active,
+                kind: K::BoolOnly,
+            },
+            Spec {
+                name: "smart",
+                field: F::Smart,
+                kind: K::SmartText,
+            },
+            Spec {
+                name: "timestamp",
+                field: F::Timestamp,
+                kind: K::SortOnly,
+            },
+        ],
+        Endpoint::StockAdjustments => &[
+            Spec {
+                name: "stockAdjustmentId",
+                field: F::Id,
+                kind: K::SortOnly,
+            },
+            Spec {
+                name: "adjustmentNumber",
+                field: F::Number,
+                kind: K::Exact,
+            },
+            Spec {
+                name: "date",
+                field: F::Date,
+                kind: K::SortOnly,
+            },
+            Spec {
+                name: "locationId",
+                field: F::LocationId,
+                kind: K::SortOnly,
+            },
+            Spec {
+                name: "timestamp",
+                field: F::Timestamp,
+                kind: K::SortOnly,
+            },
+        ],
+        Endpoint::StockTransfers => &[
+            Spec {
+                name: "stockTransferId",
+                field: F::Id,
+                kind: K::SortOnly,
+            },
+            Spec {
+                name: "transferNumber",
+                field: F::Number,
+                kind: K::Exact,
+            },
+            Spec {
+                name: "transferDate",
+                field: F::Date,
+                kind: K::SortOnly,
+            },
+            Spec {
+                name: "sentDate",
+                field: F::SentDate,
+                kind: K::SortOnly,
+            },
+            Spec {
+                name: "receivedDate",
+                field: F::ReceivedDate,
+                kind: K::SortOnly,
+            },
+            Spec {
+                name: "status",
+                field: F::Status,
+                kind: K::SortOnly,
+            },
+            Spec {
+                name: "fromLocationId",
+                field: F::FromLocationId,
+                kind: K::SortOnly,
+            },
+            Spec {
+                name: "toLocationId",
+                field: F::ToLocationId,
+                kind: K::SortOnly,
+            },
+            Spec {
+                name: "timestamp",
+                field: F::Timestamp,
+                kind: K::SortOnly,
+            },
+        ],
+        Endpoint::Products => &[
+            Spec {
+                name: "productId",
+                field: F::Id,
+                kind: K::SortOnly,
+            },
+            Spec {
+                name: "name",
+                field: F::Name,
+                kind: K::Contains,
+            },
+            Spec {
+                name: "sku",
+                field: F::Sku,
+                kind: K::SortOnly,
+            },
+            Spec {
+                name: "description",
+                field: F::Description,
+                kind: K::Contains,
+            },
+            Spec {
+                name: "isActive",
+                field: F::Active,
+                kind: K::Bool,
+            },
+            Spec {
+                name: "barcode",
+                field: F::Barcode,
+                kind: K::Contains,
+            },
+            Spec {
+                name: "itemType",
+                field: F::ItemType,
+                kind: K::Exact,
+            },
+            Spec {
+                name: "categoryId",
+                field: F::CategoryId,
+                kind: K::IdEq,
+            },
+            Spec {
+                name: "lastModifiedDateTime",
+                field: F::LastModified,
+                kind: K::DateRange,
+            },
+            Spec {
+                name: "trackSerials",
+                field: F::TrackSerials,
+                kind: K::Bool,
+            },
+            Spec {
+                name: "smart",
+                field: F::Smart,
+                kind: K::SmartText,
+            },
+            Spec {
+                name: "timestamp",
+                field: F::Timestamp,
+                kind: K::SortOnly,
+            },
+        ],
+        Endpoint::Locations => &[
+            Spec {
+                name: "locationId",
+                field: F::Id,
+                kind: K::SortOnly,
+            },
+            Spec {
+                name: "name",
+                field: F::Name,
+                kind: K::Contains,
+            },
+            Spec {
+                name: "isActive",
+                field: F::Active,
+                kind: K::Bool,
+            },
+            Spec {
+                name: "timestamp",
+                field: F::Timestamp,
+                kind: K::SortOnly,
+            },
+        ],
+    }
+}
+
+/// A property's value, for filtering and sorting.
+pub(crate) enum Val<'a> {
+    Null,
+    Str(&'a str),
+    Date(Dt),
+    Bool(bool),
+    Num(i64),
+    Id(Uuid),
+}
+
+/// Something a list endpoint returns.
+pub(crate) trait Entity {
+    fn id(&self) -> Uuid;
+    fn field(&self, f: Field, cx: &FieldCtx) -> Val<'_>;
+}
+
+pub(crate) struct FieldCtx<'a> {
+    pub cat: &'a Catalog,
+    #[allow(dead_code)]
+    pub inv: &'a Inventory,
+}
+
+#[derive(Clone, Debug)]
+enum DateBound {
+    Day(NaiveDate),
+    At(DateTime<FixedOffset>),
+}
+
+#[derive(Clone, Debug)]
+enum Filter {
+    Exact(Field, String),
+    Contains(Field, String),
+    AnyOf(Field, Vec<String>),
+    IdEq(Field, Uuid),
+    Dates(Field, Option<DateBound>, Option<DateBound>),
+    Nums(Field, Option<i64>, Option<i64>),
+    Bool(Field, bool),
+    Smart(String),
+}
+
+/// A parsed list request.
+#[derive(Clone, Debug)]
+pub(crate) struct ListQuery {
+    pub count: usize,
+    pub skip: usize,
+    pub after: Option<Uuid>,
+    pub before: Option<Uuid>,
+    pub start: Option<Uuid>,
+    sort: Field,
+    pub desc: bool,
+    pub include_count: bool,
+    pub includes: Includes,
+    filters: Vec<Filter>,
+}
+
+pub(crate) struct QueryOptions {
+    pub default_count: usize,
+    pub max_count: usize,
+    pub reject_keyset: bool,
+}
+
+fn parse_bool(key: &str, v: &str) -> Result<bool, ApiError> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(
+            ApiError::bad("InvalidParameter", format!("'{key}' must be true or false"))
+                .with("parameter", key),
+        ),
+    }
+}
+
+fn parse_id(key: &str, v: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(v.trim()).map_err(|_| {
+        ApiError::bad("InvalidParameter", format!("'{key}' must be an entity id"))
+            .with("parameter", key)
+    })
+}
+
+fn parse_date_bound(key: &str, v: &Value) -> Result<Option<DateBound>, ApiError> {
+    let bad = || {
+        ApiError::bad(
+            "InvalidFilter",
+            format!("filter[{key}] dates must be YYYY-MM-DD or RFC 3339"),
+        )
+        .with("filter", key)
+    };
+    match v {
+        Value::Null => Ok(None),
+        Value::String(s) if s.trim().is_empty() => Ok(None),
+        Value::String(s) => {
+            let s = s.trim();
+            if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+                Ok(Some(DateBound::Day(d)))
+            } else if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+                Ok(Some(DateBound::At(t)))
+            } else if let Ok(t) = s.parse::<chrono::NaiveDateTime>() {
+                // No offset: read as UTC.
+                Ok(Some(DateBound::At(t.and_utc().fixed_offset())))
+            } else {
+                Err(bad())
+            }
+        }
+        _ => Err(bad()),
+    }
+}
+
+fn parse_num_bound(key: &str, v: &Value) -> Result<Option<i64>, ApiError> {
+    let text = match v {
+        Value::Null => return Ok(None),
+        Value::String(s) => s.trim().to_string(),
+        Value::Number(n) => n.to_string(),
+        _ => String::new(),
+    };
+    let d: rust_decimal::Decimal = text.parse().map_err(|_| {
+        ApiError::bad(
+            "InvalidFilter",
+            format!("filter[{key}] bounds must be numbers"),
+        )
+        .with("filter", key)
+    })?;
+    let scaled = d * rust_decimal::Decimal::from(MONEY_ONE);
+    Ok(Some(scaled.trunc().try_into().unwrap_or(i64::MAX)))
+}
+
+/// `{"fromDate":..,"toDate":..}` from a filter value.
+fn parse_range(key: &str, raw: &str) -> Result<(Value, Value), ApiError> {
+    let v: Value = serde_json::from_str(raw).map_err(|_| {
+        ApiError::bad(
+            "InvalidFilter",
+            format!("filter[{key}] must be a JSON object with fromDate and/or toDate"),
+        )
+        .with("filter", key)
+    })?;
+    let Value::Object(m) = v else {
+        return Err(ApiError::bad(
+            "InvalidFilter",
+            format!("filter[{key}] must be a JSON object with fromDate and/or toDate"),
+        )
+        .with("filter", key));
+    };
+    let get = |k: &str| {
+        m.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(k))
+            .map(|(_, v)| v.clone())
+            .unwrap_or(Value::Null)
+    };
+    Ok((get("fromDate"), get("toDate")))
+}
+
+fn parse_list(raw: &str) -> Vec<String> {
+    let t = raw.trim();
+    if t.starts_with('[')
+        && let Ok(Value::Array(items)) = serde_json::from_str::<Value>(t)
+    {
+        return items
+            .into_iter()
+            .filter_map(|v| match v {
+                Value::String(s) => Some(s),
+                Value::Null => None,
+                other => Some(other.to_string()),
+            })
+            .collect();
+    }
+    t.split(',')
+        .map(|x| x.trim().to_string())
+        .filter(|x| !x.is_empty())
+        .collect()
+}
+
+impl ListQuery {
+    pub fn parse(
+        endpoint: Endpoint,
+        pairs: &[(String, String)],
+        opts: &QueryOptions,
+    ) -> Result<ListQuery, ApiError> {
+        let mut q = ListQuery {
+            count: opts.default_count,
+            skip: 0,
+            after: None,
+            before: None,
+            start: None,
+            sort: Field::Id,
+            desc: false,
+            include_count: false,
+            includes: Includes::default(),
+            filters: Vec::new(),
+        };
+        let mut includes = Vec::new();
+        for (key, value) in pairs {
+            let k = key.as_str();
+            if let Some(rest) = k.strip_prefix("filter[") {
+                let name = rest
+                    .strip_suffix("][]")
+                    .or_else(|| rest.strip_suffix(']'))
+                    .unwrap_or(rest);
+                q.filters.push(parse_filter(endpoint, name, value)?);
+                continue;
+            }
+            match k {
+                "count" => {
+                    let n: usize = value.trim().parse().map_err(|_| {
+                        ApiError::bad("InvalidParameter", "'count' must be a whole number")
+                            .with("parameter", "count")
+                    })?;
+                    if n > opts.max_count {
+                        return Err(ApiError::bad(
+                            "InvalidParameter",
+                            format!("'count' must be at most {}", opts.max_count),
+                        )
+                        .with("parameter", "count"));
+                    }
+                    q.count = n;
+                }
+                "skip" => {
+                    q.skip = value.trim().parse().map_err(|_| {
+                        ApiError::bad("InvalidParameter", "'skip' must be a whole number")
+                            .with("parameter", "skip")
+                    })?;
+                }
+                "after" | "before" | "start" => {
+                    if opts.reject_keyset {
+                        return Err(ApiError::bad(
+                            "UnsupportedParameter",
+                            format!("'{k}' is not supported by this server"),
+                        )
+                        .with("parameter", k));
+                    }
+                    if value.trim().is_empty() {
+                        continue;
+                    }
+                    let id = parse_id(k, value)?;
+                    match k {
+                        "after" => q.after = Some(id),
+                        "before" => q.before = Some(id),
+                        _ => q.start = Some(id),
+                    }
+                }
+                "sort" => {
+                    let name = value.trim();
+                    if name.is_empty() {
+                        continue;
+                    }
+                    let spec = specs(endpoint)
+                        .iter()
+                        .find(|s| {
+                            s.name.eq_ignore_ascii_case(name)
+                                && !matches!(s.kind, Kind::SmartText | Kind::BoolOnly)
+                        })
+                        .ok_or_else(|| {
+                            ApiError::bad(
+                                "InvalidSort",
+                                format!("'{name}' is not a sortable property of {endpoint}"),
+                            )
+                            .with("sort", name)
+                        })?;
+                    q.sort = spec.field;
+                }
+                "sortDesc" => q.desc = parse_bool(k, value)?,
+                "includeCount" => q.include_count = parse_bool(k, value)?,
+                "include" => includes.push(value.as_str()),
+                _ => {}
+            }
+        }
+        q.includes = Includes::parse(endpoint, includes).map_err(|bad| {
+            ApiError::bad(
+                "InvalidInclude",
+                format!("'{bad}' is not a relationship of {endpoint}"),
+            )
+            .with("relationship", bad)
+        })?;
+        Ok(q)
+    }
+
+    /// Filters, sorts and pages `all`; returns the page and the filtered total.
+    pub fn run<'a, E: Entity>(
+        &self,
+        all: impl Iterator<Item = &'a E>,
+        lookup: impl Fn(Uuid) -> Option<&'a E>,
+        cx: &FieldCtx,
+    ) -> Result<(Vec<&'a E>, usize), ApiError> {
+        let mut rows: Vec<(Key, Uuid, &'a E)> = all
+            .filter(|e| self.filters.iter().all(|f| matches(f, *e, cx)))
+            .map(|e| (key(e.field(self.sort, cx)), e.id(), e))
+            .collect();
+        let total = rows.len();
+        rows.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        if self.desc {
+            rows.reverse();
+        }
+        let reference = |id: Uuid, param: &'static str| -> Result<(Key, Uuid), ApiError> {
+            if self.sort == Field::Id {
+                return Ok((Key::Id(id), id));
+            }
+            lookup(id)
+                .map(|e| (key(e.field(self.sort, cx)), id))
+                .ok_or_else(|| {
+                    ApiError::bad(
+                        "InvalidParameter",
+                        format!("'{param}' names an entity that does not exist"),
+                    )
+                    .with("parameter", param)
+                })
+        };
+        let cursors = [
+            (self.after, "after"),
+            (self.start, "start"),
+            (self.before, "before"),
+        ];
+        for (cursor, param) in cursors {
+            let Some(id) = cursor else { continue };
+            let (rk, rid) = reference(id, param)?;
+            rows.retain(|(k, i, _)| {
+                let mut o = (k, *i).cmp(&(&rk, rid));
+                if self.desc {
+                    o = o.reverse();
+                }
+                match param {
+                    "after" => o == Ordering::Greater,
+                    "start" => o != Ordering::Less,
+                    _ => o == Ordering::Less,
+                }
+            });
+        }
+        let page = rows
+            .into_iter()
+            .skip(self.skip)
+            .take(self.count)
+            .map(|(_, _, e)| e)
+            .collect();
+        Ok((page, total))
+    }
+}
+
+fn parse_filter(endpoint: Endpoint, name: &str, raw: &str) -> Result<Filter, ApiError> {
+    let spec = specs(endpoint)
+        .iter()
+        .find(|s| s.name.eq_ignore_ascii_case(name) && s.kind != Kind::SortOnly)
+        .ok_or_else(|| {
+            ApiError::bad(
+                "InvalidFilter",
+                format!("'{name}' is not a filter of {endpoint}"),
+            )
+            .with("filter", name)
+        })?;
+    let key = spec.name;
+    Ok(match spec.kind {
+        Kind::Exact => Filter::Exact(spec.field, raw.trim().to_string()),
+        Kind::Contains => Filter::Contains(spec.field, raw.trim().to_lowercase()),
+        Kind::SmartText => Filter::Smart(raw.trim().to_lowercase()),
+        Kind::StatusList => Filter::AnyOf(spec.field, parse_list(raw)),
+        Kind::IdEq => Filter::IdEq(
+            spec.field,
+            Uuid::parse_str(raw.trim()).map_err(|_| {
+                ApiError::bad("InvalidFilter", format!("filter[{key}] must be an id"))
+                    .with("filter", key)
+            })?,
+        ),
+        Kind::DateRange => {
+            let (from, to) = parse_range(key, raw)?;
+            Filter::Dates(
+                spec.field,
+                parse_date_bound(key, &from)?,
+                parse_date_bound(key, &to)?,
+            )
+        }
+        Kind::NumRange => {
+            let (from, to) = parse_range(key, raw)?;
+            Filter::Nums(
+                spec.field,
+                parse_num_bound(key, &from)?,
+                parse_num_bound(key, &to)?,
+            )
+        }
+        Kind::Bool | Kind::BoolOnly => Filter::Bool(
+            spec.field,
+            parse_bool(&format!("filter[{key}]"), raw).map_err(|e| e.with("filter", key))?,
+        ),
+        Kind::SortOnly => unreachable!("filtered out above"),
+    })
+}
+
+fn matches<E: Entity>(f: &Filter, e: &E, cx: &FieldCtx) -> bool {
+    match f {
+        Filter::Exact(field, want) => match e.field(*field, cx) {
+            Val::Str(s) => s.eq_ignore_ascii_case(want),
+            _ => false,
+        },
+        Filter::Contains(field, want) => match e.field(*field, cx) {
+            Val::Str(s) => s.to_lowercase().contains(want.as_str()),
+            _ => false,
+        },
+        Filter::Smart(want) => match e.field(Field::Smart, cx) {
+            Val::Str(s) => s.to_lowercase().contains(want.as_str()),
+            _ => false,
+        },
+        Filter::AnyOf(field, wants) => match e.field(*field, cx) {
+            Val::Str(s) => wants.iter().any(|w| w.eq_ignore_ascii_case(s)),
+            _ => false,
+        },
+        Filter::IdEq(field, want) => matches!(e.field(*field, cx), Val::Id(id) if id == *want),
+        Filter::Bool(field, want) => matches!(e.field(*field, cx), Val::Bool(b) if b == *want),
+        Filter::Nums(field, from, to) => match e.field(*field, cx) {
+            Val::Num(n) => from.is_none_or(|f| n >= f) && to.is_none_or(|t| n <= t),
+            _ => false,
+        },
+        Filter::Dates(field, from, to) => match e.field(*field, cx) {
+            Val::Date(d) => {
+                let local = d.date_naive();
+                let after_from = match from {
+                    None => true,
+                    Some(DateBound::Day(day)) => local >= *day,
+                    Some(DateBound::At(t)) => d >= *t,
+                };
+                let before_to = match to {
+                    None => true,
+                    Some(DateBound::Day(day)) => local <= *day,
+                    Some(DateBound::At(t)) => d <= *t,
+                };
+                after_from && before_to
+            }
+            _ => false,
+        },
+    }
+}
+
+/// A sort key; nulls first, text case-insensitive, dates by instant.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Key {
+    Null,
+    Num(i64),
+    Text(String),
+    Id(Uuid),
+}
+
+fn key(v: Val) -> Key {
+    match v {
+        Val::Null => Key::Null,
+        Val::Str(s) => Key::Text(s.to_lowercase()),
+        Val::Date(d) => Key::Num(d.timestamp()),
+        Val::Bool(b) => Key::Num(b as i64),
+        Val::Num(n) => Key::Num(n),
+        Val::Id(id) => Key::Id(id),
+    }
+}
+
+fn opt_date(d: Option<Dt>) -> Val<'static> {
+    d.map_or(Val::Null, Val::Date)
+}
+
+impl Entity for SalesOrder {
+    fn id(&self) -> Uuid {
+        self.id
+    }
+    fn field(&self, f: Field, cx: &FieldCtx) -> Val<'_> {
+        match f {
+            Field::Id => Val::Id(self.id),
+            Field::Number => Val::Str(&self.number),
+            Field::Date => Val::Date(self.order_date),
+            Field::Timestamp => Val::Num(self.ts as i64),
+            Field::Active => Val::Bool(!self.is_cancelled),
+            Field::LocationId => Val::Id(cx.cat.location(self.location).id),
+            Field::PartyId => Val::Id(cx.cat.customers[self.customer as usize].id),
+            Field::InventoryStatus => Val::Str(self.inventory_status),
+            Field::PaymentStatus => Val::Str(self.payment_status),
+            Field::RequestedShipDate => opt_date(self.requested_ship_date),
+            Field::InvoicedDate => opt_date(self.invoiced_date),
+            Field::PoNumber => Val::Str(&self.po_number),
+            Field::Total | Field::Balance => {
+                let (total, balance) = super::render::total_and_balance(
+                    &self.lines,
+                    self.tax_rate,
+                    self.payment_status,
+                );
+                Val::Num(if f == Field::Total { total } else { balance })
+            }
+            // The docs say `smart` searches the order number and the customer name; the
+            // number is enough here.
+            Field::Smart => Val::Str(&self.number),
+            _ => Val::Null,
+        }
+    }
+}
+
+impl Entity for PurchaseOrder {
+    fn id(&self) -> Uuid {
+        self.id
+    }
+    fn field(&self, f: Field, cx: &FieldCtx) -> Val<'_> {
+        match f {
+            Field::Id => Val::Id(self.id),
+            Field::Number | Field::Smart => Val::Str(&self.number),
+            Field::Date => Val::Date(self.order_date),
+            Field::Timestamp => Val::Num(self.ts as i64),
+            Field::Active => Val::Bool(!self.is_cancelled),
+            Field::LocationId => Val::Id(cx.cat.location(self.location).id),
+            Field::PartyId => Val::Id(cx.cat.vendors[self.vendor as usize].id),
+            Field::InventoryStatus => Val::Str(self.inventory_status),
+            Field::PaymentStatus => Val::Str(self.payment_status),
+            Field::PoNumber => Val::Str(&self.vendor_order_number),
+            Field::Total | Field::Balance => {
+                let (total, balance) = super::render::total_and_balance(
+                    &self.lines,
+                    self.tax_rate,
+                    self.payment_status,
+                );
+                Val::Num(if f == Field::Total { total } else { balance })
+            }
+            _ => Val::Null,
+        }
+    }
+}
+
+impl Entity for StockAdjustment {
+    fn id(&self) -> Uuid {
+        self.id
+    }
+    fn field(&self, f: Field, cx: &FieldCtx) -> Val<'_> {
+        match f {
+            Field::Id => Val::Id(self.id),
+            Field::Number => Val::Str(&self.number),
+            Field::Date => Val::Date(self.date),
+            Field::Timestamp => Val::Num(self.ts as i64),
+            Field::LocationId => Val::Id(cx.cat.location(self.location).id),
+            _ => Val::Null,
+        }
+    }
+}
+
+impl Entity for StockTransfer {
+    fn id(&self) -> Uuid {
+        self.id
+    }
+    fn field(&self, f: Field, cx: &FieldCtx) -> Val<'_> {
+        match f {
+            Field::Id => Val::Id(self.id),
+            Field::Number => Val::Str(&self.number),
+            Field::Date => Val::Date(self.transfer_date),
+            Field::SentDate => opt_date(self.sent_date),
+            Field::ReceivedDate => opt_date(self.received_date),
+            Field::Status => Val::Str(self.status),
+            Field::FromLocationId => Val::Id(cx.cat.location(self.from).id),
+            Field::ToLocationId => Val::Id(cx.cat.location(self.to).id),
+            Field::Timestamp => Val::Num(self.ts as i64),
+            _ => Val::Null,
+        }
+    }
+}
+
+impl Entity for Product {
+    fn id(&self) -> Uuid {
+        self.id
+    }
+    fn field(&self, f: Field, _cx: &FieldCtx) -> Val<'_> {
+        match f {
+            Field::Id => Val::Id(self.id),
+            Field::Name => Val::Str(&self.name),
+            Field::Sku => Val::Str(&self.sku),
+            Field::Description => Val::Str(&self.description),
+            Field::Active => Val::Bool(true),
+            Field::Barcode => Val::Str(&self.barcode),
+            Field::ItemType => Val::Str(self.item_type),
+            Field::CategoryId => Val::Id(self.category_id),
+            Field::LastModified => Val::Date(self.last_modified),
+            Field::TrackSerials => Val::Bool(self.track_serials),
+            Field::Smart => Val::Str(&self.name),
+            Field::Timestamp => Val::Num(self.ts as i64),
+            _ => Val::Null,
+        }
+    }
+}
+
+impl Entity for Location {
+    fn id(&self) -> Uuid {
+        self.id
+    }
+    fn field(&self, f: Field, _cx: &FieldCtx) -> Val<'_> {
+        match f {
+            Field::Id => Val::Id(self.id),
+            Field::Name => Val::Str(&self.name),
+            Field::Active => Val::Bool(true),
+            Field::Timestamp => Val::Num(self.ts as i64),
+            _ => Val::Null,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(q: &[(&str, &str)]) -> Vec<(String, String)> {
+        q.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    const OPTS: QueryOptions = QueryOptions {
+        default_count: 20,
+        max_count: 100,
+        reject_keyset: false,
+    };
+
+    #[test]
+    fn defaults_and_limits() {
+        let q = ListQuery::parse(Endpoint::SalesOrders, &[], &OPTS).unwrap();
+        assert_eq!(q.count, 20);
+        assert_eq!(q.sort, Field::Id);
+        let e = ListQuery::parse(Endpoint::SalesOrders, &pairs(&[("count", "101")]), &OPTS)
+            .unwrap_err();
+        assert_eq!(e.status, 400);
+        assert_eq!(e.detail, Some(("parameter", "count".into())));
+        assert!(
+            ListQuery::parse(Endpoint::SalesOrders, &pairs(&[("count", "100")]), &OPTS).is_ok()
+        );
+    }
+
+    #[test]
+    fn unknown_filter_and_sort_are_named() {
+        let e = ListQuery::parse(
+            Endpoint::StockAdjustments,
+            &pairs(&[("filter[orderDate]", "{}")]),
+            &OPTS,
+        )
+        .unwrap_err();
+        assert_eq!(e.detail, Some(("filter", "orderDate".into())));
+        let e = ListQuery::parse(Endpoint::SalesOrders, &pairs(&[("sort", "color")]), &OPTS)
+            .unwrap_err();
+        assert_eq!(e.detail, Some(("sort", "color".into())));
+    }
+
+    #[test]
+    fn keyset_can_be_rejected() {
+        let opts = QueryOptions {
+            reject_keyset: true,
+            ..OPTS
+        };
+        let e = ListQuery::parse(
+            Endpoint::SalesOrders,
+            &pairs(&[("after", "00000000-0000-4000-8000-000000000001")]),
+            &opts,
+        )
+        .unwrap_err();
+        assert_eq!(e.code, "UnsupportedParameter");
+    }
+
+    #[test]
+    fn date_bounds_parse_both_forms() {
+        let q = ListQuery::parse(
+            Endpoint::SalesOrders,
+            &pairs(&[(
+                "filter[orderDate]",
+                r#"{"fromDate":"2024-01-01","toDate":"2024-02-01T00:00:00Z"}"#,
+            )]),
+            &OPTS,
+        )
+        .unwrap();
+        assert!(matches!(
+            &q.filters[0],
+            Filter::Dates(Field::Date, Some(DateBound::Day(_)), Some(DateBound::At(_)))
+        ));
+        let e = ListQuery::parse(
+            Endpoint::SalesOrders,
+            &pairs(&[("filter[orderDate]", r#"{"fromDate":"yesterday"}"#)]),
+            &OPTS,
+        )
+        .unwrap_err();
+        assert_eq!(e.code, "InvalidFilter");
+    }
+
+    #[test]
+    fn status_lists_accept_three_encodings() {
+        assert_eq!(
+            parse_list(r#"["started","fulfilled"]"#),
+            ["started", "fulfilled"]
+        );
+        assert_eq!(parse_list("started"), ["started"]);
+        assert_eq!(parse_list("started, fulfilled"), ["started", "fulfilled"]);
+    }
+}

@@ -1,0 +1,66 @@
+//! Named serials that the generator plants so tests can check known stories end to end.
+
+use serde::Serialize;
+
+/// One document a planted serial appears in.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DocRef {
+    /// `sales-orders`, `purchase-orders`, `stock-adjustments` or `stock-transfers`.
+    pub endpoint: String,
+    pub id: String,
+    /// The document number (`SO-000012`, `PO-000003`, `SA-000001`, `ST-000004`).
+    pub number: String,
+}
+
+/// Where a serial is on hand at the end of its story.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OnHand {
+    pub location_id: String,
+    pub sublocation: String,
+}
+
+/// A planted serial: its string, its product, the documents of its story in time order, and
+/// where it is on hand at the end (if it is).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SerialStory {
+    pub serial: String,
+    pub product_id: String,
+    pub documents: Vec<DocRef>,
+    pub on_hand: Option<OnHand>,
+}
+
+/// One serial string that two products both use, each with a legitimate history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TwoProducts {
+    pub serial: String,
+    pub product_ids: [String; 2],
+    pub stories: [SerialStory; 2],
+}
+
+/// The planted stories. The three data faults are `None` when generated with `faults: false`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Scenario {
+    /// Received → transferred → sold (line) → picked → packed → shipped → returned → restocked.
+    pub full_lifecycle: SerialStory,
+    /// Received, then returned to the vendor (`unstockLines` plus a negative PO line).
+    pub vendor_return: SerialStory,
+    /// Received, then removed by a stock adjustment of -1.
+    pub adjusted_out: SerialStory,
+    /// Received, then put on a transfer that is still `open` (no stock moved yet).
+    pub on_open_transfer: SerialStory,
+    /// Received, then sent on a transfer that is `inTransit` (left the source, not arrived).
+    pub in_transit: SerialStory,
+    /// The same serial string under two products.
+    pub two_products: TwoProducts,
+    /// Fault: shipped on one sales order, then shipped again on another, with no return.
+    pub sold_twice: Option<SerialStory>,
+    /// Fault: adjusted out (-1), then picked and shipped on a sales order.
+    pub adjusted_out_then_sold: Option<SerialStory>,
+    /// Fault: shipped on a sales order but never received by any document.
+    pub shipped_never_received: Option<SerialStory>,
+}

@@ -45,6 +45,11 @@ pub struct GlobalArgs {
     )]
     pub database_url: String,
 
+    /// Whether --database-url was given on the command line rather than by default or the
+    /// environment (`audit demo` only writes to a database named explicitly).
+    #[arg(skip)]
+    pub database_url_explicit: bool,
+
     /// Log more on stderr: -v for progress details, -vv for each request, -vvv for everything.
     #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
@@ -102,6 +107,15 @@ pub enum Command {
         audit sql \"SELECT status, count(*) FROM serial_current GROUP BY status\"\n  \
         audit sql --file sql/recall.sql --param po_number=PO-000012 --format csv")]
     Sql(SqlArgs),
+
+    /// Try audit end to end without an inFlow account: simulate a small company, ingest it into
+    /// a local SQLite file, and show one serial's story.
+    ///
+    /// The simulator runs inside this process and stops with it. The database is
+    /// `audit-demo.db` in the working directory (or --database-url, if given on the command line);
+    /// running the demo again reuses it, so the second run shows an incremental ingest that
+    /// writes nothing.
+    Demo(DemoArgs),
 
     /// Serve a simulated inFlow Cloud API with a generated company, for trying `audit` without
     /// an API key and for tests.
@@ -281,4 +295,15 @@ fn parse_param(s: &str) -> Result<(String, String), String> {
         ));
     }
     Ok((name.to_string(), value.to_string()))
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Delete the demo database first instead of reusing it.
+    #[arg(long)]
+    pub fresh: bool,
+
+    /// Seed of the simulated company.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
 }

@@ -90,7 +90,7 @@ fn arguments(args: &IngestArgs) -> serde_json::Value {
     })
 }
 
-fn print_summary(s: &RunSummary, elapsed: Duration) {
+pub(crate) fn print_summary(s: &RunSummary, elapsed: Duration) {
     let c = &s.counters;
     let how = match s.stop {
         None => "succeeded".to_string(),
@@ -149,13 +149,13 @@ fn print_summary(s: &RunSummary, elapsed: Duration) {
 }
 
 /// Progress bars on a terminal; otherwise a line per stream on stderr.
-struct Display {
+pub(crate) struct Display {
     bars: Option<(MultiProgress, Mutex<HashMap<&'static str, ProgressBar>>)>,
     lines: bool,
 }
 
 impl Display {
-    fn new(global: &GlobalArgs) -> Display {
+    pub(crate) fn new(global: &GlobalArgs) -> Display {
         let terminal = std::io::stderr().is_terminal() && !global.quiet;
         let bars = terminal.then(|| {
             (
@@ -169,7 +169,7 @@ impl Display {
         }
     }
 
-    fn clear(&self) {
+    pub(crate) fn clear(&self) {
         if let Some((multi, _)) = &self.bars {
             let _ = multi.clear();
         }

@@ -1,6 +1,7 @@
 //! One module per subcommand. `main` sets up logging and the runtime, runs the command and
 //! turns its outcome into an exit status.
 
+pub mod demo;
 pub mod ingest;
 pub mod migrate;
 pub mod simulate;
@@ -41,6 +42,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ingest(args) => ingest::run(&global, args).await,
         Command::Timeline(args) => timeline::run(&global, args).await,
         Command::Sql(args) => sql::run(&global, args).await,
+        Command::Demo(args) => demo::run(&global, args).await,
         Command::Simulate(args) => simulate::run(&global, args).await,
     }
 }

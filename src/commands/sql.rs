@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use crate::cli::{GlobalArgs, SqlArgs};
 use crate::output::{self, Format};
-use crate::store::adhoc::{check_read_only, substitute_params};
+use crate::store::adhoc::{check_read_only, check_single_statement, substitute_params};
 use crate::store::{Backend, Store};
 
 pub async fn run(global: &GlobalArgs, args: SqlArgs) -> anyhow::Result<ExitCode> {
@@ -71,6 +71,7 @@ async fn query(store: &Store, args: &SqlArgs) -> anyhow::Result<crate::store::ad
         (None, None) => unreachable!("clap requires a query or --file"),
     };
     let text = substitute_params(&text, &args.params)?;
+    check_single_statement(&text)?;
     check_read_only(&text)?;
     Ok(store.read_only_query(&text).await?)
 }

@@ -67,6 +67,71 @@ pub enum ParamError {
     Unused(String),
 }
 
+/// A piece of SQL text: code, or something parameters and separators do not apply to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Piece {
+    Code,
+    /// A string literal or quoted identifier, quotes included.
+    Quoted,
+    Comment,
+}
+
+/// Splits SQL into code, quoted text ('' and "" escapes) and comments.
+fn pieces(sql: &str) -> Vec<(Piece, &str)> {
+    let bytes = sql.as_bytes();
+    let mut out = Vec::new();
+    let (mut start, mut i) = (0, 0);
+    while i < bytes.len() {
+        let end = match (bytes[i], bytes.get(i + 1)) {
+            (q @ (b'\'' | b'"'), _) => {
+                let mut j = i + 1;
+                while j < bytes.len() {
+                    if bytes[j] == q && bytes.get(j + 1) == Some(&q) {
+                        j += 2;
+                    } else if bytes[j] == q {
+                        break;
+                    } else {
+                        j += 1;
+                    }
+                }
+                Some((Piece::Quoted, (j + 1).min(bytes.len())))
+            }
+            (b'-', Some(b'-')) => Some((Piece::Comment, sql[i..].find('\n').map_or(bytes.len(), |n| i + n))),
+            (b'/', Some(b'*')) => Some((Piece::Comment, sql[i + 2..].find("*/").map_or(bytes.len(), |n| i + 2 + n + 2))),
+            _ => None,
+        };
+        match end {
+            Some((piece, end)) => {
+                if start < i {
+                    out.push((Piece::Code, &sql[start..i]));
+                }
+                out.push((piece, &sql[i..end]));
+                start = end;
+                i = end;
+            }
+            None => i += 1,
+        }
+    }
+    if start < bytes.len() {
+        out.push((Piece::Code, &sql[start..]));
+    }
+    out
+}
+
+/// Refuses more than one statement (a trailing `;` is fine): both engines would run only part
+/// of it, or refuse it with a less helpful message.
+pub fn check_single_statement(sql: &str) -> Result<(), MultipleStatements> {
+    let code: String = pieces(sql).into_iter().filter(|(p, _)| *p == Piece::Code).map(|(_, s)| s).collect();
+    match code.trim().trim_end_matches(';').contains(';') {
+        true => Err(MultipleStatements),
+        false => Ok(()),
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("audit sql runs one statement at a time; this text has several (separated by `;`)")]
+pub struct MultipleStatements;
+
 /// Replaces each `:name` outside strings, quoted identifiers and comments with the value as a
 /// quoted SQL literal. Literals rather than bound parameters, because a bound text parameter
 /// has a type on Postgres (`timestamptz >= text` fails) where a literal adapts to its context,
@@ -74,65 +139,36 @@ pub enum ParamError {
 pub fn substitute_params(sql: &str, params: &[(String, String)]) -> Result<String, ParamError> {
     let mut out = String::with_capacity(sql.len());
     let mut used = vec![false; params.len()];
-    let chars: Vec<char> = sql.chars().collect();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        let next = chars.get(i + 1).copied();
-        match c {
-            '\'' | '"' => {
-                // Copy a string or quoted identifier through its closing quote ('' escapes).
-                let mut end = i + 1;
-                while end < chars.len() {
-                    if chars[end] == c && chars.get(end + 1) == Some(&c) {
-                        end += 2;
-                    } else if chars[end] == c {
-                        break;
-                    } else {
-                        end += 1;
-                    }
-                }
-                let end = end.min(chars.len() - 1);
-                out.extend(&chars[i..=end]);
-                i = end + 1;
-            }
-            '-' if next == Some('-') => {
-                let end = (i..chars.len())
-                    .find(|&j| chars[j] == '\n')
-                    .unwrap_or(chars.len());
-                out.extend(&chars[i..end]);
-                i = end;
-            }
-            '/' if next == Some('*') => {
-                let end = (i + 2..chars.len().saturating_sub(1))
-                    .find(|&j| chars[j] == '*' && chars[j + 1] == '/')
-                    .map_or(chars.len(), |j| j + 2);
-                out.extend(&chars[i..end]);
-                i = end;
-            }
-            ':' if next == Some(':') => {
-                out.push_str("::");
-                i += 2;
-            }
-            ':' if next.is_some_and(|n| n.is_ascii_alphabetic() || n == '_') => {
-                let end = (i + 1..chars.len())
-                    .find(|&j| !(chars[j].is_ascii_alphanumeric() || chars[j] == '_'))
-                    .unwrap_or(chars.len());
-                let name: String = chars[i + 1..end].iter().collect();
-                let Some(k) = params.iter().position(|(n, _)| *n == name) else {
-                    return Err(ParamError::Missing(name));
-                };
-                used[k] = true;
-                out.push('\'');
-                out.push_str(&params[k].1.replace('\'', "''"));
-                out.push('\'');
-                i = end;
-            }
-            _ => {
-                out.push(c);
-                i += 1;
-            }
+    for (piece, text) in pieces(sql) {
+        if piece != Piece::Code {
+            out.push_str(text);
+            continue;
         }
+        let mut rest = text;
+        while let Some(colon) = rest.find(':') {
+            out.push_str(&rest[..colon]);
+            let after = &rest[colon + 1..];
+            if let Some(cast) = after.strip_prefix(':') {
+                // A Postgres cast, `x::text`.
+                out.push_str("::");
+                rest = cast;
+                continue;
+            }
+            let len = after.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(after.len());
+            let name = &after[..len];
+            if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
+                out.push(':');
+                rest = after;
+                continue;
+            }
+            let k = params.iter().position(|(n, _)| n == name).ok_or_else(|| ParamError::Missing(name.to_string()))?;
+            used[k] = true;
+            out.push('\'');
+            out.push_str(&params[k].1.replace('\'', "''"));
+            out.push('\'');
+            rest = &after[len..];
+        }
+        out.push_str(rest);
     }
     if let Some(k) = used.iter().position(|u| !u) {
         return Err(ParamError::Unused(params[k].0.clone()));
@@ -244,10 +280,7 @@ fn pg_values(row: &PgRow) -> Vec<Value> {
                     .try_get::<f64, _>(i)
                     .map(Value::from)
                     .unwrap_or(Value::Null),
-                "NUMERIC" => text(
-                    row.try_get::<rust_decimal::Decimal, _>(i)
-                        .map(|d| d.normalize().to_string()),
-                ),
+                "NUMERIC" => row.try_get::<rust_decimal::Decimal, _>(i).map(decimal_value).unwrap_or(Value::Null),
                 "BOOL" => row
                     .try_get::<bool, _>(i)
                     .map(Value::from)
@@ -273,6 +306,16 @@ fn pg_values(row: &PgRow) -> Vec<Value> {
             }
         })
         .collect()
+}
+
+/// A decimal as a JSON number when a float holds it exactly, else as text.
+fn decimal_value(d: rust_decimal::Decimal) -> Value {
+    use rust_decimal::prelude::{FromPrimitive, ToPrimitive};
+    let d = d.normalize();
+    match d.to_f64() {
+        Some(f) if rust_decimal::Decimal::from_f64(f).map(|x| x.normalize()) == Some(d) => Value::from(f),
+        _ => Value::from(d.to_string()),
+    }
 }
 
 #[cfg(test)]
@@ -301,6 +344,17 @@ mod tests {
             substitute_params("select 1", &p(&[("a", "1")])),
             Err(ParamError::Unused("a".into()))
         );
+        assert_eq!(
+            substitute_params("select '2025-01-01 10:00:00', 'unterminated :x", &[]).unwrap(),
+            "select '2025-01-01 10:00:00', 'unterminated :x"
+        );
+    }
+
+    #[test]
+    fn one_statement_at_a_time() {
+        assert_eq!(check_single_statement("select 1;"), Ok(()));
+        assert_eq!(check_single_statement("select ';' -- ; \n /* ; */"), Ok(()));
+        assert_eq!(check_single_statement("select 1; delete from t"), Err(MultipleStatements));
     }
 
     #[test]

@@ -1,0 +1,90 @@
+//! `audit demo`: the simulator, an ingest and a timeline in one command.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use crate::cli::{DemoArgs, GlobalArgs};
+use crate::inflow::{ApiKey, Client, ClientConfig};
+use crate::ingest::{IngestOptions, StopFlag};
+use crate::mapping::DocType;
+use crate::simulator::{Scale, SimConfig, Simulator};
+use crate::store::{Backend, DatabaseUrl, Store};
+
+const DEMO_URL: &str = "sqlite://audit-demo.db";
+
+pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<ExitCode> {
+    // Never the configured database (AUDIT_DATABASE_URL may be a real one): only an explicit flag.
+    let url: DatabaseUrl = if global.database_url_explicit { global.database_url.parse()? } else { DEMO_URL.parse()? };
+    if args.fresh {
+        remove_sqlite_file(&url)?;
+    }
+    let started = Instant::now();
+    let sim = Simulator::start(SimConfig { seed: args.seed, scale: Scale::Small, rate_limit: None, ..SimConfig::default() }).await?;
+    let counts = sim.counts();
+    eprintln!(
+        "Simulated inFlow company {} at {}: {} sales orders, {} purchase orders, {} adjustments, {} transfers.",
+        sim.company_id(),
+        sim.base_url(),
+        counts.get("sales-orders").unwrap_or(&0),
+        counts.get("purchase-orders").unwrap_or(&0),
+        counts.get("stock-adjustments").unwrap_or(&0),
+        counts.get("stock-transfers").unwrap_or(&0),
+    );
+    eprintln!("Ingesting into {url} ...");
+    let store = Store::open(&url).await?;
+    let client = Client::new(ClientConfig::new(&sim.base_url(), &sim.company_id(), ApiKey::new(sim.api_key())))?;
+    let options = IngestOptions {
+        company_id: sim.company_id(),
+        since: None,
+        types: DocType::ALL.to_vec(),
+        arguments: serde_json::json!({ "demo": true, "seed": args.seed }),
+    };
+    let progress = super::ingest::Display::new(global);
+    let result = crate::ingest::run(&store, &client, &options, &progress, &StopFlag::default()).await;
+    progress.clear();
+    let summary = result?;
+    super::ingest::print_summary(&summary, started.elapsed());
+    store.close().await;
+    sim.shutdown().await;
+
+    let story = sim.scenario().full_lifecycle;
+    println!();
+    println!("One serial's story (received, transferred, sold, shipped, returned, restocked):");
+    println!();
+    let timeline_global = GlobalArgs { database_url: url.expose().to_string(), database_url_explicit: true, ..global.clone() };
+    let timeline_args = crate::cli::TimelineArgs {
+        serial: story.serial.clone(),
+        company_id: None,
+        format: Some(crate::output::Format::Table),
+        all: false,
+        as_of: None,
+    };
+    super::timeline::run(&timeline_global, timeline_args).await?;
+
+    let db = if global.database_url_explicit { format!("--database-url {url} ") } else { format!("--database-url {DEMO_URL} ") };
+    println!();
+    println!("Next, try:");
+    println!("  audit {db}timeline {} --format json", story.serial);
+    println!("  audit {db}sql \"SELECT status, count(*) AS serials FROM serial_current GROUP BY status\"");
+    println!("  audit {db}sql --file sql/recall.sql --param po_number={}", story.documents[0].number);
+    println!("  audit {db}sql --file sql/customer_of_serial.sql --param serial={}", story.serial);
+    println!("  audit demo                      # again: an incremental run that adds nothing");
+    println!("  audit simulate --scale medium   # then, in another shell, audit ingest with the printed settings");
+    eprintln!("Done in {:.1}s.", started.elapsed().as_secs_f64());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn remove_sqlite_file(url: &DatabaseUrl) -> anyhow::Result<()> {
+    if url.backend() != Backend::Sqlite {
+        anyhow::bail!("--fresh only deletes SQLite files; drop the Postgres database yourself");
+    }
+    let path = url.expose().trim_start_matches("sqlite:").trim_start_matches("//");
+    for file in [path.to_string(), format!("{path}-wal"), format!("{path}-shm")] {
+        match std::fs::remove_file(&file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(anyhow::Error::new(e).context(format!("cannot delete {file}"))),
+        }
+    }
+    Ok(())
+}

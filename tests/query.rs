@@ -1,0 +1,334 @@
+//! The query side on ingested simulator data, on SQLite and Postgres: `audit timeline`, the
+//! views, every file in `sql/`, `audit sql`'s read-only guard, and `audit demo`.
+
+mod common;
+
+use audit::simulator::{Scale, SerialStory, Simulator};
+use common::*;
+use serde_json::Value;
+
+/// A simulated company ingested into `db`.
+async fn ingested(db: &TestDb) -> (Simulator, audit::store::Store) {
+    let sim = simulator(Scale::Small).await;
+    let store = db.store().await;
+    ingest(&store, &sim).await;
+    (sim, store)
+}
+
+fn timeline_json(db: &TestDb, serial: &str) -> Value {
+    let (code, stdout, stderr) = tokio::task::block_in_place(|| run_audit(&db.url_string(), &["timeline", serial, "--format", "json"], &[]));
+    assert_eq!(code, 0, "{stderr}");
+    serde_json::from_str(&stdout).expect("timeline JSON")
+}
+
+fn sql_json(db: &TestDb, args: &[&str]) -> Vec<Value> {
+    let mut all = vec!["sql", "--format", "json"];
+    all.extend_from_slice(args);
+    let (code, stdout, stderr) = tokio::task::block_in_place(|| run_audit(&db.url_string(), &all, &[]));
+    assert_eq!(code, 0, "audit {all:?}: {stderr}");
+    serde_json::from_str::<Vec<Value>>(&stdout).expect("sql JSON")
+}
+
+/// Checks one history's events field by field against a planted story.
+fn check_story(history: &Value, story: &SerialStory, steps: &[(&str, &str, i64)], status: &str) {
+    assert_eq!(history["serial"], story.serial.as_str());
+    assert_eq!(history["product_id"], story.product_id.as_str());
+    assert!(history["product_name"].is_string(), "{history}");
+    let events = history["events"].as_array().unwrap();
+    let got: Vec<(&str, &str, i64)> = events
+        .iter()
+        .map(|e| (e["event_type"].as_str().unwrap(), e["doc_number"].as_str().unwrap(), e["on_hand"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(got, steps, "{}", story.serial);
+    let numbers: Vec<&str> = story.documents.iter().map(|d| d.number.as_str()).collect();
+    let mut seen: Vec<&str> = Vec::new();
+    for (_, doc, _) in &got {
+        if !seen.contains(doc) {
+            seen.push(doc);
+        }
+    }
+    assert_eq!(seen, numbers, "documents in the order of the story");
+    for e in events {
+        assert_eq!(e["serial"], story.serial.as_str());
+        assert_eq!(e["retracted"], false);
+        assert!(e["retracted_at"].is_null());
+        assert!(e["event_id"].as_i64().unwrap() > 0);
+        assert!(e["observed_at"].is_string() && e["run_id"].as_i64() == Some(1));
+        let delta = e["quantity_delta"].as_i64().unwrap();
+        let expected_delta = match e["event_type"].as_str().unwrap() {
+            "received" | "restocked" | "adjusted_in" | "transfer_received" => 1,
+            "picked" | "unstocked" | "adjusted_out" | "transfer_sent" => -1,
+            _ => 0,
+        };
+        assert_eq!(delta, expected_delta, "{e}");
+        if e["event_type"] != "shipped" && e["event_type"] != "packed" {
+            assert!(e["location_id"].is_string() && e["location_name"].is_string(), "{e}");
+            assert!(e["occurred_at"].as_str().unwrap().ends_with('Z'), "{e}");
+        }
+    }
+    assert_eq!(history["now"]["status"], status, "{}", history["now"]);
+    if let Some(on_hand) = &story.on_hand {
+        assert_eq!(history["now"]["location_id"], on_hand.location_id.as_str());
+        assert_eq!(history["now"]["sublocation"], on_hand.sublocation.as_str());
+    }
+}
+
+async fn timelines_tell_every_planted_story(db: TestDb) {
+    let (sim, _store) = ingested(&db).await;
+    let s = sim.scenario();
+    let only = |v: Value| -> Value {
+        let histories = v["histories"].as_array().unwrap();
+        assert_eq!(histories.len(), 1, "{v}");
+        histories[0].clone()
+    };
+
+    let full = &s.full_lifecycle;
+    let (po, st, so) = (&full.documents[0].number, &full.documents[1].number, &full.documents[2].number);
+    check_story(
+        &only(timeline_json(&db, &full.serial)),
+        full,
+        &[
+            ("received", po, 1),
+            ("transfer_sent", st, 0),
+            ("transfer_received", st, 1),
+            ("sold", so, 1),
+            ("picked", so, 0),
+            ("shipped", so, 0),
+            ("customer_return", so, 0),
+            ("restocked", so, 1),
+        ],
+        "in_stock",
+    );
+    let h = only(timeline_json(&db, &full.serial));
+    assert!(h["now"]["summary"].as_str().unwrap().starts_with("in stock at "), "{}", h["now"]);
+    assert_eq!(h["now"]["event_type"], "restocked");
+    assert_eq!(h["now"]["doc_number"], so.as_str());
+
+    let vr = &s.vendor_return;
+    let po = &vr.documents[0].number;
+    check_story(&only(timeline_json(&db, &vr.serial)), vr, &[("received", po, 1), ("vendor_return", po, 1), ("unstocked", po, 0)], "returned_to_vendor");
+
+    let ao = &s.adjusted_out;
+    let (po, sa) = (&ao.documents[0].number, &ao.documents[1].number);
+    check_story(&only(timeline_json(&db, &ao.serial)), ao, &[("received", po, 1), ("adjusted_out", sa, 0)], "adjusted_out");
+
+    let ot = &s.on_open_transfer;
+    let (po, st) = (&ot.documents[0].number, &ot.documents[1].number);
+    check_story(&only(timeline_json(&db, &ot.serial)), ot, &[("received", po, 1), ("transfer_requested", st, 1)], "in_stock");
+
+    let it = &s.in_transit;
+    let (po, st) = (&it.documents[0].number, &it.documents[1].number);
+    check_story(&only(timeline_json(&db, &it.serial)), it, &[("received", po, 1), ("transfer_sent", st, 0)], "in_transit");
+
+    // One serial string under two products: two histories, grouped, each with its own story.
+    let two = &s.two_products;
+    let v = timeline_json(&db, &two.serial);
+    let histories = v["histories"].as_array().unwrap();
+    assert_eq!(histories.len(), 2, "{v}");
+    let mut products: Vec<&str> = histories.iter().map(|h| h["product_id"].as_str().unwrap()).collect();
+    products.sort();
+    let mut expected: Vec<&str> = two.product_ids.iter().map(String::as_str).collect();
+    expected.sort();
+    assert_eq!(products, expected);
+    for story in &two.stories {
+        let h = histories.iter().find(|h| h["product_id"] == story.product_id.as_str()).unwrap();
+        assert_eq!(h["events"][0]["event_type"], "received");
+        assert_eq!(h["events"][0]["doc_number"], story.documents[0].number.as_str());
+        let status = if story.on_hand.is_some() { "in_stock" } else { "with_customer" };
+        assert_eq!(h["now"]["status"], status, "{}", h["now"]);
+    }
+}
+both_backends!(timelines_tell_every_planted_story, crate::timelines_tell_every_planted_story);
+
+async fn timeline_formats_agree(db: TestDb) {
+    let (sim, _store) = ingested(&db).await;
+    let serial = sim.scenario().full_lifecycle.serial;
+    let json = timeline_json(&db, &serial);
+    let events = json["histories"][0]["events"].as_array().unwrap().clone();
+
+    let (code, csv_out, _) = tokio::task::block_in_place(|| run_audit(&db.url_string(), &["timeline", &serial, "--format", "csv"], &[]));
+    assert_eq!(code, 0);
+    let mut reader = csv::Reader::from_reader(csv_out.as_bytes());
+    let header: Vec<String> = reader.headers().unwrap().iter().map(str::to_string).collect();
+    assert_eq!(header, audit::commands::timeline::CSV_COLUMNS);
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), events.len());
+    for (row, e) in rows.iter().zip(&events) {
+        let col = |name: &str| &row[header.iter().position(|h| h == name).unwrap()];
+        assert_eq!(col("event_id"), e["event_id"].to_string());
+        assert_eq!(col("event_type"), e["event_type"].as_str().unwrap());
+        assert_eq!(col("doc_number"), e["doc_number"].as_str().unwrap());
+        assert_eq!(col("on_hand"), e["on_hand"].to_string());
+        assert_eq!(col("occurred_at"), e["occurred_at"].as_str().unwrap_or(""));
+    }
+
+    let (code, table, _) = tokio::task::block_in_place(|| run_audit(&db.url_string(), &["timeline", &serial, "--format", "table"], &[]));
+    assert_eq!(code, 0);
+    let first_line = table.lines().next().unwrap();
+    assert!(first_line.starts_with(&serial) && first_line.contains(json["histories"][0]["now"]["summary"].as_str().unwrap()), "{table}");
+    let mut at = 0;
+    for e in &events {
+        let pos = table[at..].find(e["event_type"].as_str().unwrap()).expect("each event in order") + at;
+        at = pos;
+    }
+}
+both_backends!(timeline_formats_agree, crate::timeline_formats_agree);
+
+async fn an_unknown_serial_exits_1_and_suggests_close_matches(db: TestDb) {
+    let (sim, _store) = ingested(&db).await;
+    let serial = sim.scenario().full_lifecycle.serial;
+    let typed = format!("  {}", serial.to_lowercase());
+    let (code, stdout, stderr) = tokio::task::block_in_place(|| run_audit(&db.url_string(), &["timeline", &typed], &[]));
+    assert_eq!(code, 1);
+    assert!(stdout.is_empty());
+    assert!(stderr.contains("is not in the audit trail") && stderr.contains(&format!("did you mean \"{serial}\"")), "{stderr}");
+    let prefix = &serial[..serial.len() - 1];
+    let (code, _, stderr) = tokio::task::block_in_place(|| run_audit(&db.url_string(), &["timeline", prefix], &[]));
+    assert_eq!(code, 1);
+    assert!(stderr.contains(&serial), "a prefix suggests the serials it starts: {stderr}");
+    let (code, _, stderr) = tokio::task::block_in_place(|| run_audit(&db.url_string(), &["timeline", "NOTHING-LIKE-IT"], &[]));
+    assert_eq!(code, 1);
+    assert!(!stderr.contains("did you mean"), "{stderr}");
+}
+both_backends!(an_unknown_serial_exits_1_and_suggests_close_matches, crate::an_unknown_serial_exits_1_and_suggests_close_matches);
+
+async fn serial_current_agrees_with_the_timeline(db: TestDb) {
+    let (sim, _store) = ingested(&db).await;
+    let s = sim.scenario();
+    for story in [&s.full_lifecycle, &s.vendor_return, &s.adjusted_out, &s.on_open_transfer, &s.in_transit] {
+        let timeline = timeline_json(&db, &story.serial);
+        let rows = sql_json(&db, &[&format!("SELECT status, location_id, sublocation, doc_number FROM serial_current WHERE serial = '{}'", story.serial)]);
+        assert_eq!(rows.len(), 1);
+        let now = &timeline["histories"][0]["now"];
+        assert_eq!(rows[0]["status"], now["status"], "{}", story.serial);
+        assert_eq!(rows[0]["location_id"], now["location_id"]);
+        assert_eq!(rows[0]["sublocation"], now["sublocation"]);
+        assert_eq!(rows[0]["doc_number"], now["doc_number"]);
+    }
+}
+both_backends!(serial_current_agrees_with_the_timeline, crate::serial_current_agrees_with_the_timeline);
+
+async fn every_sql_file_answers_its_question(db: TestDb) {
+    let (sim, store) = ingested(&db).await;
+    let s = sim.scenario();
+    let full = &s.full_lifecycle;
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/sql");
+    let mut checked = Vec::new();
+    let mut run = |file: &str, params: &[(&str, &str)]| -> Vec<Value> {
+        checked.push(file.to_string());
+        let path = format!("{dir}/{file}");
+        let mut args = vec!["--file".to_string(), path];
+        for (k, v) in params {
+            args.push("--param".into());
+            args.push(format!("{k}={v}"));
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        sql_json(&db, &args)
+    };
+
+    let rows = run("customer_of_serial.sql", &[("serial", &full.serial)]);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["sales_order"], full.documents[2].number.as_str());
+    assert!(rows[0]["customer_id"].is_string() && rows[0]["shipped_at"].is_string() && rows[0]["returned_at"].is_string(), "{rows:?}");
+
+    let rows = run("purchase_of_serial.sql", &[("serial", &full.serial)]);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["purchase_order"], full.documents[0].number.as_str());
+    assert!(rows[0]["vendor_id"].is_string() && rows[0]["location_name"].is_string(), "{rows:?}");
+
+    let rows = run("recall.sql", &[("po_number", &full.documents[0].number)]);
+    let mine = rows.iter().find(|r| r["serial"] == full.serial.as_str()).expect("the serial is on its PO's recall list");
+    assert_eq!(mine["status"], "in_stock");
+    assert_eq!(mine["last_event"], "restocked");
+    let vr = &s.vendor_return;
+    let rows = run("recall.sql", &[("po_number", &vr.documents[0].number)]);
+    assert_eq!(rows.iter().find(|r| r["serial"] == vr.serial.as_str()).unwrap()["status"], "returned_to_vendor");
+
+    let rows = run("on_hand_by_location.sql", &[]);
+    let total: i64 = rows.iter().map(|r| r["serials"].as_i64().unwrap()).sum();
+    assert_eq!(total, count(&store, "SELECT count(*) FROM serial_current WHERE status = 'in_stock'").await);
+    assert!(total > 0);
+
+    let rows = run("time_in_stock.sql", &[]);
+    let ao = &s.adjusted_out;
+    let days = rows.iter().find(|r| r["serial"] == ao.serial.as_str()).expect("adjusted-out serial was in stock once")["days_in_stock"].as_f64().unwrap();
+    let tl = timeline_json(&db, &ao.serial);
+    let at = |i: usize| chrono::DateTime::parse_from_rfc3339(tl["histories"][0]["events"][i]["occurred_at"].as_str().unwrap()).unwrap();
+    let expected = (at(1) - at(0)).num_seconds() as f64 / 86400.0;
+    assert!((days - expected).abs() < 0.06, "{days} vs {expected}");
+
+    let received = timeline_json(&db, &full.serial)["histories"][0]["events"][0]["occurred_at"].as_str().unwrap()[..10].to_string();
+    let next_day = (chrono::NaiveDate::parse_from_str(&received, "%Y-%m-%d").unwrap() + chrono::Days::new(1)).to_string();
+    let rows = run("moved_between.sql", &[("from", &received), ("to", &next_day)]);
+    assert!(rows.iter().any(|r| r["serial"] == full.serial.as_str() && r["event_type"] == "received"), "{rows:?}");
+    assert!(rows.iter().all(|r| r["quantity_delta"] != 0));
+
+    let rows = run("changed_since.sql", &[("since", "2000-01-01")]);
+    assert_eq!(rows.len() as i64, count(&store, "SELECT count(*) FROM documents").await, "every document is new once");
+    assert!(rows.iter().all(|r| r["change"] == "new"));
+
+    // Every file in sql/ was run here (pairs count once, through their common name).
+    let mut files: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|f| f.ends_with(".sql"))
+        .map(|f| f.replace(".sqlite.sql", ".sql").replace(".postgres.sql", ".sql"))
+        .collect();
+    files.sort();
+    files.dedup();
+    checked.sort();
+    checked.dedup();
+    assert_eq!(files, checked, "each sql/ file needs a known answer here");
+}
+both_backends!(every_sql_file_answers_its_question, crate::every_sql_file_answers_its_question);
+
+async fn audit_sql_refuses_writes_and_changes_nothing(db: TestDb) {
+    let (_sim, store) = ingested(&db).await;
+    let before = stored_events(&store).await;
+    let runs = count(&store, "SELECT count(*) FROM ingest_runs").await;
+    for statement in [
+        "INSERT INTO ingest_runs (company_id, command, status, started_at) VALUES ('x', 'x', 'x', '2025-01-01')",
+        "UPDATE serial_events SET serial = 'X'",
+        "DELETE FROM serial_events",
+        "DROP TABLE serial_events",
+        // Passes the first-keyword look: only the database's read-only mode stops it.
+        "WITH doomed AS (SELECT 1) DELETE FROM serial_events",
+        "SELECT 1; DELETE FROM serial_events",
+    ] {
+        let (code, stdout, stderr) = tokio::task::block_in_place(|| run_audit(&db.url_string(), &["sql", statement], &[]));
+        assert_eq!(code, 1, "{statement} must be refused: {stdout}");
+        let refused = ["refused", "read-only", "readonly", "one statement at a time"];
+        assert!(refused.iter().any(|r| stderr.contains(r)), "{statement}: {stderr}");
+    }
+    assert_eq!(stored_events(&store).await, before);
+    assert_eq!(count(&store, "SELECT count(*) FROM ingest_runs").await, runs);
+    // Reading works, with parameters as literals.
+    let rows = sql_json(&db, &["SELECT count(*) AS n FROM serial_events WHERE event_type = :t", "--param", "t=received"]);
+    assert!(rows[0]["n"].as_i64().unwrap() > 0);
+}
+both_backends!(audit_sql_refuses_writes_and_changes_nothing, crate::audit_sql_refuses_writes_and_changes_nothing);
+
+#[test]
+fn the_demo_runs_end_to_end_and_again_incrementally() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_audit"))
+            .arg("demo")
+            .current_dir(dir.path())
+            .env_remove("AUDIT_DATABASE_URL")
+            .output()
+            .unwrap()
+    };
+    let started = std::time::Instant::now();
+    let first = demo();
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+    let out = String::from_utf8_lossy(&first.stdout);
+    assert!(out.contains("Run 1 succeeded") && out.contains("in stock at") && out.contains("restocked"), "{out}");
+    assert!(out.contains("Next, try:"), "{out}");
+    assert!(dir.path().join("audit-demo.db").exists());
+    let second = demo();
+    let out = String::from_utf8_lossy(&second.stdout);
+    assert!(second.status.success());
+    assert!(out.contains("Run 2 succeeded") && out.contains(" 0 events added, 0 retracted"), "{out}");
+}

@@ -1403,8 +1403,10 @@ impl Gen {
             } else {
                 vec![(units, first)]
             };
-            for (k, tr) in chunks {
-                if tr > END {
+            // Some split deliveries still wait for their second part (a backorder).
+            let backordered = split && self.rng.random_bool(0.3);
+            for (i, (k, tr)) in chunks.into_iter().enumerate() {
+                if tr > END || (backordered && i == 1) {
                     received_all = false;
                     continue;
                 }

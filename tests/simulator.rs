@@ -328,6 +328,7 @@ async fn sort_by_other_keys_with_keyset_and_ties() {
         ("orderDate", "false"),
         ("orderNumber", "false"),
         ("timestamp", "true"),
+        ("salesOrderId", "true"),
     ] {
         let mut got: Vec<Value> = Vec::new();
         loop {
@@ -443,6 +444,20 @@ async fn filters_select_the_documented_subsets() {
     assert!(cancelled > 0);
     assert_eq!(active.len(), sos.len() - cancelled);
     assert!(active.iter().all(|d| d["isCancelled"] == false));
+    let r = api
+        .get(
+            "sales-orders",
+            &[
+                ("filter[isActive]", "true"),
+                ("includeCount", "true"),
+                ("count", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        r.headers()["x-listcount"],
+        active.len().to_string().as_str()
+    );
     // Number filters.
     let sa = &all("stock-adjustments")[3];
     let got = every(

@@ -1040,3 +1040,28 @@ async fn scales_grow_in_proportion() {
     assert_eq!("2500".parse::<Scale>().unwrap(), Scale::Orders(2500));
     assert!("huge".parse::<Scale>().is_err());
 }
+
+/// The large scale is measured in release builds:
+/// `cargo test --release --test simulator_data -- --ignored large`.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "builds the large company: run with --release"]
+async fn large_scale_has_over_a_million_serial_occurrences() {
+    let t = std::time::Instant::now();
+    let sim = Simulator::start(SimConfig {
+        scale: Scale::Large,
+        rate_limit: None,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(60),
+        "{:?}",
+        t.elapsed()
+    );
+    assert!(
+        sim.serial_occurrences() >= 1_000_000,
+        "{}",
+        sim.serial_occurrences()
+    );
+}

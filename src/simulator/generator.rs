@@ -1403,8 +1403,10 @@ impl Gen {
             } else {
                 vec![(units, first)]
             };
-            for (k, tr) in chunks {
-                if tr > END {
+            // Some split deliveries still wait for their second part (a backorder).
+            let backordered = split && self.rng.random_bool(0.3);
+            for (i, (k, tr)) in chunks.into_iter().enumerate() {
+                if tr > END || (backordered && i == 1) {
                     received_all = false;
                     continue;
                 }
@@ -2007,5 +2009,48 @@ impl Gen {
             id: id.hyphenated().to_string(),
             number,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn period_bounds_are_the_documented_dates() {
+        assert_eq!(Gen::at(2024, 1, 1, 0), START);
+        assert_eq!(Gen::at(2026, 10, 31, 0) + 86_399, END);
+    }
+
+    #[test]
+    fn business_hours_keep_order_and_stay_in_the_day() {
+        let g = Gen::new(1, &Plan::for_scale(Scale::Small));
+        let mut last = i64::MIN;
+        for t in (START..START + 3 * DAY).step_by(977) {
+            let b = g.biz(t, 0);
+            assert!(b >= last, "monotone");
+            last = b;
+            let local = g.dt(b, 0);
+            let h = chrono::Timelike::hour(&local);
+            assert!((8..18).contains(&h), "{local}");
+        }
+    }
+
+    #[test]
+    fn serial_formats_differ_and_do_not_collide() {
+        let mut g = Gen::new(1, &Plan::for_scale(Scale::Small));
+        let mut seen = std::collections::HashSet::new();
+        let mut shapes = std::collections::HashSet::new();
+        for &p in &g.serialized.clone() {
+            for _ in 0..50 {
+                let s = g.new_serial(p, START);
+                let text = g.cat.serials.get(s).to_string();
+                shapes.insert(g.serial_format[p as usize]);
+                assert!(seen.insert((p, text)), "duplicate serial");
+            }
+        }
+        assert_eq!(shapes.len(), 4);
+        let sn = g.new_serial(g.serialized[0], START);
+        assert!(g.cat.serials.get(sn).starts_with("SN-"));
     }
 }

@@ -180,9 +180,9 @@ impl Includes {
                 return t;
             }
             for &(name, target) in rels(node) {
-                // Stop at products and locations below the top level so the tree stays finite.
+                // Related products and locations come without their own relationships.
                 let d = if matches!(target, Product | Location) {
-                    depth.min(1)
+                    0
                 } else {
                     depth - 1
                 };

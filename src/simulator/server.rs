@@ -291,17 +291,17 @@ fn ok_body(bytes: Vec<u8>, count: Option<usize>, fault: Option<&Fault>) -> Respo
         Some(Fault::DropMidBody { after_bytes }) => {
             // Headers go out, then some bytes, then the stream errors and hyper closes the
             // connection without finishing the chunked body.
+            // The pause lets hyper flush the head and the first bytes before the error; an
+            // immediate error makes it drop the connection before sending anything.
+            use futures_util::StreamExt;
             let cut = (*after_bytes).min(bytes.len().saturating_sub(1));
             let first = Bytes::copy_from_slice(&bytes[..cut]);
-            let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
-                Ok(first),
-                Err(std::io::Error::other("injected connection drop")),
-            ];
-            (
-                StatusCode::OK,
-                Body::from_stream(futures_util::stream::iter(chunks)),
-            )
-                .into_response()
+            let head = futures_util::stream::iter([Ok::<Bytes, std::io::Error>(first)]);
+            let tail = futures_util::stream::once(async {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Err::<Bytes, std::io::Error>(std::io::Error::other("injected connection drop"))
+            });
+            (StatusCode::OK, Body::from_stream(head.chain(tail))).into_response()
         }
         _ => (StatusCode::OK, Body::from(bytes)).into_response(),
     };

@@ -82,7 +82,8 @@ impl State {
         let inc = &q.includes;
         macro_rules! docs {
             ($table:expr, $render:path) => {{
-                let (page, total) = q.run($table.values(), |id| $table.get(&id), &fcx)?;
+                let (page, total) =
+                    q.run_id_ordered($table.values(), |id| $table.get(&id), &fcx)?;
                 let wire: Vec<_> = page.into_iter().map(|d| $render(d, &rcx, inc)).collect();
                 (serde_json::to_vec(&wire).map_err(internal)?, total)
             }};

@@ -18,12 +18,7 @@ use crate::output::Format;
 /// (the default) or Postgres. `audit timeline SERIAL` then tells one serial's story, and any SQL
 /// client can query the same tables.
 #[derive(Debug, Parser)]
-#[command(
-    name = "audit",
-    version,
-    propagate_version = true,
-    max_term_width = 100
-)]
+#[command(name = "audit", version, propagate_version = true, max_term_width = 100)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -84,6 +79,17 @@ pub enum Command {
         audit ingest --types sales-orders,stock-transfers --max-requests 200\n  \
         audit --database-url postgres://audit@db/audit ingest")]
     Ingest(IngestArgs),
+
+    /// Show what the database holds per company and stream, where walks stand, recent runs,
+    /// and what a complete or windowed run costs in requests.
+    Status(StatusArgs),
+
+    /// Derive every event again from the stored documents, without asking inFlow.
+    ///
+    /// For when a new version of audit maps documents better. Events the new mapping no longer
+    /// gives are retracted, new ones are added, unchanged ones stay: the audit trail keeps its
+    /// history. Makes no API request. Takes the ingest lock like `audit ingest`.
+    Rebuild(RebuildArgs),
 
     /// Print one serial's history: every recorded event in order, and where it is now.
     ///
@@ -222,6 +228,23 @@ pub struct IngestArgs {
     #[arg(long, value_name = "DATE")]
     pub since: Option<NaiveDate>,
 
+    /// Re-read only the sales and purchase orders dated in this recent period (for example
+    /// `30d`), with inFlow's date filter, plus the complete adjustment and transfer streams
+    /// (which inFlow cannot filter). Cheap enough to run often; a plain run is a complete walk,
+    /// which also notices deleted documents.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub window: Option<std::time::Duration>,
+
+    /// Keep running: one run per interval (for example `15m`), never two at once and never
+    /// faster than the rate limits allow. Ctrl-C or SIGTERM ends it after the current page.
+    #[arg(long, value_name = "INTERVAL", value_parser = parse_duration)]
+    pub every: Option<std::time::Duration>,
+
+    /// When another ingest of the same company and database is running, wait for it instead of
+    /// exiting (with status 75).
+    #[arg(long)]
+    pub wait: bool,
+
     /// Only these streams, comma-separated: sales-orders, purchase-orders, stock-adjustments,
     /// stock-transfers. Default: all.
     #[arg(long, value_delimiter = ',', value_name = "STREAMS", value_parser = parse_stream)]
@@ -259,8 +282,7 @@ pub struct TimelineArgs {
 }
 
 fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
-    crate::mapping::parse_date(s)
-        .ok_or_else(|| format!("`{s}` is not a time: use 2025-06-30T12:00:00Z or 2025-06-30"))
+    crate::mapping::parse_date(s).ok_or_else(|| format!("`{s}` is not a time: use 2025-06-30T12:00:00Z or 2025-06-30"))
 }
 
 #[derive(Debug, Clone, Args)]
@@ -285,14 +307,10 @@ pub struct SqlArgs {
 }
 
 fn parse_param(s: &str) -> Result<(String, String), String> {
-    let (name, value) = s
-        .split_once('=')
-        .ok_or_else(|| format!("`{s}` is not NAME=VALUE"))?;
+    let (name, value) = s.split_once('=').ok_or_else(|| format!("`{s}` is not NAME=VALUE"))?;
     let name = name.trim().trim_start_matches(':');
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return Err(format!(
-            "`{name}` is not a parameter name (letters, digits and _)"
-        ));
+        return Err(format!("`{name}` is not a parameter name (letters, digits and _)"));
     }
     Ok((name.to_string(), value.to_string()))
 }
@@ -306,4 +324,34 @@ pub struct DemoArgs {
     /// Seed of the simulated company.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(s.trim()).map_err(|e| format!("`{s}` is not a duration like 30d or 15m: {e}"))?;
+    if d.is_zero() {
+        return Err("the duration must be positive".into());
+    }
+    Ok(d)
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    /// Only this company.
+    #[arg(long, env = "INFLOW_COMPANY_ID")]
+    pub company_id: Option<String>,
+
+    /// table (the default on a terminal) or json (the default otherwise).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RebuildArgs {
+    /// Only this company (default: every company in the database).
+    #[arg(long, env = "INFLOW_COMPANY_ID")]
+    pub company_id: Option<String>,
+
+    /// When an ingest of the company is running, wait for it instead of exiting (status 75).
+    #[arg(long)]
+    pub wait: bool,
 }

@@ -14,11 +14,11 @@ use chrono::{NaiveDate, Utc};
 use serde_json::value::RawValue;
 
 use crate::inflow::model::{Location, Product};
-use crate::inflow::walk::{ListSpec, Page, Position, Walk, id_of};
+use crate::inflow::walk::{ListSpec, Position, Walk, id_of};
 use crate::inflow::{Client, ClientError};
 use crate::mapping::{self, DocType};
 use crate::store::ingest::{
-    DocWrite, LooseWarning, PageOutcome, PageWrite, RunCounters, RunStatus, WalkMark,
+    DocWrite, LooseWarning, PageKind, PageOutcome, PageWrite, RunCounters, RunStatus, WalkEnd, WalkMark,
 };
 use crate::store::{Store, StoreError};
 
@@ -27,21 +27,57 @@ pub struct IngestOptions {
     pub company_id: String,
     /// Documents dated before this day are left out; remembered for later runs.
     pub since: Option<NaiveDate>,
+    /// Re-read only the sales and purchase orders dated within this long before now.
+    pub window: Option<chrono::Duration>,
     pub types: Vec<DocType>,
     /// The options as recorded in `ingest_runs.arguments` (never the API key).
     pub arguments: serde_json::Value,
 }
 
+/// Missing documents are checked one request each; beyond this many something else is wrong
+/// (a server that ignores the keyset, say), and no deletion is concluded.
+const MAX_CONFIRMATIONS: usize = 100;
+
+/// A walk over every document of a stream (within `--since`), or over a recent window only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WalkKind {
+    Complete,
+    Window,
+}
+
+impl WalkKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WalkKind::Complete => "complete",
+            WalkKind::Window => "window",
+        }
+    }
+}
+
 /// Set from outside (a signal handler) to end the run after the current page.
 #[derive(Debug, Clone, Default)]
-pub struct StopFlag(Arc<AtomicBool>);
+pub struct StopFlag(Arc<(AtomicBool, tokio::sync::Notify)>);
 
 impl StopFlag {
     pub fn stop(&self) {
-        self.0.store(true, Ordering::SeqCst);
+        self.0.0.store(true, Ordering::SeqCst);
+        self.0.1.notify_waiters();
     }
+
     pub fn is_set(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.0.0.load(Ordering::SeqCst)
+    }
+
+    /// Sleeps until `deadline`, or less if the flag is set meanwhile.
+    pub async fn sleep_until(&self, deadline: tokio::time::Instant) {
+        let notified = self.0.1.notified();
+        if self.is_set() {
+            return;
+        }
+        tokio::select! {
+            _ = notified => {}
+            _ = tokio::time::sleep_until(deadline) => {}
+        }
     }
 }
 
@@ -56,6 +92,8 @@ pub enum StopReason {
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct StreamSummary {
     pub stream: &'static str,
+    /// `complete` or `window`.
+    pub kind: &'static str,
     /// The position this run resumed from, if an earlier walk was unfinished.
     pub resumed_from: Option<String>,
     pub pages: i64,
@@ -64,6 +102,9 @@ pub struct StreamSummary {
     pub events_inserted: i64,
     pub events_retracted: i64,
     pub warnings: i64,
+    /// Documents a complete walk found gone from inFlow (their events are retracted).
+    pub deleted: i64,
+    /// The walk reached its end in this run.
     pub complete: bool,
 }
 
@@ -79,13 +120,7 @@ pub struct RunSummary {
 /// Progress reports; the command line draws bars from them.
 pub trait Progress: Send + Sync {
     fn stream_started(&self, _stream: &'static str, _resumed_from: Option<&str>) {}
-    fn page_written(
-        &self,
-        _stream: &'static str,
-        _summary: &StreamSummary,
-        _requests: u64,
-        _budget_left: Option<u64>,
-    ) {
+    fn page_written(&self, _stream: &'static str, _summary: &StreamSummary, _requests: u64, _budget_left: Option<u64>) {
     }
     fn stream_finished(&self, _summary: &StreamSummary) {}
 }
@@ -121,56 +156,23 @@ pub async fn run(
     progress: &dyn Progress,
     stop: &StopFlag,
 ) -> Result<RunSummary, IngestError> {
-    let run_id = store
-        .begin_run(
-            &options.company_id,
-            "ingest",
-            &options.arguments,
-            Some(&client.config().api_version),
-        )
-        .await?;
-    let mut ctx = Run {
-        store,
-        client,
-        options,
-        progress,
-        stop,
-        run_id,
-        counters: RunCounters::default(),
-        products_fetched: false,
-    };
+    let run_id =
+        store.begin_run(&options.company_id, "ingest", &options.arguments, Some(&client.config().api_version)).await?;
+    let mut ctx = Run { store, client, options, progress, stop, run_id, counters: RunCounters::default() };
     let result = ctx.all_streams().await;
     ctx.sync_client_counters();
     match result {
         Ok((streams, stop)) => {
-            let status = if stop.is_some() {
-                RunStatus::Stopped
-            } else {
-                RunStatus::Succeeded
-            };
-            store
-                .finish_run(run_id, status, &ctx.counters, None)
-                .await?;
-            Ok(RunSummary {
-                run_id,
-                status,
-                stop,
-                streams,
-                counters: ctx.counters,
-            })
+            let status = if stop.is_some() { RunStatus::Stopped } else { RunStatus::Succeeded };
+            store.finish_run(run_id, status, &ctx.counters, None).await?;
+            Ok(RunSummary { run_id, status, stop, streams, counters: ctx.counters })
         }
         Err(err) => {
             let text = crate::error_text(&err);
             // The failure is what the user needs to hear about; a second one while recording it
             // is only logged.
-            if let Err(e) = store
-                .finish_run(run_id, RunStatus::Failed, &ctx.counters, Some(&text))
-                .await
-            {
-                tracing::error!(
-                    "could not record the failure of run {run_id}: {}",
-                    crate::error_text(&e)
-                );
+            if let Err(e) = store.finish_run(run_id, RunStatus::Failed, &ctx.counters, Some(&text)).await {
+                tracing::error!("could not record the failure of run {run_id}: {}", crate::error_text(&e));
             }
             Err(err)
         }
@@ -185,20 +187,16 @@ struct Run<'a> {
     stop: &'a StopFlag,
     run_id: i64,
     counters: RunCounters,
-    products_fetched: bool,
 }
 
 impl Run<'_> {
-    async fn all_streams(
-        &mut self,
-    ) -> Result<(Vec<StreamSummary>, Option<StopReason>), IngestError> {
+    async fn all_streams(&mut self) -> Result<(Vec<StreamSummary>, Option<StopReason>), IngestError> {
         let mut summaries = Vec::new();
         match self.fetch_locations().await {
             Ok(()) => {}
-            Err(IngestError::Reference {
-                source: ClientError::BudgetSpent,
-                ..
-            }) => return Ok((summaries, Some(StopReason::Budget))),
+            Err(IngestError::Reference { source: ClientError::BudgetSpent, .. }) => {
+                return Ok((summaries, Some(StopReason::Budget)));
+            }
             Err(e) => return Err(e),
         }
         for doc_type in self.options.types.clone() {
@@ -207,6 +205,18 @@ impl Run<'_> {
             summaries.push(summary);
             if stop.is_some() {
                 return Ok((summaries, stop));
+            }
+        }
+        // Products are fetched once, at the end, when events named ones we do not know (this
+        // run or an earlier one that stopped before it could).
+        let owed = self.store.sync_state(&self.options.company_id, "products").await?.walk_id.is_some();
+        if owed {
+            match self.fetch_products().await {
+                Ok(()) => self.store.complete_walk(&self.options.company_id, "products", self.run_id).await?,
+                Err(IngestError::Reference { source: ClientError::BudgetSpent, .. }) => {
+                    return Ok((summaries, Some(StopReason::Budget)));
+                }
+                Err(e) => return Err(e),
             }
         }
         Ok((summaries, None))
@@ -219,29 +229,26 @@ impl Run<'_> {
         self.counters.retries = stats.retries() as i64;
     }
 
-    async fn stream(
-        &mut self,
-        doc_type: DocType,
-    ) -> Result<(StreamSummary, Option<StopReason>), IngestError> {
+    async fn stream(&mut self, doc_type: DocType) -> Result<(StreamSummary, Option<StopReason>), IngestError> {
         let company = self.options.company_id.as_str();
         let stream = doc_type.stream();
         let state = self.store.sync_state(company, stream).await?;
-        let bound = self.options.since.or(state.since);
-        let kind = "complete";
-        let resumable = state.walk_id.is_some()
-            && state.walk_kind.as_deref() == Some(kind)
-            && state.walk_from == bound;
+        let since = self.options.since.or(state.since);
+        // A window re-reads only recent orders (inFlow filters them by date); the streams it
+        // cannot filter are walked completely anyway.
+        let window_from =
+            self.options.window.filter(|_| doc_type.date_filter().is_some()).map(|w| (Utc::now() - w).date_naive());
+        let (kind, bound) = match window_from {
+            Some(from) => (WalkKind::Window, Some(since.map_or(from, |s| s.max(from)))),
+            None => (WalkKind::Complete, since),
+        };
+        let resumable =
+            state.walk_id.is_some() && state.walk_kind.as_deref() == Some(kind.as_str()) && state.walk_from == bound;
         let (walk_id, position) = match (resumable, state.walk_id) {
-            (true, Some(id)) => (
-                id,
-                Position::decode(state.walk_position.as_deref().unwrap_or("")),
-            ),
+            (true, Some(id)) => (id, Position::decode(state.walk_position.as_deref().unwrap_or(""))),
             _ => (self.run_id, Position::START),
         };
-        let mut summary = StreamSummary {
-            stream,
-            ..StreamSummary::default()
-        };
+        let mut summary = StreamSummary { stream, kind: kind.as_str(), ..StreamSummary::default() };
         if resumable && position != Position::START {
             summary.resumed_from = Some(position.to_string());
         }
@@ -249,29 +256,21 @@ impl Run<'_> {
             let mark = WalkMark {
                 stream,
                 walk_id,
-                kind,
+                kind: kind.as_str(),
                 from: bound,
                 paging: position.paging(),
                 position: position.encode(),
             };
-            self.store.start_walk(company, bound, &mark).await?;
+            self.store.start_walk(company, since, &mark).await?;
         }
-        self.progress
-            .stream_started(stream, summary.resumed_from.as_deref());
+        self.progress.stream_started(stream, summary.resumed_from.as_deref());
 
         let mut filters = Vec::new();
-        if let (Some(since), Some(field)) = (bound, doc_type.date_filter()) {
-            filters.push((
-                date_filter_param(field),
-                format!(r#"{{"fromDate":"{since}"}}"#),
-            ));
+        if let (Some(from), Some(field)) = (bound, doc_type.date_filter()) {
+            filters.push((date_filter_param(field), format!(r#"{{"fromDate":"{from}"}}"#)));
         }
-        let spec = ListSpec {
-            path: stream,
-            id_field: doc_type.id_field(),
-            include: Some(doc_type.includes()),
-            filters,
-        };
+        let spec =
+            ListSpec { path: stream, id_field: doc_type.id_field(), include: Some(doc_type.includes()), filters };
         let mut walk = Walk::new(self.client, spec, position);
 
         if self.stop.is_set() {
@@ -283,62 +282,63 @@ impl Run<'_> {
                 Ok(page) => page,
                 Err(ClientError::BudgetSpent) => return Ok((summary, Some(StopReason::Budget))),
                 Err(source) => {
-                    return Err(IngestError::Fetch {
-                        stream,
-                        position: walk.position().to_string(),
-                        source,
-                    });
+                    return Err(IngestError::Fetch { stream, position: walk.position().to_string(), source });
                 }
             };
             let last = page.last;
+            let keyset = matches!(page.next, Position::After(_));
             let mark = WalkMark {
                 stream,
                 walk_id,
-                kind,
+                kind: kind.as_str(),
                 from: bound,
                 paging: page.next.paging(),
                 position: page.next.encode(),
             };
             // Fetch the next page while this one is written.
             let (written, fetched) = if last || self.stop.is_set() {
-                (self.write(doc_type, bound, page, mark).await, None)
+                (self.write(doc_type, bound, &page.items, PageKind::Walk(mark)).await, None)
             } else {
                 let (w, f) =
-                    tokio::join!(self.write(doc_type, bound, page, mark), walk.next_page());
+                    tokio::join!(self.write(doc_type, bound, &page.items, PageKind::Walk(mark)), walk.next_page());
                 (w, Some(f))
             };
             let outcome = written?;
-            self.counters = self.counters_now().plus(&outcome);
-            summary.pages += 1;
-            summary.documents_seen += outcome.documents_seen;
-            summary.documents_changed += outcome.documents_changed;
-            summary.events_inserted += outcome.events_inserted;
-            summary.events_retracted += outcome.events_retracted;
-            summary.warnings += outcome.warnings;
-            self.progress.page_written(
-                stream,
-                &summary,
-                self.client.stats().requests(),
-                self.client.budget_left(),
-            );
+            self.add(&mut summary, &outcome, true);
+            self.progress.page_written(stream, &summary, self.client.stats().requests(), self.client.budget_left());
             crate::testing::crash_point("after-page");
 
-            if !outcome.unknown_products.is_empty() && !self.products_fetched {
-                match self.fetch_products().await {
-                    Ok(()) => {}
-                    Err(IngestError::Reference {
-                        source: ClientError::BudgetSpent,
-                        ..
-                    }) => {
-                        return Ok((summary, Some(StopReason::Budget)));
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
             if last {
-                self.store
-                    .complete_walk(company, stream, self.run_id)
-                    .await?;
+                let deleted = match (kind, keyset) {
+                    (WalkKind::Complete, true) => {
+                        match self.confirm_missing(doc_type, walk_id, bound, &mut summary).await {
+                            Ok(deleted) => deleted,
+                            Err(IngestError::Fetch { source: ClientError::BudgetSpent, .. }) => {
+                                return Ok((summary, Some(StopReason::Budget)));
+                            }
+                            Err(e) => return Err(e),
+                        }
+                    }
+                    (WalkKind::Complete, false) => {
+                        tracing::warn!(
+                            "{stream}: walked with skip paging, which can miss documents while data changes; deletions are not concluded from it"
+                        );
+                        Vec::new()
+                    }
+                    (WalkKind::Window, _) => Vec::new(),
+                };
+                let end = WalkEnd {
+                    company_id: company,
+                    run_id: self.run_id,
+                    doc_type,
+                    complete: kind == WalkKind::Complete,
+                    deleted: &deleted,
+                    counters: self.counters_now(),
+                };
+                let outcome = self.store.finish_walk(end).await?;
+                self.counters = self.counters_now().plus_retractions(&outcome);
+                summary.events_retracted += outcome.events_retracted;
+                summary.deleted = deleted.len() as i64;
                 summary.complete = true;
                 return Ok((summary, None));
             }
@@ -349,18 +349,74 @@ impl Run<'_> {
         }
     }
 
+    /// Documents a complete walk did not return are asked for by id: a 404 confirms the
+    /// deletion, anything else is a document the walk missed (moved out of the date range, or
+    /// created behind the cursor), which is written like a page. Returns the deleted ids.
+    async fn confirm_missing(
+        &mut self,
+        doc_type: DocType,
+        walk_id: i64,
+        bound: Option<NaiveDate>,
+        summary: &mut StreamSummary,
+    ) -> Result<Vec<String>, IngestError> {
+        let stream = doc_type.stream();
+        let missing = self.store.unseen_documents(&self.options.company_id, doc_type, walk_id, bound).await?;
+        if missing.len() > MAX_CONFIRMATIONS {
+            tracing::warn!(
+                "{stream}: {} stored documents were not in the walk, more than the {MAX_CONFIRMATIONS} worth checking one by one; \
+                 none is marked deleted this time",
+                missing.len()
+            );
+            return Ok(Vec::new());
+        }
+        let query = [("include", doc_type.includes().to_string())];
+        let mut deleted = Vec::new();
+        let mut found = Vec::new();
+        for id in missing {
+            let what = format!("GET {stream}/{id} (a document the walk did not return)");
+            let fetched = self.client.get_document(stream, &id, &query, &what).await;
+            match fetched.map_err(|source| IngestError::Fetch {
+                stream,
+                position: format!("check of document {id}"),
+                source,
+            })? {
+                Some(raw) => found.push(raw),
+                None => deleted.push(id),
+            }
+        }
+        if !found.is_empty() {
+            let outcome = self.write(doc_type, None, &found, PageKind::Refetch { walk_id: Some(walk_id) }).await?;
+            self.add(summary, &outcome, false);
+        }
+        Ok(deleted)
+    }
+
+    /// Adds a written page to the run's counters and the stream's summary.
+    fn add(&mut self, summary: &mut StreamSummary, outcome: &PageOutcome, page: bool) {
+        self.counters = self.counters_now().plus(outcome);
+        if !page {
+            self.counters.pages -= 1;
+        }
+        summary.pages += i64::from(page);
+        summary.documents_seen += outcome.documents_seen;
+        summary.documents_changed += outcome.documents_changed;
+        summary.events_inserted += outcome.events_inserted;
+        summary.events_retracted += outcome.events_retracted;
+        summary.warnings += outcome.warnings;
+    }
+
     /// Derives and writes one page, with the walk's next position.
     async fn write(
         &self,
         doc_type: DocType,
         bound: Option<NaiveDate>,
-        page: Page,
-        mark: WalkMark<'_>,
+        items: &[Box<RawValue>],
+        kind: PageKind<'_>,
     ) -> Result<PageOutcome, IngestError> {
         let floor = bound.map(|d| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc());
-        let mut docs = Vec::with_capacity(page.items.len());
+        let mut docs = Vec::with_capacity(items.len());
         let mut loose_warnings = Vec::new();
-        for raw in &page.items {
+        for raw in items {
             match mapping::derive(doc_type, raw.get()) {
                 // inFlow cannot filter adjustments and transfers by date, so the bound is applied
                 // here (for every type, in case a server ignores the filter).
@@ -376,7 +432,7 @@ impl Run<'_> {
             observed_at: Utc::now(),
             docs,
             loose_warnings,
-            mark,
+            kind,
             counters: self.counters_now(),
         };
         Ok(self.store.write_page(write).await?)
@@ -393,31 +449,16 @@ impl Run<'_> {
     }
 
     async fn fetch_locations(&mut self) -> Result<(), IngestError> {
-        let spec = ListSpec {
-            path: "locations",
-            id_field: "locationId",
-            include: None,
-            filters: Vec::new(),
-        };
+        let spec = ListSpec { path: "locations", id_field: "locationId", include: None, filters: Vec::new() };
         let locations: Vec<Location> = self.fetch_all(spec, "the locations").await?;
-        self.store
-            .upsert_locations(&self.options.company_id, &locations)
-            .await?;
+        self.store.upsert_locations(&self.options.company_id, &locations).await?;
         Ok(())
     }
 
     async fn fetch_products(&mut self) -> Result<(), IngestError> {
-        let spec = ListSpec {
-            path: "products",
-            id_field: "productId",
-            include: None,
-            filters: Vec::new(),
-        };
+        let spec = ListSpec { path: "products", id_field: "productId", include: None, filters: Vec::new() };
         let products: Vec<Product> = self.fetch_all(spec, "the products").await?;
-        self.store
-            .upsert_products(&self.options.company_id, &products)
-            .await?;
-        self.products_fetched = true;
+        self.store.upsert_products(&self.options.company_id, &products).await?;
         Ok(())
     }
 
@@ -430,15 +471,8 @@ impl Run<'_> {
         let mut walk = Walk::new(self.client, spec, Position::START);
         let mut all = Vec::new();
         loop {
-            let page = walk
-                .next_page()
-                .await
-                .map_err(|source| IngestError::Reference { what, source })?;
-            all.extend(
-                page.items
-                    .iter()
-                    .filter_map(|raw| serde_json::from_str(raw.get()).ok()),
-            );
+            let page = walk.next_page().await.map_err(|source| IngestError::Reference { what, source })?;
+            all.extend(page.items.iter().filter_map(|raw| serde_json::from_str(raw.get()).ok()));
             if page.last {
                 return Ok(all);
             }
@@ -461,5 +495,73 @@ fn unreadable(doc_type: DocType, raw: &RawValue, err: &mapping::MappingError) ->
         doc_id: id_of(raw, doc_type.id_field()),
         kind: "unreadable_document",
         detail: format!("{err}; it starts with {start}"),
+    }
+}
+
+/// Derives every event again from the stored documents of one company, without any request.
+/// Recorded as a run of command `rebuild`.
+pub async fn rebuild(store: &Store, company_id: &str, progress: &dyn Progress) -> Result<RunSummary, IngestError> {
+    const BATCH: i64 = 200;
+    let run_id = store.begin_run(company_id, "rebuild", &serde_json::json!({}), None).await?;
+    let mut counters = RunCounters::default();
+    let mut streams = Vec::new();
+    let result: Result<(), IngestError> = async {
+        for doc_type in DocType::ALL {
+            let stream = doc_type.stream();
+            let mut summary = StreamSummary { stream, kind: "rebuild", ..StreamSummary::default() };
+            progress.stream_started(stream, None);
+            let mut after = String::new();
+            loop {
+                let batch = store.stored_documents(company_id, doc_type, &after, BATCH).await?;
+                let Some((last, _)) = batch.last() else { break };
+                after = last.clone();
+                let mut docs = Vec::with_capacity(batch.len());
+                let mut loose_warnings = Vec::new();
+                for (_, raw) in &batch {
+                    match mapping::derive(doc_type, raw.get()) {
+                        Ok(derived) => docs.push(DocWrite { derived, raw }),
+                        Err(err) => loose_warnings.push(unreadable(doc_type, raw, &err)),
+                    }
+                }
+                let outcome = store
+                    .write_page(PageWrite {
+                        company_id,
+                        run_id,
+                        doc_type,
+                        observed_at: Utc::now(),
+                        docs,
+                        loose_warnings,
+                        kind: PageKind::Rebuild,
+                        counters,
+                    })
+                    .await?;
+                counters = counters.plus(&outcome);
+                summary.pages += 1;
+                summary.documents_seen += outcome.documents_seen;
+                summary.documents_changed += i64::from(outcome.events_inserted + outcome.events_retracted > 0);
+                summary.events_inserted += outcome.events_inserted;
+                summary.events_retracted += outcome.events_retracted;
+                summary.warnings += outcome.warnings;
+                progress.page_written(stream, &summary, 0, None);
+            }
+            summary.complete = true;
+            progress.stream_finished(&summary);
+            streams.push(summary);
+        }
+        Ok(())
+    }
+    .await;
+    match result {
+        Ok(()) => {
+            store.finish_run(run_id, RunStatus::Succeeded, &counters, None).await?;
+            Ok(RunSummary { run_id, status: RunStatus::Succeeded, stop: None, streams, counters })
+        }
+        Err(err) => {
+            let text = crate::error_text(&err);
+            if let Err(e) = store.finish_run(run_id, RunStatus::Failed, &counters, Some(&text)).await {
+                tracing::error!("could not record the failure of run {run_id}: {}", crate::error_text(&e));
+            }
+            Err(err)
+        }
     }
 }

@@ -91,33 +91,20 @@ impl History {
 pub fn histories(rows: Vec<EventRow>) -> Vec<History> {
     let mut groups: BTreeMap<(String, Option<String>), Vec<EventRow>> = BTreeMap::new();
     for row in rows {
-        groups
-            .entry((row.company_id.clone(), row.product_id.clone()))
-            .or_default()
-            .push(row);
+        groups.entry((row.company_id.clone(), row.product_id.clone())).or_default().push(row);
     }
     groups.into_values().map(history).collect()
 }
 
 fn step(event_type: &str) -> u8 {
-    event_type
-        .parse::<EventType>()
-        .map_or(u8::MAX, EventType::step)
+    event_type.parse::<EventType>().map_or(u8::MAX, EventType::step)
 }
 
 fn history(mut rows: Vec<EventRow>) -> History {
-    let effective: Vec<Option<DateTime<Utc>>> =
-        rows.iter().map(|r| effective_time(r, &rows)).collect();
+    let effective: Vec<Option<DateTime<Utc>>> = rows.iter().map(|r| effective_time(r, &rows)).collect();
     let mut order: Vec<usize> = (0..rows.len()).collect();
     // Undated events that cannot borrow a date go last: they are the least placed in time.
-    order.sort_by_key(|&i| {
-        (
-            effective[i].is_none(),
-            effective[i],
-            step(&rows[i].event_type),
-            rows[i].event_id,
-        )
-    });
+    order.sort_by_key(|&i| (effective[i].is_none(), effective[i], step(&rows[i].event_type), rows[i].event_id));
     let mut sorted: Vec<EventRow> = Vec::with_capacity(rows.len());
     let mut slots: Vec<Option<EventRow>> = rows.drain(..).map(Some).collect();
     for i in order {
@@ -132,11 +119,7 @@ fn history(mut rows: Vec<EventRow>) -> History {
             if !retracted {
                 on_hand += i64::from(event.quantity_delta);
             }
-            Entry {
-                event,
-                on_hand,
-                retracted,
-            }
+            Entry { event, on_hand, retracted }
         })
         .collect();
     let first = &events[0].event;
@@ -156,39 +139,24 @@ fn effective_time(row: &EventRow, all: &[EventRow]) -> Option<DateTime<Utc>> {
     row.occurred_at.or_else(|| {
         let own = step(&row.event_type);
         all.iter()
-            .filter(|o| {
-                o.doc_type == row.doc_type && o.doc_id == row.doc_id && step(&o.event_type) < own
-            })
+            .filter(|o| o.doc_type == row.doc_type && o.doc_id == row.doc_id && step(&o.event_type) < own)
             .filter_map(|o| o.occurred_at)
             .max()
     })
 }
 
 fn now(events: &[Entry]) -> Now {
-    let current: Vec<&EventRow> = events
-        .iter()
-        .filter(|e| !e.retracted)
-        .map(|e| &e.event)
-        .collect();
+    let current: Vec<&EventRow> = events.iter().filter(|e| !e.retracted).map(|e| &e.event).collect();
     // The same choice as the serial_current view: the latest movement, an undated one latest.
     let last_move = current
         .iter()
         .filter(|e| e.quantity_delta != 0)
-        .max_by_key(|e| {
-            (
-                e.occurred_at.is_none(),
-                e.occurred_at,
-                step(&e.event_type),
-                e.event_id,
-            )
-        });
+        .max_by_key(|e| (e.occurred_at.is_none(), e.occurred_at, step(&e.event_type), e.event_id));
     let Some(last_move) = last_move else {
         let summary = match current.last() {
-            Some(e) => format!(
-                "never in stock per the recorded history; last seen {} on {}",
-                e.event_type,
-                doc_label(e)
-            ),
+            Some(e) => {
+                format!("never in stock per the recorded history; last seen {} on {}", e.event_type, doc_label(e))
+            }
             None => "no current events (every recorded event was retracted)".to_string(),
         };
         return Now {
@@ -204,25 +172,18 @@ fn now(events: &[Entry]) -> Now {
         };
     };
     let place = place_label(last_move);
-    let when = last_move
-        .occurred_at
-        .map_or("an unknown date".to_string(), |t| {
-            t.format("%Y-%m-%d").to_string()
-        });
+    let when = last_move.occurred_at.map_or("an unknown date".to_string(), |t| t.format("%Y-%m-%d").to_string());
     let doc = doc_label(last_move);
     let (status, summary) = match last_move.event_type.parse::<EventType>() {
         Ok(EventType::Picked) => {
             let shipped = current.iter().find(|e| {
-                e.event_type == "shipped"
-                    && e.doc_id == last_move.doc_id
-                    && e.doc_type == last_move.doc_type
+                e.event_type == "shipped" && e.doc_id == last_move.doc_id && e.doc_type == last_move.doc_type
             });
             let text = match shipped {
                 Some(s) => format!(
                     "left stock: shipped to the customer on {} ({})",
                     doc,
-                    s.occurred_at
-                        .map_or("date unknown".into(), |t| t.format("%Y-%m-%d").to_string())
+                    s.occurred_at.map_or("date unknown".into(), |t| t.format("%Y-%m-%d").to_string())
                 ),
                 None => {
                     format!("left stock: picked from {place} for {doc} on {when}, not shipped yet")
@@ -230,32 +191,17 @@ fn now(events: &[Entry]) -> Now {
             };
             (Status::WithCustomer, text)
         }
-        Ok(EventType::TransferSent) => (
-            Status::InTransit,
-            format!("in transit from {place} on {doc} since {when}"),
-        ),
-        Ok(EventType::Unstocked) => (
-            Status::ReturnedToVendor,
-            format!("left stock: returned to the vendor from {place} on {doc} ({when})"),
-        ),
-        Ok(EventType::AdjustedOut) => (
-            Status::AdjustedOut,
-            format!("left stock: adjusted out of {place} on {doc} ({when})"),
-        ),
-        _ if last_move.quantity_delta > 0 => (
-            Status::InStock,
-            format!(
-                "in stock at {place} since {when} ({} on {doc})",
-                last_move.event_type
-            ),
-        ),
-        _ => (
-            Status::AdjustedOut,
-            format!(
-                "left stock: {} from {place} on {doc} ({when})",
-                last_move.event_type
-            ),
-        ),
+        Ok(EventType::TransferSent) => (Status::InTransit, format!("in transit from {place} on {doc} since {when}")),
+        Ok(EventType::Unstocked) => {
+            (Status::ReturnedToVendor, format!("left stock: returned to the vendor from {place} on {doc} ({when})"))
+        }
+        Ok(EventType::AdjustedOut) => {
+            (Status::AdjustedOut, format!("left stock: adjusted out of {place} on {doc} ({when})"))
+        }
+        _ if last_move.quantity_delta > 0 => {
+            (Status::InStock, format!("in stock at {place} since {when} ({} on {doc})", last_move.event_type))
+        }
+        _ => (Status::AdjustedOut, format!("left stock: {} from {place} on {doc} ({when})", last_move.event_type)),
     };
     Now {
         status,
@@ -272,11 +218,8 @@ fn now(events: &[Entry]) -> Now {
 
 /// `Warehouse A / A-01`, falling back to the location id.
 pub fn place_label(e: &EventRow) -> String {
-    let location = e
-        .location_name
-        .clone()
-        .or_else(|| e.location_id.clone())
-        .unwrap_or_else(|| "an unknown location".into());
+    let location =
+        e.location_name.clone().or_else(|| e.location_id.clone()).unwrap_or_else(|| "an unknown location".into());
     match e.sublocation.as_deref().filter(|s| !s.is_empty()) {
         Some(sub) => format!("{location} / {sub}"),
         None => location,
@@ -285,9 +228,7 @@ pub fn place_label(e: &EventRow) -> String {
 
 /// `SO-000123`, falling back to the document type and id.
 pub fn doc_label(e: &EventRow) -> String {
-    e.doc_number
-        .clone()
-        .unwrap_or_else(|| format!("{} {}", e.doc_type, e.doc_id))
+    e.doc_number.clone().unwrap_or_else(|| format!("{} {}", e.doc_type, e.doc_id))
 }
 
 #[cfg(test)]
@@ -322,10 +263,7 @@ mod tests {
     }
 
     fn types(h: &History) -> Vec<&str> {
-        h.events
-            .iter()
-            .map(|e| e.event.event_type.as_str())
-            .collect()
+        h.events.iter().map(|e| e.event.event_type.as_str()).collect()
     }
 
     #[test]
@@ -339,20 +277,10 @@ mod tests {
             ev(1, "PO-1", "received", Some("2025-06-01T00:00:00Z"), 1),
         ];
         let h = &histories(rows)[0];
-        assert_eq!(
-            types(h),
-            ["received", "sold", "picked", "packed", "shipped"]
-        );
-        assert_eq!(
-            h.events.iter().map(|e| e.on_hand).collect::<Vec<_>>(),
-            [1, 1, 0, 0, 0]
-        );
+        assert_eq!(types(h), ["received", "sold", "picked", "packed", "shipped"]);
+        assert_eq!(h.events.iter().map(|e| e.on_hand).collect::<Vec<_>>(), [1, 1, 0, 0, 0]);
         assert_eq!(h.now.status, Status::WithCustomer);
-        assert!(
-            h.now.summary.contains("shipped to the customer on SO-1"),
-            "{}",
-            h.now.summary
-        );
+        assert!(h.now.summary.contains("shipped to the customer on SO-1"), "{}", h.now.summary);
     }
 
     #[test]
@@ -370,10 +298,7 @@ mod tests {
         assert_eq!(types(h), ["received", "transfer_sent", "transfer_received"]);
         assert_eq!(h.now.status, Status::InStock);
         assert_eq!(h.now.location_name.as_deref(), Some("Store"));
-        assert_eq!(
-            h.now.summary,
-            "in stock at Store / B-07 since 2025-07-03 (transfer_received on ST-1)"
-        );
+        assert_eq!(h.now.summary, "in stock at Store / B-07 since 2025-07-03 (transfer_received on ST-1)");
     }
 
     #[test]
@@ -386,10 +311,7 @@ mod tests {
             ("adjusted_out", Status::AdjustedOut),
             ("picked", Status::WithCustomer),
         ] {
-            let h = &histories(vec![
-                ev(1, "PO-1", "received", day, 1),
-                ev(2, "X-1", event, later, -1),
-            ])[0];
+            let h = &histories(vec![ev(1, "PO-1", "received", day, 1), ev(2, "X-1", event, later, -1)])[0];
             assert_eq!(h.now.status, status, "{event}");
             assert_eq!(h.events.last().unwrap().on_hand, 0);
         }
@@ -401,17 +323,8 @@ mod tests {
     fn retracted_rows_are_shown_but_count_for_nothing() {
         let mut gone = ev(2, "SA-1", "adjusted_out", Some("2025-06-02T00:00:00Z"), -1);
         gone.retracted_at = Some(Utc::now());
-        let h = &histories(vec![
-            ev(1, "PO-1", "received", Some("2025-06-01T00:00:00Z"), 1),
-            gone,
-        ])[0];
-        assert_eq!(
-            h.events
-                .iter()
-                .map(|e| (e.on_hand, e.retracted))
-                .collect::<Vec<_>>(),
-            [(1, false), (1, true)]
-        );
+        let h = &histories(vec![ev(1, "PO-1", "received", Some("2025-06-01T00:00:00Z"), 1), gone])[0];
+        assert_eq!(h.events.iter().map(|e| (e.on_hand, e.retracted)).collect::<Vec<_>>(), [(1, false), (1, true)]);
         assert_eq!(h.now.status, Status::InStock);
     }
 
@@ -420,14 +333,8 @@ mod tests {
         let mut other = ev(2, "PO-2", "received", Some("2025-06-01T00:00:00Z"), 1);
         other.product_id = Some("p2".into());
         other.product_name = Some("Phone".into());
-        let hs = histories(vec![
-            ev(1, "PO-1", "received", Some("2025-06-01T00:00:00Z"), 1),
-            other,
-        ]);
+        let hs = histories(vec![ev(1, "PO-1", "received", Some("2025-06-01T00:00:00Z"), 1), other]);
         assert_eq!(hs.len(), 2);
-        assert_eq!(
-            hs.iter().map(History::product_label).collect::<Vec<_>>(),
-            ["Laptop", "Phone"]
-        );
+        assert_eq!(hs.iter().map(History::product_label).collect::<Vec<_>>(), ["Laptop", "Phone"]);
     }
 }

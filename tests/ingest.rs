@@ -25,27 +25,16 @@ async fn complete_ingest_records_every_serial_occurrence_with_minimal_requests(d
     let store = db.store().await;
     let summary = ingest(&store, &sim).await;
     assert_eq!(summary.status, RunStatus::Succeeded);
-    assert!(
-        summary.streams.iter().all(|s| s.complete),
-        "{:?}",
-        summary.streams
-    );
+    assert!(summary.streams.iter().all(|s| s.complete), "{:?}", summary.streams);
 
     let expected = expected_events(&sim);
     let (stored, rows) = stored_events(&store).await;
     assert_eq!(rows, stored.len(), "no duplicated events");
     assert_eq!(stored, expected);
-    assert!(
-        stored.len() > 500,
-        "the small company has serials: {}",
-        stored.len()
-    );
+    assert!(stored.len() > 500, "the small company has serials: {}", stored.len());
     // Every row of the mapping table occurs in the simulated company.
     for t in EventType::ALL {
-        assert!(
-            stored.iter().any(|e| e.5 == t.as_str()),
-            "no {t} event from simulator data"
-        );
+        assert!(stored.iter().any(|e| e.5 == t.as_str()), "no {t} event from simulator data");
     }
 
     // ceil(N/100) per stream (+1 when N is a multiple of 100), plus the reference lists.
@@ -62,23 +51,12 @@ async fn complete_ingest_records_every_serial_occurrence_with_minimal_requests(d
     assert_eq!(summary.counters.requests as usize, total);
 
     // Every document request is a keyset page of 100 on the id, with the stream's includes.
-    for r in sim
-        .requests()
-        .iter()
-        .filter(|r| DOC_ENDPOINTS.contains(&r.endpoint.as_str()))
-    {
-        let q: BTreeMap<&str, &str> = r
-            .query
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
+    for r in sim.requests().iter().filter(|r| DOC_ENDPOINTS.contains(&r.endpoint.as_str())) {
+        let q: BTreeMap<&str, &str> = r.query.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         assert_eq!(q.get("count"), Some(&"100"), "{r:?}");
         assert!(q.get("sort").is_some_and(|s| s.ends_with("Id")), "{r:?}");
         assert!(q.contains_key("include"), "{r:?}");
-        assert_eq!(
-            r.accept.as_deref(),
-            Some("application/json;version=2025-06-24")
-        );
+        assert_eq!(r.accept.as_deref(), Some("application/json;version=2025-06-24"));
     }
     let so_include = sim
         .requests()
@@ -91,32 +69,16 @@ async fn complete_ingest_records_every_serial_occurrence_with_minimal_requests(d
         .unwrap()
         .1
         .clone();
-    assert_eq!(
-        so_include,
-        "lines,pickLines,packLines,shipLines,restockLines"
-    );
+    assert_eq!(so_include, "lines,pickLines,packLines,shipLines,restockLines");
 
     // The run is recorded with its counters.
-    assert_eq!(
-        count(
-            &store,
-            "SELECT count(*) FROM ingest_runs WHERE status = 'succeeded'"
-        )
-        .await,
-        1
-    );
-    assert_eq!(
-        count(&store, "SELECT sum(events_inserted) FROM ingest_runs").await,
-        expected.len() as i64
-    );
+    assert_eq!(count(&store, "SELECT count(*) FROM ingest_runs WHERE status = 'succeeded'").await, 1);
+    assert_eq!(count(&store, "SELECT sum(events_inserted) FROM ingest_runs").await, expected.len() as i64);
     assert_eq!(
         count(&store, "SELECT count(*) FROM documents").await,
         DOC_ENDPOINTS.iter().map(|e| counts[*e] as i64).sum::<i64>()
     );
-    assert_eq!(
-        count(&store, "SELECT count(*) FROM locations").await,
-        counts["locations"] as i64
-    );
+    assert_eq!(count(&store, "SELECT count(*) FROM locations").await, counts["locations"] as i64);
 }
 both_backends!(
     complete_ingest_records_every_serial_occurrence_with_minimal_requests,
@@ -134,31 +96,18 @@ async fn a_rerun_over_unchanged_data_writes_no_events(db: TestDb) {
     let again = ingest(&store, &sim).await;
     assert_eq!(again.status, RunStatus::Succeeded);
     assert_eq!(
-        (
-            again.counters.events_inserted,
-            again.counters.events_retracted,
-            again.counters.documents_changed
-        ),
+        (again.counters.events_inserted, again.counters.events_retracted, again.counters.documents_changed),
         (0, 0, 0)
     );
     assert_eq!(stored_events(&store).await, before);
-    assert_eq!(
-        count(&store, "SELECT max(event_id) FROM serial_events").await,
-        max_id
-    );
-    assert_eq!(
-        count(&store, "SELECT count(*) FROM document_changes").await,
-        0
-    );
+    assert_eq!(count(&store, "SELECT max(event_id) FROM serial_events").await, max_id);
+    assert_eq!(count(&store, "SELECT count(*) FROM document_changes").await, 0);
     // Products are known now: only the document walks and the locations are fetched.
     let by_endpoint = requests_by_endpoint(&sim);
     assert!(!by_endpoint.contains_key("products"), "{by_endpoint:?}");
     assert_eq!(by_endpoint["locations"], 1);
 }
-both_backends!(
-    a_rerun_over_unchanged_data_writes_no_events,
-    crate::a_rerun_over_unchanged_data_writes_no_events
-);
+both_backends!(a_rerun_over_unchanged_data_writes_no_events, crate::a_rerun_over_unchanged_data_writes_no_events);
 
 async fn a_changed_document_is_not_duplicated(db: TestDb) {
     let sim = simulator(Scale::Small).await;
@@ -167,11 +116,7 @@ async fn a_changed_document_is_not_duplicated(db: TestDb) {
     // Move a received serial's receipt to another sublocation: same key, new place.
     let story = sim.scenario().vendor_return;
     let po = &story.documents[0];
-    let doc = sim
-        .documents("purchase-orders")
-        .into_iter()
-        .find(|d| d["purchaseOrderId"] == po.id.as_str())
-        .unwrap();
+    let doc = sim.documents("purchase-orders").into_iter().find(|d| d["purchaseOrderId"] == po.id.as_str()).unwrap();
     let line = &doc["receiveLines"][0];
     sim.set_line_location(
         "purchase-orders",
@@ -187,23 +132,14 @@ async fn a_changed_document_is_not_duplicated(db: TestDb) {
     let (stored, rows) = stored_events(&store).await;
     assert_eq!(rows, stored.len());
     assert_eq!(stored, expected_events(&sim));
-    assert!(
-        again.counters.events_retracted > 0
-            && again.counters.events_retracted == again.counters.events_inserted
-    );
+    assert!(again.counters.events_retracted > 0 && again.counters.events_retracted == again.counters.events_inserted);
 }
-both_backends!(
-    a_changed_document_is_not_duplicated,
-    crate::a_changed_document_is_not_duplicated
-);
+both_backends!(a_changed_document_is_not_duplicated, crate::a_changed_document_is_not_duplicated);
 
 /// Kills the binary at a crash point, then runs it again to the end.
 async fn killed_and_restarted(db: &TestDb, sim: &Simulator, crash_at: &str) {
     let (code, _, stderr) = run_cli(db, sim, &["ingest"], &[("AUDIT_CRASH_AT", crash_at)]);
-    assert_eq!(
-        code, -1,
-        "the process was meant to die at {crash_at}: {stderr}"
-    );
+    assert_eq!(code, -1, "the process was meant to die at {crash_at}: {stderr}");
     assert!(stderr.contains("AUDIT_CRASH_AT: aborting"), "{stderr}");
     let (code, stdout, stderr) = run_cli(db, sim, &["ingest"], &[]);
     assert_eq!(code, 0, "{stderr}");
@@ -218,22 +154,11 @@ async fn a_run_killed_anywhere_resumes_to_the_same_events(db: TestDb) {
     for crash_at in ["page-write:2", "after-page:3", "page-write:7"] {
         killed_and_restarted(&db, &sim, crash_at).await;
         let (stored, rows) = stored_events(&store).await;
-        assert_eq!(
-            rows,
-            stored.len(),
-            "no duplicates after a crash at {crash_at}"
-        );
+        assert_eq!(rows, stored.len(), "no duplicates after a crash at {crash_at}");
         assert_eq!(stored, expected, "after a crash at {crash_at}");
     }
     // The dead runs are recorded as interrupted, and a last run adds nothing.
-    assert_eq!(
-        count(
-            &store,
-            "SELECT count(*) FROM ingest_runs WHERE status = 'interrupted'"
-        )
-        .await,
-        3
-    );
+    assert_eq!(count(&store, "SELECT count(*) FROM ingest_runs WHERE status = 'interrupted'").await, 3);
     let (code, stdout, _) = run_cli(&db, &sim, &["ingest"], &[]);
     assert_eq!(code, 0);
     assert!(stdout.contains("0 events added, 0 retracted"), "{stdout}");
@@ -246,10 +171,7 @@ both_backends!(
 async fn a_run_killed_by_sigkill_at_a_random_moment_resumes(db: TestDb) {
     let sim = simulator(Scale::Orders(450)).await;
     // Slow pages widen the window in which the kill lands mid-walk.
-    sim.set_faults(Faults::none().rule(FaultRule::new(
-        Fault::Delay { millis: 40 },
-        Trigger::Rate(1.0),
-    )));
+    sim.set_faults(Faults::none().rule(FaultRule::new(Fault::Delay { millis: 40 }, Trigger::Rate(1.0))));
     let env = sim_env(&sim);
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_audit"))
         .arg("ingest")
@@ -263,10 +185,7 @@ async fn a_run_killed_by_sigkill_at_a_random_moment_resumes(db: TestDb) {
     tokio::time::sleep(Duration::from_millis(pause)).await;
     child.kill().unwrap();
     let status = child.wait().unwrap();
-    assert!(
-        !status.success(),
-        "the run finished before it was killed; the test proves nothing"
-    );
+    assert!(!status.success(), "the run finished before it was killed; the test proves nothing");
     sim.set_faults(Faults::none());
     let (code, _, stderr) = run_cli(&db, &sim, &["ingest"], &[]);
     assert_eq!(code, 0, "{stderr}");
@@ -282,35 +201,15 @@ both_backends!(
 
 async fn faults_are_retried_and_the_result_is_the_same(db: TestDb) {
     let sim = simulator(Scale::Orders(300)).await;
-    let retry_after = Fault::TooManyRequests {
-        retry_after_secs: 0.05,
-    };
+    let retry_after = Fault::TooManyRequests { retry_after_secs: 0.05 };
     sim.set_faults(
         Faults::none()
-            .rule(FaultRule::new(
-                retry_after,
-                Trigger::Requests(vec![2, 3, 4]),
-            ))
-            .rule(FaultRule::new(
-                Fault::Status { status: 503 },
-                Trigger::Requests(vec![5, 6]),
-            ))
-            .rule(FaultRule::new(
-                Fault::Status { status: 500 },
-                Trigger::Requests(vec![7]),
-            ))
-            .rule(FaultRule::new(
-                Fault::Status { status: 502 },
-                Trigger::Requests(vec![8]),
-            ))
-            .rule(FaultRule::new(
-                Fault::DropMidBody { after_bytes: 300 },
-                Trigger::Requests(vec![10]),
-            ))
-            .rule(FaultRule::new(
-                Fault::MalformedJson,
-                Trigger::Requests(vec![12]),
-            )),
+            .rule(FaultRule::new(retry_after, Trigger::Requests(vec![2, 3, 4])))
+            .rule(FaultRule::new(Fault::Status { status: 503 }, Trigger::Requests(vec![5, 6])))
+            .rule(FaultRule::new(Fault::Status { status: 500 }, Trigger::Requests(vec![7])))
+            .rule(FaultRule::new(Fault::Status { status: 502 }, Trigger::Requests(vec![8])))
+            .rule(FaultRule::new(Fault::DropMidBody { after_bytes: 300 }, Trigger::Requests(vec![10])))
+            .rule(FaultRule::new(Fault::MalformedJson, Trigger::Requests(vec![12]))),
     );
     let store = db.store().await;
     let summary = ingest(&store, &sim).await;
@@ -319,55 +218,32 @@ async fn faults_are_retried_and_the_result_is_the_same(db: TestDb) {
     assert_eq!(rows, stored.len());
     assert_eq!(stored, expected_events(&sim));
     assert_eq!(summary.counters.rate_limited, 3);
-    assert_eq!(
-        summary.counters.retries,
-        3 + 4 + 2,
-        "{:?}",
-        summary.counters
-    );
-    assert_eq!(
-        count(&store, "SELECT rate_limited FROM ingest_runs").await,
-        3
-    );
-    let faulted: Vec<_> = sim
-        .requests()
-        .into_iter()
-        .filter(|r| r.fault.is_some())
-        .collect();
+    assert_eq!(summary.counters.retries, 3 + 4 + 2, "{:?}", summary.counters);
+    assert_eq!(count(&store, "SELECT rate_limited FROM ingest_runs").await, 3);
+    let faulted: Vec<_> = sim.requests().into_iter().filter(|r| r.fault.is_some()).collect();
     assert_eq!(faulted.len(), 9, "{faulted:?}");
 }
-both_backends!(
-    faults_are_retried_and_the_result_is_the_same,
-    crate::faults_are_retried_and_the_result_is_the_same
-);
+both_backends!(faults_are_retried_and_the_result_is_the_same, crate::faults_are_retried_and_the_result_is_the_same);
 
 async fn a_permanent_failure_exits_non_zero_naming_stream_and_page(db: TestDb) {
     let sim = simulator(Scale::Orders(300)).await;
     sim.set_faults(
-        Faults::none().rule(
-            FaultRule::new(Fault::Status { status: 503 }, Trigger::Rate(1.0))
-                .on_endpoint("stock-transfers"),
-        ),
+        Faults::none()
+            .rule(FaultRule::new(Fault::Status { status: 503 }, Trigger::Rate(1.0)).on_endpoint("stock-transfers")),
     );
     let (code, stdout, stderr) = run_cli(&db, &sim, &["ingest", "--time-scale", "0.001"], &[]);
     assert_eq!(code, 1, "{stdout}{stderr}");
-    assert!(
-        stderr.contains("ingest of stock-transfers failed at the first page"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("ingest of stock-transfers failed at the first page"), "{stderr}");
     assert!(stderr.contains("HTTP 503"), "{stderr}");
     assert!(stderr.contains("attempts"), "{stderr}");
     let store = db.store().await;
-    assert_eq!(count(&store, "SELECT count(*) FROM ingest_runs WHERE status = 'failed' AND error LIKE '%stock-transfers%'").await, 1);
-    // The streams before it were written and their walks completed.
     assert_eq!(
-        count(
-            &store,
-            "SELECT count(*) FROM sync_state WHERE last_complete_at IS NOT NULL"
-        )
-        .await,
-        3
+        count(&store, "SELECT count(*) FROM ingest_runs WHERE status = 'failed' AND error LIKE '%stock-transfers%'")
+            .await,
+        1
     );
+    // The streams before it were written and their walks completed.
+    assert_eq!(count(&store, "SELECT count(*) FROM sync_state WHERE last_complete_at IS NOT NULL").await, 3);
 }
 both_backends!(
     a_permanent_failure_exits_non_zero_naming_stream_and_page,
@@ -399,29 +275,21 @@ async fn pacing_under_the_limits_never_meets_a_429(db: TestDb) {
     let store = db.store().await;
     assert_eq!(stored_events(&store).await.0, expected_events(&sim));
 }
-both_backends!(
-    pacing_under_the_limits_never_meets_a_429,
-    crate::pacing_under_the_limits_never_meets_a_429
-);
+both_backends!(pacing_under_the_limits_never_meets_a_429, crate::pacing_under_the_limits_never_meets_a_429);
 
 async fn since_filters_on_the_server_where_it_can_and_locally_elsewhere(db: TestDb) {
     let sim = simulator(Scale::Small).await;
     let since = "2025-06-01";
     let (code, _, stderr) = run_cli(&db, &sim, &["ingest", "--since", since], &[]);
     assert_eq!(code, 0, "{stderr}");
-    let floor = chrono::DateTime::parse_from_rfc3339("2025-06-01T00:00:00Z")
-        .unwrap()
-        .to_utc();
+    let floor = chrono::DateTime::parse_from_rfc3339("2025-06-01T00:00:00Z").unwrap().to_utc();
     let expected = expected_events_where(&sim, |d| d.doc_date.is_none_or(|t| t >= floor));
     assert!(!expected.is_empty() && expected.len() < expected_events(&sim).len());
     let store = db.store().await;
     assert_eq!(stored_events(&store).await.0, expected);
     let filter = r#"{"fromDate":"2025-06-01"}"#;
-    let filtered = |r: &audit::simulator::RequestRecord| {
-        r.query
-            .iter()
-            .any(|(k, v)| k == "filter[orderDate]" && v == filter)
-    };
+    let filtered =
+        |r: &audit::simulator::RequestRecord| r.query.iter().any(|(k, v)| k == "filter[orderDate]" && v == filter);
     for r in sim.requests() {
         match r.endpoint.as_str() {
             "sales-orders" | "purchase-orders" => assert!(filtered(&r), "{r:?}"),
@@ -432,12 +300,7 @@ async fn since_filters_on_the_server_where_it_can_and_locally_elsewhere(db: Test
     sim.clear_requests();
     let (code, _, _) = run_cli(&db, &sim, &["ingest"], &[]);
     assert_eq!(code, 0);
-    assert!(
-        sim.requests()
-            .iter()
-            .filter(|r| r.endpoint == "sales-orders")
-            .all(|r| filtered(&r))
-    );
+    assert!(sim.requests().iter().filter(|r| r.endpoint == "sales-orders").all(|r| filtered(&r)));
     assert_eq!(stored_events(&store).await.0, expected);
 }
 both_backends!(
@@ -447,25 +310,17 @@ both_backends!(
 
 async fn types_limit_the_streams(db: TestDb) {
     let sim = simulator(Scale::Small).await;
-    let (code, stdout, stderr) = run_cli(
-        &db,
-        &sim,
-        &["ingest", "--types", "stock-transfers,purchase-orders"],
-        &[],
-    );
+    let (code, stdout, stderr) = run_cli(&db, &sim, &["ingest", "--types", "stock-transfers,purchase-orders"], &[]);
     assert_eq!(code, 0, "{stderr}");
     let endpoints = requests_by_endpoint(&sim);
-    assert!(
-        !endpoints.contains_key("sales-orders") && !endpoints.contains_key("stock-adjustments"),
-        "{endpoints:?}"
-    );
+    assert!(!endpoints.contains_key("sales-orders") && !endpoints.contains_key("stock-adjustments"), "{endpoints:?}");
     assert!(endpoints.contains_key("stock-transfers") && endpoints.contains_key("purchase-orders"));
-    assert!(
-        stdout.contains("stock-transfers") && !stdout.contains("sales-orders"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("stock-transfers") && !stdout.contains("sales-orders"), "{stdout}");
     let store = db.store().await;
-    assert_eq!(count(&store, "SELECT count(*) FROM serial_events WHERE doc_type IN ('sales_order', 'stock_adjustment')").await, 0);
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM serial_events WHERE doc_type IN ('sales_order', 'stock_adjustment')").await,
+        0
+    );
     let (code, _, stderr) = run_cli(&db, &sim, &["ingest", "--types", "invoices"], &[]);
     assert_eq!(code, 2);
     assert!(stderr.contains("unknown stream `invoices`"), "{stderr}");
@@ -480,40 +335,16 @@ async fn max_requests_stops_cleanly_and_the_next_run_resumes(db: TestDb) {
     assert!(stdout.contains("stopped at --max-requests"), "{stdout}");
     assert_eq!(sim.requests().len(), 3);
     let store = db.store().await;
-    assert_eq!(
-        count(
-            &store,
-            "SELECT count(*) FROM ingest_runs WHERE status = 'stopped' AND requests = 3"
-        )
-        .await,
-        1
-    );
-    let saved = strings(
-        &store,
-        "SELECT walk_position FROM sync_state WHERE stream = $1",
-        "sales-orders",
-    )
-    .await;
+    assert_eq!(count(&store, "SELECT count(*) FROM ingest_runs WHERE status = 'stopped' AND requests = 3").await, 1);
+    let saved = strings(&store, "SELECT walk_position FROM sync_state WHERE stream = $1", "sales-orders").await;
     assert!(saved[0].starts_with("after:"), "{saved:?}");
 
     sim.clear_requests();
     let (code, _, stderr) = run_cli(&db, &sim, &["ingest"], &[]);
     assert_eq!(code, 0, "{stderr}");
-    let first_so = sim
-        .requests()
-        .into_iter()
-        .find(|r| r.endpoint == "sales-orders")
-        .unwrap();
-    let after = first_so
-        .query
-        .iter()
-        .find(|(k, _)| k == "after")
-        .map(|(_, v)| format!("after:{v}"));
-    assert_eq!(
-        after.as_deref(),
-        Some(saved[0].as_str()),
-        "the second run resumes where the first stopped"
-    );
+    let first_so = sim.requests().into_iter().find(|r| r.endpoint == "sales-orders").unwrap();
+    let after = first_so.query.iter().find(|(k, _)| k == "after").map(|(_, v)| format!("after:{v}"));
+    assert_eq!(after.as_deref(), Some(saved[0].as_str()), "the second run resumes where the first stopped");
     let (stored, rows) = stored_events(&store).await;
     assert_eq!(rows, stored.len());
     assert_eq!(stored, expected_events(&sim));
@@ -525,43 +356,30 @@ both_backends!(
 
 async fn the_api_key_appears_nowhere(db: TestDb) {
     let sim = simulator(Scale::Small).await;
-    sim.set_faults(Faults::none().rule(FaultRule::new(
-        Fault::Status { status: 500 },
-        Trigger::Requests(vec![2]),
-    )));
+    sim.set_faults(Faults::none().rule(FaultRule::new(Fault::Status { status: 500 }, Trigger::Requests(vec![2]))));
     let key = sim.api_key();
-    let (code, stdout, stderr) =
-        run_cli(&db, &sim, &["-vv", "ingest", "--time-scale", "0.01"], &[]);
+    let (code, stdout, stderr) = run_cli(&db, &sim, &["-vv", "ingest", "--time-scale", "0.01"], &[]);
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("GET"), "-vv logs each request: {stderr}");
     assert!(!stdout.contains(&key) && !stderr.contains(&key));
     // Nor in any stored text.
     let store = db.store().await;
-    let dump = strings(
-        &store,
-        "SELECT CAST(arguments AS TEXT) || COALESCE(error, '') FROM ingest_runs WHERE $1 = $1",
-        "",
-    )
-    .await
-    .concat();
+    let dump =
+        strings(&store, "SELECT CAST(arguments AS TEXT) || COALESCE(error, '') FROM ingest_runs WHERE $1 = $1", "")
+            .await
+            .concat();
     assert!(!dump.contains(&key));
     if db.url.backend() == audit::store::Backend::Sqlite {
         store.close().await;
         let path = db.url_string().trim_start_matches("sqlite://").to_string();
         for file in [path.clone(), format!("{path}-wal")] {
             if let Ok(bytes) = std::fs::read(&file) {
-                assert!(
-                    !bytes.windows(key.len()).any(|w| w == key.as_bytes()),
-                    "{file} holds the key"
-                );
+                assert!(!bytes.windows(key.len()).any(|w| w == key.as_bytes()), "{file} holds the key");
             }
         }
     }
 }
-both_backends!(
-    the_api_key_appears_nowhere,
-    crate::the_api_key_appears_nowhere
-);
+both_backends!(the_api_key_appears_nowhere, crate::the_api_key_appears_nowhere);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_company_or_key_fails_before_any_request() {
@@ -573,24 +391,12 @@ async fn missing_company_or_key_fails_before_any_request() {
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
         tokio::task::block_in_place(|| run_audit(&url, &["ingest"], &env))
     };
-    let (code, _, stderr) = run(vec![
-        ("INFLOW_BASE_URL", base.clone()),
-        ("INFLOW_API_KEY", sim.api_key()),
-    ]);
+    let (code, _, stderr) = run(vec![("INFLOW_BASE_URL", base.clone()), ("INFLOW_API_KEY", sim.api_key())]);
     assert_eq!(code, 1);
-    assert!(
-        stderr.contains("no inFlow company id") && stderr.contains("INFLOW_COMPANY_ID"),
-        "{stderr}"
-    );
-    let (code, _, stderr) = run(vec![
-        ("INFLOW_BASE_URL", base),
-        ("INFLOW_COMPANY_ID", sim.company_id()),
-    ]);
+    assert!(stderr.contains("no inFlow company id") && stderr.contains("INFLOW_COMPANY_ID"), "{stderr}");
+    let (code, _, stderr) = run(vec![("INFLOW_BASE_URL", base), ("INFLOW_COMPANY_ID", sim.company_id())]);
     assert_eq!(code, 1);
-    assert!(
-        stderr.contains("no inFlow API key") && stderr.contains("INFLOW_API_KEY"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("no inFlow API key") && stderr.contains("INFLOW_API_KEY"), "{stderr}");
     assert!(sim.requests().is_empty());
 }
 
@@ -600,25 +406,12 @@ async fn a_wrong_key_or_company_is_a_clear_error() {
     let sim = simulator(Scale::Small).await;
     let (code, _, stderr) = run_cli(&db, &sim, &["ingest"], &[("INFLOW_API_KEY", "wrong")]);
     assert_eq!(code, 1);
-    assert!(
-        stderr.contains("refused the API key") && stderr.contains("401"),
-        "{stderr}"
-    );
-    assert!(
-        !stderr.contains("wrong"),
-        "not even a wrong key is echoed: {stderr}"
-    );
-    let (code, _, stderr) = run_cli(
-        &db,
-        &sim,
-        &["ingest"],
-        &[("INFLOW_COMPANY_ID", "00000000-0000-0000-0000-000000000000")],
-    );
+    assert!(stderr.contains("refused the API key") && stderr.contains("401"), "{stderr}");
+    assert!(!stderr.contains("wrong"), "not even a wrong key is echoed: {stderr}");
+    let (code, _, stderr) =
+        run_cli(&db, &sim, &["ingest"], &[("INFLOW_COMPANY_ID", "00000000-0000-0000-0000-000000000000")]);
     assert_eq!(code, 1);
-    assert!(
-        stderr.contains("404") && stderr.contains("INFLOW_COMPANY_ID"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("404") && stderr.contains("INFLOW_COMPANY_ID"), "{stderr}");
 }
 
 async fn a_server_without_keyset_paging_gets_skip_paging(db: TestDb) {
@@ -632,10 +425,7 @@ async fn a_server_without_keyset_paging_gets_skip_paging(db: TestDb) {
     assert_eq!(rows, stored.len());
     assert_eq!(stored, expected_events(&sim));
 }
-both_backends!(
-    a_server_without_keyset_paging_gets_skip_paging,
-    crate::a_server_without_keyset_paging_gets_skip_paging
-);
+both_backends!(a_server_without_keyset_paging_gets_skip_paging, crate::a_server_without_keyset_paging_gets_skip_paging);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stop_signal_ends_the_run_after_a_page() {
@@ -644,16 +434,7 @@ async fn a_stop_signal_ends_the_run_after_a_page() {
     let store = db.store().await;
     let stop = StopFlag::default();
     stop.stop();
-    let summary = audit::ingest::run(&store, &client_for(&sim), &options(&sim), &Quiet, &stop)
-        .await
-        .unwrap();
+    let summary = audit::ingest::run(&store, &client_for(&sim), &options(&sim), &Quiet, &stop).await.unwrap();
     assert_eq!(summary.status, RunStatus::Stopped);
-    assert_eq!(
-        count(
-            &store,
-            "SELECT count(*) FROM ingest_runs WHERE status = 'stopped'"
-        )
-        .await,
-        1
-    );
+    assert_eq!(count(&store, "SELECT count(*) FROM ingest_runs WHERE status = 'stopped'").await, 1);
 }

@@ -16,7 +16,8 @@ async fn ingested(db: &TestDb) -> (Simulator, audit::store::Store) {
 }
 
 fn timeline_json(db: &TestDb, serial: &str) -> Value {
-    let (code, stdout, stderr) = tokio::task::block_in_place(|| run_audit(&db.url_string(), &["timeline", serial, "--format", "json"], &[]));
+    let (code, stdout, stderr) =
+        tokio::task::block_in_place(|| run_audit(&db.url_string(), &["timeline", serial, "--format", "json"], &[]));
     assert_eq!(code, 0, "{stderr}");
     serde_json::from_str(&stdout).expect("timeline JSON")
 }
@@ -106,19 +107,39 @@ async fn timelines_tell_every_planted_story(db: TestDb) {
 
     let vr = &s.vendor_return;
     let po = &vr.documents[0].number;
-    check_story(&only(timeline_json(&db, &vr.serial)), vr, &[("received", po, 1), ("vendor_return", po, 1), ("unstocked", po, 0)], "returned_to_vendor");
+    check_story(
+        &only(timeline_json(&db, &vr.serial)),
+        vr,
+        &[("received", po, 1), ("vendor_return", po, 1), ("unstocked", po, 0)],
+        "returned_to_vendor",
+    );
 
     let ao = &s.adjusted_out;
     let (po, sa) = (&ao.documents[0].number, &ao.documents[1].number);
-    check_story(&only(timeline_json(&db, &ao.serial)), ao, &[("received", po, 1), ("adjusted_out", sa, 0)], "adjusted_out");
+    check_story(
+        &only(timeline_json(&db, &ao.serial)),
+        ao,
+        &[("received", po, 1), ("adjusted_out", sa, 0)],
+        "adjusted_out",
+    );
 
     let ot = &s.on_open_transfer;
     let (po, st) = (&ot.documents[0].number, &ot.documents[1].number);
-    check_story(&only(timeline_json(&db, &ot.serial)), ot, &[("received", po, 1), ("transfer_requested", st, 1)], "in_stock");
+    check_story(
+        &only(timeline_json(&db, &ot.serial)),
+        ot,
+        &[("received", po, 1), ("transfer_requested", st, 1)],
+        "in_stock",
+    );
 
     let it = &s.in_transit;
     let (po, st) = (&it.documents[0].number, &it.documents[1].number);
-    check_story(&only(timeline_json(&db, &it.serial)), it, &[("received", po, 1), ("transfer_sent", st, 0)], "in_transit");
+    check_story(
+        &only(timeline_json(&db, &it.serial)),
+        it,
+        &[("received", po, 1), ("transfer_sent", st, 0)],
+        "in_transit",
+    );
 
     // One serial string under two products: two histories, grouped, each with its own story.
     let two = &s.two_products;
@@ -146,7 +167,8 @@ async fn timeline_formats_agree(db: TestDb) {
     let json = timeline_json(&db, &serial);
     let events = json["histories"][0]["events"].as_array().unwrap().clone();
 
-    let (code, csv_out, _) = tokio::task::block_in_place(|| run_audit(&db.url_string(), &["timeline", &serial, "--format", "csv"], &[]));
+    let (code, csv_out, _) =
+        tokio::task::block_in_place(|| run_audit(&db.url_string(), &["timeline", &serial, "--format", "csv"], &[]));
     assert_eq!(code, 0);
     let mut reader = csv::Reader::from_reader(csv_out.as_bytes());
     let header: Vec<String> = reader.headers().unwrap().iter().map(str::to_string).collect();
@@ -162,10 +184,15 @@ async fn timeline_formats_agree(db: TestDb) {
         assert_eq!(col("occurred_at"), e["occurred_at"].as_str().unwrap_or(""));
     }
 
-    let (code, table, _) = tokio::task::block_in_place(|| run_audit(&db.url_string(), &["timeline", &serial, "--format", "table"], &[]));
+    let (code, table, _) =
+        tokio::task::block_in_place(|| run_audit(&db.url_string(), &["timeline", &serial, "--format", "table"], &[]));
     assert_eq!(code, 0);
     let first_line = table.lines().next().unwrap();
-    assert!(first_line.starts_with(&serial) && first_line.contains(json["histories"][0]["now"]["summary"].as_str().unwrap()), "{table}");
+    assert!(
+        first_line.starts_with(&serial)
+            && first_line.contains(json["histories"][0]["now"]["summary"].as_str().unwrap()),
+        "{table}"
+    );
     let mut at = 0;
     for e in &events {
         let pos = table[at..].find(e["event_type"].as_str().unwrap()).expect("each event in order") + at;
@@ -178,26 +205,40 @@ async fn an_unknown_serial_exits_1_and_suggests_close_matches(db: TestDb) {
     let (sim, _store) = ingested(&db).await;
     let serial = sim.scenario().full_lifecycle.serial;
     let typed = format!("  {}", serial.to_lowercase());
-    let (code, stdout, stderr) = tokio::task::block_in_place(|| run_audit(&db.url_string(), &["timeline", &typed], &[]));
+    let (code, stdout, stderr) =
+        tokio::task::block_in_place(|| run_audit(&db.url_string(), &["timeline", &typed], &[]));
     assert_eq!(code, 1);
     assert!(stdout.is_empty());
-    assert!(stderr.contains("is not in the audit trail") && stderr.contains(&format!("did you mean \"{serial}\"")), "{stderr}");
+    assert!(
+        stderr.contains("is not in the audit trail") && stderr.contains(&format!("did you mean \"{serial}\"")),
+        "{stderr}"
+    );
     let prefix = &serial[..serial.len() - 1];
     let (code, _, stderr) = tokio::task::block_in_place(|| run_audit(&db.url_string(), &["timeline", prefix], &[]));
     assert_eq!(code, 1);
     assert!(stderr.contains(&serial), "a prefix suggests the serials it starts: {stderr}");
-    let (code, _, stderr) = tokio::task::block_in_place(|| run_audit(&db.url_string(), &["timeline", "NOTHING-LIKE-IT"], &[]));
+    let (code, _, stderr) =
+        tokio::task::block_in_place(|| run_audit(&db.url_string(), &["timeline", "NOTHING-LIKE-IT"], &[]));
     assert_eq!(code, 1);
     assert!(!stderr.contains("did you mean"), "{stderr}");
 }
-both_backends!(an_unknown_serial_exits_1_and_suggests_close_matches, crate::an_unknown_serial_exits_1_and_suggests_close_matches);
+both_backends!(
+    an_unknown_serial_exits_1_and_suggests_close_matches,
+    crate::an_unknown_serial_exits_1_and_suggests_close_matches
+);
 
 async fn serial_current_agrees_with_the_timeline(db: TestDb) {
     let (sim, _store) = ingested(&db).await;
     let s = sim.scenario();
     for story in [&s.full_lifecycle, &s.vendor_return, &s.adjusted_out, &s.on_open_transfer, &s.in_transit] {
         let timeline = timeline_json(&db, &story.serial);
-        let rows = sql_json(&db, &[&format!("SELECT status, location_id, sublocation, doc_number FROM serial_current WHERE serial = '{}'", story.serial)]);
+        let rows = sql_json(
+            &db,
+            &[&format!(
+                "SELECT status, location_id, sublocation, doc_number FROM serial_current WHERE serial = '{}'",
+                story.serial
+            )],
+        );
         assert_eq!(rows.len(), 1);
         let now = &timeline["histories"][0]["now"];
         assert_eq!(rows[0]["status"], now["status"], "{}", story.serial);
@@ -229,7 +270,10 @@ async fn every_sql_file_answers_its_question(db: TestDb) {
     let rows = run("customer_of_serial.sql", &[("serial", &full.serial)]);
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0]["sales_order"], full.documents[2].number.as_str());
-    assert!(rows[0]["customer_id"].is_string() && rows[0]["shipped_at"].is_string() && rows[0]["returned_at"].is_string(), "{rows:?}");
+    assert!(
+        rows[0]["customer_id"].is_string() && rows[0]["shipped_at"].is_string() && rows[0]["returned_at"].is_string(),
+        "{rows:?}"
+    );
 
     let rows = run("purchase_of_serial.sql", &[("serial", &full.serial)]);
     assert_eq!(rows.len(), 1, "{rows:?}");
@@ -237,7 +281,8 @@ async fn every_sql_file_answers_its_question(db: TestDb) {
     assert!(rows[0]["vendor_id"].is_string() && rows[0]["location_name"].is_string(), "{rows:?}");
 
     let rows = run("recall.sql", &[("po_number", &full.documents[0].number)]);
-    let mine = rows.iter().find(|r| r["serial"] == full.serial.as_str()).expect("the serial is on its PO's recall list");
+    let mine =
+        rows.iter().find(|r| r["serial"] == full.serial.as_str()).expect("the serial is on its PO's recall list");
     assert_eq!(mine["status"], "in_stock");
     assert_eq!(mine["last_event"], "restocked");
     let vr = &s.vendor_return;
@@ -251,14 +296,21 @@ async fn every_sql_file_answers_its_question(db: TestDb) {
 
     let rows = run("time_in_stock.sql", &[]);
     let ao = &s.adjusted_out;
-    let days = rows.iter().find(|r| r["serial"] == ao.serial.as_str()).expect("adjusted-out serial was in stock once")["days_in_stock"].as_f64().unwrap();
+    let days = rows.iter().find(|r| r["serial"] == ao.serial.as_str()).expect("adjusted-out serial was in stock once")
+        ["days_in_stock"]
+        .as_f64()
+        .unwrap();
     let tl = timeline_json(&db, &ao.serial);
-    let at = |i: usize| chrono::DateTime::parse_from_rfc3339(tl["histories"][0]["events"][i]["occurred_at"].as_str().unwrap()).unwrap();
+    let at = |i: usize| {
+        chrono::DateTime::parse_from_rfc3339(tl["histories"][0]["events"][i]["occurred_at"].as_str().unwrap()).unwrap()
+    };
     let expected = (at(1) - at(0)).num_seconds() as f64 / 86400.0;
     assert!((days - expected).abs() < 0.06, "{days} vs {expected}");
 
-    let received = timeline_json(&db, &full.serial)["histories"][0]["events"][0]["occurred_at"].as_str().unwrap()[..10].to_string();
-    let next_day = (chrono::NaiveDate::parse_from_str(&received, "%Y-%m-%d").unwrap() + chrono::Days::new(1)).to_string();
+    let received = timeline_json(&db, &full.serial)["histories"][0]["events"][0]["occurred_at"].as_str().unwrap()[..10]
+        .to_string();
+    let next_day =
+        (chrono::NaiveDate::parse_from_str(&received, "%Y-%m-%d").unwrap() + chrono::Days::new(1)).to_string();
     let rows = run("moved_between.sql", &[("from", &received), ("to", &next_day)]);
     assert!(rows.iter().any(|r| r["serial"] == full.serial.as_str() && r["event_type"] == "received"), "{rows:?}");
     assert!(rows.iter().all(|r| r["quantity_delta"] != 0));
@@ -295,7 +347,8 @@ async fn audit_sql_refuses_writes_and_changes_nothing(db: TestDb) {
         "WITH doomed AS (SELECT 1) DELETE FROM serial_events",
         "SELECT 1; DELETE FROM serial_events",
     ] {
-        let (code, stdout, stderr) = tokio::task::block_in_place(|| run_audit(&db.url_string(), &["sql", statement], &[]));
+        let (code, stdout, stderr) =
+            tokio::task::block_in_place(|| run_audit(&db.url_string(), &["sql", statement], &[]));
         assert_eq!(code, 1, "{statement} must be refused: {stdout}");
         let refused = ["refused", "read-only", "readonly", "one statement at a time"];
         assert!(refused.iter().any(|r| stderr.contains(r)), "{statement}: {stderr}");
@@ -303,7 +356,8 @@ async fn audit_sql_refuses_writes_and_changes_nothing(db: TestDb) {
     assert_eq!(stored_events(&store).await, before);
     assert_eq!(count(&store, "SELECT count(*) FROM ingest_runs").await, runs);
     // Reading works, with parameters as literals.
-    let rows = sql_json(&db, &["SELECT count(*) AS n FROM serial_events WHERE event_type = :t", "--param", "t=received"]);
+    let rows =
+        sql_json(&db, &["SELECT count(*) AS n FROM serial_events WHERE event_type = :t", "--param", "t=received"]);
     assert!(rows[0]["n"].as_i64().unwrap() > 0);
 }
 both_backends!(audit_sql_refuses_writes_and_changes_nothing, crate::audit_sql_refuses_writes_and_changes_nothing);

@@ -10,19 +10,12 @@ use serde_json::{Value, json};
 
 fn client() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("client")
+    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("client")
 }
 
 /// A small simulator without rate limits (tests that want limits set them).
 async fn sim() -> Simulator {
-    start(SimConfig {
-        rate_limit: None,
-        ..SimConfig::default()
-    })
-    .await
+    start(SimConfig { rate_limit: None, ..SimConfig::default() }).await
 }
 
 async fn start(config: SimConfig) -> Simulator {
@@ -36,10 +29,7 @@ struct Api {
 
 impl Api {
     fn new(sim: &Simulator) -> Api {
-        Api {
-            sim: sim.clone(),
-            http: client(),
-        }
+        Api { sim: sim.clone(), http: client() }
     }
 
     fn url(&self, path: &str) -> String {
@@ -83,19 +73,11 @@ impl Api {
 }
 
 fn ids(rows: &[Value], key: &str) -> Vec<String> {
-    rows.iter()
-        .map(|r| r[key].as_str().expect("id").to_string())
-        .collect()
+    rows.iter().map(|r| r[key].as_str().expect("id").to_string()).collect()
 }
 
 /// Walks a list with `count`, by `skip` or by `after`, returning each page's length and all ids.
-async fn walk(
-    api: &Api,
-    path: &str,
-    id_key: &str,
-    count: usize,
-    keyset: bool,
-) -> (Vec<usize>, Vec<String>) {
+async fn walk(api: &Api, path: &str, id_key: &str, count: usize, keyset: bool) -> (Vec<usize>, Vec<String>) {
     let mut sizes = Vec::new();
     let mut all: Vec<String> = Vec::new();
     let count_s = count.to_string();
@@ -126,11 +108,7 @@ async fn walk(
 async fn small_scale_starts_fast_and_every_endpoint_lists() {
     let sim = sim().await;
     // The brief wants well under 100 ms; allow slack for a loaded debug build.
-    assert!(
-        sim.startup_time() < Duration::from_millis(1000),
-        "startup took {:?}",
-        sim.startup_time()
-    );
+    assert!(sim.startup_time() < Duration::from_millis(1000), "startup took {:?}", sim.startup_time());
     assert!(!sim.base_url().ends_with('/'));
     let api = Api::new(&sim);
     let counts = sim.counts();
@@ -167,28 +145,18 @@ async fn auth_company_and_ids_are_checked() {
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     let r = http.get(&url).bearer_auth("wrong").send().await.unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    let r = http
-        .get(&url)
-        .header("Authorization", sim.api_key())
-        .send()
-        .await
-        .unwrap();
+    let r = http.get(&url).header("Authorization", sim.api_key()).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     // Unknown company.
     let r = http
-        .get(format!(
-            "{}/00000000-0000-4000-8000-000000000000/sales-orders",
-            sim.base_url()
-        ))
+        .get(format!("{}/00000000-0000-4000-8000-000000000000/sales-orders", sim.base_url()))
         .bearer_auth(sim.api_key())
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     // Unknown and malformed document ids, unknown resource.
-    let (s, body) = api
-        .error("sales-orders/00000000-0000-4000-8000-000000000000", &[])
-        .await;
+    let (s, body) = api.error("sales-orders/00000000-0000-4000-8000-000000000000", &[]).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert!(body["message"].is_string());
     let (s, _) = api.error("stock-transfers/not-a-guid", &[]).await;
@@ -197,10 +165,8 @@ async fn auth_company_and_ids_are_checked() {
     assert_eq!(s, StatusCode::NOT_FOUND);
     // The Accept header is recorded per request.
     let log = sim.requests();
-    let with_version: Vec<_> = log
-        .iter()
-        .filter(|r| r.accept.as_deref() == Some("application/json;version=2025-06-24"))
-        .collect();
+    let with_version: Vec<_> =
+        log.iter().filter(|r| r.accept.as_deref() == Some("application/json;version=2025-06-24")).collect();
     assert_eq!(with_version.len(), 3, "{log:#?}");
     assert_eq!(sim.count_status(401), 3);
     assert_eq!(sim.count_status(404), 4);
@@ -211,10 +177,7 @@ async fn count_defaults_to_20_and_over_100_is_400() {
     let sim = sim().await;
     let api = Api::new(&sim);
     assert_eq!(api.list("sales-orders", &[]).await.len(), 20);
-    assert_eq!(
-        api.list("sales-orders", &[("count", "100")]).await.len(),
-        100
-    );
+    assert_eq!(api.list("sales-orders", &[("count", "100")]).await.len(), 100);
     let (s, body) = api.error("sales-orders", &[("count", "101")]).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(body["parameter"], "count");
@@ -224,12 +187,7 @@ async fn count_defaults_to_20_and_over_100_is_400() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn paging_exactly_100_and_200_items() {
-    let sim = start(SimConfig {
-        rate_limit: None,
-        scale: Scale::Orders(300),
-        ..SimConfig::default()
-    })
-    .await;
+    let sim = start(SimConfig { rate_limit: None, scale: Scale::Orders(300), ..SimConfig::default() }).await;
     let api = Api::new(&sim);
     let docs = sim.documents("sales-orders");
     assert!(docs.len() > 200, "{} sales orders", docs.len());
@@ -256,9 +214,7 @@ async fn paging_exactly_100_and_200_items() {
     let (sizes, _) = walk(&api, "sales-orders", "salesOrderId", 100, true).await;
     assert_eq!(sizes, [50, 0], "a short page, then an empty one");
     // includeCount reports the total whatever the page.
-    let r = api
-        .get("sales-orders", &[("count", "10"), ("includeCount", "true")])
-        .await;
+    let r = api.get("sales-orders", &[("count", "10"), ("includeCount", "true")]).await;
     assert_eq!(r.headers()["x-listcount"], "50");
     let r = api.get("sales-orders", &[("count", "10")]).await;
     assert!(r.headers().get("x-listcount").is_none());
@@ -320,8 +276,7 @@ async fn sort_by_other_keys_with_keyset_and_ties() {
     let docs = sim.documents("sales-orders");
     let tied = chrono::DateTime::parse_from_rfc3339("2025-05-05T10:00:00-05:00").unwrap();
     for d in &docs[..3] {
-        sim.set_document_date("sales-orders", d["salesOrderId"].as_str().unwrap(), tied)
-            .unwrap();
+        sim.set_document_date("sales-orders", d["salesOrderId"].as_str().unwrap(), tied).unwrap();
     }
     for (sort, desc) in [
         ("orderDate", "true"),
@@ -332,10 +287,7 @@ async fn sort_by_other_keys_with_keyset_and_ties() {
     ] {
         let mut got: Vec<Value> = Vec::new();
         loop {
-            let last = got
-                .last()
-                .map(|d| d["salesOrderId"].as_str().unwrap().to_string())
-                .unwrap_or_default();
+            let last = got.last().map(|d| d["salesOrderId"].as_str().unwrap().to_string()).unwrap_or_default();
             let mut q = vec![("count", "30"), ("sort", sort), ("sortDesc", desc)];
             if !last.is_empty() {
                 q.push(("after", last.as_str()));
@@ -349,19 +301,14 @@ async fn sort_by_other_keys_with_keyset_and_ties() {
         assert_eq!(got.len(), n, "sort={sort} desc={desc}");
         let key = |d: &Value| -> (String, String) {
             let k = match sort {
-                "orderDate" => {
-                    chrono::DateTime::parse_from_rfc3339(d["orderDate"].as_str().unwrap())
-                        .unwrap()
-                        .timestamp()
-                        .to_string()
-                }
+                "orderDate" => chrono::DateTime::parse_from_rfc3339(d["orderDate"].as_str().unwrap())
+                    .unwrap()
+                    .timestamp()
+                    .to_string(),
                 other => d[other].as_str().unwrap().to_string(),
             };
             // Zero-pad numbers so string order is numeric order.
-            (
-                format!("{k:>20}"),
-                d["salesOrderId"].as_str().unwrap().to_string(),
-            )
+            (format!("{k:>20}"), d["salesOrderId"].as_str().unwrap().to_string())
         };
         let keys: Vec<_> = got.iter().map(key).collect();
         let mut sorted = keys.clone();
@@ -374,17 +321,10 @@ async fn sort_by_other_keys_with_keyset_and_ties() {
     // `start` includes the entity, `before` stops before it.
     let page = api.list("sales-orders", &[("count", "10")]).await;
     let third = page[2]["salesOrderId"].as_str().unwrap();
-    let from = api
-        .list("sales-orders", &[("count", "3"), ("start", third)])
-        .await;
+    let from = api.list("sales-orders", &[("count", "3"), ("start", third)]).await;
     assert_eq!(from[0]["salesOrderId"], third);
-    let before = api
-        .list("sales-orders", &[("count", "10"), ("before", third)])
-        .await;
-    assert_eq!(
-        ids(&before, "salesOrderId"),
-        ids(&page[..2], "salesOrderId")
-    );
+    let before = api.list("sales-orders", &[("count", "10"), ("before", third)]).await;
+    assert_eq!(ids(&before, "salesOrderId"), ids(&page[..2], "salesOrderId"));
     let (s, body) = api.error("sales-orders", &[("sort", "colour")]).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(body["sort"], "colour");
@@ -419,10 +359,7 @@ async fn filters_select_the_documented_subsets() {
     };
     let f = r#"{"fromDate":"2025-01-01","toDate":"2025-03-31"}"#;
     let got = every(&api, "sales-orders", &[("filter[orderDate]", f)]).await;
-    let want = sos
-        .iter()
-        .filter(|d| in_range(d, "2025-01-01", "2025-03-31"))
-        .count();
+    let want = sos.iter().filter(|d| in_range(d, "2025-01-01", "2025-03-31")).count();
     assert!(want > 0);
     assert_eq!(got.len(), want);
     // RFC 3339 bounds compare instants.
@@ -444,87 +381,44 @@ async fn filters_select_the_documented_subsets() {
     assert!(cancelled > 0);
     assert_eq!(active.len(), sos.len() - cancelled);
     assert!(active.iter().all(|d| d["isCancelled"] == false));
-    let r = api
-        .get(
-            "sales-orders",
-            &[
-                ("filter[isActive]", "true"),
-                ("includeCount", "true"),
-                ("count", "1"),
-            ],
-        )
-        .await;
-    assert_eq!(
-        r.headers()["x-listcount"],
-        active.len().to_string().as_str()
-    );
+    let r = api.get("sales-orders", &[("filter[isActive]", "true"), ("includeCount", "true"), ("count", "1")]).await;
+    assert_eq!(r.headers()["x-listcount"], active.len().to_string().as_str());
     // Number filters.
     let sa = &all("stock-adjustments")[3];
-    let got = every(
-        &api,
-        "stock-adjustments",
-        &[(
-            "filter[adjustmentNumber]",
-            sa["adjustmentNumber"].as_str().unwrap(),
-        )],
-    )
-    .await;
+    let got =
+        every(&api, "stock-adjustments", &[("filter[adjustmentNumber]", sa["adjustmentNumber"].as_str().unwrap())])
+            .await;
     assert_eq!(got.len(), 1);
     assert_eq!(got[0]["stockAdjustmentId"], sa["stockAdjustmentId"]);
     let st = &all("stock-transfers")[2];
-    let got = every(
-        &api,
-        "stock-transfers",
-        &[(
-            "filter[transferNumber]",
-            st["transferNumber"].as_str().unwrap(),
-        )],
-    )
-    .await;
-    assert_eq!(
-        ids(&got, "stockTransferId"),
-        [st["stockTransferId"].as_str().unwrap()]
-    );
+    let got =
+        every(&api, "stock-transfers", &[("filter[transferNumber]", st["transferNumber"].as_str().unwrap())]).await;
+    assert_eq!(ids(&got, "stockTransferId"), [st["stockTransferId"].as_str().unwrap()]);
     // Products: trackSerials and lastModifiedDateTime.
     let products = sim.products();
     let serial = every(&api, "products", &[("filter[trackSerials]", "true")]).await;
-    let want = products
-        .iter()
-        .filter(|p| p["trackSerials"] == true)
-        .count();
+    let want = products.iter().filter(|p| p["trackSerials"] == true).count();
     assert!(want > 0 && want < products.len());
     assert_eq!(serial.len(), want);
     let f = r#"{"fromDate":"2025-01-01"}"#;
     let recent = every(&api, "products", &[("filter[lastModifiedDateTime]", f)]).await;
-    let want = products
-        .iter()
-        .filter(|p| &p["lastModifiedDateTime"].as_str().unwrap()[..10] >= "2025-01-01")
-        .count();
+    let want = products.iter().filter(|p| &p["lastModifiedDateTime"].as_str().unwrap()[..10] >= "2025-01-01").count();
     assert_eq!(recent.len(), want);
     assert!(want < products.len());
     // Status lists.
-    let picked = every(
-        &api,
-        "sales-orders",
-        &[("filter[inventoryStatus][]", "started")],
-    )
-    .await;
+    let picked = every(&api, "sales-orders", &[("filter[inventoryStatus][]", "started")]).await;
     assert!(!picked.is_empty());
     assert!(picked.iter().all(|d| d["inventoryStatus"] == "started"));
     // Unknown filters: 400 naming the filter.
-    for (path, name) in [
-        ("sales-orders", "colour"),
-        ("stock-adjustments", "orderDate"),
-        ("stock-transfers", "isActive"),
-    ] {
+    for (path, name) in
+        [("sales-orders", "colour"), ("stock-adjustments", "orderDate"), ("stock-transfers", "isActive")]
+    {
         let key = format!("filter[{name}]");
         let (s, body) = api.error(path, &[(key.as_str(), "x")]).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{path} {name}");
         assert_eq!(body["filter"], name, "{body}");
     }
-    let (s, body) = api
-        .error("sales-orders", &[("filter[orderDate]", "not json")])
-        .await;
+    let (s, body) = api.error("sales-orders", &[("filter[orderDate]", "not json")]).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(body["filter"], "orderDate");
 }
@@ -535,23 +429,11 @@ async fn includes_return_only_what_is_asked() {
     let api = Api::new(&sim);
     let plain = api.list("sales-orders", &[("count", "5")]).await;
     for d in &plain {
-        for k in [
-            "lines",
-            "pickLines",
-            "packLines",
-            "shipLines",
-            "restockLines",
-            "location",
-        ] {
+        for k in ["lines", "pickLines", "packLines", "shipLines", "restockLines", "location"] {
             assert!(d.get(k).is_none(), "{k} without include");
         }
     }
-    let with = api
-        .list(
-            "sales-orders",
-            &[("count", "5"), ("include", "lines.product,shipLines")],
-        )
-        .await;
+    let with = api.list("sales-orders", &[("count", "5"), ("include", "lines.product,shipLines")]).await;
     for d in &with {
         assert!(d["lines"].is_array());
         assert!(d["shipLines"].is_array());
@@ -565,10 +447,7 @@ async fn includes_return_only_what_is_asked() {
     let one = api
         .json(
             &format!("sales-orders/{id}"),
-            &[(
-                "include",
-                "pickLines.product,pickLines.location,location,customer,attachments",
-            )],
+            &[("include", "pickLines.product,pickLines.location,location,customer,attachments")],
         )
         .await;
     assert_eq!(one["location"]["locationId"], one["locationId"]);
@@ -579,16 +458,11 @@ async fn includes_return_only_what_is_asked() {
         assert_eq!(l["location"]["locationId"], l["locationId"]);
     }
     // Products' inventoryLines.
-    let p = api
-        .list("products", &[("count", "3"), ("include", "inventoryLines")])
-        .await;
+    let p = api.list("products", &[("count", "3"), ("include", "inventoryLines")]).await;
     assert!(p.iter().all(|p| p["inventoryLines"].is_array()));
     assert!(p.iter().all(|p| p["totalQuantityOnHand"].is_string()));
     let p = api.list("products", &[("count", "3")]).await;
-    assert!(
-        p.iter()
-            .all(|p| p.get("inventoryLines").is_none() && p["totalQuantityOnHand"].is_null())
-    );
+    assert!(p.iter().all(|p| p.get("inventoryLines").is_none() && p["totalQuantityOnHand"].is_null()));
     // Every listed name of §5 is accepted.
     for (path, inc) in [
         (
@@ -599,10 +473,7 @@ async fn includes_return_only_what_is_asked() {
             "purchase-orders",
             "lines,lines.product,receiveLines,unstockLines,paymentLines,vendor,location,currency,paymentTerms,taxingScheme,attachments,approverTeamMember,assignedToTeamMember,lastModifiedBy",
         ),
-        (
-            "stock-adjustments",
-            "lines,lines.product,location,adjustmentReason,attachments,lastModifiedBy",
-        ),
+        ("stock-adjustments", "lines,lines.product,location,adjustmentReason,attachments,lastModifiedBy"),
         (
             "stock-transfers",
             "lines,lines.product,fromLocation,toLocation,assignedToTeamMember,attachments,lastModifiedBy",
@@ -629,9 +500,7 @@ async fn includes_return_only_what_is_asked() {
         assert_eq!(body["relationship"], bad, "{body}");
         assert!(body["message"].as_str().unwrap().contains(bad));
     }
-    let (s, _) = api
-        .error(&format!("sales-orders/{id}"), &[("include", "items")])
-        .await;
+    let (s, _) = api.error(&format!("sales-orders/{id}"), &[("include", "items")]).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
 }
 
@@ -639,10 +508,7 @@ async fn includes_return_only_what_is_asked() {
 async fn minute_window_refuses_with_retry_after_and_frees_up() {
     // A minute of 600 ms.
     let sim = start(SimConfig {
-        rate_limit: Some(RateLimit {
-            per_minute: 3,
-            per_hour: 100,
-        }),
+        rate_limit: Some(RateLimit { per_minute: 3, per_hour: 100 }),
         time_scale: 0.01,
         ..SimConfig::default()
     })
@@ -652,22 +518,13 @@ async fn minute_window_refuses_with_retry_after_and_frees_up() {
     for used in 1..=3 {
         let r = api.get("locations", &[]).await;
         assert_eq!(r.status(), StatusCode::OK);
-        assert_eq!(
-            r.headers()["x-inflow-api-rate-limit"],
-            format!("{used}/3").as_str()
-        );
-        assert_eq!(
-            r.headers()["x-ratelimit-limit"],
-            format!("{used}/100").as_str()
-        );
+        assert_eq!(r.headers()["x-inflow-api-rate-limit"], format!("{used}/3").as_str());
+        assert_eq!(r.headers()["x-ratelimit-limit"], format!("{used}/100").as_str());
     }
     let r = api.get("locations", &[]).await;
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     let retry = r.headers()["retry-after"].to_str().unwrap().to_string();
-    assert!(
-        retry.starts_with("0."),
-        "sub-second Retry-After is a decimal: {retry}"
-    );
+    assert!(retry.starts_with("0."), "sub-second Retry-After is a decimal: {retry}");
     let secs: f64 = retry.parse().unwrap();
     assert!(secs > 0.0 && secs <= 0.6, "{secs}");
     assert_eq!(r.headers()["x-inflow-api-rate-limit"], "3/3");
@@ -688,10 +545,7 @@ async fn minute_window_refuses_with_retry_after_and_frees_up() {
 async fn hour_window_refuses_and_disabling_stops_limits() {
     // An hour of 1.8 s.
     let sim = start(SimConfig {
-        rate_limit: Some(RateLimit {
-            per_minute: 100,
-            per_hour: 4,
-        }),
+        rate_limit: Some(RateLimit { per_minute: 100, per_hour: 4 }),
         time_scale: 0.0005,
         ..SimConfig::default()
     })
@@ -703,11 +557,7 @@ async fn hour_window_refuses_and_disabling_stops_limits() {
     let r = api.get("locations", &[]).await;
     assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(r.headers()["x-ratelimit-limit"], "4/4");
-    let retry: f64 = r.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry: f64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
     assert!(retry > 0.0 && retry <= 2.0, "{retry}");
     tokio::time::sleep(Duration::from_millis(1850)).await;
     let r = api.get("locations", &[]).await;
@@ -731,10 +581,7 @@ async fn hour_window_refuses_and_disabling_stops_limits() {
 async fn scheduled_status_faults_and_429_bursts() {
     let sim = start(SimConfig {
         rate_limit: None,
-        faults: Faults::none().rule(FaultRule::new(
-            Fault::Status { status: 503 },
-            Trigger::Requests(vec![3, 4, 5]),
-        )),
+        faults: Faults::none().rule(FaultRule::new(Fault::Status { status: 503 }, Trigger::Requests(vec![3, 4, 5]))),
         ..SimConfig::default()
     })
     .await;
@@ -746,32 +593,19 @@ async fn scheduled_status_faults_and_429_bursts() {
     assert_eq!(statuses, [200, 200, 503, 503, 503, 200]);
     // Changed at runtime: 500 and 502 on every request of one endpoint.
     for status in [500, 502] {
-        sim.set_faults(Faults::none().rule(
-            FaultRule::new(Fault::Status { status }, Trigger::Rate(1.0)).on_endpoint("products"),
-        ));
+        sim.set_faults(
+            Faults::none().rule(FaultRule::new(Fault::Status { status }, Trigger::Rate(1.0)).on_endpoint("products")),
+        );
         assert_eq!(api.get("products", &[]).await.status().as_u16(), status);
         assert_eq!(api.get("locations", &[]).await.status(), StatusCode::OK);
     }
     // A 429 burst on the next two list requests, with Retry-After.
     sim.set_faults(
-        Faults::none().rule(
-            FaultRule::new(
-                Fault::TooManyRequests {
-                    retry_after_secs: 0.05,
-                },
-                Trigger::Next(2),
-            )
-            .lists_only(),
-        ),
+        Faults::none()
+            .rule(FaultRule::new(Fault::TooManyRequests { retry_after_secs: 0.05 }, Trigger::Next(2)).lists_only()),
     );
-    let id = sim.documents("locations")[0]["locationId"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert_eq!(
-        api.get(&format!("locations/{id}"), &[]).await.status(),
-        StatusCode::OK
-    );
+    let id = sim.documents("locations")[0]["locationId"].as_str().unwrap().to_string();
+    assert_eq!(api.get(&format!("locations/{id}"), &[]).await.status(), StatusCode::OK);
     for _ in 0..2 {
         let r = api.get("locations", &[]).await;
         assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
@@ -779,19 +613,12 @@ async fn scheduled_status_faults_and_429_bursts() {
     }
     assert_eq!(api.get("locations", &[]).await.status(), StatusCode::OK);
     // Probability 0: nothing.
-    sim.set_faults(Faults::none().rule(FaultRule::new(
-        Fault::Status { status: 500 },
-        Trigger::Rate(0.0),
-    )));
+    sim.set_faults(Faults::none().rule(FaultRule::new(Fault::Status { status: 500 }, Trigger::Rate(0.0))));
     for _ in 0..5 {
         assert_eq!(api.get("locations", &[]).await.status(), StatusCode::OK);
     }
     assert_eq!(sim.count_status(503), 3);
-    let faulted: Vec<_> = sim
-        .requests()
-        .into_iter()
-        .filter(|r| r.fault.is_some())
-        .collect();
+    let faulted: Vec<_> = sim.requests().into_iter().filter(|r| r.fault.is_some()).collect();
     assert_eq!(faulted.len(), 3 + 2 + 2);
 }
 
@@ -800,10 +627,7 @@ async fn slow_dropped_and_malformed_bodies() {
     let sim = sim().await;
     let api = Api::new(&sim);
     // Slow.
-    sim.set_faults(Faults::none().rule(FaultRule::new(
-        Fault::Delay { millis: 300 },
-        Trigger::Next(1),
-    )));
+    sim.set_faults(Faults::none().rule(FaultRule::new(Fault::Delay { millis: 300 }, Trigger::Next(1))));
     let t = Instant::now();
     assert_eq!(api.get("locations", &[]).await.status(), StatusCode::OK);
     assert!(t.elapsed() >= Duration::from_millis(300));
@@ -811,19 +635,11 @@ async fn slow_dropped_and_malformed_bodies() {
     assert_eq!(api.get("locations", &[]).await.status(), StatusCode::OK);
     assert!(t.elapsed() < Duration::from_millis(300));
     // Dropped mid-body: headers arrive, the body fails.
-    sim.set_faults(Faults::none().rule(FaultRule::new(
-        Fault::DropMidBody { after_bytes: 200 },
-        Trigger::Next(1),
-    )));
-    let r = api
-        .get("sales-orders", &[("count", "50"), ("include", "lines")])
-        .await;
+    sim.set_faults(Faults::none().rule(FaultRule::new(Fault::DropMidBody { after_bytes: 200 }, Trigger::Next(1))));
+    let r = api.get("sales-orders", &[("count", "50"), ("include", "lines")]).await;
     assert_eq!(r.status(), StatusCode::OK);
     let err = r.bytes().await.expect_err("the body must fail");
-    assert!(
-        err.is_body() || err.is_decode() || err.is_request(),
-        "{err:?}"
-    );
+    assert!(err.is_body() || err.is_decode() || err.is_request(), "{err:?}");
     // Malformed JSON: a 200 whose body does not parse.
     sim.set_faults(Faults::none().rule(FaultRule::new(Fault::MalformedJson, Trigger::Next(1))));
     let r = api.get("sales-orders", &[("count", "10")]).await;
@@ -835,16 +651,7 @@ async fn slow_dropped_and_malformed_bodies() {
     assert_eq!(api.list("sales-orders", &[("count", "10")]).await.len(), 10);
     let log = sim.requests();
     let faults: Vec<Option<&str>> = log.iter().map(|r| r.fault.as_deref()).collect();
-    assert_eq!(
-        faults,
-        [
-            Some("delay 300ms"),
-            None,
-            Some("drop"),
-            Some("malformed"),
-            None
-        ]
-    );
+    assert_eq!(faults, [Some("delay 300ms"), None, Some("drop"), Some("malformed"), None]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -852,8 +659,7 @@ async fn request_log_records_and_counts() {
     let sim = sim().await;
     let api = Api::new(&sim);
     let f = r#"{"fromDate":"2025-01-01","toDate":"2025-02-01"}"#;
-    api.list("sales-orders", &[("count", "7"), ("filter[orderDate]", f)])
-        .await;
+    api.list("sales-orders", &[("count", "7"), ("filter[orderDate]", f)]).await;
     api.list("sales-orders", &[("count", "2")]).await;
     api.list("products", &[("count", "1")]).await;
     api.error("sales-orders", &[("count", "500")]).await;
@@ -863,18 +669,11 @@ async fn request_log_records_and_counts() {
     assert_eq!(first.method, "GET");
     assert_eq!(first.endpoint, "sales-orders");
     assert_eq!(first.path, format!("/{}/sales-orders", sim.company_id()));
-    assert_eq!(
-        first.param("filter[orderDate]"),
-        Some(f),
-        "decoded query pairs"
-    );
+    assert_eq!(first.param("filter[orderDate]"), Some(f), "decoded query pairs");
     assert_eq!(first.param("count"), Some("7"));
     assert_eq!(first.status, 200);
     assert!(first.document_id.is_none());
-    assert!(
-        log.windows(2)
-            .all(|w| w[0].seq < w[1].seq && w[0].at <= w[1].at)
-    );
+    assert!(log.windows(2).all(|w| w[0].seq < w[1].seq && w[0].at <= w[1].at));
     assert_eq!(sim.count_requests("sales-orders"), 3);
     assert_eq!(sim.count_requests("products"), 1);
     assert_eq!(sim.count_status(400), 1);
@@ -888,12 +687,7 @@ async fn request_log_records_and_counts() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn old_server_mode_rejects_keyset_but_pages_by_skip() {
-    let sim = start(SimConfig {
-        rate_limit: None,
-        reject_keyset: true,
-        ..SimConfig::default()
-    })
-    .await;
+    let sim = start(SimConfig { rate_limit: None, reject_keyset: true, ..SimConfig::default() }).await;
     let api = Api::new(&sim);
     let first = api.list("sales-orders", &[("count", "5")]).await;
     let id = first[4]["salesOrderId"].as_str().unwrap();
@@ -902,14 +696,10 @@ async fn old_server_mode_rejects_keyset_but_pages_by_skip() {
         assert_eq!(s, StatusCode::BAD_REQUEST);
         assert_eq!(body["parameter"], p);
     }
-    let next = api
-        .list("sales-orders", &[("count", "5"), ("skip", "5")])
-        .await;
+    let next = api.list("sales-orders", &[("count", "5"), ("skip", "5")]).await;
     assert_eq!(next.len(), 5);
     sim.set_reject_keyset(false);
-    let after = api
-        .list("sales-orders", &[("count", "5"), ("after", id)])
-        .await;
+    let after = api.list("sales-orders", &[("count", "5"), ("after", id)]).await;
     assert_eq!(after, next);
 }
 
@@ -922,10 +712,7 @@ async fn editing_a_line_bumps_its_and_the_headers_timestamp_only() {
         .into_iter()
         .find(|d| {
             d["receiveLines"].as_array().unwrap().len() >= 2
-                && !d["receiveLines"][0]["quantity"]["serialNumbers"]
-                    .as_array()
-                    .unwrap()
-                    .is_empty()
+                && !d["receiveLines"][0]["quantity"]["serialNumbers"].as_array().unwrap().is_empty()
                 && d["isCancelled"] == false
         })
         .expect("a PO with two receive lines");
@@ -933,8 +720,7 @@ async fn editing_a_line_bumps_its_and_the_headers_timestamp_only() {
     let line = &po["receiveLines"][0];
     let line_id = line["purchaseOrderReceiveLineId"].as_str().unwrap();
     let product = line["productId"].as_str().unwrap();
-    let old_serials: Vec<String> =
-        serde_json::from_value(line["quantity"]["serialNumbers"].clone()).unwrap();
+    let old_serials: Vec<String> = serde_json::from_value(line["quantity"]["serialNumbers"].clone()).unwrap();
     let before_counter = sim.rowversion();
     sim.edit_line_serials(
         "purchase-orders",
@@ -944,84 +730,42 @@ async fn editing_a_line_bumps_its_and_the_headers_timestamp_only() {
         vec!["NEW-SERIAL-1".into(), "NEW-SERIAL-2".into()],
     )
     .unwrap();
-    let after = api
-        .json(
-            &format!("purchase-orders/{id}"),
-            &[("include", "lines,receiveLines,unstockLines")],
-        )
-        .await;
+    let after = api.json(&format!("purchase-orders/{id}"), &[("include", "lines,receiveLines,unstockLines")]).await;
     let hex = |v: &Value| u64::from_str_radix(v.as_str().unwrap(), 16).unwrap();
     let new_line = &after["receiveLines"][0];
-    assert_eq!(
-        new_line["quantity"]["serialNumbers"],
-        json!(["NEW-SERIAL-1", "NEW-SERIAL-2"])
-    );
+    assert_eq!(new_line["quantity"]["serialNumbers"], json!(["NEW-SERIAL-1", "NEW-SERIAL-2"]));
     assert_eq!(new_line["quantity"]["standardQuantity"], "2.0000");
     assert!(hex(&after["timestamp"]) > before_counter);
-    assert!(
-        hex(&new_line["timestamp"]) > hex(&after["timestamp"]),
-        "line above header"
-    );
-    assert_eq!(
-        after["receiveLines"][1]["timestamp"],
-        po["receiveLines"][1]["timestamp"]
-    );
-    for (a, b) in after["lines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .zip(po["lines"].as_array().unwrap())
-    {
-        assert_eq!(
-            a["timestamp"], b["timestamp"],
-            "untouched lines keep theirs"
-        );
+    assert!(hex(&new_line["timestamp"]) > hex(&after["timestamp"]), "line above header");
+    assert_eq!(after["receiveLines"][1]["timestamp"], po["receiveLines"][1]["timestamp"]);
+    for (a, b) in after["lines"].as_array().unwrap().iter().zip(po["lines"].as_array().unwrap()) {
+        assert_eq!(a["timestamp"], b["timestamp"], "untouched lines keep theirs");
     }
     // The product's inventory follows: the new serials are on hand there, the old ones not
     // (unless they moved on since, in which case they were not on hand there anyway).
-    let p = sim
-        .products()
-        .into_iter()
-        .find(|p| p["productId"] == product)
-        .unwrap();
+    let p = sim.products().into_iter().find(|p| p["productId"] == product).unwrap();
     let here: Vec<&Value> = p["inventoryLines"]
         .as_array()
         .unwrap()
         .iter()
-        .filter(|l| {
-            l["locationId"] == new_line["locationId"] && l["sublocation"] == new_line["sublocation"]
-        })
+        .filter(|l| l["locationId"] == new_line["locationId"] && l["sublocation"] == new_line["sublocation"])
         .collect();
     for s in ["NEW-SERIAL-1", "NEW-SERIAL-2"] {
-        let row = here
-            .iter()
-            .find(|l| l["serial"] == s)
-            .expect("new serial on hand");
+        let row = here.iter().find(|l| l["serial"] == s).expect("new serial on hand");
         assert_eq!(row["quantityOnHand"], "1.0000");
         assert!(hex(&row["timestamp"]) > before_counter);
     }
     for s in &old_serials {
         assert!(
-            !here
-                .iter()
-                .any(|l| l["serial"] == s.as_str() && l["quantityOnHand"] == "1.0000"),
+            !here.iter().any(|l| l["serial"] == s.as_str() && l["quantityOnHand"] == "1.0000"),
             "{s} should have left"
         );
     }
     // Unknown ids are errors.
-    assert!(
-        sim.edit_line_serials("purchase-orders", id, "receiveLines", id, vec![])
-            .is_err()
-    );
-    assert!(
-        sim.cancel("purchase-orders", "00000000-0000-4000-8000-000000000000")
-            .is_err()
-    );
+    assert!(sim.edit_line_serials("purchase-orders", id, "receiveLines", id, vec![]).is_err());
+    assert!(sim.cancel("purchase-orders", "00000000-0000-4000-8000-000000000000").is_err());
     assert!(sim.cancel("customers", id).is_err());
-    assert!(
-        sim.edit_line_serials("purchase-orders", id, "pickLines", line_id, vec![])
-            .is_err()
-    );
+    assert!(sim.edit_line_serials("purchase-orders", id, "pickLines", line_id, vec![]).is_err());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1040,28 +784,17 @@ async fn cancel_uncancel_delete_and_move_while_serving() {
     let d = api.json(&path, &[]).await;
     assert_eq!(d["isCancelled"], true);
     assert!(d["timestamp"].as_str().unwrap() > ts0.as_str());
-    let active = api
-        .list(
-            "sales-orders",
-            &[("filter[isActive]", "true"), ("count", "100")],
-        )
-        .await;
+    let active = api.list("sales-orders", &[("filter[isActive]", "true"), ("count", "100")]).await;
     assert!(!ids(&active, "salesOrderId").contains(&id.to_string()));
     sim.uncancel("sales-orders", id).unwrap();
     assert_eq!(api.json(&path, &[]).await["isCancelled"], false);
     // Re-date.
     let when = chrono::DateTime::parse_from_rfc3339("2026-01-02T09:30:00+01:00").unwrap();
     sim.set_document_date("sales-orders", id, when).unwrap();
-    assert_eq!(
-        api.json(&path, &[]).await["orderDate"],
-        "2026-01-02T09:30:00+01:00"
-    );
+    assert_eq!(api.json(&path, &[]).await["orderDate"], "2026-01-02T09:30:00+01:00");
     // Move a pick line: the picked serials come off another shelf.
     let pick = &so["pickLines"][0];
-    let loc = sim.documents("locations")[1]["locationId"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let loc = sim.documents("locations")[1]["locationId"].as_str().unwrap().to_string();
     sim.set_line_location(
         "sales-orders",
         id,
@@ -1075,24 +808,12 @@ async fn cancel_uncancel_delete_and_move_while_serving() {
     assert_eq!(d["pickLines"][0]["locationId"], loc.as_str());
     assert_eq!(d["pickLines"][0]["sublocation"], "Z-99-9");
     let product = pick["productId"].as_str().unwrap();
-    let p = sim
-        .products()
-        .into_iter()
-        .find(|p| p["productId"] == product)
-        .unwrap();
-    let at_new: Vec<&Value> = p["inventoryLines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|l| l["sublocation"] == "Z-99-9")
-        .collect();
+    let p = sim.products().into_iter().find(|p| p["productId"] == product).unwrap();
+    let at_new: Vec<&Value> =
+        p["inventoryLines"].as_array().unwrap().iter().filter(|l| l["sublocation"] == "Z-99-9").collect();
     let picked = pick["quantity"]["serialNumbers"].as_array().unwrap();
     if !picked.is_empty() {
-        assert_eq!(
-            at_new.len(),
-            picked.len(),
-            "a pick from an empty shelf goes negative"
-        );
+        assert_eq!(at_new.len(), picked.len(), "a pick from an empty shelf goes negative");
         assert!(at_new.iter().all(|l| l["quantityOnHand"] == "-1.0000"));
     }
     // Delete.
@@ -1107,55 +828,27 @@ async fn admin_routes_drive_the_same_state() {
     let sim = sim().await;
     let http = client();
     let admin = |p: &str| format!("{}/_sim/{p}", sim.base_url());
-    let scenario: Value = http
-        .get(admin("scenario"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(
-        scenario["fullLifecycle"]["serial"],
-        sim.scenario().full_lifecycle.serial.as_str()
-    );
+    let scenario: Value = http.get(admin("scenario")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(scenario["fullLifecycle"]["serial"], sim.scenario().full_lifecycle.serial.as_str());
     let st = &sim.documents("stock-transfers")[0];
     let id = st["stockTransferId"].as_str().unwrap();
-    let r = http
-        .post(admin(&format!("documents/stock-transfers/{id}/cancel")))
-        .send()
-        .await
-        .unwrap();
+    let r = http.post(admin(&format!("documents/stock-transfers/{id}/cancel"))).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    let now = sim
-        .documents("stock-transfers")
-        .into_iter()
-        .find(|d| d["stockTransferId"] == id)
-        .unwrap();
+    let now = sim.documents("stock-transfers").into_iter().find(|d| d["stockTransferId"] == id).unwrap();
     assert_eq!(now["isCancelled"], true);
     let r = http
         .put(admin("faults"))
-        .json(
-            &json!({"rules": [{"fault": {"kind": "status", "status": 502}, "when": {"next": 1}}]}),
-        )
+        .json(&json!({"rules": [{"fault": {"kind": "status", "status": 502}, "when": {"next": 1}}]}))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let api = Api::new(&sim);
     assert_eq!(api.get("locations", &[]).await.status().as_u16(), 502);
-    let r = http
-        .put(admin("rate-limit"))
-        .json(&json!({"perMinute": 1, "perHour": 10}))
-        .send()
-        .await
-        .unwrap();
+    let r = http.put(admin("rate-limit")).json(&json!({"perMinute": 1, "perHour": 10})).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(api.get("locations", &[]).await.status(), StatusCode::OK);
-    assert_eq!(
-        api.get("locations", &[]).await.status(),
-        StatusCode::TOO_MANY_REQUESTS
-    );
+    assert_eq!(api.get("locations", &[]).await.status(), StatusCode::TOO_MANY_REQUESTS);
     let r = http.delete(admin("requests")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(sim.count_requests("locations"), 0);
@@ -1172,15 +865,7 @@ fn simulate_command_prints_exports_and_serves() {
         l.local_addr().unwrap().port()
     };
     let mut child = Command::new(env!("CARGO_BIN_EXE_audit"))
-        .args([
-            "simulate",
-            "--port",
-            &port.to_string(),
-            "--seed",
-            "3",
-            "--scale",
-            "small",
-        ])
+        .args(["simulate", "--port", &port.to_string(), "--seed", "3", "--scale", "small"])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -1198,10 +883,7 @@ fn simulate_command_prints_exports_and_serves() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let status = rt.block_on(async {
         client()
-            .get(format!(
-                "{}/{}/locations",
-                vars["INFLOW_BASE_URL"], vars["INFLOW_COMPANY_ID"]
-            ))
+            .get(format!("{}/{}/locations", vars["INFLOW_BASE_URL"], vars["INFLOW_COMPANY_ID"]))
             .bearer_auth(&vars["INFLOW_API_KEY"])
             .send()
             .await

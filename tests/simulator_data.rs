@@ -17,30 +17,16 @@ fn sample(name: &str) -> Value {
 }
 
 async fn sim(seed: u64, faults: bool) -> Simulator {
-    Simulator::start(SimConfig {
-        seed,
-        data_faults: faults,
-        rate_limit: None,
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap()
+    Simulator::start(SimConfig { seed, data_faults: faults, rate_limit: None, ..SimConfig::default() }).await.unwrap()
 }
 
 fn keys(v: &Value) -> BTreeSet<String> {
-    v.as_object()
-        .unwrap_or_else(|| panic!("not an object: {v}"))
-        .keys()
-        .cloned()
-        .collect()
+    v.as_object().unwrap_or_else(|| panic!("not an object: {v}")).keys().cloned().collect()
 }
 
 /// Keys minus the relationships (which depend on `include`).
 fn own_keys(v: &Value, rels: &[&str]) -> BTreeSet<String> {
-    keys(v)
-        .into_iter()
-        .filter(|k| !rels.contains(&k.as_str()))
-        .collect()
+    keys(v).into_iter().filter(|k| !rels.contains(&k.as_str())).collect()
 }
 
 const SO_RELS: &[&str] = &[
@@ -75,10 +61,7 @@ fn arr(v: &Value) -> &Vec<Value> {
 }
 
 fn serials(line: &Value) -> Vec<String> {
-    arr(&line["quantity"]["serialNumbers"])
-        .iter()
-        .map(|s| s.as_str().unwrap().to_string())
-        .collect()
+    arr(&line["quantity"]["serialNumbers"]).iter().map(|s| s.as_str().unwrap().to_string()).collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -86,53 +69,24 @@ async fn sales_orders_have_the_real_samples_keys_and_parse_into_the_model() {
     let sim = sim(7, true).await;
     let real = sample("sales-order.real-2022.anonymized.json");
     let ours = sim.documents("sales-orders");
-    let so = ours
-        .iter()
-        .find(|d| !arr(&d["shipLines"]).is_empty() && !arr(&d["lines"]).is_empty())
-        .unwrap();
+    let so = ours.iter().find(|d| !arr(&d["shipLines"]).is_empty() && !arr(&d["lines"]).is_empty()).unwrap();
     // Header, line, embedded product, location and ship line: the same key sets.
-    assert_eq!(
-        own_keys(so, SO_RELS),
-        own_keys(&real, SO_RELS),
-        "header keys"
-    );
+    assert_eq!(own_keys(so, SO_RELS), own_keys(&real, SO_RELS), "header keys");
     let real_line = &real["lines"][0];
     let line = &so["lines"][0];
     // (`taxCode` is a relationship the real response did not include.)
-    assert_eq!(
-        own_keys(line, &["taxCode"]),
-        keys(real_line),
-        "line keys (with product)"
-    );
-    assert_eq!(
-        keys(&line["product"]),
-        keys(&real_line["product"]),
-        "product keys"
-    );
+    assert_eq!(own_keys(line, &["taxCode"]), keys(real_line), "line keys (with product)");
+    assert_eq!(keys(&line["product"]), keys(&real_line["product"]), "product keys");
     assert_eq!(keys(&line["quantity"]), keys(&real_line["quantity"]));
     assert_eq!(keys(&line["discount"]), keys(&real_line["discount"]));
-    assert_eq!(
-        keys(&so["location"]),
-        keys(&real["location"]),
-        "location keys"
-    );
-    assert_eq!(
-        keys(&so["location"]["address"]),
-        keys(&real["location"]["address"])
-    );
+    assert_eq!(keys(&so["location"]), keys(&real["location"]), "location keys");
+    assert_eq!(keys(&so["location"]["address"]), keys(&real["location"]["address"]));
     assert_eq!(keys(&so["billingAddress"]), keys(&real["billingAddress"]));
     assert_eq!(keys(&so["customFields"]), keys(&real["customFields"]));
-    assert_eq!(
-        keys(&so["shipLines"][0]),
-        keys(&real["shipLines"][0]),
-        "ship line keys"
-    );
+    assert_eq!(keys(&so["shipLines"][0]), keys(&real["shipLines"][0]), "ship line keys");
     // Same Rust types for both.
     let parsed_real: model::SalesOrder = serde_json::from_value(real.clone()).unwrap();
-    assert_eq!(
-        parsed_real.lines.unwrap()[0].quantity.serial_numbers.len(),
-        10
-    );
+    assert_eq!(parsed_real.lines.unwrap()[0].quantity.serial_numbers.len(), 10);
     for d in &ours {
         let parsed: model::SalesOrder = serde_json::from_value(d.clone()).unwrap();
         assert_eq!(parsed.sales_order_id.as_deref(), d["salesOrderId"].as_str());
@@ -163,9 +117,7 @@ async fn sales_orders_have_the_real_samples_keys_and_parse_into_the_model() {
         .text()
         .await
         .unwrap();
-    let raw_real =
-        std::fs::read_to_string(format!("{SAMPLES}/sales-order.real-2022.anonymized.json"))
-            .unwrap();
+    let raw_real = std::fs::read_to_string(format!("{SAMPLES}/sales-order.real-2022.anonymized.json")).unwrap();
     assert_eq!(top_level_key_order(&body), top_level_key_order(&raw_real));
 }
 
@@ -216,13 +168,7 @@ async fn other_types_cover_the_constructed_samples_and_parse() {
         .find(|d| !arr(&d["restockLines"]).is_empty() && !arr(&d["packLines"]).is_empty())
         .expect("a sales order with pack and restock lines");
     subset(so, &so_sample, "sales order");
-    for coll in [
-        "lines",
-        "pickLines",
-        "packLines",
-        "shipLines",
-        "restockLines",
-    ] {
+    for coll in ["lines", "pickLines", "packLines", "shipLines", "restockLines"] {
         subset(&so[coll][0], &so_sample[coll][0], coll);
         let mut theirs = keys(&so_sample[coll][0]);
         theirs.insert("product".into());
@@ -236,20 +182,14 @@ async fn other_types_cover_the_constructed_samples_and_parse() {
     // Purchase orders.
     let po_sample = sample("purchase-order.receive-unstock.CONSTRUCTED.json");
     let pos = sim.documents("purchase-orders");
-    let po = pos
-        .iter()
-        .find(|d| !arr(&d["unstockLines"]).is_empty())
-        .expect("a vendor return");
+    let po = pos.iter().find(|d| !arr(&d["unstockLines"]).is_empty()).expect("a vendor return");
     subset(po, &po_sample, "purchase order");
     for coll in ["lines", "receiveLines", "unstockLines"] {
         subset(&po[coll][0], &po_sample[coll][0], coll);
     }
     for d in &pos {
         let p: model::PurchaseOrder = serde_json::from_value(d.clone()).unwrap();
-        assert_eq!(
-            p.receive_lines.unwrap().len(),
-            arr(&d["receiveLines"]).len()
-        );
+        assert_eq!(p.receive_lines.unwrap().len(), arr(&d["receiveLines"]).len());
     }
     // Adjustments and transfers: exactly the constructed keys (plus customFields, which the
     // reference lists on the adjustment header).
@@ -257,38 +197,14 @@ async fn other_types_cover_the_constructed_samples_and_parse() {
     for d in sim.documents("stock-adjustments") {
         let mut want = keys(&sa_sample);
         want.insert("customFields".into());
-        assert_eq!(
-            own_keys(
-                &d,
-                &[
-                    "attachments",
-                    "lastModifiedBy",
-                    "location",
-                    "adjustmentReason"
-                ]
-            ),
-            want
-        );
-        assert_eq!(
-            keys(&d["lines"][0]).len(),
-            keys(&sa_sample["lines"][0]).len() + 1,
-            "+product"
-        );
+        assert_eq!(own_keys(&d, &["attachments", "lastModifiedBy", "location", "adjustmentReason"]), want);
+        assert_eq!(keys(&d["lines"][0]).len(), keys(&sa_sample["lines"][0]).len() + 1, "+product");
         let _: model::StockAdjustment = serde_json::from_value(d).unwrap();
     }
     let st_sample = sample("stock-transfer.CONSTRUCTED.json");
     for d in sim.documents("stock-transfers") {
         assert_eq!(
-            own_keys(
-                &d,
-                &[
-                    "attachments",
-                    "lastModifiedBy",
-                    "fromLocation",
-                    "toLocation",
-                    "assignedToTeamMember"
-                ]
-            ),
+            own_keys(&d, &["attachments", "lastModifiedBy", "fromLocation", "toLocation", "assignedToTeamMember"]),
             keys(&st_sample)
         );
         let mut line_keys = keys(&st_sample["lines"][0]);
@@ -304,10 +220,7 @@ async fn other_types_cover_the_constructed_samples_and_parse() {
             assert_eq!(keys(l), keys(&p_sample["inventoryLines"][0]));
         }
         let parsed: model::Product = serde_json::from_value(p.clone()).unwrap();
-        assert_eq!(
-            parsed.inventory_lines.unwrap().len(),
-            arr(&p["inventoryLines"]).len()
-        );
+        assert_eq!(parsed.inventory_lines.unwrap().len(), arr(&p["inventoryLines"]).len());
     }
     for l in sim.locations() {
         let parsed: model::Location = serde_json::from_value(l).unwrap();
@@ -318,11 +231,7 @@ async fn other_types_cover_the_constructed_samples_and_parse() {
 fn is_guid(s: &str) -> bool {
     s.len() == 36
         && s.chars().enumerate().all(|(i, c)| {
-            if [8, 13, 18, 23].contains(&i) {
-                c == '-'
-            } else {
-                c.is_ascii_digit() || ('a'..='f').contains(&c)
-            }
+            if [8, 13, 18, 23].contains(&i) { c == '-' } else { c.is_ascii_digit() || ('a'..='f').contains(&c) }
         })
 }
 
@@ -331,10 +240,7 @@ fn is_fixed(s: &str, dp: usize) -> bool {
     let Some((a, b)) = s.split_once('.') else {
         return false;
     };
-    !a.is_empty()
-        && a.chars().all(|c| c.is_ascii_digit())
-        && b.len() == dp
-        && b.chars().all(|c| c.is_ascii_digit())
+    !a.is_empty() && a.chars().all(|c| c.is_ascii_digit()) && b.len() == dp && b.chars().all(|c| c.is_ascii_digit())
 }
 
 /// Checks every value of a document tree against the real formats.
@@ -353,11 +259,7 @@ fn check_formats(v: &Value, key: &str, timestamps: &mut Vec<u64>, offsets: &mut 
         Value::String(s) => {
             if key == "timestamp" {
                 assert_eq!(s.len(), 16, "{s}");
-                assert!(
-                    s.chars()
-                        .all(|c| c.is_ascii_digit() || ('A'..='F').contains(&c)),
-                    "{s}"
-                );
+                assert!(s.chars().all(|c| c.is_ascii_digit() || ('A'..='F').contains(&c)), "{s}");
                 timestamps.push(u64::from_str_radix(s, 16).unwrap());
             } else if key.ends_with("Id") && key != "externalId" && !s.is_empty() {
                 assert!(is_guid(s), "{key}: {s}");
@@ -365,14 +267,7 @@ fn check_formats(v: &Value, key: &str, timestamps: &mut Vec<u64>, offsets: &mut 
                 let d = DateTime::parse_from_rfc3339(s).unwrap_or_else(|_| panic!("{key}: {s}"));
                 assert!(s.len() == 25, "{key}: {s} has whole seconds and an offset");
                 offsets.insert(d.offset().local_minus_utc());
-            } else if [
-                "standardQuantity",
-                "uomQuantity",
-                "quantityOnHand",
-                "totalQuantityOnHand",
-            ]
-            .contains(&key)
-            {
+            } else if ["standardQuantity", "uomQuantity", "quantityOnHand", "totalQuantityOnHand"].contains(&key) {
                 assert!(is_fixed(s, 4), "{key}: {s}");
             } else if [
                 "unitPrice",
@@ -405,12 +300,7 @@ async fn values_use_the_real_formats() {
     let sim = sim(11, true).await;
     let mut timestamps = Vec::new();
     let mut offsets = BTreeSet::new();
-    for ep in [
-        "sales-orders",
-        "purchase-orders",
-        "stock-adjustments",
-        "stock-transfers",
-    ] {
+    for ep in ["sales-orders", "purchase-orders", "stock-adjustments", "stock-transfers"] {
         for d in sim.documents(ep) {
             check_formats(&d, "", &mut timestamps, &mut offsets);
         }
@@ -429,19 +319,11 @@ async fn values_use_the_real_formats() {
     // Every timestamp is unique except where an entity is embedded twice (products, locations),
     // and a line can be newer than its header.
     let sos = sim.documents("sales-orders");
-    let newer_line = sos.iter().any(|d| {
-        arr(&d["lines"])
-            .iter()
-            .any(|l| l["timestamp"].as_str() > d["timestamp"].as_str())
-    });
+    let newer_line =
+        sos.iter().any(|d| arr(&d["lines"]).iter().any(|l| l["timestamp"].as_str() > d["timestamp"].as_str()));
     assert!(newer_line);
     let mut own = Vec::new();
-    for ep in [
-        "sales-orders",
-        "purchase-orders",
-        "stock-adjustments",
-        "stock-transfers",
-    ] {
+    for ep in ["sales-orders", "purchase-orders", "stock-adjustments", "stock-transfers"] {
         for d in sim.documents(ep) {
             own.push(d["timestamp"].as_str().unwrap().to_string());
             for (k, v) in d.as_object().unwrap() {
@@ -465,13 +347,7 @@ async fn same_seed_same_company_other_seed_other_company() {
     assert_eq!(a.company_id(), b.company_id());
     assert_eq!(a.api_key(), b.api_key());
     assert_ne!(a.company_id(), c.company_id());
-    for ep in [
-        "sales-orders",
-        "purchase-orders",
-        "stock-adjustments",
-        "stock-transfers",
-        "products",
-    ] {
+    for ep in ["sales-orders", "purchase-orders", "stock-adjustments", "stock-transfers", "products"] {
         assert_eq!(a.documents(ep), b.documents(ep), "{ep}");
         assert_ne!(a.documents(ep), c.documents(ep), "{ep}");
     }
@@ -483,23 +359,18 @@ async fn same_seed_same_company_other_seed_other_company() {
 fn on_hand_from_documents(sim: &Simulator) -> BTreeMap<(String, String, String, String), i64> {
     let mut m: BTreeMap<(String, String, String, String), i64> = BTreeMap::new();
     let qty = |l: &Value| -> i64 {
-        let s = l["quantity"]["standardQuantity"]
-            .as_str()
-            .unwrap()
-            .replace('.', "");
+        let s = l["quantity"]["standardQuantity"].as_str().unwrap().replace('.', "");
         s.parse().unwrap()
     };
     let mut add = |line: &Value, loc: &str, sub: &str, sign: i64| {
         let ser = serials(line);
         let product = line["productId"].as_str().unwrap().to_string();
         if ser.is_empty() {
-            *m.entry((product, loc.into(), sub.into(), String::new()))
-                .or_default() += sign * qty(line);
+            *m.entry((product, loc.into(), sub.into(), String::new())).or_default() += sign * qty(line);
         } else {
             let unit = if qty(line) < 0 { -10_000 } else { 10_000 };
             for s in ser {
-                *m.entry((product.clone(), loc.into(), sub.into(), s))
-                    .or_default() += sign * unit;
+                *m.entry((product.clone(), loc.into(), sub.into(), s)).or_default() += sign * unit;
             }
         }
     };
@@ -556,12 +427,7 @@ fn inventory_lines(sim: &Simulator) -> BTreeMap<(String, String, String, String)
     let mut m = BTreeMap::new();
     for p in sim.products() {
         for l in arr(&p["inventoryLines"]) {
-            let q: i64 = l["quantityOnHand"]
-                .as_str()
-                .unwrap()
-                .replace('.', "")
-                .parse()
-                .unwrap();
+            let q: i64 = l["quantityOnHand"].as_str().unwrap().replace('.', "").parse().unwrap();
             let key = (
                 l["productId"].as_str().unwrap().to_string(),
                 l["locationId"].as_str().unwrap().to_string(),
@@ -580,10 +446,7 @@ async fn inventory_lines_agree_with_the_documents_before_and_after_mutations() {
     assert_eq!(inventory_lines(&sim), on_hand_from_documents(&sim));
     // Mutations of several kinds, then the same check.
     let pos = sim.documents("purchase-orders");
-    let po = pos
-        .iter()
-        .find(|d| !arr(&d["receiveLines"]).is_empty() && d["isCancelled"] == false)
-        .unwrap();
+    let po = pos.iter().find(|d| !arr(&d["receiveLines"]).is_empty() && d["isCancelled"] == false).unwrap();
     let line = &po["receiveLines"][0];
     sim.edit_line_serials(
         "purchase-orders",
@@ -594,22 +457,13 @@ async fn inventory_lines_agree_with_the_documents_before_and_after_mutations() {
     )
     .unwrap();
     let sts = sim.documents("stock-transfers");
-    let st = sts
-        .iter()
-        .find(|d| d["status"] == "completed" && d["isCancelled"] == false)
-        .unwrap();
-    sim.cancel("stock-transfers", st["stockTransferId"].as_str().unwrap())
-        .unwrap();
+    let st = sts.iter().find(|d| d["status"] == "completed" && d["isCancelled"] == false).unwrap();
+    sim.cancel("stock-transfers", st["stockTransferId"].as_str().unwrap()).unwrap();
     let sas = sim.documents("stock-adjustments");
-    sim.delete(
-        "stock-adjustments",
-        sas[0]["stockAdjustmentId"].as_str().unwrap(),
-    )
-    .unwrap();
+    sim.delete("stock-adjustments", sas[0]["stockAdjustmentId"].as_str().unwrap()).unwrap();
     let sos = sim.documents("sales-orders");
     let cancelled = sos.iter().find(|d| d["isCancelled"] == true).unwrap();
-    sim.uncancel("sales-orders", cancelled["salesOrderId"].as_str().unwrap())
-        .unwrap();
+    sim.uncancel("sales-orders", cancelled["salesOrderId"].as_str().unwrap()).unwrap();
     let mut new_doc = po.clone();
     new_doc.as_object_mut().unwrap().remove("purchaseOrderId");
     new_doc.as_object_mut().unwrap().remove("orderNumber");
@@ -623,19 +477,12 @@ async fn clean_data_is_consistent_and_faults_are_only_the_planted_ones() {
         let sim = sim(7, faults).await;
         let inv = inventory_lines(&sim);
         let negative: Vec<_> = inv.iter().filter(|(_, q)| **q < 0).collect();
-        let serial_rows_not_one = inv
-            .iter()
-            .filter(|(k, q)| !k.3.is_empty() && **q != 10_000)
-            .count();
+        let serial_rows_not_one = inv.iter().filter(|(k, q)| !k.3.is_empty() && **q != 10_000).count();
         let sc = sim.scenario();
         if faults {
             assert!(!negative.is_empty());
             assert_eq!(serial_rows_not_one, negative.len());
-            for story in [
-                &sc.sold_twice,
-                &sc.adjusted_out_then_sold,
-                &sc.shipped_never_received,
-            ] {
+            for story in [&sc.sold_twice, &sc.adjusted_out_then_sold, &sc.shipped_never_received] {
                 let story = story.as_ref().expect("planted fault");
                 assert!(
                     negative.iter().any(|(k, _)| k.3 == story.serial),
@@ -644,10 +491,7 @@ async fn clean_data_is_consistent_and_faults_are_only_the_planted_ones() {
                 );
             }
         } else {
-            assert!(
-                negative.is_empty(),
-                "clean data has no negative stock: {negative:?}"
-            );
+            assert!(negative.is_empty(), "clean data has no negative stock: {negative:?}");
             assert_eq!(serial_rows_not_one, 0);
             assert!(sc.sold_twice.is_none() && sc.adjusted_out_then_sold.is_none());
             assert!(sc.shipped_never_received.is_none());
@@ -658,10 +502,7 @@ async fn clean_data_is_consistent_and_faults_are_only_the_planted_ones() {
         if faults {
             assert!(dips > 0);
         } else {
-            assert_eq!(
-                dips, 0,
-                "clean data never removes a serial that is not there"
-            );
+            assert_eq!(dips, 0, "clean data never removes a serial that is not there");
         }
     }
 }
@@ -672,13 +513,7 @@ fn replay_dips(sim: &Simulator) -> usize {
     let s = |v: &Value| v.as_str().unwrap().to_string();
     let mut push = |date: &Value, line: &Value, loc: &Value, sub: &Value, sign: i64| {
         for serial in serials(line) {
-            events.push((
-                dt(date),
-                sign,
-                s(&line["productId"]) + "/" + &serial,
-                s(loc),
-                s(sub),
-            ));
+            events.push((dt(date), sign, s(&line["productId"]) + "/" + &serial, s(loc), s(sub)));
         }
     };
     for d in sim.documents("purchase-orders") {
@@ -689,13 +524,7 @@ fn replay_dips(sim: &Simulator) -> usize {
             push(&l["receiveDate"], l, &l["locationId"], &l["sublocation"], 1);
         }
         for l in arr(&d["unstockLines"]) {
-            push(
-                &l["unstockDate"],
-                l,
-                &l["locationId"],
-                &l["sublocation"],
-                -1,
-            );
+            push(&l["unstockDate"], l, &l["locationId"], &l["sublocation"], -1);
         }
     }
     for d in sim.documents("sales-orders") {
@@ -714,15 +543,7 @@ fn replay_dips(sim: &Simulator) -> usize {
             continue;
         }
         for l in arr(&d["lines"]) {
-            let sign = if l["quantity"]["standardQuantity"]
-                .as_str()
-                .unwrap()
-                .starts_with('-')
-            {
-                -1
-            } else {
-                1
-            };
+            let sign = if l["quantity"]["standardQuantity"].as_str().unwrap().starts_with('-') { -1 } else { 1 };
             push(&d["date"], l, &d["locationId"], &l["sublocation"], sign);
         }
     }
@@ -732,22 +553,10 @@ fn replay_dips(sim: &Simulator) -> usize {
         }
         for l in arr(&d["lines"]) {
             if d["status"] != "open" {
-                push(
-                    &d["sentDate"],
-                    l,
-                    &d["fromLocationId"],
-                    &l["fromSublocation"],
-                    -1,
-                );
+                push(&d["sentDate"], l, &d["fromLocationId"], &l["fromSublocation"], -1);
             }
             if d["status"] == "completed" {
-                push(
-                    &d["receivedDate"],
-                    l,
-                    &d["toLocationId"],
-                    &l["toSublocation"],
-                    1,
-                );
+                push(&d["receivedDate"], l, &d["toLocationId"], &l["toSublocation"], 1);
             }
         }
     }
@@ -775,56 +584,38 @@ async fn the_generated_company_has_every_kind_of_document() {
     let locs = sim.locations();
     let any = |v: &[Value], f: &dyn Fn(&Value) -> bool| v.iter().any(f);
     // Sales: quotes, cancelled, only picked, packed not shipped, shipped in containers, returns.
-    assert!(any(&sos, &|d| d["isQuote"] == true
-        && d["inventoryStatus"] == "quote"));
+    assert!(any(&sos, &|d| d["isQuote"] == true && d["inventoryStatus"] == "quote"));
     assert!(any(&sos, &|d| d["isCancelled"] == true));
-    assert!(any(&sos, &|d| !arr(&d["pickLines"]).is_empty()
-        && arr(&d["packLines"]).is_empty()));
-    assert!(any(&sos, &|d| !arr(&d["packLines"]).is_empty()
-        && arr(&d["shipLines"]).is_empty()));
+    assert!(any(&sos, &|d| !arr(&d["pickLines"]).is_empty() && arr(&d["packLines"]).is_empty()));
+    assert!(any(&sos, &|d| !arr(&d["packLines"]).is_empty() && arr(&d["shipLines"]).is_empty()));
     for d in sos.iter().filter(|d| !arr(&d["shipLines"]).is_empty()) {
-        let packed: BTreeSet<&str> = arr(&d["packLines"])
-            .iter()
-            .map(|l| l["containerNumber"].as_str().unwrap())
-            .collect();
+        let packed: BTreeSet<&str> =
+            arr(&d["packLines"]).iter().map(|l| l["containerNumber"].as_str().unwrap()).collect();
         for sl in arr(&d["shipLines"]) {
             for c in arr(&sl["containers"]) {
-                assert!(
-                    packed.contains(c.as_str().unwrap()),
-                    "ship line container without a pack line"
-                );
+                assert!(packed.contains(c.as_str().unwrap()), "ship line container without a pack line");
             }
         }
     }
     assert!(any(&sos, &|d| arr(&d["lines"]).iter().any(|l| {
-        l["quantity"]["standardQuantity"]
-            .as_str()
-            .unwrap()
-            .starts_with('-')
-            && l["returnDate"].is_string()
+        l["quantity"]["standardQuantity"].as_str().unwrap().starts_with('-') && l["returnDate"].is_string()
     }) && !arr(&d["restockLines"]).is_empty()));
     // Non-serialized products appear with serialNumbers [].
-    assert!(any(&sos, &|d| arr(&d["lines"]).iter().any(|l| serials(l)
-        .is_empty()
-        && l["product"]["trackSerials"] == false)));
+    assert!(any(&sos, &|d| arr(&d["lines"])
+        .iter()
+        .any(|l| serials(l).is_empty() && l["product"]["trackSerials"] == false)));
     // Purchases: partial receipts (several receive lines), vendor returns.
     assert!(any(&pos, &|d| arr(&d["receiveLines"]).len() >= 2));
     assert!(any(&pos, &|d| d["inventoryStatus"] == "started"));
     assert!(any(&pos, &|d| !arr(&d["unstockLines"]).is_empty()
         && arr(&d["lines"]).iter().any(|l| l["returnDate"].is_string())));
     // Adjustments in and out.
-    assert!(any(&sas, &|d| arr(&d["lines"]).iter().any(|l| {
-        l["quantity"]["standardQuantity"]
-            .as_str()
-            .unwrap()
-            .starts_with('-')
-    })));
-    assert!(any(&sas, &|d| arr(&d["lines"]).iter().any(|l| {
-        !l["quantity"]["standardQuantity"]
-            .as_str()
-            .unwrap()
-            .starts_with('-')
-    })));
+    assert!(any(&sas, &|d| arr(&d["lines"])
+        .iter()
+        .any(|l| { l["quantity"]["standardQuantity"].as_str().unwrap().starts_with('-') })));
+    assert!(any(&sas, &|d| arr(&d["lines"])
+        .iter()
+        .any(|l| { !l["quantity"]["standardQuantity"].as_str().unwrap().starts_with('-') })));
     // Transfers in every status.
     for status in ["open", "inTransit", "completed"] {
         assert!(any(&sts, &|d| d["status"] == status), "{status}");
@@ -842,49 +633,26 @@ async fn the_generated_company_has_every_kind_of_document() {
         })
         .collect();
     assert!(subs.contains("RETURNS"));
-    assert!(
-        subs.iter().any(|s| s.len() == 6 && s.as_bytes()[1] == b'-'),
-        "{subs:?}"
-    );
+    assert!(subs.iter().any(|s| s.len() == 6 && s.as_bytes()[1] == b'-'), "{subs:?}");
     // Serial formats: SN-000123 and others.
-    let all_serials: BTreeSet<String> = pos
-        .iter()
-        .flat_map(|d| {
-            arr(&d["receiveLines"])
-                .iter()
-                .flat_map(serials)
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    assert!(
-        all_serials
-            .iter()
-            .any(|s| s.starts_with("SN-") && s.len() == 9)
-    );
+    let all_serials: BTreeSet<String> =
+        pos.iter().flat_map(|d| arr(&d["receiveLines"]).iter().flat_map(serials).collect::<Vec<_>>()).collect();
+    assert!(all_serials.iter().any(|s| s.starts_with("SN-") && s.len() == 9));
     assert!(all_serials.iter().any(|s| !s.starts_with("SN-")));
     // Dates spread over 2024-01 .. 2026-10.
     let dates: Vec<DateTime<FixedOffset>> = sos.iter().map(|d| dt(&d["orderDate"])).collect();
     let min = dates.iter().min().unwrap().to_rfc3339();
     let max = dates.iter().max().unwrap().to_rfc3339();
     assert!(min.as_str() < "2024-04", "{min}");
-    assert!(
-        max.as_str() > "2026-07" && max.as_str() < "2026-11",
-        "{max}"
-    );
+    assert!(max.as_str() > "2026-07" && max.as_str() < "2026-11", "{max}");
     // Numbers follow dates.
     let mut by_number = sos.clone();
     by_number.sort_by_key(|d| d["orderNumber"].as_str().unwrap().to_string());
-    assert!(
-        by_number
-            .windows(2)
-            .all(|w| dt(&w[0]["orderDate"]) <= dt(&w[1]["orderDate"]))
-    );
+    assert!(by_number.windows(2).all(|w| dt(&w[0]["orderDate"]) <= dt(&w[1]["orderDate"])));
 }
 
 fn find_doc<'a>(docs: &'a [Value], id_key: &str, id: &str) -> &'a Value {
-    docs.iter()
-        .find(|d| d[id_key] == id)
-        .unwrap_or_else(|| panic!("{id} not found"))
+    docs.iter().find(|d| d[id_key] == id).unwrap_or_else(|| panic!("{id} not found"))
 }
 
 fn mentions(d: &Value, serial: &str) -> Vec<String> {
@@ -935,16 +703,9 @@ async fn the_planted_scenario_is_in_the_data() {
     let mut so_colls = mentions(&docs[2], &fl.serial);
     so_colls.sort();
     so_colls.dedup();
-    assert_eq!(
-        so_colls,
-        ["lines", "packLines", "pickLines", "restockLines"]
-    );
+    assert_eq!(so_colls, ["lines", "packLines", "pickLines", "restockLines"]);
     assert_eq!(docs[2]["inventoryStatus"], "fulfilled");
-    assert_eq!(
-        arr(&docs[2]["lines"]).len(),
-        2,
-        "the sale and the return line"
-    );
+    assert_eq!(arr(&docs[2]["lines"]).len(), 2, "the sale and the return line");
     let on_hand = fl.on_hand.as_ref().unwrap();
     assert_eq!(on_hand.sublocation, "RETURNS");
     let times = [
@@ -959,12 +720,7 @@ async fn the_planted_scenario_is_in_the_data() {
     assert!(times.windows(2).all(|w| w[0] < w[1]), "{times:?}");
     let inv = inventory_lines(&sim);
     assert_eq!(
-        inv.get(&(
-            fl.product_id.clone(),
-            on_hand.location_id.clone(),
-            on_hand.sublocation.clone(),
-            fl.serial.clone()
-        )),
+        inv.get(&(fl.product_id.clone(), on_hand.location_id.clone(), on_hand.sublocation.clone(), fl.serial.clone())),
         Some(&10_000)
     );
     // Vendor return, adjusted out, open transfer, in transit.
@@ -981,12 +737,7 @@ async fn the_planted_scenario_is_in_the_data() {
     assert_eq!(transit["status"], "inTransit");
     assert!(transit["sentDate"].is_string() && transit["receivedDate"].is_null());
     for story in [&sc.vendor_return, &sc.adjusted_out, &sc.in_transit] {
-        assert!(
-            !inv.keys()
-                .any(|k| k.3 == story.serial && k.0 == story.product_id),
-            "{} gone",
-            story.serial
-        );
+        assert!(!inv.keys().any(|k| k.3 == story.serial && k.0 == story.product_id), "{} gone", story.serial);
     }
     assert!(inv.keys().any(|k| k.3 == sc.on_open_transfer.serial));
     // Two products, one serial string.
@@ -1007,11 +758,8 @@ async fn the_planted_scenario_is_in_the_data() {
         assert!(!arr(&s["shipLines"]).is_empty());
     }
     let never = sc.shipped_never_received.as_ref().unwrap();
-    let received_anywhere = pos.iter().any(|d| {
-        arr(&d["receiveLines"])
-            .iter()
-            .any(|l| serials(l).contains(&never.serial))
-    });
+    let received_anywhere =
+        pos.iter().any(|d| arr(&d["receiveLines"]).iter().any(|l| serials(l).contains(&never.serial)));
     assert!(!received_anywhere);
     let ats = sc.adjusted_out_then_sold.as_ref().unwrap();
     let adj = get(&ats.documents[1]);
@@ -1022,13 +770,9 @@ async fn the_planted_scenario_is_in_the_data() {
 #[tokio::test(flavor = "multi_thread")]
 async fn scales_grow_in_proportion() {
     let small = sim(7, true).await;
-    let n = Simulator::start(SimConfig {
-        scale: Scale::Orders(1500),
-        rate_limit: None,
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
+    let n = Simulator::start(SimConfig { scale: Scale::Orders(1500), rate_limit: None, ..SimConfig::default() })
+        .await
+        .unwrap();
     let cs = small.counts();
     let cn = n.counts();
     let so = cn["sales-orders"];
@@ -1047,21 +791,8 @@ async fn scales_grow_in_proportion() {
 #[ignore = "builds the large company: run with --release"]
 async fn large_scale_has_over_a_million_serial_occurrences() {
     let t = std::time::Instant::now();
-    let sim = Simulator::start(SimConfig {
-        scale: Scale::Large,
-        rate_limit: None,
-        ..SimConfig::default()
-    })
-    .await
-    .unwrap();
-    assert!(
-        t.elapsed() < std::time::Duration::from_secs(60),
-        "{:?}",
-        t.elapsed()
-    );
-    assert!(
-        sim.serial_occurrences() >= 1_000_000,
-        "{}",
-        sim.serial_occurrences()
-    );
+    let sim =
+        Simulator::start(SimConfig { scale: Scale::Large, rate_limit: None, ..SimConfig::default() }).await.unwrap();
+    assert!(t.elapsed() < std::time::Duration::from_secs(60), "{:?}", t.elapsed());
+    assert!(sim.serial_occurrences() >= 1_000_000, "{}", sim.serial_occurrences());
 }

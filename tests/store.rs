@@ -53,26 +53,13 @@ async fn columns(store: &Store, table: &str) -> Vec<String> {
 
 async fn migrations_from_empty(db: TestDb) {
     let store = Store::connect(&db.url).await.unwrap();
-    assert_eq!(
-        store.schema_version().await.unwrap(),
-        None,
-        "a fresh database has no schema"
-    );
+    assert_eq!(store.schema_version().await.unwrap(), None, "a fresh database has no schema");
     let report = store.migrate().await.unwrap();
     assert_eq!(report.version, latest_version());
-    assert!(
-        report.applied.iter().any(|m| m == "V1__audit_trail"),
-        "{report:?}"
-    );
-    assert_eq!(
-        store.schema_version().await.unwrap(),
-        Some(latest_version())
-    );
+    assert!(report.applied.iter().any(|m| m == "V1__audit_trail"), "{report:?}");
+    assert_eq!(store.schema_version().await.unwrap(), Some(latest_version()));
     for table in TABLES {
-        assert!(
-            !columns(&store, table).await.is_empty(),
-            "table {table} is missing"
-        );
+        assert!(!columns(&store, table).await.is_empty(), "table {table} is missing");
     }
     assert_eq!(columns(&store, "serial_events").await, CONTRACT_COLUMNS);
 }
@@ -83,22 +70,10 @@ async fn migrating_again_is_a_no_op(db: TestDb) {
     let again = store.migrate().await.unwrap();
     assert!(again.applied.is_empty(), "{again:?}");
     assert_eq!(again.version, latest_version());
-    let rows = strings(
-        &store,
-        "SELECT name FROM refinery_schema_history WHERE name <> $1",
-        "",
-    )
-    .await;
-    assert_eq!(
-        rows.len() as i32,
-        latest_version(),
-        "one history row per migration: {rows:?}"
-    );
+    let rows = strings(&store, "SELECT name FROM refinery_schema_history WHERE name <> $1", "").await;
+    assert_eq!(rows.len() as i32, latest_version(), "one history row per migration: {rows:?}");
 }
-both_backends!(
-    migrating_again_is_a_no_op,
-    crate::migrating_again_is_a_no_op
-);
+both_backends!(migrating_again_is_a_no_op, crate::migrating_again_is_a_no_op);
 
 async fn concurrent_migrations_apply_once(db: TestDb) {
     // Separate stores are separate pools, like separate processes.
@@ -116,24 +91,12 @@ async fn concurrent_migrations_apply_once(db: TestDb) {
         assert_eq!(report.version, latest_version());
         applied_total += report.applied.len();
     }
-    assert_eq!(
-        applied_total as i32,
-        latest_version(),
-        "each migration applied by exactly one migrator"
-    );
+    assert_eq!(applied_total as i32, latest_version(), "each migration applied by exactly one migrator");
     let store = db.store().await;
-    let rows = strings(
-        &store,
-        "SELECT name FROM refinery_schema_history WHERE name <> $1",
-        "",
-    )
-    .await;
+    let rows = strings(&store, "SELECT name FROM refinery_schema_history WHERE name <> $1", "").await;
     assert_eq!(rows.len() as i32, latest_version(), "{rows:?}");
 }
-both_backends!(
-    concurrent_migrations_apply_once,
-    crate::concurrent_migrations_apply_once
-);
+both_backends!(concurrent_migrations_apply_once, crate::concurrent_migrations_apply_once);
 
 async fn newer_schema_is_refused(db: TestDb) {
     let store = db.store().await;
@@ -154,40 +117,28 @@ async fn newer_schema_is_refused(db: TestDb) {
     let (code, stdout, stderr) = run_audit(&db.url_string(), &["migrate"], &[]);
     assert_ne!(code, 0);
     assert!(stdout.is_empty(), "{stdout}");
-    assert!(
-        stderr.contains("version 999") && stderr.contains("upgrade audit"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("version 999") && stderr.contains("upgrade audit"), "{stderr}");
 }
 both_backends!(newer_schema_is_refused, crate::newer_schema_is_refused);
 
 async fn migrate_command_prints_the_version(db: TestDb) {
     let (code, stdout, stderr) = run_audit(&db.url_string(), &["migrate"], &[]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(
-        stdout.contains(&format!("schema version {}", latest_version())),
-        "{stdout}"
-    );
+    assert!(stdout.contains(&format!("schema version {}", latest_version())), "{stdout}");
     assert!(stdout.contains("V1__audit_trail"), "{stdout}");
     let (code, stdout, _) = run_audit(&db.url_string(), &["migrate"], &[]);
     assert_eq!(code, 0);
     assert!(stdout.contains("already up to date"), "{stdout}");
 }
-both_backends!(
-    migrate_command_prints_the_version,
-    crate::migrate_command_prints_the_version
-);
+both_backends!(migrate_command_prints_the_version, crate::migrate_command_prints_the_version);
 
 #[test]
 fn unsupported_scheme_is_a_clear_error() {
-    let (code, stdout, stderr) =
-        run_audit("mysql://root:hunter2@localhost/audit", &["migrate"], &[]);
+    let (code, stdout, stderr) = run_audit("mysql://root:hunter2@localhost/audit", &["migrate"], &[]);
     assert_eq!(code, 1);
     assert!(stdout.is_empty());
     assert!(
-        stderr.contains("sqlite:")
-            && stderr.contains("postgres://")
-            && stderr.contains("postgresql://"),
+        stderr.contains("sqlite:") && stderr.contains("postgres://") && stderr.contains("postgresql://"),
         "{stderr}"
     );
     assert!(!stderr.contains("hunter2"), "{stderr}");
@@ -202,14 +153,8 @@ fn password_is_redacted_in_connection_errors_at_every_verbosity() {
         args.push("migrate");
         let (code, stdout, stderr) = run_audit(url, &args, &[]);
         assert_eq!(code, 1);
-        assert!(
-            stderr.contains("postgres://alice:***@127.0.0.1:9/audit"),
-            "{stderr}"
-        );
-        assert!(
-            !stderr.contains("hunter2") && !stdout.contains("hunter2"),
-            "{stderr}"
-        );
+        assert!(stderr.contains("postgres://alice:***@127.0.0.1:9/audit"), "{stderr}");
+        assert!(!stderr.contains("hunter2") && !stdout.contains("hunter2"), "{stderr}");
     }
 }
 
@@ -222,11 +167,7 @@ fn sqlite_file_is_created_where_the_default_url_points() {
         .env_remove("AUDIT_DATABASE_URL")
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(dir.path().join("audit.db").exists());
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("sqlite://audit.db: schema version"));
 }
@@ -238,18 +179,9 @@ async fn sqlite_runs_in_wal_mode_with_normal_sync_and_a_busy_timeout() {
     let pool = store.sqlite_pool().unwrap();
     // One connection, so the per-connection settings read are those the pool applied.
     let mut conn = pool.acquire().await.unwrap();
-    let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
-        .fetch_one(&mut *conn)
-        .await
-        .unwrap();
-    let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
-        .fetch_one(&mut *conn)
-        .await
-        .unwrap();
-    let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout")
-        .fetch_one(&mut *conn)
-        .await
-        .unwrap();
+    let journal: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&mut *conn).await.unwrap();
+    let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(&mut *conn).await.unwrap();
+    let busy: i64 = sqlx::query_scalar("PRAGMA busy_timeout").fetch_one(&mut *conn).await.unwrap();
     assert_eq!(journal, "wal");
     assert_eq!(synchronous, 1, "synchronous=NORMAL");
     assert!(busy >= 5_000, "busy_timeout {busy} ms");
@@ -257,7 +189,12 @@ async fn sqlite_runs_in_wal_mode_with_normal_sync_and_a_busy_timeout() {
 
 async fn event_types_table_matches_the_code(db: TestDb) {
     let store = db.store().await;
-    let rows = strings(&store, "SELECT event_type || ':' || CAST(step AS TEXT) FROM event_types WHERE $1 = $1 ORDER BY event_type", "").await;
+    let rows = strings(
+        &store,
+        "SELECT event_type || ':' || CAST(step AS TEXT) FROM event_types WHERE $1 = $1 ORDER BY event_type",
+        "",
+    )
+    .await;
     let mut expected: Vec<String> =
         audit::mapping::EventType::ALL.iter().map(|t| format!("{}:{}", t.as_str(), t.step())).collect();
     expected.sort();
@@ -268,7 +205,8 @@ both_backends!(event_types_table_matches_the_code, crate::event_types_table_matc
 #[test]
 fn the_views_are_the_same_sql_on_both_engines() {
     let read = |d: &str| {
-        std::fs::read_to_string(format!("{}/migrations/{d}/V2__event_types_and_views.sql", env!("CARGO_MANIFEST_DIR"))).unwrap()
+        std::fs::read_to_string(format!("{}/migrations/{d}/V2__event_types_and_views.sql", env!("CARGO_MANIFEST_DIR")))
+            .unwrap()
     };
     // Only the two header comment lines, which name the other file, differ.
     let body = |s: String| s.lines().skip(2).collect::<Vec<_>>().join("\n");

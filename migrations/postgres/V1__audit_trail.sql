@@ -114,6 +114,7 @@ CREATE TABLE sync_state (
     last_complete_at     TIMESTAMPTZ,
     last_complete_run_id BIGINT,
     last_window_at       TIMESTAMPTZ,
+    last_window_run_id   BIGINT,
     PRIMARY KEY (company_id, stream)
 );
 

@@ -115,6 +115,7 @@ CREATE TABLE sync_state (
     last_complete_at     TEXT,
     last_complete_run_id INTEGER,
     last_window_at       TEXT,
+    last_window_run_id   INTEGER,
     PRIMARY KEY (company_id, stream)
 );
 

@@ -14,12 +14,15 @@ const DEMO_URL: &str = "sqlite://audit-demo.db";
 
 pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<ExitCode> {
     // Never the configured database (AUDIT_DATABASE_URL may be a real one): only an explicit flag.
-    let url: DatabaseUrl = if global.database_url_explicit { global.database_url.parse()? } else { DEMO_URL.parse()? };
+    let url: DatabaseUrl =
+        if global.database_url_explicit { global.database_url.parse()? } else { DEMO_URL.parse()? };
     if args.fresh {
         remove_sqlite_file(&url)?;
     }
     let started = Instant::now();
-    let sim = Simulator::start(SimConfig { seed: args.seed, scale: Scale::Small, rate_limit: None, ..SimConfig::default() }).await?;
+    let sim =
+        Simulator::start(SimConfig { seed: args.seed, scale: Scale::Small, rate_limit: None, ..SimConfig::default() })
+            .await?;
     let counts = sim.counts();
     eprintln!(
         "Simulated inFlow company {} at {}: {} sales orders, {} purchase orders, {} adjustments, {} transfers.",
@@ -36,6 +39,7 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<ExitCode
     let options = IngestOptions {
         company_id: sim.company_id(),
         since: None,
+        window: None,
         types: DocType::ALL.to_vec(),
         arguments: serde_json::json!({ "demo": true, "seed": args.seed }),
     };
@@ -51,7 +55,8 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<ExitCode
     println!();
     println!("One serial's story (received, transferred, sold, shipped, returned, restocked):");
     println!();
-    let timeline_global = GlobalArgs { database_url: url.expose().to_string(), database_url_explicit: true, ..global.clone() };
+    let timeline_global =
+        GlobalArgs { database_url: url.expose().to_string(), database_url_explicit: true, ..global.clone() };
     let timeline_args = crate::cli::TimelineArgs {
         serial: story.serial.clone(),
         company_id: None,
@@ -61,7 +66,11 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<ExitCode
     };
     super::timeline::run(&timeline_global, timeline_args).await?;
 
-    let db = if global.database_url_explicit { format!("--database-url {url} ") } else { format!("--database-url {DEMO_URL} ") };
+    let db = if global.database_url_explicit {
+        format!("--database-url {url} ")
+    } else {
+        format!("--database-url {DEMO_URL} ")
+    };
     println!();
     println!("Next, try:");
     println!("  audit {db}timeline {} --format json", story.serial);

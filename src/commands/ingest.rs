@@ -15,30 +15,77 @@ use crate::inflow::{ApiKey, Client, ClientConfig, RateLimits};
 use crate::ingest::{IngestOptions, Progress, RunSummary, StopFlag, StopReason, StreamSummary};
 use crate::mapping::DocType;
 
+/// Exit status when another ingest of the company holds the lock (EX_TEMPFAIL).
+pub(crate) const LOCKED: u8 = 75;
+
 pub async fn run(global: &GlobalArgs, args: IngestArgs) -> anyhow::Result<ExitCode> {
-    let client = client(&args.inflow)?;
+    let first_client = client(&args.inflow)?;
     let store = super::open_store(global).await?;
-    let types = if args.types.is_empty() {
-        DocType::ALL.to_vec()
-    } else {
-        args.types.clone()
-    };
+    let types = if args.types.is_empty() { DocType::ALL.to_vec() } else { args.types.clone() };
+    let company = first_client.config().company_id.clone();
     let options = IngestOptions {
-        company_id: client.config().company_id.clone(),
+        company_id: company.clone(),
         since: args.since,
+        window: args.window.map(|w| chrono::Duration::from_std(w).unwrap_or(chrono::Duration::MAX)),
         types,
         arguments: arguments(&args),
     };
     let stop = StopFlag::default();
     super::stop_on_signals(stop.clone());
     let progress = Display::new(global);
-    let started = Instant::now();
-    let result = crate::ingest::run(&store, &client, &options, &progress, &stop).await;
-    progress.clear();
+    let mut client = first_client;
+    let code = loop {
+        let started = Instant::now();
+        let lock = match (args.wait, store.try_lock(&company, "ingest").await?) {
+            (_, Ok(lock)) => Some(lock),
+            (true, Err(_)) => Some(store.lock_waiting(&company, "ingest").await?),
+            (false, Err(holder)) if args.every.is_some() => {
+                eprintln!("skipping this run: another ingest of company {company} is running, {holder}");
+                None
+            }
+            (false, Err(holder)) => {
+                eprintln!(
+                    "another ingest of company {company} is running in this database: {holder}. \
+                     Use --wait to wait for it."
+                );
+                break ExitCode::from(LOCKED);
+            }
+        };
+        if let Some(lock) = lock {
+            let result = crate::ingest::run(&store, &client, &options, &progress, &stop).await;
+            progress.clear();
+            lock.release().await?;
+            match (result, args.every) {
+                (Ok(summary), _) => print_summary(&summary, started.elapsed()),
+                (Err(err), None) => {
+                    store.close().await;
+                    return Err(err.into());
+                }
+                // A scheduled loop outlives one failed run: the next one resumes from the saved position.
+                (Err(err), Some(_)) => {
+                    eprintln!("error: {}; the next run continues from the saved position", crate::error_text(&err))
+                }
+            }
+        }
+        let Some(every) = args.every else { break ExitCode::SUCCESS };
+        if stop.is_set() {
+            break ExitCode::SUCCESS;
+        }
+        let next = tokio::time::Instant::from_std(started + every);
+        eprintln!(
+            "next run in {}",
+            humantime::format_duration(Duration::from_secs(
+                next.saturating_duration_since(tokio::time::Instant::now()).as_secs()
+            ))
+        );
+        stop.sleep_until(next).await;
+        if stop.is_set() {
+            break ExitCode::SUCCESS;
+        }
+        client = client.next_run();
+    };
     store.close().await;
-    let summary = result?;
-    print_summary(&summary, started.elapsed());
-    Ok(ExitCode::SUCCESS)
+    Ok(code)
 }
 
 /// Checks the inFlow settings and builds the client; nothing is sent yet.
@@ -51,15 +98,13 @@ pub(crate) fn client(args: &InflowArgs) -> anyhow::Result<Client> {
     };
     let api_key = match args.api_key.as_deref().map(str::trim) {
         Some(key) if !key.is_empty() => ApiKey::new(key),
-        _ => bail!(
-            "no inFlow API key: set INFLOW_API_KEY (inFlow shows it under Options > Integrations)"
-        ),
+        _ => bail!("no inFlow API key: set INFLOW_API_KEY (inFlow shows it under Options > Integrations)"),
     };
     if !(args.time_scale > 0.0 && args.time_scale <= 1.0) {
         bail!("--time-scale must be in (0, 1]");
     }
-    let url = url::Url::parse(&args.base_url)
-        .with_context(|| format!("--base-url {:?} is not a URL", args.base_url))?;
+    let url =
+        url::Url::parse(&args.base_url).with_context(|| format!("--base-url {:?} is not a URL", args.base_url))?;
     if !matches!(url.scheme(), "http" | "https") {
         bail!("--base-url must be an http(s) URL, not {:?}", args.base_url);
     }
@@ -82,6 +127,8 @@ pub(crate) fn client(args: &InflowArgs) -> anyhow::Result<Client> {
 fn arguments(args: &IngestArgs) -> serde_json::Value {
     serde_json::json!({
         "since": args.since,
+        "window": args.window.map(|w| humantime::format_duration(w).to_string()),
+        "every": args.every.map(|w| humantime::format_duration(w).to_string()),
         "types": args.types.iter().map(|t| t.stream()).collect::<Vec<_>>(),
         "base_url": args.inflow.base_url,
         "max_per_minute": args.inflow.max_per_minute,
@@ -94,12 +141,8 @@ pub(crate) fn print_summary(s: &RunSummary, elapsed: Duration) {
     let c = &s.counters;
     let how = match s.stop {
         None => "succeeded".to_string(),
-        Some(StopReason::Budget) => {
-            "stopped at --max-requests; the next run continues from the saved position".into()
-        }
-        Some(StopReason::Signal) => {
-            "stopped by a signal; the next run continues from the saved position".into()
-        }
+        Some(StopReason::Budget) => "stopped at --max-requests; the next run continues from the saved position".into(),
+        Some(StopReason::Signal) => "stopped by a signal; the next run continues from the saved position".into(),
     };
     println!(
         "Run {} {how} in {:.1}s: {} requests ({} answered 429, {} retried), {} events added, {} retracted, {} warnings.",
@@ -117,6 +160,7 @@ pub(crate) fn print_summary(s: &RunSummary, elapsed: Duration) {
         "pages",
         "documents",
         "changed",
+        "deleted",
         "events added",
         "retracted",
         "warnings",
@@ -124,15 +168,16 @@ pub(crate) fn print_summary(s: &RunSummary, elapsed: Duration) {
     ]);
     for st in &s.streams {
         let walk = match (&st.resumed_from, st.complete) {
-            (Some(from), true) => format!("complete (resumed at the {from})"),
-            (None, true) => "complete".to_string(),
-            (_, false) => "unfinished, position saved".to_string(),
+            (Some(from), true) => format!("{} walk done (resumed at the {from})", st.kind),
+            (None, true) => format!("{} walk done", st.kind),
+            (_, false) => format!("{} walk unfinished, position saved", st.kind),
         };
         table.add_row(vec![
             st.stream.to_string(),
             st.pages.to_string(),
             st.documents_seen.to_string(),
             st.documents_changed.to_string(),
+            st.deleted.to_string(),
             st.events_inserted.to_string(),
             st.events_retracted.to_string(),
             st.warnings.to_string(),
@@ -141,10 +186,7 @@ pub(crate) fn print_summary(s: &RunSummary, elapsed: Duration) {
     }
     println!("{table}");
     if c.warnings > 0 {
-        println!(
-            "Warnings are listed in run_warnings: SELECT * FROM run_warnings WHERE run_id = {};",
-            s.run_id
-        );
+        println!("Warnings are listed in run_warnings: SELECT * FROM run_warnings WHERE run_id = {};", s.run_id);
     }
 }
 
@@ -157,16 +199,9 @@ pub(crate) struct Display {
 impl Display {
     pub(crate) fn new(global: &GlobalArgs) -> Display {
         let terminal = std::io::stderr().is_terminal() && !global.quiet;
-        let bars = terminal.then(|| {
-            (
-                MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
-                Mutex::new(HashMap::new()),
-            )
-        });
-        Display {
-            bars,
-            lines: !terminal && !global.quiet,
-        }
+        let bars = terminal
+            .then(|| (MultiProgress::with_draw_target(ProgressDrawTarget::stderr()), Mutex::new(HashMap::new())));
+        Display { bars, lines: !terminal && !global.quiet }
     }
 
     pub(crate) fn clear(&self) {
@@ -180,31 +215,19 @@ impl Progress for Display {
     fn stream_started(&self, stream: &'static str, resumed_from: Option<&str>) {
         if let Some((multi, bars)) = &self.bars {
             let bar = multi.add(ProgressBar::new_spinner());
-            bar.set_style(
-                ProgressStyle::with_template("{spinner} {prefix:<18} {msg}")
-                    .expect("valid template"),
-            );
+            bar.set_style(ProgressStyle::with_template("{spinner} {prefix:<18} {msg}").expect("valid template"));
             bar.set_prefix(stream);
-            bar.set_message(
-                resumed_from.map_or("starting".to_string(), |p| format!("resuming at the {p}")),
-            );
+            bar.set_message(resumed_from.map_or("starting".to_string(), |p| format!("resuming at the {p}")));
             bar.enable_steady_tick(Duration::from_millis(120));
             bars.lock().expect("progress lock").insert(stream, bar);
         }
     }
 
-    fn page_written(
-        &self,
-        stream: &'static str,
-        s: &StreamSummary,
-        requests: u64,
-        budget_left: Option<u64>,
-    ) {
+    fn page_written(&self, stream: &'static str, s: &StreamSummary, requests: u64, budget_left: Option<u64>) {
         if let Some((_, bars)) = &self.bars
             && let Some(bar) = bars.lock().expect("progress lock").get(stream)
         {
-            let budget =
-                budget_left.map_or(String::new(), |left| format!(", {left} left in the budget"));
+            let budget = budget_left.map_or(String::new(), |left| format!(", {left} left in the budget"));
             bar.set_message(format!(
                 "{} documents, {} events added, {} retracted; {requests} requests{budget}",
                 s.documents_seen, s.events_inserted, s.events_retracted
@@ -220,18 +243,16 @@ impl Progress for Display {
         }
         if self.lines {
             eprintln!(
-                "{}: {} pages, {} documents ({} new or changed), {} events added, {} retracted, {}",
+                "{}: {} pages, {} documents ({} new or changed, {} deleted), {} events added, {} retracted, {} walk {}",
                 s.stream,
                 s.pages,
                 s.documents_seen,
                 s.documents_changed,
+                s.deleted,
                 s.events_inserted,
                 s.events_retracted,
-                if s.complete {
-                    "walk complete"
-                } else {
-                    "walk unfinished"
-                }
+                s.kind,
+                if s.complete { "done" } else { "unfinished" }
             );
         }
     }

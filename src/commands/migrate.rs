@@ -10,16 +10,9 @@ pub async fn run(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let store = Store::connect(&url).await?;
     let report = store.migrate().await?;
     if report.applied.is_empty() {
-        println!(
-            "{url}: schema version {}, already up to date",
-            report.version
-        );
+        println!("{url}: schema version {}, already up to date", report.version);
     } else {
-        println!(
-            "{url}: schema version {} (applied {})",
-            report.version,
-            report.applied.join(", ")
-        );
+        println!("{url}: schema version {} (applied {})", report.version, report.applied.join(", "));
     }
     store.close().await;
     Ok(ExitCode::SUCCESS)

@@ -4,8 +4,10 @@
 pub mod demo;
 pub mod ingest;
 pub mod migrate;
+pub mod rebuild;
 pub mod simulate;
 pub mod sql;
+pub mod status;
 pub mod timeline;
 
 use std::process::ExitCode;
@@ -16,10 +18,7 @@ use crate::store::{DatabaseUrl, Store};
 /// Runs the parsed command line and returns the process exit status.
 pub fn main(cli: Cli) -> ExitCode {
     init_tracing(&cli.global);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(err) => {
             eprintln!("error: cannot start the async runtime: {err}");
@@ -42,6 +41,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ingest(args) => ingest::run(&global, args).await,
         Command::Timeline(args) => timeline::run(&global, args).await,
         Command::Sql(args) => sql::run(&global, args).await,
+        Command::Status(args) => status::run(&global, args).await,
+        Command::Rebuild(args) => rebuild::run(&global, args).await,
         Command::Demo(args) => demo::run(&global, args).await,
         Command::Simulate(args) => simulate::run(&global, args).await,
     }
@@ -74,11 +75,8 @@ fn init_tracing(global: &GlobalArgs) {
         let deps = if global.verbose >= 3 { level } else { "warn" };
         EnvFilter::new(format!("{deps},audit={level}"))
     });
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .try_init();
+    let _ =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
 }
 
 /// Ctrl-C or SIGTERM ends a run after the page in hand, with its position saved.
@@ -87,10 +85,7 @@ pub(crate) fn stop_on_signals(stop: crate::ingest::StopFlag) {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{SignalKind, signal};
-            let (Ok(mut term), Ok(mut int)) = (
-                signal(SignalKind::terminate()),
-                signal(SignalKind::interrupt()),
-            ) else {
+            let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
                 return;
             };
             for n in 0.. {

@@ -10,10 +10,8 @@ use crate::simulator::{RateLimit, Scale, SimConfig, Simulator};
 
 pub async fn run(_global: &GlobalArgs, args: SimulateArgs) -> anyhow::Result<ExitCode> {
     let scale: Scale = args.scale.parse()?;
-    let rate_limit = (!args.no_rate_limit).then_some(RateLimit {
-        per_minute: args.per_minute,
-        per_hour: args.per_hour,
-    });
+    let rate_limit =
+        (!args.no_rate_limit).then_some(RateLimit { per_minute: args.per_minute, per_hour: args.per_hour });
     let config = SimConfig {
         seed: args.seed,
         scale,
@@ -25,9 +23,7 @@ pub async fn run(_global: &GlobalArgs, args: SimulateArgs) -> anyhow::Result<Exi
         reject_keyset: args.reject_keyset,
         ..SimConfig::default()
     };
-    let sim = Simulator::start(config)
-        .await
-        .context("cannot start the simulator")?;
+    let sim = Simulator::start(config).await.context("cannot start the simulator")?;
     println!("export INFLOW_BASE_URL={}", sim.base_url());
     println!("export INFLOW_COMPANY_ID={}", sim.company_id());
     println!("export INFLOW_API_KEY={}", sim.api_key());
@@ -40,9 +36,7 @@ pub async fn run(_global: &GlobalArgs, args: SimulateArgs) -> anyhow::Result<Exi
         summary.join(", "),
         sim.serial_occurrences()
     );
-    tokio::signal::ctrl_c()
-        .await
-        .context("cannot wait for Ctrl-C")?;
+    tokio::signal::ctrl_c().await.context("cannot wait for Ctrl-C")?;
     sim.shutdown().await;
     Ok(ExitCode::SUCCESS)
 }

@@ -19,26 +19,13 @@ pub async fn run(global: &GlobalArgs, args: SqlArgs) -> anyhow::Result<ExitCode>
     let stdout = std::io::stdout().lock();
     match Format::resolve(args.format) {
         Format::Json => {
-            let objects: Vec<serde_json::Map<String, Value>> = rows
-                .rows
-                .iter()
-                .map(|r| {
-                    rows.columns
-                        .iter()
-                        .cloned()
-                        .zip(r.iter().cloned())
-                        .collect()
-                })
-                .collect();
+            let objects: Vec<serde_json::Map<String, Value>> =
+                rows.rows.iter().map(|r| rows.columns.iter().cloned().zip(r.iter().cloned()).collect()).collect();
             output::write_json(stdout, &objects)?;
         }
         Format::Csv => {
             let header: Vec<&str> = rows.columns.iter().map(String::as_str).collect();
-            output::write_csv(
-                stdout,
-                &header,
-                rows.rows.iter().map(|r| r.iter().map(plain).collect()),
-            )?;
+            output::write_csv(stdout, &header, rows.rows.iter().map(|r| r.iter().map(plain).collect()))?;
         }
         Format::Table => {
             use std::io::Write;
@@ -49,12 +36,7 @@ pub async fn run(global: &GlobalArgs, args: SqlArgs) -> anyhow::Result<ExitCode>
             }
             let mut out = stdout;
             writeln!(out, "{table}")?;
-            writeln!(
-                out,
-                "({} row{})",
-                rows.rows.len(),
-                if rows.rows.len() == 1 { "" } else { "s" }
-            )?;
+            writeln!(out, "({} row{})", rows.rows.len(), if rows.rows.len() == 1 { "" } else { "s" })?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -65,8 +47,7 @@ async fn query(store: &Store, args: &SqlArgs) -> anyhow::Result<crate::store::ad
         (Some(q), _) => q.clone(),
         (None, Some(path)) => {
             let path = resolve(path, store.backend());
-            std::fs::read_to_string(&path)
-                .with_context(|| format!("cannot read {}", path.display()))?
+            std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?
         }
         (None, None) => unreachable!("clap requires a query or --file"),
     };
@@ -86,11 +67,7 @@ fn resolve(path: &Path, backend: Backend) -> PathBuf {
         Backend::Postgres => "postgres",
     };
     let candidate = path.with_extension(format!("{dialect}.sql"));
-    if candidate.exists() {
-        candidate
-    } else {
-        path.to_path_buf()
-    }
+    if candidate.exists() { candidate } else { path.to_path_buf() }
 }
 
 /// A value as text in a table or CSV cell.

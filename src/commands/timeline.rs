@@ -36,16 +36,10 @@ pub const CSV_COLUMNS: &[&str] = &[
 
 pub async fn run(global: &GlobalArgs, args: TimelineArgs) -> anyhow::Result<ExitCode> {
     let store = super::open_store(global).await?;
-    let filter = EventFilter {
-        company_id: args.company_id.as_deref(),
-        all: args.all,
-        as_of: args.as_of,
-    };
+    let filter = EventFilter { company_id: args.company_id.as_deref(), all: args.all, as_of: args.as_of };
     let rows = store.serial_events(&args.serial, &filter).await?;
     if rows.is_empty() {
-        let similar = store
-            .similar_serials(&args.serial, args.company_id.as_deref(), 10)
-            .await?;
+        let similar = store.similar_serials(&args.serial, args.company_id.as_deref(), 10).await?;
         let mut msg = format!("serial {:?} is not in the audit trail", args.serial);
         if args.as_of.is_some() {
             msg.push_str(" as of that time");
@@ -61,10 +55,9 @@ pub async fn run(global: &GlobalArgs, args: TimelineArgs) -> anyhow::Result<Exit
     let histories = timeline::histories(rows);
     let stdout = std::io::stdout().lock();
     match Format::resolve(args.format) {
-        Format::Json => output::write_json(
-            stdout,
-            &serde_json::json!({ "serial": args.serial, "histories": histories }),
-        )?,
+        Format::Json => {
+            output::write_json(stdout, &serde_json::json!({ "serial": args.serial, "histories": histories }))?
+        }
         Format::Csv => output::write_csv(stdout, CSV_COLUMNS, histories.iter().flat_map(csv_rows))?,
         Format::Table => print_tables(stdout, &histories, args.all)?,
     }
@@ -100,34 +93,20 @@ fn csv_rows(h: &History) -> Vec<Vec<String>> {
                 o(&e.doc_status),
                 iso_time(Some(e.observed_at)),
                 iso_time(e.retracted_at),
-                e.retracted_run_id
-                    .map(|r| r.to_string())
-                    .unwrap_or_default(),
+                e.retracted_run_id.map(|r| r.to_string()).unwrap_or_default(),
             ]
         })
         .collect()
 }
 
 fn print_tables<W: Write>(mut out: W, histories: &[History], all: bool) -> anyhow::Result<()> {
-    let several_companies = histories
-        .windows(2)
-        .any(|w| w[0].company_id != w[1].company_id);
+    let several_companies = histories.windows(2).any(|w| w[0].company_id != w[1].company_id);
     for (i, h) in histories.iter().enumerate() {
         if i > 0 {
             writeln!(out)?;
         }
-        let company = if several_companies {
-            format!(", company {}", h.company_id)
-        } else {
-            String::new()
-        };
-        writeln!(
-            out,
-            "{} ({}{company}): {}",
-            h.serial,
-            h.product_label(),
-            h.now.summary
-        )?;
+        let company = if several_companies { format!(", company {}", h.company_id) } else { String::new() };
+        writeln!(out, "{} ({}{company}): {}", h.serial, h.product_label(), h.now.summary)?;
         let mut header = vec!["date", "event", "document", "location", "change", "on hand"];
         if all {
             header.push("retracted");
@@ -135,11 +114,7 @@ fn print_tables<W: Write>(mut out: W, histories: &[History], all: bool) -> anyho
         let mut table = output::table(&header);
         for entry in &h.events {
             let e = &entry.event;
-            let location = if e.location_id.is_some() {
-                place_label(e)
-            } else {
-                String::new()
-            };
+            let location = if e.location_id.is_some() { place_label(e) } else { String::new() };
             let change = match e.quantity_delta {
                 1 => "+1".to_string(),
                 0 => String::new(),
@@ -154,9 +129,7 @@ fn print_tables<W: Write>(mut out: W, histories: &[History], all: bool) -> anyho
                 entry.on_hand.to_string(),
             ];
             if all {
-                row.push(e.retracted_at.map_or(String::new(), |t| {
-                    format!("retracted {}", short_time(Some(t)))
-                }));
+                row.push(e.retracted_at.map_or(String::new(), |t| format!("retracted {}", short_time(Some(t)))));
             }
             table.add_row(row);
         }

@@ -109,20 +109,10 @@ pub enum ClientError {
     NotFound { what: String },
 
     #[error("inFlow rejected {what} (HTTP {status}): {body}")]
-    Rejected {
-        what: String,
-        status: u16,
-        body: String,
-    },
+    Rejected { what: String, status: u16, body: String },
 
-    #[error(
-        "{what} failed after {attempts} attempts; last: {last}. Run again later: the position is saved"
-    )]
-    GaveUp {
-        what: String,
-        attempts: u32,
-        last: String,
-    },
+    #[error("{what} failed after {attempts} attempts; last: {last}. Run again later: the position is saved")]
+    GaveUp { what: String, attempts: u32, last: String },
 
     #[error("cannot build the HTTP client")]
     Setup(#[source] reqwest::Error),
@@ -163,8 +153,8 @@ pub struct Client {
 }
 
 /// What one attempt came to.
-enum Attempt {
-    Done(ArrayPage),
+enum Attempt<T> {
+    Done(T),
     /// Worth another try, after the given wait (or the backoff when `None`).
     Retry {
         last: String,
@@ -178,11 +168,7 @@ impl Client {
     pub fn new(config: ClientConfig) -> Result<Client, ClientError> {
         install_crypto_provider();
         let http = reqwest::Client::builder()
-            .user_agent(concat!(
-                "audit/",
-                env!("CARGO_PKG_VERSION"),
-                " (inFlow serial audit trail)"
-            ))
+            .user_agent(concat!("audit/", env!("CARGO_PKG_VERSION"), " (inFlow serial audit trail)"))
             .connect_timeout(config.connect_timeout)
             .read_timeout(config.read_timeout)
             .build()
@@ -195,6 +181,17 @@ impl Client {
         })
     }
 
+    /// A client for the next run of a scheduled ingest: fresh counters and budget, but the
+    /// same pacing windows, since inFlow's quota does not reset between our runs.
+    pub fn next_run(&self) -> Client {
+        Client {
+            http: self.http.clone(),
+            config: self.config.clone(),
+            pacer: self.pacer.clone(),
+            stats: Arc::new(ClientStats::default()),
+        }
+    }
+
     pub fn config(&self) -> &ClientConfig {
         &self.config
     }
@@ -205,23 +202,48 @@ impl Client {
 
     /// Requests left in the budget, if there is one.
     pub fn budget_left(&self) -> Option<u64> {
-        self.config
-            .max_requests
-            .map(|max| max.saturating_sub(self.stats.requests()))
+        self.config.max_requests.map(|max| max.saturating_sub(self.stats.requests()))
     }
 
     /// GETs `/{companyId}/{path}` and parses the body as a JSON array, retrying as described in
     /// the module docs. `what` names the request in errors (stream and page position).
-    pub async fn get_array(
+    pub async fn get_array(&self, path: &str, query: &[(&str, String)], what: &str) -> Result<ArrayPage, ClientError> {
+        let parse = |body: &[u8]| {
+            serde_json::from_slice::<Vec<Box<RawValue>>>(body)
+                .map(|items| ArrayPage { items })
+                .map_err(|e| format!("the body is not a JSON array ({e})"))
+        };
+        self.get(path, query, what, parse).await
+    }
+
+    /// GETs one document, `/{companyId}/{path}/{id}`; `None` when inFlow answers 404.
+    pub async fn get_document(
+        &self,
+        path: &str,
+        id: &str,
+        query: &[(&str, String)],
+        what: &str,
+    ) -> Result<Option<Box<RawValue>>, ClientError> {
+        let parse = |body: &[u8]| match serde_json::from_slice::<Box<RawValue>>(body) {
+            Ok(doc) if doc.get().trim_start().starts_with('{') => Ok(doc),
+            Ok(_) => Err("the body is not a JSON object".to_string()),
+            Err(e) => Err(format!("the body is not JSON ({e})")),
+        };
+        match self.get(&format!("{path}/{id}"), query, what, parse).await {
+            Ok(doc) => Ok(Some(doc)),
+            Err(ClientError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn get<T>(
         &self,
         path: &str,
         query: &[(&str, String)],
         what: &str,
-    ) -> Result<ArrayPage, ClientError> {
-        let url = format!(
-            "{}/{}/{}",
-            self.config.base_url, self.config.company_id, path
-        );
+        parse: impl Fn(&[u8]) -> Result<T, String>,
+    ) -> Result<T, ClientError> {
+        let url = format!("{}/{}/{}", self.config.base_url, self.config.company_id, path);
         let policy = self.config.retry;
         let (mut retries, mut rate_limited) = (0u32, 0u32);
         loop {
@@ -230,14 +252,10 @@ impl Client {
             }
             self.pacer.acquire().await;
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
-            match self.attempt(&url, query, what).await {
+            match self.attempt(&url, query, what, &parse).await {
                 Attempt::Done(page) => return Ok(page),
                 Attempt::Fatal(err) => return Err(err),
-                Attempt::Retry {
-                    last,
-                    wait,
-                    rate_limited: was_429,
-                } => {
+                Attempt::Retry { last, wait, rate_limited: was_429 } => {
                     let attempts = retries + rate_limited + 1;
                     let exhausted = if was_429 {
                         rate_limited += 1;
@@ -248,11 +266,7 @@ impl Client {
                         retries > policy.max_retries
                     };
                     if exhausted {
-                        return Err(ClientError::GaveUp {
-                            what: what.to_string(),
-                            attempts,
-                            last,
-                        });
+                        return Err(ClientError::GaveUp { what: what.to_string(), attempts, last });
                     }
                     self.stats.retries.fetch_add(1, Ordering::Relaxed);
                     let wait = wait.unwrap_or_else(|| backoff(&policy, retries));
@@ -268,28 +282,24 @@ impl Client {
         }
     }
 
-    async fn attempt(&self, url: &str, query: &[(&str, String)], what: &str) -> Attempt {
+    async fn attempt<T>(
+        &self,
+        url: &str,
+        query: &[(&str, String)],
+        what: &str,
+        parse: &impl Fn(&[u8]) -> Result<T, String>,
+    ) -> Attempt<T> {
         let request = self
             .http
             .get(url)
             .query(query)
-            .header(
-                AUTHORIZATION,
-                format!("Bearer {}", self.config.api_key.expose()),
-            )
-            .header(
-                ACCEPT,
-                format!("application/json;version={}", self.config.api_version),
-            );
+            .header(AUTHORIZATION, format!("Bearer {}", self.config.api_key.expose()))
+            .header(ACCEPT, format!("application/json;version={}", self.config.api_version));
         tracing::debug!(%url, ?query, "GET");
         let response = match request.send().await {
             Ok(r) => r,
             Err(e) => {
-                return Attempt::Retry {
-                    last: describe_transport(&e),
-                    wait: None,
-                    rate_limited: false,
-                };
+                return Attempt::Retry { last: describe_transport(&e), wait: None, rate_limited: false };
             }
         };
         let status = response.status();
@@ -299,11 +309,7 @@ impl Client {
             Ok(b) => b,
             Err(e) => {
                 return Attempt::Retry {
-                    last: format!(
-                        "HTTP {} with a body cut short ({})",
-                        status.as_u16(),
-                        describe_transport(&e)
-                    ),
+                    last: format!("HTTP {} with a body cut short ({})", status.as_u16(), describe_transport(&e)),
                     wait: None,
                     rate_limited: false,
                 };
@@ -311,18 +317,15 @@ impl Client {
         };
         let what = what.to_string();
         match status {
-            s if s.is_success() => match serde_json::from_slice::<Vec<Box<RawValue>>>(&body) {
-                Ok(items) => {
+            s if s.is_success() => match parse(&body) {
+                Ok(value) => {
                     if let Some(wait) = server_window_full(&headers, self.config.limits.minute) {
                         self.pacer.pause_until(Instant::now() + wait).await;
                     }
-                    Attempt::Done(ArrayPage { items })
+                    Attempt::Done(value)
                 }
                 Err(e) => Attempt::Retry {
-                    last: format!(
-                        "the body is not a JSON array ({e}); it starts with {:?}",
-                        body_start(&body)
-                    ),
+                    last: format!("{e}; it starts with {:?}", body_start(&body)),
                     wait: None,
                     rate_limited: false,
                 },
@@ -338,17 +341,10 @@ impl Client {
                 rate_limited: false,
             },
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                Attempt::Fatal(ClientError::Unauthorized {
-                    what,
-                    status: status.as_u16(),
-                })
+                Attempt::Fatal(ClientError::Unauthorized { what, status: status.as_u16() })
             }
             StatusCode::NOT_FOUND => Attempt::Fatal(ClientError::NotFound { what }),
-            s => Attempt::Fatal(ClientError::Rejected {
-                what,
-                status: s.as_u16(),
-                body: body_start(&body),
-            }),
+            s => Attempt::Fatal(ClientError::Rejected { what, status: s.as_u16(), body: body_start(&body) }),
         }
     }
 }
@@ -360,10 +356,7 @@ fn install_crypto_provider() {
 
 /// Exponential backoff with full jitter, so that retries of several clients spread out.
 fn backoff(policy: &RetryPolicy, retry: u32) -> Duration {
-    let cap = policy
-        .base_delay
-        .saturating_mul(1u32 << retry.min(16))
-        .min(policy.max_delay);
+    let cap = policy.base_delay.saturating_mul(1u32 << retry.min(16)).min(policy.max_delay);
     let jittered = rand::rng().random_range(0.5..=1.0) * cap.as_secs_f64();
     Duration::from_secs_f64(jittered)
 }
@@ -373,8 +366,7 @@ fn backoff(policy: &RetryPolicy, retry: u32) -> Duration {
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(secs) = value.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0)
-            .then(|| Duration::from_secs_f64(secs.min(3600.0)));
+        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(3600.0)));
     }
     let date = chrono::DateTime::parse_from_rfc2822(value).ok()?;
     let secs = (date.timestamp_millis() - chrono::Utc::now().timestamp_millis()).max(0) as u64;
@@ -407,17 +399,8 @@ fn server_window_full(headers: &HeaderMap, minute: Duration) -> Option<Duration>
 }
 
 fn log_rate_headers(headers: &HeaderMap) {
-    let get = |name| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("-")
-    };
-    tracing::trace!(
-        minute = get("x-inflow-api-rate-limit"),
-        hour = get("x-ratelimit-limit"),
-        "rate headers"
-    );
+    let get = |name| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("-");
+    tracing::trace!(minute = get("x-inflow-api-rate-limit"), hour = get("x-ratelimit-limit"), "rate headers");
 }
 
 fn describe_transport(e: &reqwest::Error) -> String {
@@ -445,11 +428,7 @@ fn describe_transport(e: &reqwest::Error) -> String {
 pub fn body_start(body: &[u8]) -> String {
     const SHOWN: usize = 200;
     let text = String::from_utf8_lossy(&body[..body.len().min(SHOWN)]).into_owned();
-    if body.len() > SHOWN {
-        format!("{text}…")
-    } else {
-        text
-    }
+    if body.len() > SHOWN { format!("{text}…") } else { text }
 }
 
 #[cfg(test)]
@@ -473,10 +452,7 @@ mod tests {
         let soon = (chrono::Utc::now() + chrono::Duration::seconds(30)).to_rfc2822();
         h.insert(RETRY_AFTER, HeaderValue::from_str(&soon).unwrap());
         let d = retry_after(&h).unwrap();
-        assert!(
-            d > Duration::from_secs(25) && d <= Duration::from_secs(30),
-            "{d:?}"
-        );
+        assert!(d > Duration::from_secs(25) && d <= Duration::from_secs(30), "{d:?}");
         h.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&h), None);
     }
@@ -491,10 +467,7 @@ mod tests {
         h.insert("x-inflow-api-rate-limit", HeaderValue::from_static("60/60"));
         assert_eq!(server_window_full(&h, minute), Some(Duration::from_secs(1)));
         h.insert("x-ratelimit-limit", HeaderValue::from_static("1000/1000"));
-        assert_eq!(
-            server_window_full(&h, minute),
-            Some(Duration::from_millis(3600))
-        );
+        assert_eq!(server_window_full(&h, minute), Some(Duration::from_millis(3600)));
         h.insert("x-ratelimit-limit", HeaderValue::from_static("garbage"));
         assert_eq!(server_window_full(&h, minute), Some(Duration::from_secs(1)));
     }
@@ -508,15 +481,9 @@ mod tests {
         };
         for _ in 0..50 {
             let first = backoff(&policy, 1);
-            assert!(
-                first >= Duration::from_millis(100) && first <= Duration::from_millis(200),
-                "{first:?}"
-            );
+            assert!(first >= Duration::from_millis(100) && first <= Duration::from_millis(200), "{first:?}");
             let late = backoff(&policy, 10);
-            assert!(
-                late >= Duration::from_millis(500) && late <= Duration::from_secs(1),
-                "{late:?}"
-            );
+            assert!(late >= Duration::from_millis(500) && late <= Duration::from_secs(1), "{late:?}");
         }
     }
 

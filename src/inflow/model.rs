@@ -330,10 +330,9 @@ impl Lenient for Quantity {
         let v = Value::deserialize(d)?;
         Ok(match v {
             Value::Object(_) => serde_json::from_value(v).unwrap_or_default(),
-            Value::String(_) | Value::Number(_) => Quantity {
-                standard_quantity: Option::<Decimal>::lenient(v).unwrap_or_default(),
-                ..Quantity::default()
-            },
+            Value::String(_) | Value::Number(_) => {
+                Quantity { standard_quantity: Option::<Decimal>::lenient(v).unwrap_or_default(), ..Quantity::default() }
+            }
             _ => Quantity::default(),
         })
     }
@@ -345,11 +344,7 @@ impl<T: serde::de::DeserializeOwned> Lenient for Option<Vec<T>> {
     fn lenient<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         Ok(match Value::deserialize(d)? {
             Value::Array(items) => Some(
-                items
-                    .into_iter()
-                    .filter(Value::is_object)
-                    .filter_map(|v| serde_json::from_value(v).ok())
-                    .collect(),
+                items.into_iter().filter(Value::is_object).filter_map(|v| serde_json::from_value(v).ok()).collect(),
             ),
             _ => None,
         })
@@ -368,8 +363,7 @@ mod tests {
 
     #[test]
     fn real_sales_order_sample_parses_with_serials_and_ship_line() {
-        let so: SalesOrder =
-            serde_json::from_str(&sample("sales-order.real-2022.anonymized.json")).unwrap();
+        let so: SalesOrder = serde_json::from_str(&sample("sales-order.real-2022.anonymized.json")).unwrap();
         assert_eq!(so.order_number.as_deref(), Some("SO-000001"));
         assert_eq!(so.inventory_status.as_deref(), Some("fulfilled"));
         assert_eq!(so.timestamp.as_deref(), Some("0000000000013CF1"));
@@ -378,53 +372,27 @@ mod tests {
         assert_eq!(lines.len(), 1);
         assert_eq!(lines[0].quantity.serial_numbers.len(), 10);
         assert_eq!(lines[0].quantity.amount(), Some(Decimal::from(10)));
-        assert!(
-            so.pick_lines.is_none(),
-            "pickLines were not included in that response"
-        );
+        assert!(so.pick_lines.is_none(), "pickLines were not included in that response");
         let ship = &so.ship_lines.as_ref().unwrap()[0];
         assert_eq!(ship.containers, vec!["1".to_string()]);
-        assert_eq!(
-            ship.shipped_date.as_deref(),
-            Some("2022-05-31T22:22:07+02:00")
-        );
+        assert_eq!(ship.shipped_date.as_deref(), Some("2022-05-31T22:22:07+02:00"));
     }
 
     #[test]
     fn constructed_samples_parse() {
-        let so: SalesOrder =
-            serde_json::from_str(&sample("sales-order.movement-lines.CONSTRUCTED.json")).unwrap();
-        assert_eq!(
-            so.pack_lines.unwrap()[0].container_number.as_deref(),
-            Some("1")
-        );
-        assert_eq!(
-            so.restock_lines.unwrap()[0].sublocation.as_deref(),
-            Some("RETURNS")
-        );
+        let so: SalesOrder = serde_json::from_str(&sample("sales-order.movement-lines.CONSTRUCTED.json")).unwrap();
+        assert_eq!(so.pack_lines.unwrap()[0].container_number.as_deref(), Some("1"));
+        assert_eq!(so.restock_lines.unwrap()[0].sublocation.as_deref(), Some("RETURNS"));
         let po: PurchaseOrder =
-            serde_json::from_str(&sample("purchase-order.receive-unstock.CONSTRUCTED.json"))
-                .unwrap();
-        assert_eq!(
-            po.receive_lines.unwrap()[0].quantity.serial_numbers,
-            ["SN-A1", "SN-A2", "SN-A3"]
-        );
-        let sa: StockAdjustment =
-            serde_json::from_str(&sample("stock-adjustment.CONSTRUCTED.json")).unwrap();
-        assert_eq!(
-            sa.lines.unwrap()[0].quantity.amount(),
-            Some(Decimal::from(-1))
-        );
-        let st: StockTransfer =
-            serde_json::from_str(&sample("stock-transfer.CONSTRUCTED.json")).unwrap();
+            serde_json::from_str(&sample("purchase-order.receive-unstock.CONSTRUCTED.json")).unwrap();
+        assert_eq!(po.receive_lines.unwrap()[0].quantity.serial_numbers, ["SN-A1", "SN-A2", "SN-A3"]);
+        let sa: StockAdjustment = serde_json::from_str(&sample("stock-adjustment.CONSTRUCTED.json")).unwrap();
+        assert_eq!(sa.lines.unwrap()[0].quantity.amount(), Some(Decimal::from(-1)));
+        let st: StockTransfer = serde_json::from_str(&sample("stock-transfer.CONSTRUCTED.json")).unwrap();
         assert_eq!(st.status.as_deref(), Some("completed"));
-        let p: Product =
-            serde_json::from_str(&sample("product.inventoryLines.CONSTRUCTED.json")).unwrap();
+        let p: Product = serde_json::from_str(&sample("product.inventoryLines.CONSTRUCTED.json")).unwrap();
         assert!(p.track_serials);
-        assert_eq!(
-            p.inventory_lines.unwrap()[0].serial.as_deref(),
-            Some("SN-A2")
-        );
+        assert_eq!(p.inventory_lines.unwrap()[0].serial.as_deref(), Some("SN-A2"));
     }
 
     #[test]

@@ -23,11 +23,7 @@ pub struct RateLimits {
 
 impl RateLimits {
     /// inFlow's documented limits.
-    pub const INFLOW: RateLimits = RateLimits {
-        per_minute: 60,
-        per_hour: 1000,
-        minute: Duration::from_secs(60),
-    };
+    pub const INFLOW: RateLimits = RateLimits { per_minute: 60, per_hour: 1000, minute: Duration::from_secs(60) };
 
     pub fn hour(&self) -> Duration {
         self.minute * 60
@@ -44,27 +40,15 @@ struct Window {
 impl Window {
     fn new(limit: u32, length: Duration) -> Window {
         // 2% of slack, see the module comment.
-        Window {
-            limit: limit.max(1) as usize,
-            length: length + length / 50,
-            sent: VecDeque::new(),
-        }
+        Window { limit: limit.max(1) as usize, length: length + length / 50, sent: VecDeque::new() }
     }
 
     /// When the next request may go out, given the sends so far.
     fn ready_at(&mut self, now: Instant) -> Instant {
-        while self
-            .sent
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= self.length)
-        {
+        while self.sent.front().is_some_and(|t| now.duration_since(*t) >= self.length) {
             self.sent.pop_front();
         }
-        if self.sent.len() < self.limit {
-            now
-        } else {
-            self.sent[self.sent.len() - self.limit] + self.length
-        }
+        if self.sent.len() < self.limit { now } else { self.sent[self.sent.len() - self.limit] + self.length }
     }
 }
 
@@ -85,10 +69,7 @@ impl Pacer {
     pub fn new(limits: RateLimits) -> Pacer {
         Pacer {
             state: Mutex::new(State {
-                windows: [
-                    Window::new(limits.per_minute, limits.minute),
-                    Window::new(limits.per_hour, limits.hour()),
-                ],
+                windows: [Window::new(limits.per_minute, limits.minute), Window::new(limits.per_hour, limits.hour())],
                 paused_until: None,
             }),
         }
@@ -128,11 +109,7 @@ mod tests {
     use super::*;
 
     fn limits(per_minute: u32, per_hour: u32) -> RateLimits {
-        RateLimits {
-            per_minute,
-            per_hour,
-            minute: Duration::from_secs(60),
-        }
+        RateLimits { per_minute, per_hour, minute: Duration::from_secs(60) }
     }
 
     /// Sends `n` requests as fast as the pacer allows and returns their offsets from the start.
@@ -163,11 +140,7 @@ mod tests {
         assert_eq!(busiest(&times, Duration::from_secs(60)), 30);
         // The first 30 go at once; then one more per freed slot.
         assert_eq!(times[29], Duration::ZERO);
-        assert!(
-            times[30] >= Duration::from_secs(60) && times[30] <= Duration::from_secs(62),
-            "{:?}",
-            times[30]
-        );
+        assert!(times[30] >= Duration::from_secs(60) && times[30] <= Duration::from_secs(62), "{:?}", times[30]);
         assert!(times[94] <= Duration::from_secs(3 * 62), "{:?}", times[94]);
     }
 
@@ -184,9 +157,7 @@ mod tests {
     async fn a_pause_holds_every_request_back() {
         let pacer = Pacer::new(limits(60, 1000));
         pacer.acquire().await;
-        pacer
-            .pause_until(Instant::now() + Duration::from_secs(5))
-            .await;
+        pacer.pause_until(Instant::now() + Duration::from_secs(5)).await;
         let start = Instant::now();
         pacer.acquire().await;
         assert_eq!(start.elapsed(), Duration::from_secs(5));

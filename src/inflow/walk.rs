@@ -101,12 +101,7 @@ pub struct Walk<'c> {
 
 impl<'c> Walk<'c> {
     pub fn new(client: &'c Client, spec: ListSpec, position: Position) -> Walk<'c> {
-        Walk {
-            client,
-            spec,
-            position,
-            seen: HashSet::new(),
-        }
+        Walk { client, spec, position, seen: HashSet::new() }
     }
 
     pub fn position(&self) -> &Position {
@@ -121,9 +116,7 @@ impl<'c> Walk<'c> {
             let what = format!("GET {} ({})", self.spec.path, self.position);
             match self.client.get_array(self.spec.path, &query, &what).await {
                 Ok(page) => return Ok(self.advance(page.items)),
-                Err(ClientError::Rejected {
-                    status: 400, body, ..
-                }) if matches!(self.position, Position::After(_)) => {
+                Err(ClientError::Rejected { status: 400, body, .. }) if matches!(self.position, Position::After(_)) => {
                     tracing::warn!(
                         "{}: the server rejected keyset paging ({body}); falling back to skip paging, de-duplicated by id",
                         self.spec.path
@@ -158,17 +151,13 @@ impl<'c> Walk<'c> {
         let last = fetched < PAGE_SIZE;
         let (items, next) = match &self.position {
             Position::After(prev) => {
-                let last_id = items
-                    .last()
-                    .and_then(|item| id_of(item, self.spec.id_field));
+                let last_id = items.last().and_then(|item| id_of(item, self.spec.id_field));
                 (items, Position::After(last_id.or_else(|| prev.clone())))
             }
             Position::Skip(n) => {
                 let fresh = items
                     .into_iter()
-                    .filter(|item| {
-                        id_of(item, self.spec.id_field).is_none_or(|id| self.seen.insert(id))
-                    })
+                    .filter(|item| id_of(item, self.spec.id_field).is_none_or(|id| self.seen.insert(id)))
                     .collect();
                 (fresh, Position::Skip(n + fetched as u64))
             }
@@ -224,11 +213,7 @@ mod tests {
 
     #[test]
     fn positions_round_trip_their_stored_form() {
-        for p in [
-            Position::START,
-            Position::After(Some("abc-1".into())),
-            Position::Skip(300),
-        ] {
+        for p in [Position::START, Position::After(Some("abc-1".into())), Position::Skip(300)] {
             assert_eq!(Position::decode(&p.encode()), p);
         }
         assert_eq!(Position::decode("garbage"), Position::START);
@@ -236,10 +221,8 @@ mod tests {
 
     #[test]
     fn ids_are_read_without_parsing_the_whole_document() {
-        let raw = RawValue::from_string(
-            r#"{"lines":[{"salesOrderId":"nested"}],"salesOrderId":"abc","x":1}"#.into(),
-        )
-        .unwrap();
+        let raw = RawValue::from_string(r#"{"lines":[{"salesOrderId":"nested"}],"salesOrderId":"abc","x":1}"#.into())
+            .unwrap();
         assert_eq!(id_of(&raw, "salesOrderId").as_deref(), Some("abc"));
         assert_eq!(id_of(&raw, "purchaseOrderId"), None);
         let not_object = RawValue::from_string("[1]".into()).unwrap();

@@ -16,12 +16,7 @@ pub(super) fn derive(sa: StockAdjustment, raw: &str) -> Result<Derived, MappingE
     b.set_doc_date(date);
     let lines = sa.lines.unwrap_or_default();
     for (i, l) in lines.iter().enumerate() {
-        b.stamp(
-            "lines",
-            i,
-            l.stock_adjustment_line_id.as_deref(),
-            l.timestamp.as_deref(),
-        );
+        b.stamp("lines", i, l.stock_adjustment_line_id.as_deref(), l.timestamp.as_deref());
     }
     if b.is_cancelled() {
         return b.finish(raw);
@@ -43,14 +38,8 @@ pub(super) fn derive(sa: StockAdjustment, raw: &str) -> Result<Derived, MappingE
             Some(q) if !q.is_zero() => (EventType::AdjustedOut, -1),
             // Without a sign there is no telling in from out; the raw document keeps the serials.
             q => {
-                let q = q.map_or("no quantity".into(), |q| {
-                    format!("quantity {}", q.normalize())
-                });
-                b.warn(
-                    WarningKind::UnsignedAdjustment,
-                    Some(&line),
-                    format!("{q}: direction unknown, no events"),
-                );
+                let q = q.map_or("no quantity".into(), |q| format!("quantity {}", q.normalize()));
+                b.warn(WarningKind::UnsignedAdjustment, Some(&line), format!("{q}: direction unknown, no events"));
                 continue;
             }
         };
@@ -93,14 +82,7 @@ mod tests {
         let d = run(&constructed());
         assert_eq!(
             of(&d, EventType::AdjustedOut),
-            vec![(
-                "SN-A1".into(),
-                LINE.into(),
-                -1,
-                s(LOC),
-                s("B-07"),
-                at("2025-07-05T12:00:00-04:00")
-            )]
+            vec![("SN-A1".into(), LINE.into(), -1, s(LOC), s("B-07"), at("2025-07-05T12:00:00-04:00"))]
         );
         assert_eq!(d.doc_number.as_deref(), Some("SA-000020"));
         assert_eq!(d.doc_status, None, "adjustments have no status");
@@ -109,8 +91,7 @@ mod tests {
     #[test]
     fn positive_lines_adjust_in() {
         let mut v = constructed();
-        v["lines"][0]["quantity"] =
-            json!({"standardQuantity": "2.0000", "serialNumbers": ["SN-X1", "SN-X2"]});
+        v["lines"][0]["quantity"] = json!({"standardQuantity": "2.0000", "serialNumbers": ["SN-X1", "SN-X2"]});
         assert_eq!(
             of(&run(&v), EventType::AdjustedIn),
             ["SN-X1", "SN-X2"].map(|sn| (
@@ -130,13 +111,7 @@ mod tests {
         v["lines"][0]["quantity"] = json!({"standardQuantity": "0", "serialNumbers": ["SN-X1"]});
         let d = run(&v);
         assert!(d.events.is_empty());
-        assert_eq!(
-            warnings(&d),
-            [
-                WarningKind::SerialCountMismatch,
-                WarningKind::UnsignedAdjustment
-            ]
-        );
+        assert_eq!(warnings(&d), [WarningKind::SerialCountMismatch, WarningKind::UnsignedAdjustment]);
     }
 
     #[test]

@@ -38,12 +38,8 @@ pub enum DocType {
 }
 
 impl DocType {
-    pub const ALL: [DocType; 4] = [
-        DocType::SalesOrder,
-        DocType::PurchaseOrder,
-        DocType::StockAdjustment,
-        DocType::StockTransfer,
-    ];
+    pub const ALL: [DocType; 4] =
+        [DocType::SalesOrder, DocType::PurchaseOrder, DocType::StockAdjustment, DocType::StockTransfer];
 
     /// The `doc_type` column value.
     pub fn as_str(self) -> &'static str {
@@ -185,12 +181,7 @@ pub struct EventDraft {
 impl EventDraft {
     /// The identity of an event within its document: at most one current event per key.
     pub fn key(&self) -> (&'static str, &str, &str, EventType) {
-        (
-            self.line_collection,
-            &self.line_id,
-            &self.serial,
-            self.event_type,
-        )
+        (self.line_collection, &self.line_id, &self.serial, self.event_type)
     }
 }
 
@@ -258,10 +249,7 @@ pub enum MappingError {
     #[error("{doc_type} is not a JSON object of the expected shape: {reason}")]
     Shape { doc_type: DocType, reason: String },
     #[error("{doc_type} has no `{field}`, so it cannot be stored")]
-    MissingId {
-        doc_type: DocType,
-        field: &'static str,
-    },
+    MissingId { doc_type: DocType, field: &'static str },
 }
 
 /// Derives the events of one document from its raw JSON.
@@ -277,15 +265,9 @@ pub fn derive(doc_type: DocType, raw: &str) -> Result<Derived, MappingError> {
 fn parse<T: DeserializeOwned>(doc_type: DocType, raw: &str) -> Result<T, MappingError> {
     // serde would read an array positionally into the struct's fields; a document is an object.
     if !raw.trim_start().starts_with('{') {
-        return Err(MappingError::Shape {
-            doc_type,
-            reason: "not a JSON object".into(),
-        });
+        return Err(MappingError::Shape { doc_type, reason: "not a JSON object".into() });
     }
-    serde_json::from_str(raw).map_err(|e| MappingError::Shape {
-        doc_type,
-        reason: e.to_string(),
-    })
+    serde_json::from_str(raw).map_err(|e| MappingError::Shape { doc_type, reason: e.to_string() })
 }
 
 /// Parses an inFlow date: RFC 3339 with an offset as the API sends, or, leniently, a date-time
@@ -300,9 +282,7 @@ pub fn parse_date(s: &str) -> Option<DateTime<Utc>> {
             return Some(t.and_utc());
         }
     }
-    NaiveDate::parse_from_str(s, "%Y-%m-%d")
-        .ok()
-        .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc())
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").ok().map(|d| d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc())
 }
 
 /// Builds a document's [`Derived`]: collects events and warnings and computes its version.
@@ -339,13 +319,10 @@ impl Builder {
         is_cancelled: bool,
         timestamp: Option<&str>,
     ) -> Result<Builder, MappingError> {
-        let doc_id =
-            id.map(str::trim)
-                .filter(|s| !s.is_empty())
-                .ok_or(MappingError::MissingId {
-                    doc_type,
-                    field: doc_type.id_field(),
-                })?;
+        let doc_id = id
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .ok_or(MappingError::MissingId { doc_type, field: doc_type.id_field() })?;
         let mut version = Sha256::new();
         version.update(timestamp.unwrap_or("").as_bytes());
         Ok(Builder {
@@ -372,20 +349,11 @@ impl Builder {
     }
 
     /// Parses a document or line date; one that does not parse is a warning and `None`.
-    pub fn date(
-        &mut self,
-        field: &str,
-        value: Option<&str>,
-        line: Option<&LineRef<'_>>,
-    ) -> Option<DateTime<Utc>> {
+    pub fn date(&mut self, field: &str, value: Option<&str>, line: Option<&LineRef<'_>>) -> Option<DateTime<Utc>> {
         let value = value.filter(|v| !v.trim().is_empty())?;
         let parsed = parse_date(value);
         if parsed.is_none() {
-            self.warn(
-                WarningKind::BadDate,
-                line,
-                format!("`{field}` is not a date: {value:?}"),
-            );
+            self.warn(WarningKind::BadDate, line, format!("`{field}` is not a date: {value:?}"));
         }
         parsed
     }
@@ -399,20 +367,9 @@ impl Builder {
     }
 
     /// Records a line's version; every line of every collection, with or without serials.
-    pub fn stamp(
-        &mut self,
-        collection: &str,
-        index: usize,
-        id: Option<&str>,
-        timestamp: Option<&str>,
-    ) {
+    pub fn stamp(&mut self, collection: &str, index: usize, id: Option<&str>, timestamp: Option<&str>) {
         self.missing_stamp |= timestamp.is_none();
-        for part in [
-            collection,
-            id.unwrap_or(""),
-            &index.to_string(),
-            timestamp.unwrap_or(""),
-        ] {
+        for part in [collection, id.unwrap_or(""), &index.to_string(), timestamp.unwrap_or("")] {
             self.version.update(part.as_bytes());
             self.version.update([0]);
         }
@@ -434,28 +391,16 @@ impl Builder {
             return Vec::new();
         }
         if line.id.is_none_or(|id| id.trim().is_empty()) {
-            self.warn(
-                WarningKind::MissingLineId,
-                Some(line),
-                format!("line {} has no id", line.index + 1),
-            );
+            self.warn(WarningKind::MissingLineId, Some(line), format!("line {} has no id", line.index + 1));
         }
         if line.product_id.is_none_or(|p| p.trim().is_empty()) {
-            self.warn(
-                WarningKind::MissingProduct,
-                Some(line),
-                "line with serials has no productId".into(),
-            );
+            self.warn(WarningKind::MissingProduct, Some(line), "line with serials has no productId".into());
         }
         let mut seen = HashSet::with_capacity(raw.len());
         let mut serials = Vec::with_capacity(raw.len());
         for serial in raw {
             if serial.trim().is_empty() {
-                self.warn(
-                    WarningKind::EmptySerial,
-                    Some(line),
-                    format!("empty serial {serial:?} skipped"),
-                );
+                self.warn(WarningKind::EmptySerial, Some(line), format!("empty serial {serial:?} skipped"));
             } else if !seen.insert(serial.as_str()) {
                 self.warn(
                     WarningKind::RepeatedSerial,
@@ -476,14 +421,8 @@ impl Builder {
         match line.quantity.amount() {
             Some(q) if q.abs() == Decimal::from(raw.len()) => {}
             q => {
-                let q = q.map_or("no quantity".to_string(), |q| {
-                    format!("quantity {}", q.normalize())
-                });
-                self.warn(
-                    WarningKind::SerialCountMismatch,
-                    Some(line),
-                    format!("{} serials for {q}", raw.len()),
-                );
+                let q = q.map_or("no quantity".to_string(), |q| format!("quantity {}", q.normalize()));
+                self.warn(WarningKind::SerialCountMismatch, Some(line), format!("{} serials for {q}", raw.len()));
             }
         }
         serials
@@ -527,8 +466,7 @@ fn line_id(line: &LineRef<'_>) -> String {
 
 /// The sign of a line quantity: inFlow sends returns and outgoing adjustments as negatives.
 pub(crate) fn is_negative(q: &Quantity) -> bool {
-    q.amount()
-        .is_some_and(|a| a.is_sign_negative() && !a.is_zero())
+    q.amount().is_some_and(|a| a.is_sign_negative() && !a.is_zero())
 }
 
 #[cfg(test)]
@@ -536,11 +474,7 @@ pub(crate) mod test_support {
     use super::*;
 
     pub fn fixture(name: &str) -> String {
-        std::fs::read_to_string(format!(
-            "{}/tests/fixtures/inflow/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        ))
-        .unwrap()
+        std::fs::read_to_string(format!("{}/tests/fixtures/inflow/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
     }
 
     pub fn at(s: &str) -> Option<DateTime<Utc>> {
@@ -548,14 +482,7 @@ pub(crate) mod test_support {
     }
 
     /// An event as (serial, line id, delta, location, sublocation, time).
-    pub type Row = (
-        String,
-        String,
-        i16,
-        Option<String>,
-        Option<String>,
-        Option<DateTime<Utc>>,
-    );
+    pub type Row = (String, String, i16, Option<String>, Option<String>, Option<DateTime<Utc>>);
 
     /// The events of one type.
     pub fn of(d: &Derived, t: EventType) -> Vec<Row> {
@@ -586,24 +513,10 @@ mod tests {
 
     #[test]
     fn dates_parse_with_offsets_and_leniently_without() {
-        assert_eq!(
-            parse_date("2022-05-30T22:52:50+02:00")
-                .unwrap()
-                .to_rfc3339(),
-            "2022-05-30T20:52:50+00:00"
-        );
-        assert_eq!(
-            parse_date("2025-07-01T09:00:00Z").unwrap().to_rfc3339(),
-            "2025-07-01T09:00:00+00:00"
-        );
-        assert_eq!(
-            parse_date("2020-01-31").unwrap().to_rfc3339(),
-            "2020-01-31T00:00:00+00:00"
-        );
-        assert_eq!(
-            parse_date("2020-01-31T10:00:00.5").unwrap().to_rfc3339(),
-            "2020-01-31T10:00:00.500+00:00"
-        );
+        assert_eq!(parse_date("2022-05-30T22:52:50+02:00").unwrap().to_rfc3339(), "2022-05-30T20:52:50+00:00");
+        assert_eq!(parse_date("2025-07-01T09:00:00Z").unwrap().to_rfc3339(), "2025-07-01T09:00:00+00:00");
+        assert_eq!(parse_date("2020-01-31").unwrap().to_rfc3339(), "2020-01-31T00:00:00+00:00");
+        assert_eq!(parse_date("2020-01-31T10:00:00.5").unwrap().to_rfc3339(), "2020-01-31T10:00:00.500+00:00");
         assert_eq!(parse_date("yesterday"), None);
         assert_eq!(parse_date(""), None);
     }
@@ -624,15 +537,9 @@ mod tests {
     fn a_document_without_id_is_an_error_and_bad_json_too() {
         assert_eq!(
             derive(DocType::StockTransfer, r#"{"transferNumber":"ST-1"}"#),
-            Err(MappingError::MissingId {
-                doc_type: DocType::StockTransfer,
-                field: "stockTransferId"
-            })
+            Err(MappingError::MissingId { doc_type: DocType::StockTransfer, field: "stockTransferId" })
         );
-        assert!(matches!(
-            derive(DocType::SalesOrder, "[1,2]"),
-            Err(MappingError::Shape { .. })
-        ));
+        assert!(matches!(derive(DocType::SalesOrder, "[1,2]"), Err(MappingError::Shape { .. })));
     }
 
     #[test]
@@ -644,16 +551,11 @@ mod tests {
                 {"stockTransferLineId": "l2", "timestamp": "0000000000000012", "quantity": {"standardQuantity": "1", "serialNumbers": ["B"]}}
             ]
         });
-        let version = |v: &serde_json::Value| {
-            derive(DocType::StockTransfer, &v.to_string())
-                .unwrap()
-                .lines_version
-        };
+        let version = |v: &serde_json::Value| derive(DocType::StockTransfer, &v.to_string()).unwrap().lines_version;
         let v0 = version(&base);
         assert_eq!(v0.len(), 16);
         let mut reordered_keys = base.clone();
-        reordered_keys["remarks"] =
-            "irrelevant to the version when every timestamp is there".into();
+        reordered_keys["remarks"] = "irrelevant to the version when every timestamp is there".into();
         assert_eq!(version(&reordered_keys), v0);
         let mut line_edit = base.clone();
         line_edit["lines"][1]["timestamp"] = "0000000000000020".into();
@@ -663,10 +565,7 @@ mod tests {
         assert_ne!(version(&line_removed), v0);
         // Without timestamps the content decides.
         let mut unstamped = base.clone();
-        unstamped["lines"][0]
-            .as_object_mut()
-            .unwrap()
-            .remove("timestamp");
+        unstamped["lines"][0].as_object_mut().unwrap().remove("timestamp");
         let u0 = version(&unstamped);
         unstamped["remarks"] = "changed".into();
         assert_ne!(version(&unstamped), u0);

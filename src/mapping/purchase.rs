@@ -22,28 +22,13 @@ pub(super) fn derive(po: PurchaseOrder, raw: &str) -> Result<Derived, MappingErr
     let receives = po.receive_lines.unwrap_or_default();
     let unstocks = po.unstock_lines.unwrap_or_default();
     for (i, l) in lines.iter().enumerate() {
-        b.stamp(
-            "lines",
-            i,
-            l.purchase_order_line_id.as_deref(),
-            l.timestamp.as_deref(),
-        );
+        b.stamp("lines", i, l.purchase_order_line_id.as_deref(), l.timestamp.as_deref());
     }
     for (i, l) in receives.iter().enumerate() {
-        b.stamp(
-            "receiveLines",
-            i,
-            l.purchase_order_receive_line_id.as_deref(),
-            l.timestamp.as_deref(),
-        );
+        b.stamp("receiveLines", i, l.purchase_order_receive_line_id.as_deref(), l.timestamp.as_deref());
     }
     for (i, l) in unstocks.iter().enumerate() {
-        b.stamp(
-            "unstockLines",
-            i,
-            l.purchase_order_unstock_line_id.as_deref(),
-            l.timestamp.as_deref(),
-        );
+        b.stamp("unstockLines", i, l.purchase_order_unstock_line_id.as_deref(), l.timestamp.as_deref());
     }
     if b.is_cancelled() {
         return b.finish(raw);
@@ -67,13 +52,8 @@ pub(super) fn derive(po: PurchaseOrder, raw: &str) -> Result<Derived, MappingErr
         } else {
             (EventType::Ordered, order_date)
         };
-        let what = Occurrence {
-            event_type,
-            quantity_delta: 0,
-            location_id: header_location,
-            sublocation: None,
-            occurred_at,
-        };
+        let what =
+            Occurrence { event_type, quantity_delta: 0, location_id: header_location, sublocation: None, occurred_at };
         b.emit(&line, &serials, what);
     }
 
@@ -147,15 +127,9 @@ mod tests {
         let d = run(&v);
         let when = at("2025-06-01T09:00:00-04:00");
         let line = "00000000-0000-4000-8000-000000000201".to_string();
-        assert_eq!(
-            of(&d, EventType::Ordered)[0],
-            ("SN-A1".into(), line, 0, s(LOC), None, when)
-        );
+        assert_eq!(of(&d, EventType::Ordered)[0], ("SN-A1".into(), line, 0, s(LOC), None, when));
         assert_eq!(of(&d, EventType::Ordered).len(), 3);
-        assert_eq!(
-            d.party_id.as_deref(),
-            Some("00000000-0000-4000-8000-000000000013")
-        );
+        assert_eq!(d.party_id.as_deref(), Some("00000000-0000-4000-8000-000000000013"));
         assert!(d.warnings.is_empty(), "{:?}", d.warnings);
     }
 
@@ -168,32 +142,17 @@ mod tests {
     #[test]
     fn negative_lines_are_vendor_returns_on_the_return_date_else_the_order_date() {
         let mut v = constructed();
-        v["lines"][0]["quantity"] =
-            json!({"standardQuantity": "-1.0000", "serialNumbers": ["SN-A3"]});
+        v["lines"][0]["quantity"] = json!({"standardQuantity": "-1.0000", "serialNumbers": ["SN-A3"]});
         v["lines"][0]["returnDate"] = "2025-06-20T09:30:00-04:00".into();
         let line = "00000000-0000-4000-8000-000000000201".to_string();
         assert_eq!(
             of(&run(&v), EventType::VendorReturn),
-            vec![(
-                "SN-A3".into(),
-                line.clone(),
-                0,
-                s(LOC),
-                None,
-                at("2025-06-20T09:30:00-04:00")
-            )]
+            vec![("SN-A3".into(), line.clone(), 0, s(LOC), None, at("2025-06-20T09:30:00-04:00"))]
         );
         v["lines"][0]["returnDate"] = serde_json::Value::Null;
         assert_eq!(
             of(&run(&v), EventType::VendorReturn),
-            vec![(
-                "SN-A3".into(),
-                line,
-                0,
-                s(LOC),
-                None,
-                at("2025-06-01T09:00:00-04:00")
-            )]
+            vec![("SN-A3".into(), line, 0, s(LOC), None, at("2025-06-01T09:00:00-04:00"))]
         );
     }
 
@@ -204,14 +163,7 @@ mod tests {
         let when = at("2025-06-05T10:00:00-04:00");
         assert_eq!(
             of(&d, EventType::Received),
-            ["SN-A1", "SN-A2", "SN-A3"].map(|sn| (
-                sn.to_string(),
-                line.clone(),
-                1,
-                s(LOC),
-                s("A-01"),
-                when
-            ))
+            ["SN-A1", "SN-A2", "SN-A3"].map(|sn| (sn.to_string(), line.clone(), 1, s(LOC), s("A-01"), when))
         );
     }
 

@@ -16,11 +16,7 @@ pub(super) fn derive(so: SalesOrder, raw: &str) -> Result<Derived, MappingError>
     let order_date = b.date("orderDate", so.order_date.as_deref(), None);
     b.set_doc_date(order_date);
     b.set_party(so.customer_id.as_deref());
-    let is_quote = so.is_quote
-        || so
-            .inventory_status
-            .as_deref()
-            .is_some_and(|s| s.eq_ignore_ascii_case("quote"));
+    let is_quote = so.is_quote || so.inventory_status.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("quote"));
     let header_location = so.location_id.as_deref();
 
     let lines = so.lines.unwrap_or_default();
@@ -30,44 +26,19 @@ pub(super) fn derive(so: SalesOrder, raw: &str) -> Result<Derived, MappingError>
     let restocks = so.restock_lines.unwrap_or_default();
 
     for (i, l) in lines.iter().enumerate() {
-        b.stamp(
-            "lines",
-            i,
-            l.sales_order_line_id.as_deref(),
-            l.timestamp.as_deref(),
-        );
+        b.stamp("lines", i, l.sales_order_line_id.as_deref(), l.timestamp.as_deref());
     }
     for (i, l) in picks.iter().enumerate() {
-        b.stamp(
-            "pickLines",
-            i,
-            l.sales_order_pick_line_id.as_deref(),
-            l.timestamp.as_deref(),
-        );
+        b.stamp("pickLines", i, l.sales_order_pick_line_id.as_deref(), l.timestamp.as_deref());
     }
     for (i, l) in packs.iter().enumerate() {
-        b.stamp(
-            "packLines",
-            i,
-            l.sales_order_pack_line_id.as_deref(),
-            l.timestamp.as_deref(),
-        );
+        b.stamp("packLines", i, l.sales_order_pack_line_id.as_deref(), l.timestamp.as_deref());
     }
     for (i, l) in ships.iter().enumerate() {
-        b.stamp(
-            "shipLines",
-            i,
-            l.sales_order_ship_line_id.as_deref(),
-            l.timestamp.as_deref(),
-        );
+        b.stamp("shipLines", i, l.sales_order_ship_line_id.as_deref(), l.timestamp.as_deref());
     }
     for (i, l) in restocks.iter().enumerate() {
-        b.stamp(
-            "restockLines",
-            i,
-            l.sales_order_restock_line_id.as_deref(),
-            l.timestamp.as_deref(),
-        );
+        b.stamp("restockLines", i, l.sales_order_restock_line_id.as_deref(), l.timestamp.as_deref());
     }
     // Cancelling voids inventory movements: a cancelled order has no events.
     if b.is_cancelled() {
@@ -94,13 +65,8 @@ pub(super) fn derive(so: SalesOrder, raw: &str) -> Result<Derived, MappingError>
         } else {
             (EventType::Sold, order_date)
         };
-        let what = Occurrence {
-            event_type,
-            quantity_delta: 0,
-            location_id: header_location,
-            sublocation: None,
-            occurred_at,
-        };
+        let what =
+            Occurrence { event_type, quantity_delta: 0, location_id: header_location, sublocation: None, occurred_at };
         b.emit(&line, &serials, what);
     }
 
@@ -135,25 +101,12 @@ pub(super) fn derive(so: SalesOrder, raw: &str) -> Result<Derived, MappingError>
         let serials = b.serials(&line);
         let container = l.container_number.as_deref().map(str::trim);
         // The first ship line that lists this pack line's container shipped it.
-        let ship = container.and_then(|c| {
-            ships
-                .iter()
-                .find(|s| s.containers.iter().any(|sc| sc.trim() == c))
-        });
+        let ship = container.and_then(|c| ships.iter().find(|s| s.containers.iter().any(|sc| sc.trim() == c)));
         let (event_type, occurred_at) = match ship {
-            Some(s) => (
-                EventType::Shipped,
-                b.date("shippedDate", s.shipped_date.as_deref(), Some(&line)),
-            ),
+            Some(s) => (EventType::Shipped, b.date("shippedDate", s.shipped_date.as_deref(), Some(&line))),
             None => (EventType::Packed, None),
         };
-        let what = Occurrence {
-            event_type,
-            quantity_delta: 0,
-            location_id: None,
-            sublocation: None,
-            occurred_at,
-        };
+        let what = Occurrence { event_type, quantity_delta: 0, location_id: None, sublocation: None, occurred_at };
         b.emit(&line, &serials, what);
     }
 
@@ -207,18 +160,12 @@ mod tests {
         let when = at("2025-07-01T09:00:00-04:00");
         assert_eq!(
             of(&d, EventType::Sold),
-            vec![
-                ("SN-A1".into(), line.clone(), 0, s(LOC), None, when),
-                ("SN-A2".into(), line, 0, s(LOC), None, when)
-            ]
+            vec![("SN-A1".into(), line.clone(), 0, s(LOC), None, when), ("SN-A2".into(), line, 0, s(LOC), None, when)]
         );
         assert_eq!(d.doc_number.as_deref(), Some("SO-000200"));
         assert_eq!(d.doc_status.as_deref(), Some("fulfilled"));
         assert_eq!(d.doc_date, when);
-        assert_eq!(
-            d.party_id.as_deref(),
-            Some("00000000-0000-4000-8000-000000000004")
-        );
+        assert_eq!(d.party_id.as_deref(), Some("00000000-0000-4000-8000-000000000004"));
         assert!(d.warnings.is_empty(), "{:?}", d.warnings);
     }
 
@@ -241,27 +188,13 @@ mod tests {
         let line = "00000000-0000-4000-8000-000000000102".to_string();
         assert_eq!(
             of(&d, EventType::CustomerReturn),
-            vec![(
-                "SN-A2".into(),
-                line.clone(),
-                0,
-                s(LOC),
-                None,
-                at("2025-07-10T10:00:00-04:00")
-            )]
+            vec![("SN-A2".into(), line.clone(), 0, s(LOC), None, at("2025-07-10T10:00:00-04:00"))]
         );
         let mut v = constructed();
         v["lines"][1]["returnDate"] = serde_json::Value::Null;
         assert_eq!(
             of(&run(&v), EventType::CustomerReturn),
-            vec![(
-                "SN-A2".into(),
-                line,
-                0,
-                s(LOC),
-                None,
-                at("2025-07-01T09:00:00-04:00")
-            )]
+            vec![("SN-A2".into(), line, 0, s(LOC), None, at("2025-07-01T09:00:00-04:00"))]
         );
     }
 
@@ -286,10 +219,7 @@ mod tests {
         let when = at("2025-07-02T15:00:00-04:00");
         assert_eq!(
             of(&d, EventType::Shipped),
-            vec![
-                ("SN-A1".into(), line.clone(), 0, None, None, when),
-                ("SN-A2".into(), line, 0, None, None, when)
-            ]
+            vec![("SN-A1".into(), line.clone(), 0, None, None, when), ("SN-A2".into(), line, 0, None, None, when)]
         );
         assert!(of(&d, EventType::Packed).is_empty());
     }
@@ -302,10 +232,7 @@ mod tests {
         let line = "00000000-0000-4000-8000-000000000104".to_string();
         assert_eq!(
             of(&d, EventType::Packed),
-            vec![
-                ("SN-A1".into(), line.clone(), 0, None, None, None),
-                ("SN-A2".into(), line, 0, None, None, None)
-            ]
+            vec![("SN-A1".into(), line.clone(), 0, None, None, None), ("SN-A2".into(), line, 0, None, None, None)]
         );
         assert!(of(&d, EventType::Shipped).is_empty());
         // Not including shipLines at all means the same.
@@ -342,23 +269,12 @@ mod tests {
 
     #[test]
     fn the_real_2022_sample_yields_ten_sold_serials_and_nothing_else() {
-        let d = derive(
-            DocType::SalesOrder,
-            &fixture("sales-order.real-2022.anonymized.json"),
-        )
-        .unwrap();
+        let d = derive(DocType::SalesOrder, &fixture("sales-order.real-2022.anonymized.json")).unwrap();
         assert_eq!(d.events.len(), 10);
-        assert!(
-            d.events
-                .iter()
-                .all(|e| e.event_type == EventType::Sold && e.line_collection == "lines")
-        );
+        assert!(d.events.iter().all(|e| e.event_type == EventType::Sold && e.line_collection == "lines"));
         assert_eq!(d.events[0].serial, "SERIAL-0001");
         assert_eq!(d.events[0].occurred_at, at("2022-05-30T20:52:50Z"));
-        assert_eq!(
-            d.events[0].product_id.as_deref(),
-            Some("00000000-0000-4000-8000-000000000010")
-        );
+        assert_eq!(d.events[0].product_id.as_deref(), Some("00000000-0000-4000-8000-000000000010"));
         assert_eq!(d.row_version.as_deref(), Some("0000000000013CF1"));
         assert!(d.warnings.is_empty());
     }
@@ -366,8 +282,7 @@ mod tests {
     #[test]
     fn odd_serials_are_kept_as_far_as_they_make_sense_and_warned_about() {
         let mut v = constructed();
-        v["lines"][0]["quantity"]["serialNumbers"] =
-            json!(["SN-A1", "", "  ", "SN-A1", " SN-A9 ", "SN-A2"]);
+        v["lines"][0]["quantity"]["serialNumbers"] = json!(["SN-A1", "", "  ", "SN-A1", " SN-A9 ", "SN-A2"]);
         let d = run(&v);
         let sold: Vec<String> = of(&d, EventType::Sold).into_iter().map(|e| e.0).collect();
         assert_eq!(sold, ["SN-A1", " SN-A9 ", "SN-A2"]);
@@ -381,33 +296,19 @@ mod tests {
                 WarningKind::SerialCountMismatch
             ]
         );
-        assert!(
-            d.warnings
-                .iter()
-                .all(|w| w.line_collection == Some("lines"))
-        );
-        assert!(
-            d.warnings[4].detail.contains("6 serials for quantity 2"),
-            "{:?}",
-            d.warnings[4]
-        );
+        assert!(d.warnings.iter().all(|w| w.line_collection == Some("lines")));
+        assert!(d.warnings[4].detail.contains("6 serials for quantity 2"), "{:?}", d.warnings[4]);
     }
 
     #[test]
     fn a_line_without_id_gets_its_position_and_a_bad_date_is_a_warning() {
         let mut v = constructed();
-        v["pickLines"][0]
-            .as_object_mut()
-            .unwrap()
-            .remove("salesOrderPickLineId");
+        v["pickLines"][0].as_object_mut().unwrap().remove("salesOrderPickLineId");
         v["pickLines"][0]["pickDate"] = "last tuesday".into();
         let d = run(&v);
         let picked = of(&d, EventType::Picked);
         assert_eq!(picked[0].1, "#1");
         assert_eq!(picked[0].5, None);
-        assert_eq!(
-            warnings(&d),
-            [WarningKind::MissingLineId, WarningKind::BadDate]
-        );
+        assert_eq!(warnings(&d), [WarningKind::MissingLineId, WarningKind::BadDate]);
     }
 }

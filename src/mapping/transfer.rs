@@ -17,22 +17,12 @@ pub(super) fn derive(st: StockTransfer, raw: &str) -> Result<Derived, MappingErr
     b.set_doc_date(transfer_date);
     let lines = st.lines.unwrap_or_default();
     for (i, l) in lines.iter().enumerate() {
-        b.stamp(
-            "lines",
-            i,
-            l.stock_transfer_line_id.as_deref(),
-            l.timestamp.as_deref(),
-        );
+        b.stamp("lines", i, l.stock_transfer_line_id.as_deref(), l.timestamp.as_deref());
     }
     if b.is_cancelled() {
         return b.finish(raw);
     }
-    let status = st
-        .status
-        .as_deref()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let status = st.status.as_deref().unwrap_or("").trim().to_ascii_lowercase();
     let (requested, sent, received) = match status.as_str() {
         "open" => (true, false, false),
         "intransit" | "in_transit" => (false, true, false),
@@ -44,24 +34,14 @@ pub(super) fn derive(st: StockTransfer, raw: &str) -> Result<Derived, MappingErr
                 b.warn(
                     WarningKind::UnknownStatus,
                     None,
-                    format!(
-                        "transfer status {shown:?} is not open, inTransit or completed; no events"
-                    ),
+                    format!("transfer status {shown:?} is not open, inTransit or completed; no events"),
                 );
             }
             return b.finish(raw);
         }
     };
-    let sent_date = if sent || received {
-        b.date("sentDate", st.sent_date.as_deref(), None)
-    } else {
-        None
-    };
-    let received_date = if received {
-        b.date("receivedDate", st.received_date.as_deref(), None)
-    } else {
-        None
-    };
+    let sent_date = if sent || received { b.date("sentDate", st.sent_date.as_deref(), None) } else { None };
+    let received_date = if received { b.date("receivedDate", st.received_date.as_deref(), None) } else { None };
 
     for (index, l) in lines.iter().enumerate() {
         let line = LineRef {
@@ -72,10 +52,7 @@ pub(super) fn derive(st: StockTransfer, raw: &str) -> Result<Derived, MappingErr
             quantity: &l.quantity,
         };
         let serials = b.serials(&line);
-        let from = (
-            st.from_location_id.as_deref(),
-            l.from_sublocation.as_deref(),
-        );
+        let from = (st.from_location_id.as_deref(), l.from_sublocation.as_deref());
         if requested {
             let what = Occurrence {
                 event_type: EventType::TransferRequested,
@@ -120,8 +97,7 @@ mod tests {
     const LINE: &str = "00000000-0000-4000-8000-000000000301";
 
     fn with_status(status: &str) -> serde_json::Value {
-        let mut v: serde_json::Value =
-            serde_json::from_str(&fixture("stock-transfer.CONSTRUCTED.json")).unwrap();
+        let mut v: serde_json::Value = serde_json::from_str(&fixture("stock-transfer.CONSTRUCTED.json")).unwrap();
         v["status"] = status.into();
         v
     }
@@ -139,14 +115,7 @@ mod tests {
         let d = run(&with_status("open"));
         assert_eq!(
             of(&d, EventType::TransferRequested),
-            vec![(
-                "SN-A1".into(),
-                LINE.into(),
-                0,
-                s(FROM),
-                s("A-01"),
-                at("2025-07-03T08:00:00-04:00")
-            )]
+            vec![("SN-A1".into(), LINE.into(), 0, s(FROM), s("A-01"), at("2025-07-03T08:00:00-04:00"))]
         );
         assert_eq!(d.events.len(), 1);
     }
@@ -157,21 +126,11 @@ mod tests {
         let d = run(&v);
         assert_eq!(
             of(&d, EventType::TransferSent),
-            vec![(
-                "SN-A1".into(),
-                LINE.into(),
-                -1,
-                s(FROM),
-                s("A-01"),
-                at("2025-07-03T09:00:00-04:00")
-            )]
+            vec![("SN-A1".into(), LINE.into(), -1, s(FROM), s("A-01"), at("2025-07-03T09:00:00-04:00"))]
         );
         assert_eq!(d.events.len(), 1);
         v["sentDate"] = serde_json::Value::Null;
-        assert_eq!(
-            of(&run(&v), EventType::TransferSent)[0].5,
-            at("2025-07-03T08:00:00-04:00")
-        );
+        assert_eq!(of(&run(&v), EventType::TransferSent)[0].5, at("2025-07-03T08:00:00-04:00"));
     }
 
     #[test]
@@ -181,20 +140,10 @@ mod tests {
         assert_eq!(of(&d, EventType::TransferSent).len(), 1);
         assert_eq!(
             of(&d, EventType::TransferReceived),
-            vec![(
-                "SN-A1".into(),
-                LINE.into(),
-                1,
-                s(TO),
-                s("B-07"),
-                at("2025-07-04T09:00:00-04:00")
-            )]
+            vec![("SN-A1".into(), LINE.into(), 1, s(TO), s("B-07"), at("2025-07-04T09:00:00-04:00"))]
         );
         v["receivedDate"] = serde_json::Value::Null;
-        assert_eq!(
-            of(&run(&v), EventType::TransferReceived)[0].5,
-            at("2025-07-03T09:00:00-04:00")
-        );
+        assert_eq!(of(&run(&v), EventType::TransferReceived)[0].5, at("2025-07-03T09:00:00-04:00"));
     }
 
     #[test]

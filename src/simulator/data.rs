@@ -128,16 +128,10 @@ pub(crate) struct Qty {
 impl Qty {
     pub fn serials(serials: Vec<Sid>, negative: bool) -> Qty {
         let n = serials.len() as i64 * QTY_ONE;
-        Qty {
-            amount: if negative { -n } else { n },
-            serials,
-        }
+        Qty { amount: if negative { -n } else { n }, serials }
     }
     pub fn bulk(units: i64) -> Qty {
-        Qty {
-            amount: units * QTY_ONE,
-            serials: Vec::new(),
-        }
+        Qty { amount: units * QTY_ONE, serials: Vec::new() }
     }
 }
 
@@ -221,18 +215,8 @@ impl Catalog {
         &self.products[i as usize]
     }
     pub fn reindex(&mut self) {
-        self.product_index = self
-            .products
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (p.id, i as u32))
-            .collect();
-        self.location_index = self
-            .locations
-            .iter()
-            .enumerate()
-            .map(|(i, l)| (l.id, i as u16))
-            .collect();
+        self.product_index = self.products.iter().enumerate().map(|(i, p)| (p.id, i as u32)).collect();
+        self.location_index = self.locations.iter().enumerate().map(|(i, l)| (l.id, i as u16)).collect();
     }
 }
 
@@ -410,12 +394,8 @@ impl Endpoint {
         Endpoint::Products,
         Endpoint::Locations,
     ];
-    pub const DOCUMENTS: [Endpoint; 4] = [
-        Endpoint::SalesOrders,
-        Endpoint::PurchaseOrders,
-        Endpoint::StockAdjustments,
-        Endpoint::StockTransfers,
-    ];
+    pub const DOCUMENTS: [Endpoint; 4] =
+        [Endpoint::SalesOrders, Endpoint::PurchaseOrders, Endpoint::StockAdjustments, Endpoint::StockTransfers];
 
     /// The path segment, e.g. `sales-orders`.
     pub fn name(self) -> &'static str {
@@ -477,14 +457,9 @@ impl Coll {
             _ => return None,
         };
         let ok = match endpoint {
-            Endpoint::SalesOrders => matches!(
-                c,
-                Coll::Lines
-                    | Coll::PickLines
-                    | Coll::PackLines
-                    | Coll::ShipLines
-                    | Coll::RestockLines
-            ),
+            Endpoint::SalesOrders => {
+                matches!(c, Coll::Lines | Coll::PickLines | Coll::PackLines | Coll::ShipLines | Coll::RestockLines)
+            }
             Endpoint::PurchaseOrders => {
                 matches!(c, Coll::Lines | Coll::ReceiveLines | Coll::UnstockLines)
             }

@@ -63,12 +63,7 @@ pub struct FaultRule {
 
 impl FaultRule {
     pub fn new(fault: Fault, when: Trigger) -> FaultRule {
-        FaultRule {
-            fault,
-            when,
-            endpoint: None,
-            lists_only: false,
-        }
+        FaultRule { fault, when, endpoint: None, lists_only: false }
     }
     pub fn on_endpoint(mut self, endpoint: &str) -> FaultRule {
         self.endpoint = Some(endpoint.to_string());
@@ -163,9 +158,7 @@ impl FaultState {
     pub fn decide(&mut self, endpoint: &str, is_list: bool) -> Injection {
         let mut inj = Injection::default();
         for (i, rule) in self.faults.rules.iter().enumerate() {
-            if rule.endpoint.as_deref().is_some_and(|e| e != endpoint)
-                || (rule.lists_only && !is_list)
-            {
+            if rule.endpoint.as_deref().is_some_and(|e| e != endpoint) || (rule.lists_only && !is_list) {
                 continue;
             }
             self.seen[i] += 1;
@@ -198,39 +191,23 @@ mod tests {
     #[test]
     fn scheduled_and_next_k_rules() {
         let faults = Faults::none()
-            .rule(FaultRule::new(
-                Fault::Status { status: 503 },
-                Trigger::Requests(vec![2, 3]),
-            ))
+            .rule(FaultRule::new(Fault::Status { status: 503 }, Trigger::Requests(vec![2, 3])))
             .rule(FaultRule::new(Fault::MalformedJson, Trigger::Next(1)).lists_only());
         let mut s = FaultState::new(faults, 1);
         assert_eq!(s.decide("products", false).fault, None);
-        assert_eq!(
-            s.decide("products", false).fault,
-            Some(Fault::Status { status: 503 })
-        );
+        assert_eq!(s.decide("products", false).fault, Some(Fault::Status { status: 503 }));
         // The list rule fires on its first list request, but the 503 rule came first.
-        assert_eq!(
-            s.decide("sales-orders", true).fault,
-            Some(Fault::Status { status: 503 })
-        );
+        assert_eq!(s.decide("sales-orders", true).fault, Some(Fault::Status { status: 503 }));
         assert_eq!(s.decide("sales-orders", true).fault, None);
     }
 
     #[test]
     fn rates_are_seeded_and_roughly_right() {
-        let faults = Faults::none().rule(FaultRule::new(
-            Fault::Status { status: 500 },
-            Trigger::Rate(0.25),
-        ));
+        let faults = Faults::none().rule(FaultRule::new(Fault::Status { status: 500 }, Trigger::Rate(0.25)));
         let mut a = FaultState::new(faults.clone(), 9);
         let mut b = FaultState::new(faults, 9);
-        let hits_a: Vec<bool> = (0..1000)
-            .map(|_| a.decide("x", true).fault.is_some())
-            .collect();
-        let hits_b: Vec<bool> = (0..1000)
-            .map(|_| b.decide("x", true).fault.is_some())
-            .collect();
+        let hits_a: Vec<bool> = (0..1000).map(|_| a.decide("x", true).fault.is_some()).collect();
+        let hits_b: Vec<bool> = (0..1000).map(|_| b.decide("x", true).fault.is_some()).collect();
         assert_eq!(hits_a, hits_b);
         let n = hits_a.iter().filter(|h| **h).count();
         assert!((180..320).contains(&n), "{n} hits of 1000 at 25%");
@@ -241,10 +218,7 @@ mod tests {
         let faults = Faults::none()
             .rule(FaultRule::new(Fault::Delay { millis: 5 }, Trigger::Next(1)))
             .rule(FaultRule::new(Fault::Delay { millis: 7 }, Trigger::Next(1)))
-            .rule(FaultRule::new(
-                Fault::DropMidBody { after_bytes: 10 },
-                Trigger::Next(1),
-            ));
+            .rule(FaultRule::new(Fault::DropMidBody { after_bytes: 10 }, Trigger::Next(1)));
         let mut s = FaultState::new(faults, 1);
         let inj = s.decide("x", true);
         assert_eq!(inj.delay, Duration::from_millis(12));

@@ -57,24 +57,8 @@ pub(crate) const LARGE_ORDERS: usize = 120_000;
 impl Plan {
     pub fn for_scale(scale: Scale) -> Plan {
         match scale {
-            Scale::Small => Plan {
-                so: 160,
-                po: 54,
-                sa: 20,
-                st: 22,
-                products: 24,
-                customers: 40,
-                vendors: 8,
-            },
-            Scale::Medium => Plan {
-                so: 6000,
-                po: 2000,
-                sa: 750,
-                st: 750,
-                products: 80,
-                customers: 300,
-                vendors: 20,
-            },
+            Scale::Small => Plan { so: 160, po: 54, sa: 20, st: 22, products: 24, customers: 40, vendors: 8 },
+            Scale::Medium => Plan { so: 6000, po: 2000, sa: 750, st: 750, products: 80, customers: 300, vendors: 20 },
             Scale::Large => Plan::orders(LARGE_ORDERS),
             Scale::Orders(n) => Plan::orders(n),
         }
@@ -105,18 +89,8 @@ pub(crate) struct Generated {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Arrival {
-    Serial {
-        product: u32,
-        loc: u16,
-        sub: Sub,
-        sid: Sid,
-    },
-    Bulk {
-        product: u32,
-        loc: u16,
-        sub: Sub,
-        units: i64,
-    },
+    Serial { product: u32, loc: u16, sub: Sub, sid: Sid },
+    Bulk { product: u32, loc: u16, sub: Sub, units: i64 },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -184,47 +158,12 @@ pub(crate) fn generate(seed: u64, scale: Scale, faults: bool) -> Generated {
 // Catalog
 
 const LOCATIONS: [(&str, i32, &str, &str, &str, &str); 6] = [
-    (
-        "Main Warehouse",
-        -5,
-        "1200 Harbor Blvd",
-        "Newark",
-        "NJ",
-        "United States",
-    ),
-    (
-        "West Coast DC",
-        -8,
-        "88 Logistics Way",
-        "Ontario",
-        "CA",
-        "United States",
-    ),
-    (
-        "Chicago Store",
-        -6,
-        "410 N Wells St",
-        "Chicago",
-        "IL",
-        "United States",
-    ),
-    (
-        "London Showroom",
-        0,
-        "12 Great Sutton St",
-        "London",
-        "",
-        "United Kingdom",
-    ),
+    ("Main Warehouse", -5, "1200 Harbor Blvd", "Newark", "NJ", "United States"),
+    ("West Coast DC", -8, "88 Logistics Way", "Ontario", "CA", "United States"),
+    ("Chicago Store", -6, "410 N Wells St", "Chicago", "IL", "United States"),
+    ("London Showroom", 0, "12 Great Sutton St", "London", "", "United Kingdom"),
     ("Paris Depot", 1, "7 Rue de la Gare", "Paris", "", "France"),
-    (
-        "Toronto Annex",
-        -5,
-        "55 Front St W",
-        "Toronto",
-        "ON",
-        "Canada",
-    ),
+    ("Toronto Annex", -5, "55 Front St W", "Toronto", "ON", "Canada"),
 ];
 
 const SERIAL_PRODUCTS: [(&str, &str); 16] = [
@@ -272,22 +211,11 @@ const COMPANY_A: [&str; 12] = [
     "Oakmont",
     "Riverbend",
 ];
-const COMPANY_B: [&str; 8] = [
-    "Retail",
-    "Supply",
-    "Electronics",
-    "Trading",
-    "Systems",
-    "Outfitters",
-    "Partners",
-    "Labs",
-];
-const FIRST: [&str; 10] = [
-    "Alex", "Sam", "Jordan", "Taylor", "Morgan", "Casey", "Jamie", "Riley", "Avery", "Quinn",
-];
-const LAST: [&str; 10] = [
-    "Nguyen", "Smith", "Garcia", "Martin", "Dubois", "Brown", "Kowalski", "Rossi", "Patel", "Lee",
-];
+const COMPANY_B: [&str; 8] =
+    ["Retail", "Supply", "Electronics", "Trading", "Systems", "Outfitters", "Partners", "Labs"];
+const FIRST: [&str; 10] = ["Alex", "Sam", "Jordan", "Taylor", "Morgan", "Casey", "Jamie", "Riley", "Avery", "Quinn"];
+const LAST: [&str; 10] =
+    ["Nguyen", "Smith", "Garcia", "Martin", "Dubois", "Brown", "Kowalski", "Rossi", "Patel", "Lee"];
 const CARRIERS: [&str; 4] = ["UPS", "FedEx", "DHL", ""];
 
 impl Gen {
@@ -308,19 +236,12 @@ impl Gen {
 
         let n_locations = rng.random_range(4..=6);
         let mut locations = Vec::new();
-        for (i, (name, hours, street, city, state, country)) in
-            LOCATIONS.iter().take(n_locations).enumerate()
-        {
+        for (i, (name, hours, street, city, state, country)) in LOCATIONS.iter().take(n_locations).enumerate() {
             let rows = ["A", "B", "C", "D"];
             let n_bins = rng.random_range(6..=14);
             let mut bins = Vec::new();
             for b in 0..n_bins {
-                let bin = format!(
-                    "{}-{:02}-{}",
-                    rows[b % rows.len()],
-                    1 + b / rows.len(),
-                    rng.random_range(1..=4)
-                );
+                let bin = format!("{}-{:02}-{}", rows[b % rows.len()], 1 + b / rows.len(), rng.random_range(1..=4));
                 bins.push(sublocations.intern(&bin));
             }
             locations.push(Location {
@@ -375,19 +296,14 @@ impl Gen {
                 name: format!("{name} #{}", i + 1),
                 sku: format!("{abbr}-{:04}", i + 1),
                 description: format!("{name} ({})", if track { "serialized" } else { "bulk" }),
-                barcode: format!(
-                    "{:012}",
-                    rng.random_range(100_000_000_000u64..999_999_999_999)
-                ),
+                barcode: format!("{:012}", rng.random_range(100_000_000_000u64..999_999_999_999)),
                 category_id: categories[i % categories.len()],
                 track_serials: track,
                 item_type: "stockedProduct",
                 price,
                 cost: price * 6 / 10,
                 last_vendor: Uuid::nil(),
-                last_modified: DateTime::from_timestamp(START, 0)
-                    .unwrap_or_default()
-                    .fixed_offset(),
+                last_modified: DateTime::from_timestamp(START, 0).unwrap_or_default().fixed_offset(),
                 custom1: if track { "Serialized" } else { "" },
                 ts: 0,
             });
@@ -423,20 +339,12 @@ impl Gen {
                     state: state.to_string(),
                     country: country.to_string(),
                     postal_code: format!("{:05}", rng.random_range(10_000..99_999)),
-                    address_type: if rng.random_bool(0.5) {
-                        Some("commercial")
-                    } else {
-                        None
-                    },
+                    address_type: if rng.random_bool(0.5) { Some("commercial") } else { None },
                 },
             }
         };
-        let customers: Vec<Party> = (0..plan.customers)
-            .map(|i| party(&mut rng, i + 1, "C"))
-            .collect();
-        let vendors: Vec<Party> = (0..plan.vendors)
-            .map(|i| party(&mut rng, i + 1, "V"))
-            .collect();
+        let customers: Vec<Party> = (0..plan.customers).map(|i| party(&mut rng, i + 1, "C")).collect();
+        let vendors: Vec<Party> = (0..plan.vendors).map(|i| party(&mut rng, i + 1, "V")).collect();
         for p in &mut products {
             p.last_vendor = vendors[rng.random_range(0..vendors.len())].id;
         }
@@ -482,11 +390,7 @@ impl Gen {
             g.cat.locations[i].ts = g.pv(START + i as i64);
         }
         for i in 0..g.cat.products.len() {
-            let t = if g.rng.random_bool(0.3) {
-                g.rng.random_range(START..END)
-            } else {
-                START + 60 + i as i64
-            };
+            let t = if g.rng.random_bool(0.3) { g.rng.random_range(START..END) } else { START + 60 + i as i64 };
             let off = g.cat.locations[0].offset;
             g.cat.products[i].last_modified = g.dt_at(t, off);
             g.cat.products[i].ts = g.pv(t);
@@ -508,9 +412,7 @@ impl Gen {
     }
 
     fn dt_at(&self, t: i64, off: FixedOffset) -> Dt {
-        DateTime::from_timestamp(t, 0)
-            .unwrap_or_default()
-            .with_timezone(&off)
+        DateTime::from_timestamp(t, 0).unwrap_or_default().with_timezone(&off)
     }
 
     fn dt(&self, t: i64, loc: u16) -> Dt {
@@ -541,11 +443,7 @@ impl Gen {
     }
 
     fn random_location(&mut self) -> u16 {
-        if self.rng.random_bool(0.35) {
-            0
-        } else {
-            self.rng.random_range(0..self.cat.locations.len() as u16)
-        }
+        if self.rng.random_bool(0.35) { 0 } else { self.rng.random_range(0..self.cat.locations.len() as u16) }
     }
 
     fn new_serial(&mut self, product: u32, t: i64) -> Sid {
@@ -556,22 +454,14 @@ impl Gen {
             0 => format!("SN-{n:06}"),
             1 => {
                 let sku = &self.cat.product(product).sku;
-                let year = self.dt_at(
-                    t,
-                    FixedOffset::east_opt(0).unwrap_or(self.cat.locations[0].offset),
-                );
+                let year = self.dt_at(t, FixedOffset::east_opt(0).unwrap_or(self.cat.locations[0].offset));
                 format!("{}{}{:06}", &sku[..3], year.format("%y"), n)
             }
             2 => format!("35{n:013}"),
             _ => {
                 // A bijective mix of the counter: unique, but looks random.
                 let h = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 16;
-                format!(
-                    "{:04X}-{:04X}-{:04X}",
-                    (h >> 32) & 0xFFFF,
-                    (h >> 16) & 0xFFFF,
-                    h & 0xFFFF
-                )
+                format!("{:04X}-{:04X}-{:04X}", (h >> 32) & 0xFFFF, (h >> 16) & 0xFFFF, h & 0xFFFF)
             }
         };
         self.cat.serials.intern(&s)
@@ -591,22 +481,10 @@ impl Gen {
                 break;
             };
             match a {
-                Arrival::Serial {
-                    product,
-                    loc,
-                    sub,
-                    sid,
-                } => self
-                    .pools
-                    .entry((product, loc))
-                    .or_default()
-                    .push((sid, sub)),
-                Arrival::Bulk {
-                    product,
-                    loc,
-                    sub,
-                    units,
-                } => {
+                Arrival::Serial { product, loc, sub, sid } => {
+                    self.pools.entry((product, loc)).or_default().push((sid, sub))
+                }
+                Arrival::Bulk { product, loc, sub, units } => {
                     let v = self.bulk.entry((product, loc)).or_default();
                     match v.iter_mut().find(|(s, _)| *s == sub) {
                         Some((_, q)) => *q += units,
@@ -707,28 +585,13 @@ impl Gen {
 
     fn po_receive(&mut self, po: usize, product: u32, qty: Qty, loc: u16, sub: Sub, t: i64) {
         self.po_touch(po, t);
-        let line = MoveLine {
-            id: self.uuid(),
-            product,
-            qty,
-            location: loc,
-            sub,
-            date: self.dt(t, loc),
-            ts: self.pv(t),
-        };
+        let line =
+            MoveLine { id: self.uuid(), product, qty, location: loc, sub, date: self.dt(t, loc), ts: self.pv(t) };
         self.pos[po].receive_lines.push(line);
     }
 
     /// A vendor return: an unstock line and a negative order line with the return date.
-    fn po_unstock(
-        &mut self,
-        po: usize,
-        product: u32,
-        serials: Vec<Sid>,
-        loc: u16,
-        sub: Sub,
-        t: i64,
-    ) {
+    fn po_unstock(&mut self, po: usize, product: u32, serials: Vec<Sid>, loc: u16, sub: Sub, t: i64) {
         self.po_touch(po, t);
         let date = self.dt(t, loc);
         let line = MoveLine {
@@ -761,11 +624,7 @@ impl Gen {
             is_quote: false,
             is_invoiced: false,
             same_billing: self.rng.random_bool(0.6),
-            source: if self.rng.random_bool(0.7) {
-                "inFlowWeb"
-            } else {
-                "API"
-            },
+            source: if self.rng.random_bool(0.7) { "inFlowWeb" } else { "API" },
             po_number: if self.rng.random_bool(0.3) {
                 format!("CPO-{}", self.rng.random_range(1000..99_999))
             } else {
@@ -806,26 +665,13 @@ impl Gen {
     }
 
     fn so_pick(&mut self, so: usize, product: u32, qty: Qty, loc: u16, sub: Sub, t: i64) {
-        let line = MoveLine {
-            id: self.uuid(),
-            product,
-            qty,
-            location: loc,
-            sub,
-            date: self.dt(t, loc),
-            ts: self.pv(t),
-        };
+        let line =
+            MoveLine { id: self.uuid(), product, qty, location: loc, sub, date: self.dt(t, loc), ts: self.pv(t) };
         self.sos[so].pick_lines.push(line);
     }
 
     fn so_pack(&mut self, so: usize, product: u32, qty: Qty, container: &str, t: i64) {
-        let line = PackLine {
-            id: self.uuid(),
-            product,
-            qty,
-            container: container.to_string(),
-            ts: self.pv(t),
-        };
+        let line = PackLine { id: self.uuid(), product, qty, container: container.to_string(), ts: self.pv(t) };
         self.sos[so].pack_lines.push(line);
     }
 
@@ -835,19 +681,10 @@ impl Gen {
         let tracking = if carrier.is_empty() {
             String::new()
         } else {
-            format!(
-                "1Z{:016}",
-                self.rng.random_range(0..10_000_000_000_000_000u64)
-            )
+            format!("1Z{:016}", self.rng.random_range(0..10_000_000_000_000_000u64))
         };
-        let line = ShipLine {
-            id: self.uuid(),
-            containers,
-            shipped_date: self.dt(t, loc),
-            carrier,
-            tracking,
-            ts: self.pv(t),
-        };
+        let line =
+            ShipLine { id: self.uuid(), containers, shipped_date: self.dt(t, loc), carrier, tracking, ts: self.pv(t) };
         self.sos[so].ship_lines.push(line);
     }
 
@@ -906,11 +743,7 @@ impl Gen {
             let mut subs: Vec<Sub> = serials.iter().map(|(_, s)| *s).collect();
             subs.dedup();
             for sub in subs {
-                let here: Vec<Sid> = serials
-                    .iter()
-                    .filter(|(_, s)| *s == sub)
-                    .map(|(x, _)| *x)
-                    .collect();
+                let here: Vec<Sid> = serials.iter().filter(|(_, s)| *s == sub).map(|(x, _)| *x).collect();
                 self.so_pick(so, product, Qty::serials(here, false), pick_loc, sub, tp);
             }
             self.sos[so].inventory_status = "started";
@@ -944,15 +777,7 @@ impl Gen {
     }
 
     /// A purchase order that receives `serials` (new ones) at `loc`/`sub` at `tr`.
-    fn buy(
-        &mut self,
-        t: i64,
-        loc: u16,
-        product: u32,
-        serials: Vec<Sid>,
-        sub: Sub,
-        tr: i64,
-    ) -> usize {
+    fn buy(&mut self, t: i64, loc: u16, product: u32, serials: Vec<Sid>, sub: Sub, tr: i64) -> usize {
         let po = self.new_po(t, loc);
         self.po_line(po, product, Qty::bulk(serials.len() as i64), t, None);
         self.po_receive(po, product, Qty::serials(serials, false), loc, sub, tr);
@@ -984,14 +809,7 @@ impl Gen {
     }
 
     fn st_line(&mut self, st: usize, product: u32, qty: Qty, from_sub: Sub, to_sub: Sub, t: i64) {
-        let line = XferLine {
-            id: self.uuid(),
-            product,
-            qty,
-            from_sub,
-            to_sub,
-            ts: self.pv(t),
-        };
+        let line = XferLine { id: self.uuid(), product, qty, from_sub, to_sub, ts: self.pv(t) };
         self.sts[st].lines.push(line);
     }
 
@@ -1028,13 +846,7 @@ impl Gen {
     }
 
     fn sa_line(&mut self, sa: usize, product: u32, qty: Qty, sub: Sub, t: i64) {
-        let line = AdjLine {
-            id: self.uuid(),
-            product,
-            qty,
-            sub,
-            ts: self.pv(t),
-        };
+        let line = AdjLine { id: self.uuid(), product, qty, sub, ts: self.pv(t) };
         self.sas[sa].lines.push(line);
     }
 
@@ -1042,9 +854,7 @@ impl Gen {
     // Planted stories
 
     fn at(y: i32, m: u32, d: u32, h: u32) -> i64 {
-        NaiveDate::from_ymd_opt(y, m, d)
-            .and_then(|d| d.and_hms_opt(h, 0, 0))
-            .map_or(START, |t| t.and_utc().timestamp())
+        NaiveDate::from_ymd_opt(y, m, d).and_then(|d| d.and_hms_opt(h, 0, 0)).map_or(START, |t| t.and_utc().timestamp())
     }
 
     fn plant(&mut self, faults: bool, plan: &Plan) -> Vec<(&'static str, PlantedStory)> {
@@ -1061,37 +871,11 @@ impl Gen {
         // picked, packed, shipped, returned and restocked into RETURNS.
         {
             let s = self.new_serial(p0, Self::at(2024, 2, 5, 15));
-            let po = self.buy(
-                Self::at(2024, 2, 1, 15),
-                main,
-                p0,
-                vec![s],
-                bin_main,
-                Self::at(2024, 2, 5, 15),
-            );
+            let po = self.buy(Self::at(2024, 2, 1, 15), main, p0, vec![s], bin_main, Self::at(2024, 2, 5, 15));
             let st = self.new_transfer(Self::at(2024, 2, 12, 14), main, east);
-            self.st_line(
-                st,
-                p0,
-                Qty::serials(vec![s], false),
-                bin_main,
-                bin_east,
-                Self::at(2024, 2, 12, 14),
-            );
-            self.st_status(
-                st,
-                "completed",
-                Some(Self::at(2024, 2, 12, 19)),
-                Some(Self::at(2024, 2, 14, 16)),
-            );
-            let (so, shipped) = self.sell(
-                Self::at(2024, 3, 1, 15),
-                east,
-                p0,
-                &[(s, bin_east)],
-                east,
-                Stage::Shipped,
-            );
+            self.st_line(st, p0, Qty::serials(vec![s], false), bin_main, bin_east, Self::at(2024, 2, 12, 14));
+            self.st_status(st, "completed", Some(Self::at(2024, 2, 12, 19)), Some(Self::at(2024, 2, 14, 16)));
+            let (so, shipped) = self.sell(Self::at(2024, 3, 1, 15), east, p0, &[(s, bin_east)], east, Stage::Shipped);
             let rs = self.returns_sub;
             self.so_return(so, p0, vec![s], shipped + 18 * DAY, Some((east, rs)));
             out.push((
@@ -1099,11 +883,7 @@ impl Gen {
                 PlantedStory {
                     serial: s,
                     product: p0,
-                    docs: vec![
-                        GenRef::Po(self.pos[po].id),
-                        GenRef::St(self.sts[st].id),
-                        GenRef::So(self.sos[so].id),
-                    ],
+                    docs: vec![GenRef::Po(self.pos[po].id), GenRef::St(self.sts[st].id), GenRef::So(self.sos[so].id)],
                     on_hand: Some((east, rs)),
                 },
             ));
@@ -1113,36 +893,17 @@ impl Gen {
             let t = Self::at(2024, 4, 3, 14);
             let keep = self.new_serial(p1, t);
             let s = self.new_serial(p1, t);
-            let po = self.buy(
-                Self::at(2024, 4, 1, 14),
-                main,
-                p1,
-                vec![keep, s],
-                bin_main,
-                t,
-            );
+            let po = self.buy(Self::at(2024, 4, 1, 14), main, p1, vec![keep, s], bin_main, t);
             self.po_unstock(po, p1, vec![s], main, bin_main, Self::at(2024, 4, 15, 16));
             out.push((
                 "vendor_return",
-                PlantedStory {
-                    serial: s,
-                    product: p1,
-                    docs: vec![GenRef::Po(self.pos[po].id)],
-                    on_hand: None,
-                },
+                PlantedStory { serial: s, product: p1, docs: vec![GenRef::Po(self.pos[po].id)], on_hand: None },
             ));
         }
         // Adjusted out.
         {
             let s = self.new_serial(p0, Self::at(2024, 5, 8, 15));
-            let po = self.buy(
-                Self::at(2024, 5, 6, 15),
-                main,
-                p0,
-                vec![s],
-                bin_main,
-                Self::at(2024, 5, 8, 15),
-            );
+            let po = self.buy(Self::at(2024, 5, 6, 15), main, p0, vec![s], bin_main, Self::at(2024, 5, 8, 15));
             let t = Self::at(2024, 6, 10, 17);
             let sa = self.new_adjustment(t, main, "Damaged in storage");
             self.sa_line(sa, p0, Qty::serials(vec![s], true), bin_main, t);
@@ -1186,23 +947,9 @@ impl Gen {
             let t = Self::at(2024, 7, 2, 15);
             let s = self.new_serial(p0, t);
             let po_a = self.buy(Self::at(2024, 7, 1, 15), main, p0, vec![s], bin_main, t);
-            let (so_a, _) = self.sell(
-                Self::at(2024, 8, 5, 15),
-                main,
-                p0,
-                &[(s, bin_main)],
-                main,
-                Stage::Shipped,
-            );
+            let (so_a, _) = self.sell(Self::at(2024, 8, 5, 15), main, p0, &[(s, bin_main)], main, Stage::Shipped);
             let bin_b = self.bin(west);
-            let po_b = self.buy(
-                Self::at(2024, 7, 9, 15),
-                west,
-                pb,
-                vec![s],
-                bin_b,
-                Self::at(2024, 7, 12, 15),
-            );
+            let po_b = self.buy(Self::at(2024, 7, 9, 15), west, pb, vec![s], bin_b, Self::at(2024, 7, 12, 15));
             out.push((
                 "two_products_a",
                 PlantedStory {
@@ -1226,18 +973,10 @@ impl Gen {
             // Planted once at fixed dates for the scenario, and again at random dates on
             // larger scales so faults stay a small but present share of the data.
             let extra = plan.so / 2000;
-            let fixed = [
-                Self::at(2024, 6, 3, 15),
-                Self::at(2024, 10, 1, 15),
-                Self::at(2025, 1, 15, 15),
-            ];
+            let fixed = [Self::at(2024, 6, 3, 15), Self::at(2024, 10, 1, 15), Self::at(2025, 1, 15, 15)];
             for round in 0..=extra {
                 let base = |g: &mut Gen, i: usize| {
-                    if round == 0 {
-                        fixed[i]
-                    } else {
-                        g.rng.random_range(START + 30 * DAY..END - 200 * DAY)
-                    }
+                    if round == 0 { fixed[i] } else { g.rng.random_range(START + 30 * DAY..END - 200 * DAY) }
                 };
                 let t = base(self, 0);
                 let story = self.plant_sold_twice(t, p0, main, bin_main);
@@ -1267,11 +1006,7 @@ impl Gen {
         PlantedStory {
             serial: s,
             product: p,
-            docs: vec![
-                GenRef::Po(self.pos[po].id),
-                GenRef::So(self.sos[so1].id),
-                GenRef::So(self.sos[so2].id),
-            ],
+            docs: vec![GenRef::Po(self.pos[po].id), GenRef::So(self.sos[so1].id), GenRef::So(self.sos[so2].id)],
             on_hand: None,
         }
     }
@@ -1286,11 +1021,7 @@ impl Gen {
         PlantedStory {
             serial: s,
             product: p,
-            docs: vec![
-                GenRef::Po(self.pos[po].id),
-                GenRef::Sa(self.sas[sa].id),
-                GenRef::So(self.sos[so].id),
-            ],
+            docs: vec![GenRef::Po(self.pos[po].id), GenRef::Sa(self.sas[sa].id), GenRef::So(self.sos[so].id)],
             on_hand: None,
         }
     }
@@ -1298,12 +1029,7 @@ impl Gen {
     fn plant_never_received(&mut self, t: i64, p: u32, loc: u16, bin: Sub) -> PlantedStory {
         let s = self.new_serial(p, t);
         let (so, _) = self.sell(t, loc, p, &[(s, bin)], loc, Stage::Shipped);
-        PlantedStory {
-            serial: s,
-            product: p,
-            docs: vec![GenRef::So(self.sos[so].id)],
-            on_hand: None,
-        }
+        PlantedStory { serial: s, product: p, docs: vec![GenRef::So(self.sos[so].id)], on_hand: None }
     }
 
     // -----------------------------------------------------------------------------------------
@@ -1312,22 +1038,13 @@ impl Gen {
     fn opening_stock(&mut self, n: usize) {
         for i in 0..n {
             let t = START + DAY + (i as i64 * 20 * DAY) / n as i64;
-            let loc = if i % 3 == 2 {
-                self.rng.random_range(0..self.cat.locations.len() as u16)
-            } else {
-                0
-            };
+            let loc = if i % 3 == 2 { self.rng.random_range(0..self.cat.locations.len() as u16) } else { 0 };
             self.random_po(self.biz(t, loc), loc, true);
         }
     }
 
     fn run(&mut self, plan: &Plan, po_left: usize) {
-        let weights = [
-            (Kind::So, plan.so),
-            (Kind::Po, po_left),
-            (Kind::Sa, plan.sa),
-            (Kind::St, plan.st),
-        ];
+        let weights = [(Kind::So, plan.so), (Kind::Po, po_left), (Kind::Sa, plan.sa), (Kind::St, plan.st)];
         let total: usize = weights.iter().map(|w| w.1).sum();
         if total == 0 {
             return;
@@ -1336,10 +1053,7 @@ impl Gen {
         let t1 = END - DAY;
         let step = ((t1 - t0) / total as i64).max(1);
         // Exact counts, shuffled: the documents of each kind spread over the whole period.
-        let mut kinds: Vec<Kind> = weights
-            .iter()
-            .flat_map(|(k, n)| std::iter::repeat_n(*k, *n))
-            .collect();
+        let mut kinds: Vec<Kind> = weights.iter().flat_map(|(k, n)| std::iter::repeat_n(*k, *n)).collect();
         kinds.shuffle(&mut self.rng);
         for (i, kind) in kinds.into_iter().enumerate() {
             let t = t0 + i as i64 * step + self.rng.random_range(0..step);
@@ -1364,15 +1078,9 @@ impl Gen {
         let mut wanted = Vec::new();
         for _ in 0..n_lines {
             let (product, units) = if self.rng.random_bool(0.8) {
-                (
-                    self.pick(&self.serialized.clone()),
-                    self.rng.random_range(2..=8),
-                )
+                (self.pick(&self.serialized.clone()), self.rng.random_range(2..=8))
             } else {
-                (
-                    self.pick(&self.nonserial.clone()),
-                    self.rng.random_range(10..=60),
-                )
+                (self.pick(&self.nonserial.clone()), self.rng.random_range(10..=60))
             };
             self.po_line(po, product, Qty::bulk(units), t, None);
             wanted.push((product, units));
@@ -1411,33 +1119,14 @@ impl Gen {
                     continue;
                 }
                 received_any = true;
-                let sub = if self.rng.random_bool(0.15) {
-                    self.receiving_sub
-                } else {
-                    self.bin(loc)
-                };
+                let sub = if self.rng.random_bool(0.15) { self.receiving_sub } else { self.bin(loc) };
                 if !track {
                     self.po_receive(po, product, Qty::bulk(k), loc, sub, tr);
-                    self.arrive(
-                        tr,
-                        Arrival::Bulk {
-                            product,
-                            loc,
-                            sub,
-                            units: k,
-                        },
-                    );
+                    self.arrive(tr, Arrival::Bulk { product, loc, sub, units: k });
                     continue;
                 }
                 let serials: Vec<Sid> = (0..k).map(|_| self.new_serial(product, tr)).collect();
-                self.po_receive(
-                    po,
-                    product,
-                    Qty::serials(serials.clone(), false),
-                    loc,
-                    sub,
-                    tr,
-                );
+                self.po_receive(po, product, Qty::serials(serials.clone(), false), loc, sub, tr);
                 let mut keep = serials;
                 let tu = tr + self.rng.random_range(3 * DAY..20 * DAY);
                 if keep.len() >= 2 && tu <= END && self.rng.random_bool(0.04) {
@@ -1446,15 +1135,7 @@ impl Gen {
                     self.po_unstock(po, product, back, loc, sub, tu);
                 }
                 for sid in keep {
-                    self.arrive(
-                        tr,
-                        Arrival::Serial {
-                            product,
-                            loc,
-                            sub,
-                            sid,
-                        },
-                    );
+                    self.arrive(tr, Arrival::Serial { product, loc, sub, sid });
                 }
             }
         }
@@ -1533,19 +1214,11 @@ impl Gen {
                 let picks = subs
                     .into_iter()
                     .map(|sub| {
-                        let here = got
-                            .iter()
-                            .filter(|(_, s)| *s == sub)
-                            .map(|(x, _)| *x)
-                            .collect();
+                        let here = got.iter().filter(|(_, s)| *s == sub).map(|(x, _)| *x).collect();
                         (from, sub, Qty::serials(here, false))
                     })
                     .collect();
-                picked.push(Picked {
-                    line,
-                    product: p,
-                    picks,
-                });
+                picked.push(Picked { line, product: p, picks });
             } else {
                 let p = self.pick(&self.nonserial.clone());
                 let units = self.rng.random_range(1..=10);
@@ -1561,11 +1234,7 @@ impl Gen {
                 }
                 let Some(sub) = sub else { continue };
                 let line = self.so_line(so, p, Qty::bulk(units), t);
-                picked.push(Picked {
-                    line,
-                    product: p,
-                    picks: vec![(from, sub, Qty::bulk(units))],
-                });
+                picked.push(Picked { line, product: p, picks: vec![(from, sub, Qty::bulk(units))] });
             }
         }
         if self.sos[so].lines.is_empty() {
@@ -1636,11 +1305,8 @@ impl Gen {
             return;
         }
         // Customer returns.
-        let serial_lines: Vec<usize> = picked
-            .iter()
-            .filter(|pk| !self.sos[so].lines[pk.line].qty.serials.is_empty())
-            .map(|pk| pk.line)
-            .collect();
+        let serial_lines: Vec<usize> =
+            picked.iter().filter(|pk| !self.sos[so].lines[pk.line].qty.serials.is_empty()).map(|pk| pk.line).collect();
         if serial_lines.is_empty() || !self.rng.random_bool(0.06) {
             return;
         }
@@ -1652,47 +1318,19 @@ impl Gen {
         let line = &self.sos[so].lines[li];
         let product = line.product;
         let s = line.qty.serials[self.rng.random_range(0..line.qty.serials.len())];
-        let restock = if self.rng.random_bool(0.8) {
-            Some((loc, self.returns_sub))
-        } else {
-            None
-        };
+        let restock = if self.rng.random_bool(0.8) { Some((loc, self.returns_sub)) } else { None };
         if let Some(when) = self.so_return(so, product, vec![s], tr, restock) {
             let (rloc, rsub) = restock.unwrap_or((loc, self.returns_sub));
-            self.arrive(
-                when,
-                Arrival::Serial {
-                    product,
-                    loc: rloc,
-                    sub: rsub,
-                    sid: s,
-                },
-            );
+            self.arrive(when, Arrival::Serial { product, loc: rloc, sub: rsub, sid: s });
         }
     }
 
     fn put_back(&mut self, t: i64, product: u32, loc: u16, sub: Sub, q: &Qty) {
         if q.serials.is_empty() {
-            self.arrive(
-                t,
-                Arrival::Bulk {
-                    product,
-                    loc,
-                    sub,
-                    units: q.amount / QTY_ONE,
-                },
-            );
+            self.arrive(t, Arrival::Bulk { product, loc, sub, units: q.amount / QTY_ONE });
         } else {
             for &sid in &q.serials {
-                self.arrive(
-                    t,
-                    Arrival::Serial {
-                        product,
-                        loc,
-                        sub,
-                        sid,
-                    },
-                );
+                self.arrive(t, Arrival::Serial { product, loc, sub, sid });
             }
         }
     }
@@ -1714,11 +1352,7 @@ impl Gen {
         subs.sort_unstable();
         subs.dedup();
         for sub in subs {
-            let here: Vec<Sid> = got
-                .iter()
-                .filter(|(_, s)| *s == sub)
-                .map(|(x, _)| *x)
-                .collect();
+            let here: Vec<Sid> = got.iter().filter(|(_, s)| *s == sub).map(|(x, _)| *x).collect();
             moved.push((p, sub, to_sub, Qty::serials(here, false)));
         }
         if self.rng.random_bool(0.3) {
@@ -1789,11 +1423,7 @@ impl Gen {
             subs.sort_unstable();
             subs.dedup();
             for sub in subs {
-                let here: Vec<Sid> = got
-                    .iter()
-                    .filter(|(_, s)| *s == sub)
-                    .map(|(x, _)| *x)
-                    .collect();
+                let here: Vec<Sid> = got.iter().filter(|(_, s)| *s == sub).map(|(x, _)| *x).collect();
                 let q = Qty::serials(here, true);
                 if cancelled {
                     let back = Qty::serials(q.serials.clone(), false);
@@ -1918,24 +1548,13 @@ impl Gen {
         let rowversion = base + n;
 
         let scenario = self.scenario(&docs, planted);
-        Generated {
-            cat: self.cat,
-            docs,
-            inv,
-            rowversion,
-            scenario,
-            rng: self.rng,
-        }
+        Generated { cat: self.cat, docs, inv, rowversion, scenario, rng: self.rng }
     }
 
     fn scenario(&self, docs: &Docs, planted: Vec<(&'static str, PlantedStory)>) -> Scenario {
         let mut stories: HashMap<&'static str, SerialStory> = HashMap::new();
         for (name, p) in planted {
-            let refs = p
-                .docs
-                .iter()
-                .filter_map(|r| self.doc_ref(docs, *r))
-                .collect();
+            let refs = p.docs.iter().filter_map(|r| self.doc_ref(docs, *r)).collect();
             stories.insert(
                 name,
                 SerialStory {
@@ -1950,12 +1569,8 @@ impl Gen {
             );
         }
         let mut take = |n: &str| stories.remove(n);
-        let empty = || SerialStory {
-            serial: String::new(),
-            product_id: String::new(),
-            documents: Vec::new(),
-            on_hand: None,
-        };
+        let empty =
+            || SerialStory { serial: String::new(), product_id: String::new(), documents: Vec::new(), on_hand: None };
         let full_lifecycle = take("full_lifecycle").unwrap_or_else(empty);
         let vendor_return = take("vendor_return").unwrap_or_else(empty);
         let adjusted_out = take("adjusted_out").unwrap_or_else(empty);
@@ -1983,32 +1598,12 @@ impl Gen {
     /// The endpoint, id and final number of a planted document.
     fn doc_ref(&self, docs: &Docs, r: GenRef) -> Option<DocRef> {
         let (endpoint, id, number) = match r {
-            GenRef::So(id) => (
-                "sales-orders",
-                id,
-                docs.sales_orders.get(&id)?.number.clone(),
-            ),
-            GenRef::Po(id) => (
-                "purchase-orders",
-                id,
-                docs.purchase_orders.get(&id)?.number.clone(),
-            ),
-            GenRef::Sa(id) => (
-                "stock-adjustments",
-                id,
-                docs.adjustments.get(&id)?.number.clone(),
-            ),
-            GenRef::St(id) => (
-                "stock-transfers",
-                id,
-                docs.transfers.get(&id)?.number.clone(),
-            ),
+            GenRef::So(id) => ("sales-orders", id, docs.sales_orders.get(&id)?.number.clone()),
+            GenRef::Po(id) => ("purchase-orders", id, docs.purchase_orders.get(&id)?.number.clone()),
+            GenRef::Sa(id) => ("stock-adjustments", id, docs.adjustments.get(&id)?.number.clone()),
+            GenRef::St(id) => ("stock-transfers", id, docs.transfers.get(&id)?.number.clone()),
         };
-        Some(DocRef {
-            endpoint: endpoint.to_string(),
-            id: id.hyphenated().to_string(),
-            number,
-        })
+        Some(DocRef { endpoint: endpoint.to_string(), id: id.hyphenated().to_string(), number })
     }
 }
 

@@ -55,15 +55,8 @@ pub(crate) struct Inventory {
 
 impl Inventory {
     pub fn lines_of(&self, product: u32) -> impl Iterator<Item = (&InvKey, &InvRow)> {
-        let lo = InvKey {
-            product,
-            location: 0,
-            sub: 0,
-            serial: None,
-        };
-        self.rows
-            .range(lo..)
-            .take_while(move |(k, _)| k.product == product)
+        let lo = InvKey { product, location: 0, sub: 0, serial: None };
+        self.rows.range(lo..).take_while(move |(k, _)| k.product == product)
     }
 
     pub fn total(&self, product: u32) -> i64 {
@@ -84,11 +77,7 @@ impl Inventory {
         mut new_id: impl FnMut() -> Uuid,
     ) {
         for m in moves {
-            let row = self.rows.entry(m.key).or_insert_with(|| InvRow {
-                id: new_id(),
-                qty: 0,
-                ts: 0,
-            });
+            let row = self.rows.entry(m.key).or_insert_with(|| InvRow { id: new_id(), qty: 0, ts: 0 });
             row.qty += sign * m.qty;
             row.ts = row.ts.max(stamp(&m.date));
             if row.qty == 0 {
@@ -98,43 +87,17 @@ impl Inventory {
     }
 }
 
-fn push_line(
-    out: &mut Vec<Movement>,
-    product: u32,
-    location: u16,
-    sub: Sub,
-    qty: &Qty,
-    sign: i64,
-    date: Dt,
-) {
+fn push_line(out: &mut Vec<Movement>, product: u32, location: u16, sub: Sub, qty: &Qty, sign: i64, date: Dt) {
     if qty.serials.is_empty() {
         if qty.amount != 0 {
-            out.push(Movement {
-                key: InvKey {
-                    product,
-                    location,
-                    sub,
-                    serial: None,
-                },
-                qty: sign * qty.amount,
-                date,
-            });
+            out.push(Movement { key: InvKey { product, location, sub, serial: None }, qty: sign * qty.amount, date });
         }
         return;
     }
     // Each serial moves one unit, in the direction of the line's sign.
     let unit = if qty.amount < 0 { -QTY_ONE } else { QTY_ONE };
     for &s in &qty.serials {
-        out.push(Movement {
-            key: InvKey {
-                product,
-                location,
-                sub,
-                serial: Some(s),
-            },
-            qty: sign * unit,
-            date,
-        });
+        out.push(Movement { key: InvKey { product, location, sub, serial: Some(s) }, qty: sign * unit, date });
     }
 }
 
@@ -183,10 +146,7 @@ pub(crate) fn st_moves(st: &StockTransfer, out: &mut Vec<Movement>) {
             push_line(out, l.product, st.from, l.from_sub, &l.qty, -1, d);
         }
         if received {
-            let d = st
-                .received_date
-                .or(st.sent_date)
-                .unwrap_or(st.transfer_date);
+            let d = st.received_date.or(st.sent_date).unwrap_or(st.transfer_date);
             push_line(out, l.product, st.to, l.to_sub, &l.qty, 1, d);
         }
     }

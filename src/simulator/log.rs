@@ -35,10 +35,7 @@ pub struct RequestRecord {
 impl RequestRecord {
     /// The first value of a query parameter.
     pub fn param(&self, name: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 }
 
@@ -51,11 +48,7 @@ pub(crate) struct RequestLog {
 
 impl RequestLog {
     pub fn new(capacity: usize) -> RequestLog {
-        RequestLog {
-            records: VecDeque::new(),
-            capacity: capacity.max(1),
-            next_seq: 1,
-        }
+        RequestLog { records: VecDeque::new(), capacity: capacity.max(1), next_seq: 1 }
     }
 
     pub fn next_seq(&mut self) -> u64 {
@@ -83,10 +76,7 @@ impl RequestLog {
     }
 
     pub fn count_endpoint(&self, endpoint: &str) -> usize {
-        self.records
-            .iter()
-            .filter(|r| r.endpoint == endpoint)
-            .count()
+        self.records.iter().filter(|r| r.endpoint == endpoint).count()
     }
 
     pub fn count_status(&self, status: u16) -> usize {

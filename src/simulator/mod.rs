@@ -164,17 +164,12 @@ impl Default for SimConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {
     #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Bind { addr: SocketAddr, source: std::io::Error },
     #[error("the generator task failed: {0}")]
     Generator(String),
     #[error("'{0}' is not a scale: use small, medium, large or a number of sales orders")]
     InvalidScale(String),
-    #[error(
-        "'{0}' is not a document endpoint (sales-orders, purchase-orders, stock-adjustments, stock-transfers)"
-    )]
+    #[error("'{0}' is not a document endpoint (sales-orders, purchase-orders, stock-adjustments, stock-transfers)")]
     UnknownEndpoint(String),
     #[error("no {0} document with id {1}")]
     UnknownDocument(String, String),
@@ -236,10 +231,7 @@ pub struct Simulator {
 
 impl fmt::Debug for Simulator {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Simulator")
-            .field("addr", &self.addr)
-            .field("company", &self.shared.company)
-            .finish()
+        f.debug_struct("Simulator").field("addr", &self.addr).field("company", &self.shared.company).finish()
     }
 }
 
@@ -248,14 +240,12 @@ impl Simulator {
     pub async fn start(config: SimConfig) -> Result<Simulator, SimError> {
         let started = Instant::now();
         let (seed, scale, data_faults) = (config.seed, config.scale, config.data_faults);
-        let generated =
-            tokio::task::spawn_blocking(move || generator::generate(seed, scale, data_faults))
-                .await
-                .map_err(|e| SimError::Generator(e.to_string()))?;
+        let generated = tokio::task::spawn_blocking(move || generator::generate(seed, scale, data_faults))
+            .await
+            .map_err(|e| SimError::Generator(e.to_string()))?;
         let mut ids = ChaCha8Rng::seed_from_u64(config.seed ^ 0xC0FF_EE00_D15E_A5E5);
-        let company_id = config
-            .company_id
-            .unwrap_or_else(|| uuid::Builder::from_random_bytes(ids.random()).into_uuid());
+        let company_id =
+            config.company_id.unwrap_or_else(|| uuid::Builder::from_random_bytes(ids.random()).into_uuid());
         let api_key = config.api_key.clone().unwrap_or_else(|| {
             let bytes: [u8; 20] = ids.random();
             let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
@@ -273,11 +263,7 @@ impl Simulator {
             state: RwLock::new(state),
             company: company_id.hyphenated().to_string(),
             api_key,
-            time_scale: if config.time_scale > 0.0 {
-                config.time_scale
-            } else {
-                1.0
-            },
+            time_scale: if config.time_scale > 0.0 { config.time_scale } else { 1.0 },
             default_count: config.default_page_size,
             rate_limit: Mutex::new(config.rate_limit),
             limiter: Mutex::new(ratelimit::Limiter::default()),
@@ -287,14 +273,8 @@ impl Simulator {
         });
         let listener = tokio::net::TcpListener::bind(config.bind)
             .await
-            .map_err(|source| SimError::Bind {
-                addr: config.bind,
-                source,
-            })?;
-        let addr = listener.local_addr().map_err(|source| SimError::Bind {
-            addr: config.bind,
-            source,
-        })?;
+            .map_err(|source| SimError::Bind { addr: config.bind, source })?;
+        let addr = listener.local_addr().map_err(|source| SimError::Bind { addr: config.bind, source })?;
         let (stop, stopped) = oneshot::channel::<()>();
         let app = server::router(shared.clone());
         let task = tokio::spawn(async move {
@@ -308,10 +288,7 @@ impl Simulator {
         Ok(Simulator {
             shared,
             addr,
-            server: Arc::new(Mutex::new(Server {
-                stop: Some(stop),
-                task: Some(task),
-            })),
+            server: Arc::new(Mutex::new(Server { stop: Some(stop), task: Some(task) })),
             startup: started.elapsed(),
         })
     }
@@ -327,10 +304,7 @@ impl Simulator {
         }
         if let Some(task) = task {
             let abort = task.abort_handle();
-            if tokio::time::timeout(Duration::from_secs(2), task)
-                .await
-                .is_err()
-            {
+            if tokio::time::timeout(Duration::from_secs(2), task).await.is_err() {
                 abort.abort();
             }
         }
@@ -444,21 +418,12 @@ impl Simulator {
         line_id: &str,
         serials: Vec<String>,
     ) -> Result<(), SimError> {
-        self.shared
-            .write()
-            .edit_line_serials(endpoint, doc_id, line_collection, line_id, serials)
+        self.shared.write().edit_line_serials(endpoint, doc_id, line_collection, line_id, serials)
     }
 
     /// Sets `orderDate` / `date` / `transferDate`.
-    pub fn set_document_date(
-        &self,
-        endpoint: &str,
-        doc_id: &str,
-        date: DateTime<FixedOffset>,
-    ) -> Result<(), SimError> {
-        self.shared
-            .write()
-            .set_document_date(endpoint, doc_id, date)
+    pub fn set_document_date(&self, endpoint: &str, doc_id: &str, date: DateTime<FixedOffset>) -> Result<(), SimError> {
+        self.shared.write().set_document_date(endpoint, doc_id, date)
     }
 
     /// Moves a line: pick, restock, receive and unstock lines take both; adjustment lines
@@ -473,14 +438,7 @@ impl Simulator {
         location_id: &str,
         sublocation: &str,
     ) -> Result<(), SimError> {
-        self.shared.write().set_line_location(
-            endpoint,
-            doc_id,
-            line_collection,
-            line_id,
-            location_id,
-            sublocation,
-        )
+        self.shared.write().set_line_location(endpoint, doc_id, line_collection, line_id, location_id, sublocation)
     }
 
     pub fn cancel(&self, endpoint: &str, doc_id: &str) -> Result<(), SimError> {

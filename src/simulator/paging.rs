@@ -45,24 +45,14 @@ pub(crate) struct ApiError {
 
 impl ApiError {
     pub fn bad(code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError {
-            status: 400,
-            code,
-            message: message.into(),
-            detail: None,
-        }
+        ApiError { status: 400, code, message: message.into(), detail: None }
     }
     pub fn with(mut self, key: &'static str, value: impl Into<String>) -> ApiError {
         self.detail = Some((key, value.into()));
         self
     }
     pub fn not_found(message: impl Into<String>) -> ApiError {
-        ApiError {
-            status: 404,
-            code: "NotFound",
-            message: message.into(),
-            detail: None,
-        }
+        ApiError { status: 404, code: "NotFound", message: message.into(), detail: None }
     }
     pub fn body(&self) -> Value {
         let mut m = serde_json::Map::new();
@@ -138,311 +128,75 @@ fn specs(endpoint: Endpoint) -> &'static [Spec] {
     use Kind as K;
     match endpoint {
         Endpoint::SalesOrders => &[
-            Spec {
-                name: "salesOrderId",
-                field: F::Id,
-                kind: K::SortOnly,
-            },
-            Spec {
-                name: "orderNumber",
-                field: F::Number,
-                kind: K::Exact,
-            },
-            Spec {
-                name: "inventoryStatus",
-                field: F::InventoryStatus,
-                kind: K::StatusList,
-            },
-            Spec {
-                name: "paymentStatus",
-                field: F::PaymentStatus,
-                kind: K::StatusList,
-            },
-            Spec {
-                name: "customerId",
-                field: F::PartyId,
-                kind: K::IdEq,
-            },
-            Spec {
-                name: "orderDate",
-                field: F::Date,
-                kind: K::DateRange,
-            },
-            Spec {
-                name: "poNumber",
-                field: F::PoNumber,
-                kind: K::Exact,
-            },
-            Spec {
-                name: "locationId",
-                field: F::LocationId,
-                kind: K::IdEq,
-            },
-            Spec {
-                name: "requestedShipDate",
-                field: F::RequestedShipDate,
-                kind: K::DateRange,
-            },
-            Spec {
-                name: "invoicedDate",
-                field: F::InvoicedDate,
-                kind: K::DateRange,
-            },
-            Spec {
-                name: "total",
-                field: F::Total,
-                kind: K::NumRange,
-            },
-            Spec {
-                name: "balance",
-                field: F::Balance,
-                kind: K::NumRange,
-            },
-            Spec {
-                name: "isActive",
-                field: F::Active,
-                kind: K::BoolOnly,
-            },
-            Spec {
-                name: "smart",
-                field: F::Smart,
-                kind: K::SmartText,
-            },
-            Spec {
-                name: "timestamp",
-                field: F::Timestamp,
-                kind: K::SortOnly,
-            },
+            Spec { name: "salesOrderId", field: F::Id, kind: K::SortOnly },
+            Spec { name: "orderNumber", field: F::Number, kind: K::Exact },
+            Spec { name: "inventoryStatus", field: F::InventoryStatus, kind: K::StatusList },
+            Spec { name: "paymentStatus", field: F::PaymentStatus, kind: K::StatusList },
+            Spec { name: "customerId", field: F::PartyId, kind: K::IdEq },
+            Spec { name: "orderDate", field: F::Date, kind: K::DateRange },
+            Spec { name: "poNumber", field: F::PoNumber, kind: K::Exact },
+            Spec { name: "locationId", field: F::LocationId, kind: K::IdEq },
+            Spec { name: "requestedShipDate", field: F::RequestedShipDate, kind: K::DateRange },
+            Spec { name: "invoicedDate", field: F::InvoicedDate, kind: K::DateRange },
+            Spec { name: "total", field: F::Total, kind: K::NumRange },
+            Spec { name: "balance", field: F::Balance, kind: K::NumRange },
+            Spec { name: "isActive", field: F::Active, kind: K::BoolOnly },
+            Spec { name: "smart", field: F::Smart, kind: K::SmartText },
+            Spec { name: "timestamp", field: F::Timestamp, kind: K::SortOnly },
         ],
         Endpoint::PurchaseOrders => &[
-            Spec {
-                name: "purchaseOrderId",
-                field: F::Id,
-                kind: K::SortOnly,
-            },
-            Spec {
-                name: "orderNumber",
-                field: F::Number,
-                kind: K::Exact,
-            },
-            Spec {
-                name: "inventoryStatus",
-                field: F::InventoryStatus,
-                kind: K::StatusList,
-            },
-            Spec {
-                name: "paymentStatus",
-                field: F::PaymentStatus,
-                kind: K::StatusList,
-            },
-            Spec {
-                name: "vendorId",
-                field: F::PartyId,
-                kind: K::IdEq,
-            },
-            Spec {
-                name: "orderDate",
-                field: F::Date,
-                kind: K::DateRange,
-            },
-            Spec {
-                name: "vendorOrderNumber",
-                field: F::PoNumber,
-                kind: K::Exact,
-            },
-            Spec {
-                name: "locationId",
-                field: F::LocationId,
-                kind: K::IdEq,
-            },
-            Spec {
-                name: "requestShipDate",
-                field: F::RequestedShipDate,
-                kind: K::DateRange,
-            },
-            Spec {
-                name: "total",
-                field: F::Total,
-                kind: K::NumRange,
-            },
-            Spec {
-                name: "balance",
-                field: F::Balance,
-                kind: K::NumRange,
-            },
-            Spec {
-                name: "isActive",
-                field: F::Active,
-                kind: K::BoolOnly,
-            },
-            Spec {
-                name: "smart",
-                field: F::Smart,
-                kind: K::SmartText,
-            },
-            Spec {
-                name: "timestamp",
-                field: F::Timestamp,
-                kind: K::SortOnly,
-            },
+            Spec { name: "purchaseOrderId", field: F::Id, kind: K::SortOnly },
+            Spec { name: "orderNumber", field: F::Number, kind: K::Exact },
+            Spec { name: "inventoryStatus", field: F::InventoryStatus, kind: K::StatusList },
+            Spec { name: "paymentStatus", field: F::PaymentStatus, kind: K::StatusList },
+            Spec { name: "vendorId", field: F::PartyId, kind: K::IdEq },
+            Spec { name: "orderDate", field: F::Date, kind: K::DateRange },
+            Spec { name: "vendorOrderNumber", field: F::PoNumber, kind: K::Exact },
+            Spec { name: "locationId", field: F::LocationId, kind: K::IdEq },
+            Spec { name: "requestShipDate", field: F::RequestedShipDate, kind: K::DateRange },
+            Spec { name: "total", field: F::Total, kind: K::NumRange },
+            Spec { name: "balance", field: F::Balance, kind: K::NumRange },
+            Spec { name: "isActive", field: F::Active, kind: K::BoolOnly },
+            Spec { name: "smart", field: F::Smart, kind: K::SmartText },
+            Spec { name: "timestamp", field: F::Timestamp, kind: K::SortOnly },
         ],
         Endpoint::StockAdjustments => &[
-            Spec {
-                name: "stockAdjustmentId",
-                field: F::Id,
-                kind: K::SortOnly,
-            },
-            Spec {
-                name: "adjustmentNumber",
-                field: F::Number,
-                kind: K::Exact,
-            },
-            Spec {
-                name: "date",
-                field: F::Date,
-                kind: K::SortOnly,
-            },
-            Spec {
-                name: "locationId",
-                field: F::LocationId,
-                kind: K::SortOnly,
-            },
-            Spec {
-                name: "timestamp",
-                field: F::Timestamp,
-                kind: K::SortOnly,
-            },
+            Spec { name: "stockAdjustmentId", field: F::Id, kind: K::SortOnly },
+            Spec { name: "adjustmentNumber", field: F::Number, kind: K::Exact },
+            Spec { name: "date", field: F::Date, kind: K::SortOnly },
+            Spec { name: "locationId", field: F::LocationId, kind: K::SortOnly },
+            Spec { name: "timestamp", field: F::Timestamp, kind: K::SortOnly },
         ],
         Endpoint::StockTransfers => &[
-            Spec {
-                name: "stockTransferId",
-                field: F::Id,
-                kind: K::SortOnly,
-            },
-            Spec {
-                name: "transferNumber",
-                field: F::Number,
-                kind: K::Exact,
-            },
-            Spec {
-                name: "transferDate",
-                field: F::Date,
-                kind: K::SortOnly,
-            },
-            Spec {
-                name: "sentDate",
-                field: F::SentDate,
-                kind: K::SortOnly,
-            },
-            Spec {
-                name: "receivedDate",
-                field: F::ReceivedDate,
-                kind: K::SortOnly,
-            },
-            Spec {
-                name: "status",
-                field: F::Status,
-                kind: K::SortOnly,
-            },
-            Spec {
-                name: "fromLocationId",
-                field: F::FromLocationId,
-                kind: K::SortOnly,
-            },
-            Spec {
-                name: "toLocationId",
-                field: F::ToLocationId,
-                kind: K::SortOnly,
-            },
-            Spec {
-                name: "timestamp",
-                field: F::Timestamp,
-                kind: K::SortOnly,
-            },
+            Spec { name: "stockTransferId", field: F::Id, kind: K::SortOnly },
+            Spec { name: "transferNumber", field: F::Number, kind: K::Exact },
+            Spec { name: "transferDate", field: F::Date, kind: K::SortOnly },
+            Spec { name: "sentDate", field: F::SentDate, kind: K::SortOnly },
+            Spec { name: "receivedDate", field: F::ReceivedDate, kind: K::SortOnly },
+            Spec { name: "status", field: F::Status, kind: K::SortOnly },
+            Spec { name: "fromLocationId", field: F::FromLocationId, kind: K::SortOnly },
+            Spec { name: "toLocationId", field: F::ToLocationId, kind: K::SortOnly },
+            Spec { name: "timestamp", field: F::Timestamp, kind: K::SortOnly },
         ],
         Endpoint::Products => &[
-            Spec {
-                name: "productId",
-                field: F::Id,
-                kind: K::SortOnly,
-            },
-            Spec {
-                name: "name",
-                field: F::Name,
-                kind: K::Contains,
-            },
-            Spec {
-                name: "sku",
-                field: F::Sku,
-                kind: K::SortOnly,
-            },
-            Spec {
-                name: "description",
-                field: F::Description,
-                kind: K::Contains,
-            },
-            Spec {
-                name: "isActive",
-                field: F::Active,
-                kind: K::Bool,
-            },
-            Spec {
-                name: "barcode",
-                field: F::Barcode,
-                kind: K::Contains,
-            },
-            Spec {
-                name: "itemType",
-                field: F::ItemType,
-                kind: K::Exact,
-            },
-            Spec {
-                name: "categoryId",
-                field: F::CategoryId,
-                kind: K::IdEq,
-            },
-            Spec {
-                name: "lastModifiedDateTime",
-                field: F::LastModified,
-                kind: K::DateRange,
-            },
-            Spec {
-                name: "trackSerials",
-                field: F::TrackSerials,
-                kind: K::Bool,
-            },
-            Spec {
-                name: "smart",
-                field: F::Smart,
-                kind: K::SmartText,
-            },
-            Spec {
-                name: "timestamp",
-                field: F::Timestamp,
-                kind: K::SortOnly,
-            },
+            Spec { name: "productId", field: F::Id, kind: K::SortOnly },
+            Spec { name: "name", field: F::Name, kind: K::Contains },
+            Spec { name: "sku", field: F::Sku, kind: K::SortOnly },
+            Spec { name: "description", field: F::Description, kind: K::Contains },
+            Spec { name: "isActive", field: F::Active, kind: K::Bool },
+            Spec { name: "barcode", field: F::Barcode, kind: K::Contains },
+            Spec { name: "itemType", field: F::ItemType, kind: K::Exact },
+            Spec { name: "categoryId", field: F::CategoryId, kind: K::IdEq },
+            Spec { name: "lastModifiedDateTime", field: F::LastModified, kind: K::DateRange },
+            Spec { name: "trackSerials", field: F::TrackSerials, kind: K::Bool },
+            Spec { name: "smart", field: F::Smart, kind: K::SmartText },
+            Spec { name: "timestamp", field: F::Timestamp, kind: K::SortOnly },
         ],
         Endpoint::Locations => &[
-            Spec {
-                name: "locationId",
-                field: F::Id,
-                kind: K::SortOnly,
-            },
-            Spec {
-                name: "name",
-                field: F::Name,
-                kind: K::Contains,
-            },
-            Spec {
-                name: "isActive",
-                field: F::Active,
-                kind: K::Bool,
-            },
-            Spec {
-                name: "timestamp",
-                field: F::Timestamp,
-                kind: K::SortOnly,
-            },
+            Spec { name: "locationId", field: F::Id, kind: K::SortOnly },
+            Spec { name: "name", field: F::Name, kind: K::Contains },
+            Spec { name: "isActive", field: F::Active, kind: K::Bool },
+            Spec { name: "timestamp", field: F::Timestamp, kind: K::SortOnly },
         ],
     }
 }
@@ -512,27 +266,19 @@ fn parse_bool(key: &str, v: &str) -> Result<bool, ApiError> {
     match v.trim().to_ascii_lowercase().as_str() {
         "true" | "1" => Ok(true),
         "false" | "0" => Ok(false),
-        _ => Err(
-            ApiError::bad("InvalidParameter", format!("'{key}' must be true or false"))
-                .with("parameter", key),
-        ),
+        _ => Err(ApiError::bad("InvalidParameter", format!("'{key}' must be true or false")).with("parameter", key)),
     }
 }
 
 fn parse_id(key: &str, v: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(v.trim()).map_err(|_| {
-        ApiError::bad("InvalidParameter", format!("'{key}' must be an entity id"))
-            .with("parameter", key)
-    })
+    Uuid::parse_str(v.trim())
+        .map_err(|_| ApiError::bad("InvalidParameter", format!("'{key}' must be an entity id")).with("parameter", key))
 }
 
 fn parse_date_bound(key: &str, v: &Value) -> Result<Option<DateBound>, ApiError> {
     let bad = || {
-        ApiError::bad(
-            "InvalidFilter",
-            format!("filter[{key}] dates must be YYYY-MM-DD or RFC 3339"),
-        )
-        .with("filter", key)
+        ApiError::bad("InvalidFilter", format!("filter[{key}] dates must be YYYY-MM-DD or RFC 3339"))
+            .with("filter", key)
     };
     match v {
         Value::Null => Ok(None),
@@ -562,11 +308,7 @@ fn parse_num_bound(key: &str, v: &Value) -> Result<Option<i64>, ApiError> {
         _ => String::new(),
     };
     let d: rust_decimal::Decimal = text.parse().map_err(|_| {
-        ApiError::bad(
-            "InvalidFilter",
-            format!("filter[{key}] bounds must be numbers"),
-        )
-        .with("filter", key)
+        ApiError::bad("InvalidFilter", format!("filter[{key}] bounds must be numbers")).with("filter", key)
     })?;
     let scaled = d * rust_decimal::Decimal::from(MONEY_ONE);
     Ok(Some(scaled.trunc().try_into().unwrap_or(i64::MAX)))
@@ -575,11 +317,8 @@ fn parse_num_bound(key: &str, v: &Value) -> Result<Option<i64>, ApiError> {
 /// `{"fromDate":..,"toDate":..}` from a filter value.
 fn parse_range(key: &str, raw: &str) -> Result<(Value, Value), ApiError> {
     let v: Value = serde_json::from_str(raw).map_err(|_| {
-        ApiError::bad(
-            "InvalidFilter",
-            format!("filter[{key}] must be a JSON object with fromDate and/or toDate"),
-        )
-        .with("filter", key)
+        ApiError::bad("InvalidFilter", format!("filter[{key}] must be a JSON object with fromDate and/or toDate"))
+            .with("filter", key)
     })?;
     let Value::Object(m) = v else {
         return Err(ApiError::bad(
@@ -588,12 +327,8 @@ fn parse_range(key: &str, raw: &str) -> Result<(Value, Value), ApiError> {
         )
         .with("filter", key));
     };
-    let get = |k: &str| {
-        m.iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(k))
-            .map(|(_, v)| v.clone())
-            .unwrap_or(Value::Null)
-    };
+    let get =
+        |k: &str| m.iter().find(|(n, _)| n.eq_ignore_ascii_case(k)).map(|(_, v)| v.clone()).unwrap_or(Value::Null);
     Ok((get("fromDate"), get("toDate")))
 }
 
@@ -611,18 +346,11 @@ fn parse_list(raw: &str) -> Vec<String> {
             })
             .collect();
     }
-    t.split(',')
-        .map(|x| x.trim().to_string())
-        .filter(|x| !x.is_empty())
-        .collect()
+    t.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect()
 }
 
 impl ListQuery {
-    pub fn parse(
-        endpoint: Endpoint,
-        pairs: &[(String, String)],
-        opts: &QueryOptions,
-    ) -> Result<ListQuery, ApiError> {
+    pub fn parse(endpoint: Endpoint, pairs: &[(String, String)], opts: &QueryOptions) -> Result<ListQuery, ApiError> {
         let mut q = ListQuery {
             count: opts.default_count,
             skip: 0,
@@ -639,18 +367,14 @@ impl ListQuery {
         for (key, value) in pairs {
             let k = key.as_str();
             if let Some(rest) = k.strip_prefix("filter[") {
-                let name = rest
-                    .strip_suffix("][]")
-                    .or_else(|| rest.strip_suffix(']'))
-                    .unwrap_or(rest);
+                let name = rest.strip_suffix("][]").or_else(|| rest.strip_suffix(']')).unwrap_or(rest);
                 q.filters.push(parse_filter(endpoint, name, value)?);
                 continue;
             }
             match k {
                 "count" => {
                     let n: usize = value.trim().parse().map_err(|_| {
-                        ApiError::bad("InvalidParameter", "'count' must be a whole number")
-                            .with("parameter", "count")
+                        ApiError::bad("InvalidParameter", "'count' must be a whole number").with("parameter", "count")
                     })?;
                     if n > opts.max_count {
                         return Err(ApiError::bad(
@@ -663,8 +387,7 @@ impl ListQuery {
                 }
                 "skip" => {
                     q.skip = value.trim().parse().map_err(|_| {
-                        ApiError::bad("InvalidParameter", "'skip' must be a whole number")
-                            .with("parameter", "skip")
+                        ApiError::bad("InvalidParameter", "'skip' must be a whole number").with("parameter", "skip")
                     })?;
                 }
                 "after" | "before" | "start" => {
@@ -693,15 +416,11 @@ impl ListQuery {
                     let spec = specs(endpoint)
                         .iter()
                         .find(|s| {
-                            s.name.eq_ignore_ascii_case(name)
-                                && !matches!(s.kind, Kind::SmartText | Kind::BoolOnly)
+                            s.name.eq_ignore_ascii_case(name) && !matches!(s.kind, Kind::SmartText | Kind::BoolOnly)
                         })
                         .ok_or_else(|| {
-                            ApiError::bad(
-                                "InvalidSort",
-                                format!("'{name}' is not a sortable property of {endpoint}"),
-                            )
-                            .with("sort", name)
+                            ApiError::bad("InvalidSort", format!("'{name}' is not a sortable property of {endpoint}"))
+                                .with("sort", name)
                         })?;
                     q.sort = spec.field;
                 }
@@ -712,11 +431,8 @@ impl ListQuery {
             }
         }
         q.includes = Includes::parse(endpoint, includes).map_err(|bad| {
-            ApiError::bad(
-                "InvalidInclude",
-                format!("'{bad}' is not a relationship of {endpoint}"),
-            )
-            .with("relationship", bad)
+            ApiError::bad("InvalidInclude", format!("'{bad}' is not a relationship of {endpoint}"))
+                .with("relationship", bad)
         })?;
         Ok(q)
     }
@@ -749,18 +465,12 @@ impl ListQuery {
                 && self.filters.iter().all(|f| matches(f, *e, cx))
         };
         let total = if self.include_count {
-            all.clone()
-                .filter(|e| self.filters.iter().all(|f| matches(f, *e, cx)))
-                .count()
+            all.clone().filter(|e| self.filters.iter().all(|f| matches(f, *e, cx))).count()
         } else {
             0
         };
         let page = if self.desc {
-            all.rev()
-                .filter(keep)
-                .skip(self.skip)
-                .take(self.count)
-                .collect()
+            all.rev().filter(keep).skip(self.skip).take(self.count).collect()
         } else {
             all.filter(keep).skip(self.skip).take(self.count).collect()
         };
@@ -787,21 +497,12 @@ impl ListQuery {
             if self.sort == Field::Id {
                 return Ok((Key::Id(id), id));
             }
-            lookup(id)
-                .map(|e| (key(e.field(self.sort, cx)), id))
-                .ok_or_else(|| {
-                    ApiError::bad(
-                        "InvalidParameter",
-                        format!("'{param}' names an entity that does not exist"),
-                    )
+            lookup(id).map(|e| (key(e.field(self.sort, cx)), id)).ok_or_else(|| {
+                ApiError::bad("InvalidParameter", format!("'{param}' names an entity that does not exist"))
                     .with("parameter", param)
-                })
+            })
         };
-        let cursors = [
-            (self.after, "after"),
-            (self.start, "start"),
-            (self.before, "before"),
-        ];
+        let cursors = [(self.after, "after"), (self.start, "start"), (self.before, "before")];
         for (cursor, param) in cursors {
             let Some(id) = cursor else { continue };
             let (rk, rid) = reference(id, param)?;
@@ -817,27 +518,16 @@ impl ListQuery {
                 }
             });
         }
-        let page = rows
-            .into_iter()
-            .skip(self.skip)
-            .take(self.count)
-            .map(|(_, _, e)| e)
-            .collect();
+        let page = rows.into_iter().skip(self.skip).take(self.count).map(|(_, _, e)| e).collect();
         Ok((page, total))
     }
 }
 
 fn parse_filter(endpoint: Endpoint, name: &str, raw: &str) -> Result<Filter, ApiError> {
-    let spec = specs(endpoint)
-        .iter()
-        .find(|s| s.name.eq_ignore_ascii_case(name) && s.kind != Kind::SortOnly)
-        .ok_or_else(|| {
-            ApiError::bad(
-                "InvalidFilter",
-                format!("'{name}' is not a filter of {endpoint}"),
-            )
-            .with("filter", name)
-        })?;
+    let spec =
+        specs(endpoint).iter().find(|s| s.name.eq_ignore_ascii_case(name) && s.kind != Kind::SortOnly).ok_or_else(
+            || ApiError::bad("InvalidFilter", format!("'{name}' is not a filter of {endpoint}")).with("filter", name),
+        )?;
     let key = spec.name;
     Ok(match spec.kind {
         Kind::Exact => Filter::Exact(spec.field, raw.trim().to_string()),
@@ -847,30 +537,20 @@ fn parse_filter(endpoint: Endpoint, name: &str, raw: &str) -> Result<Filter, Api
         Kind::IdEq => Filter::IdEq(
             spec.field,
             Uuid::parse_str(raw.trim()).map_err(|_| {
-                ApiError::bad("InvalidFilter", format!("filter[{key}] must be an id"))
-                    .with("filter", key)
+                ApiError::bad("InvalidFilter", format!("filter[{key}] must be an id")).with("filter", key)
             })?,
         ),
         Kind::DateRange => {
             let (from, to) = parse_range(key, raw)?;
-            Filter::Dates(
-                spec.field,
-                parse_date_bound(key, &from)?,
-                parse_date_bound(key, &to)?,
-            )
+            Filter::Dates(spec.field, parse_date_bound(key, &from)?, parse_date_bound(key, &to)?)
         }
         Kind::NumRange => {
             let (from, to) = parse_range(key, raw)?;
-            Filter::Nums(
-                spec.field,
-                parse_num_bound(key, &from)?,
-                parse_num_bound(key, &to)?,
-            )
+            Filter::Nums(spec.field, parse_num_bound(key, &from)?, parse_num_bound(key, &to)?)
         }
-        Kind::Bool | Kind::BoolOnly => Filter::Bool(
-            spec.field,
-            parse_bool(&format!("filter[{key}]"), raw).map_err(|e| e.with("filter", key))?,
-        ),
+        Kind::Bool | Kind::BoolOnly => {
+            Filter::Bool(spec.field, parse_bool(&format!("filter[{key}]"), raw).map_err(|e| e.with("filter", key))?)
+        }
         Kind::SortOnly => unreachable!("filtered out above"),
     })
 }
@@ -962,11 +642,8 @@ impl Entity for SalesOrder {
             Field::InvoicedDate => opt_date(self.invoiced_date),
             Field::PoNumber => Val::Str(&self.po_number),
             Field::Total | Field::Balance => {
-                let (total, balance) = super::render::total_and_balance(
-                    &self.lines,
-                    self.tax_rate,
-                    self.payment_status,
-                );
+                let (total, balance) =
+                    super::render::total_and_balance(&self.lines, self.tax_rate, self.payment_status);
                 Val::Num(if f == Field::Total { total } else { balance })
             }
             // The docs say `smart` searches the order number and the customer name; the
@@ -994,11 +671,8 @@ impl Entity for PurchaseOrder {
             Field::PaymentStatus => Val::Str(self.payment_status),
             Field::PoNumber => Val::Str(&self.vendor_order_number),
             Field::Total | Field::Balance => {
-                let (total, balance) = super::render::total_and_balance(
-                    &self.lines,
-                    self.tax_rate,
-                    self.payment_status,
-                );
+                let (total, balance) =
+                    super::render::total_and_balance(&self.lines, self.tax_rate, self.payment_status);
                 Val::Num(if f == Field::Total { total } else { balance })
             }
             _ => Val::Null,
@@ -1085,51 +759,34 @@ mod tests {
     use super::*;
 
     fn pairs(q: &[(&str, &str)]) -> Vec<(String, String)> {
-        q.iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        q.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
-    const OPTS: QueryOptions = QueryOptions {
-        default_count: 20,
-        max_count: 100,
-        reject_keyset: false,
-    };
+    const OPTS: QueryOptions = QueryOptions { default_count: 20, max_count: 100, reject_keyset: false };
 
     #[test]
     fn defaults_and_limits() {
         let q = ListQuery::parse(Endpoint::SalesOrders, &[], &OPTS).unwrap();
         assert_eq!(q.count, 20);
         assert_eq!(q.sort, Field::Id);
-        let e = ListQuery::parse(Endpoint::SalesOrders, &pairs(&[("count", "101")]), &OPTS)
-            .unwrap_err();
+        let e = ListQuery::parse(Endpoint::SalesOrders, &pairs(&[("count", "101")]), &OPTS).unwrap_err();
         assert_eq!(e.status, 400);
         assert_eq!(e.detail, Some(("parameter", "count".into())));
-        assert!(
-            ListQuery::parse(Endpoint::SalesOrders, &pairs(&[("count", "100")]), &OPTS).is_ok()
-        );
+        assert!(ListQuery::parse(Endpoint::SalesOrders, &pairs(&[("count", "100")]), &OPTS).is_ok());
     }
 
     #[test]
     fn unknown_filter_and_sort_are_named() {
-        let e = ListQuery::parse(
-            Endpoint::StockAdjustments,
-            &pairs(&[("filter[orderDate]", "{}")]),
-            &OPTS,
-        )
-        .unwrap_err();
+        let e =
+            ListQuery::parse(Endpoint::StockAdjustments, &pairs(&[("filter[orderDate]", "{}")]), &OPTS).unwrap_err();
         assert_eq!(e.detail, Some(("filter", "orderDate".into())));
-        let e = ListQuery::parse(Endpoint::SalesOrders, &pairs(&[("sort", "color")]), &OPTS)
-            .unwrap_err();
+        let e = ListQuery::parse(Endpoint::SalesOrders, &pairs(&[("sort", "color")]), &OPTS).unwrap_err();
         assert_eq!(e.detail, Some(("sort", "color".into())));
     }
 
     #[test]
     fn keyset_can_be_rejected() {
-        let opts = QueryOptions {
-            reject_keyset: true,
-            ..OPTS
-        };
+        let opts = QueryOptions { reject_keyset: true, ..OPTS };
         let e = ListQuery::parse(
             Endpoint::SalesOrders,
             &pairs(&[("after", "00000000-0000-4000-8000-000000000001")]),
@@ -1143,17 +800,11 @@ mod tests {
     fn date_bounds_parse_both_forms() {
         let q = ListQuery::parse(
             Endpoint::SalesOrders,
-            &pairs(&[(
-                "filter[orderDate]",
-                r#"{"fromDate":"2024-01-01","toDate":"2024-02-01T00:00:00Z"}"#,
-            )]),
+            &pairs(&[("filter[orderDate]", r#"{"fromDate":"2024-01-01","toDate":"2024-02-01T00:00:00Z"}"#)]),
             &OPTS,
         )
         .unwrap();
-        assert!(matches!(
-            &q.filters[0],
-            Filter::Dates(Field::Date, Some(DateBound::Day(_)), Some(DateBound::At(_)))
-        ));
+        assert!(matches!(&q.filters[0], Filter::Dates(Field::Date, Some(DateBound::Day(_)), Some(DateBound::At(_)))));
         let e = ListQuery::parse(
             Endpoint::SalesOrders,
             &pairs(&[("filter[orderDate]", r#"{"fromDate":"yesterday"}"#)]),
@@ -1165,10 +816,7 @@ mod tests {
 
     #[test]
     fn status_lists_accept_three_encodings() {
-        assert_eq!(
-            parse_list(r#"["started","fulfilled"]"#),
-            ["started", "fulfilled"]
-        );
+        assert_eq!(parse_list(r#"["started","fulfilled"]"#), ["started", "fulfilled"]);
         assert_eq!(parse_list("started"), ["started"]);
         assert_eq!(parse_list("started, fulfilled"), ["started", "fulfilled"]);
     }

@@ -27,25 +27,15 @@ pub struct RateLimit {
 
 impl Default for RateLimit {
     fn default() -> Self {
-        RateLimit {
-            per_minute: 60,
-            per_hour: 1000,
-        }
+        RateLimit { per_minute: 60, per_hour: 1000 }
     }
 }
 
 /// What the limiter decided for one request.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) enum Decision {
-    Allowed {
-        minute: u32,
-        hour: u32,
-    },
-    Limited {
-        retry_after: Duration,
-        minute: u32,
-        hour: u32,
-    },
+    Allowed { minute: u32, hour: u32 },
+    Limited { retry_after: Duration, minute: u32, hour: u32 },
 }
 
 #[derive(Debug, Default)]
@@ -81,8 +71,7 @@ impl Limiter {
             let oldest = self.hour.front().copied().unwrap_or(now);
             retry = retry.max((oldest + window(3600.0, time_scale)).saturating_duration_since(now));
         }
-        let full = self.minute.len() as u32 >= limit.per_minute
-            || self.hour.len() as u32 >= limit.per_hour;
+        let full = self.minute.len() as u32 >= limit.per_minute || self.hour.len() as u32 >= limit.per_hour;
         if full {
             return Decision::Limited {
                 retry_after: retry,
@@ -92,10 +81,7 @@ impl Limiter {
         }
         self.minute.push_back(now);
         self.hour.push_back(now);
-        Decision::Allowed {
-            minute: self.minute.len() as u32,
-            hour: self.hour.len() as u32,
-        }
+        Decision::Allowed { minute: self.minute.len() as u32, hour: self.hour.len() as u32 }
     }
 
     /// The windows' use without counting a request (for 401/404 answers).
@@ -139,19 +125,10 @@ mod tests {
     #[test]
     fn minute_window_refuses_then_frees() {
         let mut l = Limiter::default();
-        let lim = RateLimit {
-            per_minute: 2,
-            per_hour: 10,
-        };
+        let lim = RateLimit { per_minute: 2, per_hour: 10 };
         let t0 = Instant::now();
-        assert_eq!(
-            l.check(lim, 1.0, t0),
-            Decision::Allowed { minute: 1, hour: 1 }
-        );
-        assert_eq!(
-            l.check(lim, 1.0, t0),
-            Decision::Allowed { minute: 2, hour: 2 }
-        );
+        assert_eq!(l.check(lim, 1.0, t0), Decision::Allowed { minute: 1, hour: 1 });
+        assert_eq!(l.check(lim, 1.0, t0), Decision::Allowed { minute: 2, hour: 2 });
         match l.check(lim, 1.0, t0 + Duration::from_secs(10)) {
             Decision::Limited { retry_after, .. } => {
                 assert_eq!(retry_after, Duration::from_secs(50))
@@ -159,28 +136,20 @@ mod tests {
             other => panic!("expected a refusal, got {other:?}"),
         }
         // Refused requests are not counted: after the window the count starts from zero.
-        assert_eq!(
-            l.check(lim, 1.0, t0 + Duration::from_secs(60)),
-            Decision::Allowed { minute: 1, hour: 3 }
-        );
+        assert_eq!(l.check(lim, 1.0, t0 + Duration::from_secs(60)), Decision::Allowed { minute: 1, hour: 3 });
     }
 
     #[test]
     fn hour_window_binds_with_a_scaled_clock() {
         let mut l = Limiter::default();
-        let lim = RateLimit {
-            per_minute: 100,
-            per_hour: 3,
-        };
+        let lim = RateLimit { per_minute: 100, per_hour: 3 };
         let t0 = Instant::now();
         for _ in 0..3 {
             assert!(matches!(l.check(lim, 0.001, t0), Decision::Allowed { .. }));
         }
         // 3.6 s is the scaled hour.
         match l.check(lim, 0.001, t0 + Duration::from_millis(600)) {
-            Decision::Limited {
-                retry_after, hour, ..
-            } => {
+            Decision::Limited { retry_after, hour, .. } => {
                 assert_eq!(hour, 3);
                 assert_eq!(retry_after, Duration::from_millis(3000));
             }

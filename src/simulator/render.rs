@@ -147,19 +147,14 @@ impl Includes {
 
     /// Parses every `include` value (comma-separated, dotted paths). Names match
     /// case-insensitively; the first name that is not a relationship is the error.
-    pub fn parse<'v>(
-        endpoint: Endpoint,
-        values: impl IntoIterator<Item = &'v str>,
-    ) -> Result<Includes, String> {
+    pub fn parse<'v>(endpoint: Endpoint, values: impl IntoIterator<Item = &'v str>) -> Result<Includes, String> {
         let mut tree = Includes::default();
         for value in values {
             for path in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
                 let mut node = root(endpoint);
                 let mut at = &mut tree;
                 for seg in path.split('.') {
-                    let Some(&(name, target)) = rels(node)
-                        .iter()
-                        .find(|(n, _)| n.eq_ignore_ascii_case(seg.trim()))
+                    let Some(&(name, target)) = rels(node).iter().find(|(n, _)| n.eq_ignore_ascii_case(seg.trim()))
                     else {
                         return Err(path.to_string());
                     };
@@ -181,11 +176,7 @@ impl Includes {
             }
             for &(name, target) in rels(node) {
                 // Related products and locations come without their own relationships.
-                let d = if matches!(target, Product | Location) {
-                    0
-                } else {
-                    depth - 1
-                };
+                let d = if matches!(target, Product | Location) { 0 } else { depth - 1 };
                 t.children.insert(name, fill(target, d));
             }
             t
@@ -246,11 +237,7 @@ fn build_rels<'a>(
     }
     for &(name, target) in rels(node) {
         if let Some(sub) = inc.get(name) {
-            let v = make(name, sub).unwrap_or(if target == LeafList {
-                Rel::Empty([])
-            } else {
-                Rel::Null
-            });
+            let v = make(name, sub).unwrap_or(if target == LeafList { Rel::Empty([]) } else { Rel::Null });
             out.push((name, v));
         }
     }
@@ -271,11 +258,7 @@ fn quantity(q: &Qty, cat: &Catalog) -> WireQuantity {
         standard_quantity: Q4(q.amount),
         uom_quantity: Q4(q.amount),
         uom: "",
-        serial_numbers: q
-            .serials
-            .iter()
-            .map(|&s| cat.serials.get(s).to_string())
-            .collect(),
+        serial_numbers: q.serials.iter().map(|&s| cat.serials.get(s).to_string()).collect(),
     }
 }
 
@@ -341,10 +324,7 @@ pub(crate) struct Discount {
     is_percent: bool,
 }
 
-const NO_DISCOUNT: Discount = Discount {
-    value: Money(0),
-    is_percent: true,
-};
+const NO_DISCOUNT: Discount = Discount { value: Money(0), is_percent: true };
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -405,12 +385,7 @@ pub(crate) struct WireProduct<'a> {
 /// A product. `top_level` is the `/products` rendering, which adds `lastModifiedDateTime` and
 /// `totalQuantityOnHand` (null unless `inventoryLines` is included, as the reference says); the
 /// product embedded by `lines.product` has exactly the keys of the real 2022 sample.
-pub(crate) fn product<'a>(
-    cx: &Ctx<'a>,
-    index: u32,
-    inc: &Includes,
-    top_level: bool,
-) -> WireProduct<'a> {
+pub(crate) fn product<'a>(cx: &Ctx<'a>, index: u32, inc: &Includes, top_level: bool) -> WireProduct<'a> {
     let p = cx.cat.product(index);
     let with_inv = inc.get("inventoryLines").is_some();
     let rels = build_rels(Product, inc, |name, sub| match name {
@@ -456,8 +431,7 @@ pub(crate) fn product<'a>(
         sku: &p.sku,
         standard_uom_name: "",
         timestamp: Ts(p.ts),
-        total_quantity_on_hand: (top_level || with_inv)
-            .then(|| with_inv.then(|| Q4(cx.inv.total(index)))),
+        total_quantity_on_hand: (top_level || with_inv).then(|| with_inv.then(|| Q4(cx.inv.total(index)))),
         track_serials: p.track_serials,
         weight: None,
         width: None,
@@ -481,20 +455,9 @@ pub(crate) struct WireInvLine<'a> {
 }
 
 /// The `product` / `location` relationships of a line.
-fn line_rels<'a>(
-    node: Node,
-    cx: &Ctx<'a>,
-    inc: &Includes,
-    product_index: u32,
-    loc: Option<u16>,
-) -> Rels<'a> {
+fn line_rels<'a>(node: Node, cx: &Ctx<'a>, inc: &Includes, product_index: u32, loc: Option<u16>) -> Rels<'a> {
     build_rels(node, inc, |name, sub| match name {
-        "product" => Some(Rel::Product(Box::new(product(
-            cx,
-            product_index,
-            sub,
-            false,
-        )))),
+        "product" => Some(Rel::Product(Box::new(product(cx, product_index, sub, false)))),
         "location" => loc.map(|l| Rel::Location(location(cx.cat.location(l)))),
         _ => None,
     })
@@ -672,11 +635,7 @@ struct Totals {
 fn totals(lines: &[OrderLine], tax_rate: i64) -> Totals {
     let sub_total: i64 = lines.iter().map(line_sub_total).sum();
     let tax = ((sub_total as i128 * tax_rate as i128) / (100 * MONEY_ONE as i128)) as i64;
-    Totals {
-        sub_total,
-        tax,
-        total: sub_total + tax,
-    }
+    Totals { sub_total, tax, total: sub_total + tax }
 }
 
 /// (total, balance) of an order, for the `total` and `balance` filters and sorts.
@@ -762,11 +721,7 @@ pub(crate) struct WireSalesOrder<'a> {
     rels: Rels<'a>,
 }
 
-pub(crate) fn sales_order<'a>(
-    so: &'a super::data::SalesOrder,
-    cx: &Ctx<'a>,
-    inc: &Includes,
-) -> WireSalesOrder<'a> {
+pub(crate) fn sales_order<'a>(so: &'a super::data::SalesOrder, cx: &Ctx<'a>, inc: &Includes) -> WireSalesOrder<'a> {
     let cat = cx.cat;
     let customer = &cat.customers[so.customer as usize];
     let t = totals(&so.lines, so.tax_rate);
@@ -887,10 +842,7 @@ pub(crate) fn sales_order<'a>(
         last_modified_by_id: Id(so.last_modified_by),
         location_id: Id(cat.location(so.location).id),
         needs_confirmation: false,
-        non_customer_cost: Discount {
-            value: Money(0),
-            is_percent: false,
-        },
+        non_customer_cost: Discount { value: Money(0), is_percent: false },
         order_date: D(so.order_date),
         order_freight: Money(0),
         order_number: &so.number,
@@ -1090,10 +1042,7 @@ pub(crate) fn purchase_order<'a>(
         is_tax_inclusive: false,
         last_modified_by_id: Id(po.last_modified_by),
         location_id: Id(loc.id),
-        non_vendor_costs: Discount {
-            value: Money(0),
-            is_percent: false,
-        },
+        non_vendor_costs: Discount { value: Money(0), is_percent: false },
         order_date: D(po.order_date),
         order_number: &po.number,
         order_remarks: "",
@@ -1141,11 +1090,7 @@ pub(crate) struct WireAdjustment<'a> {
     rels: Rels<'a>,
 }
 
-pub(crate) fn adjustment<'a>(
-    sa: &'a StockAdjustment,
-    cx: &Ctx<'a>,
-    inc: &Includes,
-) -> WireAdjustment<'a> {
+pub(crate) fn adjustment<'a>(sa: &'a StockAdjustment, cx: &Ctx<'a>, inc: &Includes) -> WireAdjustment<'a> {
     let cat = cx.cat;
     let rels = build_rels(Adjustment, inc, |name, sub| {
         Some(match name {
@@ -1203,11 +1148,7 @@ pub(crate) struct WireTransfer<'a> {
     rels: Rels<'a>,
 }
 
-pub(crate) fn transfer<'a>(
-    st: &'a StockTransfer,
-    cx: &Ctx<'a>,
-    inc: &Includes,
-) -> WireTransfer<'a> {
+pub(crate) fn transfer<'a>(st: &'a StockTransfer, cx: &Ctx<'a>, inc: &Includes) -> WireTransfer<'a> {
     let cat = cx.cat;
     let rels = build_rels(Transfer, inc, |name, sub| {
         Some(match name {
@@ -1256,11 +1197,7 @@ mod tests {
 
     #[test]
     fn includes_parse_dotted_and_reject_unknown() {
-        let inc = Includes::parse(
-            Endpoint::SalesOrders,
-            ["lines.product,shipLines", "location"],
-        )
-        .unwrap();
+        let inc = Includes::parse(Endpoint::SalesOrders, ["lines.product,shipLines", "location"]).unwrap();
         assert!(inc.get("lines").unwrap().get("product").is_some());
         assert!(inc.get("shipLines").is_some());
         assert!(inc.get("location").is_some());
@@ -1269,14 +1206,8 @@ mod tests {
             Includes::parse(Endpoint::StockAdjustments, ["lines,customFields"]),
             Err("customFields".to_string())
         );
-        assert_eq!(
-            Includes::parse(Endpoint::SalesOrders, ["lines.stock"]),
-            Err("lines.stock".to_string())
-        );
-        assert_eq!(
-            Includes::parse(Endpoint::Products, ["inventory"]),
-            Err("inventory".to_string())
-        );
+        assert_eq!(Includes::parse(Endpoint::SalesOrders, ["lines.stock"]), Err("lines.stock".to_string()));
+        assert_eq!(Includes::parse(Endpoint::Products, ["inventory"]), Err("inventory".to_string()));
         // Case-insensitive names resolve to the canonical spelling.
         let inc = Includes::parse(Endpoint::Products, ["InventoryLines.Location"]).unwrap();
         assert!(inc.get("inventoryLines").unwrap().get("location").is_some());

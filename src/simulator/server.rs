@@ -31,10 +31,7 @@ fn json_response(status: u16, body: &Value) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let bytes = serde_json::to_vec(body).unwrap_or_default();
     let mut r = (status, Body::from(bytes)).into_response();
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json; charset=utf-8"),
-    );
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
     r
 }
 
@@ -53,39 +50,22 @@ async fn handle(State(sh): State<Arc<Shared>>, req: Request) -> Response {
     let at = chrono::Utc::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let query: Vec<(String, String)> = req
-        .uri()
-        .query()
-        .map(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .into_owned()
-                .collect()
-        })
-        .unwrap_or_default();
+    let query: Vec<(String, String)> =
+        req.uri().query().map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default();
     let accept = header_text(req.headers(), header::ACCEPT);
     let auth = header_text(req.headers(), header::AUTHORIZATION);
-    let segs: Vec<String> = path
-        .trim_matches('/')
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect();
+    let segs: Vec<String> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).map(str::to_string).collect();
 
     let admin = segs.first().is_some_and(|s| s == "_sim");
     let (endpoint, document_id) = if admin {
         ("_sim".to_string(), None)
     } else {
-        (
-            segs.get(1).cloned().unwrap_or_default(),
-            segs.get(2).cloned(),
-        )
+        (segs.get(1).cloned().unwrap_or_default(), segs.get(2).cloned())
     };
     let seq = lock(&sh.log).next_seq();
 
     let (response, fault) = if admin {
-        let body = axum::body::to_bytes(req.into_body(), MAX_ADMIN_BODY)
-            .await
-            .unwrap_or_default();
+        let body = axum::body::to_bytes(req.into_body(), MAX_ADMIN_BODY).await.unwrap_or_default();
         (admin_route(&sh, &method, &segs[1..], &body).await, None)
     } else {
         api(&sh, &method, &segs, &query, auth.as_deref()).await
@@ -108,23 +88,13 @@ async fn handle(State(sh): State<Arc<Shared>>, req: Request) -> Response {
 }
 
 fn header_text(h: &HeaderMap, name: header::HeaderName) -> Option<String> {
-    h.get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
+    h.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
 }
 
 fn rate_headers(h: &mut HeaderMap, limit: Option<RateLimit>, used: (u32, u32)) {
     if let Some(l) = limit {
-        set_header(
-            h,
-            "x-inflow-api-rate-limit",
-            &format!("{}/{}", used.0, l.per_minute),
-        );
-        set_header(
-            h,
-            "x-ratelimit-limit",
-            &format!("{}/{}", used.1, l.per_hour),
-        );
+        set_header(h, "x-inflow-api-rate-limit", &format!("{}/{}", used.0, l.per_minute));
+        set_header(h, "x-ratelimit-limit", &format!("{}/{}", used.1, l.per_hour));
     }
 }
 
@@ -156,8 +126,7 @@ async fn api(
             401,
             &json!({"message": "Authorization has been denied for this request.", "code": "Unauthorized"}),
         );
-        r.headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         rate_headers(r.headers_mut(), limit, peek(sh));
         return (r, None);
     }
@@ -165,20 +134,9 @@ async fn api(
         None => (0, 0),
         Some(l) => match lock(&sh.limiter).check(l, sh.time_scale, Instant::now()) {
             Decision::Allowed { minute, hour } => (minute, hour),
-            Decision::Limited {
-                retry_after,
-                minute,
-                hour,
-            } => {
-                let mut r = json_response(
-                    429,
-                    &json!({"message": "Too many requests", "code": "TooManyRequests"}),
-                );
-                set_header(
-                    r.headers_mut(),
-                    "retry-after",
-                    &ratelimit::format_retry_after(retry_after),
-                );
+            Decision::Limited { retry_after, minute, hour } => {
+                let mut r = json_response(429, &json!({"message": "Too many requests", "code": "TooManyRequests"}));
+                set_header(r.headers_mut(), "retry-after", &ratelimit::format_retry_after(retry_after));
                 rate_headers(r.headers_mut(), limit, (minute, hour));
                 return (r, None);
             }
@@ -212,25 +170,14 @@ async fn api(
                 );
             }
             Some(Fault::TooManyRequests { retry_after_secs }) => {
-                let mut r = json_response(
-                    429,
-                    &json!({"message": "Too many requests", "code": "TooManyRequests"}),
-                );
+                let mut r = json_response(429, &json!({"message": "Too many requests", "code": "TooManyRequests"}));
                 let d = Duration::from_secs_f64(retry_after_secs.max(0.0));
-                set_header(
-                    r.headers_mut(),
-                    "retry-after",
-                    &ratelimit::format_retry_after(d),
-                );
+                set_header(r.headers_mut(), "retry-after", &ratelimit::format_retry_after(d));
                 break 'answer r;
             }
             _ => {}
         }
-        let result = if is_list {
-            answer_list(sh, endpoint, query)
-        } else {
-            answer_one(sh, endpoint, &segs[2], query)
-        };
+        let result = if is_list { answer_list(sh, endpoint, query) } else { answer_one(sh, endpoint, &segs[2], query) };
         match result {
             Err(e) => error_response(&e),
             Ok((bytes, count)) => ok_body(bytes, count, inj.fault.as_ref()),
@@ -261,20 +208,11 @@ fn answer_one(
     id: &str,
     query: &[(String, String)],
 ) -> Result<(Vec<u8>, Option<usize>), ApiError> {
-    let includes = Includes::parse(
-        endpoint,
-        query
-            .iter()
-            .filter(|(k, _)| k == "include")
-            .map(|(_, v)| v.as_str()),
-    )
-    .map_err(|bad| {
-        ApiError::bad(
-            "InvalidInclude",
-            format!("'{bad}' is not a relationship of {endpoint}"),
-        )
-        .with("relationship", bad)
-    })?;
+    let includes = Includes::parse(endpoint, query.iter().filter(|(k, _)| k == "include").map(|(_, v)| v.as_str()))
+        .map_err(|bad| {
+            ApiError::bad("InvalidInclude", format!("'{bad}' is not a relationship of {endpoint}"))
+                .with("relationship", bad)
+        })?;
     let missing = || ApiError::not_found(format!("No {endpoint} entity with id {id}"));
     let id = Uuid::parse_str(id).map_err(|_| missing())?;
     Ok((sh.read().one_json(endpoint, id, &includes)?, None))
@@ -305,10 +243,7 @@ fn ok_body(bytes: Vec<u8>, count: Option<usize>, fault: Option<&Fault>) -> Respo
         }
         _ => (StatusCode::OK, Body::from(bytes)).into_response(),
     };
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json; charset=utf-8"),
-    );
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
     if let Some(n) = count {
         set_header(r.headers_mut(), "x-listcount", &n.to_string());
     }
@@ -326,10 +261,7 @@ fn sim_error(e: &SimError) -> Response {
         | SimError::UnknownLine(..) => 404,
         _ => 400,
     };
-    json_response(
-        status,
-        &json!({"message": e.to_string(), "code": "SimulatorError"}),
-    )
+    json_response(status, &json!({"message": e.to_string(), "code": "SimulatorError"}))
 }
 
 fn done(r: Result<(), SimError>) -> Response {
@@ -341,12 +273,8 @@ fn done(r: Result<(), SimError>) -> Response {
 
 #[allow(clippy::result_large_err)] // only on the admin path; a boxed response buys nothing
 fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
-    serde_json::from_slice(body).map_err(|e| {
-        json_response(
-            400,
-            &json!({"message": format!("bad JSON body: {e}"), "code": "BadBody"}),
-        )
-    })
+    serde_json::from_slice(body)
+        .map_err(|e| json_response(400, &json!({"message": format!("bad JSON body: {e}"), "code": "BadBody"})))
 }
 
 /// `/_sim/health`, `/_sim/scenario`, `/_sim/counts`, `/_sim/requests` (GET, DELETE),
@@ -362,29 +290,23 @@ async fn admin_route(sh: &Shared, method: &Method, segs: &[String], body: &[u8])
     let get = m == Method::GET;
     match (m, s.as_slice()) {
         (_, ["health"]) if get => json_response(200, &json!({"ok": true})),
-        (_, ["scenario"]) if get => json_response(
-            200,
-            &serde_json::to_value(&sh.read().scenario).unwrap_or(Value::Null),
-        ),
+        (_, ["scenario"]) if get => {
+            json_response(200, &serde_json::to_value(&sh.read().scenario).unwrap_or(Value::Null))
+        }
         (_, ["counts"]) if get => {
             let st = sh.read();
-            json_response(
-                200,
-                &json!({"documents": st.counts(), "serialOccurrences": st.serial_occurrences()}),
-            )
+            json_response(200, &json!({"documents": st.counts(), "serialOccurrences": st.serial_occurrences()}))
         }
-        (_, ["requests"]) if get => json_response(
-            200,
-            &serde_json::to_value(lock(&sh.log).all()).unwrap_or(Value::Null),
-        ),
+        (_, ["requests"]) if get => {
+            json_response(200, &serde_json::to_value(lock(&sh.log).all()).unwrap_or(Value::Null))
+        }
         (Method::DELETE, ["requests"]) => {
             lock(&sh.log).clear();
             json_response(200, &json!({"ok": true}))
         }
-        (_, ["faults"]) if get => json_response(
-            200,
-            &serde_json::to_value(lock(&sh.faults).get()).unwrap_or(Value::Null),
-        ),
+        (_, ["faults"]) if get => {
+            json_response(200, &serde_json::to_value(lock(&sh.faults).get()).unwrap_or(Value::Null))
+        }
         (Method::PUT, ["faults"]) => match parse_body::<Faults>(body) {
             Ok(f) => {
                 lock(&sh.faults).set(f);
@@ -419,12 +341,8 @@ async fn admin_route(sh: &Shared, method: &Method, segs: &[String], body: &[u8])
             Err(r) => r,
         },
         (Method::DELETE, ["documents", ep, id]) => done(sh.write().delete(ep, id)),
-        (Method::POST, ["documents", ep, id, "cancel"]) => {
-            done(sh.write().set_cancelled(ep, id, true))
-        }
-        (Method::POST, ["documents", ep, id, "uncancel"]) => {
-            done(sh.write().set_cancelled(ep, id, false))
-        }
+        (Method::POST, ["documents", ep, id, "cancel"]) => done(sh.write().set_cancelled(ep, id, true)),
+        (Method::POST, ["documents", ep, id, "uncancel"]) => done(sh.write().set_cancelled(ep, id, false)),
         (Method::PUT, ["documents", ep, id, "date"]) => {
             #[derive(serde::Deserialize)]
             struct B {
@@ -442,10 +360,7 @@ async fn admin_route(sh: &Shared, method: &Method, segs: &[String], body: &[u8])
                 serial_numbers: Vec<String>,
             }
             match parse_body::<B>(body) {
-                Ok(b) => done(
-                    sh.write()
-                        .edit_line_serials(ep, id, coll, line, b.serial_numbers),
-                ),
+                Ok(b) => done(sh.write().edit_line_serials(ep, id, coll, line, b.serial_numbers)),
                 Err(r) => r,
             }
         }
@@ -458,20 +373,10 @@ async fn admin_route(sh: &Shared, method: &Method, segs: &[String], body: &[u8])
                 sublocation: String,
             }
             match parse_body::<B>(body) {
-                Ok(b) => done(sh.write().set_line_location(
-                    ep,
-                    id,
-                    coll,
-                    line,
-                    &b.location_id,
-                    &b.sublocation,
-                )),
+                Ok(b) => done(sh.write().set_line_location(ep, id, coll, line, &b.location_id, &b.sublocation)),
                 Err(r) => r,
             }
         }
-        _ => json_response(
-            404,
-            &json!({"message": "No such simulator route", "code": "NotFound"}),
-        ),
+        _ => json_response(404, &json!({"message": "No such simulator route", "code": "NotFound"})),
     }
 }

@@ -34,12 +34,7 @@ pub(crate) struct State {
 }
 
 fn internal(e: serde_json::Error) -> ApiError {
-    ApiError {
-        status: 500,
-        code: "InternalError",
-        message: e.to_string(),
-        detail: None,
-    }
+    ApiError { status: 500, code: "InternalError", message: e.to_string(), detail: None }
 }
 
 fn doc_endpoint(endpoint: &str) -> Result<Endpoint, SimError> {
@@ -50,22 +45,12 @@ fn doc_endpoint(endpoint: &str) -> Result<Endpoint, SimError> {
 }
 
 fn parse_uuid(what: &str, s: &str) -> Result<Uuid, SimError> {
-    Uuid::parse_str(s.trim())
-        .map_err(|_| SimError::InvalidDocument(format!("{what} '{s}' is not a GUID")))
+    Uuid::parse_str(s.trim()).map_err(|_| SimError::InvalidDocument(format!("{what} '{s}' is not a GUID")))
 }
 
 impl State {
     fn ctx(&self) -> (Ctx<'_>, FieldCtx<'_>) {
-        (
-            Ctx {
-                cat: &self.cat,
-                inv: &self.inv,
-            },
-            FieldCtx {
-                cat: &self.cat,
-                inv: &self.inv,
-            },
-        )
+        (Ctx { cat: &self.cat, inv: &self.inv }, FieldCtx { cat: &self.cat, inv: &self.inv })
     }
 
     fn product_pos(&self, p: &Product) -> u32 {
@@ -73,17 +58,12 @@ impl State {
     }
 
     /// A list page as JSON bytes, and the filtered total for `X-listCount`.
-    pub fn list_json(
-        &self,
-        endpoint: Endpoint,
-        q: &ListQuery,
-    ) -> Result<(Vec<u8>, usize), ApiError> {
+    pub fn list_json(&self, endpoint: Endpoint, q: &ListQuery) -> Result<(Vec<u8>, usize), ApiError> {
         let (rcx, fcx) = self.ctx();
         let inc = &q.includes;
         macro_rules! docs {
             ($table:expr, $render:path) => {{
-                let (page, total) =
-                    q.run_id_ordered($table.values(), |id| $table.get(&id), &fcx)?;
+                let (page, total) = q.run_id_ordered($table.values(), |id| $table.get(&id), &fcx)?;
                 let wire: Vec<_> = page.into_iter().map(|d| $render(d, &rcx, inc)).collect();
                 (serde_json::to_vec(&wire).map_err(internal)?, total)
             }};
@@ -102,10 +82,8 @@ impl State {
                     },
                     &fcx,
                 )?;
-                let wire: Vec<_> = page
-                    .into_iter()
-                    .map(|p| render::product(&rcx, self.product_pos(p), inc, true))
-                    .collect();
+                let wire: Vec<_> =
+                    page.into_iter().map(|p| render::product(&rcx, self.product_pos(p), inc, true)).collect();
                 (serde_json::to_vec(&wire).map_err(internal)?, total)
             }
             Endpoint::Locations => {
@@ -124,12 +102,7 @@ impl State {
     }
 
     /// One entity as JSON bytes.
-    pub fn one_json(
-        &self,
-        endpoint: Endpoint,
-        id: Uuid,
-        inc: &Includes,
-    ) -> Result<Vec<u8>, ApiError> {
+    pub fn one_json(&self, endpoint: Endpoint, id: Uuid, inc: &Includes) -> Result<Vec<u8>, ApiError> {
         let (rcx, _) = self.ctx();
         let missing = || ApiError::not_found(format!("No {endpoint} entity with id {id}"));
         let bytes = match endpoint {
@@ -192,18 +165,14 @@ impl State {
                 .map(|d| to(serde_json::to_value(render::transfer(d, &rcx, &inc))))
                 .collect(),
             Endpoint::Products => {
-                let inc =
-                    Includes::parse(Endpoint::Products, ["inventoryLines"]).unwrap_or_default();
+                let inc = Includes::parse(Endpoint::Products, ["inventoryLines"]).unwrap_or_default();
                 (0..self.cat.products.len() as u32)
                     .map(|i| to(serde_json::to_value(render::product(&rcx, i, &inc, true))))
                     .collect()
             }
-            Endpoint::Locations => self
-                .cat
-                .locations
-                .iter()
-                .map(|l| to(serde_json::to_value(render::location(l))))
-                .collect(),
+            Endpoint::Locations => {
+                self.cat.locations.iter().map(|l| to(serde_json::to_value(render::location(l)))).collect()
+            }
         }
     }
 
@@ -226,18 +195,9 @@ impl State {
             .values()
             .map(|o| {
                 o.lines.iter().map(|l| l.qty.serials.len()).sum::<usize>()
-                    + o.pick_lines
-                        .iter()
-                        .map(|l| l.qty.serials.len())
-                        .sum::<usize>()
-                    + o.pack_lines
-                        .iter()
-                        .map(|l| l.qty.serials.len())
-                        .sum::<usize>()
-                    + o.restock_lines
-                        .iter()
-                        .map(|l| l.qty.serials.len())
-                        .sum::<usize>()
+                    + o.pick_lines.iter().map(|l| l.qty.serials.len()).sum::<usize>()
+                    + o.pack_lines.iter().map(|l| l.qty.serials.len()).sum::<usize>()
+                    + o.restock_lines.iter().map(|l| l.qty.serials.len()).sum::<usize>()
             })
             .sum();
         let po: usize = d
@@ -245,26 +205,13 @@ impl State {
             .values()
             .map(|o| {
                 o.lines.iter().map(|l| l.qty.serials.len()).sum::<usize>()
-                    + o.receive_lines
-                        .iter()
-                        .map(|l| l.qty.serials.len())
-                        .sum::<usize>()
-                    + o.unstock_lines
-                        .iter()
-                        .map(|l| l.qty.serials.len())
-                        .sum::<usize>()
+                    + o.receive_lines.iter().map(|l| l.qty.serials.len()).sum::<usize>()
+                    + o.unstock_lines.iter().map(|l| l.qty.serials.len()).sum::<usize>()
             })
             .sum();
-        let sa: usize = d
-            .adjustments
-            .values()
-            .map(|o| o.lines.iter().map(|l| l.qty.serials.len()).sum::<usize>())
-            .sum();
-        let st: usize = d
-            .transfers
-            .values()
-            .map(|o| o.lines.iter().map(|l| l.qty.serials.len()).sum::<usize>())
-            .sum();
+        let sa: usize =
+            d.adjustments.values().map(|o| o.lines.iter().map(|l| l.qty.serials.len()).sum::<usize>()).sum();
+        let st: usize = d.transfers.values().map(|o| o.lines.iter().map(|l| l.qty.serials.len()).sum::<usize>()).sum();
         so + po + sa + st
     }
 
@@ -322,8 +269,8 @@ impl State {
         f: impl FnOnce(&mut State, Endpoint, Uuid) -> Result<R, SimError>,
     ) -> Result<R, SimError> {
         let ep = doc_endpoint(endpoint)?;
-        let id = Uuid::parse_str(doc_id.trim())
-            .map_err(|_| SimError::UnknownDocument(ep.name().into(), doc_id.into()))?;
+        let id =
+            Uuid::parse_str(doc_id.trim()).map_err(|_| SimError::UnknownDocument(ep.name().into(), doc_id.into()))?;
         if !self.exists(ep, id) {
             return Err(SimError::UnknownDocument(ep.name().into(), doc_id.into()));
         }
@@ -341,11 +288,8 @@ impl State {
                 net.entry(m.key).or_insert((0, *m)).0 += sign * m.qty;
             }
         }
-        let mut moves: Vec<Movement> = net
-            .into_values()
-            .filter(|(q, _)| *q != 0)
-            .map(|(q, m)| Movement { qty: q, ..m })
-            .collect();
+        let mut moves: Vec<Movement> =
+            net.into_values().filter(|(q, _)| *q != 0).map(|(q, m)| Movement { qty: q, ..m }).collect();
         moves.sort_by_key(|m| m.key);
         let counter = &mut self.rowversion;
         let rng = &mut self.rng;
@@ -379,9 +323,8 @@ impl State {
             let qty = st
                 .line_qty_mut(ep, id, coll, lid)
                 .ok_or_else(|| SimError::UnknownLine(collection.into(), line_id.into()))?;
-            let qty = qty.ok_or_else(|| {
-                SimError::Unsupported(format!("{collection} lines carry no quantity or serials"))
-            })?;
+            let qty =
+                qty.ok_or_else(|| SimError::Unsupported(format!("{collection} lines carry no quantity or serials")))?;
             let negative = qty.amount < 0;
             *qty = Qty::serials(sids, negative);
             st.stamp(ep, id, coll, lid, header, line_ts);
@@ -390,13 +333,7 @@ impl State {
     }
 
     /// The quantity of a line (None for ship lines), if the line exists.
-    fn line_qty_mut(
-        &mut self,
-        ep: Endpoint,
-        id: Uuid,
-        coll: Coll,
-        lid: Uuid,
-    ) -> Option<Option<&mut Qty>> {
+    fn line_qty_mut(&mut self, ep: Endpoint, id: Uuid, coll: Coll, lid: Uuid) -> Option<Option<&mut Qty>> {
         fn find<T>(v: &mut [T], lid: Uuid, id: impl Fn(&T) -> Uuid) -> Option<&mut T> {
             v.iter_mut().find(|l| id(l) == lid)
         }
@@ -439,13 +376,7 @@ impl State {
 
     /// Sets the header's and one line's timestamps.
     fn stamp(&mut self, ep: Endpoint, id: Uuid, coll: Coll, lid: Uuid, header: u64, line: u64) {
-        fn set<T>(
-            v: &mut [T],
-            lid: Uuid,
-            id: impl Fn(&T) -> Uuid,
-            ts: impl Fn(&mut T) -> &mut u64,
-            to: u64,
-        ) {
+        fn set<T>(v: &mut [T], lid: Uuid, id: impl Fn(&T) -> Uuid, ts: impl Fn(&mut T) -> &mut u64, to: u64) {
             if let Some(l) = v.iter_mut().find(|l| id(l) == lid) {
                 *ts(l) = to;
             }
@@ -456,18 +387,10 @@ impl State {
                     d.ts = header;
                     match coll {
                         Coll::Lines => set(&mut d.lines, lid, |l| l.id, |l| &mut l.ts, line),
-                        Coll::PickLines => {
-                            set(&mut d.pick_lines, lid, |l| l.id, |l| &mut l.ts, line)
-                        }
-                        Coll::PackLines => {
-                            set(&mut d.pack_lines, lid, |l| l.id, |l| &mut l.ts, line)
-                        }
-                        Coll::ShipLines => {
-                            set(&mut d.ship_lines, lid, |l| l.id, |l| &mut l.ts, line)
-                        }
-                        Coll::RestockLines => {
-                            set(&mut d.restock_lines, lid, |l| l.id, |l| &mut l.ts, line)
-                        }
+                        Coll::PickLines => set(&mut d.pick_lines, lid, |l| l.id, |l| &mut l.ts, line),
+                        Coll::PackLines => set(&mut d.pack_lines, lid, |l| l.id, |l| &mut l.ts, line),
+                        Coll::ShipLines => set(&mut d.ship_lines, lid, |l| l.id, |l| &mut l.ts, line),
+                        Coll::RestockLines => set(&mut d.restock_lines, lid, |l| l.id, |l| &mut l.ts, line),
                         _ => {}
                     }
                 }
@@ -477,12 +400,8 @@ impl State {
                     d.ts = header;
                     match coll {
                         Coll::Lines => set(&mut d.lines, lid, |l| l.id, |l| &mut l.ts, line),
-                        Coll::ReceiveLines => {
-                            set(&mut d.receive_lines, lid, |l| l.id, |l| &mut l.ts, line)
-                        }
-                        Coll::UnstockLines => {
-                            set(&mut d.unstock_lines, lid, |l| l.id, |l| &mut l.ts, line)
-                        }
+                        Coll::ReceiveLines => set(&mut d.receive_lines, lid, |l| l.id, |l| &mut l.ts, line),
+                        Coll::UnstockLines => set(&mut d.unstock_lines, lid, |l| l.id, |l| &mut l.ts, line),
                         _ => {}
                     }
                 }
@@ -570,11 +489,8 @@ impl State {
             let lid = Uuid::parse_str(line_id.trim())
                 .map_err(|_| SimError::UnknownLine(collection.into(), line_id.into()))?;
             let loc_uuid = parse_uuid("locationId", location_id)?;
-            let loc = *st
-                .cat
-                .location_index
-                .get(&loc_uuid)
-                .ok_or_else(|| SimError::UnknownLocation(location_id.into()))?;
+            let loc =
+                *st.cat.location_index.get(&loc_uuid).ok_or_else(|| SimError::UnknownLocation(location_id.into()))?;
             let sub = st.cat.sublocations.intern(sublocation);
             let missing = || SimError::UnknownLine(collection.into(), line_id.into());
             let no_place = || SimError::Unsupported(format!("{collection} lines have no location"));
@@ -628,12 +544,7 @@ impl State {
         })
     }
 
-    pub fn set_cancelled(
-        &mut self,
-        endpoint: &str,
-        doc_id: &str,
-        cancelled: bool,
-    ) -> Result<(), SimError> {
+    pub fn set_cancelled(&mut self, endpoint: &str, doc_id: &str, cancelled: bool) -> Result<(), SimError> {
         self.mutate(endpoint, doc_id, |st, ep, id| {
             match ep {
                 Endpoint::SalesOrders => {
@@ -723,22 +634,8 @@ impl State {
     }
 }
 
-const SO_INVENTORY: [&str; 5] = [
-    "unconfirmed",
-    "quote",
-    "unfulfilled",
-    "started",
-    "fulfilled",
-];
-const SO_PAYMENT: [&str; 7] = [
-    "unconfirmed",
-    "quote",
-    "uninvoiced",
-    "invoiced",
-    "partial",
-    "paid",
-    "owing",
-];
+const SO_INVENTORY: [&str; 5] = ["unconfirmed", "quote", "unfulfilled", "started", "fulfilled"];
+const SO_PAYMENT: [&str; 7] = ["unconfirmed", "quote", "uninvoiced", "invoiced", "partial", "paid", "owing"];
 const PO_INVENTORY: [&str; 5] = ["quote", "unapproved", "unfulfilled", "started", "fulfilled"];
 const PO_PAYMENT: [&str; 6] = ["quote", "unapproved", "unpaid", "partial", "paid", "owing"];
 const TRANSFER_STATUS: [&str; 3] = ["open", "inTransit", "completed"];
@@ -750,9 +647,7 @@ struct Parser<'a> {
 impl Parser<'_> {
     fn check_new(&self, ep: Endpoint, id: Uuid) -> Result<(), SimError> {
         if self.st.exists(ep, id) {
-            return Err(SimError::InvalidDocument(format!(
-                "{ep} {id} already exists"
-            )));
+            return Err(SimError::InvalidDocument(format!("{ep} {id} already exists")));
         }
         Ok(())
     }
@@ -775,12 +670,10 @@ impl Parser<'_> {
     fn date(v: &Value, key: &str) -> Result<Option<Dt>, SimError> {
         match v.get(key) {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => DateTime::parse_from_rfc3339(s).map(Some).map_err(|_| {
-                SimError::InvalidDocument(format!("{key} '{s}' is not an RFC 3339 date"))
-            }),
-            Some(other) => Err(SimError::InvalidDocument(format!(
-                "{key} {other} is not a date"
-            ))),
+            Some(Value::String(s)) => DateTime::parse_from_rfc3339(s)
+                .map(Some)
+                .map_err(|_| SimError::InvalidDocument(format!("{key} '{s}' is not an RFC 3339 date"))),
+            Some(other) => Err(SimError::InvalidDocument(format!("{key} {other} is not a date"))),
         }
     }
 
@@ -788,44 +681,27 @@ impl Parser<'_> {
         Self::date(v, key)?.ok_or_else(|| SimError::InvalidDocument(format!("{key} is required")))
     }
 
-    fn status(
-        v: &Value,
-        key: &str,
-        allowed: &[&'static str],
-        default: &'static str,
-    ) -> Result<&'static str, SimError> {
+    fn status(v: &Value, key: &str, allowed: &[&'static str], default: &'static str) -> Result<&'static str, SimError> {
         match v.get(key).and_then(Value::as_str) {
             None => Ok(default),
             Some(s) => allowed
                 .iter()
                 .find(|a| a.eq_ignore_ascii_case(s))
                 .copied()
-                .ok_or_else(|| {
-                    SimError::InvalidDocument(format!("{key} '{s}' is not one of {allowed:?}"))
-                }),
+                .ok_or_else(|| SimError::InvalidDocument(format!("{key} '{s}' is not one of {allowed:?}"))),
         }
     }
 
     fn product(&self, v: &Value) -> Result<u32, SimError> {
         let s = Self::str(v, "productId");
         let id = parse_uuid("productId", s)?;
-        self.st
-            .cat
-            .product_index
-            .get(&id)
-            .copied()
-            .ok_or_else(|| SimError::UnknownProduct(s.to_string()))
+        self.st.cat.product_index.get(&id).copied().ok_or_else(|| SimError::UnknownProduct(s.to_string()))
     }
 
     fn location(&self, v: &Value, key: &str) -> Result<u16, SimError> {
         let s = Self::str(v, key);
         let id = parse_uuid(key, s)?;
-        self.st
-            .cat
-            .location_index
-            .get(&id)
-            .copied()
-            .ok_or_else(|| SimError::UnknownLocation(s.to_string()))
+        self.st.cat.location_index.get(&id).copied().ok_or_else(|| SimError::UnknownLocation(s.to_string()))
     }
 
     fn sub(&mut self, v: &Value, key: &str) -> Sub {
@@ -839,10 +715,7 @@ impl Parser<'_> {
             Value::Number(n) => n.to_string().parse().ok()?,
             _ => return None,
         };
-        (d * rust_decimal::Decimal::from(MONEY_ONE))
-            .trunc()
-            .try_into()
-            .ok()
+        (d * rust_decimal::Decimal::from(MONEY_ONE)).trunc().try_into().ok()
     }
 
     fn qty(&mut self, line: &Value) -> Qty {
@@ -850,12 +723,7 @@ impl Parser<'_> {
         let serials: Vec<Sid> = q
             .get("serialNumbers")
             .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .map(|s| self.st.cat.serials.intern(s))
-                    .collect()
-            })
+            .map(|a| a.iter().filter_map(Value::as_str).map(|s| self.st.cat.serials.intern(s)).collect())
             .unwrap_or_default();
         let amount = Self::money(&q, "standardQuantity").map(|m| m / 10);
         match amount {
@@ -866,10 +734,7 @@ impl Parser<'_> {
     }
 
     fn lines(v: &Value, key: &str) -> Vec<Value> {
-        v.get(key)
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
+        v.get(key).and_then(Value::as_array).cloned().unwrap_or_default()
     }
 
     fn ts(&mut self) -> u64 {
@@ -889,13 +754,7 @@ impl Parser<'_> {
         })
     }
 
-    fn move_line(
-        &mut self,
-        l: &Value,
-        key: &str,
-        date_key: &str,
-        default_loc: u16,
-    ) -> Result<MoveLine, SimError> {
+    fn move_line(&mut self, l: &Value, key: &str, date_key: &str, default_loc: u16) -> Result<MoveLine, SimError> {
         let location = if l.get("locationId").and_then(Value::as_str).is_some() {
             self.location(l, "locationId")?
         } else {
@@ -926,11 +785,7 @@ impl Parser<'_> {
     }
 
     fn header_location(&self, v: &Value, key: &str) -> Result<u16, SimError> {
-        if v.get(key).and_then(Value::as_str).is_some() {
-            self.location(v, key)
-        } else {
-            Ok(0)
-        }
+        if v.get(key).and_then(Value::as_str).is_some() { self.location(v, key) } else { Ok(0) }
     }
 
     fn number(&self, v: &Value, key: &str, prefix: &str, count: usize) -> String {
@@ -979,8 +834,7 @@ impl Parser<'_> {
             so.lines.push(self.order_line(&l, "salesOrderLineId")?);
         }
         for l in Self::lines(v, "pickLines") {
-            so.pick_lines
-                .push(self.move_line(&l, "salesOrderPickLineId", "pickDate", location)?);
+            so.pick_lines.push(self.move_line(&l, "salesOrderPickLineId", "pickDate", location)?);
         }
         for l in Self::lines(v, "packLines") {
             let product = self.product(&l)?;
@@ -998,12 +852,7 @@ impl Parser<'_> {
                 containers: l
                     .get("containers")
                     .and_then(Value::as_array)
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(Value::as_str)
-                            .map(str::to_string)
-                            .collect()
-                    })
+                    .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
                     .unwrap_or_default(),
                 shipped_date: Self::required_date(&l, "shippedDate")?,
                 carrier: "",
@@ -1012,12 +861,7 @@ impl Parser<'_> {
             });
         }
         for l in Self::lines(v, "restockLines") {
-            so.restock_lines.push(self.move_line(
-                &l,
-                "salesOrderRestockLineId",
-                "restockDate",
-                location,
-            )?);
+            so.restock_lines.push(self.move_line(&l, "salesOrderRestockLineId", "restockDate", location)?);
         }
         Ok(so)
     }
@@ -1050,20 +894,10 @@ impl Parser<'_> {
             po.lines.push(self.order_line(&l, "purchaseOrderLineId")?);
         }
         for l in Self::lines(v, "receiveLines") {
-            po.receive_lines.push(self.move_line(
-                &l,
-                "purchaseOrderReceiveLineId",
-                "receiveDate",
-                location,
-            )?);
+            po.receive_lines.push(self.move_line(&l, "purchaseOrderReceiveLineId", "receiveDate", location)?);
         }
         for l in Self::lines(v, "unstockLines") {
-            po.unstock_lines.push(self.move_line(
-                &l,
-                "purchaseOrderUnstockLineId",
-                "unstockDate",
-                location,
-            )?);
+            po.unstock_lines.push(self.move_line(&l, "purchaseOrderUnstockLineId", "unstockDate", location)?);
         }
         Ok(po)
     }

@@ -24,25 +24,18 @@ pub struct ResultSet {
 const READING_KEYWORDS: &[&str] = &["select", "with", "values", "explain", "table", "show"];
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error(
-    "audit sql only reads: `{keyword}` statements are refused (the database is opened read-only)"
-)]
+#[error("audit sql only reads: `{keyword}` statements are refused (the database is opened read-only)")]
 pub struct WriteRefused {
     pub keyword: String,
 }
 
 /// Refuses a statement whose first keyword is not a reading one.
 pub fn check_read_only(sql: &str) -> Result<(), WriteRefused> {
-    let keyword: String = strip_leading_comments(sql)
-        .chars()
-        .take_while(|c| c.is_ascii_alphabetic())
-        .collect();
+    let keyword: String = strip_leading_comments(sql).chars().take_while(|c| c.is_ascii_alphabetic()).collect();
     if READING_KEYWORDS.contains(&keyword.to_ascii_lowercase().as_str()) {
         Ok(())
     } else {
-        Err(WriteRefused {
-            keyword: keyword.to_ascii_uppercase(),
-        })
+        Err(WriteRefused { keyword: keyword.to_ascii_uppercase() })
     }
 }
 
@@ -97,7 +90,9 @@ fn pieces(sql: &str) -> Vec<(Piece, &str)> {
                 Some((Piece::Quoted, (j + 1).min(bytes.len())))
             }
             (b'-', Some(b'-')) => Some((Piece::Comment, sql[i..].find('\n').map_or(bytes.len(), |n| i + n))),
-            (b'/', Some(b'*')) => Some((Piece::Comment, sql[i + 2..].find("*/").map_or(bytes.len(), |n| i + 2 + n + 2))),
+            (b'/', Some(b'*')) => {
+                Some((Piece::Comment, sql[i + 2..].find("*/").map_or(bytes.len(), |n| i + 2 + n + 2)))
+            }
             _ => None,
         };
         match end {
@@ -183,45 +178,25 @@ impl Store {
         let statement = sqlx::AssertSqlSafe(sql.to_string());
         match &self.pool {
             Pool::Sqlite(_) => {
-                let options = SqliteConnectOptions::from_str(self.url().expose())
-                    .context(what)?
-                    .read_only(true);
-                let mut conn = sqlx::SqliteConnection::connect_with(&options)
-                    .await
-                    .context(what)?;
-                let rows = sqlx::query(statement)
-                    .fetch_all(&mut conn)
-                    .await
-                    .context(what)?;
+                let options = SqliteConnectOptions::from_str(self.url().expose()).context(what)?.read_only(true);
+                let mut conn = sqlx::SqliteConnection::connect_with(&options).await.context(what)?;
+                let rows = sqlx::query(statement).fetch_all(&mut conn).await.context(what)?;
                 conn.close().await.ok();
-                Ok(ResultSet {
-                    columns: columns(rows.first()),
-                    rows: rows.iter().map(sqlite_values).collect(),
-                })
+                Ok(ResultSet { columns: columns(rows.first()), rows: rows.iter().map(sqlite_values).collect() })
             }
             Pool::Postgres(pool) => {
                 let mut tx = pool.begin().await.context(what)?;
-                sqlx::query("SET TRANSACTION READ ONLY")
-                    .execute(&mut *tx)
-                    .await
-                    .context(what)?;
-                let rows = sqlx::query(statement)
-                    .fetch_all(&mut *tx)
-                    .await
-                    .context(what)?;
+                sqlx::query("SET TRANSACTION READ ONLY").execute(&mut *tx).await.context(what)?;
+                let rows = sqlx::query(statement).fetch_all(&mut *tx).await.context(what)?;
                 tx.rollback().await.context(what)?;
-                Ok(ResultSet {
-                    columns: columns(rows.first()),
-                    rows: rows.iter().map(pg_values).collect(),
-                })
+                Ok(ResultSet { columns: columns(rows.first()), rows: rows.iter().map(pg_values).collect() })
             }
         }
     }
 }
 
 fn columns<R: Row>(row: Option<&R>) -> Vec<String> {
-    row.map(|r| r.columns().iter().map(|c| c.name().to_string()).collect())
-        .unwrap_or_default()
+    row.map(|r| r.columns().iter().map(|c| c.name().to_string()).collect()).unwrap_or_default()
 }
 
 fn sqlite_values(row: &SqliteRow) -> Vec<Value> {
@@ -233,22 +208,13 @@ fn sqlite_values(row: &SqliteRow) -> Vec<Value> {
             };
             // SQLite values carry their storage class.
             match raw.type_info().name() {
-                "INTEGER" => row
-                    .try_get::<i64, _>(i)
-                    .map(Value::from)
-                    .unwrap_or(Value::Null),
-                "REAL" => row
-                    .try_get::<f64, _>(i)
-                    .map(Value::from)
-                    .unwrap_or(Value::Null),
+                "INTEGER" => row.try_get::<i64, _>(i).map(Value::from).unwrap_or(Value::Null),
+                "REAL" => row.try_get::<f64, _>(i).map(Value::from).unwrap_or(Value::Null),
                 "BLOB" => row
                     .try_get::<Vec<u8>, _>(i)
                     .map(|b| Value::from(format!("<{} bytes>", b.len())))
                     .unwrap_or(Value::Null),
-                _ => row
-                    .try_get::<String, _>(i)
-                    .map(Value::from)
-                    .unwrap_or(Value::Null),
+                _ => row.try_get::<String, _>(i).map(Value::from).unwrap_or(Value::Null),
             }
         })
         .collect()
@@ -264,39 +230,18 @@ fn pg_values(row: &PgRow) -> Vec<Value> {
             let ty = raw.type_info().name().to_string();
             let text = |r: Result<String, sqlx::Error>| r.map(Value::from).unwrap_or(Value::Null);
             match ty.as_str() {
-                "INT2" => row
-                    .try_get::<i16, _>(i)
-                    .map(Value::from)
-                    .unwrap_or(Value::Null),
-                "INT4" => row
-                    .try_get::<i32, _>(i)
-                    .map(Value::from)
-                    .unwrap_or(Value::Null),
-                "INT8" => row
-                    .try_get::<i64, _>(i)
-                    .map(Value::from)
-                    .unwrap_or(Value::Null),
-                "FLOAT4" | "FLOAT8" => row
-                    .try_get::<f64, _>(i)
-                    .map(Value::from)
-                    .unwrap_or(Value::Null),
+                "INT2" => row.try_get::<i16, _>(i).map(Value::from).unwrap_or(Value::Null),
+                "INT4" => row.try_get::<i32, _>(i).map(Value::from).unwrap_or(Value::Null),
+                "INT8" => row.try_get::<i64, _>(i).map(Value::from).unwrap_or(Value::Null),
+                "FLOAT4" | "FLOAT8" => row.try_get::<f64, _>(i).map(Value::from).unwrap_or(Value::Null),
                 "NUMERIC" => row.try_get::<rust_decimal::Decimal, _>(i).map(decimal_value).unwrap_or(Value::Null),
-                "BOOL" => row
-                    .try_get::<bool, _>(i)
-                    .map(Value::from)
-                    .unwrap_or(Value::Null),
+                "BOOL" => row.try_get::<bool, _>(i).map(Value::from).unwrap_or(Value::Null),
                 "TIMESTAMPTZ" => text(
                     row.try_get::<chrono::DateTime<chrono::Utc>, _>(i)
                         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)),
                 ),
-                "TIMESTAMP" => text(
-                    row.try_get::<chrono::NaiveDateTime, _>(i)
-                        .map(|t| t.to_string()),
-                ),
-                "DATE" => text(
-                    row.try_get::<chrono::NaiveDate, _>(i)
-                        .map(|t| t.to_string()),
-                ),
+                "TIMESTAMP" => text(row.try_get::<chrono::NaiveDateTime, _>(i).map(|t| t.to_string())),
+                "DATE" => text(row.try_get::<chrono::NaiveDate, _>(i).map(|t| t.to_string())),
                 "JSON" | "JSONB" => row.try_get::<Value, _>(i).unwrap_or(Value::Null),
                 "UUID" => text(row.try_get::<uuid::Uuid, _>(i).map(|u| u.to_string())),
                 _ => row
@@ -323,27 +268,19 @@ mod tests {
     use super::*;
 
     fn p(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
     fn named_parameters_become_quoted_literals_outside_strings_and_comments() {
-        let sql = "SELECT ':skip', \"a:b\" FROM t -- :nope\nWHERE x = :po AND y::text = :po /* :no */ AND z = 'it''s :x'";
+        let sql =
+            "SELECT ':skip', \"a:b\" FROM t -- :nope\nWHERE x = :po AND y::text = :po /* :no */ AND z = 'it''s :x'";
         assert_eq!(
             substitute_params(sql, &p(&[("po", "PO-1'; DROP TABLE t; --")])).unwrap(),
             "SELECT ':skip', \"a:b\" FROM t -- :nope\nWHERE x = 'PO-1''; DROP TABLE t; --' AND y::text = 'PO-1''; DROP TABLE t; --' /* :no */ AND z = 'it''s :x'"
         );
-        assert_eq!(
-            substitute_params("select :a", &[]),
-            Err(ParamError::Missing("a".into()))
-        );
-        assert_eq!(
-            substitute_params("select 1", &p(&[("a", "1")])),
-            Err(ParamError::Unused("a".into()))
-        );
+        assert_eq!(substitute_params("select :a", &[]), Err(ParamError::Missing("a".into())));
+        assert_eq!(substitute_params("select 1", &p(&[("a", "1")])), Err(ParamError::Unused("a".into())));
         assert_eq!(
             substitute_params("select '2025-01-01 10:00:00', 'unterminated :x", &[]).unwrap(),
             "select '2025-01-01 10:00:00', 'unterminated :x"
@@ -375,11 +312,7 @@ mod tests {
             ("DROP TABLE serial_events", "DROP"),
             ("pragma writable_schema = 1", "PRAGMA"),
         ] {
-            assert_eq!(
-                check_read_only(bad),
-                Err(WriteRefused { keyword: kw.into() }),
-                "{bad}"
-            );
+            assert_eq!(check_read_only(bad), Err(WriteRefused { keyword: kw.into() }), "{bad}");
         }
     }
 }

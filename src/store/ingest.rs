@@ -79,6 +79,19 @@ pub struct WalkMark<'a> {
     pub position: String,
 }
 
+/// How a walk ended, for [`Store::finish_walk`].
+pub struct WalkEnd<'a> {
+    pub company_id: &'a str,
+    pub run_id: i64,
+    pub doc_type: DocType,
+    /// A complete walk (else a window one, which concludes nothing about missing documents).
+    pub complete: bool,
+    /// Documents confirmed gone from inFlow.
+    pub deleted: &'a [String],
+    /// The run's counters before this step.
+    pub counters: RunCounters,
+}
+
 /// One document of a page: what the mapping made of it, and its raw JSON.
 pub struct DocWrite<'a> {
     pub derived: Derived,
@@ -100,9 +113,39 @@ pub struct PageWrite<'a> {
     pub observed_at: DateTime<Utc>,
     pub docs: Vec<DocWrite<'a>>,
     pub loose_warnings: Vec<LooseWarning>,
-    pub mark: WalkMark<'a>,
+    pub kind: PageKind<'a>,
     /// The run's counters before this page; the page's own effects are added to them.
     pub counters: RunCounters,
+}
+
+/// Where a page's documents come from, which decides what is written besides events.
+#[derive(Debug, Clone)]
+pub enum PageKind<'a> {
+    /// A page of a walk: the walk's next position is saved with it.
+    Walk(WalkMark<'a>),
+    /// Documents fetched one by one (a walk missed them); they count as seen by that walk.
+    Refetch { walk_id: Option<i64> },
+    /// Stored documents derived again by `audit rebuild`: every document is compared with its
+    /// events, nothing else is written but changes where the events differ.
+    Rebuild,
+}
+
+impl PageKind<'_> {
+    fn walk_id(&self) -> Option<i64> {
+        match self {
+            PageKind::Walk(mark) => Some(mark.walk_id),
+            PageKind::Refetch { walk_id } => *walk_id,
+            PageKind::Rebuild => None,
+        }
+    }
+
+    fn describe(&self, doc_type: DocType) -> String {
+        match self {
+            PageKind::Walk(mark) => format!("the {} {}", mark.stream, describe_position(&mark.position)),
+            PageKind::Refetch { .. } => format!("{} documents fetched by id", doc_type.stream()),
+            PageKind::Rebuild => format!("rebuilt {} documents", doc_type.stream()),
+        }
+    }
 }
 
 /// What a page changed.
@@ -222,11 +265,7 @@ impl Store {
         })
     }
 
-    pub async fn sync_state(
-        &self,
-        company_id: &str,
-        stream: &str,
-    ) -> Result<SyncState, StoreError> {
+    pub async fn sync_state(&self, company_id: &str, stream: &str) -> Result<SyncState, StoreError> {
         on_pool!(self, pool => {
             let row: Option<(Option<NaiveDate>, Option<i64>, Option<String>, Option<NaiveDate>, Option<String>, Option<DateTime<Utc>>)> =
                 sqlx::query_as(
@@ -280,13 +319,33 @@ impl Store {
         })
     }
 
-    /// Ends a walk that reached its last page.
-    pub async fn complete_walk(
+    /// A batch of stored, not deleted documents of one type after `after` (by id), with their
+    /// raw JSON, for `audit rebuild`.
+    pub async fn stored_documents(
         &self,
         company_id: &str,
-        stream: &str,
-        run_id: i64,
-    ) -> Result<(), StoreError> {
+        doc_type: DocType,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<(String, Box<RawValue>)>, StoreError> {
+        on_pool!(self, pool => {
+            let rows: Vec<(String, Json<Box<RawValue>>)> = sqlx::query_as(
+                "SELECT doc_id, raw FROM documents WHERE company_id = $1 AND doc_type = $2 AND deleted_at IS NULL \
+                 AND doc_id > $3 ORDER BY doc_id LIMIT $4",
+            )
+            .bind(company_id)
+            .bind(doc_type.as_str())
+            .bind(after)
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+            .context(|| format!("reading stored {}", doc_type.stream()))?;
+            Ok(rows.into_iter().map(|(id, raw)| (id, raw.0)).collect())
+        })
+    }
+
+    /// Ends the walk of a reference list (`products`).
+    pub async fn complete_walk(&self, company_id: &str, stream: &str, run_id: i64) -> Result<(), StoreError> {
         on_pool!(self, pool => {
             sqlx::query(
                 "UPDATE sync_state SET walk_id = NULL, walk_kind = NULL, walk_from = NULL, walk_paging = NULL, \
@@ -304,20 +363,115 @@ impl Store {
         })
     }
 
+    /// Documents of a stream that a walk did not return: candidates for deletion. With a date
+    /// bound only documents dated inside it count, since the walk could not see the others.
+    pub async fn unseen_documents(
+        &self,
+        company_id: &str,
+        doc_type: DocType,
+        walk_id: i64,
+        bound: Option<NaiveDate>,
+    ) -> Result<Vec<String>, StoreError> {
+        on_pool!(self, pool => {
+            let mut q = QueryBuilder::new("SELECT doc_id FROM documents WHERE company_id = ");
+            q.push_bind(company_id)
+                .push(" AND doc_type = ")
+                .push_bind(doc_type.as_str())
+                .push(" AND deleted_at IS NULL AND (seen_walk_id IS NULL OR seen_walk_id <> ")
+                .push_bind(walk_id)
+                .push(")");
+            if let Some(day) = bound {
+                q.push(" AND doc_date >= ").push_bind(day.and_hms_opt(0, 0, 0).expect("midnight").and_utc());
+            }
+            q.push(" ORDER BY doc_id");
+            q.build_query_scalar::<String>()
+                .fetch_all(pool)
+                .await
+                .context(|| format!("looking for {} the walk did not return", doc_type.stream()))
+        })
+    }
+
+    /// Ends a walk that reached its last page, in one transaction: the documents confirmed
+    /// deleted are marked so and their events retracted, and the walk is recorded as done.
+    pub async fn finish_walk(&self, end: WalkEnd<'_>) -> Result<PageOutcome, StoreError> {
+        let stream = end.doc_type.stream();
+        let what = || format!("recording the end of the {stream} walk");
+        let now = Utc::now();
+        on_pool!(self, pool => {
+            let mut tx = pool.begin_write().await.context(what)?;
+            let mut retracted_total = 0i64;
+            for doc_id in end.deleted {
+                let retracted = sqlx::query(
+                    "UPDATE serial_events SET retracted_at = $1, retracted_run_id = $2 \
+                     WHERE company_id = $3 AND doc_type = $4 AND doc_id = $5 AND retracted_at IS NULL",
+                )
+                .bind(now)
+                .bind(end.run_id)
+                .bind(end.company_id)
+                .bind(end.doc_type.as_str())
+                .bind(doc_id)
+                .execute(&mut *tx)
+                .await
+                .context(what)?
+                .rows_affected() as i64;
+                retracted_total += retracted;
+                sqlx::query(
+                    "INSERT INTO document_changes (company_id, doc_type, doc_id, doc_number, run_id, observed_at, change, \
+                     old_row_version, new_row_version, old_lines_version, new_lines_version, events_inserted, events_retracted) \
+                     SELECT company_id, doc_type, doc_id, doc_number, $1, $2, 'deleted', row_version, NULL, lines_version, NULL, 0, $3 \
+                     FROM documents WHERE company_id = $4 AND doc_type = $5 AND doc_id = $6",
+                )
+                .bind(end.run_id)
+                .bind(now)
+                .bind(retracted)
+                .bind(end.company_id)
+                .bind(end.doc_type.as_str())
+                .bind(doc_id)
+                .execute(&mut *tx)
+                .await
+                .context(what)?;
+                sqlx::query(
+                    "UPDATE documents SET deleted_at = $1, deleted_run_id = $2 WHERE company_id = $3 AND doc_type = $4 AND doc_id = $5",
+                )
+                .bind(now)
+                .bind(end.run_id)
+                .bind(end.company_id)
+                .bind(end.doc_type.as_str())
+                .bind(doc_id)
+                .execute(&mut *tx)
+                .await
+                .context(what)?;
+            }
+            let finished = if end.complete { "last_complete_at = $1, last_complete_run_id = $2" } else { "last_window_at = $1, last_window_run_id = $2" };
+            let sql = format!(
+                "UPDATE sync_state SET walk_id = NULL, walk_kind = NULL, walk_from = NULL, walk_paging = NULL, \
+                 walk_position = NULL, walk_started_at = NULL, {finished} WHERE company_id = $3 AND stream = $4"
+            );
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(now)
+                .bind(end.run_id)
+                .bind(end.company_id)
+                .bind(stream)
+                .execute(&mut *tx)
+                .await
+                .context(what)?;
+            let outcome = PageOutcome { events_retracted: retracted_total, ..PageOutcome::default() };
+            let counters = RunCounters { events_retracted: end.counters.events_retracted + retracted_total, ..end.counters };
+            let mut q = QueryBuilder::new("UPDATE ingest_runs SET status = 'running'");
+            push_counters(&mut q, &counters);
+            q.push(" WHERE run_id = ").push_bind(end.run_id);
+            q.build().execute(&mut *tx).await.context(what)?;
+            tx.commit().await.context(what)?;
+            Ok(outcome)
+        })
+    }
+
     /// Writes one page in one transaction; see the module docs.
     pub async fn write_page(&self, page: PageWrite<'_>) -> Result<PageOutcome, StoreError> {
-        let what = || {
-            format!(
-                "writing the {} {}",
-                page.mark.stream,
-                describe_position(&page.mark.position)
-            )
-        };
-        let ids: Vec<&str> = page
-            .docs
-            .iter()
-            .map(|d| d.derived.doc_id.as_str())
-            .collect();
+        let what = || format!("writing {}", page.kind.describe(page.doc_type));
+        let rebuild = matches!(page.kind, PageKind::Rebuild);
+        let walk_id = page.kind.walk_id();
+        let ids: Vec<&str> = page.docs.iter().map(|d| d.derived.doc_id.as_str()).collect();
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await.context(what)?;
 
@@ -344,7 +498,7 @@ impl Store {
             for doc in &page.docs {
                 let d = &doc.derived;
                 match known.get(&d.doc_id) {
-                    Some(k) if !k.deleted && k.row_version == d.row_version && k.lines_version.as_deref() == Some(d.lines_version.as_str()) => {
+                    Some(k) if !rebuild && !k.deleted && k.row_version == d.row_version && k.lines_version.as_deref() == Some(d.lines_version.as_str()) => {
                         unchanged.push(d.doc_id.as_str())
                     }
                     k => changed.push((doc, k)),
@@ -378,10 +532,11 @@ impl Store {
                 let (new_events, gone) = diff_events(&d.events, &old);
                 retract_ids.extend(gone.iter().copied());
                 inserts.extend(new_events.iter().map(|event| NewEvent { doc: d, event }));
-                if let Some(k) = known {
+                let events_differ = !new_events.is_empty() || !gone.is_empty();
+                if let Some(k) = known.filter(|_| !rebuild || events_differ) {
                     changes.push(Change {
                         doc: d,
-                        change: change_kind(k, d),
+                        change: if rebuild { "rebuilt" } else { change_kind(k, d) },
                         old: k,
                         inserted: new_events.len() as i64,
                         retracted: gone.len() as i64,
@@ -429,7 +584,8 @@ impl Store {
             }
 
             // Documents: the new version of each changed one, a sighting of each unchanged one.
-            for chunk in changed.chunks(INSERT_CHUNK / 4) {
+            let stored_docs: &[(&DocWrite, Option<&KnownDoc>)] = if rebuild { &[] } else { &changed };
+            for chunk in stored_docs.chunks(INSERT_CHUNK / 4) {
                 let mut q = QueryBuilder::new(
                     "INSERT INTO documents (company_id, doc_type, doc_id, doc_number, doc_date, doc_status, party_id, row_version, \
                      lines_version, is_cancelled, raw, first_seen_at, first_run_id, changed_at, changed_run_id, \
@@ -454,7 +610,7 @@ impl Store {
                         .push_bind(page.run_id)
                         .push_bind(now)
                         .push_bind(page.run_id)
-                        .push_bind(page.mark.walk_id);
+                        .push_bind(walk_id);
                 });
                 q.push(
                     " ON CONFLICT (company_id, doc_type, doc_id) DO UPDATE SET doc_number = excluded.doc_number, \
@@ -472,7 +628,7 @@ impl Store {
                     .push(", last_seen_run_id = ")
                     .push_bind(page.run_id)
                     .push(", seen_walk_id = ")
-                    .push_bind(page.mark.walk_id)
+                    .push_bind(walk_id)
                     .push(" WHERE company_id = ")
                     .push_bind(page.company_id)
                     .push(" AND doc_type = ")
@@ -553,6 +709,23 @@ impl Store {
                 unknown_products = products.iter().filter(|p| !have.contains(**p)).map(|p| p.to_string()).collect();
                 unknown_products.sort();
             }
+            if !unknown_products.is_empty() {
+                // Owe a product walk, in this transaction: a crash right after the commit must
+                // not leave events whose products nobody will fetch (their documents are unchanged
+                // next time, so they would not be noticed again).
+                sqlx::query(
+                    "INSERT INTO sync_state (company_id, stream, walk_id, walk_kind, walk_paging, walk_position, walk_started_at) \
+                     VALUES ($1, 'products', $2, 'complete', 'keyset', '', $3) \
+                     ON CONFLICT (company_id, stream) DO UPDATE SET walk_id = COALESCE(sync_state.walk_id, excluded.walk_id), \
+                     walk_kind = excluded.walk_kind, walk_started_at = COALESCE(sync_state.walk_started_at, excluded.walk_started_at)",
+                )
+                .bind(page.company_id)
+                .bind(page.run_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .context(what)?;
+            }
 
             let outcome = PageOutcome {
                 documents_seen: page.docs.len() as i64,
@@ -568,17 +741,20 @@ impl Store {
             q.push(" WHERE run_id = ").push_bind(page.run_id);
             q.build().execute(&mut *tx).await.context(what)?;
 
-            sqlx::query(
-                "UPDATE sync_state SET walk_paging = $1, walk_position = $2 WHERE company_id = $3 AND stream = $4 AND walk_id = $5",
-            )
-            .bind(page.mark.paging)
-            .bind(&page.mark.position)
-            .bind(page.company_id)
-            .bind(page.mark.stream)
-            .bind(page.mark.walk_id)
-            .execute(&mut *tx)
-            .await
-            .context(what)?;
+            if let PageKind::Walk(mark) = &page.kind {
+                sqlx::query(
+                    "UPDATE sync_state SET walk_paging = $1, walk_position = $2 \
+                     WHERE company_id = $3 AND stream = $4 AND walk_id = $5",
+                )
+                .bind(mark.paging)
+                .bind(&mark.position)
+                .bind(page.company_id)
+                .bind(mark.stream)
+                .bind(mark.walk_id)
+                .execute(&mut *tx)
+                .await
+                .context(what)?;
+            }
 
             crate::testing::crash_point("page-write");
             tx.commit().await.context(what)?;
@@ -588,6 +764,11 @@ impl Store {
 }
 
 impl RunCounters {
+    /// These counters with retractions outside a page (deleted documents) added.
+    pub fn plus_retractions(&self, outcome: &PageOutcome) -> RunCounters {
+        RunCounters { events_retracted: self.events_retracted + outcome.events_retracted, ..*self }
+    }
+
     /// These counters with a page's effects added (requests are set by the caller).
     pub fn plus(&self, page: &PageOutcome) -> RunCounters {
         RunCounters {
@@ -604,33 +785,15 @@ impl RunCounters {
 
 /// Which derived events are new, and which current ones (by id) are no longer there.
 /// An event whose key stays but whose place, time or product changed is both.
-fn diff_events<'e>(
-    derived: &'e [EventDraft],
-    current: &[CurrentEvent],
-) -> (Vec<&'e EventDraft>, Vec<i64>) {
+fn diff_events<'e>(derived: &'e [EventDraft], current: &[CurrentEvent]) -> (Vec<&'e EventDraft>, Vec<i64>) {
     let by_key: HashMap<(&str, &str, &str, &str), &CurrentEvent> = current
         .iter()
-        .map(|c| {
-            (
-                (
-                    c.line_collection.as_str(),
-                    c.line_id.as_str(),
-                    c.serial.as_str(),
-                    c.event_type.as_str(),
-                ),
-                c,
-            )
-        })
+        .map(|c| ((c.line_collection.as_str(), c.line_id.as_str(), c.serial.as_str(), c.event_type.as_str()), c))
         .collect();
     let mut kept = HashSet::new();
     let mut new = Vec::new();
     for e in derived {
-        let key = (
-            e.line_collection,
-            e.line_id.as_str(),
-            e.serial.as_str(),
-            e.event_type.as_str(),
-        );
+        let key = (e.line_collection, e.line_id.as_str(), e.serial.as_str(), e.event_type.as_str());
         match by_key.get(&key) {
             Some(c) if c.same_as(e) => {
                 kept.insert(c.event_id);
@@ -638,11 +801,7 @@ fn diff_events<'e>(
             _ => new.push(e),
         }
     }
-    let gone = current
-        .iter()
-        .map(|c| c.event_id)
-        .filter(|id| !kept.contains(id))
-        .collect();
+    let gone = current.iter().map(|c| c.event_id).filter(|id| !kept.contains(id)).collect();
     (new, gone)
 }
 

@@ -72,9 +72,7 @@ macro_rules! impl_migrator {
                 let mut savepoint = self.tx.begin().await?;
                 let mut count = 0;
                 for query in queries {
-                    sqlx::raw_sql(sqlx::AssertSqlSafe(query.to_string()))
-                        .execute(&mut *savepoint)
-                        .await?;
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(query.to_string())).execute(&mut *savepoint).await?;
                     count += 1;
                 }
                 savepoint.commit().await?;
@@ -83,13 +81,8 @@ macro_rules! impl_migrator {
         }
 
         impl AsyncQuery<Vec<Migration>> for TxMigrator<'_, $db> {
-            async fn query<'a>(
-                &'a mut self,
-                query: &'a str,
-            ) -> Result<Vec<Migration>, Self::Error> {
-                let rows = sqlx::query(sqlx::AssertSqlSafe(query.to_string()))
-                    .fetch_all(&mut **self.tx)
-                    .await?;
+            async fn query<'a>(&'a mut self, query: &'a str) -> Result<Vec<Migration>, Self::Error> {
+                let rows = sqlx::query(sqlx::AssertSqlSafe(query.to_string())).fetch_all(&mut **self.tx).await?;
                 rows.iter().map(history_row).collect()
             }
         }
@@ -107,28 +100,20 @@ where
     for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     usize: sqlx::ColumnIndex<R>,
 {
-    let decode = |what: &str, err: String| {
-        sqlx::Error::Decode(format!("{HISTORY_TABLE}.{what}: {err}").into())
-    };
+    let decode = |what: &str, err: String| sqlx::Error::Decode(format!("{HISTORY_TABLE}.{what}: {err}").into());
     let version: i32 = row.try_get(0)?;
     let name: String = row.try_get(1)?;
     let applied_on: String = row.try_get(2)?;
     let checksum: String = row.try_get(3)?;
-    let applied_on = OffsetDateTime::parse(&applied_on, &Rfc3339)
-        .map_err(|e| decode("applied_on", e.to_string()))?;
-    let checksum = checksum
-        .parse::<u64>()
-        .map_err(|e| decode("checksum", e.to_string()))?;
+    let applied_on = OffsetDateTime::parse(&applied_on, &Rfc3339).map_err(|e| decode("applied_on", e.to_string()))?;
+    let checksum = checksum.parse::<u64>().map_err(|e| decode("checksum", e.to_string()))?;
     Ok(Migration::applied(version, name, applied_on, checksum))
 }
 
 /// Applies pending migrations on SQLite, holding the write lock for the whole upgrade.
 pub(crate) async fn migrate_sqlite(pool: &sqlx::SqlitePool) -> Result<MigrationReport, StoreError> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    sqlx::query(CREATE_HISTORY_TABLE)
-        .execute(&mut *tx)
-        .await
-        .map_err(history_table_error)?;
+    sqlx::query(CREATE_HISTORY_TABLE).execute(&mut *tx).await.map_err(history_table_error)?;
     let report = run(&mut TxMigrator { tx: &mut tx }, sqlite_runner()).await?;
     tx.commit().await?;
     Ok(report)
@@ -137,14 +122,8 @@ pub(crate) async fn migrate_sqlite(pool: &sqlx::SqlitePool) -> Result<MigrationR
 /// Applies pending migrations on Postgres under an advisory lock held until commit.
 pub(crate) async fn migrate_postgres(pool: &sqlx::PgPool) -> Result<MigrationReport, StoreError> {
     let mut tx = pool.begin().await?;
-    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-        .bind(PG_MIGRATION_LOCK)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query(CREATE_HISTORY_TABLE)
-        .execute(&mut *tx)
-        .await
-        .map_err(history_table_error)?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(PG_MIGRATION_LOCK).execute(&mut *tx).await?;
+    sqlx::query(CREATE_HISTORY_TABLE).execute(&mut *tx).await.map_err(history_table_error)?;
     let report = run(&mut TxMigrator { tx: &mut tx }, postgres_runner()).await?;
     tx.commit().await?;
     Ok(report)
@@ -159,39 +138,25 @@ const CREATE_HISTORY_TABLE: &str = "CREATE TABLE IF NOT EXISTS refinery_schema_h
     checksum VARCHAR(255))";
 
 fn history_table_error(source: sqlx::Error) -> StoreError {
-    StoreError::Query {
-        what: "creating the migration history table".into(),
-        source: source.into(),
-    }
+    StoreError::Query { what: "creating the migration history table".into(), source: source.into() }
 }
 
 async fn run<C>(conn: &mut C, runner: Runner) -> Result<MigrationReport, StoreError>
 where
     C: AsyncMigrate + Send,
 {
-    let latest = runner
-        .get_migrations()
-        .iter()
-        .map(|m| m.version())
-        .max()
-        .unwrap_or(0);
+    let latest = runner.get_migrations().iter().map(|m| m.version()).max().unwrap_or(0);
     // Check before refinery's runner: it would log an error and carry on, and a newer binary's
     // schema may mean data this one would misread.
     let applied = runner.get_applied_migrations_async(conn).await?;
     if let Some(newest) = applied.iter().map(|m| m.version()).max()
         && newest > latest
     {
-        return Err(StoreError::SchemaTooNew {
-            found: newest,
-            supported: latest,
-        });
+        return Err(StoreError::SchemaTooNew { found: newest, supported: latest });
     }
     let report = runner.set_abort_divergent(true).run_async(conn).await?;
-    let applied_now: Vec<String> = report
-        .applied_migrations()
-        .iter()
-        .map(|m| format!("V{}__{}", m.version(), m.name()))
-        .collect();
+    let applied_now: Vec<String> =
+        report.applied_migrations().iter().map(|m| format!("V{}__{}", m.version(), m.name())).collect();
     let version = report
         .applied_migrations()
         .iter()
@@ -199,8 +164,5 @@ where
         .chain(applied.iter().map(|m| m.version()))
         .max()
         .unwrap_or(0);
-    Ok(MigrationReport {
-        applied: applied_now,
-        version,
-    })
+    Ok(MigrationReport { applied: applied_now, version })
 }

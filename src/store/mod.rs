@@ -8,9 +8,11 @@
 
 pub mod adhoc;
 pub mod ingest;
+pub mod lock;
 pub mod migrate;
 pub mod query;
 pub mod reference;
+pub mod status;
 pub mod url;
 
 use std::str::FromStr;
@@ -58,10 +60,7 @@ pub enum StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(source: sqlx::Error) -> Self {
-        StoreError::Query {
-            what: "talking to the database".into(),
-            source: source.into(),
-        }
+        StoreError::Query { what: "talking to the database".into(), source: source.into() }
     }
 }
 
@@ -72,10 +71,7 @@ pub(crate) trait Context<T> {
 
 impl<T> Context<T> for Result<T, sqlx::Error> {
     fn context(self, what: impl FnOnce() -> String) -> Result<T, StoreError> {
-        self.map_err(|source| StoreError::Query {
-            what: what(),
-            source: source.into(),
-        })
+        self.map_err(|source| StoreError::Query { what: what(), source: source.into() })
     }
 }
 
@@ -136,11 +132,7 @@ impl Store {
 
     /// Connects without touching the schema.
     pub async fn connect(url: &DatabaseUrl) -> Result<Store, StoreError> {
-        let connect_err = |source| StoreError::Connect {
-            backend: url.backend().name(),
-            url: url.redacted(),
-            source,
-        };
+        let connect_err = |source| StoreError::Connect { backend: url.backend().name(), url: url.redacted(), source };
         let pool = match url.backend() {
             Backend::Sqlite => {
                 let options = SqliteConnectOptions::from_str(url.expose())
@@ -152,28 +144,16 @@ impl Store {
                     // A larger page cache keeps index maintenance of big ingests in memory.
                     .pragma("cache_size", "-65536");
                 // An in-memory database exists once per connection, so it must have one.
-                let max = if url.expose().contains(":memory:") {
-                    1
-                } else {
-                    4
-                };
-                let pool = SqlitePoolOptions::new()
-                    .max_connections(max)
-                    .connect_with(options)
-                    .await
-                    .map_err(connect_err)?;
+                let max = if url.expose().contains(":memory:") { 1 } else { 4 };
+                let pool =
+                    SqlitePoolOptions::new().max_connections(max).connect_with(options).await.map_err(connect_err)?;
                 Pool::Sqlite(pool)
             }
             Backend::Postgres => {
                 let options = PgConnectOptions::from_str(url.expose()).map_err(connect_err)?;
                 // One direct connection first: a pool would retry until its timeout and then
                 // report only "timed out", hiding "connection refused" or "no such database".
-                sqlx::PgConnection::connect_with(&options)
-                    .await
-                    .map_err(connect_err)?
-                    .close()
-                    .await
-                    .ok();
+                sqlx::PgConnection::connect_with(&options).await.map_err(connect_err)?.close().await.ok();
                 let pool = PgPoolOptions::new()
                     .max_connections(4)
                     .acquire_timeout(Duration::from_secs(30))
@@ -183,10 +163,7 @@ impl Store {
                 Pool::Postgres(pool)
             }
         };
-        Ok(Store {
-            pool,
-            url: url.clone(),
-        })
+        Ok(Store { pool, url: url.clone() })
     }
 
     pub fn backend(&self) -> Backend {
@@ -208,9 +185,7 @@ impl Store {
     /// The highest applied migration version, or `None` for a database never migrated.
     pub async fn schema_version(&self) -> Result<Option<i32>, StoreError> {
         let exists_sql = match self.backend() {
-            Backend::Sqlite => {
-                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = $1"
-            }
+            Backend::Sqlite => "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = $1",
             Backend::Postgres => {
                 "SELECT count(*) FROM information_schema.tables WHERE table_name = $1 AND table_schema = current_schema()"
             }

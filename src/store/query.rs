@@ -53,11 +53,7 @@ const EVENT_COLUMNS: &str = "SELECT e.event_id, e.company_id, e.serial, e.produc
 
 impl Store {
     /// Every event of one serial string (under any product), unordered.
-    pub async fn serial_events(
-        &self,
-        serial: &str,
-        filter: &EventFilter<'_>,
-    ) -> Result<Vec<EventRow>, StoreError> {
+    pub async fn serial_events(&self, serial: &str, filter: &EventFilter<'_>) -> Result<Vec<EventRow>, StoreError> {
         on_pool!(self, pool => {
             let mut q = QueryBuilder::new(EVENT_COLUMNS);
             q.push_bind(serial);
@@ -93,13 +89,7 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<String>, StoreError> {
         let needle = serial.trim().to_lowercase();
-        let prefix = format!(
-            "{}%",
-            needle
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_")
-        );
+        let prefix = format!("{}%", needle.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
         on_pool!(self, pool => {
             let mut q = QueryBuilder::new("SELECT DISTINCT serial FROM serial_events WHERE (lower(trim(serial)) = ");
             q.push_bind(&needle).push(" OR lower(serial) LIKE ").push_bind(&prefix).push(" ESCAPE '\\')");

@@ -8,15 +8,8 @@ use crate::inflow::model::{Location, Product};
 
 impl Store {
     /// Inserts or refreshes locations; ones without an id are skipped.
-    pub async fn upsert_locations(
-        &self,
-        company_id: &str,
-        locations: &[Location],
-    ) -> Result<u64, StoreError> {
-        let rows: Vec<&Location> = locations
-            .iter()
-            .filter(|l| l.location_id.is_some())
-            .collect();
+    pub async fn upsert_locations(&self, company_id: &str, locations: &[Location]) -> Result<u64, StoreError> {
+        let rows: Vec<&Location> = locations.iter().filter(|l| l.location_id.is_some()).collect();
         if rows.is_empty() {
             return Ok(0);
         }
@@ -45,11 +38,7 @@ impl Store {
     }
 
     /// Inserts or refreshes products; ones without an id are skipped.
-    pub async fn upsert_products(
-        &self,
-        company_id: &str,
-        products: &[Product],
-    ) -> Result<u64, StoreError> {
+    pub async fn upsert_products(&self, company_id: &str, products: &[Product]) -> Result<u64, StoreError> {
         let rows: Vec<&Product> = products.iter().filter(|p| p.product_id.is_some()).collect();
         if rows.is_empty() {
             return Ok(0);

@@ -64,10 +64,7 @@ impl FromStr for DatabaseUrl {
         } else {
             return Err(UrlError::UnsupportedScheme { url: redact(s) });
         };
-        Ok(DatabaseUrl {
-            raw: s.to_string(),
-            backend,
-        })
+        Ok(DatabaseUrl { raw: s.to_string(), backend })
     }
 }
 
@@ -90,9 +87,7 @@ pub fn redact(url: &str) -> String {
     if let Some(scheme_end) = out.find("://") {
         let rest_start = scheme_end + 3;
         // The authority ends at the first '/', '?' or '#'; the password sits before its last '@'.
-        let authority_end = out[rest_start..]
-            .find(['/', '?', '#'])
-            .map_or(out.len(), |i| rest_start + i);
+        let authority_end = out[rest_start..].find(['/', '?', '#']).map_or(out.len(), |i| rest_start + i);
         if let Some(at) = out[rest_start..authority_end].rfind('@') {
             let userinfo = &out[rest_start..rest_start + at];
             if let Some(colon) = userinfo.find(':') {
@@ -132,19 +127,13 @@ mod tests {
             ("postgres://u@h/db", Backend::Postgres),
             ("postgresql://u:p@h:5432/db", Backend::Postgres),
         ] {
-            assert_eq!(
-                url.parse::<DatabaseUrl>().unwrap().backend(),
-                backend,
-                "{url}"
-            );
+            assert_eq!(url.parse::<DatabaseUrl>().unwrap().backend(), backend, "{url}");
         }
     }
 
     #[test]
     fn other_schemes_are_refused_naming_the_accepted_ones_without_the_password() {
-        let err = "mysql://root:hunter2@localhost/db"
-            .parse::<DatabaseUrl>()
-            .unwrap_err();
+        let err = "mysql://root:hunter2@localhost/db".parse::<DatabaseUrl>().unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("mysql://root:***@localhost/db"), "{msg}");
         assert!(!msg.contains("hunter2"), "{msg}");
@@ -157,9 +146,7 @@ mod tests {
 
     #[test]
     fn passwords_are_redacted_everywhere_a_url_is_shown() {
-        let url: DatabaseUrl = "postgres://alice:s3cr%40t@db.example:5432/audit?sslmode=require"
-            .parse()
-            .unwrap();
+        let url: DatabaseUrl = "postgres://alice:s3cr%40t@db.example:5432/audit?sslmode=require".parse().unwrap();
         let expected = "postgres://alice:***@db.example:5432/audit?sslmode=require";
         assert_eq!(url.redacted(), expected);
         assert_eq!(url.to_string(), expected);

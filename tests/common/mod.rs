@@ -31,25 +31,18 @@ impl TestDb {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("audit.db");
         let url = format!("sqlite://{}", path.display()).parse().unwrap();
-        TestDb {
-            url,
-            _dir: Some(dir),
-            pg: None,
-        }
+        TestDb { url, _dir: Some(dir), pg: None }
     }
 
     /// `None` when Postgres is not reachable and not required (a message says so).
     pub async fn postgres() -> Option<TestDb> {
-        let admin_url =
-            std::env::var("AUDIT_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_ADMIN_URL.into());
+        let admin_url = std::env::var("AUDIT_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_ADMIN_URL.into());
         let mut admin = match PgConnection::connect(&admin_url).await {
             Ok(conn) => conn,
             Err(err) => {
                 let redacted = audit::store::url::redact(&admin_url);
                 if std::env::var("AUDIT_REQUIRE_POSTGRES").as_deref() == Ok("1") {
-                    panic!(
-                        "AUDIT_REQUIRE_POSTGRES=1 but Postgres at {redacted} is unreachable: {err}"
-                    );
+                    panic!("AUDIT_REQUIRE_POSTGRES=1 but Postgres at {redacted} is unreachable: {err}");
                 }
                 // Written to the real stderr, not the captured one, so the skip is visible.
                 let _ = writeln!(
@@ -67,18 +60,11 @@ impl TestDb {
             COUNTER.fetch_add(1, Ordering::Relaxed),
             chrono::Utc::now().timestamp_micros() % 1_000_000
         );
-        admin
-            .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .await
-            .expect("create test database");
+        admin.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.expect("create test database");
         admin.close().await.ok();
         let mut url = url::Url::parse(&admin_url).expect("AUDIT_TEST_POSTGRES_URL is a URL");
         url.set_path(&name);
-        Some(TestDb {
-            url: url.as_str().parse().unwrap(),
-            _dir: None,
-            pg: Some(PgDatabase { admin_url, name }),
-        })
+        Some(TestDb { url: url.as_str().parse().unwrap(), _dir: None, pg: Some(PgDatabase { admin_url, name }) })
     }
 
     pub async fn store(&self) -> Store {
@@ -96,17 +82,11 @@ impl Drop for TestDb {
         let Some(pg) = self.pg.take() else { return };
         // Drop runs inside the test's runtime, so the clean-up gets a thread and runtime of its own.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             rt.block_on(async {
                 if let Ok(mut admin) = PgConnection::connect(&pg.admin_url).await {
                     let _ = admin
-                        .execute(sqlx::AssertSqlSafe(format!(
-                            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
-                            pg.name
-                        )))
+                        .execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", pg.name)))
                         .await;
                 }
             });
@@ -139,9 +119,7 @@ macro_rules! both_backends {
 /// Runs the `audit` binary with the given database and arguments; returns (status, stdout, stderr).
 pub fn run_audit(db_url: &str, args: &[&str], envs: &[(&str, &str)]) -> (i32, String, String) {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_audit"));
-    cmd.args(args)
-        .env("AUDIT_DATABASE_URL", db_url)
-        .env_remove("RUST_LOG");
+    cmd.args(args).env("AUDIT_DATABASE_URL", db_url).env_remove("RUST_LOG");
     for (k, v) in envs {
         cmd.env(k, v);
     }
@@ -156,18 +134,10 @@ pub fn run_audit(db_url: &str, args: &[&str], envs: &[(&str, &str)]) -> (i32, St
 /// Runs `sql` with one text parameter and returns the first column of every row as text.
 pub async fn strings(store: &Store, sql: &'static str, param: &str) -> Vec<String> {
     if let Some(pool) = store.sqlite_pool() {
-        sqlx::query_scalar(sql)
-            .bind(param)
-            .fetch_all(pool)
-            .await
-            .unwrap()
+        sqlx::query_scalar(sql).bind(param).fetch_all(pool).await.unwrap()
     } else {
         let pool = store.postgres_pool().unwrap();
-        sqlx::query_scalar(sql)
-            .bind(param)
-            .fetch_all(pool)
-            .await
-            .unwrap()
+        sqlx::query_scalar(sql).bind(param).fetch_all(pool).await.unwrap()
     }
 }
 
@@ -176,10 +146,7 @@ pub async fn exec(store: &Store, sql: &'static str) {
     if let Some(pool) = store.sqlite_pool() {
         sqlx::query(sql).execute(pool).await.unwrap();
     } else {
-        sqlx::query(sql)
-            .execute(store.postgres_pool().unwrap())
-            .await
-            .unwrap();
+        sqlx::query(sql).execute(store.postgres_pool().unwrap()).await.unwrap();
     }
 }
 
@@ -193,36 +160,17 @@ use audit::ingest::{IngestOptions, Quiet, RunSummary, StopFlag};
 use audit::mapping::DocType;
 use audit::simulator::{Scale, SimConfig, Simulator};
 
-pub const DOC_ENDPOINTS: [&str; 4] = [
-    "sales-orders",
-    "purchase-orders",
-    "stock-adjustments",
-    "stock-transfers",
-];
+pub const DOC_ENDPOINTS: [&str; 4] = ["sales-orders", "purchase-orders", "stock-adjustments", "stock-transfers"];
 
 /// A simulator without rate limits or faults.
 pub async fn simulator(scale: Scale) -> Simulator {
-    Simulator::start(SimConfig {
-        scale,
-        rate_limit: None,
-        ..SimConfig::default()
-    })
-    .await
-    .expect("start simulator")
+    Simulator::start(SimConfig { scale, rate_limit: None, ..SimConfig::default() }).await.expect("start simulator")
 }
 
 /// A client for the simulator with short waits, so retries do not slow the tests.
 pub fn client_for(sim: &Simulator) -> Client {
-    let mut config = ClientConfig::new(
-        &sim.base_url(),
-        &sim.company_id(),
-        ApiKey::new(sim.api_key()),
-    );
-    config.limits = RateLimits {
-        per_minute: 100_000,
-        per_hour: 1_000_000,
-        minute: Duration::from_secs(60),
-    };
+    let mut config = ClientConfig::new(&sim.base_url(), &sim.company_id(), ApiKey::new(sim.api_key()));
+    config.limits = RateLimits { per_minute: 100_000, per_hour: 1_000_000, minute: Duration::from_secs(60) };
     config.retry.base_delay = Duration::from_millis(5);
     config.retry.max_delay = Duration::from_millis(50);
     config.retry.default_retry_after = Duration::from_millis(50);
@@ -233,6 +181,7 @@ pub fn options(sim: &Simulator) -> IngestOptions {
     IngestOptions {
         company_id: sim.company_id(),
         since: None,
+        window: None,
         types: DocType::ALL.to_vec(),
         arguments: serde_json::json!({}),
     }
@@ -240,15 +189,7 @@ pub fn options(sim: &Simulator) -> IngestOptions {
 
 /// Runs an ingest in-process with a fresh client.
 pub async fn ingest(store: &Store, sim: &Simulator) -> RunSummary {
-    audit::ingest::run(
-        store,
-        &client_for(sim),
-        &options(sim),
-        &Quiet,
-        &StopFlag::default(),
-    )
-    .await
-    .expect("ingest")
+    audit::ingest::run(store, &client_for(sim), &options(sim), &Quiet, &StopFlag::default()).await.expect("ingest")
 }
 
 /// An event as compared between runs: everything but ids and observation times.
@@ -271,16 +212,12 @@ pub fn expected_events(sim: &Simulator) -> BTreeSet<Event> {
     expected_events_where(sim, |_| true)
 }
 
-pub fn expected_events_where(
-    sim: &Simulator,
-    keep: impl Fn(&audit::mapping::Derived) -> bool,
-) -> BTreeSet<Event> {
+pub fn expected_events_where(sim: &Simulator, keep: impl Fn(&audit::mapping::Derived) -> bool) -> BTreeSet<Event> {
     let mut out = BTreeSet::new();
     for endpoint in DOC_ENDPOINTS {
         let doc_type = DocType::from_stream(endpoint).unwrap();
         for doc in sim.documents(endpoint) {
-            let d = audit::mapping::derive(doc_type, &doc.to_string())
-                .expect("simulator documents map");
+            let d = audit::mapping::derive(doc_type, &doc.to_string()).expect("simulator documents map");
             if !keep(&d) {
                 continue;
             }
@@ -324,22 +261,14 @@ const CURRENT_EVENTS: &str = "SELECT doc_type, doc_id, line_collection, line_id,
 /// The current events in the database, and how many rows they are (to catch duplicates).
 pub async fn stored_events(store: &Store) -> (BTreeSet<Event>, usize) {
     let rows: Vec<EventRow> = if let Some(pool) = store.sqlite_pool() {
-        sqlx::query_as(CURRENT_EVENTS)
-            .fetch_all(pool)
-            .await
-            .unwrap()
+        sqlx::query_as(CURRENT_EVENTS).fetch_all(pool).await.unwrap()
     } else {
-        sqlx::query_as(CURRENT_EVENTS)
-            .fetch_all(store.postgres_pool().unwrap())
-            .await
-            .unwrap()
+        sqlx::query_as(CURRENT_EVENTS).fetch_all(store.postgres_pool().unwrap()).await.unwrap()
     };
     let n = rows.len();
     let set = rows
         .into_iter()
-        .map(|(a, b, c, d, e, f, t, g, h, i, j)| {
-            (a, b, c, d, e, f, t.map(|t| t.to_rfc3339()), g, h, i, j)
-        })
+        .map(|(a, b, c, d, e, f, t, g, h, i, j)| (a, b, c, d, e, f, t.map(|t| t.to_rfc3339()), g, h, i, j))
         .collect();
     (set, n)
 }
@@ -349,10 +278,7 @@ pub async fn count(store: &Store, sql: &'static str) -> i64 {
     if let Some(pool) = store.sqlite_pool() {
         sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
     } else {
-        sqlx::query_scalar(sql)
-            .fetch_one(store.postgres_pool().unwrap())
-            .await
-            .unwrap()
+        sqlx::query_scalar(sql).fetch_one(store.postgres_pool().unwrap()).await.unwrap()
     }
 }
 
@@ -372,12 +298,7 @@ pub fn sim_env(sim: &Simulator) -> Vec<(&'static str, String)> {
 }
 
 /// Runs the binary against the simulator; returns (status, stdout, stderr).
-pub fn run_cli(
-    db: &TestDb,
-    sim: &Simulator,
-    args: &[&str],
-    extra_env: &[(&str, &str)],
-) -> (i32, String, String) {
+pub fn run_cli(db: &TestDb, sim: &Simulator, args: &[&str], extra_env: &[(&str, &str)]) -> (i32, String, String) {
     let env = sim_env(sim);
     let mut all: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     all.extend_from_slice(extra_env);

@@ -1,0 +1,185 @@
+//! `audit status`: per company and stream, what is held, where walks stand, recent runs and
+//! what runs cost.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use serde::Serialize;
+
+use crate::cli::{GlobalArgs, StatusArgs};
+use crate::inflow::walk::{PAGE_SIZE, Position};
+use crate::output::{self, Format, short_time};
+use crate::store::lock::LockHolder;
+use crate::store::status::{RunRow, StreamStatus};
+
+#[derive(Debug, Serialize)]
+struct CompanyStatus {
+    company_id: String,
+    /// The running ingest, if any.
+    lock: Option<String>,
+    requests_last_hour: i64,
+    /// Requests a run would take now: every stream walked, or sales and purchase orders of the
+    /// last 30 days only.
+    cost: Cost,
+    streams: Vec<StreamStatus>,
+    runs: Vec<RunRow>,
+}
+
+#[derive(Debug, Serialize)]
+struct Cost {
+    complete: i64,
+    window_30_days: i64,
+}
+
+pub async fn run(global: &GlobalArgs, args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let store = super::open_store(global).await?;
+    let companies = match &args.company_id {
+        Some(c) => vec![c.clone()],
+        None => store.companies().await?,
+    };
+    let mut report = Vec::new();
+    for company_id in companies {
+        let streams = store.streams_status(&company_id).await?;
+        let lock = store.lock_holder(&company_id).await?.as_ref().map(LockHolder::to_string);
+        report.push(CompanyStatus {
+            cost: cost(&streams),
+            lock,
+            requests_last_hour: store.requests_last_hour(&company_id).await?,
+            runs: store.recent_runs(&company_id, 5).await?,
+            streams,
+            company_id,
+        });
+    }
+    store.close().await;
+    let mut out = std::io::stdout().lock();
+    match Format::resolve(args.format) {
+        Format::Csv => anyhow::bail!("the status is nested and has no CSV form; use --format json"),
+        Format::Json => output::write_json(out, &serde_json::json!({ "companies": report }))?,
+        Format::Table => {
+            if report.is_empty() {
+                writeln!(out, "Nothing ingested yet: run `audit ingest`.")?;
+            }
+            for c in &report {
+                print_company(&mut out, c)?;
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A walk of n documents costs n/100 + 1 requests; every run also reads the locations once.
+fn cost(streams: &[StreamStatus]) -> Cost {
+    let pages = |n: i64| n / PAGE_SIZE as i64 + 1;
+    let dated = |s: &StreamStatus| matches!(s.stream.as_str(), "sales-orders" | "purchase-orders");
+    Cost {
+        complete: 1 + streams.iter().map(|s| pages(s.documents)).sum::<i64>(),
+        window_30_days: 1 + streams
+            .iter()
+            .map(|s| pages(if dated(s) { s.documents_last_30_days } else { s.documents }))
+            .sum::<i64>(),
+    }
+}
+
+fn print_company(out: &mut impl Write, c: &CompanyStatus) -> anyhow::Result<()> {
+    writeln!(out, "Company {}", c.company_id)?;
+    match &c.lock {
+        Some(holder) => writeln!(out, "  Running now: {holder}")?,
+        None => writeln!(out, "  No ingest running.")?,
+    }
+    writeln!(
+        out,
+        "  Requests by audit in the last hour: {} (inFlow allows 1000 per hour, shared with other integrations).",
+        c.requests_last_hour
+    )?;
+    writeln!(
+        out,
+        "  A complete run costs about {} requests; a --window 30d run about {}.",
+        c.cost.complete, c.cost.window_30_days
+    )?;
+    let mut table = output::table(&[
+        "stream",
+        "documents",
+        "deleted",
+        "events",
+        "retracted",
+        "since",
+        "unfinished walk",
+        "last complete walk",
+        "last window walk",
+    ]);
+    for s in &c.streams {
+        let walk = match (&s.walk_kind, &s.walk_position) {
+            (Some(kind), Some(pos)) => format!("{kind}, at the {}", Position::decode(pos)),
+            _ => "-".into(),
+        };
+        table.add_row(vec![
+            s.stream.clone(),
+            s.documents.to_string(),
+            s.documents_deleted.to_string(),
+            s.events.to_string(),
+            s.events_retracted.to_string(),
+            s.since.map_or("-".into(), |d| d.to_string()),
+            walk,
+            short_time(s.last_complete_at),
+            short_time(s.last_window_at),
+        ]);
+    }
+    writeln!(out, "{table}")?;
+    let mut runs = output::table(&[
+        "run",
+        "command",
+        "status",
+        "started",
+        "requests",
+        "documents",
+        "changed",
+        "events +",
+        "events -",
+        "warnings",
+        "429s",
+    ]);
+    for r in &c.runs {
+        runs.add_row(vec![
+            r.run_id.to_string(),
+            r.command.clone(),
+            r.status.clone(),
+            short_time(Some(r.started_at)),
+            r.requests.to_string(),
+            r.documents_seen.to_string(),
+            r.documents_changed.to_string(),
+            r.events_inserted.to_string(),
+            r.events_retracted.to_string(),
+            r.warnings.to_string(),
+            r.rate_limited.to_string(),
+        ]);
+    }
+    writeln!(out, "  Recent runs:")?;
+    writeln!(out, "{runs}")?;
+    for r in c.runs.iter().filter(|r| r.error.is_some()) {
+        writeln!(out, "  run {} failed: {}", r.run_id, r.error.as_deref().unwrap_or_default())?;
+    }
+    writeln!(out)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream(name: &str, documents: i64, recent: i64) -> StreamStatus {
+        StreamStatus { stream: name.into(), documents, documents_last_30_days: recent, ..StreamStatus::default() }
+    }
+
+    #[test]
+    fn costs_count_a_page_per_hundred_documents_plus_the_last_one_and_the_locations() {
+        let streams = [
+            stream("sales-orders", 1000, 150),
+            stream("purchase-orders", 250, 0),
+            stream("stock-adjustments", 99, 99),
+            stream("stock-transfers", 0, 0),
+        ];
+        let c = cost(&streams);
+        assert_eq!(c.complete, 1 + 11 + 3 + 1 + 1);
+        assert_eq!(c.window_30_days, 1 + 2 + 1 + 1 + 1);
+    }
+}

@@ -1,0 +1,233 @@
+//! One ingest per company and database at a time.
+//!
+//! The lock is a row of `ingest_locks`, which works the same on both engines and can say who
+//! holds it. The holder refreshes `heartbeat_at` while it runs and deletes the row when done. A
+//! row left behind by a process that died is taken over: at once when the holder ran on this
+//! host and its process is gone, otherwise once its heartbeat is older than [`STALE_AFTER`].
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::{Context, Store, StoreError, WritePool, on_pool};
+
+/// How often a holder proves it is alive.
+const HEARTBEAT: Duration = Duration::from_secs(10);
+/// A heartbeat this old means the holder is gone (several beats missed).
+pub const STALE_AFTER: Duration = Duration::from_secs(90);
+
+/// Who holds a lock.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct LockHolder {
+    pub holder: String,
+    pub pid: i64,
+    pub host: String,
+    pub acquired_at: DateTime<Utc>,
+    pub heartbeat_at: DateTime<Utc>,
+}
+
+impl std::fmt::Display for LockHolder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} (since {}, last heartbeat {})",
+            self.holder,
+            self.acquired_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            self.heartbeat_at.format("%H:%M:%S UTC")
+        )
+    }
+}
+
+/// A held lock. Release it with [`IngestLock::release`]; if the process dies instead, the next
+/// one recovers it as described in the module docs.
+pub struct IngestLock {
+    store: Store,
+    company_id: String,
+    token: String,
+    heartbeat: tokio::task::JoinHandle<()>,
+}
+
+impl Store {
+    /// Takes the company's ingest lock, or says who holds it.
+    pub async fn try_lock(
+        &self,
+        company_id: &str,
+        command: &str,
+    ) -> Result<Result<IngestLock, LockHolder>, StoreError> {
+        let pid = i64::from(std::process::id());
+        let host = hostname();
+        let token = uuid::Uuid::new_v4().to_string();
+        let holder = format!("audit {command} (pid {pid} on {host})");
+        let now = Utc::now();
+        let what = || format!("taking the ingest lock of company {company_id}");
+        let taken = on_pool!(self, pool => {
+            let mut tx = pool.begin_write().await.context(what)?;
+            let current: Option<LockHolder> = sqlx::query_as(
+                "SELECT holder, pid, host, acquired_at, heartbeat_at FROM ingest_locks WHERE company_id = $1",
+            )
+            .bind(company_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .context(what)?;
+            if let Some(current) = current {
+                if !is_dead(&current, &host, now) {
+                    tx.rollback().await.context(what)?;
+                    return Ok(Err(current));
+                }
+                tracing::warn!("taking over the ingest lock left by {current}: its holder is gone");
+                sqlx::query("DELETE FROM ingest_locks WHERE company_id = $1").bind(company_id).execute(&mut *tx).await.context(what)?;
+            }
+            // ON CONFLICT: another process may have inserted since we looked (Postgres).
+            let inserted = sqlx::query(
+                "INSERT INTO ingest_locks (company_id, holder, pid, host, token, acquired_at, heartbeat_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $6) ON CONFLICT (company_id) DO NOTHING",
+            )
+            .bind(company_id)
+            .bind(&holder)
+            .bind(pid)
+            .bind(&host)
+            .bind(&token)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .context(what)?
+            .rows_affected();
+            tx.commit().await.context(what)?;
+            inserted == 1
+        });
+        if !taken {
+            return match self.lock_holder(company_id).await? {
+                Some(current) => Ok(Err(current)),
+                // Released in between: try once more.
+                None => Box::pin(self.try_lock(company_id, command)).await,
+            };
+        }
+        let heartbeat = tokio::spawn(heartbeat(self.clone(), company_id.to_string(), token.clone()));
+        Ok(Ok(IngestLock { store: self.clone(), company_id: company_id.to_string(), token, heartbeat }))
+    }
+
+    /// Waits until the lock is free, then takes it, telling once who it waits for.
+    pub async fn lock_waiting(&self, company_id: &str, command: &str) -> Result<IngestLock, StoreError> {
+        let mut told = false;
+        loop {
+            match self.try_lock(company_id, command).await? {
+                Ok(lock) => return Ok(lock),
+                Err(holder) => {
+                    if !told {
+                        eprintln!("waiting for the ingest lock held by {holder}");
+                        told = true;
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
+    }
+
+    pub async fn lock_holder(&self, company_id: &str) -> Result<Option<LockHolder>, StoreError> {
+        on_pool!(self, pool => {
+            sqlx::query_as("SELECT holder, pid, host, acquired_at, heartbeat_at FROM ingest_locks WHERE company_id = $1")
+                .bind(company_id)
+                .fetch_optional(pool)
+                .await
+                .context(|| format!("reading the ingest lock of company {company_id}"))
+        })
+    }
+}
+
+impl IngestLock {
+    pub async fn release(self) -> Result<(), StoreError> {
+        self.heartbeat.abort();
+        let (store, company_id, token) = (&self.store, &self.company_id, &self.token);
+        on_pool!(store, pool => {
+            sqlx::query("DELETE FROM ingest_locks WHERE company_id = $1 AND token = $2")
+                .bind(company_id)
+                .bind(token)
+                .execute(pool)
+                .await
+                .context(|| format!("releasing the ingest lock of company {company_id}"))?;
+            Ok(())
+        })
+    }
+}
+
+impl Drop for IngestLock {
+    fn drop(&mut self) {
+        // A lock dropped without release (an error path) stops proving it is alive, so the next
+        // run can recover it; the common path releases it explicitly.
+        self.heartbeat.abort();
+    }
+}
+
+async fn heartbeat(store: Store, company_id: String, token: String) {
+    loop {
+        tokio::time::sleep(HEARTBEAT).await;
+        let result = on_pool!(store, pool => {
+            sqlx::query("UPDATE ingest_locks SET heartbeat_at = $1 WHERE company_id = $2 AND token = $3")
+                .bind(Utc::now())
+                .bind(&company_id)
+                .bind(&token)
+                .execute(pool)
+                .await
+                .map(|_| ())
+        });
+        if let Err(e) = result {
+            tracing::warn!("could not refresh the ingest lock: {e}");
+        }
+    }
+}
+
+/// Whether a lock's holder is gone: its process no longer exists on this host, or it has not
+/// proved it is alive for a long time.
+fn is_dead(lock: &LockHolder, our_host: &str, now: DateTime<Utc>) -> bool {
+    let silent = (now - lock.heartbeat_at).to_std().unwrap_or_default();
+    silent > STALE_AFTER || (lock.host == our_host && !process_exists(lock.pid))
+}
+
+#[cfg(target_os = "linux")]
+fn process_exists(pid: i64) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Elsewhere only the heartbeat can tell.
+#[cfg(not(target_os = "linux"))]
+fn process_exists(_pid: i64) -> bool {
+    true
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown host".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn holder(host: &str, pid: i64, beat_secs_ago: i64) -> LockHolder {
+        let now = Utc::now();
+        LockHolder {
+            holder: "audit ingest".into(),
+            pid,
+            host: host.into(),
+            acquired_at: now,
+            heartbeat_at: now - chrono::Duration::seconds(beat_secs_ago),
+        }
+    }
+
+    #[test]
+    fn a_holder_is_dead_when_its_process_is_gone_here_or_its_heartbeat_is_old() {
+        let me = i64::from(std::process::id());
+        let now = Utc::now();
+        assert!(!is_dead(&holder("here", me, 5), "here", now), "a live process on this host");
+        assert!(is_dead(&holder("here", i64::from(u32::MAX), 5), "here", now), "no such process");
+        assert!(
+            !is_dead(&holder("elsewhere", i64::from(u32::MAX), 5), "here", now),
+            "another host: only the heartbeat tells"
+        );
+        assert!(is_dead(&holder("elsewhere", me, 600), "here", now), "silent for too long");
+    }
+}

@@ -1,0 +1,164 @@
+//! What `audit status` reports: per company and stream, what is held and where walks stand.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+
+use super::{Context, Store, StoreError, on_pool};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct StreamStatus {
+    pub stream: String,
+    pub documents: i64,
+    pub documents_deleted: i64,
+    /// Documents dated within the last 30 days (the default window).
+    pub documents_last_30_days: i64,
+    pub events: i64,
+    pub events_retracted: i64,
+    pub since: Option<NaiveDate>,
+    pub walk_kind: Option<String>,
+    pub walk_position: Option<String>,
+    pub walk_started_at: Option<DateTime<Utc>>,
+    pub last_complete_at: Option<DateTime<Utc>>,
+    pub last_window_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct RunRow {
+    pub run_id: i64,
+    pub command: String,
+    pub status: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub requests: i64,
+    pub documents_seen: i64,
+    pub documents_changed: i64,
+    pub events_inserted: i64,
+    pub events_retracted: i64,
+    pub warnings: i64,
+    pub rate_limited: i64,
+    pub error: Option<String>,
+}
+
+/// The streams `audit ingest` walks, in its order.
+const STREAMS: [(&str, &str); 4] = [
+    ("sales-orders", "sales_order"),
+    ("purchase-orders", "purchase_order"),
+    ("stock-adjustments", "stock_adjustment"),
+    ("stock-transfers", "stock_transfer"),
+];
+
+impl Store {
+    /// Companies with anything recorded.
+    pub async fn companies(&self) -> Result<Vec<String>, StoreError> {
+        on_pool!(self, pool => {
+            sqlx::query_scalar(
+                "SELECT company_id FROM ingest_runs UNION SELECT company_id FROM documents ORDER BY company_id",
+            )
+            .fetch_all(pool)
+            .await
+            .context(|| "listing companies".into())
+        })
+    }
+
+    pub async fn stream_status(
+        &self,
+        company_id: &str,
+        stream: &str,
+        doc_type: &str,
+    ) -> Result<StreamStatus, StoreError> {
+        let what = || format!("reading the status of {stream}");
+        let month_ago = Utc::now() - chrono::Duration::days(30);
+        on_pool!(self, pool => {
+            let (documents, documents_deleted, documents_last_30_days): (i64, i64, i64) = sqlx::query_as(
+                "SELECT COALESCE(SUM(CASE WHEN deleted_at IS NULL THEN 1 ELSE 0 END), 0), \
+                        COALESCE(SUM(CASE WHEN deleted_at IS NULL THEN 0 ELSE 1 END), 0), \
+                        COALESCE(SUM(CASE WHEN deleted_at IS NULL AND doc_date >= $3 THEN 1 ELSE 0 END), 0) \
+                 FROM documents WHERE company_id = $1 AND doc_type = $2",
+            )
+            .bind(company_id)
+            .bind(doc_type)
+            .bind(month_ago)
+            .fetch_one(pool)
+            .await
+            .context(what)?;
+            let (events, events_retracted): (i64, i64) = sqlx::query_as(
+                "SELECT COALESCE(SUM(CASE WHEN retracted_at IS NULL THEN 1 ELSE 0 END), 0), \
+                        COALESCE(SUM(CASE WHEN retracted_at IS NULL THEN 0 ELSE 1 END), 0) \
+                 FROM serial_events WHERE company_id = $1 AND doc_type = $2",
+            )
+            .bind(company_id)
+            .bind(doc_type)
+            .fetch_one(pool)
+            .await
+            .context(what)?;
+            #[allow(clippy::type_complexity)]
+            let state: Option<(Option<NaiveDate>, Option<String>, Option<String>, Option<DateTime<Utc>>, Option<DateTime<Utc>>, Option<DateTime<Utc>>)> =
+                sqlx::query_as(
+                    "SELECT since, walk_kind, walk_position, walk_started_at, last_complete_at, last_window_at \
+                     FROM sync_state WHERE company_id = $1 AND stream = $2",
+                )
+                .bind(company_id)
+                .bind(stream)
+                .fetch_optional(pool)
+                .await
+                .context(what)?;
+            let (since, walk_kind, walk_position, walk_started_at, last_complete_at, last_window_at) = state.unwrap_or_default();
+            Ok(StreamStatus {
+                stream: stream.to_string(),
+                documents,
+                documents_deleted,
+                documents_last_30_days,
+                events,
+                events_retracted,
+                since,
+                walk_kind,
+                walk_position,
+                walk_started_at,
+                last_complete_at,
+                last_window_at,
+            })
+        })
+    }
+
+    /// Every stream's status, in the order `audit ingest` walks them.
+    pub async fn streams_status(&self, company_id: &str) -> Result<Vec<StreamStatus>, StoreError> {
+        let mut out = Vec::new();
+        for (stream, doc_type) in STREAMS {
+            out.push(self.stream_status(company_id, stream, doc_type).await?);
+        }
+        Ok(out)
+    }
+
+    pub async fn recent_runs(&self, company_id: &str, limit: i64) -> Result<Vec<RunRow>, StoreError> {
+        on_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT run_id, command, status, started_at, finished_at, requests, documents_seen, documents_changed, \
+                 events_inserted, events_retracted, warnings, rate_limited, error \
+                 FROM ingest_runs WHERE company_id = $1 ORDER BY run_id DESC LIMIT $2",
+            )
+            .bind(company_id)
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+            .context(|| "reading recent runs".into())
+        })
+    }
+
+    /// Requests of runs that started or were still running within the last hour: what `audit`
+    /// took of the hourly quota (other integrations come on top).
+    pub async fn requests_last_hour(&self, company_id: &str) -> Result<i64, StoreError> {
+        let hour_ago = Utc::now() - chrono::Duration::hours(1);
+        on_pool!(self, pool => {
+            sqlx::query_scalar::<_, Option<i64>>(
+                "SELECT CAST(SUM(requests) AS BIGINT) FROM ingest_runs \
+                 WHERE company_id = $1 AND (started_at >= $2 OR finished_at >= $2 OR finished_at IS NULL)",
+            )
+            .bind(company_id)
+            .bind(hour_ago)
+            .fetch_one(pool)
+            .await
+            .map(Option::unwrap_or_default)
+            .context(|| "counting recent requests".into())
+        })
+    }
+}

@@ -1,0 +1,477 @@
+//! Change history and scheduled runs, on SQLite and Postgres: edits, cancellations and
+//! deletions become retractions, `--as-of` tells what was known then, stopped runs conclude
+//! nothing, one ingest at a time, `audit rebuild`, `--window`, `--every` and `audit status`.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use audit::simulator::{Fault, FaultRule, Faults, Scale, Simulator, Trigger};
+use common::*;
+use serde_json::Value;
+
+/// Every event row, current or retracted, as (event key, retracted).
+async fn all_events(store: &audit::store::Store) -> Vec<(Event, bool)> {
+    const SQL: &str = "SELECT doc_type, doc_id, line_collection, line_id, serial, event_type, occurred_at, \
+         location_id, sublocation, quantity_delta, product_id, retracted_at IS NOT NULL FROM serial_events";
+    type Row = (
+        String,
+        String,
+        String,
+        String,
+        String,
+        String,
+        Option<chrono::DateTime<chrono::Utc>>,
+        Option<String>,
+        Option<String>,
+        i16,
+        Option<String>,
+        bool,
+    );
+    let rows: Vec<Row> = if let Some(pool) = store.sqlite_pool() {
+        sqlx::query_as(SQL).fetch_all(pool).await.unwrap()
+    } else {
+        sqlx::query_as(SQL).fetch_all(store.postgres_pool().unwrap()).await.unwrap()
+    };
+    rows.into_iter()
+        .map(|(a, b, c, d, e, f, t, g, h, i, j, r)| ((a, b, c, d, e, f, t.map(|t| t.to_rfc3339()), g, h, i, j), r))
+        .collect()
+}
+
+fn doc<'a>(docs: &'a [Value], id_field: &str, pred: impl Fn(&Value) -> bool) -> &'a Value {
+    docs.iter().find(|d| pred(d)).unwrap_or_else(|| panic!("no document matching in {} docs ({id_field})", docs.len()))
+}
+
+fn timeline(db: &TestDb, args: &[&str]) -> Value {
+    let mut all = vec!["timeline", "--format", "json"];
+    all.extend_from_slice(args);
+    let (code, stdout, stderr) = tokio::task::block_in_place(|| run_audit(&db.url_string(), &all, &[]));
+    assert_eq!(code, 0, "{stderr}");
+    serde_json::from_str(&stdout).unwrap()
+}
+
+async fn edits_cancellations_and_deletions_are_kept_as_retractions(db: TestDb) {
+    let sim = simulator(Scale::Small).await;
+    let store = db.store().await;
+    ingest(&store, &sim).await;
+    let before = expected_events(&sim);
+    let max_before = count(&store, "SELECT max(event_id) FROM serial_events").await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let between = chrono::Utc::now();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+
+    // 1. A pick line's serials change, 2. a receipt moves to another sublocation.
+    let s = sim.scenario();
+    let so_id = &s.full_lifecycle.documents[2].id;
+    let sales = sim.documents("sales-orders");
+    let so = doc(&sales, "salesOrderId", |d| d["salesOrderId"] == so_id.as_str());
+    let pick = &so["pickLines"][0];
+    let pick_id = pick["salesOrderPickLineId"].as_str().unwrap();
+    let mut serials: Vec<String> =
+        pick["quantity"]["serialNumbers"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    assert!(serials.contains(&s.full_lifecycle.serial));
+    serials.retain(|x| *x != s.full_lifecycle.serial);
+    serials.push("SN-REPLACEMENT-1".into());
+    sim.edit_line_serials("sales-orders", so_id, "pickLines", pick_id, serials).unwrap();
+    let vr = &s.vendor_return.documents[0].id;
+    let purchases = sim.documents("purchase-orders");
+    let po = doc(&purchases, "purchaseOrderId", |d| d["purchaseOrderId"] == vr.as_str());
+    let receive = &po["receiveLines"][0];
+    sim.set_line_location(
+        "purchase-orders",
+        vr,
+        "receiveLines",
+        receive["purchaseOrderReceiveLineId"].as_str().unwrap(),
+        receive["locationId"].as_str().unwrap(),
+        "MOVED-9",
+    )
+    .unwrap();
+    // 3. A transfer is cancelled, 4. a cancelled order is un-cancelled, 5. an adjustment deleted.
+    let transfer = &s.in_transit.documents[1].id;
+    sim.cancel("stock-transfers", transfer).unwrap();
+    let cancelled = doc(&sales, "salesOrderId", |d| {
+        d["isCancelled"] == true && d["pickLines"].as_array().is_some_and(|p| !p.is_empty())
+    });
+    let uncancelled = cancelled["salesOrderId"].as_str().unwrap().to_string();
+    sim.uncancel("sales-orders", &uncancelled).unwrap();
+    let adjustment = &s.adjusted_out.documents[1].id;
+    sim.delete("stock-adjustments", adjustment).unwrap();
+
+    let again = ingest(&store, &sim).await;
+    let after = expected_events(&sim);
+    assert_ne!(before, after);
+    // The current events are what inFlow's current data gives...
+    let (current, rows) = stored_events(&store).await;
+    assert_eq!(rows, current.len());
+    assert_eq!(current, after);
+    // ...and every superseded event is still there, retracted exactly once.
+    let all = all_events(&store).await;
+    let retracted: Vec<&Event> = all.iter().filter(|(_, r)| *r).map(|(e, _)| e).collect();
+    let retracted_set: BTreeSet<Event> = retracted.iter().map(|e| (*e).clone()).collect();
+    assert_eq!(retracted.len(), retracted_set.len(), "retracted once");
+    let gone: BTreeSet<Event> = before.difference(&after).cloned().collect();
+    assert_eq!(retracted_set, gone);
+    assert_eq!(again.counters.events_retracted as usize, gone.len());
+    // Un-cancelled events are new rows, not revived ones.
+    assert!(count(&store, "SELECT count(*) FROM serial_events WHERE retracted_at IS NULL AND event_id > 0").await > 0);
+    let new_rows = all.iter().filter(|(e, r)| !r && e.1 == uncancelled).count();
+    assert!(new_rows > 0);
+    assert!(count(&store, "SELECT min(event_id) FROM serial_events WHERE retracted_at IS NULL AND doc_type = 'sales_order' AND doc_id IN (SELECT doc_id FROM document_changes WHERE change = 'uncancelled')").await > max_before);
+
+    // Each change is in the log with the versions it went between.
+    let changes =
+        strings(&store, "SELECT change || ':' || doc_id FROM document_changes WHERE $1 = $1 ORDER BY change", "").await;
+    for expected in [
+        format!("cancelled:{transfer}"),
+        format!("uncancelled:{uncancelled}"),
+        format!("deleted:{adjustment}"),
+        format!("changed:{so_id}"),
+        format!("changed:{vr}"),
+    ] {
+        assert!(changes.contains(&expected), "{expected} in {changes:?}");
+    }
+    assert_eq!(count(&store, "SELECT count(*) FROM document_changes WHERE change <> 'deleted' AND (old_row_version IS NULL OR new_row_version IS NULL OR old_lines_version = new_lines_version AND old_row_version = new_row_version)").await, 0);
+    assert_eq!(count(&store, "SELECT count(*) FROM documents WHERE deleted_at IS NOT NULL").await, 1);
+
+    // What we knew then: before the edit, the serial was picked on the order; now it is not.
+    let serial = &s.full_lifecycle.serial;
+    let types = |v: &Value| -> Vec<String> {
+        v["histories"][0]["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["event_type"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let then = timeline(&db, &[serial, "--as-of", &between.to_rfc3339()]);
+    let now = timeline(&db, &[serial]);
+    assert!(types(&then).contains(&"picked".to_string()), "{then}");
+    assert!(!types(&now).contains(&"picked".to_string()), "{now}");
+    let all_rows = timeline(&db, &[serial, "--all"]);
+    let picked = all_rows["histories"][0]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["event_type"] == "picked")
+        .unwrap()
+        .clone();
+    assert_eq!(picked["retracted"], true);
+    assert!(picked["retracted_at"].is_string() && picked["retracted_run_id"] == 2, "{picked}");
+    // The replacement serial appears from the second run on only.
+    let (code, _, _) = tokio::task::block_in_place(|| {
+        run_audit(&db.url_string(), &["timeline", "SN-REPLACEMENT-1", "--as-of", &between.to_rfc3339()], &[])
+    });
+    assert_eq!(code, 1);
+    assert_eq!(timeline(&db, &["SN-REPLACEMENT-1"])["histories"][0]["events"][0]["event_type"], "picked");
+}
+both_backends!(
+    edits_cancellations_and_deletions_are_kept_as_retractions,
+    crate::edits_cancellations_and_deletions_are_kept_as_retractions
+);
+
+async fn changes_during_a_walk_are_caught_and_a_stopped_walk_concludes_nothing(db: TestDb) {
+    let sim = simulator(Scale::Orders(450)).await;
+    let store = db.store().await;
+    ingest(&store, &sim).await;
+    // Stop after the locations and two sales-order pages...
+    let (code, _, stderr) = run_cli(&db, &sim, &["ingest", "--max-requests", "3"], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let sales = sim.documents("sales-orders");
+    let mut ids: Vec<&str> = sales.iter().map(|d| d["salesOrderId"].as_str().unwrap()).collect();
+    ids.sort();
+    // ...then change documents behind and ahead of the cursor, and delete one of each.
+    let (behind, ahead) = (ids[10].to_string(), ids[ids.len() - 10].to_string());
+    for id in [&behind, &ahead] {
+        sim.set_document_date(
+            "sales-orders",
+            id,
+            chrono::DateTime::parse_from_rfc3339("2025-01-15T10:00:00-05:00").unwrap(),
+        )
+        .unwrap();
+    }
+    let (gone_behind, gone_ahead) = (ids[20].to_string(), ids[ids.len() - 20].to_string());
+    sim.delete("sales-orders", &gone_behind).unwrap();
+    sim.delete("sales-orders", &gone_ahead).unwrap();
+    // A stopped run retracts nothing for documents it has not seen.
+    assert_eq!(count(&store, "SELECT count(*) FROM documents WHERE deleted_at IS NOT NULL").await, 0);
+    assert_eq!(count(&store, "SELECT count(*) FROM serial_events WHERE retracted_at IS NOT NULL").await, 0);
+
+    // The resumed walk finishes and confirms by id the deletion ahead of its cursor. The one
+    // behind it happened after this walk had seen the document: the next walk notices it.
+    sim.clear_requests();
+    let (code, stdout, stderr) = run_cli(&db, &sim, &["ingest"], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("succeeded"), "{stdout}");
+    let by_id: Vec<String> = sim.requests().into_iter().filter_map(|r| r.document_id).collect();
+    assert_eq!(by_id, [gone_ahead.clone()]);
+    let deleted = "SELECT doc_id FROM documents WHERE deleted_at IS NOT NULL AND $1 = $1 ORDER BY doc_id";
+    assert_eq!(strings(&store, deleted, "").await, [gone_ahead.clone()]);
+    let (code, _, stderr) = run_cli(&db, &sim, &["ingest"], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let mut both = vec![gone_ahead, gone_behind];
+    both.sort();
+    assert_eq!(strings(&store, deleted, "").await, both);
+    // Both edits were picked up, and nothing is lost or doubled.
+    let (current, rows) = stored_events(&store).await;
+    assert_eq!(rows, current.len());
+    assert_eq!(current, expected_events(&sim));
+    let dates = strings(&store, "SELECT CAST(doc_date AS TEXT) FROM documents WHERE doc_id IN ($1)", &behind).await;
+    assert!(dates[0].starts_with("2025-01-15"), "{dates:?}");
+}
+both_backends!(
+    changes_during_a_walk_are_caught_and_a_stopped_walk_concludes_nothing,
+    crate::changes_during_a_walk_are_caught_and_a_stopped_walk_concludes_nothing
+);
+
+async fn sigterm_finishes_the_page_saves_the_position_and_exits_0(db: TestDb) {
+    let sim = simulator(Scale::Orders(800)).await;
+    let store = db.store().await;
+    ingest(&store, &sim).await;
+    let victim = sim.documents("stock-transfers")[0]["stockTransferId"].as_str().unwrap().to_string();
+    sim.delete("stock-transfers", &victim).unwrap();
+    sim.set_faults(Faults::none().rule(FaultRule::new(Fault::Delay { millis: 60 }, Trigger::Rate(1.0))));
+    let env = sim_env(&sim);
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_audit"))
+        .arg("ingest")
+        .env("AUDIT_DATABASE_URL", db.url_string())
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let killed = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let out = tokio::task::block_in_place(|| child.wait_with_output()).unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("stopped by a signal"), "{stdout}");
+    assert_eq!(count(&store, "SELECT count(*) FROM ingest_runs WHERE status = 'stopped'").await, 1);
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM documents WHERE deleted_at IS NOT NULL").await,
+        0,
+        "a stopped run concludes nothing"
+    );
+    assert!(count(&store, "SELECT count(*) FROM sync_state WHERE walk_position IS NOT NULL").await >= 1);
+    sim.set_faults(Faults::none());
+    let (code, _, stderr) = run_cli(&db, &sim, &["ingest"], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(count(&store, "SELECT count(*) FROM documents WHERE deleted_at IS NOT NULL").await, 1);
+    assert_eq!(stored_events(&store).await.0, expected_events(&sim));
+}
+both_backends!(
+    sigterm_finishes_the_page_saves_the_position_and_exits_0,
+    crate::sigterm_finishes_the_page_saves_the_position_and_exits_0
+);
+
+fn spawn_ingest(db: &TestDb, sim: &Simulator, extra: &[&str]) -> std::process::Child {
+    let env = sim_env(sim);
+    std::process::Command::new(env!("CARGO_BIN_EXE_audit"))
+        .arg("ingest")
+        .args(extra)
+        .env("AUDIT_DATABASE_URL", db.url_string())
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+async fn one_ingest_at_a_time_and_a_dead_holder_is_taken_over(db: TestDb) {
+    let sim = simulator(Scale::Orders(300)).await;
+    let _ = db.store().await;
+    sim.set_faults(Faults::none().rule(FaultRule::new(Fault::Delay { millis: 150 }, Trigger::Rate(1.0))));
+    let first = spawn_ingest(&db, &sim, &[]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A second one refuses, naming the holder...
+    let (code, _, stderr) = run_cli(&db, &sim, &["ingest"], &[]);
+    assert_eq!(code, 75, "{stderr}");
+    assert!(stderr.contains(&format!("audit ingest (pid {}", first.id())) && stderr.contains("--wait"), "{stderr}");
+    // ...or waits for it with --wait.
+    let waiter = spawn_ingest(&db, &sim, &["--wait"]);
+    let first = tokio::task::block_in_place(|| first.wait_with_output()).unwrap();
+    assert!(first.status.success());
+    let waiter = tokio::task::block_in_place(|| waiter.wait_with_output()).unwrap();
+    assert!(waiter.status.success(), "{}", String::from_utf8_lossy(&waiter.stderr));
+    assert!(String::from_utf8_lossy(&waiter.stderr).contains("waiting for the ingest lock held by audit ingest"));
+
+    // A killed holder leaves its row behind; the next run takes it over.
+    let mut doomed = spawn_ingest(&db, &sim, &[]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    doomed.kill().unwrap();
+    doomed.wait().unwrap();
+    let store = db.store().await;
+    assert_eq!(count(&store, "SELECT count(*) FROM ingest_locks").await, 1, "the dead holder's lock remains");
+    sim.set_faults(Faults::none());
+    let (code, _, stderr) = run_cli(&db, &sim, &["ingest"], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(count(&store, "SELECT count(*) FROM ingest_locks").await, 0);
+    assert_eq!(stored_events(&store).await.0, expected_events(&sim));
+}
+both_backends!(
+    one_ingest_at_a_time_and_a_dead_holder_is_taken_over,
+    crate::one_ingest_at_a_time_and_a_dead_holder_is_taken_over
+);
+
+async fn a_silent_holder_on_another_host_is_taken_over(db: TestDb) {
+    let store = db.store().await;
+    let stale = (chrono::Utc::now() - chrono::Duration::minutes(10)).to_rfc3339();
+    let fresh = chrono::Utc::now().to_rfc3339();
+    for (heartbeat, held) in [(&fresh, true), (&stale, false)] {
+        let sql = format!(
+            "INSERT INTO ingest_locks (company_id, holder, pid, host, token, acquired_at, heartbeat_at) \
+             VALUES ('c1', 'audit ingest (pid 1 on elsewhere)', 1, 'elsewhere', 't', '{heartbeat}', '{heartbeat}')"
+        );
+        if let Some(pool) = store.sqlite_pool() {
+            sqlx::query(sqlx::AssertSqlSafe(sql)).execute(pool).await.unwrap();
+        } else {
+            sqlx::query(sqlx::AssertSqlSafe(sql)).execute(store.postgres_pool().unwrap()).await.unwrap();
+        }
+        match store.try_lock("c1", "ingest").await.unwrap() {
+            Ok(lock) => {
+                assert!(!held, "a live holder elsewhere keeps its lock");
+                lock.release().await.unwrap();
+            }
+            Err(holder) => {
+                assert!(held, "a silent holder is taken over");
+                assert_eq!(holder.host, "elsewhere");
+                exec(&store, "DELETE FROM ingest_locks").await;
+            }
+        }
+    }
+}
+both_backends!(a_silent_holder_on_another_host_is_taken_over, crate::a_silent_holder_on_another_host_is_taken_over);
+
+async fn rebuild_changes_nothing_and_asks_inflow_nothing(db: TestDb) {
+    let sim = simulator(Scale::Small).await;
+    let store = db.store().await;
+    ingest(&store, &sim).await;
+    let before = all_events(&store).await;
+    sim.clear_requests();
+    let (code, stdout, stderr) = run_cli(&db, &sim, &["rebuild"], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("0 events added, 0 retracted"), "{stdout}");
+    assert!(sim.requests().is_empty(), "rebuild made requests: {:?}", sim.requests());
+    assert_eq!(all_events(&store).await, before);
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM ingest_runs WHERE command = 'rebuild' AND status = 'succeeded'").await,
+        1
+    );
+
+    // As after a mapping change: one stored event no longer matches its document; rebuild
+    // retracts it and records the right one, and the trail keeps both.
+    exec(&store, "UPDATE serial_events SET sublocation = 'OLD-MAPPING' WHERE event_id = (SELECT min(event_id) FROM serial_events WHERE event_type = 'received')").await;
+    let (code, stdout, stderr) = run_cli(&db, &sim, &["rebuild"], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("1 events added, 1 retracted"), "{stdout}");
+    assert_eq!(stored_events(&store).await.0, expected_events(&sim));
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM serial_events WHERE sublocation = 'OLD-MAPPING' AND retracted_at IS NOT NULL"
+        )
+        .await,
+        1
+    );
+    assert_eq!(count(&store, "SELECT count(*) FROM document_changes WHERE change = 'rebuilt'").await, 1);
+    assert!(sim.requests().is_empty());
+}
+both_backends!(rebuild_changes_nothing_and_asks_inflow_nothing, crate::rebuild_changes_nothing_and_asks_inflow_nothing);
+
+async fn window_runs_reread_recent_orders_and_whole_unfilterable_streams(db: TestDb) {
+    let sim = simulator(Scale::Small).await;
+    let store = db.store().await;
+    ingest(&store, &sim).await;
+    // An old sales order disappears: only a complete walk may conclude that.
+    let old = sim.documents("sales-orders")[0]["salesOrderId"].as_str().unwrap().to_string();
+    sim.delete("sales-orders", &old).unwrap();
+    sim.clear_requests();
+    let (code, stdout, stderr) = run_cli(&db, &sim, &["ingest", "--window", "400d"], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("window walk done"), "{stdout}");
+    let from = (chrono::Utc::now() - chrono::Duration::days(400)).date_naive();
+    let filter = format!(r#"{{"fromDate":"{from}"}}"#);
+    for r in sim.requests() {
+        let filtered = r.query.iter().any(|(k, v)| k == "filter[orderDate]" && *v == filter);
+        match r.endpoint.as_str() {
+            "sales-orders" | "purchase-orders" => assert!(filtered, "{r:?}"),
+            "stock-adjustments" | "stock-transfers" => {
+                assert!(!filtered && r.query.iter().all(|(k, _)| !k.starts_with("filter")), "{r:?}")
+            }
+            _ => {}
+        }
+    }
+    let counts = sim.counts();
+    let transfers = sim.requests().iter().filter(|r| r.endpoint == "stock-transfers").count();
+    assert_eq!(transfers, walk_cost(counts["stock-transfers"]), "the transfers are walked in full");
+    assert_eq!(count(&store, "SELECT count(*) FROM documents WHERE deleted_at IS NOT NULL").await, 0);
+    assert_eq!(count(&store, "SELECT count(*) FROM sync_state WHERE last_window_at IS NOT NULL").await, 2);
+    // A complete run concludes it.
+    let (code, _, _) = run_cli(&db, &sim, &["ingest"], &[]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        strings(&store, "SELECT doc_id FROM documents WHERE deleted_at IS NOT NULL AND $1 = $1", "").await,
+        [old]
+    );
+}
+both_backends!(
+    window_runs_reread_recent_orders_and_whole_unfilterable_streams,
+    crate::window_runs_reread_recent_orders_and_whole_unfilterable_streams
+);
+
+async fn every_runs_on_a_schedule_until_sigterm(db: TestDb) {
+    let sim = simulator(Scale::Small).await;
+    let child = spawn_ingest(&db, &sim, &["--every", "700ms"]);
+    tokio::time::sleep(Duration::from_millis(1800)).await;
+    std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let out = tokio::task::block_in_place(|| child.wait_with_output()).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let store = db.store().await;
+    let runs = count(&store, "SELECT count(*) FROM ingest_runs").await;
+    assert!((2..=4).contains(&runs), "{runs} runs in 1.8 s at one per 700 ms");
+    assert_eq!(count(&store, "SELECT count(*) FROM ingest_runs WHERE run_id > 1 AND events_inserted > 0").await, 0);
+    assert_eq!(count(&store, "SELECT count(*) FROM ingest_runs WHERE status = 'running'").await, 0);
+    let starts =
+        strings(&store, "SELECT CAST(started_at AS TEXT) FROM ingest_runs WHERE $1 = $1 ORDER BY run_id", "").await;
+    assert_eq!(starts.len() as i64, runs);
+}
+both_backends!(every_runs_on_a_schedule_until_sigterm, crate::every_runs_on_a_schedule_until_sigterm);
+
+async fn status_reports_holdings_walks_runs_and_costs(db: TestDb) {
+    let sim = simulator(Scale::Orders(450)).await;
+    let (code, _, _) = run_cli(&db, &sim, &["ingest", "--max-requests", "3"], &[]);
+    assert_eq!(code, 0);
+    let (code, stdout, stderr) = run_cli(&db, &sim, &["status", "--format", "json"], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    let c = &v["companies"][0];
+    assert_eq!(c["company_id"], sim.company_id().as_str());
+    assert_eq!(c["requests_last_hour"], 3);
+    assert!(c["lock"].is_null());
+    let so = &c["streams"][0];
+    assert_eq!(so["stream"], "sales-orders");
+    assert_eq!(so["documents"], 200);
+    assert_eq!(so["walk_kind"], "complete");
+    assert!(so["walk_position"].as_str().unwrap().starts_with("after:"));
+    assert_eq!(c["runs"][0]["status"], "stopped");
+
+    let (code, _, _) = run_cli(&db, &sim, &["ingest"], &[]);
+    assert_eq!(code, 0);
+    let (_, stdout, _) = run_cli(&db, &sim, &["status", "--format", "json"], &[]);
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    let c = &v["companies"][0];
+    let counts = sim.counts();
+    let expected_cost = 1 + DOC_ENDPOINTS.iter().map(|e| walk_cost(counts[*e])).sum::<usize>();
+    assert_eq!(c["cost"]["complete"], expected_cost);
+    for (i, e) in DOC_ENDPOINTS.iter().enumerate() {
+        assert_eq!(c["streams"][i]["documents"], counts[*e], "{e}");
+        assert!(c["streams"][i]["walk_position"].is_null());
+        assert!(c["streams"][i]["last_complete_at"].is_string());
+    }
+    assert_eq!(c["runs"].as_array().unwrap().len(), 2);
+    let (code, table, _) = run_cli(&db, &sim, &["status", "--format", "table"], &[]);
+    assert_eq!(code, 0);
+    assert!(table.contains(&format!("A complete run costs about {expected_cost} requests")), "{table}");
+}
+both_backends!(status_reports_holdings_walks_runs_and_costs, crate::status_reports_holdings_walks_runs_and_costs);

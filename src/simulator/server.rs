@@ -146,7 +146,11 @@ async fn api(
     let limit = *lock(&sh.rate_limit);
     let peek = |sh: &Shared| lock(&sh.limiter).peek(sh.time_scale, Instant::now());
 
-    if segs.first().map(String::as_str) != Some(sh.company.as_str()) {
+    // GUIDs match whatever their case, as ASP.NET route values do.
+    if !segs
+        .first()
+        .is_some_and(|c| c.eq_ignore_ascii_case(&sh.company))
+    {
         let mut r = error_response(&ApiError::not_found("Company not found"));
         rate_headers(r.headers_mut(), limit, peek(sh));
         return (r, None);

@@ -220,7 +220,9 @@ async fn api(
                     429,
                     &json!({"message": "Too many requests", "code": "TooManyRequests"}),
                 );
-                let d = Duration::from_secs_f64(retry_after_secs.max(0.0));
+                // A configured value, but from JSON too: never panic on NaN or overflow.
+                let d = Duration::try_from_secs_f64(retry_after_secs.max(0.0))
+                    .unwrap_or(Duration::from_secs(3600));
                 set_header(
                     r.headers_mut(),
                     "retry-after",

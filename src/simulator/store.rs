@@ -839,7 +839,7 @@ impl Parser<'_> {
             Value::Number(n) => n.to_string().parse().ok()?,
             _ => return None,
         };
-        (d * rust_decimal::Decimal::from(MONEY_ONE))
+        d.checked_mul(rust_decimal::Decimal::from(MONEY_ONE))?
             .trunc()
             .try_into()
             .ok()

@@ -163,6 +163,7 @@ impl FaultState {
             }
             self.seen[i] += 1;
             let fire = match &rule.when {
+                Trigger::Rate(p) if p.is_nan() => false,
                 Trigger::Rate(p) => self.rng.random_bool(p.clamp(0.0, 1.0)),
                 Trigger::Requests(ns) => ns.contains(&self.seen[i]),
                 Trigger::Next(_) => {
@@ -211,6 +212,14 @@ mod tests {
         assert_eq!(hits_a, hits_b);
         let n = hits_a.iter().filter(|h| **h).count();
         assert!((180..320).contains(&n), "{n} hits of 1000 at 25%");
+        // Out-of-range probabilities are clamped instead of panicking.
+        for p in [f64::NAN, -1.0, 2.0] {
+            let mut s = FaultState::new(
+                Faults::none().rule(FaultRule::new(Fault::MalformedJson, Trigger::Rate(p))),
+                1,
+            );
+            assert_eq!(s.decide("x", true).fault.is_some(), p > 1.0);
+        }
     }
 
     #[test]

@@ -1612,6 +1612,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn many_seeds_and_tiny_scales_generate() {
+        for seed in 0..25 {
+            let g = generate(seed, Scale::Small, seed % 2 == 0);
+            assert!(g.docs.sales_orders.len() >= 160);
+            assert!((4..=6).contains(&g.cat.locations.len()));
+        }
+        for n in [1, 2, 10] {
+            let g = generate(3, Scale::Orders(n), true);
+            assert!(g.docs.sales_orders.len() >= n);
+        }
+    }
+
+    #[test]
     fn period_bounds_are_the_documented_dates() {
         assert_eq!(Gen::at(2024, 1, 1, 0), START);
         assert_eq!(Gen::at(2026, 10, 31, 0) + 86_399, END);

@@ -310,8 +310,17 @@ fn parse_num_bound(key: &str, v: &Value) -> Result<Option<i64>, ApiError> {
     let d: rust_decimal::Decimal = text.parse().map_err(|_| {
         ApiError::bad("InvalidFilter", format!("filter[{key}] bounds must be numbers")).with("filter", key)
     })?;
-    let scaled = d * rust_decimal::Decimal::from(MONEY_ONE);
-    Ok(Some(scaled.trunc().try_into().unwrap_or(i64::MAX)))
+    let scaled = d.checked_mul(rust_decimal::Decimal::from(MONEY_ONE));
+    let clamp = if d.is_sign_negative() {
+        i64::MIN
+    } else {
+        i64::MAX
+    };
+    Ok(Some(
+        scaled
+            .and_then(|x| x.trunc().try_into().ok())
+            .unwrap_or(clamp),
+    ))
 }
 
 /// `{"fromDate":..,"toDate":..}` from a filter value.
@@ -812,6 +821,31 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.code, "InvalidFilter");
+    }
+
+    #[test]
+    fn hostile_values_are_400s_not_panics() {
+        for (k, v) in [
+            (
+                "filter[total]",
+                r#"{"fromDate":"79228162514264337593543950335"}"#,
+            ),
+            (
+                "filter[total]",
+                r#"{"toDate":"-79228162514264337593543950335"}"#,
+            ),
+            ("skip", "99999999999999999999999"),
+            ("count", "-1"),
+            ("sortDesc", "maybe"),
+            ("after", "zzz"),
+            ("filter[customerId]", "nope"),
+            ("filter[isActive]", "2"),
+        ] {
+            let r = ListQuery::parse(Endpoint::SalesOrders, &pairs(&[(k, v)]), &OPTS);
+            if let Err(e) = r {
+                assert_eq!(e.status, 400, "{k}={v}");
+            }
+        }
     }
 
     #[test]

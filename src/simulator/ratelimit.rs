@@ -45,7 +45,8 @@ pub(crate) struct Limiter {
 }
 
 fn window(base_secs: f64, time_scale: f64) -> Duration {
-    Duration::from_secs_f64((base_secs * time_scale).max(0.000_001))
+    Duration::try_from_secs_f64((base_secs * time_scale).max(0.000_001))
+        .unwrap_or(Duration::from_secs(base_secs as u64))
 }
 
 impl Limiter {

@@ -885,14 +885,8 @@ fn simulate_command_prints_exports_and_serves() {
                 .bearer_auth(&vars["INFLOW_API_KEY"])
                 .send()
         };
-        let a = get(vars["INFLOW_COMPANY_ID"].clone())
-            .await
-            .unwrap()
-            .status();
-        let b = get(vars["INFLOW_COMPANY_ID"].to_uppercase())
-            .await
-            .unwrap()
-            .status();
+        let a = get(vars["INFLOW_COMPANY_ID"].clone()).await.unwrap().status();
+        let b = get(vars["INFLOW_COMPANY_ID"].to_uppercase()).await.unwrap().status();
         (a, b)
     });
     let _ = child.kill();

@@ -214,10 +214,7 @@ mod tests {
         assert!((180..320).contains(&n), "{n} hits of 1000 at 25%");
         // Out-of-range probabilities are clamped instead of panicking.
         for p in [f64::NAN, -1.0, 2.0] {
-            let mut s = FaultState::new(
-                Faults::none().rule(FaultRule::new(Fault::MalformedJson, Trigger::Rate(p))),
-                1,
-            );
+            let mut s = FaultState::new(Faults::none().rule(FaultRule::new(Fault::MalformedJson, Trigger::Rate(p))), 1);
             assert_eq!(s.decide("x", true).fault.is_some(), p > 1.0);
         }
     }

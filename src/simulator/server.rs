@@ -117,10 +117,7 @@ async fn api(
     let peek = |sh: &Shared| lock(&sh.limiter).peek(sh.time_scale, Instant::now());
 
     // GUIDs match whatever their case, as ASP.NET route values do.
-    if !segs
-        .first()
-        .is_some_and(|c| c.eq_ignore_ascii_case(&sh.company))
-    {
+    if !segs.first().is_some_and(|c| c.eq_ignore_ascii_case(&sh.company)) {
         let mut r = error_response(&ApiError::not_found("Company not found"));
         rate_headers(r.headers_mut(), limit, peek(sh));
         return (r, None);
@@ -174,18 +171,10 @@ async fn api(
                 );
             }
             Some(Fault::TooManyRequests { retry_after_secs }) => {
-                let mut r = json_response(
-                    429,
-                    &json!({"message": "Too many requests", "code": "TooManyRequests"}),
-                );
+                let mut r = json_response(429, &json!({"message": "Too many requests", "code": "TooManyRequests"}));
                 // A configured value, but from JSON too: never panic on NaN or overflow.
-                let d = Duration::try_from_secs_f64(retry_after_secs.max(0.0))
-                    .unwrap_or(Duration::from_secs(3600));
-                set_header(
-                    r.headers_mut(),
-                    "retry-after",
-                    &ratelimit::format_retry_after(d),
-                );
+                let d = Duration::try_from_secs_f64(retry_after_secs.max(0.0)).unwrap_or(Duration::from_secs(3600));
+                set_header(r.headers_mut(), "retry-after", &ratelimit::format_retry_after(d));
                 break 'answer r;
             }
             _ => {}

@@ -715,10 +715,7 @@ impl Parser<'_> {
             Value::Number(n) => n.to_string().parse().ok()?,
             _ => return None,
         };
-        d.checked_mul(rust_decimal::Decimal::from(MONEY_ONE))?
-            .trunc()
-            .try_into()
-            .ok()
+        d.checked_mul(rust_decimal::Decimal::from(MONEY_ONE))?.trunc().try_into().ok()
     }
 
     fn qty(&mut self, line: &Value) -> Qty {

@@ -73,7 +73,10 @@ async fn complete_ingest_records_every_serial_occurrence_with_minimal_requests(d
 
     // The run is recorded with its counters.
     assert_eq!(count(&store, "SELECT count(*) FROM ingest_runs WHERE status = 'succeeded'").await, 1);
-    assert_eq!(count(&store, "SELECT sum(events_inserted) FROM ingest_runs").await, expected.len() as i64);
+    assert_eq!(
+        count(&store, "SELECT CAST(sum(events_inserted) AS BIGINT) FROM ingest_runs").await,
+        expected.len() as i64
+    );
     assert_eq!(
         count(&store, "SELECT count(*) FROM documents").await,
         DOC_ENDPOINTS.iter().map(|e| counts[*e] as i64).sum::<i64>()

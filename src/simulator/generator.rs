@@ -507,6 +507,14 @@ impl Gen {
         out
     }
 
+    /// Serials in stock, chosen like `take_serials` but left in stock.
+    fn peek_serials(&mut self, product: u32, loc: u16, k: usize) -> Vec<Sid> {
+        let taken = self.take_serials(product, loc, k);
+        let pool = self.pools.entry((product, loc)).or_default();
+        pool.extend(taken.iter().copied());
+        taken.into_iter().map(|(sid, _)| sid).collect()
+    }
+
     fn available(&self, product: u32, loc: u16) -> usize {
         self.pools.get(&(product, loc)).map_or(0, Vec::len)
     }
@@ -1082,8 +1090,13 @@ impl Gen {
             } else {
                 (self.pick(&self.nonserial.clone()), self.rng.random_range(10..=60))
             };
-            self.po_line(po, product, Qty::bulk(units), t, None);
-            wanted.push((product, units));
+            // Some vendors announce the serials with the order (an advance ship notice): the
+            // order line carries them, and the receipts use the same ones.
+            let advised = (self.cat.product(product).track_serials && self.rng.random_bool(0.15))
+                .then(|| (0..units).map(|_| self.new_serial(product, t)).collect::<Vec<Sid>>());
+            let qty = advised.clone().map_or(Qty::bulk(units), |serials| Qty::serials(serials, false));
+            self.po_line(po, product, qty, t, None);
+            wanted.push((product, units, advised));
         }
         if quote {
             let p = &mut self.pos[po];
@@ -1101,7 +1114,7 @@ impl Gen {
         let first = t + self.rng.random_range(2 * DAY..14 * DAY);
         let mut received_all = true;
         let mut received_any = false;
-        for (product, units) in wanted {
+        for (product, units, mut advised) in wanted {
             let track = self.cat.product(product).track_serials;
             let split = units >= 2 && self.rng.random_bool(0.25);
             let chunks: Vec<(i64, i64)> = if split {
@@ -1125,7 +1138,10 @@ impl Gen {
                     self.arrive(tr, Arrival::Bulk { product, loc, sub, units: k });
                     continue;
                 }
-                let serials: Vec<Sid> = (0..k).map(|_| self.new_serial(product, tr)).collect();
+                let serials: Vec<Sid> = match advised.as_mut() {
+                    Some(list) => list.drain(..k as usize).collect(),
+                    None => (0..k).map(|_| self.new_serial(product, tr)).collect(),
+                };
                 self.po_receive(po, product, Qty::serials(serials.clone(), false), loc, sub, tr);
                 let mut keep = serials;
                 let tu = tr + self.rng.random_range(3 * DAY..20 * DAY);
@@ -1198,6 +1214,15 @@ impl Gen {
             if self.rng.random_bool(0.78) {
                 let want = [1, 1, 1, 2, 2, 3, 4][self.rng.random_range(0..7)];
                 if !take_stock {
+                    // Half the quotes name the units on offer; quoting takes nothing from stock.
+                    if quote
+                        && self.rng.random_bool(0.5)
+                        && let Some((p, from)) = self.find_stock(loc, true)
+                    {
+                        let offered = self.peek_serials(p, from, want as usize);
+                        self.so_line(so, p, Qty::serials(offered, false), t);
+                        continue;
+                    }
                     let p = self.pick(&self.serialized.clone());
                     self.so_line(so, p, Qty::bulk(want), t);
                     continue;

@@ -80,6 +80,33 @@ pub enum Command {
         audit --database-url postgres://audit@db/audit ingest")]
     Ingest(IngestArgs),
 
+    /// Record inFlow's current serial stock: every serialized product's inventory lines.
+    ///
+    /// Walks the products that track serials, 100 per request, with the same pacing and budget
+    /// as `audit ingest`, and keeps the result as a new dated snapshot (earlier ones stay, so
+    /// stock on a past date remains queryable in `serial_stock`). A snapshot stopped part-way
+    /// resumes next time. `audit lookup` and `audit reconcile` read the latest complete one.
+    Snapshot(SnapshotArgs),
+
+    /// Look serials up in the local database: their products, whether inFlow has them on hand
+    /// and where (latest snapshot), and their last recorded event. No API request.
+    ///
+    /// Exits 1 when a serial is unknown to both the snapshot and the history.
+    #[command(after_help = "Examples:\n  \
+        audit lookup SN-001234 SN-001235\n  \
+        audit lookup --file serials.txt --format csv\n  \
+        cat serials.txt | audit lookup --file -")]
+    Lookup(LookupArgs),
+
+    /// Compare the history with inFlow's stock (latest snapshot) and list every disagreement.
+    ///
+    /// Kinds: never_in_documents, on_hand_without_receipt, on_hand_in_two_locations,
+    /// different_location, on_hand_but_history_gone, gone_but_history_on_hand,
+    /// negative_on_hand. Exit status 0 when all agree and 1 when any disagreement is found, so
+    /// it can gate a scheduled job. Take the snapshot right after an ingest
+    /// (`audit ingest --snapshot`) so both describe the same moment.
+    Reconcile(ReconcileArgs),
+
     /// Show what the database holds per company and stream, where walks stand, recent runs,
     /// and what a complete or windowed run costs in requests.
     Status(StatusArgs),
@@ -245,6 +272,10 @@ pub struct IngestArgs {
     #[arg(long)]
     pub wait: bool,
 
+    /// After the documents, take a stock snapshot as `audit snapshot` does (same budget).
+    #[arg(long)]
+    pub snapshot: bool,
+
     /// Only these streams, comma-separated: sales-orders, purchase-orders, stock-adjustments,
     /// stock-transfers. Default: all.
     #[arg(long, value_delimiter = ',', value_name = "STREAMS", value_parser = parse_stream)]
@@ -354,4 +385,40 @@ pub struct RebuildArgs {
     /// When an ingest of the company is running, wait for it instead of exiting (status 75).
     #[arg(long)]
     pub wait: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SnapshotArgs {
+    #[command(flatten)]
+    pub inflow: InflowArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LookupArgs {
+    /// Serial numbers to look up.
+    #[arg(required_unless_present = "file")]
+    pub serials: Vec<String>,
+
+    /// Read serials from a file, one per line (`-` for standard input).
+    #[arg(long, short = 'f', value_name = "PATH")]
+    pub file: Option<std::path::PathBuf>,
+
+    /// Only this company, when the database holds several.
+    #[arg(long, env = "INFLOW_COMPANY_ID")]
+    pub company_id: Option<String>,
+
+    /// table (the default on a terminal), json (the default otherwise) or csv.
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReconcileArgs {
+    /// Only this company (default: every company with a snapshot).
+    #[arg(long, env = "INFLOW_COMPANY_ID")]
+    pub company_id: Option<String>,
+
+    /// table (the default on a terminal), json (the default otherwise) or csv.
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
 }

@@ -449,34 +449,14 @@ impl Run<'_> {
     }
 
     async fn fetch_locations(&mut self) -> Result<(), IngestError> {
-        let spec = ListSpec { path: "locations", id_field: "locationId", include: None, filters: Vec::new() };
-        let locations: Vec<Location> = self.fetch_all(spec, "the locations").await?;
-        self.store.upsert_locations(&self.options.company_id, &locations).await?;
-        Ok(())
+        fetch_locations(self.store, self.client, &self.options.company_id).await
     }
 
     async fn fetch_products(&mut self) -> Result<(), IngestError> {
         let spec = ListSpec { path: "products", id_field: "productId", include: None, filters: Vec::new() };
-        let products: Vec<Product> = self.fetch_all(spec, "the products").await?;
+        let products: Vec<Product> = fetch_all(self.client, spec, "the products").await?;
         self.store.upsert_products(&self.options.company_id, &products).await?;
         Ok(())
-    }
-
-    /// Walks a small reference list to its end.
-    async fn fetch_all<T: serde::de::DeserializeOwned>(
-        &self,
-        spec: ListSpec,
-        what: &'static str,
-    ) -> Result<Vec<T>, IngestError> {
-        let mut walk = Walk::new(self.client, spec, Position::START);
-        let mut all = Vec::new();
-        loop {
-            let page = walk.next_page().await.map_err(|source| IngestError::Reference { what, source })?;
-            all.extend(page.items.iter().filter_map(|raw| serde_json::from_str(raw.get()).ok()));
-            if page.last {
-                return Ok(all);
-            }
-        }
     }
 }
 
@@ -562,6 +542,31 @@ pub async fn rebuild(store: &Store, company_id: &str, progress: &dyn Progress) -
                 tracing::error!("could not record the failure of run {run_id}: {}", crate::error_text(&e));
             }
             Err(err)
+        }
+    }
+}
+
+/// Fetches and stores the company's locations (one short walk).
+pub(crate) async fn fetch_locations(store: &Store, client: &Client, company_id: &str) -> Result<(), IngestError> {
+    let spec = ListSpec { path: "locations", id_field: "locationId", include: None, filters: Vec::new() };
+    let locations: Vec<Location> = fetch_all(client, spec, "the locations").await?;
+    store.upsert_locations(company_id, &locations).await?;
+    Ok(())
+}
+
+/// Walks a small reference list to its end.
+async fn fetch_all<T: serde::de::DeserializeOwned>(
+    client: &Client,
+    spec: ListSpec,
+    what: &'static str,
+) -> Result<Vec<T>, IngestError> {
+    let mut walk = Walk::new(client, spec, Position::START);
+    let mut all = Vec::new();
+    loop {
+        let page = walk.next_page().await.map_err(|source| IngestError::Reference { what, source })?;
+        all.extend(page.items.iter().filter_map(|raw| serde_json::from_str(raw.get()).ok()));
+        if page.last {
+            return Ok(all);
         }
     }
 }

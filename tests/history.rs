@@ -204,9 +204,9 @@ async fn changes_during_a_walk_are_caught_and_a_stopped_walk_concludes_nothing(d
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("succeeded"), "{stdout}");
     let by_id: Vec<String> = sim.requests().into_iter().filter_map(|r| r.document_id).collect();
-    assert_eq!(by_id, [gone_ahead.clone()]);
+    assert_eq!(by_id, std::slice::from_ref(&gone_ahead));
     let deleted = "SELECT doc_id FROM documents WHERE deleted_at IS NOT NULL AND $1 = $1 ORDER BY doc_id";
-    assert_eq!(strings(&store, deleted, "").await, [gone_ahead.clone()]);
+    assert_eq!(strings(&store, deleted, "").await, std::slice::from_ref(&gone_ahead));
     let (code, _, stderr) = run_cli(&db, &sim, &["ingest"], &[]);
     assert_eq!(code, 0, "{stderr}");
     let mut both = vec![gone_ahead, gone_behind];

@@ -303,7 +303,7 @@ async fn since_filters_on_the_server_where_it_can_and_locally_elsewhere(db: Test
     sim.clear_requests();
     let (code, _, _) = run_cli(&db, &sim, &["ingest"], &[]);
     assert_eq!(code, 0);
-    assert!(sim.requests().iter().filter(|r| r.endpoint == "sales-orders").all(|r| filtered(&r)));
+    assert!(sim.requests().iter().filter(|r| r.endpoint == "sales-orders").all(filtered));
     assert_eq!(stored_events(&store).await.0, expected);
 }
 both_backends!(

@@ -52,11 +52,24 @@ pub async fn run(global: &GlobalArgs, args: IngestArgs) -> anyhow::Result<ExitCo
             }
         };
         if let Some(lock) = lock {
-            let result = crate::ingest::run(&store, &client, &options, &progress, &stop).await;
+            let mut result = crate::ingest::run(&store, &client, &options, &progress, &stop).await;
             progress.clear();
+            if let Ok(summary) = &result
+                && args.snapshot
+                && summary.stop.is_none()
+            {
+                print_summary(summary, started.elapsed());
+                let snap_started = Instant::now();
+                match crate::snapshot::run(&store, &client, &company, &stop).await {
+                    Ok(snap) => super::snapshot::print_summary(&snap, snap_started.elapsed()),
+                    Err(e) => result = Err(e),
+                }
+            } else if let Ok(summary) = &result {
+                print_summary(summary, started.elapsed());
+            }
             lock.release().await?;
             match (result, args.every) {
-                (Ok(summary), _) => print_summary(&summary, started.elapsed()),
+                (Ok(_), _) => {}
                 (Err(err), None) => {
                     store.close().await;
                     return Err(err.into());
@@ -127,6 +140,7 @@ pub(crate) fn client(args: &InflowArgs) -> anyhow::Result<Client> {
 fn arguments(args: &IngestArgs) -> serde_json::Value {
     serde_json::json!({
         "since": args.since,
+        "snapshot": args.snapshot,
         "window": args.window.map(|w| humantime::format_duration(w).to_string()),
         "every": args.every.map(|w| humantime::format_duration(w).to_string()),
         "types": args.types.iter().map(|t| t.stream()).collect::<Vec<_>>(),

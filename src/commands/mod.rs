@@ -3,9 +3,12 @@
 
 pub mod demo;
 pub mod ingest;
+pub mod lookup;
 pub mod migrate;
 pub mod rebuild;
+pub mod reconcile;
 pub mod simulate;
+pub mod snapshot;
 pub mod sql;
 pub mod status;
 pub mod timeline;
@@ -42,6 +45,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Timeline(args) => timeline::run(&global, args).await,
         Command::Sql(args) => sql::run(&global, args).await,
         Command::Status(args) => status::run(&global, args).await,
+        Command::Snapshot(args) => snapshot::run(&global, args).await,
+        Command::Lookup(args) => lookup::run(&global, args).await,
+        Command::Reconcile(args) => reconcile::run(&global, args).await,
         Command::Rebuild(args) => rebuild::run(&global, args).await,
         Command::Demo(args) => demo::run(&global, args).await,
         Command::Simulate(args) => simulate::run(&global, args).await,

@@ -27,7 +27,7 @@ use uuid::Uuid;
 
 use super::Scale;
 use super::data::*;
-use super::inventory::{Inventory, all_moves};
+use super::inventory::{InvKey, Inventory, Movement, all_moves};
 use super::scenario::{DocRef, OnHand, Scenario, SerialStory, TwoProducts};
 
 /// 2024-01-01T00:00:00Z.
@@ -142,6 +142,10 @@ struct Gen {
     nonserial: Vec<u32>,
     returns_sub: Sub,
     receiving_sub: Sub,
+    /// Stock changes inFlow knows from sources `audit` does not read (opening balances entered
+    /// on a product, stock counts, stockroom scans): they move `inventoryLines` without any
+    /// sales order, purchase order, adjustment or transfer. Planted for reconciliation.
+    off_document: Vec<Movement>,
 }
 
 pub(crate) fn generate(seed: u64, scale: Scale, faults: bool) -> Generated {
@@ -383,6 +387,7 @@ impl Gen {
             nonserial,
             returns_sub,
             receiving_sub,
+            off_document: Vec::new(),
         };
         g.serial_counters[0] += g.rng.random_range(0..400);
         // Catalog writes happen at the start; a few products are edited later on.
@@ -1002,8 +1007,59 @@ impl Gen {
                     out.push(("shipped_never_received", story));
                 }
             }
+            out.extend(self.plant_inventory_only(p0, main, east, west));
         }
         out
+    }
+
+    /// One serial for each way `inventoryLines` can disagree with the documents, through stock
+    /// changes no document records (see `off_document`).
+    fn plant_inventory_only(&mut self, p: u32, main: u16, east: u16, west: u16) -> Vec<(&'static str, PlantedStory)> {
+        let bin_main = self.cat.location(main).bins[0];
+        let bin_east = self.cat.location(east).bins[0];
+        let bin_west = self.cat.location(west).bins[0];
+        let mut out = Vec::new();
+        let mut story = |name, serial, docs, on_hand| {
+            out.push((name, PlantedStory { serial, product: p, docs, on_hand }));
+        };
+        // An opening balance entered on the product: on hand, in no document at all.
+        let t = Self::at(2024, 1, 3, 12);
+        let s = self.new_serial(p, t);
+        self.off_document_move(p, main, bin_main, s, 1, t);
+        story("never_in_documents", s, Vec::new(), Some((main, bin_main)));
+        // An opening balance since put on a sales order not yet picked: documents know it, no
+        // receipt does.
+        let s = self.new_serial(p, t);
+        self.off_document_move(p, main, bin_main, s, 1, t);
+        let (so, _) = self.sell(Self::at(2026, 10, 26, 15), main, p, &[(s, bin_main)], main, Stage::Unfulfilled);
+        story("on_hand_without_receipt", s, vec![GenRef::So(self.sos[so].id)], Some((main, bin_main)));
+        // Received, then found missing by a stock count: gone per inFlow, on hand per history.
+        let tr = Self::at(2025, 3, 4, 15);
+        let s = self.new_serial(p, tr);
+        let po = self.buy(Self::at(2025, 3, 1, 15), main, p, vec![s], bin_main, tr);
+        self.off_document_move(p, main, bin_main, s, -1, Self::at(2025, 9, 30, 18));
+        story("gone_but_history_on_hand", s, vec![GenRef::Po(self.pos[po].id)], None);
+        // Received at Main, moved to the west by a stockroom scan.
+        let tr = Self::at(2025, 4, 2, 15);
+        let s = self.new_serial(p, tr);
+        let po = self.buy(Self::at(2025, 4, 1, 15), main, p, vec![s], bin_main, tr);
+        self.off_document_move(p, main, bin_main, s, -1, Self::at(2025, 5, 2, 11));
+        self.off_document_move(p, west, bin_west, s, 1, Self::at(2025, 5, 2, 11));
+        story("different_location", s, vec![GenRef::Po(self.pos[po].id)], Some((west, bin_west)));
+        // Received at Main, and counted a second time in the east.
+        let tr = Self::at(2025, 5, 6, 15);
+        let s = self.new_serial(p, tr);
+        let po = self.buy(Self::at(2025, 5, 5, 15), main, p, vec![s], bin_main, tr);
+        self.off_document_move(p, east, bin_east, s, 1, Self::at(2025, 6, 30, 18));
+        story("on_hand_in_two_locations", s, vec![GenRef::Po(self.pos[po].id)], Some((main, bin_main)));
+        out
+    }
+
+    /// One serial in (`units` 1) or out (-1) at a place, by no document.
+    fn off_document_move(&mut self, product: u32, location: u16, sub: Sub, serial: Sid, units: i64, t: i64) {
+        let key = InvKey { product, location, sub, serial: Some(serial) };
+        let date = self.dt(t, location);
+        self.off_document.push(Movement { key, qty: units * QTY_ONE, date });
     }
 
     fn plant_sold_twice(&mut self, t: i64, p: u32, loc: u16, bin: Sub) -> PlantedStory {
@@ -1518,7 +1574,8 @@ impl Gen {
         };
 
         let mut inv = Inventory::default();
-        let moves = all_moves(&docs);
+        let mut moves = all_moves(&docs);
+        moves.append(&mut self.off_document);
         {
             let seq = &mut self.seq;
             let rng = &mut self.rng;
@@ -1617,6 +1674,11 @@ impl Gen {
             sold_twice: take("sold_twice"),
             adjusted_out_then_sold: take("adjusted_out_then_sold"),
             shipped_never_received: take("shipped_never_received"),
+            never_in_documents: take("never_in_documents"),
+            on_hand_without_receipt: take("on_hand_without_receipt"),
+            gone_but_history_on_hand: take("gone_but_history_on_hand"),
+            different_location: take("different_location"),
+            on_hand_in_two_locations: take("on_hand_in_two_locations"),
         }
     }
 

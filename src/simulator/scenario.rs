@@ -63,4 +63,16 @@ pub struct Scenario {
     pub adjusted_out_then_sold: Option<SerialStory>,
     /// Fault: shipped on a sales order but never received by any document.
     pub shipped_never_received: Option<SerialStory>,
+    // Stock changes no document records, so `inventoryLines` disagree with the history
+    // (`None` without data faults). `on_hand` is where inFlow shows the serial.
+    /// On hand from an opening balance; in no document at all.
+    pub never_in_documents: Option<SerialStory>,
+    /// On hand from an opening balance, and on an unpicked sales order: no receipt.
+    pub on_hand_without_receipt: Option<SerialStory>,
+    /// Received, then removed by a stock count: gone per inFlow, on hand per the history.
+    pub gone_but_history_on_hand: Option<SerialStory>,
+    /// Received at one location, moved to another by a stockroom scan.
+    pub different_location: Option<SerialStory>,
+    /// Received at one location and counted again at a second one: on hand twice.
+    pub on_hand_in_two_locations: Option<SerialStory>,
 }

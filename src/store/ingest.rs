@@ -68,6 +68,9 @@ pub struct SyncState {
     pub last_complete_at: Option<DateTime<Utc>>,
 }
 
+type SyncStateRow =
+    (Option<NaiveDate>, Option<i64>, Option<String>, Option<NaiveDate>, Option<String>, Option<DateTime<Utc>>);
+
 /// Where a walk stands after a page: saved with the page.
 #[derive(Debug, Clone)]
 pub struct WalkMark<'a> {
@@ -267,7 +270,7 @@ impl Store {
 
     pub async fn sync_state(&self, company_id: &str, stream: &str) -> Result<SyncState, StoreError> {
         on_pool!(self, pool => {
-            let row: Option<(Option<NaiveDate>, Option<i64>, Option<String>, Option<NaiveDate>, Option<String>, Option<DateTime<Utc>>)> =
+            let row: Option<SyncStateRow> =
                 sqlx::query_as(
                     "SELECT since, walk_id, walk_kind, walk_from, walk_position, last_complete_at \
                      FROM sync_state WHERE company_id = $1 AND stream = $2",

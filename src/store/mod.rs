@@ -13,6 +13,7 @@ pub mod migrate;
 pub mod query;
 pub mod reference;
 pub mod status;
+pub mod stock;
 pub mod url;
 
 use std::str::FromStr;

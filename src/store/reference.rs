@@ -7,6 +7,33 @@ use super::{Context, Store, StoreError, WritePool, on_pool};
 use crate::inflow::model::{Location, Product};
 
 impl Store {
+    pub async fn has_locations(&self, company_id: &str) -> Result<bool, StoreError> {
+        on_pool!(self, pool => {
+            let n: i64 = sqlx::query_scalar("SELECT count(*) FROM locations WHERE company_id = $1")
+                .bind(company_id)
+                .fetch_one(pool)
+                .await
+                .context(|| "reading locations".into())?;
+            Ok(n > 0)
+        })
+    }
+
+    /// Product names and SKUs by id.
+    pub async fn product_names(
+        &self,
+        company_id: &str,
+    ) -> Result<std::collections::HashMap<String, String>, StoreError> {
+        on_pool!(self, pool => {
+            let rows: Vec<(String, Option<String>, Option<String>)> =
+                sqlx::query_as("SELECT product_id, name, sku FROM products WHERE company_id = $1")
+                    .bind(company_id)
+                    .fetch_all(pool)
+                    .await
+                    .context(|| "reading product names".into())?;
+            Ok(rows.into_iter().map(|(id, name, sku)| { let label = name.or(sku).unwrap_or_else(|| id.clone()); (id, label) }).collect())
+        })
+    }
+
     /// Inserts or refreshes locations; ones without an id are skipped.
     pub async fn upsert_locations(&self, company_id: &str, locations: &[Location]) -> Result<u64, StoreError> {
         let rows: Vec<&Location> = locations.iter().filter(|l| l.location_id.is_some()).collect();

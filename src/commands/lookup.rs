@@ -1,0 +1,158 @@
+//! `audit lookup`: serials to products, stock and last event, from the local database.
+
+use std::io::{BufRead, Write};
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use crate::cli::{GlobalArgs, LookupArgs};
+use crate::output::{self, Format, iso_time, short_time};
+use crate::store::stock::LookupRow;
+
+/// CSV columns, part of the documented output contract.
+pub const CSV_COLUMNS: &[&str] = &[
+    "serial",
+    "found",
+    "company_id",
+    "product_id",
+    "product_name",
+    "product_sku",
+    "on_hand",
+    "location_id",
+    "location_name",
+    "sublocation",
+    "quantity_on_hand",
+    "snapshot_at",
+    "history_status",
+    "history_location_id",
+    "history_sublocation",
+    "last_event",
+    "last_event_at",
+    "last_doc_type",
+    "last_doc_number",
+];
+
+pub async fn run(global: &GlobalArgs, args: LookupArgs) -> anyhow::Result<ExitCode> {
+    let mut serials = args.serials.clone();
+    if let Some(path) = &args.file {
+        serials.extend(read_serials(path)?);
+    }
+    let store = super::open_store(global).await?;
+    let rows = store.lookup(&serials, args.company_id.as_deref()).await?;
+    store.close().await;
+    let unknown = rows.iter().filter(|r| !found(r)).count();
+    let stdout = std::io::stdout().lock();
+    match Format::resolve(args.format) {
+        Format::Json => {
+            let items: Vec<serde_json::Value> = rows
+                .iter()
+                .map(|r| {
+                    let mut v = serde_json::to_value(r).expect("rows serialize");
+                    v["found"] = found(r).into();
+                    v["on_hand"] = on_hand(r).into();
+                    v
+                })
+                .collect();
+            output::write_json(stdout, &items)?;
+        }
+        Format::Csv => output::write_csv(stdout, CSV_COLUMNS, rows.iter().map(csv_row))?,
+        Format::Table => print_table(stdout, &rows)?,
+    }
+    if unknown > 0 {
+        eprintln!("{unknown} of {} serials are unknown to the history and the latest snapshot", serials.len());
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One serial per line; blank lines are skipped, the rest kept verbatim (serials may have spaces).
+fn read_serials(path: &std::path::Path) -> anyhow::Result<Vec<String>> {
+    let reader: Box<dyn BufRead> = if path.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(std::io::BufReader::new(
+            std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?,
+        ))
+    };
+    let mut out = Vec::new();
+    for line in reader.lines() {
+        let line = line?;
+        let line = line.trim_end_matches('\r');
+        if !line.trim().is_empty() {
+            out.push(line.to_string());
+        }
+    }
+    Ok(out)
+}
+
+fn found(r: &LookupRow) -> bool {
+    r.product_id.is_some() || r.company_id.is_some()
+}
+
+fn on_hand(r: &LookupRow) -> bool {
+    r.quantity_on_hand.is_some_and(|q| q > 0.0)
+}
+
+fn csv_row(r: &LookupRow) -> Vec<String> {
+    let o = |s: &Option<String>| s.clone().unwrap_or_default();
+    vec![
+        r.serial.clone(),
+        found(r).to_string(),
+        o(&r.company_id),
+        o(&r.product_id),
+        o(&r.product_name),
+        o(&r.product_sku),
+        on_hand(r).to_string(),
+        o(&r.location_id),
+        o(&r.location_name),
+        o(&r.sublocation),
+        r.quantity_on_hand.map(|q| q.to_string()).unwrap_or_default(),
+        iso_time(r.snapshot_at),
+        o(&r.history_status),
+        o(&r.history_location_id),
+        o(&r.history_sublocation),
+        o(&r.last_event),
+        iso_time(r.last_event_at),
+        o(&r.last_doc_type),
+        o(&r.last_doc_number),
+    ]
+}
+
+fn print_table(mut out: impl Write, rows: &[LookupRow]) -> anyhow::Result<()> {
+    let mut table = output::table(&["serial", "product", "inFlow stock (latest snapshot)", "history", "last event"]);
+    for r in rows {
+        if !found(r) {
+            table.add_row(vec![r.serial.clone(), "unknown".into(), String::new(), String::new(), String::new()]);
+            continue;
+        }
+        let product = r
+            .product_name
+            .clone()
+            .or_else(|| r.product_sku.clone())
+            .or_else(|| r.product_id.clone())
+            .unwrap_or_default();
+        let stock = match r.quantity_on_hand {
+            Some(q) => {
+                let place = r.location_name.clone().or_else(|| r.location_id.clone()).unwrap_or_default();
+                let sub =
+                    r.sublocation.as_deref().filter(|s| !s.is_empty()).map_or(String::new(), |s| format!(" / {s}"));
+                if q > 0.0 { format!("on hand at {place}{sub}") } else { format!("{q} at {place}{sub}") }
+            }
+            None if r.snapshot_at.is_none() => "no snapshot".into(),
+            None => "not on hand".into(),
+        };
+        let last = match &r.last_event {
+            Some(e) => format!("{e} {} {}", r.last_doc_number.clone().unwrap_or_default(), short_time(r.last_event_at)),
+            None => "-".into(),
+        };
+        table.add_row(vec![
+            r.serial.clone(),
+            product,
+            stock,
+            r.history_status.clone().unwrap_or_else(|| "-".into()),
+            last,
+        ]);
+    }
+    writeln!(out, "{table}")?;
+    Ok(())
+}

@@ -1,0 +1,133 @@
+//! `audit reconcile`: the history against inFlow's stock; exit 1 on any disagreement.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::bail;
+
+use crate::cli::{GlobalArgs, ReconcileArgs};
+use crate::output::{self, Format, short_time};
+use crate::reconcile::{Disagreement, reconcile};
+
+/// CSV columns, part of the documented output contract.
+pub const CSV_COLUMNS: &[&str] = &[
+    "kind",
+    "company_id",
+    "product_id",
+    "product_name",
+    "serial",
+    "inflow",
+    "history_status",
+    "history_location_id",
+    "history_sublocation",
+    "history_document",
+];
+
+pub async fn run(global: &GlobalArgs, args: ReconcileArgs) -> anyhow::Result<ExitCode> {
+    let store = super::open_store(global).await?;
+    let companies = match &args.company_id {
+        Some(c) => vec![c.clone()],
+        None => store.companies().await?,
+    };
+    let mut all: Vec<(Disagreement, Option<String>)> = Vec::new();
+    let mut compared = Vec::new();
+    for company in companies {
+        let Some((snapshot_id, taken)) = store.latest_snapshot(&company).await? else {
+            if args.company_id.is_some() {
+                bail!(
+                    "company {company} has no complete snapshot yet: run `audit snapshot` (or `audit ingest --snapshot`) first"
+                );
+            }
+            continue;
+        };
+        let lines = store.snapshot_lines(&company, snapshot_id).await?;
+        let history = store.history_states(&company).await?;
+        let names = store.product_names(&company).await?;
+        eprintln!("company {company}: snapshot {snapshot_id} of {} against the history", short_time(Some(taken)));
+        compared.push(company);
+        all.extend(reconcile(&lines, &history).into_iter().map(|d| {
+            let name = d.product_id.as_ref().and_then(|p| names.get(p).cloned());
+            (d, name)
+        }));
+    }
+    store.close().await;
+    if compared.is_empty() {
+        bail!("no company has a complete snapshot yet: run `audit snapshot` (or `audit ingest --snapshot`) first");
+    }
+    let stdout = std::io::stdout().lock();
+    match Format::resolve(args.format) {
+        Format::Json => {
+            let items: Vec<serde_json::Value> = all
+                .iter()
+                .map(|(d, name)| {
+                    let mut v = serde_json::to_value(d).expect("disagreements serialize");
+                    v["product_name"] = name.clone().into();
+                    v
+                })
+                .collect();
+            output::write_json(stdout, &items)?;
+        }
+        Format::Csv => output::write_csv(stdout, CSV_COLUMNS, all.iter().map(|(d, name)| csv_row(d, name)))?,
+        Format::Table => print_table(stdout, &all)?,
+    }
+    if all.is_empty() {
+        eprintln!("The history and inFlow's stock agree.");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("{} disagreements.", all.len());
+        Ok(ExitCode::from(1))
+    }
+}
+
+fn places(d: &Disagreement) -> String {
+    let list: Vec<String> = d
+        .inflow
+        .iter()
+        .map(|p| {
+            let sub = p.sublocation.as_deref().filter(|s| !s.is_empty()).map_or(String::new(), |s| format!("/{s}"));
+            format!("{}{sub}: {}", p.location_id.clone().unwrap_or_default(), p.quantity_on_hand)
+        })
+        .collect();
+    list.join("; ")
+}
+
+fn csv_row(d: &Disagreement, name: &Option<String>) -> Vec<String> {
+    let o = |s: &Option<String>| s.clone().unwrap_or_default();
+    vec![
+        d.kind.as_str().to_string(),
+        d.company_id.clone(),
+        o(&d.product_id),
+        o(name),
+        d.serial.clone(),
+        places(d),
+        o(&d.history_status),
+        o(&d.history_location_id),
+        o(&d.history_sublocation),
+        o(&d.history_document),
+    ]
+}
+
+fn print_table(mut out: impl Write, all: &[(Disagreement, Option<String>)]) -> anyhow::Result<()> {
+    let mut table = output::table(&["kind", "serial", "product", "inFlow stock", "history"]);
+    for (d, name) in all {
+        let history = match &d.history_status {
+            Some(status) => {
+                let sub = d
+                    .history_sublocation
+                    .as_deref()
+                    .filter(|s| !s.is_empty())
+                    .map_or(String::new(), |s| format!("/{s}"));
+                format!(
+                    "{status} at {}{sub} ({})",
+                    d.history_location_id.clone().unwrap_or_default(),
+                    d.history_document.clone().unwrap_or_default()
+                )
+            }
+            None => "no event".into(),
+        };
+        let product = name.clone().or_else(|| d.product_id.clone()).unwrap_or_default();
+        table.add_row(vec![d.kind.as_str().to_string(), d.serial.clone(), product, places(d), history]);
+    }
+    writeln!(out, "{table}")?;
+    Ok(())
+}

@@ -1,0 +1,47 @@
+//! `audit snapshot`: record inFlow's current serial stock.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use crate::cli::{GlobalArgs, SnapshotArgs};
+use crate::ingest::{StopFlag, StopReason};
+use crate::snapshot::SnapshotSummary;
+
+pub async fn run(global: &GlobalArgs, args: SnapshotArgs) -> anyhow::Result<ExitCode> {
+    let client = super::ingest::client(&args.inflow)?;
+    let store = super::open_store(global).await?;
+    let company = client.config().company_id.clone();
+    let stop = StopFlag::default();
+    super::stop_on_signals(stop.clone());
+    let lock = match store.try_lock(&company, "snapshot").await? {
+        Ok(lock) => lock,
+        Err(holder) => {
+            eprintln!("another ingest of company {company} is running in this database: {holder}");
+            store.close().await;
+            return Ok(ExitCode::from(super::ingest::LOCKED));
+        }
+    };
+    let started = Instant::now();
+    let result = crate::snapshot::run(&store, &client, &company, &stop).await;
+    lock.release().await?;
+    store.close().await;
+    print_summary(&result?, started.elapsed());
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn print_summary(s: &SnapshotSummary, elapsed: std::time::Duration) {
+    let how = match (s.complete, s.stop) {
+        (true, _) => "complete".to_string(),
+        (false, Some(StopReason::Budget)) => "stopped at --max-requests; the next snapshot run continues it".into(),
+        (false, _) => "stopped; the next snapshot run continues it".into(),
+    };
+    let resumed = if s.resumed { " (resumed)" } else { "" };
+    println!(
+        "Snapshot {}{resumed} {how} in {:.1}s: {} requests, {} serialized products, {} serial lines.",
+        s.snapshot_id,
+        elapsed.as_secs_f64(),
+        s.requests,
+        s.products,
+        s.serial_lines
+    );
+}

@@ -87,7 +87,21 @@ async fn edits_cancellations_and_deletions_are_kept_as_retractions(db: TestDb) {
         "MOVED-9",
     )
     .unwrap();
-    // 3. A transfer is cancelled, 4. a cancelled order is un-cancelled, 5. an adjustment deleted.
+    // 3. A pick moves to another sublocation.
+    let sold = &s.two_products.stories[0];
+    let picked_so = &sold.documents[1].id;
+    let picked_doc = doc(&sales, "salesOrderId", |d| d["salesOrderId"] == picked_so.as_str());
+    let pick_line = &picked_doc["pickLines"][0];
+    sim.set_line_location(
+        "sales-orders",
+        picked_so,
+        "pickLines",
+        pick_line["salesOrderPickLineId"].as_str().unwrap(),
+        pick_line["locationId"].as_str().unwrap(),
+        "PICKED-FROM-HERE",
+    )
+    .unwrap();
+    // 4. A transfer is cancelled, 5. a cancelled order is un-cancelled, 6. an adjustment deleted.
     let transfer = &s.in_transit.documents[1].id;
     sim.cancel("stock-transfers", transfer).unwrap();
     let cancelled = doc(&sales, "salesOrderId", |d| {
@@ -158,6 +172,22 @@ async fn edits_cancellations_and_deletions_are_kept_as_retractions(db: TestDb) {
         .clone();
     assert_eq!(picked["retracted"], true);
     assert!(picked["retracted_at"].is_string() && picked["retracted_run_id"] == 2, "{picked}");
+    // The moved pick: the old place is retracted, the new one current.
+    let moved = timeline(&db, &[&s.two_products.serial, "--all"]);
+    let history =
+        moved["histories"].as_array().unwrap().iter().find(|h| h["product_id"] == sold.product_id.as_str()).unwrap();
+    let picks: Vec<(&str, bool)> = history["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event_type"] == "picked")
+        .map(|e| (e["sublocation"].as_str().unwrap(), e["retracted"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(picks.len(), 2, "{picks:?}");
+    assert!(
+        picks.contains(&("PICKED-FROM-HERE", false)) && picks.iter().any(|(sub, r)| *r && *sub != "PICKED-FROM-HERE"),
+        "{picks:?}"
+    );
     // The replacement serial appears from the second run on only.
     let (code, _, _) = tokio::task::block_in_place(|| {
         run_audit(&db.url_string(), &["timeline", "SN-REPLACEMENT-1", "--as-of", &between.to_rfc3339()], &[])
@@ -190,6 +220,8 @@ async fn changes_during_a_walk_are_caught_and_a_stopped_walk_concludes_nothing(d
         )
         .unwrap();
     }
+    let cancelled_ahead = ids[ids.len() - 30].to_string();
+    sim.cancel("sales-orders", &cancelled_ahead).unwrap();
     let (gone_behind, gone_ahead) = (ids[20].to_string(), ids[ids.len() - 20].to_string());
     sim.delete("sales-orders", &gone_behind).unwrap();
     sim.delete("sales-orders", &gone_ahead).unwrap();

@@ -73,7 +73,8 @@ pub enum Command {
     /// integrations share.
     ///
     /// Exit status: 0 when the run finished or stopped cleanly (--max-requests, Ctrl-C), 1 when
-    /// it failed; the position is saved either way.
+    /// it failed (the position is saved either way), 75 when another ingest of the company is
+    /// running in the same database.
     #[command(after_help = "Examples:\n  \
         audit ingest --since 2025-01-01\n  \
         audit ingest --types sales-orders,stock-transfers --max-requests 200\n  \

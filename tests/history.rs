@@ -142,6 +142,7 @@ async fn edits_cancellations_and_deletions_are_kept_as_retractions(db: TestDb) {
         format!("deleted:{adjustment}"),
         format!("changed:{so_id}"),
         format!("changed:{vr}"),
+        format!("changed:{picked_so}"),
     ] {
         assert!(changes.contains(&expected), "{expected} in {changes:?}");
     }

@@ -142,10 +142,11 @@ impl Store {
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal)
                     .busy_timeout(SQLITE_BUSY_TIMEOUT)
-                    // A larger page cache keeps index maintenance of big ingests in memory.
-                    .pragma("cache_size", "-65536");
-                // An in-memory database exists once per connection, so it must have one.
-                let max = if url.expose().contains(":memory:") { 1 } else { 4 };
+                    // A larger page cache (32 MiB) keeps index maintenance of big ingests in memory.
+                    .pragma("cache_size", "-32768");
+                // One writer at a time anyway; two connections bound the caches' memory. An
+                // in-memory database exists once per connection, so it must have one.
+                let max = if url.expose().contains(":memory:") { 1 } else { 2 };
                 let pool =
                     SqlitePoolOptions::new().max_connections(max).connect_with(options).await.map_err(connect_err)?;
                 Pool::Sqlite(pool)

@@ -11,34 +11,6 @@ use audit::simulator::{Fault, FaultRule, Faults, Scale, Simulator, Trigger};
 use common::*;
 use serde_json::Value;
 
-/// Every event row, current or retracted, as (event key, retracted).
-async fn all_events(store: &audit::store::Store) -> Vec<(Event, bool)> {
-    const SQL: &str = "SELECT doc_type, doc_id, line_collection, line_id, serial, event_type, occurred_at, \
-         location_id, sublocation, quantity_delta, product_id, retracted_at IS NOT NULL FROM serial_events";
-    type Row = (
-        String,
-        String,
-        String,
-        String,
-        String,
-        String,
-        Option<chrono::DateTime<chrono::Utc>>,
-        Option<String>,
-        Option<String>,
-        i16,
-        Option<String>,
-        bool,
-    );
-    let rows: Vec<Row> = if let Some(pool) = store.sqlite_pool() {
-        sqlx::query_as(SQL).fetch_all(pool).await.unwrap()
-    } else {
-        sqlx::query_as(SQL).fetch_all(store.postgres_pool().unwrap()).await.unwrap()
-    };
-    rows.into_iter()
-        .map(|(a, b, c, d, e, f, t, g, h, i, j, r)| ((a, b, c, d, e, f, t.map(|t| t.to_rfc3339()), g, h, i, j), r))
-        .collect()
-}
-
 fn doc<'a>(docs: &'a [Value], id_field: &str, pred: impl Fn(&Value) -> bool) -> &'a Value {
     docs.iter().find(|d| pred(d)).unwrap_or_else(|| panic!("no document matching in {} docs ({id_field})", docs.len()))
 }

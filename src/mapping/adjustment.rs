@@ -1,6 +1,7 @@
 //! Stock adjustments: the location is on the header, each line's quantity is a signed delta.
 
-use super::{Builder, Derived, DocType, EventType, LineRef, MappingError, Occurrence, WarningKind};
+use super::lines::SerialLine;
+use super::{Builder, Derived, DocType, EventType, MappingError, Occurrence, WarningKind};
 use crate::inflow::model::StockAdjustment;
 
 pub(super) fn derive(sa: StockAdjustment, raw: &str) -> Result<Derived, MappingError> {
@@ -15,20 +16,12 @@ pub(super) fn derive(sa: StockAdjustment, raw: &str) -> Result<Derived, MappingE
     let date = b.date("date", sa.date.as_deref(), None);
     b.set_doc_date(date);
     let lines = sa.lines.unwrap_or_default();
-    for (i, l) in lines.iter().enumerate() {
-        b.stamp("lines", i, l.stock_adjustment_line_id.as_deref(), l.timestamp.as_deref());
-    }
+    b.stamp_all(&lines);
     if b.is_cancelled() {
         return b.finish(raw);
     }
     for (index, l) in lines.iter().enumerate() {
-        let line = LineRef {
-            collection: "lines",
-            index,
-            id: l.stock_adjustment_line_id.as_deref(),
-            product_id: l.product_id.as_deref(),
-            quantity: &l.quantity,
-        };
+        let line = l.line_ref(index);
         let serials = b.serials(&line);
         if serials.is_empty() {
             continue;

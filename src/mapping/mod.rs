@@ -13,6 +13,7 @@
 //! later `audit rebuild` can derive them again.
 
 mod adjustment;
+mod lines;
 mod purchase;
 mod sales;
 mod transfer;

@@ -1,7 +1,7 @@
 //! Purchase orders: ordered on `lines` (vendor returns are negative lines), received into stock
 //! on `receiveLines`, sent back out of stock on `unstockLines`.
 
-use super::{Builder, Derived, DocType, EventType, LineRef, MappingError, Occurrence, is_negative};
+use super::{Builder, Derived, DocType, EventType, MappingError};
 use crate::inflow::model::PurchaseOrder;
 
 pub(super) fn derive(po: PurchaseOrder, raw: &str) -> Result<Derived, MappingError> {
@@ -16,86 +16,18 @@ pub(super) fn derive(po: PurchaseOrder, raw: &str) -> Result<Derived, MappingErr
     let order_date = b.date("orderDate", po.order_date.as_deref(), None);
     b.set_doc_date(order_date);
     b.set_party(po.vendor_id.as_deref());
-    let header_location = po.location_id.as_deref();
-
     let lines = po.lines.unwrap_or_default();
     let receives = po.receive_lines.unwrap_or_default();
     let unstocks = po.unstock_lines.unwrap_or_default();
-    for (i, l) in lines.iter().enumerate() {
-        b.stamp("lines", i, l.purchase_order_line_id.as_deref(), l.timestamp.as_deref());
-    }
-    for (i, l) in receives.iter().enumerate() {
-        b.stamp("receiveLines", i, l.purchase_order_receive_line_id.as_deref(), l.timestamp.as_deref());
-    }
-    for (i, l) in unstocks.iter().enumerate() {
-        b.stamp("unstockLines", i, l.purchase_order_unstock_line_id.as_deref(), l.timestamp.as_deref());
-    }
+    b.stamp_all(&lines);
+    b.stamp_all(&receives);
+    b.stamp_all(&unstocks);
     if b.is_cancelled() {
         return b.finish(raw);
     }
-
-    for (index, l) in lines.iter().enumerate() {
-        let line = LineRef {
-            collection: "lines",
-            index,
-            id: l.purchase_order_line_id.as_deref(),
-            product_id: l.product_id.as_deref(),
-            quantity: &l.quantity,
-        };
-        let serials = b.serials(&line);
-        if serials.is_empty() {
-            continue;
-        }
-        let (event_type, occurred_at) = if is_negative(&l.quantity) {
-            let returned = b.date("returnDate", l.return_date.as_deref(), Some(&line));
-            (EventType::VendorReturn, returned.or(order_date))
-        } else {
-            (EventType::Ordered, order_date)
-        };
-        let what =
-            Occurrence { event_type, quantity_delta: 0, location_id: header_location, sublocation: None, occurred_at };
-        b.emit(&line, &serials, what);
-    }
-
-    for (index, l) in receives.iter().enumerate() {
-        let line = LineRef {
-            collection: "receiveLines",
-            index,
-            id: l.purchase_order_receive_line_id.as_deref(),
-            product_id: l.product_id.as_deref(),
-            quantity: &l.quantity,
-        };
-        let serials = b.serials(&line);
-        let occurred_at = b.date("receiveDate", l.receive_date.as_deref(), Some(&line));
-        let what = Occurrence {
-            event_type: EventType::Received,
-            quantity_delta: 1,
-            location_id: l.location_id.as_deref(),
-            sublocation: l.sublocation.as_deref(),
-            occurred_at,
-        };
-        b.emit(&line, &serials, what);
-    }
-
-    for (index, l) in unstocks.iter().enumerate() {
-        let line = LineRef {
-            collection: "unstockLines",
-            index,
-            id: l.purchase_order_unstock_line_id.as_deref(),
-            product_id: l.product_id.as_deref(),
-            quantity: &l.quantity,
-        };
-        let serials = b.serials(&line);
-        let occurred_at = b.date("unstockDate", l.unstock_date.as_deref(), Some(&line));
-        let what = Occurrence {
-            event_type: EventType::Unstocked,
-            quantity_delta: -1,
-            location_id: l.location_id.as_deref(),
-            sublocation: l.sublocation.as_deref(),
-            occurred_at,
-        };
-        b.emit(&line, &serials, what);
-    }
+    b.order_lines(&lines, EventType::Ordered, EventType::VendorReturn, po.location_id.as_deref(), order_date);
+    b.placed(&receives, EventType::Received, 1);
+    b.placed(&unstocks, EventType::Unstocked, -1);
     b.finish(raw)
 }
 

@@ -1,7 +1,8 @@
 //! Sales orders: sold or quoted on `lines` (returns are negative lines), then picked, packed,
 //! shipped (a pack line's container appears on a ship line) and restocked.
 
-use super::{Builder, Derived, DocType, EventType, LineRef, MappingError, Occurrence, is_negative};
+use super::lines::SerialLine;
+use super::{Builder, Derived, DocType, EventType, MappingError, Occurrence};
 use crate::inflow::model::SalesOrder;
 
 pub(super) fn derive(so: SalesOrder, raw: &str) -> Result<Derived, MappingError> {
@@ -17,87 +18,27 @@ pub(super) fn derive(so: SalesOrder, raw: &str) -> Result<Derived, MappingError>
     b.set_doc_date(order_date);
     b.set_party(so.customer_id.as_deref());
     let is_quote = so.is_quote || so.inventory_status.as_deref().is_some_and(|s| s.eq_ignore_ascii_case("quote"));
-    let header_location = so.location_id.as_deref();
 
     let lines = so.lines.unwrap_or_default();
     let picks = so.pick_lines.unwrap_or_default();
     let packs = so.pack_lines.unwrap_or_default();
     let ships = so.ship_lines.unwrap_or_default();
     let restocks = so.restock_lines.unwrap_or_default();
-
-    for (i, l) in lines.iter().enumerate() {
-        b.stamp("lines", i, l.sales_order_line_id.as_deref(), l.timestamp.as_deref());
-    }
-    for (i, l) in picks.iter().enumerate() {
-        b.stamp("pickLines", i, l.sales_order_pick_line_id.as_deref(), l.timestamp.as_deref());
-    }
-    for (i, l) in packs.iter().enumerate() {
-        b.stamp("packLines", i, l.sales_order_pack_line_id.as_deref(), l.timestamp.as_deref());
-    }
-    for (i, l) in ships.iter().enumerate() {
-        b.stamp("shipLines", i, l.sales_order_ship_line_id.as_deref(), l.timestamp.as_deref());
-    }
-    for (i, l) in restocks.iter().enumerate() {
-        b.stamp("restockLines", i, l.sales_order_restock_line_id.as_deref(), l.timestamp.as_deref());
-    }
+    b.stamp_all(&lines);
+    b.stamp_all(&picks);
+    b.stamp_all(&packs);
+    b.stamp_all(&ships);
+    b.stamp_all(&restocks);
     // Cancelling voids inventory movements: a cancelled order has no events.
     if b.is_cancelled() {
         return b.finish(raw);
     }
 
-    for (index, l) in lines.iter().enumerate() {
-        let line = LineRef {
-            collection: "lines",
-            index,
-            id: l.sales_order_line_id.as_deref(),
-            product_id: l.product_id.as_deref(),
-            quantity: &l.quantity,
-        };
-        let serials = b.serials(&line);
-        if serials.is_empty() {
-            continue;
-        }
-        let (event_type, occurred_at) = if is_negative(&l.quantity) {
-            let returned = b.date("returnDate", l.return_date.as_deref(), Some(&line));
-            (EventType::CustomerReturn, returned.or(order_date))
-        } else if is_quote {
-            (EventType::Quoted, order_date)
-        } else {
-            (EventType::Sold, order_date)
-        };
-        let what =
-            Occurrence { event_type, quantity_delta: 0, location_id: header_location, sublocation: None, occurred_at };
-        b.emit(&line, &serials, what);
-    }
-
-    for (index, l) in picks.iter().enumerate() {
-        let line = LineRef {
-            collection: "pickLines",
-            index,
-            id: l.sales_order_pick_line_id.as_deref(),
-            product_id: l.product_id.as_deref(),
-            quantity: &l.quantity,
-        };
-        let serials = b.serials(&line);
-        let occurred_at = b.date("pickDate", l.pick_date.as_deref(), Some(&line));
-        let what = Occurrence {
-            event_type: EventType::Picked,
-            quantity_delta: -1,
-            location_id: l.location_id.as_deref(),
-            sublocation: l.sublocation.as_deref(),
-            occurred_at,
-        };
-        b.emit(&line, &serials, what);
-    }
-
+    let sold = if is_quote { EventType::Quoted } else { EventType::Sold };
+    b.order_lines(&lines, sold, EventType::CustomerReturn, so.location_id.as_deref(), order_date);
+    b.placed(&picks, EventType::Picked, -1);
     for (index, l) in packs.iter().enumerate() {
-        let line = LineRef {
-            collection: "packLines",
-            index,
-            id: l.sales_order_pack_line_id.as_deref(),
-            product_id: l.product_id.as_deref(),
-            quantity: &l.quantity,
-        };
+        let line = l.line_ref(index);
         let serials = b.serials(&line);
         let container = l.container_number.as_deref().map(str::trim);
         // The first ship line that lists this pack line's container shipped it.
@@ -110,25 +51,7 @@ pub(super) fn derive(so: SalesOrder, raw: &str) -> Result<Derived, MappingError>
         b.emit(&line, &serials, what);
     }
 
-    for (index, l) in restocks.iter().enumerate() {
-        let line = LineRef {
-            collection: "restockLines",
-            index,
-            id: l.sales_order_restock_line_id.as_deref(),
-            product_id: l.product_id.as_deref(),
-            quantity: &l.quantity,
-        };
-        let serials = b.serials(&line);
-        let occurred_at = b.date("restockDate", l.restock_date.as_deref(), Some(&line));
-        let what = Occurrence {
-            event_type: EventType::Restocked,
-            quantity_delta: 1,
-            location_id: l.location_id.as_deref(),
-            sublocation: l.sublocation.as_deref(),
-            occurred_at,
-        };
-        b.emit(&line, &serials, what);
-    }
+    b.placed(&restocks, EventType::Restocked, 1);
     b.finish(raw)
 }
 

@@ -1,7 +1,8 @@
 //! Stock transfers: requested while open, sent (out of the source) once in transit, and received
 //! (into the destination) once completed.
 
-use super::{Builder, Derived, DocType, EventType, LineRef, MappingError, Occurrence, WarningKind};
+use super::lines::SerialLine;
+use super::{Builder, Derived, DocType, EventType, MappingError, Occurrence, WarningKind};
 use crate::inflow::model::StockTransfer;
 
 pub(super) fn derive(st: StockTransfer, raw: &str) -> Result<Derived, MappingError> {
@@ -16,9 +17,7 @@ pub(super) fn derive(st: StockTransfer, raw: &str) -> Result<Derived, MappingErr
     let transfer_date = b.date("transferDate", st.transfer_date.as_deref(), None);
     b.set_doc_date(transfer_date);
     let lines = st.lines.unwrap_or_default();
-    for (i, l) in lines.iter().enumerate() {
-        b.stamp("lines", i, l.stock_transfer_line_id.as_deref(), l.timestamp.as_deref());
-    }
+    b.stamp_all(&lines);
     if b.is_cancelled() {
         return b.finish(raw);
     }
@@ -44,13 +43,7 @@ pub(super) fn derive(st: StockTransfer, raw: &str) -> Result<Derived, MappingErr
     let received_date = if received { b.date("receivedDate", st.received_date.as_deref(), None) } else { None };
 
     for (index, l) in lines.iter().enumerate() {
-        let line = LineRef {
-            collection: "lines",
-            index,
-            id: l.stock_transfer_line_id.as_deref(),
-            product_id: l.product_id.as_deref(),
-            quantity: &l.quantity,
-        };
+        let line = l.line_ref(index);
         let serials = b.serials(&line);
         let from = (st.from_location_id.as_deref(), l.from_sublocation.as_deref());
         if requested {

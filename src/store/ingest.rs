@@ -58,18 +58,17 @@ impl RunStatus {
 }
 
 /// A stream's row of `sync_state`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
 pub struct SyncState {
     pub since: Option<NaiveDate>,
     pub walk_id: Option<i64>,
     pub walk_kind: Option<String>,
     pub walk_from: Option<NaiveDate>,
     pub walk_position: Option<String>,
+    pub walk_started_at: Option<DateTime<Utc>>,
     pub last_complete_at: Option<DateTime<Utc>>,
+    pub last_window_at: Option<DateTime<Utc>>,
 }
-
-type SyncStateRow =
-    (Option<NaiveDate>, Option<i64>, Option<String>, Option<NaiveDate>, Option<String>, Option<DateTime<Utc>>);
 
 /// Where a walk stands after a page: saved with the page.
 #[derive(Debug, Clone)]
@@ -270,24 +269,16 @@ impl Store {
 
     pub async fn sync_state(&self, company_id: &str, stream: &str) -> Result<SyncState, StoreError> {
         on_pool!(self, pool => {
-            let row: Option<SyncStateRow> =
-                sqlx::query_as(
-                    "SELECT since, walk_id, walk_kind, walk_from, walk_position, last_complete_at \
-                     FROM sync_state WHERE company_id = $1 AND stream = $2",
-                )
-                .bind(company_id)
-                .bind(stream)
-                .fetch_optional(pool)
-                .await
-                .context(|| format!("reading the saved position of {stream}"))?;
-            Ok(row.map(|(since, walk_id, walk_kind, walk_from, walk_position, last_complete_at)| SyncState {
-                since,
-                walk_id,
-                walk_kind,
-                walk_from,
-                walk_position,
-                last_complete_at,
-            }).unwrap_or_default())
+            let row: Option<SyncState> = sqlx::query_as(
+                "SELECT since, walk_id, walk_kind, walk_from, walk_position, walk_started_at, last_complete_at, \
+                 last_window_at FROM sync_state WHERE company_id = $1 AND stream = $2",
+            )
+            .bind(company_id)
+            .bind(stream)
+            .fetch_optional(pool)
+            .await
+            .context(|| format!("reading the saved position of {stream}"))?;
+            Ok(row.unwrap_or_default())
         })
     }
 

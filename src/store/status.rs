@@ -68,7 +68,7 @@ impl Store {
     ) -> Result<StreamStatus, StoreError> {
         let what = || format!("reading the status of {stream}");
         let month_ago = Utc::now() - chrono::Duration::days(30);
-        on_pool!(self, pool => {
+        let counts = on_pool!(self, pool => {
             let (documents, documents_deleted, documents_last_30_days): (i64, i64, i64) = sqlx::query_as(
                 "SELECT COALESCE(SUM(CASE WHEN deleted_at IS NULL THEN 1 ELSE 0 END), 0), \
                         COALESCE(SUM(CASE WHEN deleted_at IS NULL THEN 0 ELSE 1 END), 0), \
@@ -91,32 +91,23 @@ impl Store {
             .fetch_one(pool)
             .await
             .context(what)?;
-            #[allow(clippy::type_complexity)]
-            let state: Option<(Option<NaiveDate>, Option<String>, Option<String>, Option<DateTime<Utc>>, Option<DateTime<Utc>>, Option<DateTime<Utc>>)> =
-                sqlx::query_as(
-                    "SELECT since, walk_kind, walk_position, walk_started_at, last_complete_at, last_window_at \
-                     FROM sync_state WHERE company_id = $1 AND stream = $2",
-                )
-                .bind(company_id)
-                .bind(stream)
-                .fetch_optional(pool)
-                .await
-                .context(what)?;
-            let (since, walk_kind, walk_position, walk_started_at, last_complete_at, last_window_at) = state.unwrap_or_default();
-            Ok(StreamStatus {
-                stream: stream.to_string(),
-                documents,
-                documents_deleted,
-                documents_last_30_days,
-                events,
-                events_retracted,
-                since,
-                walk_kind,
-                walk_position,
-                walk_started_at,
-                last_complete_at,
-                last_window_at,
-            })
+            Ok::<_, StoreError>((documents, documents_deleted, documents_last_30_days, events, events_retracted))
+        })?;
+        let (documents, documents_deleted, documents_last_30_days, events, events_retracted) = counts;
+        let state = self.sync_state(company_id, stream).await?;
+        Ok(StreamStatus {
+            stream: stream.to_string(),
+            documents,
+            documents_deleted,
+            documents_last_30_days,
+            events,
+            events_retracted,
+            since: state.since,
+            walk_kind: state.walk_kind,
+            walk_position: state.walk_position,
+            walk_started_at: state.walk_started_at,
+            last_complete_at: state.last_complete_at,
+            last_window_at: state.last_window_at,
         })
     }
 

@@ -241,36 +241,40 @@ pub fn expected_events_where(sim: &Simulator, keep: impl Fn(&audit::mapping::Der
     out
 }
 
-type EventRow = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    Option<chrono::DateTime<chrono::Utc>>,
-    Option<String>,
-    Option<String>,
-    i16,
-    Option<String>,
-);
-
-const CURRENT_EVENTS: &str = "SELECT doc_type, doc_id, line_collection, line_id, serial, event_type, occurred_at, \
-     location_id, sublocation, quantity_delta, product_id FROM serial_events WHERE retracted_at IS NULL";
+/// Every event row, current or retracted, as (event, retracted).
+pub async fn all_events(store: &Store) -> Vec<(Event, bool)> {
+    const SQL: &str = "SELECT doc_type, doc_id, line_collection, line_id, serial, event_type, occurred_at, \
+         location_id, sublocation, quantity_delta, product_id, retracted_at IS NOT NULL FROM serial_events";
+    type Row = (
+        String,
+        String,
+        String,
+        String,
+        String,
+        String,
+        Option<chrono::DateTime<chrono::Utc>>,
+        Option<String>,
+        Option<String>,
+        i16,
+        Option<String>,
+        bool,
+    );
+    let rows: Vec<Row> = if let Some(pool) = store.sqlite_pool() {
+        sqlx::query_as(SQL).fetch_all(pool).await.unwrap()
+    } else {
+        sqlx::query_as(SQL).fetch_all(store.postgres_pool().unwrap()).await.unwrap()
+    };
+    rows.into_iter()
+        .map(|(a, b, c, d, e, f, t, g, h, i, j, r)| ((a, b, c, d, e, f, t.map(|t| t.to_rfc3339()), g, h, i, j), r))
+        .collect()
+}
 
 /// The current events in the database, and how many rows they are (to catch duplicates).
 pub async fn stored_events(store: &Store) -> (BTreeSet<Event>, usize) {
-    let rows: Vec<EventRow> = if let Some(pool) = store.sqlite_pool() {
-        sqlx::query_as(CURRENT_EVENTS).fetch_all(pool).await.unwrap()
-    } else {
-        sqlx::query_as(CURRENT_EVENTS).fetch_all(store.postgres_pool().unwrap()).await.unwrap()
-    };
-    let n = rows.len();
-    let set = rows
-        .into_iter()
-        .map(|(a, b, c, d, e, f, t, g, h, i, j)| (a, b, c, d, e, f, t.map(|t| t.to_rfc3339()), g, h, i, j))
-        .collect();
-    (set, n)
+    let current: Vec<Event> =
+        all_events(store).await.into_iter().filter(|(_, retracted)| !retracted).map(|(e, _)| e).collect();
+    let n = current.len();
+    (current.into_iter().collect(), n)
 }
 
 /// Runs a statement returning one integer.

@@ -94,6 +94,23 @@ macro_rules! on_pool {
 }
 pub(crate) use on_pool;
 
+/// Connects, waiting while another process holds the file's lock: opening switches the journal
+/// to WAL, which SQLite refuses at once (without its busy handler) while a fresh file is being
+/// set up by another process.
+async fn connect_sqlite(pool: SqlitePoolOptions, options: SqliteConnectOptions) -> Result<SqlitePool, sqlx::Error> {
+    let deadline = tokio::time::Instant::now() + SQLITE_BUSY_TIMEOUT;
+    let mut wait = Duration::from_millis(10);
+    loop {
+        match pool.clone().connect_with(options.clone()).await {
+            Err(sqlx::Error::Database(e)) if e.message().contains("locked") && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_millis(500));
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Opens a write transaction the way each engine wants it.
 pub(crate) trait WritePool {
     type Db: sqlx::Database;
@@ -148,7 +165,7 @@ impl Store {
                 // in-memory database exists once per connection, so it must have one.
                 let max = if url.expose().contains(":memory:") { 1 } else { 2 };
                 let pool =
-                    SqlitePoolOptions::new().max_connections(max).connect_with(options).await.map_err(connect_err)?;
+                    connect_sqlite(SqlitePoolOptions::new().max_connections(max), options).await.map_err(connect_err)?;
                 Pool::Sqlite(pool)
             }
             Backend::Postgres => {

@@ -102,7 +102,9 @@ async fn connect_sqlite(pool: SqlitePoolOptions, options: SqliteConnectOptions) 
     let mut wait = Duration::from_millis(10);
     loop {
         match pool.clone().connect_with(options.clone()).await {
-            Err(sqlx::Error::Database(e)) if e.message().contains("locked") && tokio::time::Instant::now() < deadline => {
+            Err(sqlx::Error::Database(e))
+                if e.message().contains("locked") && tokio::time::Instant::now() < deadline =>
+            {
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(Duration::from_millis(500));
             }
@@ -164,8 +166,9 @@ impl Store {
                 // One writer at a time anyway; two connections bound the caches' memory. An
                 // in-memory database exists once per connection, so it must have one.
                 let max = if url.expose().contains(":memory:") { 1 } else { 2 };
-                let pool =
-                    connect_sqlite(SqlitePoolOptions::new().max_connections(max), options).await.map_err(connect_err)?;
+                let pool = connect_sqlite(SqlitePoolOptions::new().max_connections(max), options)
+                    .await
+                    .map_err(connect_err)?;
                 Pool::Sqlite(pool)
             }
             Backend::Postgres => {

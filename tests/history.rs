@@ -245,7 +245,8 @@ async fn sigterm_finishes_the_page_saves_the_position_and_exits_0(db: TestDb) {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // Once it is writing pages (its signal handler is set by then), ask it to stop.
+    wait_until(&store, "SELECT count(*) FROM ingest_runs WHERE status = 'running' AND pages > 0").await;
     let killed = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(killed.success());
     let out = tokio::task::block_in_place(|| child.wait_with_output()).unwrap();
@@ -270,6 +271,18 @@ both_backends!(
     crate::sigterm_finishes_the_page_saves_the_position_and_exits_0
 );
 
+/// Waits (up to 10 s) until a count query says 1 or more: a process under test got that far,
+/// however loaded the machine is.
+async fn wait_until(store: &audit::store::Store, sql: &'static str) {
+    for _ in 0..200 {
+        if count(store, sql).await >= 1 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for: {sql}");
+}
+
 fn spawn_ingest(db: &TestDb, sim: &Simulator, extra: &[&str]) -> std::process::Child {
     let env = sim_env(sim);
     std::process::Command::new(env!("CARGO_BIN_EXE_audit"))
@@ -288,7 +301,7 @@ async fn one_ingest_at_a_time_and_a_dead_holder_is_taken_over(db: TestDb) {
     let _ = db.store().await;
     sim.set_faults(Faults::none().rule(FaultRule::new(Fault::Delay { millis: 150 }, Trigger::Rate(1.0))));
     let first = spawn_ingest(&db, &sim, &[]);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_until(&db.store().await, "SELECT count(*) FROM ingest_locks").await;
     // A second one refuses, naming the holder...
     let (code, _, stderr) = run_cli(&db, &sim, &["ingest"], &[]);
     assert_eq!(code, 75, "{stderr}");
@@ -303,10 +316,10 @@ async fn one_ingest_at_a_time_and_a_dead_holder_is_taken_over(db: TestDb) {
 
     // A killed holder leaves its row behind; the next run takes it over.
     let mut doomed = spawn_ingest(&db, &sim, &[]);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let store = db.store().await;
+    wait_until(&store, "SELECT count(*) FROM ingest_locks").await;
     doomed.kill().unwrap();
     doomed.wait().unwrap();
-    let store = db.store().await;
     assert_eq!(count(&store, "SELECT count(*) FROM ingest_locks").await, 1, "the dead holder's lock remains");
     sim.set_faults(Faults::none());
     let (code, _, stderr) = run_cli(&db, &sim, &["ingest"], &[]);

@@ -80,6 +80,8 @@ CREATE TABLE documents (
     PRIMARY KEY (company_id, doc_type, doc_id)
 );
 CREATE INDEX documents_by_number ON documents (company_id, doc_type, doc_number);
+-- What a finished walk did not see, read without touching the (large) rows.
+CREATE INDEX documents_by_walk ON documents (company_id, doc_type, seen_walk_id, deleted_at, doc_date, doc_id);
 
 -- What changed in a known document, run by run (first sightings are in `documents`).
 CREATE TABLE document_changes (

@@ -262,7 +262,7 @@ impl Store {
             q.push_bind(status.as_str()).push(", finished_at = ").push_bind(Utc::now()).push(", error = ").push_bind(error);
             push_counters(&mut q, counters);
             q.push(" WHERE run_id = ").push_bind(run_id);
-            q.build().execute(pool).await.context(|| format!("recording the end of run {run_id}"))?;
+            q.build().persistent(false).execute(pool).await.context(|| format!("recording the end of run {run_id}"))?;
             Ok(())
         })
     }
@@ -378,7 +378,7 @@ impl Store {
                 q.push(" AND doc_date >= ").push_bind(day.and_hms_opt(0, 0, 0).expect("midnight").and_utc());
             }
             q.push(" ORDER BY doc_id");
-            q.build_query_scalar::<String>()
+            q.build_query_scalar::<String>().persistent(false)
                 .fetch_all(pool)
                 .await
                 .context(|| format!("looking for {} the walk did not return", doc_type.stream()))
@@ -454,7 +454,7 @@ impl Store {
             let mut q = QueryBuilder::new("UPDATE ingest_runs SET status = 'running'");
             push_counters(&mut q, &counters);
             q.push(" WHERE run_id = ").push_bind(end.run_id);
-            q.build().execute(&mut *tx).await.context(what)?;
+            q.build().persistent(false).execute(&mut *tx).await.context(what)?;
             tx.commit().await.context(what)?;
             Ok(outcome)
         })
@@ -473,14 +473,7 @@ impl Store {
             let known: HashMap<String, KnownDoc> = if ids.is_empty() {
                 HashMap::new()
             } else {
-                let mut q = QueryBuilder::new(
-                    "SELECT doc_id, row_version, lines_version, is_cancelled, deleted_at IS NOT NULL AS deleted \
-                     FROM documents WHERE company_id = ",
-                );
-                q.push_bind(page.company_id).push(" AND doc_type = ").push_bind(page.doc_type.as_str());
-                push_in(&mut q, " AND doc_id", &ids);
-                q.build_query_as::<KnownDoc>()
-                    .fetch_all(&mut *tx)
+                tx.known_documents(page.company_id, page.doc_type, &ids)
                     .await
                     .context(what)?
                     .into_iter()
@@ -511,7 +504,7 @@ impl Store {
                 );
                 q.push_bind(page.company_id).push(" AND doc_type = ").push_bind(page.doc_type.as_str());
                 push_in(&mut q, " AND doc_id", &changed_known);
-                q.build_query_as::<CurrentEvent>().fetch_all(&mut *tx).await.context(what)?
+                q.build_query_as::<CurrentEvent>().persistent(false).fetch_all(&mut *tx).await.context(what)?
             };
             for row in &current_rows {
                 current.entry(row.doc_id.as_str()).or_default().push(row.clone());
@@ -543,78 +536,20 @@ impl Store {
                 let mut q = QueryBuilder::new("UPDATE serial_events SET retracted_at = ");
                 q.push_bind(now).push(", retracted_run_id = ").push_bind(page.run_id);
                 push_in(&mut q, " WHERE event_id", chunk);
-                q.build().execute(&mut *tx).await.context(what)?;
+                q.build().persistent(false).execute(&mut *tx).await.context(what)?;
             }
             let mut inserted = 0;
             for chunk in inserts.chunks(INSERT_CHUNK) {
-                let mut q = QueryBuilder::new(
-                    "INSERT INTO serial_events (company_id, serial, product_id, doc_type, doc_id, doc_number, \
-                     line_collection, line_id, event_type, occurred_at, location_id, sublocation, quantity_delta, \
-                     doc_status, observed_at, run_id) ",
-                );
-                q.push_values(chunk, |mut row, n| {
-                    row.push_bind(page.company_id)
-                        .push_bind(&n.event.serial)
-                        .push_bind(&n.event.product_id)
-                        .push_bind(n.doc.doc_type.as_str())
-                        .push_bind(&n.doc.doc_id)
-                        .push_bind(&n.doc.doc_number)
-                        .push_bind(n.event.line_collection)
-                        .push_bind(&n.event.line_id)
-                        .push_bind(n.event.event_type.as_str())
-                        .push_bind(n.event.occurred_at)
-                        .push_bind(&n.event.location_id)
-                        .push_bind(&n.event.sublocation)
-                        .push_bind(n.event.quantity_delta)
-                        .push_bind(&n.doc.doc_status)
-                        .push_bind(now)
-                        .push_bind(page.run_id);
-                });
-                q.push(
-                    " ON CONFLICT (company_id, doc_type, doc_id, line_collection, line_id, serial, event_type) \
-                     WHERE retracted_at IS NULL DO NOTHING",
-                );
-                inserted += q.build().execute(&mut *tx).await.context(what)?.rows_affected() as i64;
+                let batch = EventBatch { company_id: page.company_id, observed_at: now, run_id: page.run_id, events: chunk };
+                inserted += tx.insert_events(&batch).await.context(what)? as i64;
             }
 
             // Documents: the new version of each changed one, a sighting of each unchanged one.
             let stored_docs: &[(&DocWrite, Option<&KnownDoc>)] = if rebuild { &[] } else { &changed };
             for chunk in stored_docs.chunks(INSERT_CHUNK / 4) {
-                let mut q = QueryBuilder::new(
-                    "INSERT INTO documents (company_id, doc_type, doc_id, doc_number, doc_date, doc_status, party_id, row_version, \
-                     lines_version, is_cancelled, raw, first_seen_at, first_run_id, changed_at, changed_run_id, \
-                     last_seen_at, last_seen_run_id, seen_walk_id) ",
-                );
-                q.push_values(chunk, |mut row, (doc, _)| {
-                    let d = &doc.derived;
-                    row.push_bind(page.company_id)
-                        .push_bind(d.doc_type.as_str())
-                        .push_bind(&d.doc_id)
-                        .push_bind(&d.doc_number)
-                        .push_bind(d.doc_date)
-                        .push_bind(&d.doc_status)
-                        .push_bind(&d.party_id)
-                        .push_bind(&d.row_version)
-                        .push_bind(&d.lines_version)
-                        .push_bind(d.is_cancelled)
-                        .push_bind(Json(doc.raw))
-                        .push_bind(now)
-                        .push_bind(page.run_id)
-                        .push_bind(now)
-                        .push_bind(page.run_id)
-                        .push_bind(now)
-                        .push_bind(page.run_id)
-                        .push_bind(walk_id);
-                });
-                q.push(
-                    " ON CONFLICT (company_id, doc_type, doc_id) DO UPDATE SET doc_number = excluded.doc_number, \
-                     doc_date = excluded.doc_date, doc_status = excluded.doc_status, party_id = excluded.party_id, row_version = excluded.row_version, \
-                     lines_version = excluded.lines_version, is_cancelled = excluded.is_cancelled, raw = excluded.raw, \
-                     changed_at = excluded.changed_at, changed_run_id = excluded.changed_run_id, \
-                     last_seen_at = excluded.last_seen_at, last_seen_run_id = excluded.last_seen_run_id, \
-                     seen_walk_id = excluded.seen_walk_id, deleted_at = NULL, deleted_run_id = NULL",
-                );
-                q.build().execute(&mut *tx).await.context(what)?;
+                let docs: Vec<&DocWrite> = chunk.iter().map(|(doc, _)| *doc).collect();
+                let batch = DocBatch { company_id: page.company_id, now, run_id: page.run_id, walk_id, docs: &docs };
+                tx.upsert_documents(&batch).await.context(what)?;
             }
             if !unchanged.is_empty() {
                 let mut q = QueryBuilder::new("UPDATE documents SET last_seen_at = ");
@@ -628,7 +563,7 @@ impl Store {
                     .push(" AND doc_type = ")
                     .push_bind(page.doc_type.as_str());
                 push_in(&mut q, " AND doc_id", &unchanged);
-                q.build().execute(&mut *tx).await.context(what)?;
+                q.build().persistent(false).execute(&mut *tx).await.context(what)?;
             }
             for chunk in changes.chunks(INSERT_CHUNK / 4) {
                 let mut q = QueryBuilder::new(
@@ -650,7 +585,7 @@ impl Store {
                         .push_bind(c.inserted)
                         .push_bind(c.retracted);
                 });
-                q.build().execute(&mut *tx).await.context(what)?;
+                q.build().persistent(false).execute(&mut *tx).await.context(what)?;
             }
 
             // Warnings of the documents (re)derived in this page, and of those that could not be read.
@@ -671,7 +606,7 @@ impl Store {
                         .push_bind(w.kind.as_str())
                         .push_bind(&w.detail);
                 });
-                q.build().execute(&mut *tx).await.context(what)?;
+                q.build().persistent(false).execute(&mut *tx).await.context(what)?;
             }
             if !page.loose_warnings.is_empty() {
                 let mut q = QueryBuilder::new("INSERT INTO run_warnings (run_id, company_id, doc_type, doc_id, kind, detail) ");
@@ -683,7 +618,7 @@ impl Store {
                         .push_bind(w.kind)
                         .push_bind(&w.detail);
                 });
-                q.build().execute(&mut *tx).await.context(what)?;
+                q.build().persistent(false).execute(&mut *tx).await.context(what)?;
             }
 
             // Product ids the events use that the reference table lacks.
@@ -699,7 +634,7 @@ impl Store {
                 let mut q = QueryBuilder::new("SELECT product_id FROM products WHERE company_id = ");
                 q.push_bind(page.company_id);
                 push_in(&mut q, " AND product_id", &products);
-                let have: HashSet<String> = q.build_query_scalar::<String>().fetch_all(&mut *tx).await.context(what)?.into_iter().collect();
+                let have: HashSet<String> = q.build_query_scalar::<String>().persistent(false).fetch_all(&mut *tx).await.context(what)?.into_iter().collect();
                 unknown_products = products.iter().filter(|p| !have.contains(**p)).map(|p| p.to_string()).collect();
                 unknown_products.sort();
             }
@@ -733,7 +668,7 @@ impl Store {
             let mut q = QueryBuilder::new("UPDATE ingest_runs SET status = 'running'");
             push_counters(&mut q, &counters);
             q.push(" WHERE run_id = ").push_bind(page.run_id);
-            q.build().execute(&mut *tx).await.context(what)?;
+            q.build().persistent(false).execute(&mut *tx).await.context(what)?;
 
             if let PageKind::Walk(mark) = &page.kind {
                 sqlx::query(
@@ -754,6 +689,254 @@ impl Store {
             tx.commit().await.context(what)?;
             Ok(outcome)
         })
+    }
+}
+
+/// Events to insert, with what they share.
+struct EventBatch<'a> {
+    company_id: &'a str,
+    observed_at: DateTime<Utc>,
+    run_id: i64,
+    events: &'a [NewEvent<'a>],
+}
+
+// Literals behind macros, so that `concat!` can build each engine's statement from them.
+macro_rules! insert_events {
+    () => {
+        "INSERT INTO serial_events (company_id, serial, product_id, doc_type, doc_id, doc_number, line_collection, \
+         line_id, event_type, occurred_at, location_id, sublocation, quantity_delta, doc_status, observed_at, run_id) "
+    };
+}
+
+/// The conflict clause: an event already current is not inserted twice.
+macro_rules! on_event_conflict {
+    () => {
+        " ON CONFLICT (company_id, doc_type, doc_id, line_collection, line_id, serial, event_type) \
+         WHERE retracted_at IS NULL DO NOTHING"
+    };
+}
+
+macro_rules! known_documents {
+    () => {
+        "SELECT doc_id, row_version, lines_version, is_cancelled, deleted_at IS NOT NULL AS deleted \
+         FROM documents WHERE company_id = "
+    };
+}
+
+/// The stored versions of a page's documents.
+trait KnownDocuments {
+    async fn known_documents(
+        &mut self,
+        company_id: &str,
+        doc_type: DocType,
+        ids: &[&str],
+    ) -> Result<Vec<KnownDoc>, sqlx::Error>;
+}
+
+impl KnownDocuments for sqlx::SqliteConnection {
+    async fn known_documents(
+        &mut self,
+        company_id: &str,
+        doc_type: DocType,
+        ids: &[&str],
+    ) -> Result<Vec<KnownDoc>, sqlx::Error> {
+        let mut q = QueryBuilder::<sqlx::Sqlite>::new(known_documents!());
+        q.push_bind(company_id).push(" AND doc_type = ").push_bind(doc_type.as_str());
+        push_in(&mut q, " AND doc_id", ids);
+        q.build_query_as().persistent(false).fetch_all(self).await
+    }
+}
+
+/// Postgres: the ids as one array. Not prepared: the table grows from nothing during a first
+/// ingest, and a cached generic plan made while it was small scans it whole (seen as 17 ms a page).
+impl KnownDocuments for sqlx::PgConnection {
+    async fn known_documents(
+        &mut self,
+        company_id: &str,
+        doc_type: DocType,
+        ids: &[&str],
+    ) -> Result<Vec<KnownDoc>, sqlx::Error> {
+        sqlx::query_as(concat!(known_documents!(), "$1 AND doc_type = $2 AND doc_id = ANY($3)"))
+            .bind(company_id)
+            .bind(doc_type.as_str())
+            .bind(ids)
+            .persistent(false)
+            .fetch_all(self)
+            .await
+    }
+}
+
+/// Documents to store, with what they share.
+struct DocBatch<'a> {
+    company_id: &'a str,
+    now: DateTime<Utc>,
+    run_id: i64,
+    walk_id: Option<i64>,
+    docs: &'a [&'a DocWrite<'a>],
+}
+
+macro_rules! upsert_documents {
+    () => {
+        "INSERT INTO documents (company_id, doc_type, doc_id, doc_number, doc_date, doc_status, party_id, row_version, \
+         lines_version, is_cancelled, raw, first_seen_at, first_run_id, changed_at, changed_run_id, last_seen_at, \
+         last_seen_run_id, seen_walk_id) "
+    };
+}
+
+/// A known document takes the new version; its first sighting stays.
+macro_rules! on_document_conflict {
+    () => {
+        " ON CONFLICT (company_id, doc_type, doc_id) DO UPDATE SET doc_number = excluded.doc_number, \
+         doc_date = excluded.doc_date, doc_status = excluded.doc_status, party_id = excluded.party_id, \
+         row_version = excluded.row_version, lines_version = excluded.lines_version, \
+         is_cancelled = excluded.is_cancelled, raw = excluded.raw, changed_at = excluded.changed_at, \
+         changed_run_id = excluded.changed_run_id, last_seen_at = excluded.last_seen_at, \
+         last_seen_run_id = excluded.last_seen_run_id, seen_walk_id = excluded.seen_walk_id, \
+         deleted_at = NULL, deleted_run_id = NULL"
+    };
+}
+
+/// Storing many documents, the fastest way each engine offers.
+trait UpsertDocuments {
+    async fn upsert_documents(&mut self, batch: &DocBatch<'_>) -> Result<(), sqlx::Error>;
+}
+
+impl UpsertDocuments for sqlx::SqliteConnection {
+    async fn upsert_documents(&mut self, b: &DocBatch<'_>) -> Result<(), sqlx::Error> {
+        let mut q = QueryBuilder::<sqlx::Sqlite>::new(upsert_documents!());
+        q.push_values(b.docs, |mut row, doc| {
+            let d = &doc.derived;
+            row.push_bind(b.company_id)
+                .push_bind(d.doc_type.as_str())
+                .push_bind(&d.doc_id)
+                .push_bind(&d.doc_number)
+                .push_bind(d.doc_date)
+                .push_bind(&d.doc_status)
+                .push_bind(&d.party_id)
+                .push_bind(&d.row_version)
+                .push_bind(&d.lines_version)
+                .push_bind(d.is_cancelled)
+                .push_bind(Json(doc.raw))
+                .push_bind(b.now)
+                .push_bind(b.run_id)
+                .push_bind(b.now)
+                .push_bind(b.run_id)
+                .push_bind(b.now)
+                .push_bind(b.run_id)
+                .push_bind(b.walk_id);
+        });
+        q.push(on_document_conflict!());
+        q.build().persistent(false).execute(self).await?;
+        Ok(())
+    }
+}
+
+impl UpsertDocuments for sqlx::PgConnection {
+    async fn upsert_documents(&mut self, b: &DocBatch<'_>) -> Result<(), sqlx::Error> {
+        let sql = concat!(
+            upsert_documents!(),
+            "SELECT $1, doc_type, doc_id, doc_number, doc_date, doc_status, party_id, row_version, lines_version, \
+             is_cancelled, raw, $2, $3, $2, $3, $2, $3, $4 \
+             FROM UNNEST($5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::text[], $10::text[], \
+             $11::text[], $12::text[], $13::bool[], $14::jsonb[]) \
+             AS t (doc_type, doc_id, doc_number, doc_date, doc_status, party_id, row_version, lines_version, \
+             is_cancelled, raw)",
+            on_document_conflict!()
+        );
+        let docs = b.docs;
+        let col = |f: for<'n> fn(&'n DocWrite<'n>) -> Option<&'n str>| -> Vec<Option<&str>> {
+            docs.iter().map(|d| f(d)).collect()
+        };
+        sqlx::query(sql)
+            .bind(b.company_id)
+            .bind(b.now)
+            .bind(b.run_id)
+            .bind(b.walk_id)
+            .bind(col(|d| Some(d.derived.doc_type.as_str())))
+            .bind(col(|d| Some(d.derived.doc_id.as_str())))
+            .bind(col(|d| d.derived.doc_number.as_deref()))
+            .bind(docs.iter().map(|d| d.derived.doc_date).collect::<Vec<_>>())
+            .bind(col(|d| d.derived.doc_status.as_deref()))
+            .bind(col(|d| d.derived.party_id.as_deref()))
+            .bind(col(|d| d.derived.row_version.as_deref()))
+            .bind(col(|d| Some(d.derived.lines_version.as_str())))
+            .bind(docs.iter().map(|d| d.derived.is_cancelled).collect::<Vec<_>>())
+            .bind(docs.iter().map(|d| Json(d.raw)).collect::<Vec<_>>())
+            .execute(self)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Inserting many events, the fastest way each engine offers.
+trait InsertEvents {
+    async fn insert_events(&mut self, batch: &EventBatch<'_>) -> Result<u64, sqlx::Error>;
+}
+
+/// SQLite: one multi-row VALUES statement.
+impl InsertEvents for sqlx::SqliteConnection {
+    async fn insert_events(&mut self, batch: &EventBatch<'_>) -> Result<u64, sqlx::Error> {
+        let mut q = QueryBuilder::<sqlx::Sqlite>::new(insert_events!());
+        q.push_values(batch.events, |mut row, n| {
+            row.push_bind(batch.company_id)
+                .push_bind(&n.event.serial)
+                .push_bind(&n.event.product_id)
+                .push_bind(n.doc.doc_type.as_str())
+                .push_bind(&n.doc.doc_id)
+                .push_bind(&n.doc.doc_number)
+                .push_bind(n.event.line_collection)
+                .push_bind(&n.event.line_id)
+                .push_bind(n.event.event_type.as_str())
+                .push_bind(n.event.occurred_at)
+                .push_bind(&n.event.location_id)
+                .push_bind(&n.event.sublocation)
+                .push_bind(n.event.quantity_delta)
+                .push_bind(&n.doc.doc_status)
+                .push_bind(batch.observed_at)
+                .push_bind(batch.run_id);
+        });
+        q.push(on_event_conflict!());
+        Ok(q.build().persistent(false).execute(self).await?.rows_affected())
+    }
+}
+
+/// Postgres: one array per column, unnested; a single short statement whatever the batch size,
+/// planned once, instead of thousands of parameters to bind and plan.
+impl InsertEvents for sqlx::PgConnection {
+    async fn insert_events(&mut self, batch: &EventBatch<'_>) -> Result<u64, sqlx::Error> {
+        let ev = batch.events;
+        let col =
+            |f: for<'n> fn(&'n NewEvent<'n>) -> Option<&'n str>| -> Vec<Option<&str>> { ev.iter().map(f).collect() };
+        let sql = concat!(
+            insert_events!(),
+            "SELECT $1, serial, product_id, doc_type, doc_id, doc_number, line_collection, line_id, event_type, \
+             occurred_at, location_id, sublocation, quantity_delta, doc_status, $2, $3 \
+             FROM UNNEST($4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], \
+             $11::text[], $12::timestamptz[], $13::text[], $14::text[], $15::int2[], $16::text[]) \
+             AS t (serial, product_id, doc_type, doc_id, doc_number, line_collection, line_id, event_type, \
+             occurred_at, location_id, sublocation, quantity_delta, doc_status)",
+            on_event_conflict!()
+        );
+        let done = sqlx::query(sql)
+            .bind(batch.company_id)
+            .bind(batch.observed_at)
+            .bind(batch.run_id)
+            .bind(col(|n| Some(n.event.serial.as_str())))
+            .bind(col(|n| n.event.product_id.as_deref()))
+            .bind(col(|n| Some(n.doc.doc_type.as_str())))
+            .bind(col(|n| Some(n.doc.doc_id.as_str())))
+            .bind(col(|n| n.doc.doc_number.as_deref()))
+            .bind(col(|n| Some(n.event.line_collection)))
+            .bind(col(|n| Some(n.event.line_id.as_str())))
+            .bind(col(|n| Some(n.event.event_type.as_str())))
+            .bind(ev.iter().map(|n| n.event.occurred_at).collect::<Vec<_>>())
+            .bind(col(|n| n.event.location_id.as_deref()))
+            .bind(col(|n| n.event.sublocation.as_deref()))
+            .bind(ev.iter().map(|n| n.event.quantity_delta).collect::<Vec<i16>>())
+            .bind(col(|n| n.doc.doc_status.as_deref()))
+            .execute(self)
+            .await?;
+        Ok(done.rows_affected())
     }
 }
 

@@ -73,7 +73,7 @@ impl Store {
                 }
                 (None, true) => {}
             }
-            q.build_query_as::<EventRow>()
+            q.build_query_as::<EventRow>().persistent(false)
                 .fetch_all(pool)
                 .await
                 .context(|| format!("reading the events of serial {serial:?}"))
@@ -97,7 +97,7 @@ impl Store {
                 q.push(" AND company_id = ").push_bind(company);
             }
             q.push(" ORDER BY serial LIMIT ").push_bind(limit);
-            q.build_query_scalar::<String>()
+            q.build_query_scalar::<String>().persistent(false)
                 .fetch_all(pool)
                 .await
                 .context(|| format!("looking for serials like {serial:?}"))

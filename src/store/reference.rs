@@ -57,7 +57,7 @@ impl Store {
                     " ON CONFLICT (company_id, location_id) DO UPDATE SET name = excluded.name, \
                      is_active = excluded.is_active, row_version = excluded.row_version, updated_at = excluded.updated_at",
                 );
-                q.build().execute(&mut *tx).await.context(|| "saving locations".into())?;
+                q.build().persistent(false).execute(&mut *tx).await.context(|| "saving locations".into())?;
             }
             tx.commit().await.context(|| "saving locations".into())?;
             Ok(rows.len() as u64)
@@ -93,7 +93,7 @@ impl Store {
                      track_serials = excluded.track_serials, is_active = excluded.is_active, item_type = excluded.item_type, \
                      row_version = excluded.row_version, updated_at = excluded.updated_at",
                 );
-                q.build().execute(&mut *tx).await.context(|| "saving products".into())?;
+                q.build().persistent(false).execute(&mut *tx).await.context(|| "saving products".into())?;
             }
             tx.commit().await.context(|| "saving products".into())?;
             Ok(rows.len() as u64)

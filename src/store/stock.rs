@@ -129,7 +129,7 @@ impl Store {
                         .push_bind(page.observed_at)
                         .push_bind(page.run_id);
                 });
-                q.build().execute(&mut *tx).await.context(what)?;
+                q.build().persistent(false).execute(&mut *tx).await.context(what)?;
             }
             sqlx::query(
                 "UPDATE stock_snapshots SET products = products + $1, serial_lines = serial_lines + $2 WHERE snapshot_id = $3",
@@ -233,7 +233,7 @@ impl Store {
                         LEFT JOIN locations sl ON sl.company_id = s.company_id AND sl.location_id = s.location_id \
                         ORDER BY w.serial, k.company_id, k.product_id, s.location_id, s.sublocation");
                 let rows = q
-                    .build_query_as::<LookupRow>()
+                    .build_query_as::<LookupRow>().persistent(false)
                     .fetch_all(pool)
                     .await
                     .context(|| format!("looking up {} serials", chunk.len()))?;

@@ -146,14 +146,14 @@ fn unsupported_scheme_is_a_clear_error() {
 
 #[test]
 fn password_is_redacted_in_connection_errors_at_every_verbosity() {
-    // Nothing listens on port 9: the connection fails and the error quotes the URL.
-    let url = "postgres://alice:hunter2@127.0.0.1:9/audit";
+    // No such role or database: the connection fails at once and the error quotes the URL.
+    let url = "postgres://alice:hunter2@127.0.0.1:5432/no_such_audit_db";
     for verbosity in [&[][..], &["-vvv"][..]] {
         let mut args = verbosity.to_vec();
         args.push("migrate");
         let (code, stdout, stderr) = run_audit(url, &args, &[]);
         assert_eq!(code, 1);
-        assert!(stderr.contains("postgres://alice:***@127.0.0.1:9/audit"), "{stderr}");
+        assert!(stderr.contains("postgres://alice:***@127.0.0.1:5432/no_such_audit_db"), "{stderr}");
         assert!(!stderr.contains("hunter2") && !stdout.contains("hunter2"), "{stderr}");
     }
 }
@@ -224,4 +224,20 @@ fn both_dialects_have_the_same_migration_versions() {
         v
     };
     assert_eq!(versions("sqlite"), versions("postgres"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reading_commands_do_not_wait_for_a_writer() {
+    use sqlx::Connection;
+    let db = TestDb::sqlite().await;
+    db.store().await.close().await;
+    // Another process in the middle of a write (an ingest's page, say).
+    let mut writer = sqlx::SqliteConnection::connect(db.url.expose()).await.unwrap();
+    let tx = writer.begin_with("BEGIN IMMEDIATE").await.unwrap();
+    let started = std::time::Instant::now();
+    let (code, _, stderr) = tokio::task::block_in_place(|| run_audit(&db.url_string(), &["timeline", "SN-1"], &[]));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("not in the audit trail"), "{stderr}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "waited {:?} for the writer", started.elapsed());
+    tx.rollback().await.unwrap();
 }

@@ -26,6 +26,9 @@ use sqlx::{Connection, PgPool, SqlitePool};
 pub use migrate::MigrationReport;
 pub use url::{Backend, DatabaseUrl, UrlError};
 
+/// How long to wait for a Postgres connection (for a server that is starting up, too).
+const PG_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// How long a SQLite writer waits for another one before giving up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -98,6 +101,11 @@ macro_rules! on_pool {
 }
 pub(crate) use on_pool;
 
+/// "no such table" (SQLite) or undefined_table (Postgres).
+fn is_missing_table(e: &dyn sqlx::error::DatabaseError) -> bool {
+    e.code().as_deref() == Some("42P01") || e.message().contains("no such table")
+}
+
 /// Connects, waiting while another process holds the file's lock: opening switches the journal
 /// to WAL, which SQLite refuses at once (without its busy handler) while a fresh file is being
 /// set up by another process.
@@ -155,8 +163,19 @@ impl Store {
     /// Connects and brings the schema up to date: what every command that needs the schema does.
     pub async fn open(url: &DatabaseUrl) -> Result<Store, StoreError> {
         let store = Store::connect(url).await?;
-        store.migrate().await?;
+        store.ensure_schema().await?;
         Ok(store)
+    }
+
+    /// Migrates only when the schema is behind: reading the version takes no lock, so commands
+    /// that only read neither wait for a running ingest nor make one wait.
+    pub async fn ensure_schema(&self) -> Result<(), StoreError> {
+        let latest = migrate::latest_version();
+        match self.schema_version().await? {
+            Some(v) if v == latest => Ok(()),
+            Some(v) if v > latest => Err(StoreError::SchemaTooNew { found: v, supported: latest }),
+            _ => self.migrate().await.map(|_| ()),
+        }
     }
 
     /// Connects without touching the schema.
@@ -174,9 +193,10 @@ impl Store {
                     // and rarer checkpoints (every 40 MiB of WAL) copy each hot page fewer times.
                     .pragma("cache_size", "-32768")
                     .pragma("wal_autocheckpoint", "10000");
-                // One writer at a time anyway; two connections bound the caches' memory. An
-                // in-memory database exists once per connection, so it must have one.
-                let max = if url.expose().contains(":memory:") { 1 } else { 2 };
+                // One connection: SQLite has one writer at a time anyway, commands are sequential
+                // (the lock's heartbeat waits between two transactions), and it bounds the page
+                // cache's memory. An in-memory database could not have more than one either.
+                let max = 1;
                 let pool = connect_sqlite(SqlitePoolOptions::new().max_connections(max), options)
                     .await
                     .map_err(connect_err)?;
@@ -184,16 +204,25 @@ impl Store {
             }
             Backend::Postgres => {
                 let options = PgConnectOptions::from_str(url.expose()).map_err(connect_err)?;
-                // One direct connection first: a pool would retry until its timeout and then
-                // report only "timed out", hiding "connection refused" or "no such database".
-                sqlx::PgConnection::connect_with(&options).await.map_err(connect_err)?.close().await.ok();
+                // One connection: commands are sequential, and the lock's heartbeat waits the few
+                // milliseconds between two transactions. A second one would be opened only
+                // because a released connection comes back to the pool asynchronously, and a TLS
+                // connection costs about 100 ms (sqlx 0.9.0 leaves Nagle's algorithm on). A
+                // refused connection is retried (a server may be starting up) until the timeout.
                 let pool = PgPoolOptions::new()
-                    .max_connections(4)
-                    .acquire_timeout(Duration::from_secs(30))
-                    .connect_with(options)
-                    .await
-                    .map_err(connect_err)?;
-                Pool::Postgres(pool)
+                    .max_connections(1)
+                    .acquire_timeout(PG_ACQUIRE_TIMEOUT)
+                    .connect_with(options.clone())
+                    .await;
+                match pool {
+                    Ok(pool) => Pool::Postgres(pool),
+                    // The pool says only "timed out"; one direct attempt tells why.
+                    Err(sqlx::Error::PoolTimedOut) => {
+                        let direct = sqlx::PgConnection::connect_with(&options).await;
+                        return Err(connect_err(direct.err().unwrap_or(sqlx::Error::PoolTimedOut)));
+                    }
+                    Err(e) => return Err(connect_err(e)),
+                }
             }
         };
         Ok(Store { pool, url: url.clone() })
@@ -217,26 +246,15 @@ impl Store {
 
     /// The highest applied migration version, or `None` for a database never migrated.
     pub async fn schema_version(&self) -> Result<Option<i32>, StoreError> {
-        let exists_sql = match self.backend() {
-            Backend::Sqlite => "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = $1",
-            Backend::Postgres => {
-                "SELECT count(*) FROM information_schema.tables WHERE table_name = $1 AND table_schema = current_schema()"
-            }
-        };
-        on_pool!(self, pool => {
-            let exists: i64 = sqlx::query_scalar(exists_sql)
-                .bind(migrate::HISTORY_TABLE)
-                .fetch_one(pool)
-                .await
-                .context(|| "reading the schema version".into())?;
-            if exists == 0 {
-                return Ok(None);
-            }
-            sqlx::query_scalar::<_, Option<i32>>("SELECT max(version) FROM refinery_schema_history")
-                .fetch_one(pool)
-                .await
-                .context(|| "reading the schema version".into())
-        })
+        // One query, run outside any transaction: a missing history table is a fresh database.
+        let result = on_pool!(self, pool => {
+            sqlx::query_scalar::<_, Option<i32>>("SELECT max(version) FROM refinery_schema_history").fetch_one(pool).await
+        });
+        match result {
+            Ok(version) => Ok(version),
+            Err(sqlx::Error::Database(e)) if is_missing_table(e.as_ref()) => Ok(None),
+            Err(e) => Err(StoreError::Query { what: "reading the schema version".into(), source: e.into() }),
+        }
     }
 
     /// The SQLite pool, for tools and tests that need the driver itself.

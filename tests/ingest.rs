@@ -361,9 +361,9 @@ async fn the_api_key_appears_nowhere(db: TestDb) {
     let sim = simulator(Scale::Small).await;
     sim.set_faults(Faults::none().rule(FaultRule::new(Fault::Status { status: 500 }, Trigger::Requests(vec![2]))));
     let key = sim.api_key();
-    let (code, stdout, stderr) = run_cli(&db, &sim, &["-vv", "ingest", "--time-scale", "0.01"], &[]);
+    let (code, stdout, stderr) = run_cli(&db, &sim, &["-vvv", "ingest", "--time-scale", "0.01"], &[]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(stderr.contains("GET"), "-vv logs each request: {stderr}");
+    assert!(stderr.contains("GET"), "-vvv logs each request, and the dependencies too: {stderr}");
     assert!(!stdout.contains(&key) && !stderr.contains(&key));
     // Nor in any stored text.
     let store = db.store().await;

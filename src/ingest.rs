@@ -305,6 +305,7 @@ impl Run<'_> {
             };
             let outcome = written?;
             self.add(&mut summary, &outcome, true);
+            self.keep_statistics_fresh().await;
             self.progress.page_written(stream, &summary, self.client.stats().requests(), self.client.budget_left());
             crate::testing::crash_point("after-page");
 
@@ -389,6 +390,18 @@ impl Run<'_> {
             self.add(summary, &outcome, false);
         }
         Ok(deleted)
+    }
+
+    /// Refreshes the database's statistics after pages 2, 8, 32, 128, ... of the run: a few
+    /// times while a backfill grows the tables by orders of magnitude, then rarely. A failure
+    /// (no right to ANALYZE, say) only costs speed.
+    async fn keep_statistics_fresh(&mut self) {
+        let pages = self.counters.pages;
+        if pages >= 2 && (pages as u64).is_power_of_two() && pages.trailing_zeros() % 2 == 1 {
+            if let Err(e) = self.store.refresh_statistics().await {
+                tracing::debug!("could not refresh statistics: {}", crate::error_text(&e));
+            }
+        }
     }
 
     /// Adds a written page to the run's counters and the stream's summary.

@@ -189,9 +189,9 @@ impl Store {
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal)
                     .busy_timeout(SQLITE_BUSY_TIMEOUT)
-                    // A larger page cache (32 MiB) keeps index maintenance of big ingests in memory,
-                    // and rarer checkpoints (every 40 MiB of WAL) copy each hot page fewer times.
-                    .pragma("cache_size", "-32768")
+                    // An 8 MiB page cache: larger ones measured no faster and cost memory. Rarer
+                    // checkpoints (every 40 MiB of WAL) copy each hot page fewer times.
+                    .pragma("cache_size", "-8192")
                     .pragma("wal_autocheckpoint", "10000");
                 // One connection: SQLite has one writer at a time anyway, commands are sequential
                 // (the lock's heartbeat waits between two transactions), and it bounds the page
@@ -271,6 +271,20 @@ impl Store {
             Pool::Postgres(pool) => Some(pool),
             Pool::Sqlite(_) => None,
         }
+    }
+
+    /// Refreshes the planner's statistics of the tables an ingest grows. Postgres plans the
+    /// per-page look-ups from them, and with none (a first backfill, or autovacuum off) it can
+    /// pick a plan that reads every stored document of the type for each page. SQLite's plans
+    /// do not depend on them here.
+    pub async fn refresh_statistics(&self) -> Result<(), StoreError> {
+        if let Pool::Postgres(pool) = &self.pool {
+            sqlx::raw_sql("ANALYZE documents; ANALYZE serial_events")
+                .execute(pool)
+                .await
+                .context(|| "refreshing the planner's statistics".into())?;
+        }
+        Ok(())
     }
 
     pub async fn close(&self) {

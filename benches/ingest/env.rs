@@ -42,7 +42,7 @@ impl Default for Options {
             timeline_events: 10_000_000,
             timeline_samples: 25,
             quota_requests: 1_300,
-            ingest_deadline_secs: 420,
+            ingest_deadline_secs: 300,
             postgres_url: std::env::var("AUDIT_BENCH_POSTGRES_URL")
                 .or_else(|_| std::env::var("AUDIT_TEST_POSTGRES_URL"))
                 .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
@@ -62,7 +62,7 @@ usage: cargo bench --bench ingest [-- OPTIONS]
   --timeline-events N    events in the timeline databases (default: 10000000)
   --timeline-samples N   serials timed for the latency figures (default: 25)
   --quota-requests N     requests of the quota run, more than 1000 (default: 1300)
-  --ingest-deadline S    stop an ingest still running after S seconds (default: 420)
+  --ingest-deadline S    stop an ingest still running after S seconds (default: 300)
   --postgres-url URL     admin connection (default: $AUDIT_BENCH_POSTGRES_URL,
                          $AUDIT_TEST_POSTGRES_URL or postgres://postgres@127.0.0.1:5432/postgres)
   --keep                 keep the work directory (databases, CSV files, logs)

@@ -28,7 +28,11 @@ use env::{Options, Postgres};
 use report::{Figure, Status};
 
 fn main() -> ExitCode {
-    let options = match Options::parse(std::env::args().skip(1)) {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(procs::HELPER_FLAG) {
+        return procs::helper_main(&args[2..]);
+    }
+    let options = match Options::parse(args.into_iter().skip(1)) {
         Ok(o) => o,
         Err(why) => {
             if !why.is_empty() {
@@ -385,11 +389,7 @@ async fn large(
                             phases.insert("ingest_postgres_s".into(), json!(t.elapsed().as_secs_f64()));
                             say(started, "figure 3b: bulk-load baseline with psql \\copy");
                             let baseline = speed::postgres_baseline(pg, &url, work).await;
-                            let mut f = speed::speed_figure("3b", "Postgres", &ingest, baseline);
-                            if let Value::Object(d) = &mut f.details {
-                                d.insert("peak_rss_mb".into(), json!(env::mb(ingest.run.max_rss)));
-                            }
-                            f
+                            speed::speed_figure("3b", "Postgres", &ingest, baseline)
                         }
                         Err(why) => speed_blank("3b", "Postgres").failed(why),
                     };

@@ -1,6 +1,7 @@
 //! Child processes measured from outside: wall time, exit status, and the kernel's own account
 //! of the child's peak resident memory and CPU time (`wait4`'s rusage), which is exact where
-//! polling `/proc` could miss a short peak.
+//! polling `/proc` could miss a short peak. Long-running children are measured through a small
+//! helper process; see [`run`].
 
 use std::fs::File;
 use std::io;
@@ -53,30 +54,110 @@ pub fn self_cpu() -> Duration {
     usage.ru_utime.duration() + usage.ru_stime.duration()
 }
 
+/// The first argument that makes this binary the measuring helper (see [`helper_main`]).
+pub const HELPER_FLAG: &str = "--measure-child";
+
 /// Runs `cmd` to its end with stdout and stderr in files under `logs` (named after `label`),
 /// measuring it. With a `deadline`, a child still running then gets SIGINT (audit then stops
 /// after the current page, saving its position) and is waited for.
+///
+/// The command runs under a small helper process (this binary started again with
+/// [`HELPER_FLAG`]) that spawns it and reads its rusage. Spawned straight from here, the child's
+/// `ru_maxrss` would include this process's own peak (the simulator it serves): Linux keeps the
+/// high-water mark of the address space a child starts with, and `posix_spawn` starts it
+/// sharing ours until `exec`. The helper's is a few megabytes.
 pub fn run(cmd: &mut Command, logs: &Path, label: &str, deadline: Option<Duration>) -> io::Result<Finished> {
     let out_path = logs.join(format!("{label}.stdout"));
     let err_path = logs.join(format!("{label}.stderr"));
-    cmd.stdin(Stdio::null()).stdout(File::create(&out_path)?).stderr(File::create(&err_path)?);
-    let started = Instant::now();
-    let child = cmd.spawn()?;
-    let pid = child.id() as i32;
-    let (status, usage, interrupted) = wait(pid, started, deadline)?;
-    let wall = started.elapsed();
+    let result_path = logs.join(format!("{label}.rusage.json"));
+    let _ = std::fs::remove_file(&result_path);
+    let mut helper = Command::new(std::env::current_exe()?);
+    helper
+        .arg(HELPER_FLAG)
+        .arg(deadline.map_or_else(|| "-".to_string(), |d| d.as_millis().to_string()))
+        .arg(&result_path)
+        .arg("--")
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (key, value) in cmd.get_envs() {
+        match value {
+            Some(v) => helper.env(key, v),
+            None => helper.env_remove(key),
+        };
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        helper.current_dir(dir);
+    }
+    helper.stdin(Stdio::null()).stdout(File::create(&out_path)?).stderr(File::create(&err_path)?);
+    let status = helper.status()?;
     let read = |p: &PathBuf| std::fs::read_to_string(p).unwrap_or_default();
+    let result: serde_json::Value = match std::fs::read_to_string(&result_path) {
+        Ok(text) => serde_json::from_str(&text).map_err(io::Error::other)?,
+        Err(_) => {
+            return Err(io::Error::other(format!(
+                "the measuring helper failed ({status}): {}",
+                read(&err_path).lines().last().unwrap_or("")
+            )));
+        }
+    };
+    if let Some(err) = result["error"].as_str() {
+        return Err(io::Error::other(err.to_string()));
+    }
+    let secs = |k: &str| Duration::from_secs_f64(result[k].as_f64().unwrap_or(0.0));
     Ok(Finished {
-        code: sys::exit_code(status),
-        signal: sys::term_signal(status),
-        wall,
-        max_rss: (usage.ru_maxrss.max(0) as u64) * 1024,
-        user: usage.ru_utime.duration(),
-        sys: usage.ru_stime.duration(),
+        code: result["code"].as_i64().map(|c| c as i32),
+        signal: result["signal"].as_i64().map(|c| c as i32),
+        wall: secs("wall_s"),
+        max_rss: result["max_rss_kb"].as_u64().unwrap_or(0) * 1024,
+        user: secs("user_s"),
+        sys: secs("sys_s"),
         stdout: read(&out_path),
         stderr: read(&err_path),
-        interrupted,
+        interrupted: result["interrupted"].as_bool().unwrap_or(false),
     })
+}
+
+/// The helper: `HELPER_FLAG DEADLINE_MS|- RESULT_FILE -- PROGRAM ARGS...`. Spawns the program
+/// with this process's environment and standard streams, waits for it (sending SIGINT at the
+/// deadline), and writes its exit status, wall time and rusage to RESULT_FILE as JSON.
+pub fn helper_main(args: &[String]) -> std::process::ExitCode {
+    let fail = |result: Option<&String>, why: String| {
+        if let Some(path) = result {
+            let _ = std::fs::write(path, serde_json::json!({ "error": why }).to_string());
+        }
+        eprintln!("measuring helper: {why}");
+        std::process::ExitCode::FAILURE
+    };
+    let (Some(deadline), Some(result), Some(sep)) = (args.first(), args.get(1), args.get(2)) else {
+        return fail(None, "usage: --measure-child DEADLINE_MS|- RESULT -- PROGRAM ARGS...".into());
+    };
+    let Some(program) = args.get(3).filter(|_| sep == "--") else {
+        return fail(Some(result), "no program to run".into());
+    };
+    let deadline = deadline.parse::<u64>().ok().map(Duration::from_millis);
+    let started = Instant::now();
+    let child = match Command::new(program).args(&args[4..]).spawn() {
+        Ok(c) => c,
+        Err(e) => return fail(Some(result), format!("cannot run {program}: {e}")),
+    };
+    let (status, usage, interrupted) = match wait(child.id() as i32, started, deadline) {
+        Ok(w) => w,
+        Err(e) => return fail(Some(result), format!("waiting for {program}: {e}")),
+    };
+    let wall = started.elapsed();
+    let json = serde_json::json!({
+        "code": sys::exit_code(status),
+        "signal": sys::term_signal(status),
+        "wall_s": wall.as_secs_f64(),
+        "max_rss_kb": usage.ru_maxrss.max(0),
+        "user_s": usage.ru_utime.duration().as_secs_f64(),
+        "sys_s": usage.ru_stime.duration().as_secs_f64(),
+        "interrupted": interrupted,
+    });
+    match std::fs::write(result, json.to_string()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => fail(None, format!("cannot write {result}: {e}")),
+    }
 }
 
 /// Runs a short command with its output captured in memory and returns (wall time, status,

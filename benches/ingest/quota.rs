@@ -135,11 +135,11 @@ fn busiest(times: &[f64], length: f64) -> usize {
 }
 
 /// The compressed clock for figure 2: a minute short enough for a quick run, long enough that
-/// the limit, not the client's own speed, sets the pace: the minute's 60 requests fit in a
-/// third of it at the speed figure 1 measured.
+/// the limit, not the client's own speed, sets the pace: the minute's 60 requests fit in half
+/// of it at the speed figure 1 measured.
 pub fn choose_time_scale(rerun_requests_per_second: Option<f64>) -> f64 {
     match rerun_requests_per_second {
-        Some(rate) if rate > 0.0 => (3.0 / rate).clamp(0.004, 0.05),
+        Some(rate) if rate > 0.0 => (2.0 / rate).clamp(0.004, 0.05),
         _ => 0.01,
     }
 }

@@ -1,0 +1,209 @@
+//! Figure 1: requests spent, against the fewest the same data allows.
+//!
+//! A walk over N documents needs ceil(N/100) pages, plus the empty page that proves the end
+//! when N is a multiple of 100: N/100 + 1 in integer arithmetic. A run walks each stream and
+//! the locations; a first run also walks the products once.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use audit::simulator::{Scale, SimConfig, Simulator};
+use chrono::{NaiveDate, Utc};
+use serde_json::{Value, json};
+
+use crate::env::{self, UNPACED};
+use crate::procs;
+use crate::report::{Figure, Goal};
+
+pub const DOC_STREAMS: [&str; 4] = ["sales-orders", "purchase-orders", "stock-adjustments", "stock-transfers"];
+
+/// Requests a complete walk of `n` documents needs.
+pub fn walk_cost(n: usize) -> usize {
+    n / 100 + 1
+}
+
+/// What figure 1 learnt besides its rows, for figure 2's planning.
+pub struct Learnt {
+    /// Requests per second of an unpaced run over unchanged data.
+    pub rerun_rate: Option<f64>,
+}
+
+pub async fn run(work: &std::path::Path, scale: &str) -> (Vec<Figure>, Learnt) {
+    let goal = Goal::RatioEquals { ratio: 1.0 };
+    let f_first = Figure::new("1a", "requests: first complete ingest", "requests", goal, "minimum");
+    let f_again = Figure::new("1b", "requests: second run, nothing changed", "requests", goal, "minimum");
+    let f_window = Figure::new("1c", "requests: --window run", "requests", goal, "minimum");
+    let f_snapshot = Figure::new("1d", "requests: audit snapshot", "requests", goal, "minimum");
+    let mut learnt = Learnt { rerun_rate: None };
+
+    let scale_value: Scale = match scale.parse() {
+        Ok(s) => s,
+        Err(e) => {
+            let why = e.to_string();
+            return (
+                vec![f_first.failed(&why), f_again.failed(&why), f_window.failed(&why), f_snapshot.failed(&why)],
+                learnt,
+            );
+        }
+    };
+    let sim = match Simulator::start(SimConfig {
+        scale: scale_value,
+        rate_limit: None,
+        data_faults: false,
+        ..SimConfig::default()
+    })
+    .await
+    {
+        Ok(sim) => sim,
+        Err(e) => {
+            let why = format!("the simulator did not start: {e}");
+            return (
+                vec![f_first.failed(&why), f_again.failed(&why), f_window.failed(&why), f_snapshot.failed(&why)],
+                learnt,
+            );
+        }
+    };
+    let counts = sim.counts();
+    let logs = work.to_path_buf();
+    let db = env::sqlite_url(&work.join("requests.db"));
+    let streams_cost: usize = DOC_STREAMS.iter().map(|s| walk_cost(counts[*s])).sum();
+    let sim_details = json!({ "scale": scale, "documents": counts });
+
+    // 1a: a first complete ingest.
+    let first_min = streams_cost + walk_cost(counts["locations"]) + walk_cost(counts["products"]);
+    let f_first = match measure(&sim, &db, &logs, "requests-first", &[]).await {
+        Ok((n, by, _)) => f_first
+            .measured(n as f64, Some(first_min as f64), None)
+            .details(json!({ "by_endpoint": by, "simulator": sim_details })),
+        Err(why) => f_first.failed(why),
+    };
+
+    // 1b: the same again, nothing changed: every walk again (deletions are found only so), no
+    // products.
+    let again_min = streams_cost + walk_cost(counts["locations"]);
+    let f_again = match measure(&sim, &db, &logs, "requests-again", &[]).await {
+        Ok((n, by, wall)) => {
+            learnt.rerun_rate = Some(n as f64 / wall.as_secs_f64());
+            f_again.measured(n as f64, Some(again_min as f64), None).details(json!({
+                "by_endpoint": by,
+                "wall_s": wall.as_secs_f64(),
+            }))
+        }
+        Err(why) => f_again.failed(why),
+    };
+
+    // 1c: a window over the most recent documents: orders filtered by inFlow on their date, the
+    // other streams walked in full.
+    let f_window = match window_plan(&sim) {
+        Some((from, arg, so, po)) => {
+            let min = walk_cost(so)
+                + walk_cost(po)
+                + walk_cost(counts["stock-adjustments"])
+                + walk_cost(counts["stock-transfers"])
+                + walk_cost(counts["locations"]);
+            match measure(&sim, &db, &logs, "requests-window", &["--window", &arg]).await {
+                Ok((n, by, _)) => f_window
+                    .measured(n as f64, Some(min as f64), None)
+                    .note(format!("orders dated from {from}: {so} sales, {po} purchase"))
+                    .details(json!({ "by_endpoint": by, "window": arg, "from": from.to_string(),
+                    "sales_orders_in_window": so, "purchase_orders_in_window": po })),
+                Err(why) => f_window.failed(why),
+            }
+        }
+        None => f_window.failed("the simulated company has no dated orders"),
+    };
+
+    // 1d: audit snapshot, once that subcommand exists.
+    let f_snapshot = snapshot(&sim, &db, &logs, f_snapshot).await;
+    sim.shutdown().await;
+    (vec![f_first, f_again, f_window, f_snapshot], learnt)
+}
+
+/// Runs one ingest and returns the requests the simulator received, by endpoint, and the wall time.
+async fn measure(
+    sim: &Simulator,
+    db: &str,
+    logs: &std::path::Path,
+    label: &str,
+    extra: &[&str],
+) -> Result<(usize, BTreeMap<String, usize>, Duration), String> {
+    sim.clear_requests();
+    let mut cmd = env::audit_ingest(db, sim);
+    cmd.args(UNPACED).args(extra);
+    let logs = logs.to_path_buf();
+    let label = label.to_string();
+    let done = tokio::task::spawn_blocking(move || procs::run(&mut cmd, &logs, &label, None))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("cannot run audit: {e}"))?;
+    if !done.success() {
+        return Err(format!("audit ingest failed: {}", done.describe()));
+    }
+    let requests: Vec<_> = sim.requests().into_iter().filter(|r| r.endpoint != "_sim").collect();
+    let mut by = BTreeMap::new();
+    for r in &requests {
+        *by.entry(r.endpoint.clone()).or_insert(0) += 1;
+    }
+    Ok((requests.len(), by, done.wall))
+}
+
+/// The window of figure 1c: from 60 days before the newest order, so that it holds some orders
+/// whatever today's date is. Returns (first day, `--window` argument, sales orders and purchase
+/// orders the simulator's date filter lets through).
+fn window_plan(sim: &Simulator) -> Option<(NaiveDate, String, usize, usize)> {
+    let dates = |endpoint: &str| -> Vec<NaiveDate> {
+        sim.documents(endpoint)
+            .iter()
+            .filter_map(|d| d.get("orderDate").and_then(Value::as_str).map(str::to_string))
+            // The simulator compares a day bound with the document's local date.
+            .filter_map(|s| chrono::DateTime::parse_from_rfc3339(&s).ok().map(|t| t.date_naive()))
+            .collect()
+    };
+    let so = dates("sales-orders");
+    let po = dates("purchase-orders");
+    let newest = so.iter().chain(&po).max().copied()?;
+    let today = Utc::now().date_naive();
+    let from = (newest - chrono::Days::new(60)).min(today - chrono::Days::new(1));
+    // audit computes the first day as (now - window).date; aim at 06:00 UTC of that day so a
+    // few seconds between here and there cannot move it.
+    let first_instant = from.and_hms_opt(6, 0, 0)?.and_utc();
+    let secs = (Utc::now() - first_instant).num_seconds();
+    let count = |v: &[NaiveDate]| v.iter().filter(|d| **d >= from).count();
+    Some((from, format!("{secs}s"), count(&so), count(&po)))
+}
+
+async fn snapshot(sim: &Simulator, db: &str, logs: &std::path::Path, figure: Figure) -> Figure {
+    // Detect the subcommand at run time: it is being built on another branch.
+    let help = std::process::Command::new(env::audit_binary()).args(["snapshot", "--help"]).output();
+    match help {
+        Ok(out) if out.status.success() => {}
+        _ => return figure.not_available("audit snapshot not available"),
+    }
+    let serialized =
+        sim.products().iter().filter(|p| p.get("trackSerials").and_then(Value::as_bool) == Some(true)).count();
+    let min = walk_cost(serialized);
+    sim.clear_requests();
+    let mut cmd = env::audit(db);
+    cmd.arg("snapshot")
+        .env("INFLOW_BASE_URL", sim.base_url())
+        .env("INFLOW_COMPANY_ID", sim.company_id())
+        .env("INFLOW_API_KEY", sim.api_key());
+    let logs = logs.to_path_buf();
+    let done = match tokio::task::spawn_blocking(move || procs::run(&mut cmd, &logs, "requests-snapshot", None)).await {
+        Ok(Ok(done)) => done,
+        Ok(Err(e)) => return figure.failed(format!("cannot run audit snapshot: {e}")),
+        Err(e) => return figure.failed(e.to_string()),
+    };
+    if !done.success() {
+        return figure.failed(format!("audit snapshot failed: {}", done.describe()));
+    }
+    let requests: Vec<_> = sim.requests().into_iter().filter(|r| r.endpoint != "_sim").collect();
+    let mut by = BTreeMap::new();
+    for r in &requests {
+        *by.entry(r.endpoint.clone()).or_insert(0) += 1;
+    }
+    figure
+        .measured(requests.len() as f64, Some(min as f64), None)
+        .note(format!("{serialized} serialized products"))
+        .details(json!({ "by_endpoint": by, "serialized_products": serialized }))
+}

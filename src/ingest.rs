@@ -396,11 +396,10 @@ impl Run<'_> {
     /// times while a backfill grows the tables by orders of magnitude, then rarely. A failure
     /// (no right to ANALYZE, say) only costs speed.
     async fn keep_statistics_fresh(&mut self) {
-        let pages = self.counters.pages;
-        if pages >= 2 && (pages as u64).is_power_of_two() && pages.trailing_zeros() % 2 == 1 {
-            if let Err(e) = self.store.refresh_statistics().await {
-                tracing::debug!("could not refresh statistics: {}", crate::error_text(&e));
-            }
+        if refresh_statistics_after(self.counters.pages)
+            && let Err(e) = self.store.refresh_statistics().await
+        {
+            tracing::debug!("could not refresh statistics: {}", crate::error_text(&e));
         }
     }
 
@@ -471,6 +470,11 @@ impl Run<'_> {
         self.store.upsert_products(&self.options.company_id, &products).await?;
         Ok(())
     }
+}
+
+/// Pages 2, 8, 32, 128, ... of a run: each time the tables may have grown fourfold.
+fn refresh_statistics_after(pages: i64) -> bool {
+    pages >= 2 && (pages as u64).is_power_of_two() && pages.trailing_zeros() % 2 == 1
 }
 
 /// `filter[orderDate]`.
@@ -581,5 +585,16 @@ async fn fetch_all<T: serde::de::DeserializeOwned>(
         if page.last {
             return Ok(all);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statistics_are_refreshed_as_the_tables_grow_fourfold() {
+        let refreshed: Vec<i64> = (0..600).filter(|p| refresh_statistics_after(*p)).collect();
+        assert_eq!(refreshed, [2, 8, 32, 128, 512]);
     }
 }

@@ -10,6 +10,7 @@ pub mod adhoc;
 pub mod ingest;
 pub mod lock;
 pub mod migrate;
+mod nodelay;
 pub mod query;
 pub mod reference;
 pub mod status;
@@ -210,6 +211,12 @@ impl Store {
                 // connection costs about 100 ms (sqlx 0.9.0 leaves Nagle's algorithm on). A
                 // refused connection is retried (a server may be starting up) until the timeout.
                 let pool = PgPoolOptions::new()
+                    .after_connect(|_, _| {
+                        Box::pin(async {
+                            nodelay::set_nodelay_on_open_sockets();
+                            Ok(())
+                        })
+                    })
                     .max_connections(1)
                     .acquire_timeout(PG_ACQUIRE_TIMEOUT)
                     .connect_with(options.clone())

@@ -21,7 +21,16 @@ use crate::store::{DatabaseUrl, Store};
 /// Runs the parsed command line and returns the process exit status.
 pub fn main(cli: Cli) -> ExitCode {
     init_tracing(&cli.global);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // Commands that talk to inFlow (or serve as it) overlap network, parsing and database work
+    // on all cores; the others run a query or two, where starting worker threads is most of
+    // the cost.
+    let mut builder = match cli.command {
+        Command::Ingest(_) | Command::Snapshot(_) | Command::Rebuild(_) | Command::Demo(_) | Command::Simulate(_) => {
+            tokio::runtime::Builder::new_multi_thread()
+        }
+        _ => tokio::runtime::Builder::new_current_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(err) => {
             eprintln!("error: cannot start the async runtime: {err}");

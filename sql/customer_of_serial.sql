@@ -17,4 +17,5 @@ WHERE e.serial = :serial
   AND e.doc_type = 'sales_order'
   AND e.event_type IN ('picked', 'shipped', 'customer_return')
 GROUP BY e.serial, e.product_id, e.doc_id, e.doc_number
-ORDER BY picked_at, shipped_at;
+-- Undated rows last on both engines (SQLite sorts NULL first, Postgres last).
+ORDER BY picked_at NULLS LAST, shipped_at NULLS LAST;

@@ -363,6 +363,10 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     if d.is_zero() {
         return Err("the duration must be positive".into());
     }
+    // Far beyond any use, and well inside what date and clock arithmetic can add.
+    if d > std::time::Duration::from_secs(100 * 366 * 86_400) {
+        return Err(format!("`{s}` is longer than 100 years"));
+    }
     Ok(d)
 }
 
@@ -422,4 +426,19 @@ pub struct ReconcileArgs {
     /// table (the default on a terminal), json (the default otherwise) or csv.
     #[arg(long, value_enum)]
     pub format: Option<Format>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_are_positive_and_bounded() {
+        assert_eq!(parse_duration("30d"), Ok(std::time::Duration::from_secs(30 * 86_400)));
+        assert_eq!(parse_duration(" 15m "), Ok(std::time::Duration::from_secs(900)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("soon").is_err());
+        // Added to clocks and dates later; must not overflow them.
+        assert!(parse_duration("300000y").unwrap_err().contains("100 years"));
+    }
 }

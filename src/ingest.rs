@@ -244,15 +244,28 @@ impl Run<'_> {
         };
         let resumable =
             state.walk_id.is_some() && state.walk_kind.as_deref() == Some(kind.as_str()) && state.walk_from == bound;
-        let (walk_id, position) = match (resumable, state.walk_id) {
-            (true, Some(id)) => (id, Position::decode(state.walk_position.as_deref().unwrap_or(""))),
+        // A window run leaves an unfinished complete walk (a backfill taken in shares, say) to
+        // resume next time, instead of starting it over.
+        let beside = match state.walk_id {
+            Some(id)
+                if kind == WalkKind::Window
+                    && state.walk_kind.as_deref() == Some(WalkKind::Complete.as_str())
+                    && self.options.since.is_none_or(|s| state.since == Some(s)) =>
+            {
+                Some(id)
+            }
+            _ => None,
+        };
+        let (walk_id, position) = match (resumable, state.walk_id, beside) {
+            (_, _, Some(complete_walk)) => (complete_walk, Position::START),
+            (true, Some(id), None) => (id, Position::decode(state.walk_position.as_deref().unwrap_or(""))),
             _ => (self.run_id, Position::START),
         };
         let mut summary = StreamSummary { stream, kind: kind.as_str(), ..StreamSummary::default() };
         if resumable && position != Position::START {
             summary.resumed_from = Some(position.to_string());
         }
-        if !resumable || self.options.since.is_some_and(|s| state.since != Some(s)) {
+        if beside.is_none() && (!resumable || self.options.since.is_some_and(|s| state.since != Some(s))) {
             let mark = WalkMark {
                 stream,
                 walk_id,
@@ -295,12 +308,12 @@ impl Run<'_> {
                 paging: page.next.paging(),
                 position: page.next.encode(),
             };
+            let page_kind = if beside.is_some() { PageKind::Beside(mark) } else { PageKind::Walk(mark) };
             // Fetch the next page while this one is written.
             let (written, fetched) = if last || self.stop.is_set() {
-                (self.write(doc_type, bound, &page.items, PageKind::Walk(mark)).await, None)
+                (self.write(doc_type, bound, &page.items, page_kind).await, None)
             } else {
-                let (w, f) =
-                    tokio::join!(self.write(doc_type, bound, &page.items, PageKind::Walk(mark)), walk.next_page());
+                let (w, f) = tokio::join!(self.write(doc_type, bound, &page.items, page_kind), walk.next_page());
                 (w, Some(f))
             };
             let outcome = written?;
@@ -333,6 +346,7 @@ impl Run<'_> {
                     run_id: self.run_id,
                     doc_type,
                     complete: kind == WalkKind::Complete,
+                    beside: beside.is_some(),
                     deleted: &deleted,
                     counters: self.counters_now(),
                 };
@@ -428,11 +442,20 @@ impl Run<'_> {
         let floor = bound.map(|d| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc());
         let mut docs = Vec::with_capacity(items.len());
         let mut loose_warnings = Vec::new();
+        let mut ids = std::collections::HashSet::with_capacity(items.len());
         for raw in items {
             match mapping::derive(doc_type, raw.get()) {
                 // inFlow cannot filter adjustments and transfers by date, so the bound is applied
                 // here (for every type, in case a server ignores the filter).
                 Ok(derived) if floor.is_some_and(|f| derived.doc_date.is_some_and(|d| d < f)) => {}
+                // A page that repeats a document (a misbehaving server) is written once.
+                Ok(derived) if !ids.insert(derived.doc_id.clone()) => {
+                    tracing::warn!(
+                        "{}: document {} appears twice in one page; kept once",
+                        doc_type.stream(),
+                        derived.doc_id
+                    );
+                }
                 Ok(derived) => docs.push(DocWrite { derived, raw }),
                 Err(err) => loose_warnings.push(unreadable(doc_type, raw, &err)),
             }

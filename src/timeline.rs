@@ -140,6 +140,7 @@ fn effective_time(row: &EventRow, all: &[EventRow]) -> Option<DateTime<Utc>> {
         let own = step(&row.event_type);
         all.iter()
             .filter(|o| o.doc_type == row.doc_type && o.doc_id == row.doc_id && step(&o.event_type) < own)
+            .filter(|o| o.retracted_at.is_none())
             .filter_map(|o| o.occurred_at)
             .max()
     })
@@ -147,11 +148,9 @@ fn effective_time(row: &EventRow, all: &[EventRow]) -> Option<DateTime<Utc>> {
 
 fn now(events: &[Entry]) -> Now {
     let current: Vec<&EventRow> = events.iter().filter(|e| !e.retracted).map(|e| &e.event).collect();
-    // The same choice as the serial_current view: the latest movement, an undated one latest.
-    let last_move = current
-        .iter()
-        .filter(|e| e.quantity_delta != 0)
-        .max_by_key(|e| (e.occurred_at.is_none(), e.occurred_at, step(&e.event_type), e.event_id));
+    // The last movement in the table's order (an undated event placed by its document's earlier
+    // steps), which the serial_current view computes the same way.
+    let last_move = current.iter().rev().find(|e| e.quantity_delta != 0);
     let Some(last_move) = last_move else {
         let summary = match current.last() {
             Some(e) => {
@@ -317,6 +316,27 @@ mod tests {
         }
         let h = &histories(vec![ev(1, "SO-1", "quoted", day, 0)])[0];
         assert_eq!(h.now.status, Status::NeverStocked);
+    }
+
+    #[test]
+    fn an_undated_receipt_is_placed_by_its_order_and_the_header_follows_the_table() {
+        // Received without a receive date: it borrows the PO's order date, so the later pick is
+        // the last movement, in the table and in the header alike.
+        let rows = vec![
+            ev(1, "PO-1", "ordered", Some("2025-05-01T00:00:00Z"), 0),
+            ev(2, "PO-1", "received", None, 1),
+            ev(3, "SO-6", "picked", Some("2025-06-20T00:00:00Z"), -1),
+        ];
+        let h = &histories(rows)[0];
+        assert_eq!(types(h), ["ordered", "received", "picked"]);
+        assert_eq!(h.events.last().unwrap().on_hand, 0);
+        assert_eq!(h.now.status, Status::WithCustomer);
+        // With nothing to borrow from, an undated movement is the latest.
+        let rows =
+            vec![ev(3, "SO-6", "picked", Some("2025-06-20T00:00:00Z"), -1), ev(4, "SA-1", "adjusted_in", None, 1)];
+        let h = &histories(rows)[0];
+        assert_eq!(types(h), ["picked", "adjusted_in"]);
+        assert_eq!(h.now.status, Status::InStock);
     }
 
     #[test]

@@ -135,6 +135,18 @@ async fn edits_cancellations_and_deletions_are_kept_as_retractions(db: TestDb) {
     let now = timeline(&db, &[serial]);
     assert!(types(&then).contains(&"picked".to_string()), "{then}");
     assert!(!types(&now).contains(&"picked".to_string()), "{now}");
+    // Then, the pick was current: it counts in the running on-hand and the header, unmarked.
+    let then_events = then["histories"][0]["events"].as_array().unwrap();
+    let at = then_events.iter().position(|e| e["event_type"] == "picked").unwrap();
+    let then_pick = &then_events[at];
+    assert_eq!(then_pick["retracted"], false, "{then_pick}");
+    assert!(then_pick["retracted_at"].is_null(), "{then_pick}");
+    assert_eq!(then_pick["on_hand"].as_i64().unwrap(), then_events[at - 1]["on_hand"].as_i64().unwrap() - 1, "{then}");
+    let then_all = timeline(&db, &[serial, "--as-of", &between.to_rfc3339(), "--all"]);
+    assert!(
+        then_all["histories"][0]["events"].as_array().unwrap().iter().all(|e| e["retracted"] == false),
+        "nothing was retracted yet then: {then_all}"
+    );
     let all_rows = timeline(&db, &[serial, "--all"]);
     let picked = all_rows["histories"][0]["events"]
         .as_array()
@@ -349,7 +361,7 @@ async fn a_silent_holder_on_another_host_is_taken_over(db: TestDb) {
         match store.try_lock("c1", "ingest").await.unwrap() {
             Ok(lock) => {
                 assert!(!held, "a live holder elsewhere keeps its lock");
-                lock.release().await.unwrap();
+                lock.release().await;
             }
             Err(holder) => {
                 assert!(held, "a silent holder is taken over");
@@ -438,6 +450,43 @@ both_backends!(
     crate::window_runs_reread_recent_orders_and_whole_unfilterable_streams
 );
 
+async fn a_window_run_leaves_an_unfinished_complete_walk_to_resume(db: TestDb) {
+    let sim = simulator(Scale::Orders(500)).await;
+    // A backfill taken in shares: locations and two sales-order pages.
+    let (code, _, stderr) = run_cli(&db, &sim, &["ingest", "--max-requests", "3"], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let store = db.store().await;
+    let position = "SELECT walk_kind || ' ' || walk_position FROM sync_state WHERE stream = $1";
+    let saved = strings(&store, position, "sales-orders").await;
+    assert!(saved[0].starts_with("complete after:"), "{saved:?}");
+
+    // An hourly window run in between walks its window and leaves the backfill's place alone.
+    let (code, stdout, stderr) = run_cli(&db, &sim, &["ingest", "--window", "400d"], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("window walk done"), "{stdout}");
+    assert_eq!(strings(&store, position, "sales-orders").await, saved);
+    assert_eq!(count(&store, "SELECT count(*) FROM sync_state WHERE last_window_at IS NOT NULL").await, 2);
+
+    // The next plain run resumes the backfill, completes it, and concludes no false deletion
+    // from documents that only the window saw.
+    sim.clear_requests();
+    let (code, _, stderr) = run_cli(&db, &sim, &["ingest"], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let first = sim.requests().into_iter().find(|r| r.endpoint == "sales-orders").unwrap();
+    let after = first.query.iter().find(|(k, _)| k == "after").map(|(_, v)| format!("complete after:{v}"));
+    assert_eq!(after.as_deref(), Some(saved[0].as_str()), "resumed where the backfill stopped");
+    assert!(sim.requests().iter().all(|r| r.query.iter().all(|(k, _)| k != "filter[orderDate]")));
+    let (stored, rows) = stored_events(&store).await;
+    assert_eq!(rows, stored.len());
+    assert_eq!(stored, expected_events(&sim));
+    assert_eq!(count(&store, "SELECT count(*) FROM documents WHERE deleted_at IS NOT NULL").await, 0);
+    assert_eq!(count(&store, "SELECT count(*) FROM sync_state WHERE walk_id IS NOT NULL").await, 0);
+}
+both_backends!(
+    a_window_run_leaves_an_unfinished_complete_walk_to_resume,
+    crate::a_window_run_leaves_an_unfinished_complete_walk_to_resume
+);
+
 async fn every_runs_on_a_schedule_until_sigterm(db: TestDb) {
     let sim = simulator(Scale::Small).await;
     let child = spawn_ingest(&db, &sim, &["--every", "700ms"]);
@@ -491,5 +540,29 @@ async fn status_reports_holdings_walks_runs_and_costs(db: TestDb) {
     let (code, table, _) = run_cli(&db, &sim, &["status", "--format", "table"], &[]);
     assert_eq!(code, 0);
     assert!(table.contains(&format!("A complete run costs about {expected_cost} requests")), "{table}");
+
+    // A run killed two hours ago is left `running` with no live lock: its requests are not this
+    // hour's. (Both runs above finished within the hour.)
+    let before: i64 = {
+        let (_, stdout, _) = run_cli(&db, &sim, &["status", "--format", "json"], &[]);
+        serde_json::from_str::<Value>(&stdout).unwrap()["companies"][0]["requests_last_hour"].as_i64().unwrap()
+    };
+    let long_ago = chrono::Utc::now() - chrono::Duration::hours(2);
+    let insert = "INSERT INTO ingest_runs (company_id, command, status, started_at, requests) \
+                  VALUES ($1, 'ingest', 'running', $2, 900)";
+    let store = db.store().await;
+    if let Some(pool) = store.sqlite_pool() {
+        sqlx::query(insert).bind(sim.company_id()).bind(long_ago).execute(pool).await.unwrap();
+    } else {
+        sqlx::query(insert)
+            .bind(sim.company_id())
+            .bind(long_ago)
+            .execute(store.postgres_pool().unwrap())
+            .await
+            .unwrap();
+    }
+    store.close().await;
+    let (_, stdout, _) = run_cli(&db, &sim, &["status", "--format", "json"], &[]);
+    assert_eq!(serde_json::from_str::<Value>(&stdout).unwrap()["companies"][0]["requests_last_hour"], before);
 }
 both_backends!(status_reports_holdings_walks_runs_and_costs, crate::status_reports_holdings_walks_runs_and_costs);

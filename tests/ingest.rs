@@ -109,6 +109,14 @@ async fn a_rerun_over_unchanged_data_writes_no_events(db: TestDb) {
     let by_endpoint = requests_by_endpoint(&sim);
     assert!(!by_endpoint.contains_key("products"), "{by_endpoint:?}");
     assert_eq!(by_endpoint["locations"], 1);
+
+    // A product the list stopped returning (deleted in inFlow): unchanged documents that name it
+    // do not make every later run walk the products again.
+    exec(&store, "DELETE FROM products WHERE product_id IN (SELECT min(product_id) FROM serial_events)").await;
+    sim.clear_requests();
+    ingest(&store, &sim).await;
+    let by_endpoint = requests_by_endpoint(&sim);
+    assert!(!by_endpoint.contains_key("products"), "{by_endpoint:?}");
 }
 both_backends!(a_rerun_over_unchanged_data_writes_no_events, crate::a_rerun_over_unchanged_data_writes_no_events);
 
@@ -235,7 +243,7 @@ async fn a_permanent_failure_exits_non_zero_naming_stream_and_page(db: TestDb) {
             .rule(FaultRule::new(Fault::Status { status: 503 }, Trigger::Rate(1.0)).on_endpoint("stock-transfers")),
     );
     let (code, stdout, stderr) = run_cli(&db, &sim, &["ingest", "--time-scale", "0.001"], &[]);
-    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert_eq!(code, 2, "{stdout}{stderr}");
     assert!(stderr.contains("ingest of stock-transfers failed at the first page"), "{stderr}");
     assert!(stderr.contains("HTTP 503"), "{stderr}");
     assert!(stderr.contains("attempts"), "{stderr}");
@@ -395,10 +403,10 @@ async fn missing_company_or_key_fails_before_any_request() {
         tokio::task::block_in_place(|| run_audit(&url, &["ingest"], &env))
     };
     let (code, _, stderr) = run(vec![("INFLOW_BASE_URL", base.clone()), ("INFLOW_API_KEY", sim.api_key())]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 2);
     assert!(stderr.contains("no inFlow company id") && stderr.contains("INFLOW_COMPANY_ID"), "{stderr}");
     let (code, _, stderr) = run(vec![("INFLOW_BASE_URL", base), ("INFLOW_COMPANY_ID", sim.company_id())]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 2);
     assert!(stderr.contains("no inFlow API key") && stderr.contains("INFLOW_API_KEY"), "{stderr}");
     assert!(sim.requests().is_empty());
 }
@@ -408,12 +416,12 @@ async fn a_wrong_key_or_company_is_a_clear_error() {
     let db = TestDb::sqlite().await;
     let sim = simulator(Scale::Small).await;
     let (code, _, stderr) = run_cli(&db, &sim, &["ingest"], &[("INFLOW_API_KEY", "wrong")]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 2);
     assert!(stderr.contains("refused the API key") && stderr.contains("401"), "{stderr}");
     assert!(!stderr.contains("wrong"), "not even a wrong key is echoed: {stderr}");
     let (code, _, stderr) =
         run_cli(&db, &sim, &["ingest"], &[("INFLOW_COMPANY_ID", "00000000-0000-0000-0000-000000000000")]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 2);
     assert!(stderr.contains("404") && stderr.contains("INFLOW_COMPANY_ID"), "{stderr}");
 }
 
@@ -440,4 +448,109 @@ async fn a_stop_signal_ends_the_run_after_a_page() {
     let summary = audit::ingest::run(&store, &client_for(&sim), &options(&sim), &Quiet, &stop).await.unwrap();
     assert_eq!(summary.status, RunStatus::Stopped);
     assert_eq!(count(&store, "SELECT count(*) FROM ingest_runs WHERE status = 'stopped'").await, 1);
+}
+
+/// A server that answers every list with `answer(endpoint)`, counting requests per endpoint.
+struct OddServer {
+    base_url: String,
+    requests: std::sync::Arc<std::sync::Mutex<BTreeMap<String, usize>>>,
+}
+
+async fn odd_server(answer: impl Fn(&str) -> serde_json::Value + Clone + Send + Sync + 'static) -> OddServer {
+    use axum::extract::{Path, State};
+    type Requests = std::sync::Arc<std::sync::Mutex<BTreeMap<String, usize>>>;
+    let requests = Requests::default();
+    let app = axum::Router::new()
+        .route(
+            "/{company}/{endpoint}",
+            axum::routing::get(move |State(requests): State<Requests>, Path((_, endpoint)): Path<(String, String)>| {
+                let answer = answer.clone();
+                async move {
+                    *requests.lock().unwrap().entry(endpoint.clone()).or_insert(0) += 1;
+                    axum::Json(answer(&endpoint))
+                }
+            }),
+        )
+        .with_state(requests.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base_url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    OddServer { base_url, requests }
+}
+
+fn odd_client(server: &OddServer) -> audit::inflow::Client {
+    let mut config = audit::inflow::ClientConfig::new(&server.base_url, "c1", audit::inflow::ApiKey::new("k"));
+    config.retry.base_delay = Duration::from_millis(5);
+    config.retry.max_delay = Duration::from_millis(50);
+    audit::inflow::Client::new(config).unwrap()
+}
+
+fn odd_options(types: Vec<audit::mapping::DocType>) -> audit::ingest::IngestOptions {
+    audit::ingest::IngestOptions {
+        company_id: "c1".into(),
+        since: None,
+        window: None,
+        types,
+        arguments: serde_json::json!({}),
+    }
+}
+
+/// One simulated sales order, renamed.
+async fn sales_order(id: &str) -> serde_json::Value {
+    let sim = simulator(Scale::Orders(5)).await;
+    let mut doc = sim
+        .documents("sales-orders")
+        .into_iter()
+        .find(|d| d["lines"][0]["quantity"]["serialNumbers"][0].is_string())
+        .unwrap();
+    doc["salesOrderId"] = id.into();
+    doc
+}
+
+async fn a_page_that_repeats_a_document_writes_it_once(db: TestDb) {
+    let doc = sales_order("so-twice").await;
+    let server = odd_server(move |endpoint| match endpoint {
+        "sales-orders" => serde_json::json!([doc, doc]),
+        _ => serde_json::json!([]),
+    })
+    .await;
+    let store = db.store().await;
+    let options = odd_options(vec![audit::mapping::DocType::SalesOrder]);
+    let summary =
+        audit::ingest::run(&store, &odd_client(&server), &options, &Quiet, &StopFlag::default()).await.unwrap();
+    assert_eq!(summary.status, RunStatus::Succeeded);
+    assert_eq!(count(&store, "SELECT count(*) FROM documents").await, 1);
+    let (stored, rows) = stored_events(&store).await;
+    assert_eq!(rows, stored.len(), "no duplicated events");
+    assert!(rows > 0);
+}
+both_backends!(a_page_that_repeats_a_document_writes_it_once, crate::a_page_that_repeats_a_document_writes_it_once);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_ignores_the_keyset_does_not_loop_for_ever() {
+    let doc = sales_order("so-x").await;
+    let page: Vec<serde_json::Value> = (0..100)
+        .map(|i| {
+            let mut d = doc.clone();
+            d["salesOrderId"] = format!("so-{i:03}").into();
+            d
+        })
+        .collect();
+    // The same full page whatever `after` says.
+    let server = odd_server(move |endpoint| match endpoint {
+        "sales-orders" => serde_json::json!(page),
+        _ => serde_json::json!([]),
+    })
+    .await;
+    let db = TestDb::sqlite().await;
+    let store = db.store().await;
+    let options = odd_options(vec![audit::mapping::DocType::SalesOrder]);
+    let err =
+        audit::ingest::run(&store, &odd_client(&server), &options, &Quiet, &StopFlag::default()).await.unwrap_err();
+    let text = audit::error_text(&err);
+    assert!(text.contains("sales-orders") && text.contains("does not move the walk on"), "{text}");
+    assert_eq!(server.requests.lock().unwrap()["sales-orders"], 2, "stopped at the first repeated page");
+    // The first page is kept; the run is recorded as failed.
+    assert_eq!(count(&store, "SELECT count(*) FROM documents").await, 100);
+    assert_eq!(count(&store, "SELECT count(*) FROM ingest_runs WHERE status = 'failed'").await, 1);
 }

@@ -221,6 +221,15 @@ async fn an_unknown_serial_exits_1_and_suggests_close_matches(db: TestDb) {
         tokio::task::block_in_place(|| run_audit(&db.url_string(), &["timeline", "NOTHING-LIKE-IT"], &[]));
     assert_eq!(code, 1);
     assert!(!stderr.contains("did you mean"), "{stderr}");
+    // A serial whose every event is retracted is not suggested as a match for itself.
+    let gone = sim.scenario().adjusted_out.serial;
+    exec_with(&_store, "UPDATE serial_events SET retracted_at = observed_at WHERE serial = $1", &[&gone]).await;
+    let (code, _, stderr) = tokio::task::block_in_place(|| run_audit(&db.url_string(), &["timeline", &gone], &[]));
+    assert_eq!(code, 1);
+    assert!(stderr.contains("only retracted events") && stderr.contains("--all"), "{stderr}");
+    assert!(!stderr.contains(&format!("did you mean \"{gone}\"")), "{stderr}");
+    let (code, _, _) = tokio::task::block_in_place(|| run_audit(&db.url_string(), &["timeline", &gone, "--all"], &[]));
+    assert_eq!(code, 0);
 }
 both_backends!(
     an_unknown_serial_exits_1_and_suggests_close_matches,
@@ -248,6 +257,43 @@ async fn serial_current_agrees_with_the_timeline(db: TestDb) {
     }
 }
 both_backends!(serial_current_agrees_with_the_timeline, crate::serial_current_agrees_with_the_timeline);
+
+async fn an_undated_receipt_does_not_outrank_a_later_movement(db: TestDb) {
+    let (_sim, store) = ingested(&db).await;
+    // A serial ordered and received on one PO, then picked for a customer.
+    let candidates = strings(
+        &store,
+        "SELECT r.serial FROM serial_events r \
+         JOIN serial_events o ON o.doc_id = r.doc_id AND o.serial = r.serial AND o.event_type = 'ordered' \
+         JOIN serial_events p ON p.serial = r.serial AND p.event_type = 'picked' AND p.occurred_at > r.occurred_at \
+         WHERE r.event_type = 'received' AND $1 = $1 ORDER BY r.serial",
+        "",
+    )
+    .await;
+    let serial = candidates.first().expect("the simulated company has such a serial").clone();
+    // A receipt whose receive date inFlow did not give: it takes its PO's order date.
+    exec_with(
+        &store,
+        "UPDATE serial_events SET occurred_at = NULL WHERE serial = $1 AND event_type = 'received'",
+        &[&serial],
+    )
+    .await;
+    let timeline = timeline_json(&db, &serial);
+    let events = timeline["histories"][0]["events"].as_array().unwrap();
+    let received = events.iter().position(|e| e["event_type"] == "received").unwrap();
+    assert!(events[received]["occurred_at"].is_null());
+    let last_move = events.iter().rev().find(|e| e["quantity_delta"] != 0).unwrap();
+    assert_ne!(last_move["event_type"], "received", "a later movement follows the receipt: {timeline}");
+    let now = &timeline["histories"][0]["now"];
+    assert_eq!(now["event_type"], last_move["event_type"], "the header follows the table: {timeline}");
+    let rows = sql_json(&db, &[&format!("SELECT status, last_event FROM serial_current WHERE serial = '{serial}'")]);
+    assert_eq!(rows[0]["status"], now["status"]);
+    assert_eq!(rows[0]["last_event"], last_move["event_type"]);
+}
+both_backends!(
+    an_undated_receipt_does_not_outrank_a_later_movement,
+    crate::an_undated_receipt_does_not_outrank_a_later_movement
+);
 
 async fn every_sql_file_answers_its_question(db: TestDb) {
     let (sim, store) = ingested(&db).await;
@@ -346,11 +392,14 @@ async fn audit_sql_refuses_writes_and_changes_nothing(db: TestDb) {
         // Passes the first-keyword look: only the database's read-only mode stops it.
         "WITH doomed AS (SELECT 1) DELETE FROM serial_events",
         "SELECT 1; DELETE FROM serial_events",
+        // A quote inside a [..] identifier must not hide the `;` (SQLite would run all three).
+        "SELECT 1 AS [a']; VACUUM INTO 'copy.db'; SELECT 1 AS [']",
+        "SELECT pg_terminate_backend(0)",
     ] {
         let (code, stdout, stderr) =
             tokio::task::block_in_place(|| run_audit(&db.url_string(), &["sql", statement], &[]));
-        assert_eq!(code, 1, "{statement} must be refused: {stdout}");
-        let refused = ["refused", "read-only", "readonly", "one statement at a time"];
+        assert_eq!(code, 2, "{statement} must be refused: {stdout}");
+        let refused = ["refused", "read-only", "readonly", "one statement at a time", "refuses"];
         assert!(refused.iter().any(|r| stderr.contains(r)), "{statement}: {stderr}");
     }
     assert_eq!(stored_events(&store).await, before);
@@ -359,6 +408,16 @@ async fn audit_sql_refuses_writes_and_changes_nothing(db: TestDb) {
     let rows =
         sql_json(&db, &["SELECT count(*) AS n FROM serial_events WHERE event_type = :t", "--param", "t=received"]);
     assert!(rows[0]["n"].as_i64().unwrap() > 0);
+    // No rows: the CSV still has its header.
+    let (code, csv, stderr) = tokio::task::block_in_place(|| {
+        run_audit(
+            &db.url_string(),
+            &["sql", "SELECT serial, event_type FROM serial_events WHERE serial = 'none'", "--format", "csv"],
+            &[],
+        )
+    });
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(csv.trim(), "serial,event_type");
 }
 both_backends!(audit_sql_refuses_writes_and_changes_nothing, crate::audit_sql_refuses_writes_and_changes_nothing);
 
@@ -385,4 +444,17 @@ fn the_demo_runs_end_to_end_and_again_incrementally() {
     let out = String::from_utf8_lossy(&second.stdout);
     assert!(second.status.success());
     assert!(out.contains("Run 2 succeeded") && out.contains(" 0 events added, 0 retracted"), "{out}");
+}
+
+#[test]
+fn reading_commands_do_not_create_a_missing_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audti.db");
+    let url = format!("sqlite://{}", path.display());
+    for args in [&["sql", "SELECT 1"][..], &["timeline", "SN-1"], &["status"], &["lookup", "SN-1"], &["reconcile"]] {
+        let (code, stdout, stderr) = run_audit(&url, args, &[]);
+        assert_eq!(code, 2, "{args:?}: {stdout}");
+        assert!(stderr.contains("there is no audit database at") && stderr.contains("audti.db"), "{stderr}");
+        assert!(!path.exists(), "{args:?} created {}", path.display());
+    }
 }

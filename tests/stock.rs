@@ -238,6 +238,6 @@ async fn reconcile_without_a_snapshot_says_what_to_do() {
     let (code, _, _) = run_cli(&db, &sim, &["ingest"], &[]);
     assert_eq!(code, 0);
     let (code, _, stderr) = run_cli(&db, &sim, &["reconcile"], &[]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 2);
     assert!(stderr.contains("no complete snapshot") && stderr.contains("audit snapshot"), "{stderr}");
 }

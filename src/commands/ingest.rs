@@ -52,6 +52,8 @@ pub async fn run(global: &GlobalArgs, args: IngestArgs) -> anyhow::Result<ExitCo
             }
         };
         if let Some(lock) = lock {
+            let lost = stop.clone();
+            lock.on_lost(move || lost.stop());
             let mut result = crate::ingest::run(&store, &client, &options, &progress, &stop).await;
             progress.clear();
             if let Ok(summary) = &result
@@ -67,7 +69,7 @@ pub async fn run(global: &GlobalArgs, args: IngestArgs) -> anyhow::Result<ExitCo
             } else if let Ok(summary) = &result {
                 print_summary(summary, started.elapsed());
             }
-            lock.release().await?;
+            lock.release().await;
             match (result, args.every) {
                 (Ok(_), _) => {}
                 (Err(err), None) => {

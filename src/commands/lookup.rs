@@ -37,7 +37,7 @@ pub async fn run(global: &GlobalArgs, args: LookupArgs) -> anyhow::Result<ExitCo
     if let Some(path) = &args.file {
         serials.extend(read_serials(path)?);
     }
-    let store = super::open_store(global).await?;
+    let store = super::open_existing_store(global).await?;
     let rows = store.lookup(&serials, args.company_id.as_deref()).await?;
     store.close().await;
     let unknown = rows.iter().filter(|r| !found(r)).count();

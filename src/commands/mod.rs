@@ -18,6 +18,10 @@ use std::process::ExitCode;
 use crate::cli::{Cli, Command, GlobalArgs};
 use crate::store::{DatabaseUrl, Store};
 
+/// Exit status of a command that failed. As with grep and diff, 1 is an answer ("unknown
+/// serial", "disagreements found"), so a script can tell it from trouble.
+pub(crate) const ERROR: u8 = 2;
+
 /// Runs the parsed command line and returns the process exit status.
 pub fn main(cli: Cli) -> ExitCode {
     init_tracing(&cli.global);
@@ -34,14 +38,14 @@ pub fn main(cli: Cli) -> ExitCode {
         Ok(rt) => rt,
         Err(err) => {
             eprintln!("error: cannot start the async runtime: {err}");
-            return ExitCode::FAILURE;
+            return ExitCode::from(ERROR);
         }
     };
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {}", crate::error_text(err.as_ref()));
-            ExitCode::FAILURE
+            ExitCode::from(ERROR)
         }
     }
 }
@@ -73,6 +77,20 @@ pub(crate) async fn open_store(global: &GlobalArgs) -> anyhow::Result<Store> {
     let url = database_url(global)?;
     tracing::info!(database = %url, "opening the database");
     Ok(Store::open(&url).await?)
+}
+
+/// Opens the database for a command that only reads it: a SQLite file that does not exist is
+/// an error (most likely a mistyped URL), not a new empty database.
+pub(crate) async fn open_existing_store(global: &GlobalArgs) -> anyhow::Result<Store> {
+    let url = database_url(global)?;
+    if let Some(path) = url.sqlite_file().filter(|p| !p.exists()) {
+        anyhow::bail!(
+            "there is no audit database at {}: check --database-url (or AUDIT_DATABASE_URL), or fill one with \
+             `audit ingest` (`audit demo` to try it on simulated data)",
+            path.display()
+        );
+    }
+    open_store(global).await
 }
 
 /// Diagnostics go to stderr; `RUST_LOG` overrides the level chosen by `-v`/`-q`.

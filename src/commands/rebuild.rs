@@ -25,7 +25,7 @@ pub async fn run(global: &GlobalArgs, args: RebuildArgs) -> anyhow::Result<ExitC
         };
         let result = crate::ingest::rebuild(&store, &company, &progress).await;
         progress.clear();
-        lock.release().await?;
+        lock.release().await;
         let summary = result?;
         println!("Company {company}:");
         super::ingest::print_summary(&summary, started.elapsed());

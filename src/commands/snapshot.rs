@@ -21,9 +21,11 @@ pub async fn run(global: &GlobalArgs, args: SnapshotArgs) -> anyhow::Result<Exit
             return Ok(ExitCode::from(super::ingest::LOCKED));
         }
     };
+    let lost = stop.clone();
+    lock.on_lost(move || lost.stop());
     let started = Instant::now();
     let result = crate::snapshot::run(&store, &client, &company, &stop).await;
-    lock.release().await?;
+    lock.release().await;
     store.close().await;
     print_summary(&result?, started.elapsed());
     Ok(ExitCode::SUCCESS)

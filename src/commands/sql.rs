@@ -8,11 +8,11 @@ use serde_json::Value;
 
 use crate::cli::{GlobalArgs, SqlArgs};
 use crate::output::{self, Format};
-use crate::store::adhoc::{check_read_only, check_single_statement, substitute_params};
+use crate::store::adhoc::{check_no_side_effects, check_read_only, check_single_statement, substitute_params};
 use crate::store::{Backend, Store};
 
 pub async fn run(global: &GlobalArgs, args: SqlArgs) -> anyhow::Result<ExitCode> {
-    let store = super::open_store(global).await?;
+    let store = super::open_existing_store(global).await?;
     let result = query(&store, &args).await;
     store.close().await;
     let rows = result?;
@@ -54,6 +54,7 @@ async fn query(store: &Store, args: &SqlArgs) -> anyhow::Result<crate::store::ad
     let text = substitute_params(&text, &args.params)?;
     check_single_statement(&text)?;
     check_read_only(&text)?;
+    check_no_side_effects(&text)?;
     Ok(store.read_only_query(&text).await?)
 }
 

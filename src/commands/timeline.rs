@@ -35,14 +35,26 @@ pub const CSV_COLUMNS: &[&str] = &[
 ];
 
 pub async fn run(global: &GlobalArgs, args: TimelineArgs) -> anyhow::Result<ExitCode> {
-    let store = super::open_store(global).await?;
+    let store = super::open_existing_store(global).await?;
     let filter = EventFilter { company_id: args.company_id.as_deref(), all: args.all, as_of: args.as_of };
     let rows = store.serial_events(&args.serial, &filter).await?;
     if rows.is_empty() {
-        let similar = store.similar_serials(&args.serial, args.company_id.as_deref(), 10).await?;
+        let mut similar = store.similar_serials(&args.serial, args.company_id.as_deref(), 10).await?;
         let mut msg = format!("serial {:?} is not in the audit trail", args.serial);
         if args.as_of.is_some() {
             msg.push_str(" as of that time");
+        }
+        // Recorded, but every event of it is retracted (or not yet observed at --as-of).
+        if let Some(at) = similar.iter().position(|s| *s == args.serial) {
+            similar.remove(at);
+            msg = match args.as_of {
+                Some(_) => format!("serial {:?} has no events recorded and current at that time", args.serial),
+                None => format!(
+                    "serial {:?} has only retracted events (its documents changed or were deleted); \
+                     --all shows them",
+                    args.serial
+                ),
+            };
         }
         if !similar.is_empty() {
             let quoted: Vec<String> = similar.iter().map(|s| format!("{s:?}")).collect();

@@ -114,6 +114,12 @@ pub enum ClientError {
     #[error("{what} failed after {attempts} attempts; last: {last}. Run again later: the position is saved")]
     GaveUp { what: String, attempts: u32, last: String },
 
+    #[error(
+        "{what} returned a full page that does not move the walk on (the server ignores the paging \
+         parameters, or the page's documents have no id); stopped rather than spend the quota on the same page"
+    )]
+    Stuck { what: String },
+
     #[error("cannot build the HTTP client")]
     Setup(#[source] reqwest::Error),
 }
@@ -378,22 +384,20 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 /// rather than collect a 429. Read the other way (`left/max`), "full" never happens, so a wrong
 /// guess costs nothing.
 fn server_window_full(headers: &HeaderMap, minute: Duration) -> Option<Duration> {
-    let parse = |name: &str| -> Option<(u64, u64)> {
+    let parse = |name: &str| -> Option<(u64, u32)> {
         let (used, max) = headers.get(name)?.to_str().ok()?.split_once('/')?;
-        Some((used.trim().parse().ok()?, max.trim().parse().ok()?))
+        Some((used.trim().parse().ok()?, max.trim().parse().ok().filter(|m| *m > 0)?))
     };
     let mut wait = None;
     if let Some((used, max)) = parse("x-inflow-api-rate-limit")
-        && max > 0
-        && used >= max
+        && used >= u64::from(max)
     {
-        wait = Some(minute / max as u32);
+        wait = Some(minute / max);
     }
     if let Some((used, max)) = parse("x-ratelimit-limit")
-        && max > 0
-        && used >= max
+        && used >= u64::from(max)
     {
-        wait = Some(wait.unwrap_or_default().max(minute * 60 / max as u32));
+        wait = Some(wait.unwrap_or_default().max(minute * 60 / max));
     }
     wait
 }
@@ -470,6 +474,12 @@ mod tests {
         assert_eq!(server_window_full(&h, minute), Some(Duration::from_millis(3600)));
         h.insert("x-ratelimit-limit", HeaderValue::from_static("garbage"));
         assert_eq!(server_window_full(&h, minute), Some(Duration::from_secs(1)));
+        // Limits of zero, or beyond u32 (2^32 would wrap to a zero divisor), are not believed.
+        for odd in ["0/0", "4294967296/4294967296", "1/-5"] {
+            h.insert("x-inflow-api-rate-limit", HeaderValue::from_static(odd));
+            h.insert("x-ratelimit-limit", HeaderValue::from_static(odd));
+            assert_eq!(server_window_full(&h, minute), None, "{odd}");
+        }
     }
 
     #[test]

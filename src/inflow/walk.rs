@@ -115,7 +115,7 @@ impl<'c> Walk<'c> {
             let query = self.query();
             let what = format!("GET {} ({})", self.spec.path, self.position);
             match self.client.get_array(self.spec.path, &query, &what).await {
-                Ok(page) => return Ok(self.advance(page.items)),
+                Ok(page) => return self.advance(page.items).ok_or(ClientError::Stuck { what }),
                 Err(ClientError::Rejected { status: 400, body, .. }) if matches!(self.position, Position::After(_)) => {
                     tracing::warn!(
                         "{}: the server rejected keyset paging ({body}); falling back to skip paging, de-duplicated by id",
@@ -146,24 +146,33 @@ impl<'c> Walk<'c> {
         q
     }
 
-    fn advance(&mut self, items: Vec<Box<RawValue>>) -> Page {
+    /// The page and where the walk goes next; `None` when a full page does not move the walk on
+    /// (a server that ignores `after` or `skip` would otherwise be asked for the same page forever).
+    fn advance(&mut self, items: Vec<Box<RawValue>>) -> Option<Page> {
         let fetched = items.len();
         let last = fetched < PAGE_SIZE;
         let (items, next) = match &self.position {
             Position::After(prev) => {
-                let last_id = items.last().and_then(|item| id_of(item, self.spec.id_field));
-                (items, Position::After(last_id.or_else(|| prev.clone())))
+                let last_id = items.iter().rev().find_map(|item| id_of(item, self.spec.id_field));
+                let next = Position::After(last_id.or_else(|| prev.clone()));
+                if !last && next == self.position {
+                    return None;
+                }
+                (items, next)
             }
             Position::Skip(n) => {
-                let fresh = items
+                let fresh: Vec<_> = items
                     .into_iter()
                     .filter(|item| id_of(item, self.spec.id_field).is_none_or(|id| self.seen.insert(id)))
                     .collect();
+                if !last && fresh.is_empty() {
+                    return None;
+                }
                 (fresh, Position::Skip(n + fetched as u64))
             }
         };
         self.position = next.clone();
-        Page { items, next, last }
+        Some(Page { items, next, last })
     }
 }
 
@@ -217,6 +226,59 @@ mod tests {
             assert_eq!(Position::decode(&p.encode()), p);
         }
         assert_eq!(Position::decode("garbage"), Position::START);
+    }
+
+    fn page(ids: impl Iterator<Item = Option<String>>) -> Vec<Box<RawValue>> {
+        ids.map(|id| {
+            let doc = match id {
+                Some(id) => serde_json::json!({ "salesOrderId": id }),
+                None => serde_json::json!({ "orderNumber": "SO-1" }),
+            };
+            RawValue::from_string(doc.to_string()).unwrap()
+        })
+        .collect()
+    }
+
+    fn walk(client: &Client, position: Position) -> Walk<'_> {
+        let spec = ListSpec { path: "sales-orders", id_field: "salesOrderId", include: None, filters: Vec::new() };
+        Walk::new(client, spec, position)
+    }
+
+    fn client() -> Client {
+        Client::new(super::super::ClientConfig::new("http://127.0.0.1:9", "c", super::super::ApiKey::new("k"))).unwrap()
+    }
+
+    #[test]
+    fn a_keyset_page_moves_on_to_its_last_document_that_has_an_id() {
+        let client = client();
+        let mut w = walk(&client, Position::START);
+        let mut items = page((0..99).map(|i| Some(format!("id-{i:03}"))));
+        items.extend(page(std::iter::once(None)));
+        let p = w.advance(items).expect("moves on");
+        assert_eq!(p.next, Position::After(Some("id-098".into())));
+        assert!(!p.last);
+        let p = w.advance(page((0..3).map(|i| Some(format!("z-{i}"))))).expect("short page");
+        assert!(p.last);
+        assert_eq!(p.next, Position::After(Some("z-2".into())));
+    }
+
+    #[test]
+    fn a_full_page_that_does_not_move_the_walk_on_is_refused() {
+        let client = client();
+        // A server that ignores `after`: the same full page again.
+        let same = || page((0..100).map(|i| Some(format!("id-{i:03}"))));
+        let mut w = walk(&client, Position::START);
+        assert!(w.advance(same()).is_some());
+        assert!(w.advance(same()).is_none(), "same page twice");
+        // Nothing to move on to: no document has an id.
+        let mut w = walk(&client, Position::START);
+        assert!(w.advance(page((0..100).map(|_| None))).is_none());
+        // Skip paging on a server that ignores `skip`: nothing new on a full page.
+        let mut w = walk(&client, Position::Skip(0));
+        assert!(w.advance(same()).is_some());
+        assert!(w.advance(same()).is_none());
+        // A short page ends the walk whatever it holds.
+        assert!(w.advance(page((0..5).map(|i| Some(format!("id-{i:03}"))))).is_some_and(|p| p.last));
     }
 
     #[test]

@@ -22,7 +22,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, SubsecRound as _, Utc};
 use rust_decimal::Decimal;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
@@ -274,6 +274,12 @@ fn parse<T: DeserializeOwned>(doc_type: DocType, raw: &str) -> Result<T, Mapping
 /// Parses an inFlow date: RFC 3339 with an offset as the API sends, or, leniently, a date-time
 /// without offset or a bare date (both taken as UTC).
 pub fn parse_date(s: &str) -> Option<DateTime<Utc>> {
+    parse_date_exact(s).map(|t| t.trunc_subsecs(6))
+}
+
+/// Kept to the microsecond, what Postgres stores: a finer time would never compare equal to its
+/// stored self, and every re-derived event would look changed.
+fn parse_date_exact(s: &str) -> Option<DateTime<Utc>> {
     let s = s.trim();
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.with_timezone(&Utc));
@@ -518,6 +524,11 @@ mod tests {
         assert_eq!(parse_date("2025-07-01T09:00:00Z").unwrap().to_rfc3339(), "2025-07-01T09:00:00+00:00");
         assert_eq!(parse_date("2020-01-31").unwrap().to_rfc3339(), "2020-01-31T00:00:00+00:00");
         assert_eq!(parse_date("2020-01-31T10:00:00.5").unwrap().to_rfc3339(), "2020-01-31T10:00:00.500+00:00");
+        // Postgres keeps microseconds; a finer time would never match its stored value.
+        assert_eq!(
+            parse_date("2025-07-01T09:00:00.1234567Z").unwrap().to_rfc3339(),
+            "2025-07-01T09:00:00.123456+00:00"
+        );
         assert_eq!(parse_date("yesterday"), None);
         assert_eq!(parse_date(""), None);
     }

@@ -2,7 +2,9 @@
 //!
 //! Read-only is enforced by the database, not by inspecting the text: SQLite runs the query on
 //! a connection opened read-only, Postgres inside a `READ ONLY` transaction that is rolled back.
-//! A quick look at the first keyword only turns the common case into a friendlier message.
+//! A look at the text adds what the database cannot: one statement only (SQLite would run them
+//! all), no Postgres function that acts outside the transaction, and a friendlier message for
+//! the common case of a write.
 
 use std::str::FromStr;
 
@@ -69,14 +71,17 @@ enum Piece {
     Comment,
 }
 
-/// Splits SQL into code, quoted text ('' and "" escapes) and comments.
+/// Splits SQL into code, quoted text and comments, as SQLite's tokenizer does: strings '..',
+/// identifiers "..", `..` (doubled quotes escape) and [..], comments -- and /* */. SQLite runs
+/// every statement of a text, so the one-statement check must not miss a `;` that only looks
+/// quoted. (Postgres runs one statement per query whatever the text holds.)
 fn pieces(sql: &str) -> Vec<(Piece, &str)> {
     let bytes = sql.as_bytes();
     let mut out = Vec::new();
     let (mut start, mut i) = (0, 0);
     while i < bytes.len() {
         let end = match (bytes[i], bytes.get(i + 1)) {
-            (q @ (b'\'' | b'"'), _) => {
+            (q @ (b'\'' | b'"' | b'`'), _) => {
                 let mut j = i + 1;
                 while j < bytes.len() {
                     if bytes[j] == q && bytes.get(j + 1) == Some(&q) {
@@ -89,6 +94,7 @@ fn pieces(sql: &str) -> Vec<(Piece, &str)> {
                 }
                 Some((Piece::Quoted, (j + 1).min(bytes.len())))
             }
+            (b'[', _) => Some((Piece::Quoted, sql[i..].find(']').map_or(bytes.len(), |n| i + n + 1))),
             (b'-', Some(b'-')) => Some((Piece::Comment, sql[i..].find('\n').map_or(bytes.len(), |n| i + n))),
             (b'/', Some(b'*')) => {
                 Some((Piece::Comment, sql[i + 2..].find("*/").map_or(bytes.len(), |n| i + 2 + n + 2)))
@@ -126,6 +132,47 @@ pub fn check_single_statement(sql: &str) -> Result<(), MultipleStatements> {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("audit sql runs one statement at a time; this text has several (separated by `;`)")]
 pub struct MultipleStatements;
+
+/// Postgres functions that act outside the transaction (on other sessions, the server, files,
+/// other databases), which a read-only transaction does not stop.
+const SIDE_EFFECT_FUNCTIONS: &[&str] = &[
+    "pg_terminate_backend",
+    "pg_cancel_backend",
+    "pg_reload_conf",
+    "pg_rotate_logfile",
+    "pg_promote",
+    "pg_switch_wal",
+    "pg_create_restore_point",
+    "pg_log_backend_memory_contexts",
+    "pg_file_write",
+    "lo_import",
+    "lo_export",
+    "dblink",
+    "dblink_exec",
+    "dblink_connect",
+    "dblink_send_query",
+];
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error(
+    "audit sql refuses {0}(): it acts outside the read-only transaction. To give people ad-hoc SQL safely, \
+     connect them as a database role that may only SELECT"
+)]
+pub struct SideEffectRefused(pub String);
+
+/// Refuses calls of the functions in [`SIDE_EFFECT_FUNCTIONS`] (outside strings and comments).
+pub fn check_no_side_effects(sql: &str) -> Result<(), SideEffectRefused> {
+    for (piece, text) in pieces(sql) {
+        if piece != Piece::Code {
+            continue;
+        }
+        let words = text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'));
+        if let Some(f) = words.map(str::to_ascii_lowercase).find(|w| SIDE_EFFECT_FUNCTIONS.contains(&w.as_str())) {
+            return Err(SideEffectRefused(f));
+        }
+    }
+    Ok(())
+}
 
 /// Replaces each `:name` outside strings, quoted identifiers and comments with the value as a
 /// quoted SQL literal. Literals rather than bound parameters, because a bound text parameter
@@ -181,22 +228,40 @@ impl Store {
                 let options = SqliteConnectOptions::from_str(self.url().expose()).context(what)?.read_only(true);
                 let mut conn = sqlx::SqliteConnection::connect_with(&options).await.context(what)?;
                 let rows = sqlx::query(statement).fetch_all(&mut conn).await.context(what)?;
+                let columns = match rows.first() {
+                    Some(row) => columns(row),
+                    None => described_columns(&mut conn, sql).await,
+                };
                 conn.close().await.ok();
-                Ok(ResultSet { columns: columns(rows.first()), rows: rows.iter().map(sqlite_values).collect() })
+                Ok(ResultSet { columns, rows: rows.iter().map(sqlite_values).collect() })
             }
             Pool::Postgres(pool) => {
                 let mut tx = pool.begin().await.context(what)?;
                 sqlx::query("SET TRANSACTION READ ONLY").execute(&mut *tx).await.context(what)?;
                 let rows = sqlx::query(statement).fetch_all(&mut *tx).await.context(what)?;
+                let columns = match rows.first() {
+                    Some(row) => columns(row),
+                    None => described_columns(&mut *tx, sql).await,
+                };
                 tx.rollback().await.context(what)?;
-                Ok(ResultSet { columns: columns(rows.first()), rows: rows.iter().map(pg_values).collect() })
+                Ok(ResultSet { columns, rows: rows.iter().map(pg_values).collect() })
             }
         }
     }
 }
 
-fn columns<R: Row>(row: Option<&R>) -> Vec<String> {
-    row.map(|r| r.columns().iter().map(|c| c.name().to_string()).collect()).unwrap_or_default()
+fn columns<R: Row>(row: &R) -> Vec<String> {
+    row.columns().iter().map(|c| c.name().to_string()).collect()
+}
+
+/// The column names of a query that returned no rows, so that an empty CSV still has its
+/// header. Best effort: none when the driver cannot describe the statement.
+async fn described_columns<'c, E: sqlx::Executor<'c>>(executor: E, sql: &str) -> Vec<String> {
+    use sqlx::Statement as _;
+    match executor.prepare(sqlx::SqlSafeStr::into_sql_str(sqlx::AssertSqlSafe(sql.to_string()))).await {
+        Ok(statement) => statement.columns().iter().map(|c| c.name().to_string()).collect(),
+        Err(_) => Vec::new(),
+    }
 }
 
 fn sqlite_values(row: &SqliteRow) -> Vec<Value> {
@@ -291,7 +356,26 @@ mod tests {
     fn one_statement_at_a_time() {
         assert_eq!(check_single_statement("select 1;"), Ok(()));
         assert_eq!(check_single_statement("select ';' -- ; \n /* ; */"), Ok(()));
+        assert_eq!(check_single_statement("select 1 as [a;b], 2 as `c;d`, 3 as \"e;f\""), Ok(()));
         assert_eq!(check_single_statement("select 1; delete from t"), Err(MultipleStatements));
+        // A quote inside a [..] or `..` identifier is not a string's start (SQLite's tokenizer).
+        for sneaky in [
+            "SELECT 1 AS [a']; VACUUM INTO '/tmp/copy.db'; SELECT 1 AS [']",
+            "SELECT 1 AS `a'`; VACUUM INTO '/tmp/copy.db'; SELECT 1 AS `'`",
+        ] {
+            assert_eq!(check_single_statement(sneaky), Err(MultipleStatements), "{sneaky}");
+        }
+    }
+
+    #[test]
+    fn functions_that_act_outside_the_transaction_are_refused() {
+        assert_eq!(
+            check_no_side_effects("SELECT PG_TERMINATE_BACKEND (pid) FROM pg_stat_activity"),
+            Err(SideEffectRefused("pg_terminate_backend".into()))
+        );
+        assert!(check_no_side_effects("select dblink_exec('x', 'delete from t')").is_err());
+        // Named in a string, a comment or as part of another word, they are harmless.
+        assert_eq!(check_no_side_effects("select 'pg_cancel_backend' -- lo_export\n, my_dblink_count from t"), Ok(()));
     }
 
     #[test]

@@ -88,6 +88,8 @@ pub struct WalkEnd<'a> {
     pub doc_type: DocType,
     /// A complete walk (else a window one, which concludes nothing about missing documents).
     pub complete: bool,
+    /// A window walk made beside an unfinished complete walk, whose saved position stays.
+    pub beside: bool,
     /// Documents confirmed gone from inFlow.
     pub deleted: &'a [String],
     /// The run's counters before this step.
@@ -125,6 +127,10 @@ pub struct PageWrite<'a> {
 pub enum PageKind<'a> {
     /// A page of a walk: the walk's next position is saved with it.
     Walk(WalkMark<'a>),
+    /// A page of a window walk made while a complete walk is unfinished: its documents count as
+    /// seen by that walk (`mark.walk_id`), and no position is saved, so the complete walk resumes
+    /// where it stopped. An interrupted window starts again; it is a few pages.
+    Beside(WalkMark<'a>),
     /// Documents fetched one by one (a walk missed them); they count as seen by that walk.
     Refetch { walk_id: Option<i64> },
     /// Stored documents derived again by `audit rebuild`: every document is compared with its
@@ -135,7 +141,7 @@ pub enum PageKind<'a> {
 impl PageKind<'_> {
     fn walk_id(&self) -> Option<i64> {
         match self {
-            PageKind::Walk(mark) => Some(mark.walk_id),
+            PageKind::Walk(mark) | PageKind::Beside(mark) => Some(mark.walk_id),
             PageKind::Refetch { walk_id } => *walk_id,
             PageKind::Rebuild => None,
         }
@@ -143,7 +149,9 @@ impl PageKind<'_> {
 
     fn describe(&self, doc_type: DocType) -> String {
         match self {
-            PageKind::Walk(mark) => format!("the {} {}", mark.stream, describe_position(&mark.position)),
+            PageKind::Walk(mark) | PageKind::Beside(mark) => {
+                format!("the {} page {}", mark.stream, describe_page_ending(&mark.position))
+            }
             PageKind::Refetch { .. } => format!("{} documents fetched by id", doc_type.stream()),
             PageKind::Rebuild => format!("rebuilt {} documents", doc_type.stream()),
         }
@@ -437,10 +445,13 @@ impl Store {
                 .context(what)?;
             }
             let finished = if end.complete { "last_complete_at = $1, last_complete_run_id = $2" } else { "last_window_at = $1, last_window_run_id = $2" };
-            let sql = format!(
-                "UPDATE sync_state SET walk_id = NULL, walk_kind = NULL, walk_from = NULL, walk_paging = NULL, \
-                 walk_position = NULL, walk_started_at = NULL, {finished} WHERE company_id = $3 AND stream = $4"
-            );
+            let ended = if end.beside {
+                ""
+            } else {
+                "walk_id = NULL, walk_kind = NULL, walk_from = NULL, walk_paging = NULL, walk_position = NULL, \
+                 walk_started_at = NULL,"
+            };
+            let sql = format!("UPDATE sync_state SET {ended} {finished} WHERE company_id = $3 AND stream = $4");
             sqlx::query(sqlx::AssertSqlSafe(sql))
                 .bind(now)
                 .bind(end.run_id)
@@ -621,11 +632,12 @@ impl Store {
                 q.build().persistent(false).execute(&mut *tx).await.context(what)?;
             }
 
-            // Product ids the events use that the reference table lacks.
-            let products: Vec<&str> = page
-                .docs
+            // Product ids that the events of (re)derived documents use and the reference table
+            // lacks. Unchanged documents were checked when they were stored: a product the list
+            // no longer returns must not make every later run walk the products again.
+            let products: Vec<&str> = changed
                 .iter()
-                .flat_map(|d| d.derived.events.iter().filter_map(|e| e.product_id.as_deref()))
+                .flat_map(|(d, _)| d.derived.events.iter().filter_map(|e| e.product_id.as_deref()))
                 .collect::<HashSet<_>>()
                 .into_iter()
                 .collect();
@@ -991,8 +1003,14 @@ fn change_kind(old: &KnownDoc, new: &Derived) -> &'static str {
     }
 }
 
-fn describe_position(position: &str) -> String {
-    crate::inflow::walk::Position::decode(position).to_string()
+/// A page by where the walk goes after it (the position saved with it).
+fn describe_page_ending(next: &str) -> String {
+    use crate::inflow::walk::Position;
+    match Position::decode(next) {
+        Position::After(Some(id)) => format!("ending with document {id}"),
+        Position::After(None) => "at the start of the walk".into(),
+        Position::Skip(n) => format!("ending before skip={n}"),
+    }
 }
 
 /// Appends `<column> IN ($1, $2, ...)`.

@@ -5,6 +5,7 @@
 //! row left behind by a process that died is taken over: at once when the holder ran on this
 //! host and its process is gone, otherwise once its heartbeat is older than [`STALE_AFTER`].
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -24,6 +25,9 @@ pub struct LockHolder {
     pub host: String,
     pub acquired_at: DateTime<Utc>,
     pub heartbeat_at: DateTime<Utc>,
+    /// Which taking of the lock this is; read only where the row is taken over.
+    #[sqlx(default)]
+    token: String,
 }
 
 impl std::fmt::Display for LockHolder {
@@ -38,6 +42,10 @@ impl std::fmt::Display for LockHolder {
     }
 }
 
+/// Called by the heartbeat when the lock's row is gone: taken over by another process after a
+/// pause longer than [`STALE_AFTER`], or deleted by hand.
+type OnLost = Arc<OnceLock<Box<dyn Fn() + Send + Sync>>>;
+
 /// A held lock. Release it with [`IngestLock::release`]; if the process dies instead, the next
 /// one recovers it as described in the module docs.
 pub struct IngestLock {
@@ -45,6 +53,7 @@ pub struct IngestLock {
     company_id: String,
     token: String,
     heartbeat: tokio::task::JoinHandle<()>,
+    on_lost: OnLost,
 }
 
 impl Store {
@@ -63,7 +72,7 @@ impl Store {
         let taken = on_pool!(self, pool => {
             let mut tx = pool.begin_write().await.context(what)?;
             let current: Option<LockHolder> = sqlx::query_as(
-                "SELECT holder, pid, host, acquired_at, heartbeat_at FROM ingest_locks WHERE company_id = $1",
+                "SELECT holder, pid, host, acquired_at, heartbeat_at, token FROM ingest_locks WHERE company_id = $1",
             )
             .bind(company_id)
             .fetch_optional(&mut *tx)
@@ -75,7 +84,14 @@ impl Store {
                     return Ok(Err(current));
                 }
                 tracing::warn!("taking over the ingest lock left by {current}: its holder is gone");
-                sqlx::query("DELETE FROM ingest_locks WHERE company_id = $1").bind(company_id).execute(&mut *tx).await.context(what)?;
+                // Only the dead row: on Postgres another process may have taken it over since we
+                // looked, and its fresh row must survive (our insert then finds the conflict).
+                sqlx::query("DELETE FROM ingest_locks WHERE company_id = $1 AND token = $2")
+                    .bind(company_id)
+                    .bind(&current.token)
+                    .execute(&mut *tx)
+                    .await
+                    .context(what)?;
             }
             // ON CONFLICT: another process may have inserted since we looked (Postgres).
             let inserted = sqlx::query(
@@ -102,8 +118,15 @@ impl Store {
                 None => Box::pin(self.try_lock(company_id, command)).await,
             };
         }
-        let heartbeat = tokio::spawn(heartbeat(self.clone(), company_id.to_string(), token.clone()));
-        Ok(Ok(IngestLock { store: self.clone(), company_id: company_id.to_string(), token, heartbeat }))
+        let on_lost = OnLost::default();
+        let heartbeat = tokio::spawn(heartbeat(
+            self.clone(),
+            company_id.to_string(),
+            token.clone(),
+            Arc::clone(&on_lost),
+            HEARTBEAT,
+        ));
+        Ok(Ok(IngestLock { store: self.clone(), company_id: company_id.to_string(), token, heartbeat, on_lost }))
     }
 
     /// Waits until the lock is free, then takes it, telling once who it waits for.
@@ -135,18 +158,27 @@ impl Store {
 }
 
 impl IngestLock {
-    pub async fn release(self) -> Result<(), StoreError> {
+    /// What to do if the lock is lost while held (the holder should stop writing).
+    pub fn on_lost(&self, f: impl Fn() + Send + Sync + 'static) {
+        let _ = self.on_lost.set(Box::new(f));
+    }
+
+    /// Deletes the lock's row. A failure is only logged: the caller's own result matters more
+    /// (a database that is gone fails both), and a row left behind is recovered as a dead one.
+    pub async fn release(self) {
         self.heartbeat.abort();
         let (store, company_id, token) = (&self.store, &self.company_id, &self.token);
-        on_pool!(store, pool => {
+        let result = on_pool!(store, pool => {
             sqlx::query("DELETE FROM ingest_locks WHERE company_id = $1 AND token = $2")
                 .bind(company_id)
                 .bind(token)
                 .execute(pool)
                 .await
-                .context(|| format!("releasing the ingest lock of company {company_id}"))?;
-            Ok(())
-        })
+                .map(|_| ())
+        });
+        if let Err(e) = result {
+            tracing::warn!("could not release the ingest lock of company {company_id} ({e}); the next run recovers it");
+        }
     }
 }
 
@@ -158,9 +190,9 @@ impl Drop for IngestLock {
     }
 }
 
-async fn heartbeat(store: Store, company_id: String, token: String) {
+async fn heartbeat(store: Store, company_id: String, token: String, on_lost: OnLost, every: Duration) {
     loop {
-        tokio::time::sleep(HEARTBEAT).await;
+        tokio::time::sleep(every).await;
         let result = on_pool!(store, pool => {
             sqlx::query("UPDATE ingest_locks SET heartbeat_at = $1 WHERE company_id = $2 AND token = $3")
                 .bind(Utc::now())
@@ -168,10 +200,22 @@ async fn heartbeat(store: Store, company_id: String, token: String) {
                 .bind(&token)
                 .execute(pool)
                 .await
-                .map(|_| ())
+                .map(|r| r.rows_affected())
         });
-        if let Err(e) = result {
-            tracing::warn!("could not refresh the ingest lock: {e}");
+        match result {
+            Ok(0) => {
+                tracing::error!(
+                    "the ingest lock of company {company_id} was taken over by another process (this one was \
+                     silent for more than {} s); stopping after the current page",
+                    STALE_AFTER.as_secs()
+                );
+                if let Some(f) = on_lost.get() {
+                    f();
+                }
+                return;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("could not refresh the ingest lock: {e}"),
         }
     }
 }
@@ -215,7 +259,42 @@ mod tests {
             host: host.into(),
             acquired_at: now,
             heartbeat_at: now - chrono::Duration::seconds(beat_secs_ago),
+            token: String::new(),
         }
+    }
+
+    #[tokio::test]
+    async fn a_holder_whose_row_is_gone_is_told_to_stop() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("a.db").display()).parse().unwrap();
+        let store = Store::open(&url).await.unwrap();
+        let lock = store.try_lock("c1", "ingest").await.unwrap().unwrap();
+        let lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = Arc::clone(&lost);
+        lock.on_lost(move || flag.store(true, std::sync::atomic::Ordering::SeqCst));
+        // A fast heartbeat beside the real one: it finds its row while the lock is held...
+        let beat = |store: &Store| {
+            tokio::spawn(heartbeat(
+                store.clone(),
+                "c1".into(),
+                lock.token.clone(),
+                Arc::clone(&lock.on_lost),
+                Duration::from_millis(10),
+            ))
+        };
+        let first = beat(&store);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!lost.load(std::sync::atomic::Ordering::SeqCst));
+        first.abort();
+        // ...and, once another process has taken the row over, says the lock is lost.
+        sqlx::query("UPDATE ingest_locks SET token = 'taken-over'")
+            .execute(store.sqlite_pool().unwrap())
+            .await
+            .unwrap();
+        let second = beat(&store);
+        tokio::time::timeout(Duration::from_secs(5), second).await.expect("the heartbeat ends").unwrap();
+        assert!(lost.load(std::sync::atomic::Ordering::SeqCst));
+        lock.release().await;
     }
 
     #[test]

@@ -73,10 +73,18 @@ impl Store {
                 }
                 (None, true) => {}
             }
-            q.build_query_as::<EventRow>().persistent(false)
+            let mut rows = q.build_query_as::<EventRow>().persistent(false)
                 .fetch_all(pool)
                 .await
-                .context(|| format!("reading the events of serial {serial:?}"))
+                .context(|| format!("reading the events of serial {serial:?}"))?;
+            // As of a moment, a retraction made later had not happened yet.
+            if let Some(t) = filter.as_of {
+                for row in rows.iter_mut().filter(|r| r.retracted_at.is_some_and(|r| r > t)) {
+                    row.retracted_at = None;
+                    row.retracted_run_id = None;
+                }
+            }
+            Ok(rows)
         })
     }
 

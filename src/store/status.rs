@@ -136,16 +136,21 @@ impl Store {
     }
 
     /// Requests of runs that started or were still running within the last hour: what `audit`
-    /// took of the hourly quota (other integrations come on top).
+    /// took of the hourly quota (other integrations come on top). A run left unfinished counts
+    /// only while a live process holds the company's lock: one killed long ago is not running.
     pub async fn requests_last_hour(&self, company_id: &str) -> Result<i64, StoreError> {
-        let hour_ago = Utc::now() - chrono::Duration::hours(1);
+        let now = Utc::now();
+        let hour_ago = now - chrono::Duration::hours(1);
+        let alive_since = now - chrono::Duration::from_std(super::lock::STALE_AFTER).expect("a short duration");
         on_pool!(self, pool => {
             sqlx::query_scalar::<_, Option<i64>>(
                 "SELECT CAST(SUM(requests) AS BIGINT) FROM ingest_runs \
-                 WHERE company_id = $1 AND (started_at >= $2 OR finished_at >= $2 OR finished_at IS NULL)",
+                 WHERE company_id = $1 AND (started_at >= $2 OR finished_at >= $2 OR (finished_at IS NULL AND EXISTS \
+                 (SELECT 1 FROM ingest_locks l WHERE l.company_id = $1 AND l.heartbeat_at >= $3)))",
             )
             .bind(company_id)
             .bind(hour_ago)
+            .bind(alive_since)
             .fetch_one(pool)
             .await
             .map(Option::unwrap_or_default)

@@ -82,14 +82,13 @@ const HISTORY_CTE: &str = "ranked AS (
     SELECT e.company_id, e.product_id, e.serial, e.event_type, e.quantity_delta, e.occurred_at,
            e.doc_type, e.doc_number, e.location_id, e.sublocation,
            ROW_NUMBER() OVER (PARTITION BY e.company_id, e.product_id, e.serial
-               ORDER BY CASE WHEN e.occurred_at IS NULL THEN 0 ELSE 1 END, e.occurred_at DESC, t.step DESC, e.event_id DESC) AS last_rank,
+               ORDER BY CASE WHEN e.effective_at IS NULL THEN 0 ELSE 1 END, e.effective_at DESC, e.step DESC, e.event_id DESC) AS last_rank,
            ROW_NUMBER() OVER (PARTITION BY e.company_id, e.product_id, e.serial
                ORDER BY CASE WHEN e.quantity_delta <> 0 THEN 0 ELSE 1 END,
-                        CASE WHEN e.occurred_at IS NULL THEN 0 ELSE 1 END, e.occurred_at DESC, t.step DESC, e.event_id DESC) AS move_rank,
+                        CASE WHEN e.effective_at IS NULL THEN 0 ELSE 1 END, e.effective_at DESC, e.step DESC, e.event_id DESC) AS move_rank,
            MAX(CASE WHEN e.quantity_delta > 0 THEN 1 ELSE 0 END) OVER (PARTITION BY e.company_id, e.product_id, e.serial) AS ever_in
-    FROM serial_events e
-    LEFT JOIN event_types t ON t.event_type = e.event_type
-    WHERE e.retracted_at IS NULL";
+    FROM serial_events_effective e
+    WHERE TRUE"; // callers append their ` AND ...` conditions and close the CTE
 
 impl Store {
     /// Starts a snapshot and returns its id.

@@ -49,6 +49,20 @@ impl DatabaseUrl {
     pub fn redacted(&self) -> String {
         redact(&self.raw)
     }
+
+    /// The file a SQLite URL names; `None` for Postgres, an in-memory database, or a URL the
+    /// driver cannot read (which it then reports itself).
+    pub fn sqlite_file(&self) -> Option<std::path::PathBuf> {
+        if self.backend != Backend::Sqlite {
+            return None;
+        }
+        if self.raw.contains(":memory:") || self.raw.contains("mode=memory") {
+            return None;
+        }
+        let options = sqlx::sqlite::SqliteConnectOptions::from_str(&self.raw).ok()?;
+        let path = options.get_filename();
+        (!path.as_os_str().is_empty()).then(|| path.to_path_buf())
+    }
 }
 
 impl FromStr for DatabaseUrl {
@@ -87,8 +101,11 @@ pub fn redact(url: &str) -> String {
     if let Some(scheme_end) = out.find("://") {
         let rest_start = scheme_end + 3;
         // The authority ends at the first '/', '?' or '#'; the password sits before its last '@'.
+        // A password with one of those characters left unencoded ends the authority early: then
+        // everything up to the URL's last '@' is taken as the user info (hiding too much is safe).
         let authority_end = out[rest_start..].find(['/', '?', '#']).map_or(out.len(), |i| rest_start + i);
-        if let Some(at) = out[rest_start..authority_end].rfind('@') {
+        let at = out[rest_start..authority_end].rfind('@').or_else(|| out[rest_start..].rfind('@'));
+        if let Some(at) = at {
             let userinfo = &out[rest_start..rest_start + at];
             if let Some(colon) = userinfo.find(':') {
                 out.replace_range(rest_start + colon + 1..rest_start + at, "***");
@@ -155,6 +172,15 @@ mod tests {
     }
 
     #[test]
+    fn sqlite_urls_name_their_file() {
+        let file = |u: &str| u.parse::<DatabaseUrl>().unwrap().sqlite_file();
+        assert_eq!(file("sqlite://audit.db"), Some("audit.db".into()));
+        assert_eq!(file("sqlite:///tmp/a.db?mode=rwc"), Some("/tmp/a.db".into()));
+        assert_eq!(file("sqlite::memory:"), None);
+        assert_eq!(file("postgres://h/db"), None);
+    }
+
+    #[test]
     fn redaction_covers_query_passwords_and_leaves_passwordless_urls_alone() {
         assert_eq!(
             redact("postgres://h/db?user=a&password=pw&sslmode=disable"),
@@ -164,5 +190,13 @@ mod tests {
         assert_eq!(redact("sqlite://audit.db"), "sqlite://audit.db");
         // A password containing '@' is still hidden up to the last '@' of the authority.
         assert_eq!(redact("postgres://a:p@ss@h/db"), "postgres://a:***@h/db");
+        // So is one with an unencoded '/', '?' or '#' (a base64 password, say).
+        for url in
+            ["postgres://u:pw/xy@h/db", "postgres://u:pw?xy@h/db", "postgres://u:p#w/xy@h:5432/db?sslmode=disable"]
+        {
+            let shown = redact(url);
+            assert!(!shown.contains("xy"), "{url} shown as {shown}");
+            assert!(shown.starts_with("postgres://u:***@h"), "{url} shown as {shown}");
+        }
     }
 }

@@ -143,10 +143,23 @@ pub async fn strings(store: &Store, sql: &'static str, param: &str) -> Vec<Strin
 
 /// Runs a statement without parameters.
 pub async fn exec(store: &Store, sql: &'static str) {
+    exec_with(store, sql, &[]).await
+}
+
+/// Runs a statement with text parameters.
+pub async fn exec_with(store: &Store, sql: &'static str, params: &[&str]) {
     if let Some(pool) = store.sqlite_pool() {
-        sqlx::query(sql).execute(pool).await.unwrap();
+        let mut q = sqlx::query(sql);
+        for p in params {
+            q = q.bind(*p);
+        }
+        q.execute(pool).await.unwrap();
     } else {
-        sqlx::query(sql).execute(store.postgres_pool().unwrap()).await.unwrap();
+        let mut q = sqlx::query(sql);
+        for p in params {
+            q = q.bind(*p);
+        }
+        q.execute(store.postgres_pool().unwrap()).await.unwrap();
     }
 }
 

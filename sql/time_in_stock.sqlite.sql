@@ -2,13 +2,17 @@
 -- transfer received) and the next movement, added up; a serial still in stock counts until now.
 -- One file per engine because date arithmetic differs; `--file sql/time_in_stock.sql` picks it.
 -- Run: audit sql --file sql/time_in_stock.sql
+-- Undated movements are placed as `audit timeline` places them (serial_events_effective); one
+-- with no date at all to go by is left out.
 WITH moves AS (
-    SELECT company_id, product_id, product_name, serial, quantity_delta, occurred_at,
-           LEAD(occurred_at) OVER (
-               PARTITION BY company_id, product_id, serial ORDER BY occurred_at, step, event_id
+    SELECT e.company_id, e.product_id, p.name AS product_name, e.serial, e.quantity_delta,
+           e.effective_at AS occurred_at,
+           LEAD(e.effective_at) OVER (
+               PARTITION BY e.company_id, e.product_id, e.serial ORDER BY e.effective_at, e.step, e.event_id
            ) AS next_at
-    FROM serial_timeline
-    WHERE quantity_delta <> 0 AND occurred_at IS NOT NULL
+    FROM serial_events_effective e
+    LEFT JOIN products p ON p.company_id = e.company_id AND p.product_id = e.product_id
+    WHERE e.quantity_delta <> 0 AND e.effective_at IS NOT NULL
 )
 SELECT serial,
        product_name,

@@ -18,7 +18,14 @@ use crate::output::Format;
 /// (the default) or Postgres. `audit timeline SERIAL` then tells one serial's story, and any SQL
 /// client can query the same tables.
 #[derive(Debug, Parser)]
-#[command(name = "audit", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "audit",
+    version,
+    propagate_version = true,
+    max_term_width = 100,
+    after_help = "Exit status: 0 success; 1 a negative answer (unknown serial, disagreements found); \
+                  2 an error; 75 another ingest of the company holds the lock."
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -29,7 +36,7 @@ pub struct Cli {
 
 #[derive(Debug, Clone, Args)]
 pub struct GlobalArgs {
-    /// Where the audit trail lives: `sqlite://PATH` (created if missing) or
+    /// Where the audit trail lives: `sqlite://PATH` (created by the commands that write) or
     /// `postgres://USER:PASSWORD@HOST:PORT/DATABASE`.
     #[arg(
         long,
@@ -72,7 +79,7 @@ pub enum Command {
     /// paced under inFlow's per-minute and per-hour limits, which the company's other
     /// integrations share.
     ///
-    /// Exit status: 0 when the run finished or stopped cleanly (--max-requests, Ctrl-C), 1 when
+    /// Exit status: 0 when the run finished or stopped cleanly (--max-requests, Ctrl-C), 2 when
     /// it failed (the position is saved either way), 75 when another ingest of the company is
     /// running in the same database.
     #[command(after_help = "Examples:\n  \
@@ -103,8 +110,8 @@ pub enum Command {
     ///
     /// Kinds: never_in_documents, on_hand_without_receipt, on_hand_in_two_locations,
     /// different_location, on_hand_but_history_gone, gone_but_history_on_hand,
-    /// negative_on_hand. Exit status 0 when all agree and 1 when any disagreement is found, so
-    /// it can gate a scheduled job. Take the snapshot right after an ingest
+    /// negative_on_hand. Exit status 0 when all agree, 1 when any disagreement is found (so it
+    /// can gate a scheduled job) and 2 when it cannot tell (no snapshot, database error). Take the snapshot right after an ingest
     /// (`audit ingest --snapshot`) so both describe the same moment.
     Reconcile(ReconcileArgs),
 

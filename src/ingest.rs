@@ -8,7 +8,7 @@
 //! next time), and `failed` on an error, which names the stream and page.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use chrono::{NaiveDate, Utc};
 use serde_json::value::RawValue;
@@ -54,18 +54,43 @@ impl WalkKind {
     }
 }
 
-/// Set from outside (a signal handler) to end the run after the current page.
+/// Set from outside (a signal handler, the lock's heartbeat) to end the run after the current
+/// page, with the reason.
 #[derive(Debug, Clone, Default)]
-pub struct StopFlag(Arc<(AtomicBool, tokio::sync::Notify)>);
+pub struct StopFlag(Arc<(AtomicU8, tokio::sync::Notify)>);
+
+const NOT_STOPPED: u8 = 0;
+const SIGNAL: u8 = 1;
+const LOCK_LOST: u8 = 2;
 
 impl StopFlag {
+    /// A signal: the process is to end.
     pub fn stop(&self) {
-        self.0.0.store(true, Ordering::SeqCst);
+        self.0.0.store(SIGNAL, Ordering::SeqCst);
+        self.0.1.notify_waiters();
+    }
+
+    /// The ingest lock was taken over: this run must end, the process may go on.
+    pub fn lock_lost(&self) {
+        let _ = self.0.0.compare_exchange(NOT_STOPPED, LOCK_LOST, Ordering::SeqCst, Ordering::SeqCst);
         self.0.1.notify_waiters();
     }
 
     pub fn is_set(&self) -> bool {
-        self.0.0.load(Ordering::SeqCst)
+        self.reason().is_some()
+    }
+
+    pub fn reason(&self) -> Option<StopReason> {
+        match self.0.0.load(Ordering::SeqCst) {
+            SIGNAL => Some(StopReason::Signal),
+            LOCK_LOST => Some(StopReason::LockLost),
+            _ => None,
+        }
+    }
+
+    /// Forgets a lost lock (a scheduled loop's next run takes the lock anew); a signal stays.
+    pub fn clear_lock_lost(&self) {
+        let _ = self.0.0.compare_exchange(LOCK_LOST, NOT_STOPPED, Ordering::SeqCst, Ordering::SeqCst);
     }
 
     /// Sleeps until `deadline`, or less if the flag is set meanwhile.
@@ -86,6 +111,8 @@ impl StopFlag {
 pub enum StopReason {
     Budget,
     Signal,
+    /// Another process took the ingest lock over (this one was silent too long).
+    LockLost,
 }
 
 /// What happened to one stream in a run.
@@ -286,8 +313,8 @@ impl Run<'_> {
             ListSpec { path: stream, id_field: doc_type.id_field(), include: Some(doc_type.includes()), filters };
         let mut walk = Walk::new(self.client, spec, position);
 
-        if self.stop.is_set() {
-            return Ok((summary, Some(StopReason::Signal)));
+        if let Some(reason) = self.stop.reason() {
+            return Ok((summary, Some(reason)));
         }
         let mut next = walk.next_page().await;
         loop {
@@ -357,8 +384,8 @@ impl Run<'_> {
                 summary.complete = true;
                 return Ok((summary, None));
             }
-            if self.stop.is_set() {
-                return Ok((summary, Some(StopReason::Signal)));
+            if let Some(reason) = self.stop.reason() {
+                return Ok((summary, Some(reason)));
             }
             next = fetched.expect("fetched unless last or stopping");
         }
@@ -614,6 +641,21 @@ async fn fetch_all<T: serde::de::DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lost_lock_ends_one_run_and_a_signal_ends_them_all() {
+        let stop = StopFlag::default();
+        assert_eq!(stop.reason(), None);
+        stop.lock_lost();
+        assert_eq!(stop.reason(), Some(StopReason::LockLost));
+        stop.clear_lock_lost();
+        assert!(!stop.is_set(), "the next scheduled run may go on");
+        stop.stop();
+        stop.lock_lost();
+        assert_eq!(stop.reason(), Some(StopReason::Signal), "a lost lock does not hide a signal");
+        stop.clear_lock_lost();
+        assert_eq!(stop.reason(), Some(StopReason::Signal));
+    }
 
     #[test]
     fn statistics_are_refreshed_as_the_tables_grow_fourfold() {

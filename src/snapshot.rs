@@ -116,8 +116,8 @@ async fn walk(
     };
     let mut walk = Walk::new(client, spec, position);
     loop {
-        if stop.is_set() {
-            summary.stop = Some(StopReason::Signal);
+        if let Some(reason) = stop.reason() {
+            summary.stop = Some(reason);
             return Ok(summary);
         }
         let page = match walk.next_page().await {

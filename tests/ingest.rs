@@ -447,7 +447,13 @@ async fn a_stop_signal_ends_the_run_after_a_page() {
     stop.stop();
     let summary = audit::ingest::run(&store, &client_for(&sim), &options(&sim), &Quiet, &stop).await.unwrap();
     assert_eq!(summary.status, RunStatus::Stopped);
+    assert_eq!(summary.stop, Some(audit::ingest::StopReason::Signal));
     assert_eq!(count(&store, "SELECT count(*) FROM ingest_runs WHERE status = 'stopped'").await, 1);
+    // A lock taken over by another process ends the run the same way, with its own reason.
+    let stop = StopFlag::default();
+    stop.lock_lost();
+    let summary = audit::ingest::run(&store, &client_for(&sim), &options(&sim), &Quiet, &stop).await.unwrap();
+    assert_eq!(summary.stop, Some(audit::ingest::StopReason::LockLost));
 }
 
 /// A server that answers every list with `answer(endpoint)`, counting requests per endpoint.

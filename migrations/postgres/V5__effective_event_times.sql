@@ -22,9 +22,9 @@ LEFT JOIN event_types t ON t.event_type = e.event_type
 WHERE e.retracted_at IS NULL;
 
 -- serial_current as in V2, its last movement chosen by effective_at: the header of
--- `audit timeline` and the last row of its table now always agree.
-DROP VIEW serial_current;
-CREATE VIEW serial_current AS
+-- `audit timeline` and the last row of its table now always agree. (Same columns: Postgres
+-- replaces it in place, keeping views users built on it; SQLite drops and creates it.)
+CREATE OR REPLACE VIEW serial_current AS
 WITH ranked AS (
     SELECT e.company_id, e.product_id, e.serial, e.event_type, e.quantity_delta, e.occurred_at,
            e.location_id, e.sublocation, e.doc_type, e.doc_id, e.doc_number,

@@ -22,7 +22,8 @@ LEFT JOIN event_types t ON t.event_type = e.event_type
 WHERE e.retracted_at IS NULL;
 
 -- serial_current as in V2, its last movement chosen by effective_at: the header of
--- `audit timeline` and the last row of its table now always agree.
+-- `audit timeline` and the last row of its table now always agree. (Same columns: Postgres
+-- replaces it in place, keeping views users built on it; SQLite drops and creates it.)
 DROP VIEW serial_current;
 CREATE VIEW serial_current AS
 WITH ranked AS (

@@ -52,8 +52,8 @@ pub async fn run(global: &GlobalArgs, args: IngestArgs) -> anyhow::Result<ExitCo
             }
         };
         if let Some(lock) = lock {
-            let lost = stop.clone();
-            lock.on_lost(move || lost.stop());
+            let flag = stop.clone();
+            lock.on_lost(move || flag.lock_lost());
             let mut result = crate::ingest::run(&store, &client, &options, &progress, &stop).await;
             progress.clear();
             if let Ok(summary) = &result
@@ -70,15 +70,28 @@ pub async fn run(global: &GlobalArgs, args: IngestArgs) -> anyhow::Result<ExitCo
                 print_summary(summary, started.elapsed());
             }
             lock.release().await;
+            // Another process took the lock over while this one was silent (a suspended machine,
+            // say): this run ended after its last page; it is a failure, not a clean stop.
+            let result = match result {
+                Ok(_) if stop.reason() == Some(StopReason::LockLost) => {
+                    stop.clear_lock_lost();
+                    Err(anyhow::anyhow!(
+                        "another process took over the ingest lock of company {company} while this one was silent \
+                         for more than {} s; this run stopped after its last page",
+                        crate::store::lock::STALE_AFTER.as_secs()
+                    ))
+                }
+                other => other.map_err(anyhow::Error::from),
+            };
             match (result, args.every) {
                 (Ok(_), _) => {}
                 (Err(err), None) => {
                     store.close().await;
-                    return Err(err.into());
+                    return Err(err);
                 }
                 // A scheduled loop outlives one failed run: the next one resumes from the saved position.
                 (Err(err), Some(_)) => {
-                    eprintln!("error: {}; the next run continues from the saved position", crate::error_text(&err))
+                    eprintln!("error: {}; the next run continues from the saved position", crate::error_text(&*err))
                 }
             }
         }
@@ -159,6 +172,7 @@ pub(crate) fn print_summary(s: &RunSummary, elapsed: Duration) {
         None => "succeeded".to_string(),
         Some(StopReason::Budget) => "stopped at --max-requests; the next run continues from the saved position".into(),
         Some(StopReason::Signal) => "stopped by a signal; the next run continues from the saved position".into(),
+        Some(StopReason::LockLost) => "stopped: the ingest lock was taken over".into(),
     };
     println!(
         "Run {} {how} in {:.1}s: {} requests ({} answered 429, {} retried), {} events added, {} retracted, {} warnings.",

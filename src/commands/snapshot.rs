@@ -21,13 +21,19 @@ pub async fn run(global: &GlobalArgs, args: SnapshotArgs) -> anyhow::Result<Exit
             return Ok(ExitCode::from(super::ingest::LOCKED));
         }
     };
-    let lost = stop.clone();
-    lock.on_lost(move || lost.stop());
+    let flag = stop.clone();
+    lock.on_lost(move || flag.lock_lost());
     let started = Instant::now();
     let result = crate::snapshot::run(&store, &client, &company, &stop).await;
     lock.release().await;
     store.close().await;
-    print_summary(&result?, started.elapsed());
+    let summary = result?;
+    print_summary(&summary, started.elapsed());
+    if summary.stop == Some(StopReason::LockLost) {
+        anyhow::bail!(
+            "another process took over the ingest lock of company {company}; the next snapshot run continues"
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -97,11 +97,13 @@ pub struct Walk<'c> {
     position: Position,
     /// Ids seen in `skip` mode, where pages can overlap while data changes.
     seen: HashSet<String>,
+    /// The ids of the last `skip` page: the same full page again means the server ignores `skip`.
+    last_ids: Vec<Option<String>>,
 }
 
 impl<'c> Walk<'c> {
     pub fn new(client: &'c Client, spec: ListSpec, position: Position) -> Walk<'c> {
-        Walk { client, spec, position, seen: HashSet::new() }
+        Walk { client, spec, position, seen: HashSet::new(), last_ids: Vec::new() }
     }
 
     pub fn position(&self) -> &Position {
@@ -161,13 +163,19 @@ impl<'c> Walk<'c> {
                 (items, next)
             }
             Position::Skip(n) => {
-                let fresh: Vec<_> = items
-                    .into_iter()
-                    .filter(|item| id_of(item, self.spec.id_field).is_none_or(|id| self.seen.insert(id)))
-                    .collect();
-                if !last && fresh.is_empty() {
+                let ids: Vec<Option<String>> = items.iter().map(|item| id_of(item, self.spec.id_field)).collect();
+                // A page of documents all seen before can be legitimate (data shifted under the
+                // cursor); the very same page twice is not.
+                if !last && ids == self.last_ids {
                     return None;
                 }
+                let fresh = items
+                    .into_iter()
+                    .zip(&ids)
+                    .filter(|(_, id)| id.as_ref().is_none_or(|id| self.seen.insert(id.clone())))
+                    .map(|(item, _)| item)
+                    .collect();
+                self.last_ids = ids;
                 (fresh, Position::Skip(n + fetched as u64))
             }
         };
@@ -273,10 +281,15 @@ mod tests {
         // Nothing to move on to: no document has an id.
         let mut w = walk(&client, Position::START);
         assert!(w.advance(page((0..100).map(|_| None))).is_none());
-        // Skip paging on a server that ignores `skip`: nothing new on a full page.
+        // Skip paging on a server that ignores `skip`: the same full page again.
         let mut w = walk(&client, Position::Skip(0));
         assert!(w.advance(same()).is_some());
         assert!(w.advance(same()).is_none());
+        // A full page of documents seen before, but not the same page, is data that shifted.
+        let mut w = walk(&client, Position::Skip(0));
+        assert!(w.advance(same()).is_some());
+        let shifted = page((1..101).map(|i| Some(format!("id-{:03}", i % 100))));
+        assert!(w.advance(shifted).is_some_and(|p| p.items.is_empty() && p.next == Position::Skip(200)));
         // A short page ends the walk whatever it holds.
         assert!(w.advance(page((0..5).map(|i| Some(format!("id-{i:03}"))))).is_some_and(|p| p.last));
     }

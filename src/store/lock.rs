@@ -205,8 +205,8 @@ async fn heartbeat(store: Store, company_id: String, token: String, on_lost: OnL
         match result {
             Ok(0) => {
                 tracing::error!(
-                    "the ingest lock of company {company_id} was taken over by another process (this one was \
-                     silent for more than {} s); stopping after the current page",
+                    "the ingest lock of company {company_id} is no longer held by this process: another one took \
+                     it over after {} s without a heartbeat from here, or its row was deleted",
                     STALE_AFTER.as_secs()
                 );
                 if let Some(f) = on_lost.get() {

@@ -97,14 +97,17 @@ impl fmt::Debug for DatabaseUrl {
 /// Replaces the password of `scheme://user:password@host` and of a `password=` query parameter
 /// with `***`. Works on strings that are not valid URLs too, since error messages quote those.
 pub fn redact(url: &str) -> String {
-    let mut out = url.to_string();
+    // The query first: the user-info step below may hide a stretch that includes the '?'.
+    let mut out = redact_query_param(url, "password");
     if let Some(scheme_end) = out.find("://") {
         let rest_start = scheme_end + 3;
         // The authority ends at the first '/', '?' or '#'; the password sits before its last '@'.
         // A password with one of those characters left unencoded ends the authority early: then
-        // everything up to the URL's last '@' is taken as the user info (hiding too much is safe).
-        let authority_end = out[rest_start..].find(['/', '?', '#']).map_or(out.len(), |i| rest_start + i);
-        let at = out[rest_start..authority_end].rfind('@').or_else(|| out[rest_start..].rfind('@'));
+        // the URL's last '@' before any query parameter (`user=name@server` is common) ends the
+        // user info; hiding too much is safe.
+        let rest = &out[rest_start..];
+        let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let at = rest[..authority_end].rfind('@').or_else(|| rest[..rest.find('=').unwrap_or(rest.len())].rfind('@'));
         if let Some(at) = at {
             let userinfo = &out[rest_start..rest_start + at];
             if let Some(colon) = userinfo.find(':') {
@@ -112,7 +115,7 @@ pub fn redact(url: &str) -> String {
             }
         }
     }
-    redact_query_param(&out, "password")
+    out
 }
 
 fn redact_query_param(url: &str, name: &str) -> String {
@@ -198,5 +201,10 @@ mod tests {
             assert!(!shown.contains("xy"), "{url} shown as {shown}");
             assert!(shown.starts_with("postgres://u:***@h"), "{url} shown as {shown}");
         }
+        // An '@' in a query parameter (Azure's `user=name@server`) is not the user info's end.
+        assert_eq!(
+            redact("postgres://h.example:5432/audit?user=audit@h&password=s3cret"),
+            "postgres://h.example:5432/audit?user=audit@h&password=***"
+        );
     }
 }

@@ -38,10 +38,13 @@ pub fn write_csv<W: Write>(out: W, header: &[&str], rows: impl IntoIterator<Item
     Ok(())
 }
 
-/// Writes pretty JSON and a final newline.
-pub fn write_json<W: Write, T: serde::Serialize>(mut out: W, value: &T) -> anyhow::Result<()> {
+/// Writes pretty JSON and a final newline. Buffered: the serializer writes token by token, and
+/// stdout (a `LineWriter`) would make a system call of every line.
+pub fn write_json<W: Write, T: serde::Serialize>(out: W, value: &T) -> anyhow::Result<()> {
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, out);
     serde_json::to_writer_pretty(&mut out, value)?;
     writeln!(out)?;
+    out.flush()?;
     Ok(())
 }
 

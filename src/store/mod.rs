@@ -210,6 +210,7 @@ impl Store {
                 // because a released connection comes back to the pool asynchronously, and a TLS
                 // connection costs about 100 ms (sqlx 0.9.0 leaves Nagle's algorithm on). A
                 // refused connection is retried (a server may be starting up) until the timeout.
+                let watch = nodelay::WhileConnecting::start();
                 let pool = PgPoolOptions::new()
                     .after_connect(|_, _| {
                         Box::pin(async {
@@ -221,6 +222,7 @@ impl Store {
                     .acquire_timeout(PG_ACQUIRE_TIMEOUT)
                     .connect_with(options.clone())
                     .await;
+                drop(watch);
                 match pool {
                     Ok(pool) => Pool::Postgres(pool),
                     // The pool says only "timed out"; one direct attempt tells why.

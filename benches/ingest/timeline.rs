@@ -25,16 +25,7 @@ const EVENTS_PER_SERIAL: u64 = 4;
 
 /// The query `audit timeline` runs (`src/store/query.rs`), for the command-line clients.
 fn query(serial: &str) -> String {
-    format!(
-        "SELECT e.event_id, e.company_id, e.serial, e.product_id, p.name AS product_name, \
-         p.sku AS product_sku, e.doc_type, e.doc_id, e.doc_number, e.line_collection, e.line_id, e.event_type, \
-         e.occurred_at, e.location_id, l.name AS location_name, e.sublocation, e.quantity_delta, e.doc_status, \
-         e.observed_at, e.run_id, e.retracted_at, e.retracted_run_id \
-         FROM serial_events e \
-         LEFT JOIN products p ON p.company_id = e.company_id AND p.product_id = e.product_id \
-         LEFT JOIN locations l ON l.company_id = e.company_id AND l.location_id = e.location_id \
-         WHERE e.serial = '{serial}' AND e.retracted_at IS NULL"
-    )
+    format!("{}'{serial}' AND e.retracted_at IS NULL", audit::store::query::EVENT_COLUMNS)
 }
 
 fn serial_name(s: u64) -> String {

@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::inflow::{DEFAULT_API_VERSION, DEFAULT_BASE_URL};
 use crate::mapping::DocType;
 use crate::output::Format;
+use crate::simulator::{GuidOrder, ListCount, RateHeaders, UnknownCursor};
 
 /// Turn an inFlow Inventory company's transactions into a serial-number audit trail in SQL.
 ///
@@ -210,6 +211,36 @@ pub struct SimulateArgs {
     /// Answer 400 to `after`/`before`/`start`, like an older server that only pages by `skip`.
     #[arg(long)]
     pub reject_keyset: bool,
+
+    /// Return at most N items per list page, whatever `count` asks (a page-size cap).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100), help_heading = "Unconfirmed API behaviours")]
+    pub page_cap: Option<u32>,
+
+    /// Answer this status (for example 500) to every list request with a `sort` parameter.
+    #[arg(long, value_name = "STATUS", value_parser = clap::value_parser!(u16).range(400..600), help_heading = "Unconfirmed API behaviours")]
+    pub sort_status: Option<u16>,
+
+    /// Ignore `sort` and `sortDesc`: lists come in the default order.
+    #[arg(long, help_heading = "Unconfirmed API behaviours")]
+    pub ignore_sort: bool,
+
+    /// The answer to `after=<id>` naming no existing document: compare (the id is compared as
+    /// any other), empty (an empty page), or a status such as 404, 400 or 500.
+    #[arg(long, value_name = "ANSWER", default_value = "compare", help_heading = "Unconfirmed API behaviours")]
+    pub unknown_cursor: UnknownCursor,
+
+    /// What `X-listCount` counts: total (every document matching the filters), remaining
+    /// (only what is left from the page's position) or none (no header).
+    #[arg(long, value_name = "MEANING", default_value = "total", help_heading = "Unconfirmed API behaviours")]
+    pub list_count: ListCount,
+
+    /// What N in the rate headers (`N/60`, `N/1000`) is: used or remaining.
+    #[arg(long, value_name = "MEANING", default_value = "used", help_heading = "Unconfirmed API behaviours")]
+    pub rate_headers: RateHeaders,
+
+    /// How ids sort: text, or sqlserver (SQL Server's uniqueidentifier order).
+    #[arg(long, value_name = "ORDER", default_value = "text", help_heading = "Unconfirmed API behaviours")]
+    pub guid_order: GuidOrder,
 }
 
 /// Where and how to reach inFlow; shared by the commands that call the API.

@@ -338,7 +338,7 @@ impl Run<'_> {
         }
         let mut next = walk.next_page().await;
         loop {
-            self.report(doc_type, &mut walk, &mut recorded).await?;
+            self.report(doc_type, &mut walk, &mut recorded, &mut summary).await?;
             let page = match next {
                 Ok(page) => page,
                 Err(ClientError::BudgetSpent) => return Ok((summary, Some(StopReason::Budget))),
@@ -420,7 +420,7 @@ impl Run<'_> {
                 return Ok((summary, None));
             }
             if let Some(reason) = self.stop.reason() {
-                self.report(doc_type, &mut walk, &mut recorded).await?;
+                self.report(doc_type, &mut walk, &mut recorded, &mut summary).await?;
                 return Ok((summary, Some(reason)));
             }
             next = fetched.expect("fetched unless last or stopping");
@@ -433,6 +433,7 @@ impl Run<'_> {
         doc_type: DocType,
         walk: &mut Walk<'_>,
         recorded: &mut Option<Paging>,
+        summary: &mut StreamSummary,
     ) -> Result<(), IngestError> {
         let adapt = Adapt::new(self.store, self.client, &self.options.company_id, self.run_id);
         for note in walk.take_notes() {
@@ -444,6 +445,7 @@ impl Run<'_> {
             }
             if adapt.note(doc_type.stream(), Some(doc_type), &note).await? {
                 self.counters.warnings += 1;
+                summary.warnings += 1;
             }
         }
         Ok(())
@@ -578,14 +580,18 @@ impl Run<'_> {
     }
 
     async fn fetch_locations(&mut self) -> Result<(), IngestError> {
-        fetch_locations(self.store, self.client, &self.options.company_id, self.run_id).await
+        let adapt = Adapt::new(self.store, self.client, &self.options.company_id, self.run_id);
+        let result = fetch_locations_with(&adapt).await;
+        self.counters.warnings += adapt.warnings.get();
+        result
     }
 
     async fn fetch_products(&mut self) -> Result<(), IngestError> {
         let spec = ListSpec { path: "products", id_field: "productId", include: None, filters: Vec::new() };
         let adapt = Adapt::new(self.store, self.client, &self.options.company_id, self.run_id);
-        let products: Vec<Product> = fetch_all(&adapt, spec, "the products").await?;
-        self.store.upsert_products(&self.options.company_id, &products).await?;
+        let products = fetch_all::<Product>(&adapt, spec, "the products").await;
+        self.counters.warnings += adapt.warnings.get();
+        self.store.upsert_products(&self.options.company_id, &products?).await?;
         Ok(())
     }
 }
@@ -625,11 +631,13 @@ pub(crate) struct Adapt<'a> {
     client: &'a Client,
     company_id: &'a str,
     run_id: i64,
+    /// Run warnings recorded through this value.
+    warnings: std::cell::Cell<i64>,
 }
 
 impl<'a> Adapt<'a> {
     pub(crate) fn new(store: &'a Store, client: &'a Client, company_id: &'a str, run_id: i64) -> Adapt<'a> {
-        Adapt { store, client, company_id, run_id }
+        Adapt { store, client, company_id, run_id, warnings: std::cell::Cell::new(0) }
     }
 
     pub(crate) async fn recorded_paging(&self, stream: &str) -> Result<Option<Paging>, StoreError> {
@@ -693,6 +701,7 @@ impl<'a> Adapt<'a> {
                 tracing::warn!("{text}");
                 self.record_paging(stream, *to, format!("{from} failed: {why}")).await?;
                 self.store.record_run_warning(self.run_id, self.company_id, doc_type, "paging_fallback", &text).await?;
+                self.warnings.set(self.warnings.get() + 1);
                 Ok(true)
             }
             WalkNote::PositionLost { cursor, why } => {
@@ -703,6 +712,7 @@ impl<'a> Adapt<'a> {
                 );
                 tracing::warn!("{text}");
                 self.store.record_run_warning(self.run_id, self.company_id, doc_type, "position_lost", &text).await?;
+                self.warnings.set(self.warnings.get() + 1);
                 Ok(true)
             }
             WalkNote::CountMeaning(meaning) => {
@@ -816,10 +826,13 @@ pub(crate) async fn fetch_locations(
     company_id: &str,
     run_id: i64,
 ) -> Result<(), IngestError> {
+    fetch_locations_with(&Adapt::new(store, client, company_id, run_id)).await
+}
+
+async fn fetch_locations_with(adapt: &Adapt<'_>) -> Result<(), IngestError> {
     let spec = ListSpec { path: "locations", id_field: "locationId", include: None, filters: Vec::new() };
-    let locations: Vec<Location> =
-        fetch_all(&Adapt::new(store, client, company_id, run_id), spec, "the locations").await?;
-    store.upsert_locations(company_id, &locations).await?;
+    let locations: Vec<Location> = fetch_all(adapt, spec, "the locations").await?;
+    adapt.store.upsert_locations(adapt.company_id, &locations).await?;
     Ok(())
 }
 

@@ -377,6 +377,12 @@ async fn a_failed_paging_mode_is_tried_again_a_day_later(db: TestDb) {
     let lists = ["locations", "products", "purchase-orders", "sales-orders", "stock-adjustments", "stock-transfers"];
     let modes = |mode: &str| lists.iter().map(|l| (format!("paging:{l}"), mode.to_string())).collect::<Vec<_>>();
     assert_eq!(recorded_modes(&store, &company).await, modes("keyset-unsorted"));
+    let (code, status, _) = run_cli(&db, &sim, &["status", "--format", "table", "--company-id", &company], &[]);
+    assert_eq!(code, 0);
+    assert!(
+        status.contains("sales-orders pages with keyset-unsorted since") && status.contains("answered HTTP 500"),
+        "{status}"
+    );
 
     // Within a day: the recorded mode, no request with `sort`.
     sim.clear_requests();
@@ -418,3 +424,42 @@ async fn a_failed_paging_mode_is_tried_again_a_day_later(db: TestDb) {
     same_events(&current_events(&store, &company).await.0, &expected_events(&sim), "after the probes");
 }
 both_backends!(a_failed_paging_mode_is_tried_again_a_day_later, crate::a_failed_paging_mode_is_tried_again_a_day_later);
+
+/// Requests per document endpoint in the simulator's log.
+fn requests_by_endpoint(sim: &Simulator) -> std::collections::BTreeMap<String, usize> {
+    let mut by = std::collections::BTreeMap::new();
+    for r in sim.requests() {
+        *by.entry(r.endpoint).or_insert(0) += 1;
+    }
+    by
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proving_an_end_costs_nothing_with_a_count_and_one_request_without() {
+    // With a count, a walk of n documents costs n/100 + 1 requests (the empty page only when
+    // the last page is full: `walk_cost`). Without one, a short last page proves nothing: one
+    // more request, the empty page.
+    let db = TestDb::sqlite().await;
+    let sim = start(Behaviour { list_count: ListCount::Absent, ..Behaviour::DEFAULT }, false, 500, 250).await;
+    let (code, _, stderr) = ingest_cli(&db, &sim, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let counts = sim.counts();
+    let by = requests_by_endpoint(&sim);
+    for stream in DOC_ENDPOINTS {
+        let n = counts[stream];
+        assert_eq!(by[stream], n.div_ceil(100) + 1, "{stream}: {n} documents, their pages and one empty page");
+        assert!(by[stream] <= walk_cost(n) + 1, "at most one more request than with a count");
+    }
+    // A cap of 30 with a count of the whole set: every page is short, and the one that reaches
+    // the count ends the walk: ceil(n/30) requests, no more.
+    let db = TestDb::sqlite().await;
+    let sim = start(Behaviour { page_cap: Some(30), ..Behaviour::DEFAULT }, false, 501, 250).await;
+    let (code, _, stderr) = ingest_cli(&db, &sim, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let counts = sim.counts();
+    let by = requests_by_endpoint(&sim);
+    for stream in DOC_ENDPOINTS {
+        let n = counts[stream];
+        assert_eq!(by[stream], n.div_ceil(30).max(1), "{stream}: {n} documents in pages of 30");
+    }
+}

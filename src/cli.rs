@@ -89,6 +89,23 @@ pub enum Command {
         audit --database-url postgres://audit@db/audit ingest")]
     Ingest(IngestArgs),
 
+    /// Check what inFlow's API does for your account, before a first ingest or for a bug report.
+    ///
+    /// At most 25 requests, paced under the limits: credentials and company, the API version,
+    /// each stream's list with the includes the ingest uses, whether `count=100` is honoured,
+    /// whether `X-listCount` comes back and what it counts, keyset paging on each stream, a
+    /// descending date sort, `filter[orderDate]`, `filter[lastModifiedDateTime]`, the rate
+    /// headers, the manufacturing-order and stock-count endpoints, and the serialized products.
+    /// Prints what each answer means for the ingest, and stores the answers in
+    /// `api_capabilities`, where the ingest reads how to walk each stream. Never prints the key.
+    ///
+    /// Exit status: 0 when everything the ingest relies on works, 1 when something it relies on
+    /// is missing, 2 when the checks could not be made (inFlow unreachable, database error).
+    #[command(after_help = "Examples:\n  \
+        audit doctor\n  \
+        audit doctor --format json > doctor.json   # to attach to a bug report")]
+    Doctor(DoctorArgs),
+
     /// Record inFlow's current serial stock: every serialized product's inventory lines.
     ///
     /// Walks the products that track serials, 100 per request, with the same pacing and budget
@@ -428,6 +445,16 @@ pub struct RebuildArgs {
     /// When an ingest of the company is running, wait for it instead of exiting (status 75).
     #[arg(long)]
     pub wait: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub inflow: InflowArgs,
+
+    /// table (the default on a terminal) or json (the default otherwise).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -197,9 +197,12 @@ impl Doctor<'_> {
             }
             Err(ClientError::Unauthorized { status, .. }) => Answer::Status(status, String::new()),
             Err(ClientError::NotFound { .. }) => Answer::Status(404, String::new()),
-            Err(ClientError::Rejected { status, body, .. }) => Answer::Status(status, body),
+            Err(ClientError::Rejected { status, body, .. }) => Answer::Status(status, message_of(&body)),
             Err(ClientError::GaveUp { status: Some(status), last, .. }) if status != 429 => {
-                Answer::Status(status, last)
+                // `last` reads `HTTP 500: "<body start>"`.
+                let quoted = last.split_once(": ").map_or("", |(_, rest)| rest);
+                let body = serde_json::from_str::<String>(quoted).unwrap_or_default();
+                Answer::Status(status, message_of(&body))
             }
             Err(ClientError::BudgetSpent) => Answer::NotAsked,
             Err(e) => {
@@ -221,7 +224,7 @@ impl Doctor<'_> {
         sorted.push(("sort", id_field.to_string()));
         match self.get(path, &sorted).await {
             Answer::Status(status, body) if status == 400 || status >= 500 => {
-                (self.get(path, query).await, Some(format!("HTTP {status} {body}")))
+                (self.get(path, query).await, Some(http(status, &body)))
             }
             answer => (answer, None),
         }
@@ -230,7 +233,7 @@ impl Doctor<'_> {
     /// How a reference list (locations, products) pages: the ingest walks it to its end with a
     /// sort on the id when that works.
     fn reference_paging(&mut self, path: &str, sort_failure: Option<String>) {
-        let label = format!("{path} sorted by id");
+        let label = format!("{path}: sort by id");
         let check = match sort_failure {
             None => Check::new(format!("paging:{path}"), label, Verdict::Ok)
                 .result("works")
@@ -267,7 +270,7 @@ impl Doctor<'_> {
                     format!("{n} location{}", if n == 1 { "" } else { "s" })
                 });
                 (
-                    Check::new("credentials", "credentials (API key)", Verdict::Ok).result("accepted").value("ok"),
+                    Check::new("credentials", "credentials", Verdict::Ok).result("accepted").value("ok"),
                     Check::new("company", "company", Verdict::Ok).result(format!("found ({locations})")).value("ok"),
                     Check::new("api_version", "API version", Verdict::Ok)
                         .result(format!("{version} accepted"))
@@ -275,7 +278,7 @@ impl Doctor<'_> {
                 )
             }
             Answer::Status(status @ (401 | 403), _) => {
-                let failed = Check::new("credentials", "credentials (API key)", Verdict::Missing)
+                let failed = Check::new("credentials", "credentials", Verdict::Missing)
                     .result(format!("refused (HTTP {status})"))
                     .ingest("cannot run: check INFLOW_API_KEY and that the company has the API add-on")
                     .value("refused");
@@ -300,7 +303,7 @@ impl Doctor<'_> {
             }
             Answer::Status(status, body) => {
                 let check = Check::new("api_version", "API version", Verdict::Missing)
-                    .result(format!("{version}: HTTP {status} {body}"))
+                    .result(format!("{version}: {}", http(status, &body)))
                     .ingest("cannot run: try another --api-version, or send this row to us");
                 self.push(check);
                 return self.skip_rest("the first request failed");
@@ -332,12 +335,12 @@ impl Doctor<'_> {
         let query = [("count", "100".to_string()), ("includeCount", "true".into()), ("include", includes.into())];
         let (answer, sort_failure) = self.with_sort(stream, &query, id).await;
         let sorted = sort_failure.is_none();
-        let label = format!("{stream} list with include={includes}");
+        let label = format!("{stream}: list + includes");
         let page = match answer {
             Answer::Page(page) => page,
             Answer::Status(status, body) => {
                 let check = Check::new(format!("list:{stream}"), label, Verdict::Missing)
-                    .result(format!("HTTP {status} {}", refused_include(&body, includes)))
+                    .result(http(status, &refused_include(&body, includes)))
                     .ingest(format!("cannot ingest {stream}: send this row to us"))
                     .value("refused");
                 self.push(check);
@@ -351,14 +354,14 @@ impl Doctor<'_> {
         };
         self.push(
             Check::new(format!("list:{stream}"), label, Verdict::Ok)
-                .result(format!("answered {} documents", page.items.len()))
+                .result(format!("answered {} documents with include={includes}", page.items.len()))
                 .ingest("walks it")
                 .value("ok"),
         );
         seen.present = Some(page.list_count.is_some());
         let size = judge_page_size(page.items.len(), page.list_count);
         self.push(
-            Check::new(format!("page_size:{stream}"), format!("{stream} count=100"), size.verdict())
+            Check::new(format!("page_size:{stream}"), format!("{stream}: count=100"), size.verdict())
                 .result(size.describe())
                 .ingest(size.ingest())
                 .value(size.value()),
@@ -369,13 +372,13 @@ impl Doctor<'_> {
         if sorted && ids.len() >= 3 && !self.id_order_checked {
             self.id_order_checked = true;
             self.push(
-                Check::new("id_order", format!("order of {stream} sorted by {id}"), Verdict::Info)
-                    .result(judge_id_order(&ids))
+                Check::new("id_order", format!("{stream}: order of ids"), Verdict::Info)
+                    .result(format!("{} (sorted by {id})", judge_id_order(&ids)))
                     .ingest("nothing assumes an order of ids: each page goes on after the last id returned")
                     .value(judge_id_order(&ids)),
             );
         }
-        let paging_label = format!("{stream} keyset paging");
+        let paging_label = format!("{stream}: keyset paging");
         match ids.last() {
             None => self.push(
                 Check::new(format!("paging:{stream}"), paging_label, Verdict::NotChecked)
@@ -396,7 +399,7 @@ impl Doctor<'_> {
                         let next_ids: Vec<String> = next.items.iter().filter_map(|d| id_of(d, id)).collect();
                         judge_keyset(&ids, cursor, &next_ids)
                     }
-                    Answer::Status(status, body) => Err(format!("after={cursor} answered HTTP {status} {body}")),
+                    Answer::Status(status, body) => Err(format!("after={cursor} answered {}", http(status, &body))),
                     Answer::NotAsked => {
                         let result = self.not_asked();
                         self.push(
@@ -426,14 +429,18 @@ impl Doctor<'_> {
         // A descending sort on the stream's date, judged from the dates returned.
         let field = date_field(doc_type);
         let q = [("count", "20".to_string()), ("sort", field.to_string()), ("sortDesc", "true".into())];
-        let label = format!("{stream} sort={field}&sortDesc=true");
+        let label = format!("{stream}: date sort desc");
         let dates = match self.get(stream, &q).await {
             Answer::Page(page) => {
                 let dates = dates_of(&page.items, field);
                 let sorted = judge_descending(&dates);
                 let (verdict, result, value) = match sorted {
-                    Some(true) => (Verdict::Info, "honoured (dates descend)".to_string(), "honoured"),
-                    Some(false) => (Verdict::Info, "ignored: the dates returned do not descend".into(), "ignored"),
+                    Some(true) => {
+                        (Verdict::Info, format!("honoured: sort={field}&sortDesc=true, dates descend"), "honoured")
+                    }
+                    Some(false) => {
+                        (Verdict::Info, format!("ignored: sort={field}&sortDesc=true, dates do not descend"), "ignored")
+                    }
                     None => (Verdict::Info, "cannot tell: fewer than two distinct dates".into(), "unknown"),
                 };
                 self.push(
@@ -447,7 +454,7 @@ impl Doctor<'_> {
             Answer::Status(status, body) => {
                 self.push(
                     Check::new(format!("sort_date:{stream}"), label, Verdict::Info)
-                        .result(format!("refused: HTTP {status} {body}"))
+                        .result(format!("refused: {}", http(status, &body)))
                         .ingest("not used: the ingest walks by id")
                         .value("refused"),
                 );
@@ -470,7 +477,7 @@ impl Doctor<'_> {
     /// `filter[orderDate]` from a day in the middle of the dates seen.
     async fn order_date_filter(&mut self, doc_type: DocType, dates: &[NaiveDate], total: Option<u64>) {
         let stream = doc_type.stream();
-        let label = format!("{stream} filter[orderDate]");
+        let label = format!("{stream}: filter[orderDate]");
         let key = format!("filter_order_date:{stream}");
         let mut days = dates.to_vec();
         days.sort();
@@ -497,7 +504,7 @@ impl Doctor<'_> {
                 }
             }
             Answer::Status(status, body) => Check::new(key, label, Verdict::Missing)
-                .result(format!("refused: HTTP {status} {body}"))
+                .result(format!("refused: {}", http(status, &body)))
                 .ingest("--since and --window fail on this stream; a plain ingest does not use the filter")
                 .value("refused"),
             Answer::NotAsked => Check::new(key, label, Verdict::NotChecked).result(self.not_asked()),
@@ -506,7 +513,7 @@ impl Doctor<'_> {
     }
 
     fn list_count(&mut self, seen: &[CountSeen]) {
-        let label = "X-listCount (includeCount=true)";
+        let label = "X-listCount";
         let present: Vec<bool> = seen.iter().filter_map(|s| s.present).collect();
         let meanings: Vec<CountMeaning> =
             seen.iter().filter_map(|s| s.meaning).filter(|m| *m != CountMeaning::Unknown).collect();
@@ -514,7 +521,7 @@ impl Doctor<'_> {
             Check::new(capabilities::LIST_COUNT, label, Verdict::NotChecked).result("not checked: no list answered")
         } else if present.iter().all(|p| !p) {
             Check::new(capabilities::LIST_COUNT, label, Verdict::Adapts)
-                .result("not sent")
+                .result("not sent (includeCount=true)")
                 .ingest("a short page is followed by one more request, whose empty answer proves the end")
                 .value("absent")
         } else if let Some(first) = meanings.first().filter(|m| meanings.iter().all(|x| x == *m)) {
@@ -535,7 +542,7 @@ impl Doctor<'_> {
     }
 
     fn rate_headers(&mut self) {
-        let label = "rate headers (x-inflow-api-rate-limit, x-ratelimit-limit)";
+        let label = "rate headers";
         let check = match self.rates.as_slice() {
             [(None, None), ..] | [] => Check::new(capabilities::RATE_HEADERS, label, Verdict::Adapts)
                 .result("not sent")
@@ -569,7 +576,7 @@ impl Doctor<'_> {
 
     /// What `after=` answers for an id that names no document (as a deleted one would).
     async fn unknown_cursor(&mut self) {
-        let label = "sales-orders after=<an id of no document>";
+        let label = "sales-orders: unknown cursor";
         let key = "unknown_cursor";
         let ingest =
             "a saved position whose document is gone: checks it by id, then walks the stream again from its start";
@@ -577,15 +584,15 @@ impl Doctor<'_> {
         let q = [("count", "1".to_string()), ("after", unknown)];
         let check = match self.get("sales-orders", &q).await {
             Answer::Page(page) if page.items.is_empty() => Check::new(key, label, Verdict::Info)
-                .result("an empty page (indistinguishable from the end)")
+                .result("after=<an id of no document> answers an empty page, like the end")
                 .ingest(ingest)
                 .value("empty"),
             Answer::Page(_) => Check::new(key, label, Verdict::Info)
-                .result("documents: the id is compared like any other")
+                .result("after=<an id of no document> answers documents: the id is compared like any other")
                 .ingest("a saved position whose document is gone still answers")
                 .value("compare"),
             Answer::Status(status, body) => Check::new(key, label, Verdict::Info)
-                .result(format!("HTTP {status} {body}"))
+                .result(format!("after=<an id of no document> answers {}", http(status, &body)))
                 .ingest(ingest)
                 .value(status.to_string()),
             Answer::NotAsked => Check::new(key, label, Verdict::NotChecked).result(self.not_asked()),
@@ -596,7 +603,7 @@ impl Doctor<'_> {
     /// `filter[lastModifiedDateTime]` from tomorrow: an honoured filter returns nothing.
     async fn last_modified_filter(&mut self, doc_type: DocType) {
         let stream = doc_type.stream();
-        let label = format!("{stream} filter[lastModifiedDateTime]");
+        let label = format!("{stream}: filter[lastModifiedDateTime]");
         let key = format!("filter_last_modified:{stream}");
         let tomorrow = Utc::now().date_naive() + chrono::Days::new(1);
         let q = [
@@ -617,7 +624,7 @@ impl Doctor<'_> {
                 .ingest(ingest)
                 .value("ignored"),
             Answer::Status(status, body) => Check::new(key, label, Verdict::Info)
-                .result(format!("not available: HTTP {status} {body}"))
+                .result(format!("not available: {}", http(status, &body)))
                 .ingest(ingest)
                 .value("not_available"),
             Answer::NotAsked => Check::new(key, label, Verdict::NotChecked).result(self.not_asked()),
@@ -626,25 +633,25 @@ impl Doctor<'_> {
     }
 
     async fn later_endpoint(&mut self, path: &str, name: &str, include: &str) {
-        let label = format!("{name} ({path}?include={include})");
+        let label = name.to_string();
         let key = format!("endpoint:{path}");
         let ingest = "not ingested by this version of audit";
         let q = [("count", "1".to_string()), ("include", include.to_string())];
         let check = match self.get(path, &q).await {
             Answer::Page(page) => Check::new(key, label, Verdict::Info)
                 .result(format!(
-                    "answers with its includes ({} document{})",
+                    "{path}?include={include} answers ({} document{})",
                     page.items.len(),
                     if page.items.len() == 1 { "" } else { "s" }
                 ))
                 .ingest(ingest)
                 .value("available"),
             Answer::Status(404, _) => Check::new(key, label, Verdict::Info)
-                .result("endpoint answered 404: not available")
+                .result(format!("{path}: endpoint answered 404: not available"))
                 .ingest(ingest)
                 .value("not_available"),
             Answer::Status(status, body) => Check::new(key, label, Verdict::Info)
-                .result(format!("HTTP {status} {}", refused_include(&body, include)))
+                .result(http(status, &refused_include(&body, include)))
                 .ingest(ingest)
                 .value("refused"),
             Answer::NotAsked => Check::new(key, label, Verdict::NotChecked).result(self.not_asked()),
@@ -653,7 +660,7 @@ impl Doctor<'_> {
     }
 
     async fn serial_products(&mut self) {
-        let label = "serialized products (include=inventoryLines&filter[trackSerials]=true)";
+        let label = "serialized products";
         let key = "products_serial_filter";
         let q =
             [("count", "5".to_string()), ("include", "inventoryLines".into()), ("filter[trackSerials]", "true".into())];
@@ -687,19 +694,31 @@ impl Doctor<'_> {
                         .value("ignored")
                 } else {
                     Check::new(key, label, Verdict::Ok)
-                        .result("works")
+                        .result("include=inventoryLines&filter[trackSerials]=true works")
                         .ingest("audit snapshot walks the serialized products only")
                         .value("works")
                 }
             }
             Answer::Status(status, body) => Check::new(key, label, Verdict::Missing)
-                .result(format!("HTTP {status} {}", refused_include(&body, "inventoryLines")))
+                .result(http(status, &refused_include(&body, "inventoryLines")))
                 .ingest("audit snapshot cannot run; the ingest does not need it")
                 .value("refused"),
             Answer::NotAsked => Check::new(key, label, Verdict::NotChecked).result(self.not_asked()),
         };
         self.push(check);
     }
+}
+
+/// `HTTP 400: <message>`, or `HTTP 400` alone.
+fn http(status: u16, body: &str) -> String {
+    if body.is_empty() { format!("HTTP {status}") } else { format!("HTTP {status}: {body}") }
+}
+
+/// The `message` of a JSON error body, or the body's start.
+fn message_of(body: &str) -> String {
+    let message = serde_json::from_str::<Value>(body).ok().and_then(|v| v.get("message")?.as_str().map(String::from));
+    let text = message.unwrap_or_else(|| body.to_string());
+    if text.chars().count() > 160 { format!("{}…", text.chars().take(160).collect::<String>()) } else { text }
 }
 
 /// The date property a stream's documents are dated by.
@@ -918,6 +937,13 @@ mod tests {
         assert_eq!(judge_rate(&h("5/60", "10/1000"), &h("5/60", "11/1000")), RateMeaning::Used);
         assert_eq!(judge_rate(&h("5/60", "10/1000"), &h("4/60", "11/1000")), RateMeaning::Unknown, "they disagree");
         assert_eq!(judge_rate(&(None, None), &(None, None)), RateMeaning::Unknown);
+    }
+
+    #[test]
+    fn error_bodies_are_shown_by_their_message() {
+        assert_eq!(message_of(r#"{"message":"'x' is not a filter","code":"InvalidFilter"}"#), "'x' is not a filter");
+        assert_eq!(message_of("plain"), "plain");
+        assert_eq!(message_of(&"y".repeat(500)).chars().count(), 161);
     }
 
     #[test]

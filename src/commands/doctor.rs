@@ -61,7 +61,7 @@ pub async fn run(global: &GlobalArgs, args: DoctorArgs) -> anyhow::Result<ExitCo
 fn print_table(mut out: impl Write, report: &Report) -> anyhow::Result<()> {
     let mut table = output::table(&["check", "status", "result", "what the ingest does"]);
     // Long answers wrap inside their column, on a terminal or not.
-    table.set_content_arrangement(comfy_table::ContentArrangement::Dynamic).set_width(150);
+    table.set_content_arrangement(comfy_table::ContentArrangement::Dynamic).set_width(140);
     for c in &report.checks {
         table.add_row(vec![c.label.clone(), c.verdict.label().to_string(), c.result.clone(), c.ingest.clone()]);
     }

@@ -20,9 +20,10 @@
 //! preferred one again later. `skip` pages overlap by one row, so that a shift (documents added
 //! or deleted while walking) is seen, and a pass that saw one does not claim to be complete.
 //!
-//! **A lost position is recovered.** When a saved position (a cursor from an earlier run) no
-//! longer answers, or answers an empty page that the count does not confirm, the cursor
-//! document is asked for by id: if inFlow no longer has it, the walk starts the stream again.
+//! **A lost position is recovered.** When a cursor no longer answers (400, 404, a persisting
+//! 5xx), or a saved one (from an earlier run) answers an empty page that the count does not
+//! confirm, the cursor's document is asked for by id: if inFlow no longer has it, the walk
+//! starts the stream again; if it has, the paging mode is what fails.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -335,6 +336,8 @@ pub struct Walk<'c> {
     restarts: u32,
     /// The pass started over and its first page is not out yet.
     restarted: bool,
+    /// This mode already started over for a cursor whose document was gone.
+    lost_in_mode: bool,
     /// The cursor this walk resumed from, while nothing showed that its document still exists
     /// (a keyset page after it does not include it).
     origin: Option<String>,
@@ -371,6 +374,7 @@ impl<'c> Walk<'c> {
             pending: Vec::new(),
             restarts: 0,
             restarted: false,
+            lost_in_mode: false,
             origin,
         }
     }
@@ -505,17 +509,23 @@ impl<'c> Walk<'c> {
         if !self.uses_paging_parameters() {
             return Err(err);
         }
-        if self.stale
-            && let Position::After(Some(cursor)) = self.position.clone()
+        // A cursor whose document is gone (deleted since it was saved, or since its page came)
+        // explains the failure; once per mode, so that a server failing `after` whatever it
+        // names still gets the next mode.
+        if let Position::After(Some(cursor)) = self.position.clone()
+            && !self.lost_in_mode
         {
             match self.cursor_exists(&cursor).await {
                 Ok(false) => {
+                    self.lost_in_mode = true;
                     let why = format!("after={cursor} answered {answered}, and inFlow no longer has that document");
                     return self.restart_lost(cursor, why, err);
                 }
                 // The document is there: the paging parameters are the trouble.
                 Ok(true) => {}
-                Err(_) => return Err(err),
+                // Cannot tell: a saved position is not given up on a guess.
+                Err(_) if self.stale => return Err(err),
+                Err(_) => {}
             }
         }
         let params = match (&self.position, self.paging) {
@@ -547,6 +557,7 @@ impl<'c> Walk<'c> {
         self.restarts += 1;
         self.pending.push(WalkNote::FellBack { from: self.paging, to, why });
         self.paging = to;
+        self.lost_in_mode = false;
         self.start_over();
         Ok(())
     }

@@ -853,6 +853,10 @@ async fn fetch_all<T: serde::de::DeserializeOwned>(
             adapt.note(path, None, &note).await?;
         }
         let page = page.map_err(|source| IngestError::Reference { what, source })?;
+        if page.restarted {
+            // The walk started the list over (another paging mode): what came before comes again.
+            all.clear();
+        }
         all.extend(page.items.iter().filter_map(|raw| serde_json::from_str(raw.get()).ok()));
         if page.last {
             if recorded.is_some_and(|r| r != walk.paging()) {

@@ -6,6 +6,12 @@
 //! fetched, so the database and inFlow's latency overlap. A run ends `succeeded` when every walk
 //! is complete, `stopped` when the request budget or a signal ends it early (its walks resume
 //! next time), and `failed` on an error, which names the stream and page.
+//!
+//! How a stream is walked adapts to the server (`Adapt`): a walk starts in the paging mode
+//! recorded for its stream in `api_capabilities` (by `audit doctor` or an earlier fallback), a
+//! complete walk tries the preferred mode again a day after a fallback, and what a walk had to
+//! learn (a fallback, a lost position, what `X-listCount` counts) is warned about once and
+//! recorded. Deletions are concluded only at the end of a walk that proved it saw everything.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};

@@ -895,8 +895,8 @@ mod tests {
         let start = WalkStart { meaning: CountMeaning::Total, ..WalkStart::fresh(Paging::Keyset) };
         let mut w = walk(&client, start);
         assert!(!take_page(feed(&mut w, named("a", 0..30), Some(300))).last);
-        // Documents before the cursor were deleted: the total fell to 100 while 200 remain
-        // after it. Seen (60) ... and later 120 >= 100 must not end the walk.
+        // 200 documents before the cursor were deleted: the total fell to 100 while 210 remain
+        // after it. The pass soon returns more than 100 documents; that must not end it.
         assert!(!take_page(feed(&mut w, named("a", 30..60), Some(100))).last);
         let p = take_page(feed(&mut w, named("a", 60..90), Some(100)));
         assert!(!p.last);

@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::inflow::{DEFAULT_API_VERSION, DEFAULT_BASE_URL};
 use crate::mapping::DocType;
 use crate::output::Format;
+use crate::simulator::{GuidOrder, ListCount, RateHeaders, UnknownCursor};
 
 /// Turn an inFlow Inventory company's transactions into a serial-number audit trail in SQL.
 ///
@@ -87,6 +88,23 @@ pub enum Command {
         audit ingest --types sales-orders,stock-transfers --max-requests 200\n  \
         audit --database-url postgres://audit@db/audit ingest")]
     Ingest(IngestArgs),
+
+    /// Check what inFlow's API does for your account, before a first ingest or for a bug report.
+    ///
+    /// At most 25 requests, paced under the limits: credentials and company, the API version,
+    /// each stream's list with the includes the ingest uses, whether `count=100` is honoured,
+    /// whether `X-listCount` comes back and what it counts, keyset paging on each stream, a
+    /// descending date sort, `filter[orderDate]`, `filter[lastModifiedDateTime]`, the rate
+    /// headers, the manufacturing-order and stock-count endpoints, and the serialized products.
+    /// Prints what each answer means for the ingest, and stores the answers in
+    /// `api_capabilities`, where the ingest reads how to walk each stream. Never prints the key.
+    ///
+    /// Exit status: 0 when everything the ingest relies on works, 1 when something it relies on
+    /// is missing, 2 when the checks could not be made (inFlow unreachable, database error).
+    #[command(after_help = "Examples:\n  \
+        audit doctor\n  \
+        audit doctor --format json > doctor.json   # to attach to a bug report")]
+    Doctor(DoctorArgs),
 
     /// Record inFlow's current serial stock: every serialized product's inventory lines.
     ///
@@ -210,6 +228,36 @@ pub struct SimulateArgs {
     /// Answer 400 to `after`/`before`/`start`, like an older server that only pages by `skip`.
     #[arg(long)]
     pub reject_keyset: bool,
+
+    /// Return at most N items per list page, whatever `count` asks (a page-size cap).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100), help_heading = "Unconfirmed API behaviours")]
+    pub page_cap: Option<u32>,
+
+    /// Answer this status (for example 500) to every list request with a `sort` parameter.
+    #[arg(long, value_name = "STATUS", value_parser = clap::value_parser!(u16).range(400..600), help_heading = "Unconfirmed API behaviours")]
+    pub sort_status: Option<u16>,
+
+    /// Ignore `sort` and `sortDesc`: lists come in the default order.
+    #[arg(long, help_heading = "Unconfirmed API behaviours")]
+    pub ignore_sort: bool,
+
+    /// The answer to `after=<id>` naming no existing document: compare (the id is compared as
+    /// any other), empty (an empty page), or a status such as 404, 400 or 500.
+    #[arg(long, value_name = "ANSWER", default_value = "compare", help_heading = "Unconfirmed API behaviours")]
+    pub unknown_cursor: UnknownCursor,
+
+    /// What `X-listCount` counts: total (every document matching the filters), remaining
+    /// (only what is left from the page's position) or none (no header).
+    #[arg(long, value_name = "MEANING", default_value = "total", help_heading = "Unconfirmed API behaviours")]
+    pub list_count: ListCount,
+
+    /// What N in the rate headers (`N/60`, `N/1000`) is: used or remaining.
+    #[arg(long, value_name = "MEANING", default_value = "used", help_heading = "Unconfirmed API behaviours")]
+    pub rate_headers: RateHeaders,
+
+    /// How ids sort: text, or sqlserver (SQL Server's uniqueidentifier order).
+    #[arg(long, value_name = "ORDER", default_value = "text", help_heading = "Unconfirmed API behaviours")]
+    pub guid_order: GuidOrder,
 }
 
 /// Where and how to reach inFlow; shared by the commands that call the API.
@@ -397,6 +445,16 @@ pub struct RebuildArgs {
     /// When an ingest of the company is running, wait for it instead of exiting (status 75).
     #[arg(long)]
     pub wait: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub inflow: InflowArgs,
+
+    /// table (the default on a terminal) or json (the default otherwise).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -6,6 +6,12 @@
 //! fetched, so the database and inFlow's latency overlap. A run ends `succeeded` when every walk
 //! is complete, `stopped` when the request budget or a signal ends it early (its walks resume
 //! next time), and `failed` on an error, which names the stream and page.
+//!
+//! How a stream is walked adapts to the server (`Adapt`): a walk starts in the paging mode
+//! recorded for its stream in `api_capabilities` (by `audit doctor` or an earlier fallback), a
+//! complete walk tries the preferred mode again a day after a fallback, and what a walk had to
+//! learn (a fallback, a lost position, what `X-listCount` counts) is warned about once and
+//! recorded. Deletions are concluded only at the end of a walk that proved it saw everything.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -13,12 +19,14 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use chrono::{NaiveDate, Utc};
 use serde_json::value::RawValue;
 
+use crate::inflow::client::RateMeaning;
 use crate::inflow::model::{Location, Product};
-use crate::inflow::walk::{ListSpec, Position, Walk, id_of};
+use crate::inflow::walk::{CountMeaning, ListSpec, Paging, Pass, Position, Walk, WalkNote, WalkStart, id_of};
 use crate::inflow::{Client, ClientError};
 use crate::mapping::{self, DocType};
+use crate::store::capabilities::{self, Capability};
 use crate::store::ingest::{
-    DocWrite, LooseWarning, PageKind, PageOutcome, PageWrite, RunCounters, RunStatus, WalkEnd, WalkMark,
+    DocWrite, LooseWarning, PageKind, PageOutcome, PageWrite, RunCounters, RunStatus, SyncState, WalkEnd, WalkMark,
 };
 use crate::store::{Store, StoreError};
 
@@ -37,6 +45,10 @@ pub struct IngestOptions {
 /// Missing documents are checked one request each; beyond this many something else is wrong
 /// (a server that ignores the keyset, say), and no deletion is concluded.
 const MAX_CONFIRMATIONS: usize = 100;
+
+/// A paging mode that failed is tried again by the first complete walk this long after it was
+/// recorded (or whenever `audit doctor` finds it works).
+pub const RETRY_PREFERRED_AFTER: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 
 /// A walk over every document of a stream (within `--since`), or over a recent window only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,6 +145,11 @@ pub struct StreamSummary {
     pub deleted: i64,
     /// The walk reached its end in this run.
     pub complete: bool,
+    /// The walk reached its end but cannot prove it returned every document (why): it
+    /// concluded no deletion and is not recorded as complete.
+    pub unproven: Option<String>,
+    /// How the walk paged when it ended (`keyset`, `keyset-unsorted`, `skip`).
+    pub paging: &'static str,
 }
 
 #[derive(Debug, Clone)]
@@ -185,7 +202,8 @@ pub async fn run(
 ) -> Result<RunSummary, IngestError> {
     let run_id =
         store.begin_run(&options.company_id, "ingest", &options.arguments, Some(&client.config().api_version)).await?;
-    let mut ctx = Run { store, client, options, progress, stop, run_id, counters: RunCounters::default() };
+    let meaning = learnt(store, client, &options.company_id).await?;
+    let mut ctx = Run { store, client, options, progress, stop, run_id, counters: RunCounters::default(), meaning };
     let result = ctx.all_streams().await;
     ctx.sync_client_counters();
     match result {
@@ -214,6 +232,8 @@ struct Run<'a> {
     stop: &'a StopFlag,
     run_id: i64,
     counters: RunCounters,
+    /// What `X-listCount` counts, as far as is known.
+    meaning: CountMeaning,
 }
 
 impl Run<'_> {
@@ -283,14 +303,16 @@ impl Run<'_> {
             }
             _ => None,
         };
-        let (walk_id, position) = match (resumable, state.walk_id, beside) {
-            (_, _, Some(complete_walk)) => (complete_walk, Position::START),
-            (true, Some(id), None) => (id, Position::decode(state.walk_position.as_deref().unwrap_or(""))),
-            _ => (self.run_id, Position::START),
+        let adapt = Adapt::new(self.store, self.client, company, self.run_id);
+        let (walk_id, start) = match (resumable, state.walk_id, beside) {
+            (_, _, Some(complete_walk)) => (complete_walk, adapt.fresh_start(stream, false, self.meaning).await?),
+            (true, Some(id), None) => (id, resumed_start(&state, self.meaning)),
+            _ => (self.run_id, adapt.fresh_start(stream, kind == WalkKind::Complete, self.meaning).await?),
         };
+        let mut recorded = adapt.recorded_paging(stream).await?;
         let mut summary = StreamSummary { stream, kind: kind.as_str(), ..StreamSummary::default() };
-        if resumable && position != Position::START {
-            summary.resumed_from = Some(position.to_string());
+        if resumable && !start.position.is_start() {
+            summary.resumed_from = Some(start.position.to_string());
         }
         if beside.is_none() && (!resumable || self.options.since.is_some_and(|s| state.since != Some(s))) {
             let mark = WalkMark {
@@ -298,8 +320,12 @@ impl Run<'_> {
                 walk_id,
                 kind: kind.as_str(),
                 from: bound,
-                paging: position.paging(),
-                position: position.encode(),
+                paging: start.paging.as_str(),
+                position: start.position.encode(),
+                seen: start.pass.seen as i64,
+                list_count: start.pass.stored_count(),
+                unproven: start.pass.unproven.clone(),
+                restarted: false,
             };
             self.store.start_walk(company, since, &mark).await?;
         }
@@ -311,13 +337,14 @@ impl Run<'_> {
         }
         let spec =
             ListSpec { path: stream, id_field: doc_type.id_field(), include: Some(doc_type.includes()), filters };
-        let mut walk = Walk::new(self.client, spec, position);
+        let mut walk = Walk::start(self.client, spec, start);
 
         if let Some(reason) = self.stop.reason() {
             return Ok((summary, Some(reason)));
         }
         let mut next = walk.next_page().await;
         loop {
+            self.report(doc_type, &mut walk, &mut recorded, &mut summary).await?;
             let page = match next {
                 Ok(page) => page,
                 Err(ClientError::BudgetSpent) => return Ok((summary, Some(StopReason::Budget))),
@@ -326,14 +353,17 @@ impl Run<'_> {
                 }
             };
             let last = page.last;
-            let keyset = matches!(page.next, Position::After(_));
             let mark = WalkMark {
                 stream,
                 walk_id,
                 kind: kind.as_str(),
                 from: bound,
-                paging: page.next.paging(),
+                paging: page.paging.as_str(),
                 position: page.next.encode(),
+                seen: page.pass.seen as i64,
+                list_count: page.pass.stored_count(),
+                unproven: page.pass.unproven.clone(),
+                restarted: page.restarted,
             };
             let page_kind = if beside.is_some() { PageKind::Beside(mark) } else { PageKind::Walk(mark) };
             // Fetch the next page while this one is written.
@@ -350,9 +380,12 @@ impl Run<'_> {
             crate::testing::crash_point("after-page");
 
             if last {
-                let deleted = match (kind, keyset) {
-                    (WalkKind::Complete, true) => {
-                        match self.confirm_missing(doc_type, walk_id, bound, &mut summary).await {
+                // Deletions are concluded only from a walk that proved it saw every document.
+                let unproven = walk.unproven().map(str::to_string);
+                let deleted = match (kind, &unproven) {
+                    (WalkKind::Complete, None) => {
+                        let resumed_from = walk.resumed_from().map(str::to_string);
+                        match self.confirm_missing(doc_type, walk_id, bound, resumed_from, &mut summary).await {
                             Ok(deleted) => deleted,
                             Err(IngestError::Fetch { source: ClientError::BudgetSpent, .. }) => {
                                 return Ok((summary, Some(StopReason::Budget)));
@@ -360,9 +393,10 @@ impl Run<'_> {
                             Err(e) => return Err(e),
                         }
                     }
-                    (WalkKind::Complete, false) => {
+                    (WalkKind::Complete, Some(why)) => {
                         tracing::warn!(
-                            "{stream}: walked with skip paging, which can miss documents while data changes; deletions are not concluded from it"
+                            "{stream}: the walk reached its end but cannot prove it returned every document ({why}); \
+                             no deletion is concluded and it is not recorded as a complete walk: the next run walks it again"
                         );
                         Vec::new()
                     }
@@ -373,6 +407,7 @@ impl Run<'_> {
                     run_id: self.run_id,
                     doc_type,
                     complete: kind == WalkKind::Complete,
+                    proven: unproven.is_none(),
                     beside: beside.is_some(),
                     deleted: &deleted,
                     counters: self.counters_now(),
@@ -382,27 +417,67 @@ impl Run<'_> {
                 summary.events_retracted += outcome.events_retracted;
                 summary.deleted = deleted.len() as i64;
                 summary.complete = true;
+                summary.unproven = unproven;
+                summary.paging = walk.paging().as_str();
+                if recorded != Some(walk.paging()) {
+                    let why = format!("a walk of {stream} reached its end with {}", walk.paging().describe());
+                    adapt.record_paging(stream, walk.paging(), why).await?;
+                }
                 return Ok((summary, None));
             }
             if let Some(reason) = self.stop.reason() {
+                self.report(doc_type, &mut walk, &mut recorded, &mut summary).await?;
                 return Ok((summary, Some(reason)));
             }
             next = fetched.expect("fetched unless last or stopping");
         }
     }
 
+    /// Reports and records what the walk had to adapt to since the last call.
+    async fn report(
+        &mut self,
+        doc_type: DocType,
+        walk: &mut Walk<'_>,
+        recorded: &mut Option<Paging>,
+        summary: &mut StreamSummary,
+    ) -> Result<(), IngestError> {
+        let adapt = Adapt::new(self.store, self.client, &self.options.company_id, self.run_id);
+        for note in walk.take_notes() {
+            if let WalkNote::CountMeaning(meaning) = note {
+                self.meaning = meaning;
+            }
+            if let WalkNote::FellBack { to, .. } = &note {
+                *recorded = Some(*to);
+            }
+            if adapt.note(doc_type.stream(), Some(doc_type), &note).await? {
+                self.counters.warnings += 1;
+                summary.warnings += 1;
+            }
+        }
+        Ok(())
+    }
+
     /// Documents a complete walk did not return are asked for by id: a 404 confirms the
     /// deletion, anything else is a document the walk missed (moved out of the date range, or
-    /// created behind the cursor), which is written like a page. Returns the deleted ids.
+    /// created behind the cursor), which is written like a page. The document of the position
+    /// the walk resumed from is asked for too: seen before the stop, it would not be missed.
+    /// Returns the deleted ids.
     async fn confirm_missing(
         &mut self,
         doc_type: DocType,
         walk_id: i64,
         bound: Option<NaiveDate>,
+        resumed_from: Option<String>,
         summary: &mut StreamSummary,
     ) -> Result<Vec<String>, IngestError> {
         let stream = doc_type.stream();
-        let missing = self.store.unseen_documents(&self.options.company_id, doc_type, walk_id, bound).await?;
+        let mut missing = self.store.unseen_documents(&self.options.company_id, doc_type, walk_id, bound).await?;
+        if let Some(id) = resumed_from
+            && !missing.contains(&id)
+            && self.store.is_stored(&self.options.company_id, doc_type, &id).await?
+        {
+            missing.push(id);
+        }
         if missing.len() > MAX_CONFIRMATIONS {
             tracing::warn!(
                 "{stream}: {} stored documents were not in the walk, more than the {MAX_CONFIRMATIONS} worth checking one by one; \
@@ -511,14 +586,151 @@ impl Run<'_> {
     }
 
     async fn fetch_locations(&mut self) -> Result<(), IngestError> {
-        fetch_locations(self.store, self.client, &self.options.company_id).await
+        let adapt = Adapt::new(self.store, self.client, &self.options.company_id, self.run_id);
+        let result = fetch_locations_with(&adapt).await;
+        self.counters.warnings += adapt.warnings.get();
+        result
     }
 
     async fn fetch_products(&mut self) -> Result<(), IngestError> {
         let spec = ListSpec { path: "products", id_field: "productId", include: None, filters: Vec::new() };
-        let products: Vec<Product> = fetch_all(self.client, spec, "the products").await?;
-        self.store.upsert_products(&self.options.company_id, &products).await?;
+        let adapt = Adapt::new(self.store, self.client, &self.options.company_id, self.run_id);
+        let products = fetch_all::<Product>(&adapt, spec, "the products").await;
+        self.counters.warnings += adapt.warnings.get();
+        self.store.upsert_products(&self.options.company_id, &products?).await?;
         Ok(())
+    }
+}
+
+/// What earlier runs and `audit doctor` learnt that the client and walks use: how to read the
+/// rate headers (set on the client), and what `X-listCount` counts (returned).
+async fn learnt(store: &Store, client: &Client, company_id: &str) -> Result<CountMeaning, StoreError> {
+    if let Some(rate) = store.capability(company_id, capabilities::RATE_HEADERS).await? {
+        client.set_rate_meaning(RateMeaning::parse(&rate.value));
+    }
+    let count = store.capability(company_id, capabilities::LIST_COUNT).await?;
+    Ok(count.map_or(CountMeaning::Unknown, |c| CountMeaning::parse(&c.value)))
+}
+
+/// Where a saved walk stands, to resume it in the mode it was made with.
+pub(crate) fn resumed_start(state: &SyncState, meaning: CountMeaning) -> WalkStart {
+    let position = Position::decode(state.walk_position.as_deref().unwrap_or(""));
+    let paging = state
+        .walk_paging
+        .as_deref()
+        .and_then(Paging::parse)
+        .filter(|p| (*p == Paging::Skip) == (position.paging() == Paging::Skip))
+        .unwrap_or(position.paging());
+    WalkStart {
+        paging,
+        position,
+        pass: Pass::from_stored(state.walk_seen, state.walk_list_count, state.walk_unproven.clone()),
+        meaning,
+        probe_fallback: None,
+    }
+}
+
+/// How walks adapt to the server: the paging mode each stream starts with, and what a walk
+/// had to learn, warned about once and recorded in `api_capabilities` (and `run_warnings`).
+pub(crate) struct Adapt<'a> {
+    store: &'a Store,
+    client: &'a Client,
+    company_id: &'a str,
+    run_id: i64,
+    /// Run warnings recorded through this value.
+    warnings: std::cell::Cell<i64>,
+}
+
+impl<'a> Adapt<'a> {
+    pub(crate) fn new(store: &'a Store, client: &'a Client, company_id: &'a str, run_id: i64) -> Adapt<'a> {
+        Adapt { store, client, company_id, run_id, warnings: std::cell::Cell::new(0) }
+    }
+
+    pub(crate) async fn recorded_paging(&self, stream: &str) -> Result<Option<Paging>, StoreError> {
+        let recorded = self.store.capability(self.company_id, &capabilities::paging_key(stream)).await?;
+        Ok(recorded.and_then(|c| Paging::parse(&c.value)))
+    }
+
+    /// How a new walk of `stream` starts: in the recorded mode, except that a complete walk
+    /// tries the preferred one again once the failure is old enough (a probe: without retries,
+    /// back to the recorded mode at the first failure).
+    pub(crate) async fn fresh_start(
+        &self,
+        stream: &str,
+        complete: bool,
+        meaning: CountMeaning,
+    ) -> Result<WalkStart, StoreError> {
+        let recorded = self.store.capability(self.company_id, &capabilities::paging_key(stream)).await?;
+        let mut start = WalkStart { meaning, ..WalkStart::fresh(Paging::PREFERRED) };
+        let Some((mode, cap)) = recorded.and_then(|c| Paging::parse(&c.value).map(|m| (m, c))) else {
+            return Ok(start);
+        };
+        if mode == Paging::PREFERRED {
+            return Ok(start);
+        }
+        let age = Utc::now() - cap.checked_at;
+        if complete && age >= RETRY_PREFERRED_AFTER {
+            tracing::info!(
+                "{stream}: trying {} again ({mode} recorded {} h ago)",
+                Paging::PREFERRED.describe(),
+                age.num_hours()
+            );
+            start.probe_fallback = Some(mode);
+        } else {
+            tracing::info!("{stream}: walking with {} ({})", mode.describe(), cap.detail.unwrap_or_default());
+            start = WalkStart { meaning, ..WalkStart::fresh(mode) };
+        }
+        Ok(start)
+    }
+
+    pub(crate) async fn record_paging(&self, stream: &str, paging: Paging, why: String) -> Result<(), StoreError> {
+        let answer = Capability::new(capabilities::paging_key(stream), paging.as_str(), Some(why));
+        self.store.record_capabilities(self.company_id, "ingest", &self.client.config().api_version, &[answer]).await
+    }
+
+    /// Warns about a note once and records it; true when it added a run warning.
+    pub(crate) async fn note(
+        &self,
+        stream: &str,
+        doc_type: Option<DocType>,
+        note: &WalkNote,
+    ) -> Result<bool, StoreError> {
+        match note {
+            WalkNote::FellBack { from, to, why } => {
+                let text = format!(
+                    "{stream}: {why}; {from} paging does not work here, so the stream is walked again from its start \
+                     with {}. Recorded: a complete walk tries {} again after {} h, and `audit doctor` checks it",
+                    to.describe(),
+                    Paging::PREFERRED,
+                    RETRY_PREFERRED_AFTER.num_hours()
+                );
+                tracing::warn!("{text}");
+                self.record_paging(stream, *to, format!("{from} failed: {why}")).await?;
+                self.store.record_run_warning(self.run_id, self.company_id, doc_type, "paging_fallback", &text).await?;
+                self.warnings.set(self.warnings.get() + 1);
+                Ok(true)
+            }
+            WalkNote::PositionLost { cursor, why } => {
+                let text = format!(
+                    "{stream}: the saved position (document {cursor}) no longer answers: {why}. The stream is walked \
+                     again from its start: documents already stored cost requests but no writes, and no deletion is \
+                     concluded before the walk's end is proven"
+                );
+                tracing::warn!("{text}");
+                self.store.record_run_warning(self.run_id, self.company_id, doc_type, "position_lost", &text).await?;
+                self.warnings.set(self.warnings.get() + 1);
+                Ok(true)
+            }
+            WalkNote::CountMeaning(meaning) => {
+                let why = format!("two consecutive pages of {stream} showed what X-listCount counts");
+                tracing::info!("{why}: {}", meaning.as_str());
+                let answer = Capability::new(capabilities::LIST_COUNT, meaning.as_str(), Some(why));
+                self.store
+                    .record_capabilities(self.company_id, "ingest", &self.client.config().api_version, &[answer])
+                    .await?;
+                Ok(false)
+            }
+        }
     }
 }
 
@@ -614,25 +826,49 @@ pub async fn rebuild(store: &Store, company_id: &str, progress: &dyn Progress) -
 }
 
 /// Fetches and stores the company's locations (one short walk).
-pub(crate) async fn fetch_locations(store: &Store, client: &Client, company_id: &str) -> Result<(), IngestError> {
+pub(crate) async fn fetch_locations(
+    store: &Store,
+    client: &Client,
+    company_id: &str,
+    run_id: i64,
+) -> Result<(), IngestError> {
+    fetch_locations_with(&Adapt::new(store, client, company_id, run_id)).await
+}
+
+async fn fetch_locations_with(adapt: &Adapt<'_>) -> Result<(), IngestError> {
     let spec = ListSpec { path: "locations", id_field: "locationId", include: None, filters: Vec::new() };
-    let locations: Vec<Location> = fetch_all(client, spec, "the locations").await?;
-    store.upsert_locations(company_id, &locations).await?;
+    let locations: Vec<Location> = fetch_all(adapt, spec, "the locations").await?;
+    adapt.store.upsert_locations(adapt.company_id, &locations).await?;
     Ok(())
 }
 
-/// Walks a small reference list to its end.
+/// Walks a small reference list to its end, in the mode recorded for it.
 async fn fetch_all<T: serde::de::DeserializeOwned>(
-    client: &Client,
+    adapt: &Adapt<'_>,
     spec: ListSpec,
     what: &'static str,
 ) -> Result<Vec<T>, IngestError> {
-    let mut walk = Walk::new(client, spec, Position::START);
+    let path = spec.path;
+    let start = adapt.fresh_start(path, true, CountMeaning::Unknown).await?;
+    let recorded = adapt.recorded_paging(path).await?;
+    let mut walk = Walk::start(adapt.client, spec, start);
     let mut all = Vec::new();
     loop {
-        let page = walk.next_page().await.map_err(|source| IngestError::Reference { what, source })?;
+        let page = walk.next_page().await;
+        for note in walk.take_notes() {
+            adapt.note(path, None, &note).await?;
+        }
+        let page = page.map_err(|source| IngestError::Reference { what, source })?;
+        if page.restarted {
+            // The walk started the list over (another paging mode): what came before comes again.
+            all.clear();
+        }
         all.extend(page.items.iter().filter_map(|raw| serde_json::from_str(raw.get()).ok()));
         if page.last {
+            if recorded.is_some_and(|r| r != walk.paging()) {
+                let why = format!("a walk of {path} reached its end with {}", walk.paging().describe());
+                adapt.record_paging(path, walk.paging(), why).await?;
+            }
             return Ok(all);
         }
     }

@@ -9,14 +9,17 @@
 use chrono::Utc;
 
 use crate::inflow::model::Product;
-use crate::inflow::walk::{ListSpec, Position, Walk};
+use crate::inflow::walk::{CountMeaning, ListSpec, Paging, Pass, Position, Walk};
 use crate::inflow::{Client, ClientError};
-use crate::ingest::{IngestError, StopFlag, StopReason};
+use crate::ingest::{Adapt, IngestError, StopFlag, StopReason};
 use crate::store::Store;
 use crate::store::ingest::{RunCounters, RunStatus, WalkMark};
 use crate::store::stock::{StockPage, StockRow};
 
 const STREAM: &str = "stock";
+
+/// The list the snapshot walks; its paging mode is the products' one.
+const PRODUCTS: &str = "products";
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct SnapshotSummary {
@@ -78,13 +81,15 @@ async fn walk(
     stop: &StopFlag,
 ) -> Result<SnapshotSummary, IngestError> {
     let state = store.sync_state(company_id, STREAM).await?;
-    let (snapshot_id, position, resumed) = match state.walk_id {
-        Some(id) => (id, Position::decode(state.walk_position.as_deref().unwrap_or("")), true),
+    let adapt = Adapt::new(store, client, company_id, run_id);
+    let (snapshot_id, start, resumed) = match state.walk_id {
+        Some(id) => (id, crate::ingest::resumed_start(&state, CountMeaning::Unknown), true),
         None => {
             let id = store.begin_snapshot(company_id, run_id).await?;
-            let mark = mark(id, &Position::START);
+            let start = adapt.fresh_start(PRODUCTS, true, CountMeaning::Unknown).await?;
+            let mark = mark(id, start.paging, &start.position, &start.pass);
             store.start_walk(company_id, None, &mark).await?;
-            (id, Position::START, false)
+            (id, start, false)
         }
     };
     let mut summary = SnapshotSummary {
@@ -100,7 +105,7 @@ async fn walk(
     };
     // Names for output, if no ingest fetched them yet.
     if !store.has_locations(company_id).await? {
-        match crate::ingest::fetch_locations(store, client, company_id).await {
+        match crate::ingest::fetch_locations(store, client, company_id, run_id).await {
             Err(IngestError::Reference { source: ClientError::BudgetSpent, .. }) => {
                 summary.stop = Some(StopReason::Budget);
                 return Ok(summary);
@@ -109,18 +114,22 @@ async fn walk(
         }
     }
     let spec = ListSpec {
-        path: "products",
+        path: PRODUCTS,
         id_field: "productId",
         include: Some("inventoryLines"),
         filters: vec![("filter[trackSerials]", "true".to_string())],
     };
-    let mut walk = Walk::new(client, spec, position);
+    let mut walk = Walk::start(client, spec, start);
     loop {
         if let Some(reason) = stop.reason() {
             summary.stop = Some(reason);
             return Ok(summary);
         }
-        let page = match walk.next_page().await {
+        let page = walk.next_page().await;
+        for note in walk.take_notes() {
+            adapt.note(PRODUCTS, None, &note).await?;
+        }
+        let page = match page {
             Ok(page) => page,
             Err(ClientError::BudgetSpent) => {
                 summary.stop = Some(StopReason::Budget);
@@ -144,10 +153,20 @@ async fn walk(
                 observed_at: Utc::now(),
                 products: products.len() as i64,
                 rows,
-                mark: mark(snapshot_id, &page.next),
+                mark: WalkMark { restarted: page.restarted, ..mark(snapshot_id, page.paging, &page.next, &page.pass) },
             })
             .await?;
         if page.last {
+            if let Some(why) = walk.unproven() {
+                tracing::warn!(
+                    "the snapshot reached the end of the products but cannot prove it saw every one ({why}); \
+                     take it again if `audit reconcile` reports products missing"
+                );
+            }
+            if adapt.recorded_paging(PRODUCTS).await?.is_some_and(|r| r != walk.paging()) {
+                let why = format!("a snapshot walk reached its end with {}", walk.paging().describe());
+                adapt.record_paging(PRODUCTS, walk.paging(), why).await?;
+            }
             store.complete_snapshot(company_id, snapshot_id, run_id).await?;
             summary.complete = true;
             return Ok(summary);
@@ -155,14 +174,18 @@ async fn walk(
     }
 }
 
-fn mark(snapshot_id: i64, position: &Position) -> WalkMark<'static> {
+fn mark(snapshot_id: i64, paging: Paging, position: &Position, pass: &Pass) -> WalkMark<'static> {
     WalkMark {
         stream: STREAM,
         walk_id: snapshot_id,
         kind: "complete",
         from: None,
-        paging: position.paging(),
+        paging: paging.as_str(),
         position: position.encode(),
+        seen: pass.seen as i64,
+        list_count: pass.stored_count(),
+        unproven: pass.unproven.clone(),
+        restarted: false,
     }
 }
 

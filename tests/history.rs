@@ -214,14 +214,18 @@ async fn changes_during_a_walk_are_caught_and_a_stopped_walk_concludes_nothing(d
     assert_eq!(count(&store, "SELECT count(*) FROM documents WHERE deleted_at IS NOT NULL").await, 0);
     assert_eq!(count(&store, "SELECT count(*) FROM serial_events WHERE retracted_at IS NOT NULL").await, 0);
 
-    // The resumed walk finishes and confirms by id the deletion ahead of its cursor. The one
-    // behind it happened after this walk had seen the document: the next walk notices it.
+    // The resumed walk finishes and confirms by id the deletion ahead of its cursor, and asks
+    // for the document of the position it resumed from (seen before the stop, a deletion there
+    // would go unnoticed). The deletion behind happened after this walk had seen the document:
+    // the next walk notices it.
+    let saved = strings(&store, "SELECT walk_position FROM sync_state WHERE stream = $1", "sales-orders").await;
+    let cursor = saved[0].strip_prefix("after:").expect("a keyset position").to_string();
     sim.clear_requests();
     let (code, stdout, stderr) = run_cli(&db, &sim, &["ingest"], &[]);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("succeeded"), "{stdout}");
     let by_id: Vec<String> = sim.requests().into_iter().filter_map(|r| r.document_id).collect();
-    assert_eq!(by_id, std::slice::from_ref(&gone_ahead));
+    assert_eq!(by_id, [gone_ahead.clone(), cursor]);
     let deleted = "SELECT doc_id FROM documents WHERE deleted_at IS NOT NULL AND $1 = $1 ORDER BY doc_id";
     assert_eq!(strings(&store, deleted, "").await, std::slice::from_ref(&gone_ahead));
     let (code, _, stderr) = run_cli(&db, &sim, &["ingest"], &[]);

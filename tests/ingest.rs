@@ -425,12 +425,59 @@ async fn a_wrong_key_or_company_is_a_clear_error() {
     assert!(stderr.contains("404") && stderr.contains("INFLOW_COMPANY_ID"), "{stderr}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_404_on_a_list_names_the_page_unless_the_company_is_unknown() {
+    let db = TestDb::sqlite().await;
+    let sim = simulator(Scale::Small).await;
+    // The company answers (its locations list does), one stream does not.
+    sim.set_faults(
+        Faults::none()
+            .rule(FaultRule::new(Fault::Status { status: 404 }, Trigger::Rate(1.0)).on_endpoint("purchase-orders")),
+    );
+    let (code, _, stderr) = run_cli(&db, &sim, &["ingest", "--time-scale", "0.001"], &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("ingest of purchase-orders failed at the first page")
+            && stderr.contains("inFlow answered 404 (not found) for GET purchase-orders (first page"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("company") && !stderr.contains("INFLOW_COMPANY_ID"), "the company is fine: {stderr}");
+    // The company had answered (its locations): no request spent checking it.
+    let locations = sim.requests().into_iter().filter(|r| r.endpoint == "locations").count();
+    assert_eq!(locations, 1);
+
+    // The first request of a run answers 404: one cheap request to another endpoint shows the
+    // company exists, so the message names the request, not the company.
+    sim.set_faults(
+        Faults::none().rule(FaultRule::new(Fault::Status { status: 404 }, Trigger::Rate(1.0)).on_endpoint("locations")),
+    );
+    sim.clear_requests();
+    let (code, _, stderr) = run_cli(&db, &sim, &["ingest", "--time-scale", "0.001"], &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("inFlow answered 404 (not found) for GET locations (first page"), "{stderr}");
+    assert!(!stderr.contains("company"), "{stderr}");
+    let checks: Vec<_> = sim.requests().into_iter().filter(|r| r.endpoint == "products").collect();
+    assert_eq!(checks.len(), 1, "{checks:?}");
+    assert!(checks[0].query.contains(&("count".to_string(), "1".to_string())), "a cheap request: {checks:?}");
+
+    // An unknown company: the check confirms it, and the message says so.
+    sim.set_faults(Faults::none());
+    let (code, _, stderr) =
+        run_cli(&db, &sim, &["ingest"], &[("INFLOW_COMPANY_ID", "00000000-0000-0000-0000-000000000000")]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("company 00000000-0000-0000-0000-000000000000 not found")
+            && stderr.contains("inFlow answered 404 for GET locations (first page) and for the company's product list"),
+        "{stderr}"
+    );
+}
+
 async fn a_server_without_keyset_paging_gets_skip_paging(db: TestDb) {
     let sim = simulator(Scale::Orders(250)).await;
     sim.set_reject_keyset(true);
     let (code, _, stderr) = run_cli(&db, &sim, &["ingest"], &[]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(stderr.contains("falling back to skip paging"), "{stderr}");
+    assert!(stderr.contains("walked again from its start with skip paging"), "{stderr}");
     let store = db.store().await;
     let (stored, rows) = stored_events(&store).await;
     assert_eq!(rows, stored.len());
@@ -456,26 +503,32 @@ async fn a_stop_signal_ends_the_run_after_a_page() {
     assert_eq!(summary.stop, Some(audit::ingest::StopReason::LockLost));
 }
 
-/// A server that answers every list with `answer(endpoint)`, counting requests per endpoint.
+/// A server that answers every list with `answer(endpoint, query)`, counting requests per endpoint.
 struct OddServer {
     base_url: String,
     requests: std::sync::Arc<std::sync::Mutex<BTreeMap<String, usize>>>,
 }
 
-async fn odd_server(answer: impl Fn(&str) -> serde_json::Value + Clone + Send + Sync + 'static) -> OddServer {
-    use axum::extract::{Path, State};
+type Query = BTreeMap<String, String>;
+
+async fn odd_server(answer: impl Fn(&str, &Query) -> serde_json::Value + Clone + Send + Sync + 'static) -> OddServer {
+    use axum::extract::{Path, Query as Q, State};
     type Requests = std::sync::Arc<std::sync::Mutex<BTreeMap<String, usize>>>;
     let requests = Requests::default();
     let app = axum::Router::new()
         .route(
             "/{company}/{endpoint}",
-            axum::routing::get(move |State(requests): State<Requests>, Path((_, endpoint)): Path<(String, String)>| {
-                let answer = answer.clone();
-                async move {
-                    *requests.lock().unwrap().entry(endpoint.clone()).or_insert(0) += 1;
-                    axum::Json(answer(&endpoint))
-                }
-            }),
+            axum::routing::get(
+                move |State(requests): State<Requests>,
+                      Path((_, endpoint)): Path<(String, String)>,
+                      Q(query): Q<Query>| {
+                    let answer = answer.clone();
+                    async move {
+                        *requests.lock().unwrap().entry(endpoint.clone()).or_insert(0) += 1;
+                        axum::Json(answer(&endpoint, &query))
+                    }
+                },
+            ),
         )
         .with_state(requests.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -515,8 +568,9 @@ async fn sales_order(id: &str) -> serde_json::Value {
 
 async fn a_page_that_repeats_a_document_writes_it_once(db: TestDb) {
     let doc = sales_order("so-twice").await;
-    let server = odd_server(move |endpoint| match endpoint {
-        "sales-orders" => serde_json::json!([doc, doc]),
+    // The pair on the first page, then nothing (no count: the empty page proves the end).
+    let server = odd_server(move |endpoint, query| match endpoint {
+        "sales-orders" if !query.contains_key("after") => serde_json::json!([doc, doc]),
         _ => serde_json::json!([]),
     })
     .await;
@@ -533,6 +587,43 @@ async fn a_page_that_repeats_a_document_writes_it_once(db: TestDb) {
 both_backends!(a_page_that_repeats_a_document_writes_it_once, crate::a_page_that_repeats_a_document_writes_it_once);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_ignores_after_is_walked_by_skip_to_the_end() {
+    let doc = sales_order("so-x").await;
+    let docs: Vec<serde_json::Value> = (0..250)
+        .map(|i| {
+            let mut d = doc.clone();
+            d["salesOrderId"] = format!("so-{i:03}").into();
+            d
+        })
+        .collect();
+    let expected: std::collections::BTreeSet<String> = docs.iter().map(|d| d["salesOrderId"].to_string()).collect();
+    // `count` and `skip` work; `after` and `sort` are ignored, silently.
+    let server = odd_server(move |endpoint, query| match endpoint {
+        "sales-orders" => {
+            let skip: usize = query.get("skip").map_or(0, |s| s.parse().unwrap());
+            serde_json::json!(docs.iter().skip(skip).take(100).collect::<Vec<_>>())
+        }
+        _ => serde_json::json!([]),
+    })
+    .await;
+    let db = TestDb::sqlite().await;
+    let store = db.store().await;
+    let options = odd_options(vec![audit::mapping::DocType::SalesOrder]);
+    let summary =
+        audit::ingest::run(&store, &odd_client(&server), &options, &Quiet, &StopFlag::default()).await.unwrap();
+    assert_eq!(summary.status, RunStatus::Succeeded);
+    let stream = &summary.streams[0];
+    assert!(stream.complete && stream.unproven.is_none() && stream.paging == "skip", "{stream:?}");
+    let stored: std::collections::BTreeSet<String> =
+        strings(&store, "SELECT '\"' || doc_id || '\"' FROM documents WHERE $1 = $1", "").await.into_iter().collect();
+    assert_eq!(stored, expected);
+    let recorded = store.capability("c1", "paging:sales-orders").await.unwrap().unwrap();
+    assert_eq!(recorded.value, "skip");
+    assert!(recorded.detail.unwrap().contains("repeated documents already returned"));
+    assert_eq!(count(&store, "SELECT count(*) FROM run_warnings WHERE kind = 'paging_fallback'").await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_ignores_the_keyset_does_not_loop_for_ever() {
     let doc = sales_order("so-x").await;
     let page: Vec<serde_json::Value> = (0..100)
@@ -542,8 +633,8 @@ async fn a_server_that_ignores_the_keyset_does_not_loop_for_ever() {
             d
         })
         .collect();
-    // The same full page whatever `after` says.
-    let server = odd_server(move |endpoint| match endpoint {
+    // The same full page whatever `after`, `sort` or `skip` say.
+    let server = odd_server(move |endpoint, _| match endpoint {
         "sales-orders" => serde_json::json!(page),
         _ => serde_json::json!([]),
     })
@@ -555,7 +646,8 @@ async fn a_server_that_ignores_the_keyset_does_not_loop_for_ever() {
         audit::ingest::run(&store, &odd_client(&server), &options, &Quiet, &StopFlag::default()).await.unwrap_err();
     let text = audit::error_text(&err);
     assert!(text.contains("sales-orders") && text.contains("does not move the walk on"), "{text}");
-    assert_eq!(server.requests.lock().unwrap()["sales-orders"], 2, "stopped at the first repeated page");
+    // Two pages in each mode: keyset, keyset without sort, skip; each second page repeats the first.
+    assert_eq!(server.requests.lock().unwrap()["sales-orders"], 6, "stopped at the first repeated page of each mode");
     // The first page is kept; the run is recorded as failed.
     assert_eq!(count(&store, "SELECT count(*) FROM documents").await, 100);
     assert_eq!(count(&store, "SELECT count(*) FROM ingest_runs WHERE status = 'failed'").await, 1);

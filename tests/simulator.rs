@@ -704,6 +704,89 @@ async fn old_server_mode_rejects_keyset_but_pages_by_skip() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn each_unconfirmed_behaviour_has_a_switch() {
+    use audit::simulator::{Behaviour, GuidOrder, ListCount, RateHeaders, UnknownCursor};
+    let sim = start(SimConfig { rate_limit: None, scale: Scale::Orders(250), ..SimConfig::default() }).await;
+    let api = Api::new(&sim);
+    let all = ids(&sim.documents("sales-orders"), "salesOrderId");
+    let set = |b: Behaviour| sim.set_behaviour(b);
+    let d = Behaviour::DEFAULT;
+    let header = |r: &reqwest::Response, name: &str| r.headers().get(name).map(|v| v.to_str().unwrap().to_string());
+
+    // A page cap below `count`.
+    set(Behaviour { page_cap: Some(30), ..d.clone() });
+    assert_eq!(api.list("sales-orders", &[("count", "100")]).await.len(), 30);
+    let (sizes, seen) = walk(&api, "sales-orders", "salesOrderId", 100, true).await;
+    assert!(sizes.iter().all(|n| *n <= 30) && seen == all, "{sizes:?}");
+
+    // A 5xx for any `sort`.
+    set(Behaviour { sort_status: Some(500), ..d.clone() });
+    let r = api.get("sales-orders", &[("sort", "salesOrderId")]).await;
+    assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(api.list("sales-orders", &[("count", "5")]).await.len(), 5, "without sort it answers");
+
+    // `sort` ignored: a descending date sort comes in id order.
+    set(Behaviour { ignore_sort: true, ..d.clone() });
+    let page = api.list("sales-orders", &[("count", "20"), ("sort", "orderDate"), ("sortDesc", "true")]).await;
+    assert_eq!(ids(&page, "salesOrderId"), all[..20]);
+
+    // The answer to a cursor whose document is gone.
+    let gone = all[50].clone();
+    sim.delete("sales-orders", &gone).unwrap();
+    let after = [("count", "5"), ("after", gone.as_str()), ("includeCount", "true")];
+    set(d.clone());
+    assert_eq!(ids(&api.list("sales-orders", &after).await, "salesOrderId"), all[51..56], "compared by default");
+    for status in [404, 400, 500] {
+        set(Behaviour { unknown_cursor: UnknownCursor::Status(status), ..d.clone() });
+        assert_eq!(api.get("sales-orders", &after).await.status().as_u16(), status);
+    }
+    set(Behaviour { unknown_cursor: UnknownCursor::Empty, ..d.clone() });
+    let r = api.get("sales-orders", &after).await;
+    assert_eq!(header(&r, "x-listcount").as_deref(), Some((all.len() - 1).to_string().as_str()));
+    assert_eq!(r.json::<Value>().await.unwrap(), json!([]));
+
+    // X-listCount of what remains from the position, or none at all.
+    set(Behaviour { list_count: ListCount::Remaining, ..d.clone() });
+    let live = all.len() - 1;
+    let r = api.get("sales-orders", &[("count", "10"), ("includeCount", "true")]).await;
+    assert_eq!(header(&r, "x-listcount"), Some(live.to_string()));
+    let r = api.get("sales-orders", &[("count", "10"), ("includeCount", "true"), ("after", &all[9])]).await;
+    assert_eq!(header(&r, "x-listcount"), Some((live - 10).to_string()));
+    let r = api.get("sales-orders", &[("count", "10"), ("includeCount", "true"), ("skip", "30")]).await;
+    assert_eq!(header(&r, "x-listcount"), Some((live - 30).to_string()));
+    set(Behaviour { list_count: ListCount::Absent, ..d.clone() });
+    let r = api.get("sales-orders", &[("count", "10"), ("includeCount", "true")]).await;
+    assert_eq!(header(&r, "x-listcount"), None);
+
+    // SQL Server's GUID order for the id sort and the keyset.
+    set(Behaviour { guid_order: GuidOrder::SqlServer, ..d.clone() });
+    let (_, seen) = walk(&api, "sales-orders", "salesOrderId", 100, true).await;
+    let mut expected: Vec<String> = all.iter().filter(|id| **id != gone).cloned().collect();
+    expected.sort_by_key(|id| GuidOrder::SqlServer.key(uuid::Uuid::parse_str(id).unwrap()));
+    assert_eq!(seen, expected);
+    assert_ne!(seen, all.iter().filter(|id| **id != gone).cloned().collect::<Vec<_>>(), "not the text order");
+
+    // Rate headers counting down.
+    sim.set_rate_limit(Some(RateLimit { per_minute: 60, per_hour: 1000 }));
+    set(Behaviour { rate_headers: RateHeaders::Remaining, ..d.clone() });
+    let r = api.get("locations", &[]).await;
+    assert_eq!(header(&r, "x-inflow-api-rate-limit").as_deref(), Some("59/60"));
+    let r = api.get("locations", &[]).await;
+    assert_eq!(header(&r, "x-inflow-api-rate-limit").as_deref(), Some("58/60"));
+    assert_eq!(header(&r, "x-ratelimit-limit").as_deref(), Some("998/1000"));
+
+    // The switches are also an admin route, for `audit simulate`.
+    let http = client();
+    let url = format!("{}/_sim/behaviour", sim.base_url());
+    let r = http.put(&url).json(&json!({"pageCap": 7, "unknownCursor": {"status": 404}})).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(sim.behaviour().page_cap, Some(7));
+    assert_eq!(sim.behaviour().unknown_cursor, UnknownCursor::Status(404));
+    let shown: Value = http.get(&url).send().await.unwrap().json().await.unwrap();
+    assert_eq!(shown["pageCap"], 7);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn editing_a_line_bumps_its_and_the_headers_timestamp_only() {
     let sim = sim().await;
     let api = Api::new(&sim);

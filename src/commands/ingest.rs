@@ -197,11 +197,15 @@ pub(crate) fn print_summary(s: &RunSummary, elapsed: Duration) {
         "walk",
     ]);
     for st in &s.streams {
-        let walk = match (&st.resumed_from, st.complete) {
-            (Some(from), true) => format!("{} walk done (resumed at the {from})", st.kind),
-            (None, true) => format!("{} walk done", st.kind),
-            (_, false) => format!("{} walk unfinished, position saved", st.kind),
+        let mut walk = match (&st.resumed_from, st.complete, &st.unproven) {
+            (_, true, Some(_)) => format!("{} walk ended, not proven complete (see the warning)", st.kind),
+            (Some(from), true, None) => format!("{} walk done (resumed at the {from})", st.kind),
+            (None, true, None) => format!("{} walk done", st.kind),
+            (_, false, _) => format!("{} walk unfinished, position saved", st.kind),
         };
+        if st.complete && st.paging != crate::inflow::walk::Paging::PREFERRED.as_str() {
+            walk.push_str(&format!(", {} paging", st.paging));
+        }
         table.add_row(vec![
             st.stream.to_string(),
             st.pages.to_string(),

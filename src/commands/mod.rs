@@ -2,6 +2,7 @@
 //! turns its outcome into an exit status.
 
 pub mod demo;
+pub mod doctor;
 pub mod ingest;
 pub mod lookup;
 pub mod migrate;
@@ -55,6 +56,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Migrate => migrate::run(&global).await,
         Command::Ingest(args) => ingest::run(&global, args).await,
+        Command::Doctor(args) => doctor::run(&global, args).await,
         Command::Timeline(args) => timeline::run(&global, args).await,
         Command::Sql(args) => sql::run(&global, args).await,
         Command::Status(args) => status::run(&global, args).await,

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use crate::cli::{GlobalArgs, SimulateArgs};
-use crate::simulator::{RateLimit, Scale, SimConfig, Simulator};
+use crate::simulator::{Behaviour, RateLimit, Scale, SimConfig, Simulator};
 
 pub async fn run(_global: &GlobalArgs, args: SimulateArgs) -> anyhow::Result<ExitCode> {
     let scale: Scale = args.scale.parse()?;
@@ -21,6 +21,15 @@ pub async fn run(_global: &GlobalArgs, args: SimulateArgs) -> anyhow::Result<Exi
         rate_limit,
         time_scale: args.time_scale,
         reject_keyset: args.reject_keyset,
+        behaviour: Behaviour {
+            page_cap: args.page_cap.map(|n| n as usize),
+            sort_status: args.sort_status,
+            ignore_sort: args.ignore_sort,
+            unknown_cursor: args.unknown_cursor,
+            list_count: args.list_count,
+            rate_headers: args.rate_headers,
+            guid_order: args.guid_order,
+        },
         ..SimConfig::default()
     };
     let sim = Simulator::start(config).await.context("cannot start the simulator")?;

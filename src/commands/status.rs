@@ -7,8 +7,9 @@ use std::process::ExitCode;
 use serde::Serialize;
 
 use crate::cli::{GlobalArgs, StatusArgs};
-use crate::inflow::walk::{PAGE_SIZE, Position};
+use crate::inflow::walk::{PAGE_SIZE, Paging, Position};
 use crate::output::{self, Format, short_time};
+use crate::store::capabilities::Capability;
 use crate::store::lock::LockHolder;
 use crate::store::status::{RunRow, StreamStatus};
 
@@ -23,6 +24,8 @@ struct CompanyStatus {
     cost: Cost,
     streams: Vec<StreamStatus>,
     runs: Vec<RunRow>,
+    /// What `audit doctor` and the ingest learnt of the company's API (`api_capabilities`).
+    api: Vec<Capability>,
 }
 
 #[derive(Debug, Serialize)]
@@ -46,6 +49,7 @@ pub async fn run(global: &GlobalArgs, args: StatusArgs) -> anyhow::Result<ExitCo
             lock,
             requests_last_hour: store.requests_last_hour(&company_id).await?,
             runs: store.recent_runs(&company_id, 5).await?,
+            api: store.capabilities(&company_id).await?,
             streams,
             company_id,
         });
@@ -125,6 +129,19 @@ fn print_company(out: &mut impl Write, c: &CompanyStatus) -> anyhow::Result<()> 
         ]);
     }
     writeln!(out, "{table}")?;
+    // Streams walked otherwise than by the preferred keyset paging: worth knowing.
+    for c in c.api.iter().filter(|c| c.name.starts_with("paging:") && c.value != Paging::PREFERRED.as_str()) {
+        writeln!(
+            out,
+            "  {} pages with {} since {} ({}: {}); {} is tried again a day later, or by `audit doctor`.",
+            c.name.trim_start_matches("paging:"),
+            c.value,
+            short_time(Some(c.checked_at)),
+            c.source,
+            c.detail.as_deref().unwrap_or("-"),
+            Paging::PREFERRED,
+        )?;
+    }
     let mut runs = output::table(&[
         "run",
         "command",

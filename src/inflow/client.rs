@@ -8,7 +8,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::time::Duration;
 
 use rand::Rng;
@@ -105,14 +105,23 @@ pub enum ClientError {
     )]
     Unauthorized { what: String, status: u16 },
 
-    #[error("inFlow answered 404 for {what}: check INFLOW_COMPANY_ID and INFLOW_BASE_URL")]
+    /// A 404 that does not (yet) say why: the company was not checked.
+    #[error("inFlow answered 404 (not found) for {what}")]
     NotFound { what: String },
+
+    /// A 404, and a second request to another endpoint of the company answered 404 too.
+    #[error(
+        "company {company} not found at {base_url}: inFlow answered 404 for {what} and for the company's {checked}; \
+         check INFLOW_COMPANY_ID (inFlow shows it under Options > Integrations) and INFLOW_BASE_URL"
+    )]
+    CompanyNotFound { company: String, base_url: String, what: String, checked: &'static str },
 
     #[error("inFlow rejected {what} (HTTP {status}): {body}")]
     Rejected { what: String, status: u16, body: String },
 
+    /// Retries spent; `status` is the last answer's HTTP status, if there was one.
     #[error("{what} failed after {attempts} attempts; last: {last}. Run again later: the position is saved")]
-    GaveUp { what: String, attempts: u32, last: String },
+    GaveUp { what: String, attempts: u32, last: String, status: Option<u16> },
 
     #[error(
         "{what} returned a full page that does not move the walk on (the server ignores the paging \
@@ -144,10 +153,43 @@ impl ClientStats {
     }
 }
 
-/// A parsed page: the JSON array's items, kept raw.
+/// A parsed page: the JSON array's items, kept raw, and what its headers said.
 #[derive(Debug)]
 pub struct ArrayPage {
     pub items: Vec<Box<RawValue>>,
+    /// `X-listCount`, when the server sent one (`includeCount=true` asks for it).
+    pub list_count: Option<u64>,
+    /// The rate headers as sent: `x-inflow-api-rate-limit` (minute) and `x-ratelimit-limit`
+    /// (hour), e.g. `12/60`.
+    pub rate_minute: Option<String>,
+    pub rate_hour: Option<String>,
+}
+
+/// What the first number of the rate headers (`N/60`) means. The reference cannot say;
+/// `audit doctor` finds out from two consecutive answers and the ingest reads its finding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateMeaning {
+    Unknown,
+    Used,
+    Remaining,
+}
+
+impl RateMeaning {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RateMeaning::Unknown => "unknown",
+            RateMeaning::Used => "used",
+            RateMeaning::Remaining => "remaining",
+        }
+    }
+
+    pub fn parse(s: &str) -> RateMeaning {
+        match s {
+            "used" => RateMeaning::Used,
+            "remaining" => RateMeaning::Remaining,
+            _ => RateMeaning::Unknown,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -156,6 +198,10 @@ pub struct Client {
     config: Arc<ClientConfig>,
     pacer: Arc<Pacer>,
     stats: Arc<ClientStats>,
+    /// A [`RateMeaning`] as u8, shared by the clients of a scheduled loop.
+    rate_meaning: Arc<AtomicU8>,
+    /// Some request of the company was answered 200: the company exists.
+    company_answered: Arc<AtomicBool>,
 }
 
 /// What one attempt came to.
@@ -166,6 +212,8 @@ enum Attempt<T> {
         last: String,
         wait: Option<Duration>,
         rate_limited: bool,
+        /// The HTTP status, when the server answered.
+        status: Option<u16>,
     },
     Fatal(ClientError),
 }
@@ -184,7 +232,51 @@ impl Client {
             pacer: Arc::new(Pacer::new(config.limits)),
             config: Arc::new(config),
             stats: Arc::new(ClientStats::default()),
+            rate_meaning: Arc::new(AtomicU8::new(RateMeaning::Unknown as u8)),
+            company_answered: Arc::new(AtomicBool::new(false)),
         })
+    }
+
+    /// The same client (pacing, counters, budget) with another retry policy: for a request
+    /// that only probes whether something works, where a failure is an answer, not an outage.
+    pub fn with_retry(&self, retry: RetryPolicy) -> Client {
+        let config = ClientConfig { retry, ..(*self.config).clone() };
+        Client { config: Arc::new(config), ..self.clone() }
+    }
+
+    /// How to read the rate headers from now on.
+    pub fn set_rate_meaning(&self, meaning: RateMeaning) {
+        self.rate_meaning.store(meaning as u8, Ordering::Relaxed);
+    }
+
+    pub fn rate_meaning(&self) -> RateMeaning {
+        match self.rate_meaning.load(Ordering::Relaxed) {
+            x if x == RateMeaning::Used as u8 => RateMeaning::Used,
+            x if x == RateMeaning::Remaining as u8 => RateMeaning::Remaining,
+            _ => RateMeaning::Unknown,
+        }
+    }
+
+    /// After a 404 for `what` on `path`: unless the company already answered, asks another
+    /// endpoint of it (one cheap request). [`ClientError::CompanyNotFound`] when that answers
+    /// 404 too; otherwise the plain [`ClientError::NotFound`] naming the request.
+    pub async fn explain_not_found(&self, path: &str, what: &str) -> ClientError {
+        if self.company_answered.load(Ordering::Relaxed) {
+            return ClientError::NotFound { what: what.to_string() };
+        }
+        let checked = if path.starts_with("locations") { "products" } else { "locations" };
+        let query = [("count", "1".to_string())];
+        let check = format!("GET {checked} (a check of the company after a 404)");
+        match self.get_array(checked, &query, &check).await {
+            Err(ClientError::NotFound { .. }) => ClientError::CompanyNotFound {
+                company: self.config.company_id.clone(),
+                base_url: self.config.base_url.clone(),
+                what: what.to_string(),
+                checked: if checked == "products" { "product list" } else { "location list" },
+            },
+            // The company answers (or the check could not tell): the 404 is about the request.
+            _ => ClientError::NotFound { what: what.to_string() },
+        }
     }
 
     /// A client for the next run of a scheduled ingest: fresh counters and budget, but the
@@ -195,6 +287,8 @@ impl Client {
             config: self.config.clone(),
             pacer: self.pacer.clone(),
             stats: Arc::new(ClientStats::default()),
+            rate_meaning: self.rate_meaning.clone(),
+            company_answered: self.company_answered.clone(),
         }
     }
 
@@ -214,9 +308,15 @@ impl Client {
     /// GETs `/{companyId}/{path}` and parses the body as a JSON array, retrying as described in
     /// the module docs. `what` names the request in errors (stream and page position).
     pub async fn get_array(&self, path: &str, query: &[(&str, String)], what: &str) -> Result<ArrayPage, ClientError> {
-        let parse = |body: &[u8]| {
+        let parse = |body: &[u8], headers: &HeaderMap| {
+            let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(|v| v.trim().to_string());
             serde_json::from_slice::<Vec<Box<RawValue>>>(body)
-                .map(|items| ArrayPage { items })
+                .map(|items| ArrayPage {
+                    items,
+                    list_count: header("x-listcount").and_then(|v| v.parse().ok()),
+                    rate_minute: header("x-inflow-api-rate-limit"),
+                    rate_hour: header("x-ratelimit-limit"),
+                })
                 .map_err(|e| format!("the body is not a JSON array ({e})"))
         };
         self.get(path, query, what, parse).await
@@ -230,7 +330,7 @@ impl Client {
         query: &[(&str, String)],
         what: &str,
     ) -> Result<Option<Box<RawValue>>, ClientError> {
-        let parse = |body: &[u8]| match serde_json::from_slice::<Box<RawValue>>(body) {
+        let parse = |body: &[u8], _: &HeaderMap| match serde_json::from_slice::<Box<RawValue>>(body) {
             Ok(doc) if doc.get().trim_start().starts_with('{') => Ok(doc),
             Ok(_) => Err("the body is not a JSON object".to_string()),
             Err(e) => Err(format!("the body is not JSON ({e})")),
@@ -247,7 +347,7 @@ impl Client {
         path: &str,
         query: &[(&str, String)],
         what: &str,
-        parse: impl Fn(&[u8]) -> Result<T, String>,
+        parse: impl Fn(&[u8], &HeaderMap) -> Result<T, String>,
     ) -> Result<T, ClientError> {
         let url = format!("{}/{}/{}", self.config.base_url, self.config.company_id, path);
         let policy = self.config.retry;
@@ -261,7 +361,7 @@ impl Client {
             match self.attempt(&url, query, what, &parse).await {
                 Attempt::Done(page) => return Ok(page),
                 Attempt::Fatal(err) => return Err(err),
-                Attempt::Retry { last, wait, rate_limited: was_429 } => {
+                Attempt::Retry { last, wait, rate_limited: was_429, status } => {
                     let attempts = retries + rate_limited + 1;
                     let exhausted = if was_429 {
                         rate_limited += 1;
@@ -272,7 +372,7 @@ impl Client {
                         retries > policy.max_retries
                     };
                     if exhausted {
-                        return Err(ClientError::GaveUp { what: what.to_string(), attempts, last });
+                        return Err(ClientError::GaveUp { what: what.to_string(), attempts, last, status });
                     }
                     self.stats.retries.fetch_add(1, Ordering::Relaxed);
                     let wait = wait.unwrap_or_else(|| backoff(&policy, retries));
@@ -293,7 +393,7 @@ impl Client {
         url: &str,
         query: &[(&str, String)],
         what: &str,
-        parse: &impl Fn(&[u8]) -> Result<T, String>,
+        parse: &impl Fn(&[u8], &HeaderMap) -> Result<T, String>,
     ) -> Attempt<T> {
         let request = self
             .http
@@ -305,7 +405,7 @@ impl Client {
         let response = match request.send().await {
             Ok(r) => r,
             Err(e) => {
-                return Attempt::Retry { last: describe_transport(&e), wait: None, rate_limited: false };
+                return Attempt::Retry { last: describe_transport(&e), wait: None, rate_limited: false, status: None };
             }
         };
         let status = response.status();
@@ -318,14 +418,16 @@ impl Client {
                     last: format!("HTTP {} with a body cut short ({})", status.as_u16(), describe_transport(&e)),
                     wait: None,
                     rate_limited: false,
+                    status: None,
                 };
             }
         };
         let what = what.to_string();
         match status {
-            s if s.is_success() => match parse(&body) {
+            s if s.is_success() => match parse(&body, &headers) {
                 Ok(value) => {
-                    if let Some(wait) = server_window_full(&headers, self.config.limits.minute) {
+                    self.company_answered.store(true, Ordering::Relaxed);
+                    if let Some(wait) = server_window_full(&headers, self.config.limits.minute, self.rate_meaning()) {
                         self.pacer.pause_until(Instant::now() + wait).await;
                     }
                     Attempt::Done(value)
@@ -334,17 +436,20 @@ impl Client {
                     last: format!("{e}; it starts with {:?}", body_start(&body)),
                     wait: None,
                     rate_limited: false,
+                    status: None,
                 },
             },
             StatusCode::TOO_MANY_REQUESTS => Attempt::Retry {
                 last: "HTTP 429 Too Many Requests".into(),
                 wait: Some(retry_after(&headers).unwrap_or(self.config.retry.default_retry_after)),
                 rate_limited: true,
+                status: Some(429),
             },
             s if s.is_server_error() || s == StatusCode::REQUEST_TIMEOUT => Attempt::Retry {
                 last: format!("HTTP {}: {:?}", s.as_u16(), body_start(&body)),
                 wait: None,
                 rate_limited: false,
+                status: Some(s.as_u16()),
             },
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
                 Attempt::Fatal(ClientError::Unauthorized { what, status: status.as_u16() })
@@ -379,23 +484,28 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     Some(Duration::from_millis(secs.min(3_600_000)))
 }
 
-/// Reads `x-inflow-api-rate-limit` and `x-ratelimit-limit` as `used/max` (the reference is not
-/// sure of the meaning). Only a full window changes anything: then we wait a slot's length
-/// rather than collect a 429. Read the other way (`left/max`), "full" never happens, so a wrong
-/// guess costs nothing.
-fn server_window_full(headers: &HeaderMap, minute: Duration) -> Option<Duration> {
+/// Reads `x-inflow-api-rate-limit` and `x-ratelimit-limit` as `used/max` or `left/max`, as
+/// `meaning` says (unknown: `used/max`, the reference not being sure). Only a full window
+/// changes anything: then we wait a slot's length rather than collect a 429. A `left/max` server
+/// read as `used/max` looks full only when a window is untouched, so a wrong guess costs at
+/// most one short pause.
+fn server_window_full(headers: &HeaderMap, minute: Duration, meaning: RateMeaning) -> Option<Duration> {
     let parse = |name: &str| -> Option<(u64, u32)> {
-        let (used, max) = headers.get(name)?.to_str().ok()?.split_once('/')?;
-        Some((used.trim().parse().ok()?, max.trim().parse().ok().filter(|m| *m > 0)?))
+        let (n, max) = headers.get(name)?.to_str().ok()?.split_once('/')?;
+        Some((n.trim().parse().ok()?, max.trim().parse().ok().filter(|m| *m > 0)?))
+    };
+    let full = |(n, max): (u64, u32)| match meaning {
+        RateMeaning::Remaining => n == 0,
+        RateMeaning::Used | RateMeaning::Unknown => n >= u64::from(max),
     };
     let mut wait = None;
-    if let Some((used, max)) = parse("x-inflow-api-rate-limit")
-        && used >= u64::from(max)
+    if let Some((n, max)) = parse("x-inflow-api-rate-limit")
+        && full((n, max))
     {
         wait = Some(minute / max);
     }
-    if let Some((used, max)) = parse("x-ratelimit-limit")
-        && used >= u64::from(max)
+    if let Some((n, max)) = parse("x-ratelimit-limit")
+        && full((n, max))
     {
         wait = Some(wait.unwrap_or_default().max(minute * 60 / max));
     }
@@ -467,19 +577,31 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("x-inflow-api-rate-limit", HeaderValue::from_static("12/60"));
         h.insert("x-ratelimit-limit", HeaderValue::from_static("500/1000"));
-        assert_eq!(server_window_full(&h, minute), None);
+        assert_eq!(server_window_full(&h, minute, RateMeaning::Unknown), None);
         h.insert("x-inflow-api-rate-limit", HeaderValue::from_static("60/60"));
-        assert_eq!(server_window_full(&h, minute), Some(Duration::from_secs(1)));
+        assert_eq!(server_window_full(&h, minute, RateMeaning::Unknown), Some(Duration::from_secs(1)));
         h.insert("x-ratelimit-limit", HeaderValue::from_static("1000/1000"));
-        assert_eq!(server_window_full(&h, minute), Some(Duration::from_millis(3600)));
+        assert_eq!(server_window_full(&h, minute, RateMeaning::Unknown), Some(Duration::from_millis(3600)));
         h.insert("x-ratelimit-limit", HeaderValue::from_static("garbage"));
-        assert_eq!(server_window_full(&h, minute), Some(Duration::from_secs(1)));
+        assert_eq!(server_window_full(&h, minute, RateMeaning::Unknown), Some(Duration::from_secs(1)));
         // Limits of zero, or beyond u32 (2^32 would wrap to a zero divisor), are not believed.
         for odd in ["0/0", "4294967296/4294967296", "1/-5"] {
             h.insert("x-inflow-api-rate-limit", HeaderValue::from_static(odd));
             h.insert("x-ratelimit-limit", HeaderValue::from_static(odd));
-            assert_eq!(server_window_full(&h, minute), None, "{odd}");
+            assert_eq!(server_window_full(&h, minute, RateMeaning::Unknown), None, "{odd}");
         }
+    }
+
+    #[test]
+    fn rate_headers_known_to_count_down_are_full_at_zero() {
+        let minute = Duration::from_secs(60);
+        let mut h = HeaderMap::new();
+        h.insert("x-inflow-api-rate-limit", HeaderValue::from_static("60/60"));
+        assert_eq!(server_window_full(&h, minute, RateMeaning::Remaining), None, "a fresh window, not a full one");
+        assert_eq!(server_window_full(&h, minute, RateMeaning::Used), Some(Duration::from_secs(1)));
+        h.insert("x-inflow-api-rate-limit", HeaderValue::from_static("0/60"));
+        assert_eq!(server_window_full(&h, minute, RateMeaning::Remaining), Some(Duration::from_secs(1)));
+        assert_eq!(server_window_full(&h, minute, RateMeaning::Used), None);
     }
 
     #[test]

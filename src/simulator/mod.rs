@@ -44,11 +44,17 @@
 //! - Paging, sorting and filter semantics: see `paging.rs`. Rate limits: see `ratelimit.rs`.
 //! - `inventoryLines`: see `inventory.rs` (signed sums; negative rows for the planted faults).
 //! - `serial` of a non-serialized product's inventory line is `null`; `lotId` is `null`.
+//! - Where the real API could plausibly behave otherwise (a page cap below `count`, a 5xx for an
+//!   unsortable `sort`, `sort` ignored, the answer to a cursor whose document is gone, what
+//!   `X-listCount` counts, rate headers counting down, SQL Server's GUID order), a switch in
+//!   [`Behaviour`] (`SimConfig::behaviour`, [`Simulator::set_behaviour`], `/_sim/behaviour`,
+//!   `audit simulate --page-cap ...`) makes it do so; see `behaviour.rs`.
 //! - Products from `/products` add `lastModifiedDateTime` and `totalQuantityOnHand` (null
 //!   unless `inventoryLines` is included); products embedded by `lines.product` have exactly
 //!   the keys of the real 2022 sample.
 //! - Admin routes under `/_sim/` need no key, are not rate limited and never faulted.
 
+mod behaviour;
 mod data;
 mod faults;
 mod generator;
@@ -77,6 +83,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
+pub use behaviour::{Behaviour, GuidOrder, ListCount, RateHeaders, UnknownCursor};
 pub use data::Endpoint;
 pub use faults::{Fault, FaultRule, Faults, Trigger};
 pub use log::RequestRecord;
@@ -147,6 +154,8 @@ pub struct SimConfig {
     pub faults: Faults,
     /// Answer 400 to `after`/`before`/`start`, like an older server.
     pub reject_keyset: bool,
+    /// How to answer where the reference says "unknown" (page caps, sorts, cursors, counts).
+    pub behaviour: Behaviour,
     /// `count` when a list request has none.
     pub default_page_size: usize,
     /// The request log keeps this many newest records.
@@ -166,6 +175,7 @@ impl Default for SimConfig {
             time_scale: 1.0,
             faults: Faults::default(),
             reject_keyset: false,
+            behaviour: Behaviour::DEFAULT,
             default_page_size: 20,
             log_capacity: 1_000_000,
         }
@@ -211,6 +221,7 @@ pub(crate) struct Shared {
     faults: Mutex<faults::FaultState>,
     log: Mutex<log::RequestLog>,
     reject_keyset: AtomicBool,
+    behaviour: Mutex<Behaviour>,
 }
 
 /// A lock that survives a panicking holder: the simulator's state stays usable in tests.
@@ -282,6 +293,7 @@ impl Simulator {
             faults: Mutex::new(faults::FaultState::new(config.faults.clone(), config.seed)),
             log: Mutex::new(log::RequestLog::new(config.log_capacity)),
             reject_keyset: AtomicBool::new(config.reject_keyset),
+            behaviour: Mutex::new(config.behaviour.clone()),
         });
         let listener = tokio::net::TcpListener::bind(config.bind)
             .await
@@ -383,6 +395,13 @@ impl Simulator {
     /// Makes `after`/`before`/`start` a 400, like an older server.
     pub fn set_reject_keyset(&self, reject: bool) {
         self.shared.reject_keyset.store(reject, Ordering::SeqCst);
+    }
+    /// Changes how the API answers where the reference is unsure; see [`Behaviour`].
+    pub fn set_behaviour(&self, behaviour: Behaviour) {
+        *lock(&self.shared.behaviour) = behaviour;
+    }
+    pub fn behaviour(&self) -> Behaviour {
+        lock(&self.shared.behaviour).clone()
     }
 
     // Ground truth -----------------------------------------------------------------------------

@@ -22,6 +22,10 @@
 //!   same `fromDate`/`toDate` keys, as the docs (oddly) say.
 //! - Unknown `filter[...]` names, unknown sort properties and malformed values are 400s with a
 //!   JSON body naming the parameter; other unknown query parameters are ignored.
+//! - Each of these choices that the real API might make otherwise has a switch in
+//!   [`Behaviour`](super::behaviour::Behaviour): a page cap, a 5xx for `sort`, `sort` ignored,
+//!   the answer to an unknown cursor, `X-listCount` of what remains (or none), SQL Server's
+//!   GUID order.
 
 use std::cmp::Ordering;
 
@@ -29,6 +33,7 @@ use chrono::{DateTime, FixedOffset, NaiveDate};
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::behaviour::{Behaviour, GuidOrder, ListCount, UnknownCursor};
 use super::data::*;
 use super::inventory::Inventory;
 use super::render::Includes;
@@ -254,12 +259,16 @@ pub(crate) struct ListQuery {
     pub include_count: bool,
     pub includes: Includes,
     filters: Vec<Filter>,
+    guid_order: GuidOrder,
+    unknown_cursor: UnknownCursor,
+    list_count: ListCount,
 }
 
 pub(crate) struct QueryOptions {
     pub default_count: usize,
     pub max_count: usize,
     pub reject_keyset: bool,
+    pub behaviour: Behaviour,
 }
 
 fn parse_bool(key: &str, v: &str) -> Result<bool, ApiError> {
@@ -363,6 +372,9 @@ impl ListQuery {
             include_count: false,
             includes: Includes::default(),
             filters: Vec::new(),
+            guid_order: opts.behaviour.guid_order,
+            unknown_cursor: opts.behaviour.unknown_cursor,
+            list_count: opts.behaviour.list_count,
         };
         let mut includes = Vec::new();
         for (key, value) in pairs {
@@ -414,6 +426,17 @@ impl ListQuery {
                     if name.is_empty() {
                         continue;
                     }
+                    if let Some(status) = opts.behaviour.sort_status {
+                        return Err(ApiError {
+                            status,
+                            code: "ServerError",
+                            message: "An error has occurred.".into(),
+                            detail: None,
+                        });
+                    }
+                    if opts.behaviour.ignore_sort {
+                        continue;
+                    }
                     let spec = specs(endpoint)
                         .iter()
                         .find(|s| {
@@ -425,6 +448,7 @@ impl ListQuery {
                         })?;
                     q.sort = spec.field;
                 }
+                "sortDesc" if opts.behaviour.ignore_sort => {}
                 "sortDesc" => q.desc = parse_bool(k, value)?,
                 "includeCount" => q.include_count = parse_bool(k, value)?,
                 "include" => includes.push(value.as_str()),
@@ -435,7 +459,35 @@ impl ListQuery {
             ApiError::bad("InvalidInclude", format!("'{bad}' is not a relationship of {endpoint}"))
                 .with("relationship", bad)
         })?;
+        if let Some(cap) = opts.behaviour.page_cap {
+            q.count = q.count.min(cap);
+        }
         Ok(q)
+    }
+
+    /// The answer to a cursor naming no existing entity, when the behaviour says so: `Err` for
+    /// a status, `Ok(Some(total))` for an empty page, `Ok(None)` to go on comparing.
+    fn unknown_cursor<'a, E: 'a>(
+        &self,
+        lookup: &impl Fn(Uuid) -> Option<&'a E>,
+        total: impl FnOnce() -> usize,
+    ) -> Result<Option<usize>, ApiError> {
+        let cursors = [(self.after, "after"), (self.start, "start"), (self.before, "before")];
+        let Some((id, param)) =
+            cursors.into_iter().find_map(|(c, p)| c.filter(|id| lookup(*id).is_none()).map(|id| (id, p)))
+        else {
+            return Ok(None);
+        };
+        match self.unknown_cursor {
+            UnknownCursor::Compare => Ok(None),
+            UnknownCursor::Empty => Ok(Some(if self.list_count == ListCount::Total { total() } else { 0 })),
+            UnknownCursor::Status(status) => Err(ApiError {
+                status,
+                code: if status == 404 { "NotFound" } else { "InvalidParameter" },
+                message: format!("'{param}' names an entity that does not exist: {id}"),
+                detail: Some(("parameter", param.to_string())),
+            }),
+        }
     }
 
     /// Pages a table that is already in entity-id order (a `BTreeMap` keyed by id) without
@@ -450,8 +502,12 @@ impl ListQuery {
     where
         I: DoubleEndedIterator<Item = &'a E> + Clone,
     {
-        if self.sort != Field::Id {
+        if self.sort != Field::Id || self.guid_order != GuidOrder::Text {
             return self.run(all, lookup, cx);
+        }
+        let filtered = || all.clone().filter(|e| self.filters.iter().all(|f| matches(f, *e, cx))).count();
+        if let Some(total) = self.unknown_cursor(&lookup, filtered)? {
+            return Ok((Vec::new(), total));
         }
         let keep = |e: &&'a E| {
             let id = e.id();
@@ -465,10 +521,10 @@ impl ListQuery {
                 && self.before.is_none_or(|b| !beyond(b, false))
                 && self.filters.iter().all(|f| matches(f, *e, cx))
         };
-        let total = if self.include_count {
-            all.clone().filter(|e| self.filters.iter().all(|f| matches(f, *e, cx))).count()
-        } else {
-            0
+        let total = match (self.include_count, self.list_count) {
+            (false, _) | (_, ListCount::Absent) => 0,
+            (true, ListCount::Total) => filtered(),
+            (true, ListCount::Remaining) => all.clone().filter(keep).count().saturating_sub(self.skip),
         };
         let page = if self.desc {
             all.rev().filter(keep).skip(self.skip).take(self.count).collect()
@@ -485,20 +541,24 @@ impl ListQuery {
         lookup: impl Fn(Uuid) -> Option<&'a E>,
         cx: &FieldCtx,
     ) -> Result<(Vec<&'a E>, usize), ApiError> {
-        let mut rows: Vec<(Key, Uuid, &'a E)> = all
+        let order = self.guid_order;
+        let mut rows: Vec<(Key, [u8; 16], &'a E)> = all
             .filter(|e| self.filters.iter().all(|f| matches(f, *e, cx)))
-            .map(|e| (key(e.field(self.sort, cx)), e.id(), e))
+            .map(|e| (key(e.field(self.sort, cx), order), order.key(e.id()), e))
             .collect();
         let total = rows.len();
+        if let Some(total) = self.unknown_cursor(&lookup, || total)? {
+            return Ok((Vec::new(), total));
+        }
         rows.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
         if self.desc {
             rows.reverse();
         }
-        let reference = |id: Uuid, param: &'static str| -> Result<(Key, Uuid), ApiError> {
+        let reference = |id: Uuid, param: &'static str| -> Result<(Key, [u8; 16]), ApiError> {
             if self.sort == Field::Id {
-                return Ok((Key::Id(id), id));
+                return Ok((Key::Id(order.key(id)), order.key(id)));
             }
-            lookup(id).map(|e| (key(e.field(self.sort, cx)), id)).ok_or_else(|| {
+            lookup(id).map(|e| (key(e.field(self.sort, cx), order), order.key(id))).ok_or_else(|| {
                 ApiError::bad("InvalidParameter", format!("'{param}' names an entity that does not exist"))
                     .with("parameter", param)
             })
@@ -519,6 +579,11 @@ impl ListQuery {
                 }
             });
         }
+        let total = match (self.include_count, self.list_count) {
+            (false, _) | (_, ListCount::Absent) => 0,
+            (true, ListCount::Total) => total,
+            (true, ListCount::Remaining) => rows.len().saturating_sub(self.skip),
+        };
         let page = rows.into_iter().skip(self.skip).take(self.count).map(|(_, _, e)| e).collect();
         Ok((page, total))
     }
@@ -606,17 +671,17 @@ enum Key {
     Null,
     Num(i64),
     Text(String),
-    Id(Uuid),
+    Id([u8; 16]),
 }
 
-fn key(v: Val) -> Key {
+fn key(v: Val, order: GuidOrder) -> Key {
     match v {
         Val::Null => Key::Null,
         Val::Str(s) => Key::Text(s.to_lowercase()),
         Val::Date(d) => Key::Num(d.timestamp()),
         Val::Bool(b) => Key::Num(b as i64),
         Val::Num(n) => Key::Num(n),
-        Val::Id(id) => Key::Id(id),
+        Val::Id(id) => Key::Id(order.key(id)),
     }
 }
 
@@ -763,7 +828,8 @@ mod tests {
         q.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
-    const OPTS: QueryOptions = QueryOptions { default_count: 20, max_count: 100, reject_keyset: false };
+    const OPTS: QueryOptions =
+        QueryOptions { default_count: 20, max_count: 100, reject_keyset: false, behaviour: Behaviour::DEFAULT };
 
     #[test]
     fn defaults_and_limits() {

@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use super::behaviour::{Behaviour, ListCount, RateHeaders};
 use super::data::Endpoint;
 use super::faults::{Fault, Faults, Injection};
 use super::log::RequestRecord;
@@ -91,10 +92,14 @@ fn header_text(h: &HeaderMap, name: header::HeaderName) -> Option<String> {
     h.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
 }
 
-fn rate_headers(h: &mut HeaderMap, limit: Option<RateLimit>, used: (u32, u32)) {
+fn rate_headers(h: &mut HeaderMap, limit: Option<RateLimit>, used: (u32, u32), style: RateHeaders) {
     if let Some(l) = limit {
-        set_header(h, "x-inflow-api-rate-limit", &format!("{}/{}", used.0, l.per_minute));
-        set_header(h, "x-ratelimit-limit", &format!("{}/{}", used.1, l.per_hour));
+        let shown = |used: u32, max: u32| match style {
+            RateHeaders::Used => used,
+            RateHeaders::Remaining => max.saturating_sub(used),
+        };
+        set_header(h, "x-inflow-api-rate-limit", &format!("{}/{}", shown(used.0, l.per_minute), l.per_minute));
+        set_header(h, "x-ratelimit-limit", &format!("{}/{}", shown(used.1, l.per_hour), l.per_hour));
     }
 }
 
@@ -114,12 +119,13 @@ async fn api(
     auth: Option<&str>,
 ) -> (Response, Option<String>) {
     let limit = *lock(&sh.rate_limit);
+    let style = lock(&sh.behaviour).rate_headers;
     let peek = |sh: &Shared| lock(&sh.limiter).peek(sh.time_scale, Instant::now());
 
     // GUIDs match whatever their case, as ASP.NET route values do.
     if !segs.first().is_some_and(|c| c.eq_ignore_ascii_case(&sh.company)) {
         let mut r = error_response(&ApiError::not_found("Company not found"));
-        rate_headers(r.headers_mut(), limit, peek(sh));
+        rate_headers(r.headers_mut(), limit, peek(sh), style);
         return (r, None);
     }
     if !bearer_ok(auth, &sh.api_key) {
@@ -128,7 +134,7 @@ async fn api(
             &json!({"message": "Authorization has been denied for this request.", "code": "Unauthorized"}),
         );
         r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        rate_headers(r.headers_mut(), limit, peek(sh));
+        rate_headers(r.headers_mut(), limit, peek(sh), style);
         return (r, None);
     }
     let used = match limit {
@@ -138,7 +144,7 @@ async fn api(
             Decision::Limited { retry_after, minute, hour } => {
                 let mut r = json_response(429, &json!({"message": "Too many requests", "code": "TooManyRequests"}));
                 set_header(r.headers_mut(), "retry-after", &ratelimit::format_retry_after(retry_after));
-                rate_headers(r.headers_mut(), limit, (minute, hour));
+                rate_headers(r.headers_mut(), limit, (minute, hour), style);
                 return (r, None);
             }
         },
@@ -185,7 +191,7 @@ async fn api(
             Ok((bytes, count)) => ok_body(bytes, count, inj.fault.as_ref()),
         }
     };
-    rate_headers(response.headers_mut(), limit, used);
+    rate_headers(response.headers_mut(), limit, used, style);
     (response, inj.describe())
 }
 
@@ -194,14 +200,17 @@ fn answer_list(
     endpoint: Endpoint,
     query: &[(String, String)],
 ) -> Result<(Vec<u8>, Option<usize>), ApiError> {
+    let behaviour = lock(&sh.behaviour).clone();
+    let counted = behaviour.list_count != ListCount::Absent;
     let opts = QueryOptions {
         default_count: sh.default_count,
         max_count: 100,
         reject_keyset: sh.reject_keyset.load(Ordering::SeqCst),
+        behaviour,
     };
     let q = ListQuery::parse(endpoint, query, &opts)?;
     let (bytes, total) = sh.read().list_json(endpoint, &q)?;
-    Ok((bytes, q.include_count.then_some(total)))
+    Ok((bytes, (q.include_count && counted).then_some(total)))
 }
 
 fn answer_one(
@@ -281,7 +290,7 @@ fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Response
 
 /// `/_sim/health`, `/_sim/scenario`, `/_sim/counts`, `/_sim/requests` (GET, DELETE),
 /// `/_sim/faults` (GET, PUT), `/_sim/rate-limit` (PUT, body a RateLimit or null),
-/// `/_sim/reject-keyset` (PUT, body true/false), `/_sim/documents/{endpoint}` (GET: ground
+/// `/_sim/reject-keyset` (PUT, body true/false), `/_sim/behaviour` (GET, PUT: a Behaviour), `/_sim/documents/{endpoint}` (GET: ground
 /// truth; POST: insert, body the document), `/_sim/documents/{endpoint}/{id}` (DELETE),
 /// `.../{id}/cancel` and `.../{id}/uncancel` (POST), `.../{id}/date` (PUT `{"date": ...}`),
 /// `.../{id}/lines/{collection}/{lineId}/serials` (PUT `{"serialNumbers": [...]}`) and
@@ -320,6 +329,16 @@ async fn admin_route(sh: &Shared, method: &Method, segs: &[String], body: &[u8])
             Ok(l) => {
                 *lock(&sh.rate_limit) = l;
                 lock(&sh.limiter).reset();
+                json_response(200, &json!({"ok": true}))
+            }
+            Err(r) => r,
+        },
+        (_, ["behaviour"]) if get => {
+            json_response(200, &serde_json::to_value(&*lock(&sh.behaviour)).unwrap_or(Value::Null))
+        }
+        (Method::PUT, ["behaviour"]) => match parse_body::<Behaviour>(body) {
+            Ok(b) => {
+                *lock(&sh.behaviour) = b;
                 json_response(200, &json!({"ok": true}))
             }
             Err(r) => r,

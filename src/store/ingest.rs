@@ -64,8 +64,12 @@ pub struct SyncState {
     pub walk_id: Option<i64>,
     pub walk_kind: Option<String>,
     pub walk_from: Option<NaiveDate>,
+    pub walk_paging: Option<String>,
     pub walk_position: Option<String>,
     pub walk_started_at: Option<DateTime<Utc>>,
+    pub walk_seen: Option<i64>,
+    pub walk_list_count: Option<i64>,
+    pub walk_unproven: Option<String>,
     pub last_complete_at: Option<DateTime<Utc>>,
     pub last_window_at: Option<DateTime<Utc>>,
 }
@@ -79,6 +83,15 @@ pub struct WalkMark<'a> {
     pub from: Option<NaiveDate>,
     pub paging: &'static str,
     pub position: String,
+    /// What the walk's pass has seen (see `inflow::walk::Pass`): documents returned, the
+    /// `X-listCount` it started with (-1 once it moved), why it cannot prove completeness.
+    pub seen: i64,
+    pub list_count: Option<i64>,
+    pub unproven: Option<String>,
+    /// The first page of a pass that started the stream over (a lost position, a fallback):
+    /// what the walk saw before no longer counts as seen, so that a document deleted since is
+    /// found missing at the end.
+    pub restarted: bool,
 }
 
 /// How a walk ended, for [`Store::finish_walk`].
@@ -88,6 +101,9 @@ pub struct WalkEnd<'a> {
     pub doc_type: DocType,
     /// A complete walk (else a window one, which concludes nothing about missing documents).
     pub complete: bool,
+    /// The walk proved it returned every document; an unproven complete walk ends without
+    /// being recorded as complete.
+    pub proven: bool,
     /// A window walk made beside an unfinished complete walk, whose saved position stays.
     pub beside: bool,
     /// Documents confirmed gone from inFlow.
@@ -257,6 +273,30 @@ impl Store {
         })
     }
 
+    /// Records a warning about the run itself (not about a document's data): a paging mode
+    /// that failed, a saved position that no longer answered.
+    pub async fn record_run_warning(
+        &self,
+        run_id: i64,
+        company_id: &str,
+        doc_type: Option<DocType>,
+        kind: &str,
+        detail: &str,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, pool => {
+            sqlx::query("INSERT INTO run_warnings (run_id, company_id, doc_type, kind, detail) VALUES ($1, $2, $3, $4, $5)")
+                .bind(run_id)
+                .bind(company_id)
+                .bind(doc_type.map(DocType::as_str))
+                .bind(kind)
+                .bind(detail)
+                .execute(pool)
+                .await
+                .context(|| format!("recording a warning of run {run_id}"))?;
+            Ok(())
+        })
+    }
+
     /// Records how a run ended, with its final counters.
     pub async fn finish_run(
         &self,
@@ -278,8 +318,9 @@ impl Store {
     pub async fn sync_state(&self, company_id: &str, stream: &str) -> Result<SyncState, StoreError> {
         on_pool!(self, pool => {
             let row: Option<SyncState> = sqlx::query_as(
-                "SELECT since, walk_id, walk_kind, walk_from, walk_position, walk_started_at, last_complete_at, \
-                 last_window_at FROM sync_state WHERE company_id = $1 AND stream = $2",
+                "SELECT since, walk_id, walk_kind, walk_from, walk_paging, walk_position, walk_started_at, walk_seen, \
+                 walk_list_count, walk_unproven, last_complete_at, last_window_at \
+                 FROM sync_state WHERE company_id = $1 AND stream = $2",
             )
             .bind(company_id)
             .bind(stream)
@@ -299,11 +340,14 @@ impl Store {
     ) -> Result<(), StoreError> {
         on_pool!(self, pool => {
             sqlx::query(
-                "INSERT INTO sync_state (company_id, stream, since, walk_id, walk_kind, walk_from, walk_paging, walk_position, walk_started_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                "INSERT INTO sync_state (company_id, stream, since, walk_id, walk_kind, walk_from, walk_paging, walk_position, \
+                 walk_started_at, walk_seen, walk_list_count, walk_unproven) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
                  ON CONFLICT (company_id, stream) DO UPDATE SET since = excluded.since, walk_id = excluded.walk_id, \
                  walk_kind = excluded.walk_kind, walk_from = excluded.walk_from, walk_paging = excluded.walk_paging, \
-                 walk_position = excluded.walk_position, walk_started_at = excluded.walk_started_at",
+                 walk_position = excluded.walk_position, walk_started_at = excluded.walk_started_at, \
+                 walk_seen = excluded.walk_seen, walk_list_count = excluded.walk_list_count, \
+                 walk_unproven = excluded.walk_unproven",
             )
             .bind(company_id)
             .bind(mark.stream)
@@ -314,6 +358,9 @@ impl Store {
             .bind(mark.paging)
             .bind(&mark.position)
             .bind(Utc::now())
+            .bind(mark.seen)
+            .bind(mark.list_count)
+            .bind(&mark.unproven)
             .execute(pool)
             .await
             .context(|| format!("saving the start of the {} walk", mark.stream))?;
@@ -351,7 +398,8 @@ impl Store {
         on_pool!(self, pool => {
             sqlx::query(
                 "UPDATE sync_state SET walk_id = NULL, walk_kind = NULL, walk_from = NULL, walk_paging = NULL, \
-                 walk_position = NULL, walk_started_at = NULL, last_complete_at = $1, last_complete_run_id = $2 \
+                 walk_position = NULL, walk_started_at = NULL, walk_seen = NULL, walk_list_count = NULL, \
+                 walk_unproven = NULL, last_complete_at = $1, last_complete_run_id = $2 \
                  WHERE company_id = $3 AND stream = $4",
             )
             .bind(Utc::now())
@@ -390,6 +438,22 @@ impl Store {
                 .fetch_all(pool)
                 .await
                 .context(|| format!("looking for {} the walk did not return", doc_type.stream()))
+        })
+    }
+
+    /// Whether a document is stored and not marked deleted.
+    pub async fn is_stored(&self, company_id: &str, doc_type: DocType, doc_id: &str) -> Result<bool, StoreError> {
+        on_pool!(self, pool => {
+            let found: Option<i32> = sqlx::query_scalar(
+                "SELECT 1 FROM documents WHERE company_id = $1 AND doc_type = $2 AND doc_id = $3 AND deleted_at IS NULL",
+            )
+            .bind(company_id)
+            .bind(doc_type.as_str())
+            .bind(doc_id)
+            .fetch_optional(pool)
+            .await
+            .context(|| format!("looking for {} {doc_id}", doc_type.stream()))?;
+            Ok(found.is_some())
         })
     }
 
@@ -444,22 +508,32 @@ impl Store {
                 .await
                 .context(what)?;
             }
-            let finished = if end.complete { "last_complete_at = $1, last_complete_run_id = $2" } else { "last_window_at = $1, last_window_run_id = $2" };
-            let ended = if end.beside {
-                ""
-            } else {
-                "walk_id = NULL, walk_kind = NULL, walk_from = NULL, walk_paging = NULL, walk_position = NULL, \
-                 walk_started_at = NULL,"
+            // A complete walk that could not prove it saw everything ends, but is not recorded
+            // as complete.
+            let finished = match (end.complete, end.proven) {
+                (true, true) => Some("last_complete_at = $1, last_complete_run_id = $2"),
+                (true, false) => None,
+                (false, _) => Some("last_window_at = $1, last_window_run_id = $2"),
             };
-            let sql = format!("UPDATE sync_state SET {ended} {finished} WHERE company_id = $3 AND stream = $4");
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .bind(now)
-                .bind(end.run_id)
-                .bind(end.company_id)
-                .bind(stream)
-                .execute(&mut *tx)
-                .await
-                .context(what)?;
+            let ended = (!end.beside).then_some(
+                "walk_id = NULL, walk_kind = NULL, walk_from = NULL, walk_paging = NULL, walk_position = NULL, \
+                 walk_started_at = NULL, walk_seen = NULL, walk_list_count = NULL, walk_unproven = NULL",
+            );
+            let set: Vec<&str> = ended.into_iter().chain(finished).collect();
+            if !set.is_empty() {
+                let set = set.join(", ");
+                let query = match finished {
+                    Some(_) => sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "UPDATE sync_state SET {set} WHERE company_id = $3 AND stream = $4"
+                    )))
+                    .bind(now)
+                    .bind(end.run_id),
+                    None => sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "UPDATE sync_state SET {set} WHERE company_id = $1 AND stream = $2"
+                    ))),
+                };
+                query.bind(end.company_id).bind(stream).execute(&mut *tx).await.context(what)?;
+            }
             let outcome = PageOutcome { events_retracted: retracted_total, ..PageOutcome::default() };
             let counters = RunCounters { events_retracted: end.counters.events_retracted + retracted_total, ..end.counters };
             let mut q = QueryBuilder::new("UPDATE ingest_runs SET status = 'running'");
@@ -553,6 +627,20 @@ impl Store {
             for chunk in inserts.chunks(INSERT_CHUNK) {
                 let batch = EventBatch { company_id: page.company_id, observed_at: now, run_id: page.run_id, events: chunk };
                 inserted += tx.insert_events(&batch).await.context(what)? as i64;
+            }
+
+            if let PageKind::Walk(mark) = &page.kind
+                && mark.restarted
+            {
+                sqlx::query(
+                    "UPDATE documents SET seen_walk_id = NULL WHERE company_id = $1 AND doc_type = $2 AND seen_walk_id = $3",
+                )
+                .bind(page.company_id)
+                .bind(page.doc_type.as_str())
+                .bind(mark.walk_id)
+                .execute(&mut *tx)
+                .await
+                .context(what)?;
             }
 
             // Documents: the new version of each changed one, a sighting of each unchanged one.
@@ -684,11 +772,14 @@ impl Store {
 
             if let PageKind::Walk(mark) = &page.kind {
                 sqlx::query(
-                    "UPDATE sync_state SET walk_paging = $1, walk_position = $2 \
-                     WHERE company_id = $3 AND stream = $4 AND walk_id = $5",
+                    "UPDATE sync_state SET walk_paging = $1, walk_position = $2, walk_seen = $3, walk_list_count = $4, \
+                     walk_unproven = $5 WHERE company_id = $6 AND stream = $7 AND walk_id = $8",
                 )
                 .bind(mark.paging)
                 .bind(&mark.position)
+                .bind(mark.seen)
+                .bind(mark.list_count)
+                .bind(&mark.unproven)
                 .bind(page.company_id)
                 .bind(mark.stream)
                 .bind(mark.walk_id)
@@ -1009,7 +1100,7 @@ fn describe_page_ending(next: &str) -> String {
     match Position::decode(next) {
         Position::After(Some(id)) => format!("ending with document {id}"),
         Position::After(None) => "at the start of the walk".into(),
-        Position::Skip(n) => format!("ending before skip={n}"),
+        Position::Skip { n, .. } => format!("ending before skip={n}"),
     }
 }
 

@@ -170,6 +170,34 @@ where
 mod tests {
     use super::*;
 
+    /// What refinery (and so `audit migrate`) does with gaps in the version numbers: versions
+    /// above the newest applied one are applied in order whatever the gap, but a version below
+    /// it that was never applied is refused. A database migrated by a build with V7 but no V6 is
+    /// therefore refused by a later build that has both.
+    #[tokio::test]
+    async fn a_gap_in_versions_is_applied_in_order_but_a_lower_version_added_later_is_refused() {
+        let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
+        let m =
+            |v: i32| Migration::unapplied(&format!("V{v}__t{v}"), &format!("CREATE TABLE t{v} (x INTEGER)")).unwrap();
+        let migrate = |migrations: Vec<Migration>| {
+            let pool = pool.clone();
+            async move {
+                let mut tx = pool.begin().await.unwrap();
+                sqlx::query(CREATE_HISTORY_TABLE).execute(&mut *tx).await.unwrap();
+                let report = run(&mut TxMigrator { tx: &mut tx }, Runner::new(&migrations)).await;
+                tx.commit().await.unwrap();
+                report
+            }
+        };
+        let report = migrate(vec![m(1), m(3)]).await.unwrap();
+        assert_eq!(report.applied, ["V1__t1", "V3__t3"]);
+        let later = migrate(vec![m(1), m(2), m(3)]).await;
+        assert!(
+            matches!(&later, Err(StoreError::Migration(e)) if matches!(e.kind(), refinery_core::error::Kind::MissingVersion(_))),
+            "{later:?}"
+        );
+    }
+
     #[test]
     fn the_latest_version_is_the_newest_embedded_migration_of_each_dialect() {
         let newest = |r: Runner| r.get_migrations().iter().map(|m| m.version()).max();

@@ -111,6 +111,19 @@ impl Store {
         let what = || format!("writing snapshot {} at the {}", page.snapshot_id, page.mark.position);
         on_pool!(self, pool => {
             let mut tx = pool.begin_write().await.context(what)?;
+            if page.mark.restarted {
+                // The walk started the products over: what it wrote before would be doubled.
+                sqlx::query("DELETE FROM serial_stock WHERE snapshot_id = $1")
+                    .bind(page.snapshot_id)
+                    .execute(&mut *tx)
+                    .await
+                    .context(what)?;
+                sqlx::query("UPDATE stock_snapshots SET products = 0, serial_lines = 0 WHERE snapshot_id = $1")
+                    .bind(page.snapshot_id)
+                    .execute(&mut *tx)
+                    .await
+                    .context(what)?;
+            }
             for chunk in page.rows.chunks(1000) {
                 let mut q = QueryBuilder::new(
                     "INSERT INTO serial_stock (snapshot_id, company_id, product_id, serial, location_id, sublocation, \
@@ -140,10 +153,14 @@ impl Store {
             .await
             .context(what)?;
             sqlx::query(
-                "UPDATE sync_state SET walk_paging = $1, walk_position = $2 WHERE company_id = $3 AND stream = $4 AND walk_id = $5",
+                "UPDATE sync_state SET walk_paging = $1, walk_position = $2, walk_seen = $3, walk_list_count = $4, \
+                 walk_unproven = $5 WHERE company_id = $6 AND stream = $7 AND walk_id = $8",
             )
             .bind(page.mark.paging)
             .bind(&page.mark.position)
+            .bind(page.mark.seen)
+            .bind(page.mark.list_count)
+            .bind(&page.mark.unproven)
             .bind(page.company_id)
             .bind(page.mark.stream)
             .bind(page.mark.walk_id)

@@ -112,6 +112,7 @@ async fn walk(
         path: "products",
         id_field: "productId",
         include: Some("inventoryLines"),
+        fallback_include: None,
         filters: vec![("filter[trackSerials]", "true".to_string())],
     };
     let mut walk = Walk::new(client, spec, position);

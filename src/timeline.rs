@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::mapping::EventType;
+use crate::store::genealogy::GenealogyRow;
 use crate::store::query::EventRow;
 
 /// Where a serial stands after its last stock movement.
@@ -23,6 +24,10 @@ pub enum Status {
     WithCustomer,
     ReturnedToVendor,
     AdjustedOut,
+    /// Picked as a component of a manufacturing order: built into another product.
+    Consumed,
+    /// Expected by a completed stock count and not counted.
+    Missing,
     /// Documents mention it (ordered, quoted, sold) but no stock movement is recorded.
     NeverStocked,
 }
@@ -35,6 +40,8 @@ impl Status {
             Status::WithCustomer => "with_customer",
             Status::ReturnedToVendor => "returned_to_vendor",
             Status::AdjustedOut => "adjusted_out",
+            Status::Consumed => "consumed",
+            Status::Missing => "missing",
             Status::NeverStocked => "never_stocked",
         }
     }
@@ -74,6 +81,10 @@ pub struct History {
     pub product_sku: Option<String>,
     pub now: Now,
     pub events: Vec<Entry>,
+    /// The finished units this serial was built into (manufacturing orders).
+    pub built_into: Vec<GenealogyRow>,
+    /// The components built into this serial.
+    pub components: Vec<GenealogyRow>,
 }
 
 impl History {
@@ -131,7 +142,153 @@ fn history(mut rows: Vec<EventRow>) -> History {
         product_sku: events.iter().find_map(|e| e.event.product_sku.clone()),
         now: now(&events),
         events,
+        built_into: Vec::new(),
+        components: Vec::new(),
     }
+}
+
+/// Attaches each genealogy row to the histories of its two serials (by company and product).
+pub fn attach_genealogy(histories: &mut [History], rows: Vec<GenealogyRow>) {
+    for row in rows {
+        for h in histories.iter_mut().filter(|h| h.company_id == row.company_id) {
+            if h.serial == row.component_serial && h.product_id == row.component_product_id {
+                h.built_into.push(row.clone());
+            }
+            if h.serial == row.finished_serial && h.product_id == row.finished_product_id {
+                h.components.push(row.clone());
+            }
+        }
+    }
+}
+
+/// "built into LP-1 (Laptop) on MO-000012" for each unit, "contains 2 components: ..." for
+/// the serial's own components: the lines under a history's header.
+pub fn genealogy_lines(h: &History) -> Vec<String> {
+    let mut out = Vec::new();
+    for r in &h.built_into {
+        let product = r.finished_product_name.clone().or_else(|| r.finished_product_id.clone()).unwrap_or_default();
+        out.push(format!("built into {} ({product}) on {}{}", r.finished_serial, order_label(r), build_state(r)));
+    }
+    if !h.components.is_empty() {
+        let n = h.components.len();
+        let parts: Vec<String> = h
+            .components
+            .iter()
+            .map(|r| {
+                let product =
+                    r.component_product_name.clone().or_else(|| r.component_product_id.clone()).unwrap_or_default();
+                format!("{} ({product})", r.component_serial)
+            })
+            .collect();
+        let mut orders: Vec<String> = h.components.iter().map(order_label).collect();
+        orders.sort();
+        orders.dedup();
+        out.push(format!(
+            "contains {n} component{}: {} on {}",
+            if n == 1 { "" } else { "s" },
+            parts.join(", "),
+            orders.join(", ")
+        ));
+    }
+    out
+}
+
+fn order_label(r: &GenealogyRow) -> String {
+    r.doc_number.clone().unwrap_or_else(|| format!("{} {}", r.doc_type, r.doc_id))
+}
+
+/// ", 2025-03-04", or how the order stands, and how precise the link is when it is not exact.
+fn build_state(r: &GenealogyRow) -> String {
+    let when = match r.built_at {
+        Some(t) => format!(", {}", t.format("%Y-%m-%d")),
+        None => {
+            format!(" (not completed yet{})", r.order_status.as_deref().map(|s| format!(": {s}")).unwrap_or_default())
+        }
+    };
+    let how = match r.matched_to.as_str() {
+        "unit" => "",
+        "line" => "; one of the units of its order line",
+        _ => "; one of the units of its order",
+    };
+    format!("{when}{how}")
+}
+
+/// A node of a bill of serials: a serial, and the order that linked it to its parent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TreeNode {
+    pub serial: String,
+    pub product_id: Option<String>,
+    pub product_name: Option<String>,
+    /// The manufacturing order that built it in (or was built with it).
+    pub doc_number: Option<String>,
+    pub built_at: Option<DateTime<Utc>>,
+    pub matched_to: String,
+    pub children: Vec<TreeNode>,
+}
+
+/// Which way a bill of serials goes from its root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Components, their components, ...
+    Down,
+    /// The units it was built into, and theirs, ...
+    Up,
+}
+
+/// The bill of serials from `root` (serial, product) one way, from every link loaded. A serial
+/// met again on its own path (a cycle in odd data) is not followed; depth is bounded.
+pub fn tree(
+    company_id: &str,
+    root: (&str, Option<&str>),
+    rows: &[GenealogyRow],
+    direction: Direction,
+) -> Vec<TreeNode> {
+    fn grow(
+        company_id: &str,
+        at: (&str, Option<&str>),
+        rows: &[GenealogyRow],
+        direction: Direction,
+        path: &mut Vec<(String, Option<String>)>,
+    ) -> Vec<TreeNode> {
+        if path.len() > 32 {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for r in rows.iter().filter(|r| r.company_id == company_id) {
+            let (from, to) = match direction {
+                Direction::Down => (
+                    (r.finished_serial.as_str(), r.finished_product_id.as_deref()),
+                    (&r.component_serial, &r.component_product_id, &r.component_product_name),
+                ),
+                Direction::Up => (
+                    (r.component_serial.as_str(), r.component_product_id.as_deref()),
+                    (&r.finished_serial, &r.finished_product_id, &r.finished_product_name),
+                ),
+            };
+            if from != at {
+                continue;
+            }
+            let key = (to.0.clone(), to.1.clone());
+            if path.contains(&key) {
+                continue;
+            }
+            path.push(key);
+            let children = grow(company_id, (to.0, to.1.as_deref()), rows, direction, path);
+            path.pop();
+            out.push(TreeNode {
+                serial: to.0.clone(),
+                product_id: to.1.clone(),
+                product_name: to.2.clone(),
+                doc_number: r.doc_number.clone(),
+                built_at: r.built_at,
+                matched_to: r.matched_to.clone(),
+                children,
+            });
+        }
+        out
+    }
+    let mut path = vec![(root.0.to_string(), root.1.map(str::to_string))];
+    grow(company_id, root, rows, direction, &mut path)
 }
 
 /// An undated event (packed) borrows the latest date of the earlier steps of its document.
@@ -196,6 +353,12 @@ fn now(events: &[Entry]) -> Now {
         }
         Ok(EventType::AdjustedOut) => {
             (Status::AdjustedOut, format!("left stock: adjusted out of {place} on {doc} ({when})"))
+        }
+        Ok(EventType::Consumed) => {
+            (Status::Consumed, format!("left stock: consumed from {place} by manufacturing order {doc} ({when})"))
+        }
+        Ok(EventType::CountMissing) => {
+            (Status::Missing, format!("left stock: missing at {place} per stock count {doc} ({when})"))
         }
         _ if last_move.quantity_delta > 0 => {
             (Status::InStock, format!("in stock at {place} since {when} ({} on {doc})", last_move.event_type))

@@ -75,6 +75,9 @@ pub struct ListSpec {
     /// The primary-key property: `salesOrderId`.
     pub id_field: &'static str,
     pub include: Option<&'static str>,
+    /// A smaller `include` for a server that refuses `include` (what is left out is fetched
+    /// some other way by the caller, see [`Walk::include_fell_back`]).
+    pub fallback_include: Option<&'static str>,
     /// `filter[...]` pairs and the like, sent with every page.
     pub filters: Vec<(&'static str, String)>,
 }
@@ -99,11 +102,31 @@ pub struct Walk<'c> {
     seen: HashSet<String>,
     /// The ids of the last `skip` page: the same full page again means the server ignores `skip`.
     last_ids: Vec<Option<String>>,
+    /// Asking for `fallback_include` instead of `include`.
+    include_fell_back: bool,
+    /// The fallback was tried with the current paging (it is tried once per paging mode).
+    fallback_tried: bool,
+    /// The fallback has been reported.
+    fallback_warned: bool,
 }
 
 impl<'c> Walk<'c> {
     pub fn new(client: &'c Client, spec: ListSpec, position: Position) -> Walk<'c> {
-        Walk { client, spec, position, seen: HashSet::new(), last_ids: Vec::new() }
+        Walk {
+            client,
+            spec,
+            position,
+            seen: HashSet::new(),
+            last_ids: Vec::new(),
+            include_fell_back: false,
+            fallback_tried: false,
+            fallback_warned: false,
+        }
+    }
+
+    /// The pages come with `fallback_include`: the server refused the full `include`.
+    pub fn include_fell_back(&self) -> bool {
+        self.include_fell_back
     }
 
     pub fn position(&self) -> &Position {
@@ -117,13 +140,35 @@ impl<'c> Walk<'c> {
             let query = self.query();
             let what = format!("GET {} ({})", self.spec.path, self.position);
             match self.client.get_array(self.spec.path, &query, &what).await {
-                Ok(page) => return self.advance(page.items).ok_or(ClientError::Stuck { what }),
+                Ok(page) => {
+                    if self.include_fell_back && !self.fallback_warned {
+                        self.fallback_warned = true;
+                        tracing::warn!(
+                            "{}: the server refused include={}; asking for include={} and fetching the rest by id",
+                            self.spec.path,
+                            self.spec.include.unwrap_or_default(),
+                            self.spec.fallback_include.unwrap_or_default()
+                        );
+                    }
+                    return self.advance(page.items).ok_or(ClientError::Stuck { what });
+                }
+                // The include may be what the server refuses: try the smaller one first.
+                Err(ClientError::Rejected { status: 400, body, .. })
+                    if self.spec.fallback_include.is_some() && !self.fallback_tried =>
+                {
+                    tracing::debug!("{}: {what} refused ({body}); trying the smaller include", self.spec.path);
+                    self.include_fell_back = true;
+                    self.fallback_tried = true;
+                }
                 Err(ClientError::Rejected { status: 400, body, .. }) if matches!(self.position, Position::After(_)) => {
                     tracing::warn!(
                         "{}: the server rejected keyset paging ({body}); falling back to skip paging, de-duplicated by id",
                         self.spec.path
                     );
                     self.position = Position::Skip(0);
+                    // It was the paging, perhaps not the include: ask for everything again.
+                    self.include_fell_back = false;
+                    self.fallback_tried = false;
                 }
                 Err(err) => return Err(err),
             }
@@ -132,7 +177,8 @@ impl<'c> Walk<'c> {
 
     fn query(&self) -> Vec<(&'static str, String)> {
         let mut q = vec![("count", PAGE_SIZE.to_string())];
-        if let Some(include) = self.spec.include {
+        let include = if self.include_fell_back { self.spec.fallback_include } else { self.spec.include };
+        if let Some(include) = include {
             q.push(("include", include.to_string()));
         }
         q.extend(self.spec.filters.iter().cloned());
@@ -248,7 +294,13 @@ mod tests {
     }
 
     fn walk(client: &Client, position: Position) -> Walk<'_> {
-        let spec = ListSpec { path: "sales-orders", id_field: "salesOrderId", include: None, filters: Vec::new() };
+        let spec = ListSpec {
+            path: "sales-orders",
+            id_field: "salesOrderId",
+            include: None,
+            fallback_include: None,
+            filters: Vec::new(),
+        };
         Walk::new(client, spec, position)
     }
 

@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 
 use super::lines::{Line, SerialLine};
-use super::{Builder, Derived, DocType, EventType, LinkDraft, MappingError, Occurrence, Precision};
+use super::{Builder, Derived, DocType, EventType, LinkDraft, MappingError, MatchedTo, Occurrence};
 use crate::inflow::model::{ManufacturingOrder, ManufacturingOrderLine};
 
 /// A line of the tree, taken out of it.
@@ -146,32 +146,32 @@ pub(super) fn derive(mo: ManufacturingOrder, raw: &str) -> Result<Derived, Mappi
                     || m.manufacturing_order_pick_line_id == *pick_id)
         });
         let narrowed = matched.and_then(|m| m.manufacturing_order_line_id.as_deref()).and_then(|l| tree.units_from(l));
-        let (units, precision) = match narrowed {
-            Some(units) if units.len() == 1 => (units, Precision::Unit),
-            Some(units) => (units, Precision::Line),
-            None if tree.all.len() == 1 => (tree.all.clone(), Precision::Unit),
-            None => (tree.all.clone(), Precision::Order),
+        let (units, matched_to) = match narrowed {
+            Some(units) if units.len() == 1 => (units, MatchedTo::Unit),
+            Some(units) => (units, MatchedTo::Line),
+            None if tree.all.len() == 1 => (tree.all.clone(), MatchedTo::Unit),
+            None => (tree.all.clone(), MatchedTo::Order),
         };
-        links.extend(link(serial, product_id, &units, precision));
+        links.extend(link(serial, product_id, &units, matched_to));
     }
     // A subassembly built in this order (a line with children, under another) goes into its
     // parent's units.
     for (i, l) in lines.iter().enumerate() {
         let Some(parent) = l.parent.as_deref().filter(|_| l.is_assembly) else { continue };
         let Some(units) = tree.units_from(parent) else { continue };
-        let precision = if units.len() == 1 { Precision::Unit } else { Precision::Line };
+        let matched_to = if units.len() == 1 { MatchedTo::Unit } else { MatchedTo::Line };
         for serial in &line_serials[i] {
-            links.extend(link(serial, &l.line.product_id, &units, precision));
+            links.extend(link(serial, &l.line.product_id, &units, matched_to));
         }
     }
     // One link per component and unit: the most precise one.
     links.sort_by(|a: &LinkDraft, b: &LinkDraft| {
-        (&a.component_serial, &a.component_product_id, &a.finished_serial, &a.finished_product_id, a.precision).cmp(&(
+        (&a.component_serial, &a.component_product_id, &a.finished_serial, &a.finished_product_id, a.matched_to).cmp(&(
             &b.component_serial,
             &b.component_product_id,
             &b.finished_serial,
             &b.finished_product_id,
-            b.precision,
+            b.matched_to,
         ))
     });
     links.dedup_by(|a, b| {
@@ -188,7 +188,7 @@ fn link<'u>(
     serial: &'u str,
     product_id: &'u Option<String>,
     units: &'u [Unit],
-    precision: Precision,
+    matched_to: MatchedTo,
 ) -> impl Iterator<Item = LinkDraft> + 'u {
     units.iter().filter(move |u| !(u.serial == serial && u.product_id == *product_id)).map(move |u| LinkDraft {
         component_serial: serial.to_string(),
@@ -196,7 +196,7 @@ fn link<'u>(
         finished_serial: u.serial.clone(),
         finished_product_id: u.product_id.clone(),
         built_at: u.built_at,
-        precision,
+        matched_to,
     })
 }
 
@@ -320,7 +320,7 @@ mod tests {
     use serde_json::{Value, json};
 
     use crate::mapping::test_support::{at, fixture, of, warnings};
-    use crate::mapping::{DocType, EventType, Precision, derive};
+    use crate::mapping::{DocType, EventType, MatchedTo, derive};
 
     const LOC: &str = "loc-1";
 
@@ -377,9 +377,9 @@ mod tests {
         Some(x.to_string())
     }
 
-    /// (component, finished, precision)
-    fn links(d: &crate::mapping::Derived) -> Vec<(String, String, Precision)> {
-        d.links.iter().map(|l| (l.component_serial.clone(), l.finished_serial.clone(), l.precision)).collect()
+    /// (component, finished, matched_to)
+    fn links(d: &crate::mapping::Derived) -> Vec<(String, String, MatchedTo)> {
+        d.links.iter().map(|l| (l.component_serial.clone(), l.finished_serial.clone(), l.matched_to)).collect()
     }
 
     #[test]
@@ -466,7 +466,7 @@ mod tests {
         let d = run(&order("completed"));
         assert_eq!(
             links(&d),
-            vec![("BD-1".into(), "LP-1".into(), Precision::Unit), ("BD-2".into(), "LP-2".into(), Precision::Unit)]
+            vec![("BD-1".into(), "LP-1".into(), MatchedTo::Unit), ("BD-2".into(), "LP-2".into(), MatchedTo::Unit)]
         );
         let l = &d.links[0];
         assert_eq!(
@@ -484,10 +484,10 @@ mod tests {
         assert_eq!(
             links(&d),
             vec![
-                ("BD-1".into(), "LP-1".into(), Precision::Order),
-                ("BD-1".into(), "LP-2".into(), Precision::Order),
-                ("BD-2".into(), "LP-1".into(), Precision::Order),
-                ("BD-2".into(), "LP-2".into(), Precision::Order)
+                ("BD-1".into(), "LP-1".into(), MatchedTo::Order),
+                ("BD-1".into(), "LP-2".into(), MatchedTo::Order),
+                ("BD-2".into(), "LP-1".into(), MatchedTo::Order),
+                ("BD-2".into(), "LP-2".into(), MatchedTo::Order)
             ]
         );
         // An order that builds one unit needs no matching to be exact.
@@ -495,7 +495,11 @@ mod tests {
         one["putLines"][0]["quantity"] = q(&["LP-1"]);
         one["lines"].as_array_mut().unwrap().pop();
         let d = run(&one);
-        assert!(d.links.iter().all(|l| l.finished_serial == "LP-1" && l.precision == Precision::Unit), "{:?}", d.links);
+        assert!(
+            d.links.iter().all(|l| l.finished_serial == "LP-1" && l.matched_to == MatchedTo::Unit),
+            "{:?}",
+            d.links
+        );
         assert_eq!(d.links.len(), 2);
     }
 
@@ -514,10 +518,10 @@ mod tests {
         assert_eq!(
             links(&d),
             vec![
-                ("BD-1".into(), "LP-1".into(), Precision::Line),
-                ("BD-1".into(), "LP-2".into(), Precision::Line),
-                ("BD-2".into(), "LP-1".into(), Precision::Line),
-                ("BD-2".into(), "LP-2".into(), Precision::Line)
+                ("BD-1".into(), "LP-1".into(), MatchedTo::Line),
+                ("BD-1".into(), "LP-2".into(), MatchedTo::Line),
+                ("BD-2".into(), "LP-1".into(), MatchedTo::Line),
+                ("BD-2".into(), "LP-2".into(), MatchedTo::Line)
             ]
         );
     }
@@ -537,7 +541,7 @@ mod tests {
         let d = run(&v);
         assert_eq!(
             links(&d),
-            vec![("BD-1".into(), "LP-1".into(), Precision::Unit), ("BD-2".into(), "LP-2".into(), Precision::Unit)]
+            vec![("BD-1".into(), "LP-1".into(), MatchedTo::Unit), ("BD-2".into(), "LP-2".into(), MatchedTo::Unit)]
         );
         assert_eq!(d.links[1].built_at, at("2025-03-03T12:00:00-05:00"));
     }
@@ -558,7 +562,7 @@ mod tests {
         // The chip goes into the board (its nearest assembly with a serial), the board into the laptop.
         assert_eq!(
             links(&d),
-            vec![("BD-9".into(), "LP-9".into(), Precision::Unit), ("CH-9".into(), "BD-9".into(), Precision::Unit)]
+            vec![("BD-9".into(), "LP-9".into(), MatchedTo::Unit), ("CH-9".into(), "BD-9".into(), MatchedTo::Unit)]
         );
     }
 

@@ -236,12 +236,12 @@ pub struct LinkDraft {
     pub finished_product_id: Option<String>,
     /// When the finished unit was put away; `None` while the order is not completed.
     pub built_at: Option<DateTime<Utc>>,
-    pub precision: Precision,
+    pub matched_to: MatchedTo,
 }
 
 /// How closely a link is known.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Precision {
+pub enum MatchedTo {
     /// A pick matching ties the component to the order line of this very unit.
     Unit,
     /// A pick matching ties it to an order line that builds several units: one of them.
@@ -250,12 +250,12 @@ pub enum Precision {
     Order,
 }
 
-impl Precision {
+impl MatchedTo {
     pub fn as_str(self) -> &'static str {
         match self {
-            Precision::Unit => "unit",
-            Precision::Line => "line",
-            Precision::Order => "order",
+            MatchedTo::Unit => "unit",
+            MatchedTo::Line => "line",
+            MatchedTo::Order => "order",
         }
     }
 }

@@ -190,7 +190,7 @@ impl<'a> AdjustmentOrigin<'a> {
 }
 
 /// At most one calendar day apart (UTC dates), both known.
-fn same_day(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> bool {
+pub(crate) fn same_day(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> bool {
     match (a, b) {
         (Some(a), Some(b)) => (a.date_naive() - b.date_naive()).num_days().abs() <= 1,
         _ => false,

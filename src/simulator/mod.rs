@@ -81,7 +81,7 @@ pub use data::Endpoint;
 pub use faults::{Fault, FaultRule, Faults, Trigger};
 pub use log::RequestRecord;
 pub use ratelimit::RateLimit;
-pub use scenario::{DocRef, OnHand, Scenario, SerialStory, TwoProducts};
+pub use scenario::{BuildChain, DocRef, OnHand, Scenario, SerialStory, TwoProducts};
 
 /// How big a company to generate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -147,6 +147,16 @@ pub struct SimConfig {
     pub faults: Faults,
     /// Answer 400 to `after`/`before`/`start`, like an older server.
     pub reject_keyset: bool,
+    /// Completing a stock count also creates a stock adjustment the API lists (internal reason
+    /// "Stock count", remarks naming the count), as some accounts may; off, the count's
+    /// difference shows only on the count. Either way the stock moves once.
+    pub count_adjustments: bool,
+    /// Answer 400 to `include=sheets.lines` on stock counts (the include is unconfirmed): a
+    /// client then asks for `include=sheets` and fetches `count-sheets/{id}` for the lines.
+    pub refuse_sheet_lines: bool,
+    /// Serve manufacturing orders' put lines with `putDate` and `manufacturingOrderLineId`, as
+    /// newer API versions are reported to.
+    pub newer_manufacturing_fields: bool,
     /// `count` when a list request has none.
     pub default_page_size: usize,
     /// The request log keeps this many newest records.
@@ -166,6 +176,9 @@ impl Default for SimConfig {
             time_scale: 1.0,
             faults: Faults::default(),
             reject_keyset: false,
+            count_adjustments: false,
+            refuse_sheet_lines: false,
+            newer_manufacturing_fields: false,
             default_page_size: 20,
             log_capacity: 1_000_000,
         }
@@ -181,7 +194,10 @@ pub enum SimError {
     Generator(String),
     #[error("'{0}' is not a scale: use small, medium, large or a number of sales orders")]
     InvalidScale(String),
-    #[error("'{0}' is not a document endpoint (sales-orders, purchase-orders, stock-adjustments, stock-transfers)")]
+    #[error(
+        "'{0}' is not a document endpoint (sales-orders, purchase-orders, stock-adjustments, stock-transfers, \
+         manufacturing-orders, stock-counts)"
+    )]
     UnknownEndpoint(String),
     #[error("no {0} document with id {1}")]
     UnknownDocument(String, String),
@@ -211,6 +227,7 @@ pub(crate) struct Shared {
     faults: Mutex<faults::FaultState>,
     log: Mutex<log::RequestLog>,
     reject_keyset: AtomicBool,
+    refuse_sheet_lines: AtomicBool,
 }
 
 /// A lock that survives a panicking holder: the simulator's state stays usable in tests.
@@ -270,6 +287,8 @@ impl Simulator {
             rowversion: generated.rowversion,
             rng: generated.rng,
             scenario: generated.scenario,
+            count_adjustments: config.count_adjustments,
+            newer_manufacturing: config.newer_manufacturing_fields,
         };
         let shared = Arc::new(Shared {
             state: RwLock::new(state),
@@ -282,6 +301,7 @@ impl Simulator {
             faults: Mutex::new(faults::FaultState::new(config.faults.clone(), config.seed)),
             log: Mutex::new(log::RequestLog::new(config.log_capacity)),
             reject_keyset: AtomicBool::new(config.reject_keyset),
+            refuse_sheet_lines: AtomicBool::new(config.refuse_sheet_lines),
         });
         let listener = tokio::net::TcpListener::bind(config.bind)
             .await
@@ -384,12 +404,25 @@ impl Simulator {
     pub fn set_reject_keyset(&self, reject: bool) {
         self.shared.reject_keyset.store(reject, Ordering::SeqCst);
     }
+    /// Lists (or stops listing) the stock adjustments completed counts made.
+    pub fn set_count_adjustments(&self, listed: bool) {
+        self.shared.write().count_adjustments = listed;
+    }
+    /// Makes `include=sheets.lines` on stock counts a 400.
+    pub fn set_refuse_sheet_lines(&self, refuse: bool) {
+        self.shared.refuse_sheet_lines.store(refuse, Ordering::SeqCst);
+    }
+    /// Serves put lines with `putDate` and `manufacturingOrderLineId` (or not).
+    pub fn set_newer_manufacturing_fields(&self, newer: bool) {
+        self.shared.write().newer_manufacturing = newer;
+    }
 
     // Ground truth -----------------------------------------------------------------------------
 
-    /// Every document of `sales-orders`, `purchase-orders`, `stock-adjustments` or
-    /// `stock-transfers` (also `products`, `locations`), rendered with every include, in
-    /// entity-id order. Empty for an unknown endpoint.
+    /// Every document of `sales-orders`, `purchase-orders`, `stock-adjustments`,
+    /// `stock-transfers`, `manufacturing-orders` or `stock-counts` (also `products`,
+    /// `locations`, and every sheet as `count-sheets`), rendered with every include, in
+    /// entity-id order, as the API serves them now. Empty for an unknown endpoint.
     pub fn documents(&self, endpoint: &str) -> Vec<Value> {
         match Endpoint::parse(endpoint) {
             Some(e) => self.shared.read().everything(e),

@@ -51,6 +51,11 @@ async fn columns(store: &Store, table: &str) -> Vec<String> {
     strings(store, sql, table).await
 }
 
+/// How many migrations there are (versions may have gaps: a branch takes a number others use).
+fn migration_count() -> i32 {
+    std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite")).unwrap().count() as i32
+}
+
 async fn migrations_from_empty(db: TestDb) {
     let store = Store::connect(&db.url).await.unwrap();
     assert_eq!(store.schema_version().await.unwrap(), None, "a fresh database has no schema");
@@ -71,7 +76,7 @@ async fn migrating_again_is_a_no_op(db: TestDb) {
     assert!(again.applied.is_empty(), "{again:?}");
     assert_eq!(again.version, latest_version());
     let rows = strings(&store, "SELECT name FROM refinery_schema_history WHERE name <> $1", "").await;
-    assert_eq!(rows.len() as i32, latest_version(), "one history row per migration: {rows:?}");
+    assert_eq!(rows.len() as i32, migration_count(), "one history row per migration: {rows:?}");
 }
 both_backends!(migrating_again_is_a_no_op, crate::migrating_again_is_a_no_op);
 
@@ -91,10 +96,10 @@ async fn concurrent_migrations_apply_once(db: TestDb) {
         assert_eq!(report.version, latest_version());
         applied_total += report.applied.len();
     }
-    assert_eq!(applied_total as i32, latest_version(), "each migration applied by exactly one migrator");
+    assert_eq!(applied_total as i32, migration_count(), "each migration applied by exactly one migrator");
     let store = db.store().await;
     let rows = strings(&store, "SELECT name FROM refinery_schema_history WHERE name <> $1", "").await;
-    assert_eq!(rows.len() as i32, latest_version(), "{rows:?}");
+    assert_eq!(rows.len() as i32, migration_count(), "{rows:?}");
 }
 both_backends!(concurrent_migrations_apply_once, crate::concurrent_migrations_apply_once);
 

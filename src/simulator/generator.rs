@@ -1764,7 +1764,7 @@ impl Gen {
         const FIRST: [(&str, usize, bool, bool); 6] = [
             ("completed", 2, false, true),
             ("completed", 2, true, true),
-            ("completed", 1, false, false),
+            ("completed", 2, false, false),
             ("cancelled", 1, false, true),
             ("open", 1, false, true),
             ("inProgress", 2, false, true),

@@ -145,7 +145,7 @@ async fn a_two_level_build_is_traced_by_tree(db: TestDb) {
     let v = audit_json(&db, &["timeline", &chain.unit.serial, "--tree", "--format", "json"]);
     let down = &v["trees"][0]["components"];
     let board = down.as_array().unwrap().iter().find(|n| n["serial"] == chain.subassembly.serial.as_str()).unwrap();
-    assert_eq!(strs(&board["children"], "serial"), [chain.component.serial.clone()]);
+    assert_eq!(strs(&board["children"], "serial"), std::slice::from_ref(&chain.component.serial));
     assert_eq!(down.as_array().unwrap().len(), 2);
     assert!(v["trees"][0]["built_into"].as_array().unwrap().is_empty());
     // The table draws it.

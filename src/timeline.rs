@@ -503,6 +503,89 @@ mod tests {
     }
 
     #[test]
+    fn consumed_and_missing_serials_have_their_own_status() {
+        let day = Some("2025-06-01T00:00:00Z");
+        let later = Some("2025-06-02T00:00:00Z");
+        let h = &histories(vec![ev(1, "PO-1", "received", day, 1), ev(2, "MO-1", "consumed", later, -1)])[0];
+        assert_eq!(h.now.status, Status::Consumed);
+        assert_eq!(h.now.summary, "left stock: consumed from Main / A-01 by manufacturing order MO-1 (2025-06-02)");
+        let h = &histories(vec![ev(1, "PO-1", "received", day, 1), ev(2, "SC-1", "count_missing", later, -1)])[0];
+        assert_eq!(h.now.status, Status::Missing);
+        assert!(h.now.summary.contains("missing at Main / A-01 per stock count SC-1"), "{}", h.now.summary);
+        // Produced and found are ways into stock like any other.
+        for event in ["produced", "count_found"] {
+            let h = &histories(vec![ev(1, "X-1", event, day, 1)])[0];
+            assert_eq!(h.now.status, Status::InStock, "{event}");
+        }
+    }
+
+    fn link(component: &str, finished: &str, order: &str, matched_to: &str, built: bool) -> GenealogyRow {
+        GenealogyRow {
+            company_id: "c".into(),
+            component_serial: component.into(),
+            component_product_id: Some(format!("p-{}", &component[..2])),
+            component_product_name: Some(format!("{} part", &component[..2])),
+            finished_serial: finished.into(),
+            finished_product_id: Some(format!("p-{}", &finished[..2])),
+            finished_product_name: Some(format!("{} unit", &finished[..2])),
+            doc_type: "manufacturing_order".into(),
+            doc_id: order.to_lowercase(),
+            doc_number: Some(order.into()),
+            order_status: Some(if built { "completed" } else { "inProgress" }.into()),
+            built_at: built.then(|| DateTime::parse_from_rfc3339("2025-03-04T10:00:00Z").unwrap().with_timezone(&Utc)),
+            matched_to: matched_to.into(),
+        }
+    }
+
+    #[test]
+    fn genealogy_is_told_in_words_on_both_sides() {
+        let mut board = ev(1, "MO-1", "produced", Some("2025-03-04T10:00:00Z"), 1);
+        board.serial = "BD-1".into();
+        board.product_id = Some("p-BD".into());
+        let mut hs = histories(vec![board]);
+        let rows = vec![
+            link("CH-1", "BD-1", "MO-1", "unit", true),
+            link("CS-1", "BD-1", "MO-1", "unit", true),
+            link("BD-1", "LP-1", "MO-2", "line", false),
+            link("XX-1", "YY-1", "MO-3", "unit", true),
+        ];
+        attach_genealogy(&mut hs, rows);
+        let h = &hs[0];
+        assert_eq!((h.built_into.len(), h.components.len()), (1, 2));
+        assert_eq!(
+            genealogy_lines(h),
+            [
+                "built into LP-1 (LP unit) on MO-2 (not completed yet: inProgress); one of the units of its order line",
+                "contains 2 components: CH-1 (CH part), CS-1 (CS part) on MO-1",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_bill_of_serials_goes_down_and_up_and_stops_at_cycles() {
+        let rows = vec![
+            link("CH-1", "BD-1", "MO-1", "unit", true),
+            link("BD-1", "LP-1", "MO-2", "unit", true),
+            link("CS-1", "LP-1", "MO-2", "order", true),
+            // Odd data: the laptop back into the chip.
+            link("LP-1", "CH-1", "MO-9", "unit", true),
+        ];
+        let down = tree("c", ("LP-1", Some("p-LP")), &rows, Direction::Down);
+        assert_eq!(down.iter().map(|n| n.serial.as_str()).collect::<Vec<_>>(), ["BD-1", "CS-1"]);
+        assert_eq!(down[0].children[0].serial, "CH-1");
+        assert!(down[0].children[0].children.is_empty(), "the cycle back to LP-1 is not followed");
+        assert_eq!(down[1].matched_to, "order");
+        let up = tree("c", ("CH-1", Some("p-CH")), &rows, Direction::Up);
+        assert_eq!(up[0].serial, "BD-1");
+        assert_eq!(up[0].children[0].serial, "LP-1");
+        assert_eq!(up[0].children[0].doc_number.as_deref(), Some("MO-2"));
+        // Another company's links are not this serial's.
+        assert!(tree("other", ("LP-1", Some("p-LP")), &rows, Direction::Down).is_empty());
+        // Another product with the same serial string is another tree.
+        assert!(tree("c", ("LP-1", Some("p-XX")), &rows, Direction::Down).is_empty());
+    }
+
+    #[test]
     fn retracted_rows_are_shown_but_count_for_nothing() {
         let mut gone = ev(2, "SA-1", "adjusted_out", Some("2025-06-02T00:00:00Z"), -1);
         gone.retracted_at = Some(Utc::now());

@@ -470,3 +470,57 @@ async fn status_types_and_window_know_the_new_streams(db: TestDb) {
     }
 }
 both_backends!(status_types_and_window_know_the_new_streams, crate::status_types_and_window_know_the_new_streams);
+
+async fn a_server_refusing_both_the_keyset_and_the_sheet_lines_still_gives_every_event(db: TestDb) {
+    let sim = clean(SimConfig { refuse_sheet_lines: true, reject_keyset: true, ..SimConfig::default() }).await;
+    let store = db.store().await;
+    let summary = ingest(&store, &sim).await;
+    assert!(summary.streams.iter().all(|s| s.complete), "{:?}", summary.streams);
+    let (stored, rows) = stored_events(&store).await;
+    assert_eq!(rows, stored.len());
+    assert_eq!(stored, expected_events(&sim));
+    // The counts came with the smaller include, each sheet fetched by id.
+    let pages: Vec<_> =
+        sim.requests().into_iter().filter(|r| r.endpoint == "stock-counts" && r.status == 200).collect();
+    assert!(!pages.is_empty());
+    assert!(pages.iter().all(|r| r.query.iter().any(|(k, v)| k == "include" && v == "sheets")), "{pages:?}");
+    assert!(sim.count_requests("count-sheets") > 0);
+}
+both_backends!(
+    a_server_refusing_both_the_keyset_and_the_sheet_lines_still_gives_every_event,
+    crate::a_server_refusing_both_the_keyset_and_the_sheet_lines_still_gives_every_event
+);
+
+/// A walk resumed after a saved id, on a server that refuses both `after` and `sheets.lines`:
+/// each is tried away in turn, and the page comes by `skip` with the smaller include.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_walk_tells_a_refused_include_from_refused_paging() {
+    use audit::inflow::walk::{ListSpec, Position, Walk};
+    let sim = clean(SimConfig { refuse_sheet_lines: true, reject_keyset: true, ..SimConfig::default() }).await;
+    let client = client_for(&sim);
+    let spec = ListSpec {
+        path: "stock-counts",
+        id_field: "stockCountId",
+        include: Some(DocType::StockCount.includes()),
+        fallback_include: DocType::StockCount.fallback_includes(),
+        filters: Vec::new(),
+    };
+    let resume = Position::After(Some("00000000-0000-4000-8000-000000000000".into()));
+    let mut walk = Walk::new(&client, spec, resume);
+    let page = walk.next_page().await.expect("a page in the end");
+    assert_eq!(page.items.len(), sim.counts()["stock-counts"]);
+    assert!(walk.include_fell_back());
+    assert!(matches!(walk.position(), Position::Skip(_)));
+    let tried: Vec<(u16, bool, bool)> = sim
+        .requests()
+        .iter()
+        .map(|r| {
+            let has =
+                |key: &str, value: Option<&str>| r.query.iter().any(|(k, v)| k == key && value.is_none_or(|x| v == x));
+            (r.status, has("after", None), has("include", Some("sheets")))
+        })
+        .collect();
+    // (status, keyset, smaller include): both refused; the smaller include, still with the keyset;
+    // skip with everything; skip with the smaller include.
+    assert_eq!(tried, [(400, true, false), (400, true, true), (400, false, false), (200, false, true)]);
+}

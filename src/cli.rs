@@ -214,6 +214,21 @@ pub struct SimulateArgs {
     /// Answer 400 to `after`/`before`/`start`, like an older server that only pages by `skip`.
     #[arg(long)]
     pub reject_keyset: bool,
+
+    /// Completing a stock count also creates a stock adjustment that the API lists (an internal
+    /// reason, remarks naming the count), as some accounts may.
+    #[arg(long)]
+    pub count_adjustments: bool,
+
+    /// Answer 400 to `include=sheets.lines` on stock counts; the sheets' lines are then only
+    /// served by `count-sheets/{id}`.
+    #[arg(long)]
+    pub refuse_sheet_lines: bool,
+
+    /// Serve manufacturing orders' put lines with `putDate` and `manufacturingOrderLineId`, as
+    /// newer API versions are reported to.
+    #[arg(long)]
+    pub newer_manufacturing_fields: bool,
 }
 
 /// Where and how to reach inFlow; shared by the commands that call the API.

@@ -62,8 +62,11 @@ pub(super) fn derive(sc: StockCount, raw: &str) -> Result<Derived, MappingError>
             index += sheet_lines.len();
             continue;
         }
+        // When the sheet was completed, else the count; a count still going on is dated by its
+        // start (an undated event would sort after everything that happened since).
         let sheet_date = b.date("completedDate", sheet.completed_date.as_deref(), None);
-        let occurred_at = sheet_date.or(completed_date);
+        let sheet_start = b.date("startedDate", sheet.started_date.as_deref(), None);
+        let occurred_at = sheet_date.or(completed_date).or(sheet_start).or(started_date);
         for l in sheet_lines {
             let line = LineRef {
                 collection: SHEET_LINES,
@@ -347,7 +350,12 @@ mod tests {
             assert_eq!(of(&d, EventType::Counted).len(), 3, "{status}");
             assert!(d.events.iter().all(|e| e.quantity_delta == 0), "{status}");
             assert_eq!(d.doc_date, at("2025-06-10T08:00:00-04:00"), "dated by its start");
+            assert!(d.events.iter().all(|e| e.occurred_at == at("2025-06-10T08:00:00-04:00")), "{status}");
         }
+        // A sheet started on its own date.
+        let mut v = count("inProgress");
+        v["sheets"][0]["startedDate"] = "2025-06-11T09:00:00-04:00".into();
+        assert!(run(&v).events.iter().all(|e| e.occurred_at == at("2025-06-11T09:00:00-04:00")));
         // The flag alone completes it.
         let mut v = count("inReview");
         v["isCompleted"] = true.into();

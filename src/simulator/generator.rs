@@ -2,8 +2,10 @@
 //!
 //! It simulates the business forward in time from 2024-01 to 2026-10: purchase orders receive
 //! new serials, transfers move them between locations, sales orders pick, pack and ship them,
-//! customers return some (restocked into `RETURNS` or discarded), vendors take some back, and
-//! adjustments add found stock or remove damaged units. Stock is taken at decision time and
+//! customers return some (restocked into `RETURNS` or discarded), vendors take some back,
+//! adjustments add found stock or remove damaged units, manufacturing orders consume serialized
+//! components and put away the units they build (some in progress, some cancelled), and stock
+//! counts miss serials and find new ones. Stock is taken at decision time and
 //! only becomes available again through a time-ordered queue (receipt, transfer arrival,
 //! restock, cancellation), so every serial's documents are in a plausible time order.
 //!
@@ -1163,7 +1165,10 @@ impl Gen {
         kinds.shuffle(&mut self.rng);
         for (i, kind) in kinds.into_iter().enumerate() {
             let t = t0 + i as i64 * step + self.rng.random_range(0..step);
-            self.release_until(t);
+            // Only what arrived a day before: the document is dated in business hours of its
+            // location (a transfer's in its source's), up to a day earlier than `t`, and must not
+            // take stock that arrives after its own date.
+            self.release_until(t - DAY);
             let loc = self.random_location();
             let t = self.biz(t, loc);
             match kind {

@@ -18,15 +18,16 @@
 //!   state and the mutations; `inventory.rs` derives products' `inventoryLines`.
 //!
 //! # Scales (seed 7, release build, 2 cores)
-//! | scale | SO | PO | SA | ST | serial occurrences | start | peak RSS |
-//! |---|---|---|---|---|---|---|---|
-//! | small | 166 | 63 | 22 | 25 | ~1,600 | ~3 ms (~16 ms debug) | 7 MB |
-//! | medium | 6,018 | 2,015 | 755 | 721 | ~60,000 | ~120 ms | 29 MB |
-//! | large | 120,246 | 40,129 | 15,062 | 14,625 | ~1,213,000 | ~1.7 s | 469 MB (384 MB serving) |
-//! | `N` | ~N | N/3 | N/8 | N/8 | ~10 per order | | |
+//! | scale | SO | PO | MO | SC | SA | ST | serial occurrences | start | peak RSS |
+//! |---|---|---|---|---|---|---|---|---|---|
+//! | small | 168 | 70 | 15 | 4 | 22 | 22 | ~1,600 | ~10 ms | 11 MB |
+//! | medium | 6,020 | 2,022 | 226 | 57 | 755 | 740 | ~64,000 | ~160 ms | 33 MB |
+//! | large | 120,248 | 40,136 | 2,756 | 556 | 15,062 | 14,629 | ~1,276,000 | ~2.7 s | 479 MB |
+//! | `N` | ~N | N/3 | N/40 | N/200 | N/8 | N/8 | ~10 per order | | |
 //!
-//! A serial occurrence is one serial string in one line's `quantity.serialNumbers`. Planted
-//! scenario documents come on top of the plan, and transfers without stock to move are
+//! A serial occurrence is one serial string in one line's `quantity.serialNumbers` (MO: the
+//! lines at every depth; SC: both quantities of a sheet line). Planted scenario documents come
+//! on top of the plan, and transfers, manufacturing orders and counts without stock to use are
 //! skipped, so counts are approximate.
 //!
 //! # Choices where the reference says "unknown"
@@ -48,6 +49,20 @@
 //!   unless `inventoryLines` is included); products embedded by `lines.product` have exactly
 //!   the keys of the real 2022 sample.
 //! - Admin routes under `/_sim/` need no key, are not rate limited and never faulted.
+//! - Manufacturing orders: status `open`, `inProgress` or `completed` (cancelling sets
+//!   `isCancelled`). The `lines` tree has one root line per unit built (or one for several), whose
+//!   `quantity.serialNumbers` are the finished serials once the order is started, with the
+//!   components as children (no serials); pick lines carry the component serials, one pick
+//!   matching per picked serial names its component line (`serial` `""` for a bulk component),
+//!   and some orders have no matchings at all. Put lines have neither `putDate` nor
+//!   `manufacturingOrderLineId` unless [`SimConfig::newer_manufacturing_fields`].
+//! - Stock counts: one sheet, one line per sublocation of the product counted, with the expected
+//!   serials in `snapshotQuantity` and the counted ones in `countedQuantity`. `sheets.lines` is a
+//!   valid include unless [`SimConfig::refuse_sheet_lines`]; `count-sheets/{id}` serves a sheet
+//!   by id (there is no list). A completed count with a difference also makes a stock adjustment
+//!   (internal reason "Stock count", remarks naming the count), listed only with
+//!   [`SimConfig::count_adjustments`]; either way the difference moves the stock once.
+//! - `adjustmentReason` is a real include: `{adjustmentReasonId, isActive, isInternal, name}`.
 
 mod data;
 mod faults;
@@ -440,7 +455,8 @@ impl Simulator {
     pub fn counts(&self) -> BTreeMap<String, usize> {
         self.shared.read().counts()
     }
-    /// Serial strings inside the lines' `quantity.serialNumbers` of the four document types.
+    /// Serial strings inside the lines' `quantity.serialNumbers` of the document types (adjustments a
+    /// count made only while they are listed).
     pub fn serial_occurrences(&self) -> usize {
         self.shared.read().serial_occurrences()
     }

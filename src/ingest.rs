@@ -509,7 +509,7 @@ impl Run<'_> {
         let mut ids = std::collections::HashSet::with_capacity(docs.len());
         docs.retain(|doc| {
             let derived = &doc.derived;
-            // inFlow cannot filter adjustments and transfers by date, so the bound is applied
+            // inFlow cannot filter counts, adjustments and transfers by date, so the bound is applied
             // here (for every type, in case a server ignores the filter).
             if floor.is_some_and(|f| derived.doc_date.is_some_and(|d| d < f)) {
                 return false;

@@ -1,19 +1,46 @@
--- Recall: every serial that arrived on one purchase order, and where each one is now
--- (status in_stock, in_transit, with_customer, returned_to_vendor or adjusted_out).
+-- Recall: every serial that arrived on one purchase order, every finished unit built from it
+-- (following serial_genealogy, through subassemblies too), where each one is now (status
+-- in_stock, in_transit, with_customer, returned_to_vendor, adjusted_out, consumed or missing),
+-- and the customer who has it. level 0 is the received serial itself, level 1 a unit built from
+-- it, level 2 a unit built from that unit, and so on; built_on is the manufacturing order of
+-- the last step. customer_id is the customer of the sales order that took the unit out of stock.
 -- Run: audit sql --file sql/recall.sql --param po_number=PO-000012
-SELECT r.serial,
-       c.product_name,
-       r.occurred_at AS received_at,
+WITH RECURSIVE received AS (
+    SELECT r.company_id, r.product_id, r.serial, r.occurred_at
+    FROM serial_events r
+    WHERE r.doc_type = 'purchase_order'
+      AND r.doc_number = :po_number
+      AND r.event_type = 'received'
+      AND r.retracted_at IS NULL
+),
+units (company_id, serial, product_id, received_at, level, unit_serial, unit_product_id, built_on) AS (
+    SELECT company_id, serial, product_id, occurred_at, 0, serial, product_id, CAST(NULL AS TEXT)
+    FROM received
+    UNION ALL
+    SELECT u.company_id, u.serial, u.product_id, u.received_at, u.level + 1,
+           g.finished_serial, g.finished_product_id, g.doc_number
+    FROM units u
+    JOIN serial_genealogy g ON g.company_id = u.company_id
+                           AND g.component_serial = u.unit_serial
+                           AND g.component_product_id = u.unit_product_id
+    WHERE u.level < 20
+)
+SELECT u.serial,
+       p.name AS product_name,
+       u.received_at,
+       u.level,
+       u.unit_serial,
+       c.product_name AS unit_product_name,
+       u.built_on,
        c.status,
        c.location_name,
        c.sublocation,
        c.since,
        c.last_event,
-       c.doc_number AS last_document
-FROM serial_events r
-JOIN serial_current c ON c.company_id = r.company_id AND c.product_id = r.product_id AND c.serial = r.serial
-WHERE r.doc_type = 'purchase_order'
-  AND r.doc_number = :po_number
-  AND r.event_type = 'received'
-  AND r.retracted_at IS NULL
-ORDER BY c.status, r.serial;
+       c.doc_number AS last_document,
+       CASE WHEN c.status = 'with_customer' THEN d.party_id END AS customer_id
+FROM units u
+JOIN serial_current c ON c.company_id = u.company_id AND c.product_id = u.unit_product_id AND c.serial = u.unit_serial
+LEFT JOIN products p ON p.company_id = u.company_id AND p.product_id = u.product_id
+LEFT JOIN documents d ON d.company_id = c.company_id AND d.doc_type = c.doc_type AND d.doc_id = c.doc_id
+ORDER BY u.serial, u.level, u.unit_serial;

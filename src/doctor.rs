@@ -126,27 +126,34 @@ impl Report {
     }
 }
 
-/// The two lists not walked by the ingest yet, with the includes they would need.
-const LATER_ENDPOINTS: [(&str, &str, &str); 2] = [
-    ("manufacturing-orders", "manufacturing orders", "lines,pickLines,putLines,pickMatchings"),
-    ("stock-counts", "stock counts", "sheets"),
-];
+/// The streams every company has get the full checks (paging, counts, sorts, filters). The
+/// manufacturing-order and stock-count lists, which fewer companies use, get their list with the
+/// ingest's includes: the budget holds no more, and their walks adapt like any other.
+const FULLY_CHECKED: [DocType; 4] =
+    [DocType::SalesOrder, DocType::PurchaseOrder, DocType::StockAdjustment, DocType::StockTransfer];
 
 /// Runs every check with `client` (whose budget should be [`BUDGET`]).
 pub async fn run(client: &Client) -> Report {
-    let mut d = Doctor { client, checks: Vec::new(), rates: Vec::new(), id_order_checked: false, error: None };
+    let mut d = Doctor {
+        client,
+        checks: Vec::new(),
+        rates: Vec::new(),
+        id_order_checked: false,
+        adjustments: Vec::new(),
+        sort_failed: Vec::new(),
+        error: None,
+    };
     if d.credentials().await {
         let mut counts = Vec::new();
-        for doc_type in DocType::ALL {
+        for doc_type in FULLY_CHECKED {
             counts.push(d.stream(doc_type).await);
         }
         d.list_count(&counts);
         d.rate_headers();
         d.unknown_cursor().await;
         d.serial_products().await;
-        for (path, name, include) in LATER_ENDPOINTS {
-            d.later_endpoint(path, name, include).await;
-        }
+        d.manufacturing_orders().await;
+        d.stock_counts().await;
         // Last: the least useful to the ingest, cut first when failures spent the budget.
         for doc_type in DocType::ALL {
             d.last_modified_filter(doc_type).await;
@@ -170,6 +177,10 @@ struct Doctor<'c> {
     rates: Vec<(Option<String>, Option<String>)>,
     /// Whether the sort on the id worked for the first stream (to judge the id order).
     id_order_checked: bool,
+    /// The first page of stock adjustments, to judge what completing a count creates.
+    adjustments: Vec<Box<RawValue>>,
+    /// Per fully checked stream, whether `sort=<id>` failed.
+    sort_failed: Vec<bool>,
     error: Option<String>,
 }
 
@@ -335,6 +346,7 @@ impl Doctor<'_> {
         let query = [("count", "100".to_string()), ("includeCount", "true".into()), ("include", includes.into())];
         let (answer, sort_failure) = self.with_sort(stream, &query, id).await;
         let sorted = sort_failure.is_none();
+        self.sort_failed.push(!sorted);
         let label = format!("{stream}: list + includes");
         let page = match answer {
             Answer::Page(page) => page,
@@ -352,6 +364,9 @@ impl Doctor<'_> {
                 return seen;
             }
         };
+        if doc_type == DocType::StockAdjustment {
+            self.adjustments = page.items.iter().map(|item| item.to_owned()).collect();
+        }
         self.push(
             Check::new(format!("list:{stream}"), label, Verdict::Ok)
                 .result(format!("answered {} documents with include={includes}", page.items.len()))
@@ -632,31 +647,151 @@ impl Doctor<'_> {
         self.push(check);
     }
 
-    async fn later_endpoint(&mut self, path: &str, name: &str, include: &str) {
-        let label = name.to_string();
+    /// The manufacturing-order list with the ingest's includes.
+    async fn manufacturing_orders(&mut self) {
+        let doc_type = DocType::ManufacturingOrder;
+        let (path, include) = (doc_type.stream(), doc_type.includes());
+        let q = [("count", "5".to_string()), ("include", include.to_string())];
+        let answer = self.list_paging(doc_type, &q).await;
+        let check = self.endpoint_check(path, "manufacturing orders", include, answer);
+        self.push(check);
+    }
+
+    /// A list's first page with `sort=<id>` as the ingest sends it, and the paging it records:
+    /// keyset, or keyset without the sort when that fails. When the sort failed on every stream
+    /// checked before, it is not asked again (the budget is short); the walk still adapts if
+    /// `after` fails too.
+    async fn list_paging(&mut self, doc_type: DocType, query: &[(&'static str, String)]) -> Answer {
+        let path = doc_type.stream();
+        let everywhere = !self.sort_failed.is_empty() && self.sort_failed.iter().all(|f| *f);
+        let (answer, failure) = if everywhere {
+            let failure = "it failed on every stream checked above; not asked again".to_string();
+            (self.get(path, query).await, Some(failure))
+        } else {
+            self.with_sort(path, query, doc_type.id_field()).await
+        };
+        if matches!(answer, Answer::Page(_)) {
+            self.reference_paging(path, failure);
+        }
+        answer
+    }
+
+    /// The stock-count list with the sheets' lines, or with the sheets only and one sheet by id
+    /// (as the ingest does when the list refuses `sheets.lines`); then what completing a count
+    /// creates, judged from the counts and the adjustments fetched.
+    async fn stock_counts(&mut self) {
+        let doc_type = DocType::StockCount;
+        let path = doc_type.stream();
+        let full = doc_type.includes();
+        let q = [("count", "20".to_string()), ("include", full.to_string())];
+        let mut counts = Vec::new();
+        let check = match self.list_paging(doc_type, &q).await {
+            Answer::Status(400, body) if doc_type.fallback_includes().is_some() => {
+                let smaller = doc_type.fallback_includes().unwrap_or_default();
+                let q = [("count", "20".to_string()), ("include", smaller.to_string())];
+                let refused = http(400, &refused_include(&body, full));
+                match self.get(path, &q).await {
+                    Answer::Page(page) => {
+                        let sheet = page.items.iter().find_map(|c| first_sheet_id(c.get()));
+                        let by_id = match sheet {
+                            None => "no sheet to fetch by id".to_string(),
+                            Some(id) => match self.get_document(&format!("count-sheets/{id}"), "lines").await {
+                                Answer::Page(_) => "count-sheets/{id}?include=lines answers".to_string(),
+                                Answer::Status(status, body) => {
+                                    format!("count-sheets/{{id}} answered {}", http(status, &body))
+                                }
+                                Answer::NotAsked => self.not_asked(),
+                            },
+                        };
+                        Check::new(format!("endpoint:{path}"), "stock counts", Verdict::Adapts)
+                            .result(format!("include={full} refused ({refused}); include={smaller} answers; {by_id}"))
+                            .ingest("walks it with include=sheets and fetches each sheet's lines by id (a request per sheet)")
+                            .value("sheets_by_id")
+                    }
+                    other => self.endpoint_check(path, "stock counts", smaller, other),
+                }
+            }
+            answer => {
+                if let Answer::Page(page) = &answer {
+                    counts = page.items.iter().map(|c| c.get().to_string()).collect();
+                }
+                self.endpoint_check(path, "stock counts", full, answer)
+            }
+        };
+        self.push(check);
+        self.count_adjustments(&counts);
+    }
+
+    /// Whether a completed count's difference also shows as a listed stock adjustment.
+    fn count_adjustments(&mut self, counts: &[String]) {
+        use crate::mapping::stock_count::{CountAdjustments, count_adjustment_behaviour};
+        let label = "stock counts: adjustments";
+        let key = capabilities::COUNT_ADJUSTMENTS;
+        let counts: Vec<&str> = counts.iter().map(String::as_str).collect();
+        let adjustments: Vec<&str> = self.adjustments.iter().map(|a| a.get()).collect();
+        let check = match count_adjustment_behaviour(&counts, &adjustments) {
+            CountAdjustments::Listed { count_number, adjustment_number, serials } => {
+                Check::new(key, label, Verdict::Info)
+                    .result(format!(
+                        "listed: adjustment {} carries {serials} serial(s) of count {}",
+                        adjustment_number.as_deref().unwrap_or("?"),
+                        count_number.as_deref().unwrap_or("?")
+                    ))
+                    .ingest("records those serials as adjusted_by_count, so a count's difference counts once")
+                    .value("listed")
+            }
+            CountAdjustments::NotListed { counts_checked } => Check::new(key, label, Verdict::Info)
+                .result(format!("not listed: {counts_checked} count(s) with a difference and no matching adjustment"))
+                .ingest("the count's own count_missing / count_found events move the stock")
+                .value("not_listed"),
+            CountAdjustments::Unknown { reason } => Check::new(key, label, Verdict::Info)
+                .result(format!("cannot tell: {reason}"))
+                .ingest("decides per adjustment, from the evidence in the data"),
+        };
+        self.push(check);
+    }
+
+    /// One document by id, with an include.
+    async fn get_document(&mut self, path: &str, include: &str) -> Answer {
+        if self.error.is_some() {
+            return Answer::NotAsked;
+        }
+        let what = format!("GET {path} (audit doctor)");
+        let (dir, id) = path.rsplit_once('/').unwrap_or((path, ""));
+        match self.client.get_document(dir, id, &[("include", include.to_string())], &what).await {
+            Ok(Some(_)) => Answer::Page(ArrayPage::default()),
+            Ok(None) => Answer::Status(404, String::new()),
+            Err(ClientError::Rejected { status, body, .. }) => Answer::Status(status, message_of(&body)),
+            Err(ClientError::Unauthorized { status, .. }) => Answer::Status(status, String::new()),
+            Err(ClientError::BudgetSpent) => Answer::NotAsked,
+            Err(e) => {
+                self.error = Some(crate::error_text(&e));
+                Answer::NotAsked
+            }
+        }
+    }
+
+    fn endpoint_check(&self, path: &str, name: &str, include: &str, answer: Answer) -> Check {
         let key = format!("endpoint:{path}");
-        let ingest = "not ingested by this version of audit";
-        let q = [("count", "1".to_string()), ("include", include.to_string())];
-        let check = match self.get(path, &q).await {
-            Answer::Page(page) => Check::new(key, label, Verdict::Info)
+        match answer {
+            Answer::Page(page) => Check::new(key, name, Verdict::Ok)
                 .result(format!(
                     "{path}?include={include} answers ({} document{})",
                     page.items.len(),
                     if page.items.len() == 1 { "" } else { "s" }
                 ))
-                .ingest(ingest)
+                .ingest("walks it")
                 .value("available"),
-            Answer::Status(404, _) => Check::new(key, label, Verdict::Info)
+            Answer::Status(404, _) => Check::new(key, name, Verdict::Info)
                 .result(format!("{path}: endpoint answered 404: not available"))
-                .ingest(ingest)
+                .ingest(format!("skips {path} (the ingest stops with this error if asked for it)"))
                 .value("not_available"),
-            Answer::Status(status, body) => Check::new(key, label, Verdict::Info)
+            Answer::Status(status, body) => Check::new(key, name, Verdict::Missing)
                 .result(http(status, &refused_include(&body, include)))
-                .ingest(ingest)
+                .ingest(format!("cannot ingest {path}: send this row to us"))
                 .value("refused"),
-            Answer::NotAsked => Check::new(key, label, Verdict::NotChecked).result(self.not_asked()),
-        };
-        self.push(check);
+            Answer::NotAsked => Check::new(key, name, Verdict::NotChecked).result(self.not_asked()),
+        }
     }
 
     async fn serial_products(&mut self) {
@@ -721,12 +856,20 @@ fn message_of(body: &str) -> String {
     if text.chars().count() > 160 { format!("{}…", text.chars().take(160).collect::<String>()) } else { text }
 }
 
+/// The id of a stock count's first sheet.
+fn first_sheet_id(count: &str) -> Option<String> {
+    let doc: Value = serde_json::from_str(count).ok()?;
+    doc.get("sheets")?.as_array()?.iter().find_map(|s| s.get("countSheetId")?.as_str().map(String::from))
+}
+
 /// The date property a stream's documents are dated by.
 fn date_field(doc_type: DocType) -> &'static str {
     match doc_type {
         DocType::SalesOrder | DocType::PurchaseOrder => "orderDate",
         DocType::StockAdjustment => "date",
         DocType::StockTransfer => "transferDate",
+        DocType::ManufacturingOrder => "orderDate",
+        DocType::StockCount => "startedDate",
     }
 }
 

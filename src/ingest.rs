@@ -23,10 +23,12 @@ use crate::inflow::client::RateMeaning;
 use crate::inflow::model::{Location, Product};
 use crate::inflow::walk::{CountMeaning, ListSpec, Paging, Pass, Position, Walk, WalkNote, WalkStart, id_of};
 use crate::inflow::{Client, ClientError};
-use crate::mapping::{self, DocType};
+use crate::mapping::stock_count::CountEvidence;
+use crate::mapping::{self, Context, DocType, EventType};
 use crate::store::capabilities::{self, Capability};
 use crate::store::ingest::{
-    DocWrite, LooseWarning, PageKind, PageOutcome, PageWrite, RunCounters, RunStatus, SyncState, WalkEnd, WalkMark,
+    DocWrite, LooseWarning, PageKind, PageOutcome, PageWrite, RECHECK_ADJUSTMENTS, RunCounters, RunStatus, SyncState,
+    WalkEnd, WalkMark,
 };
 use crate::store::{Store, StoreError};
 
@@ -254,6 +256,12 @@ impl Run<'_> {
                 return Ok((summaries, stop));
             }
         }
+        // Stock adjustments made by counts whose difference changed: derived again (no request).
+        if self.store.sync_state(&self.options.company_id, RECHECK_ADJUSTMENTS).await?.walk_id.is_some() {
+            self.counters =
+                recheck_adjustments(self.store, &self.options.company_id, self.run_id, self.counters_now()).await?;
+            self.store.complete_walk(&self.options.company_id, RECHECK_ADJUSTMENTS, self.run_id).await?;
+        }
         // Products are fetched once, at the end, when events named ones we do not know (this
         // run or an earlier one that stopped before it could).
         let owed = self.store.sync_state(&self.options.company_id, "products").await?.walk_id.is_some();
@@ -335,8 +343,13 @@ impl Run<'_> {
         if let (Some(from), Some(field)) = (bound, doc_type.date_filter()) {
             filters.push((date_filter_param(field), format!(r#"{{"fromDate":"{from}"}}"#)));
         }
-        let spec =
-            ListSpec { path: stream, id_field: doc_type.id_field(), include: Some(doc_type.includes()), filters };
+        let spec = ListSpec {
+            path: stream,
+            id_field: doc_type.id_field(),
+            include: Some(doc_type.includes()),
+            fallback_include: doc_type.fallback_includes(),
+            filters,
+        };
         let mut walk = Walk::start(self.client, spec, start);
 
         if let Some(reason) = self.stop.reason() {
@@ -345,13 +358,24 @@ impl Run<'_> {
         let mut next = walk.next_page().await;
         loop {
             self.report(doc_type, &mut walk, &mut recorded, &mut summary).await?;
-            let page = match next {
+            let mut page = match next {
                 Ok(page) => page,
                 Err(ClientError::BudgetSpent) => return Ok((summary, Some(StopReason::Budget))),
                 Err(source) => {
                     return Err(IngestError::Fetch { stream, position: walk.position().to_string(), source });
                 }
             };
+            // A list that refused the sheets' lines: each sheet by id (the page is not written,
+            // and the walk does not move on, until they are all in).
+            if walk.include_fell_back() {
+                page.items = match complete_sheets(self.client, std::mem::take(&mut page.items)).await {
+                    Ok(items) => items,
+                    Err(ClientError::BudgetSpent) => return Ok((summary, Some(StopReason::Budget))),
+                    Err(source) => {
+                        return Err(IngestError::Fetch { stream, position: walk.position().to_string(), source });
+                    }
+                };
+            }
             let last = page.last;
             let mark = WalkMark {
                 stream,
@@ -385,7 +409,11 @@ impl Run<'_> {
                 let deleted = match (kind, &unproven) {
                     (WalkKind::Complete, None) => {
                         let resumed_from = walk.resumed_from().map(str::to_string);
-                        match self.confirm_missing(doc_type, walk_id, bound, resumed_from, &mut summary).await {
+                        let fell_back = walk.include_fell_back();
+                        match self
+                            .confirm_missing(doc_type, walk_id, bound, resumed_from, fell_back, &mut summary)
+                            .await
+                        {
                             Ok(deleted) => deleted,
                             Err(IngestError::Fetch { source: ClientError::BudgetSpent, .. }) => {
                                 return Ok((summary, Some(StopReason::Budget)));
@@ -468,6 +496,7 @@ impl Run<'_> {
         walk_id: i64,
         bound: Option<NaiveDate>,
         resumed_from: Option<String>,
+        fell_back: bool,
         summary: &mut StreamSummary,
     ) -> Result<Vec<String>, IngestError> {
         let stream = doc_type.stream();
@@ -486,7 +515,11 @@ impl Run<'_> {
             );
             return Ok(Vec::new());
         }
-        let query = [("include", doc_type.includes().to_string())];
+        let include = match doc_type.fallback_includes() {
+            Some(smaller) if fell_back => smaller,
+            _ => doc_type.includes(),
+        };
+        let query = [("include", include.to_string())];
         let mut deleted = Vec::new();
         let mut found = Vec::new();
         for id in missing {
@@ -500,6 +533,13 @@ impl Run<'_> {
                 Some(raw) => found.push(raw),
                 None => deleted.push(id),
             }
+        }
+        if fell_back {
+            found = complete_sheets(self.client, found).await.map_err(|source| IngestError::Fetch {
+                stream,
+                position: "the sheets of documents the walk did not return".into(),
+                source,
+            })?;
         }
         if !found.is_empty() {
             let outcome = self.write(doc_type, None, &found, PageKind::Refetch { walk_id: Some(walk_id) }).await?;
@@ -542,26 +582,27 @@ impl Run<'_> {
         kind: PageKind<'_>,
     ) -> Result<PageOutcome, IngestError> {
         let floor = bound.map(|d| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc());
-        let mut docs = Vec::with_capacity(items.len());
-        let mut loose_warnings = Vec::new();
-        let mut ids = std::collections::HashSet::with_capacity(items.len());
-        for raw in items {
-            match mapping::derive(doc_type, raw.get()) {
-                // inFlow cannot filter adjustments and transfers by date, so the bound is applied
-                // here (for every type, in case a server ignores the filter).
-                Ok(derived) if floor.is_some_and(|f| derived.doc_date.is_some_and(|d| d < f)) => {}
-                // A page that repeats a document (a misbehaving server) is written once.
-                Ok(derived) if !ids.insert(derived.doc_id.clone()) => {
-                    tracing::warn!(
-                        "{}: document {} appears twice in one page; kept once",
-                        doc_type.stream(),
-                        derived.doc_id
-                    );
-                }
-                Ok(derived) => docs.push(DocWrite { derived, raw }),
-                Err(err) => loose_warnings.push(unreadable(doc_type, raw, &err)),
+        let raws: Vec<&RawValue> = items.iter().map(|r| &**r).collect();
+        let (mut docs, loose_warnings) = derive_docs(self.store, &self.options.company_id, doc_type, &raws).await?;
+        let mut ids = std::collections::HashSet::with_capacity(docs.len());
+        docs.retain(|doc| {
+            let derived = &doc.derived;
+            // inFlow cannot filter counts, adjustments and transfers by date, so the bound is applied
+            // here (for every type, in case a server ignores the filter).
+            if floor.is_some_and(|f| derived.doc_date.is_some_and(|d| d < f)) {
+                return false;
             }
-        }
+            // A page that repeats a document (a misbehaving server) is written once.
+            if !ids.insert(derived.doc_id.clone()) {
+                tracing::warn!(
+                    "{}: document {} appears twice in one page; kept once",
+                    doc_type.stream(),
+                    derived.doc_id
+                );
+                return false;
+            }
+            true
+        });
         let write = PageWrite {
             company_id: &self.options.company_id,
             run_id: self.run_id,
@@ -593,7 +634,13 @@ impl Run<'_> {
     }
 
     async fn fetch_products(&mut self) -> Result<(), IngestError> {
-        let spec = ListSpec { path: "products", id_field: "productId", include: None, filters: Vec::new() };
+        let spec = ListSpec {
+            path: "products",
+            id_field: "productId",
+            include: None,
+            fallback_include: None,
+            filters: Vec::new(),
+        };
         let adapt = Adapt::new(self.store, self.client, &self.options.company_id, self.run_id);
         let products = fetch_all::<Product>(&adapt, spec, "the products").await;
         self.counters.warnings += adapt.warnings.get();
@@ -757,6 +804,127 @@ fn unreadable(doc_type: DocType, raw: &RawValue, err: &mapping::MappingError) ->
     }
 }
 
+/// Derives a page's documents. Stock adjustments are derived knowing what the stored stock
+/// counts found and missed of their serials, to recognise the adjustments a count made.
+async fn derive_docs<'r>(
+    store: &Store,
+    company_id: &str,
+    doc_type: DocType,
+    raws: &[&'r RawValue],
+) -> Result<(Vec<DocWrite<'r>>, Vec<LooseWarning>), StoreError> {
+    let derive = |evidence: &[CountEvidence]| {
+        let mut docs = Vec::with_capacity(raws.len());
+        let mut loose_warnings = Vec::new();
+        for raw in raws {
+            match mapping::derive_with(doc_type, raw.get(), Context { counts: evidence }) {
+                Ok(derived) => docs.push(DocWrite { derived, raw }),
+                Err(err) => loose_warnings.push(unreadable(doc_type, raw, &err)),
+            }
+        }
+        (docs, loose_warnings)
+    };
+    let first = derive(&[]);
+    if doc_type != DocType::StockAdjustment {
+        return Ok(first);
+    }
+    let mut serials: Vec<&str> = first
+        .0
+        .iter()
+        .flat_map(|d| d.derived.events.iter())
+        .filter(|e| matches!(e.event_type, EventType::AdjustedIn | EventType::AdjustedOut))
+        .map(|e| e.serial.as_str())
+        .collect();
+    serials.sort_unstable();
+    serials.dedup();
+    if serials.is_empty() {
+        return Ok(first);
+    }
+    let evidence = store.count_evidence(company_id, &serials).await?;
+    if evidence.is_empty() {
+        return Ok(first);
+    }
+    Ok(derive(&evidence))
+}
+
+/// Derives again the stored stock adjustments that the stored counts may have made (see
+/// [`Store::adjustments_to_recheck`]); an unchanged one costs nothing but the derivation.
+/// Returns the run's counters with what changed.
+async fn recheck_adjustments(
+    store: &Store,
+    company_id: &str,
+    run_id: i64,
+    mut counters: RunCounters,
+) -> Result<RunCounters, IngestError> {
+    let ids = store.adjustments_to_recheck(company_id).await?;
+    for chunk in ids.chunks(200) {
+        let stored = store.stored_documents_by_id(company_id, DocType::StockAdjustment, chunk).await?;
+        let raws: Vec<&RawValue> = stored.iter().map(|(_, raw)| &**raw).collect();
+        let (docs, loose_warnings) = derive_docs(store, company_id, DocType::StockAdjustment, &raws).await?;
+        let outcome = store
+            .write_page(PageWrite {
+                company_id,
+                run_id,
+                doc_type: DocType::StockAdjustment,
+                observed_at: Utc::now(),
+                docs,
+                loose_warnings,
+                kind: PageKind::Rederive,
+                counters,
+            })
+            .await?;
+        // Not a page of a walk.
+        counters = RunCounters { pages: counters.pages, ..counters.plus(&outcome) };
+    }
+    Ok(counters)
+}
+
+/// Fills in the lines of each stock count's sheets from `count-sheets/{id}`, for a list that
+/// refused `include=sheets.lines`. A cancelled count needs none (it records nothing); a sheet
+/// that answers 404 stays without lines, with a warning.
+async fn complete_sheets(client: &Client, items: Vec<Box<RawValue>>) -> Result<Vec<Box<RawValue>>, ClientError> {
+    let query = [("include", "lines".to_string())];
+    let mut out = Vec::with_capacity(items.len());
+    for raw in items {
+        let Ok(mut doc) = serde_json::from_str::<serde_json::Value>(raw.get()) else {
+            out.push(raw);
+            continue;
+        };
+        if doc.get("isCancelled").and_then(serde_json::Value::as_bool) == Some(true) {
+            out.push(raw);
+            continue;
+        }
+        let Some(sheets) = doc.get_mut("sheets").and_then(serde_json::Value::as_array_mut) else {
+            out.push(raw);
+            continue;
+        };
+        let mut filled = false;
+        for sheet in sheets.iter_mut().filter(|s| s.is_object() && !s["lines"].is_array()) {
+            let Some(id) = sheet.get("countSheetId").and_then(serde_json::Value::as_str).map(str::to_string) else {
+                continue;
+            };
+            let what = format!("GET count-sheets/{id} (the lines of a stock count's sheet)");
+            match client.get_document("count-sheets", &id, &query, &what).await? {
+                Some(full) => {
+                    let lines = serde_json::from_str::<serde_json::Value>(full.get())
+                        .ok()
+                        .and_then(|v| v.get("lines").cloned())
+                        .filter(serde_json::Value::is_array);
+                    if let Some(lines) = lines {
+                        sheet["lines"] = lines;
+                        filled = true;
+                    }
+                }
+                None => tracing::warn!("count sheet {id} answered 404: its stock count is stored without its lines"),
+            }
+        }
+        match filled {
+            true => out.push(RawValue::from_string(doc.to_string()).expect("serialised JSON is JSON")),
+            false => out.push(raw),
+        }
+    }
+    Ok(out)
+}
+
 /// Derives every event again from the stored documents of one company, without any request.
 /// Recorded as a run of command `rebuild`.
 pub async fn rebuild(store: &Store, company_id: &str, progress: &dyn Progress) -> Result<RunSummary, IngestError> {
@@ -774,14 +942,8 @@ pub async fn rebuild(store: &Store, company_id: &str, progress: &dyn Progress) -
                 let batch = store.stored_documents(company_id, doc_type, &after, BATCH).await?;
                 let Some((last, _)) = batch.last() else { break };
                 after = last.clone();
-                let mut docs = Vec::with_capacity(batch.len());
-                let mut loose_warnings = Vec::new();
-                for (_, raw) in &batch {
-                    match mapping::derive(doc_type, raw.get()) {
-                        Ok(derived) => docs.push(DocWrite { derived, raw }),
-                        Err(err) => loose_warnings.push(unreadable(doc_type, raw, &err)),
-                    }
-                }
+                let raws: Vec<&RawValue> = batch.iter().map(|(_, raw)| &**raw).collect();
+                let (docs, loose_warnings) = derive_docs(store, company_id, doc_type, &raws).await?;
                 let outcome = store
                     .write_page(PageWrite {
                         company_id,
@@ -807,6 +969,10 @@ pub async fn rebuild(store: &Store, company_id: &str, progress: &dyn Progress) -
             progress.stream_finished(&summary);
             streams.push(summary);
         }
+        // Every count was derived again before the adjustments; this settles any adjustment
+        // whose count changed since (and clears a recheck an ingest still owed).
+        counters = recheck_adjustments(store, company_id, run_id, counters).await?;
+        store.complete_walk(company_id, RECHECK_ADJUSTMENTS, run_id).await?;
         Ok(())
     }
     .await;
@@ -836,7 +1002,13 @@ pub(crate) async fn fetch_locations(
 }
 
 async fn fetch_locations_with(adapt: &Adapt<'_>) -> Result<(), IngestError> {
-    let spec = ListSpec { path: "locations", id_field: "locationId", include: None, filters: Vec::new() };
+    let spec = ListSpec {
+        path: "locations",
+        id_field: "locationId",
+        include: None,
+        fallback_include: None,
+        filters: Vec::new(),
+    };
     let locations: Vec<Location> = fetch_all(adapt, spec, "the locations").await?;
     adapt.store.upsert_locations(adapt.company_id, &locations).await?;
     Ok(())

@@ -117,6 +117,7 @@ async fn walk(
         path: PRODUCTS,
         id_field: "productId",
         include: Some("inventoryLines"),
+        fallback_include: None,
         filters: vec![("filter[trackSerials]", "true".to_string())],
     };
     let mut walk = Walk::start(client, spec, start);

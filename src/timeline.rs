@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::mapping::EventType;
+use crate::store::genealogy::GenealogyRow;
 use crate::store::query::EventRow;
 
 /// Where a serial stands after its last stock movement.
@@ -23,6 +24,10 @@ pub enum Status {
     WithCustomer,
     ReturnedToVendor,
     AdjustedOut,
+    /// Picked as a component of a manufacturing order: built into another product.
+    Consumed,
+    /// Expected by a completed stock count and not counted.
+    Missing,
     /// Documents mention it (ordered, quoted, sold) but no stock movement is recorded.
     NeverStocked,
 }
@@ -35,6 +40,8 @@ impl Status {
             Status::WithCustomer => "with_customer",
             Status::ReturnedToVendor => "returned_to_vendor",
             Status::AdjustedOut => "adjusted_out",
+            Status::Consumed => "consumed",
+            Status::Missing => "missing",
             Status::NeverStocked => "never_stocked",
         }
     }
@@ -74,6 +81,10 @@ pub struct History {
     pub product_sku: Option<String>,
     pub now: Now,
     pub events: Vec<Entry>,
+    /// The finished units this serial was built into (manufacturing orders).
+    pub built_into: Vec<GenealogyRow>,
+    /// The components built into this serial.
+    pub components: Vec<GenealogyRow>,
 }
 
 impl History {
@@ -131,7 +142,153 @@ fn history(mut rows: Vec<EventRow>) -> History {
         product_sku: events.iter().find_map(|e| e.event.product_sku.clone()),
         now: now(&events),
         events,
+        built_into: Vec::new(),
+        components: Vec::new(),
     }
+}
+
+/// Attaches each genealogy row to the histories of its two serials (by company and product).
+pub fn attach_genealogy(histories: &mut [History], rows: Vec<GenealogyRow>) {
+    for row in rows {
+        for h in histories.iter_mut().filter(|h| h.company_id == row.company_id) {
+            if h.serial == row.component_serial && h.product_id == row.component_product_id {
+                h.built_into.push(row.clone());
+            }
+            if h.serial == row.finished_serial && h.product_id == row.finished_product_id {
+                h.components.push(row.clone());
+            }
+        }
+    }
+}
+
+/// "built into LP-1 (Laptop) on MO-000012" for each unit, "contains 2 components: ..." for
+/// the serial's own components: the lines under a history's header.
+pub fn genealogy_lines(h: &History) -> Vec<String> {
+    let mut out = Vec::new();
+    for r in &h.built_into {
+        let product = r.finished_product_name.clone().or_else(|| r.finished_product_id.clone()).unwrap_or_default();
+        out.push(format!("built into {} ({product}) on {}{}", r.finished_serial, order_label(r), build_state(r)));
+    }
+    if !h.components.is_empty() {
+        let n = h.components.len();
+        let parts: Vec<String> = h
+            .components
+            .iter()
+            .map(|r| {
+                let product =
+                    r.component_product_name.clone().or_else(|| r.component_product_id.clone()).unwrap_or_default();
+                format!("{} ({product})", r.component_serial)
+            })
+            .collect();
+        let mut orders: Vec<String> = h.components.iter().map(order_label).collect();
+        orders.sort();
+        orders.dedup();
+        out.push(format!(
+            "contains {n} component{}: {} on {}",
+            if n == 1 { "" } else { "s" },
+            parts.join(", "),
+            orders.join(", ")
+        ));
+    }
+    out
+}
+
+fn order_label(r: &GenealogyRow) -> String {
+    r.doc_number.clone().unwrap_or_else(|| format!("{} {}", r.doc_type, r.doc_id))
+}
+
+/// ", 2025-03-04", or how the order stands, and how precise the link is when it is not exact.
+fn build_state(r: &GenealogyRow) -> String {
+    let when = match r.built_at {
+        Some(t) => format!(", {}", t.format("%Y-%m-%d")),
+        None => {
+            format!(" (not completed yet{})", r.order_status.as_deref().map(|s| format!(": {s}")).unwrap_or_default())
+        }
+    };
+    let how = match r.matched_to.as_str() {
+        "unit" => "",
+        "line" => "; one of the units of its order line",
+        _ => "; one of the units of its order",
+    };
+    format!("{when}{how}")
+}
+
+/// A node of a bill of serials: a serial, and the order that linked it to its parent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TreeNode {
+    pub serial: String,
+    pub product_id: Option<String>,
+    pub product_name: Option<String>,
+    /// The manufacturing order that built it in (or was built with it).
+    pub doc_number: Option<String>,
+    pub built_at: Option<DateTime<Utc>>,
+    pub matched_to: String,
+    pub children: Vec<TreeNode>,
+}
+
+/// Which way a bill of serials goes from its root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Components, their components, ...
+    Down,
+    /// The units it was built into, and theirs, ...
+    Up,
+}
+
+/// The bill of serials from `root` (serial, product) one way, from every link loaded. A serial
+/// met again on its own path (a cycle in odd data) is not followed; depth is bounded.
+pub fn tree(
+    company_id: &str,
+    root: (&str, Option<&str>),
+    rows: &[GenealogyRow],
+    direction: Direction,
+) -> Vec<TreeNode> {
+    fn grow(
+        company_id: &str,
+        at: (&str, Option<&str>),
+        rows: &[GenealogyRow],
+        direction: Direction,
+        path: &mut Vec<(String, Option<String>)>,
+    ) -> Vec<TreeNode> {
+        if path.len() > 32 {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for r in rows.iter().filter(|r| r.company_id == company_id) {
+            let (from, to) = match direction {
+                Direction::Down => (
+                    (r.finished_serial.as_str(), r.finished_product_id.as_deref()),
+                    (&r.component_serial, &r.component_product_id, &r.component_product_name),
+                ),
+                Direction::Up => (
+                    (r.component_serial.as_str(), r.component_product_id.as_deref()),
+                    (&r.finished_serial, &r.finished_product_id, &r.finished_product_name),
+                ),
+            };
+            if from != at {
+                continue;
+            }
+            let key = (to.0.clone(), to.1.clone());
+            if path.contains(&key) {
+                continue;
+            }
+            path.push(key);
+            let children = grow(company_id, (to.0, to.1.as_deref()), rows, direction, path);
+            path.pop();
+            out.push(TreeNode {
+                serial: to.0.clone(),
+                product_id: to.1.clone(),
+                product_name: to.2.clone(),
+                doc_number: r.doc_number.clone(),
+                built_at: r.built_at,
+                matched_to: r.matched_to.clone(),
+                children,
+            });
+        }
+        out
+    }
+    let mut path = vec![(root.0.to_string(), root.1.map(str::to_string))];
+    grow(company_id, root, rows, direction, &mut path)
 }
 
 /// An undated event (packed) borrows the latest date of the earlier steps of its document.
@@ -196,6 +353,12 @@ fn now(events: &[Entry]) -> Now {
         }
         Ok(EventType::AdjustedOut) => {
             (Status::AdjustedOut, format!("left stock: adjusted out of {place} on {doc} ({when})"))
+        }
+        Ok(EventType::Consumed) => {
+            (Status::Consumed, format!("left stock: consumed from {place} by manufacturing order {doc} ({when})"))
+        }
+        Ok(EventType::CountMissing) => {
+            (Status::Missing, format!("left stock: missing at {place} per stock count {doc} ({when})"))
         }
         _ if last_move.quantity_delta > 0 => {
             (Status::InStock, format!("in stock at {place} since {when} ({} on {doc})", last_move.event_type))
@@ -337,6 +500,89 @@ mod tests {
         let h = &histories(rows)[0];
         assert_eq!(types(h), ["picked", "adjusted_in"]);
         assert_eq!(h.now.status, Status::InStock);
+    }
+
+    #[test]
+    fn consumed_and_missing_serials_have_their_own_status() {
+        let day = Some("2025-06-01T00:00:00Z");
+        let later = Some("2025-06-02T00:00:00Z");
+        let h = &histories(vec![ev(1, "PO-1", "received", day, 1), ev(2, "MO-1", "consumed", later, -1)])[0];
+        assert_eq!(h.now.status, Status::Consumed);
+        assert_eq!(h.now.summary, "left stock: consumed from Main / A-01 by manufacturing order MO-1 (2025-06-02)");
+        let h = &histories(vec![ev(1, "PO-1", "received", day, 1), ev(2, "SC-1", "count_missing", later, -1)])[0];
+        assert_eq!(h.now.status, Status::Missing);
+        assert!(h.now.summary.contains("missing at Main / A-01 per stock count SC-1"), "{}", h.now.summary);
+        // Produced and found are ways into stock like any other.
+        for event in ["produced", "count_found"] {
+            let h = &histories(vec![ev(1, "X-1", event, day, 1)])[0];
+            assert_eq!(h.now.status, Status::InStock, "{event}");
+        }
+    }
+
+    fn link(component: &str, finished: &str, order: &str, matched_to: &str, built: bool) -> GenealogyRow {
+        GenealogyRow {
+            company_id: "c".into(),
+            component_serial: component.into(),
+            component_product_id: Some(format!("p-{}", &component[..2])),
+            component_product_name: Some(format!("{} part", &component[..2])),
+            finished_serial: finished.into(),
+            finished_product_id: Some(format!("p-{}", &finished[..2])),
+            finished_product_name: Some(format!("{} unit", &finished[..2])),
+            doc_type: "manufacturing_order".into(),
+            doc_id: order.to_lowercase(),
+            doc_number: Some(order.into()),
+            order_status: Some(if built { "completed" } else { "inProgress" }.into()),
+            built_at: built.then(|| DateTime::parse_from_rfc3339("2025-03-04T10:00:00Z").unwrap().with_timezone(&Utc)),
+            matched_to: matched_to.into(),
+        }
+    }
+
+    #[test]
+    fn genealogy_is_told_in_words_on_both_sides() {
+        let mut board = ev(1, "MO-1", "produced", Some("2025-03-04T10:00:00Z"), 1);
+        board.serial = "BD-1".into();
+        board.product_id = Some("p-BD".into());
+        let mut hs = histories(vec![board]);
+        let rows = vec![
+            link("CH-1", "BD-1", "MO-1", "unit", true),
+            link("CS-1", "BD-1", "MO-1", "unit", true),
+            link("BD-1", "LP-1", "MO-2", "line", false),
+            link("XX-1", "YY-1", "MO-3", "unit", true),
+        ];
+        attach_genealogy(&mut hs, rows);
+        let h = &hs[0];
+        assert_eq!((h.built_into.len(), h.components.len()), (1, 2));
+        assert_eq!(
+            genealogy_lines(h),
+            [
+                "built into LP-1 (LP unit) on MO-2 (not completed yet: inProgress); one of the units of its order line",
+                "contains 2 components: CH-1 (CH part), CS-1 (CS part) on MO-1",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_bill_of_serials_goes_down_and_up_and_stops_at_cycles() {
+        let rows = vec![
+            link("CH-1", "BD-1", "MO-1", "unit", true),
+            link("BD-1", "LP-1", "MO-2", "unit", true),
+            link("CS-1", "LP-1", "MO-2", "order", true),
+            // Odd data: the laptop back into the chip.
+            link("LP-1", "CH-1", "MO-9", "unit", true),
+        ];
+        let down = tree("c", ("LP-1", Some("p-LP")), &rows, Direction::Down);
+        assert_eq!(down.iter().map(|n| n.serial.as_str()).collect::<Vec<_>>(), ["BD-1", "CS-1"]);
+        assert_eq!(down[0].children[0].serial, "CH-1");
+        assert!(down[0].children[0].children.is_empty(), "the cycle back to LP-1 is not followed");
+        assert_eq!(down[1].matched_to, "order");
+        let up = tree("c", ("CH-1", Some("p-CH")), &rows, Direction::Up);
+        assert_eq!(up[0].serial, "BD-1");
+        assert_eq!(up[0].children[0].serial, "LP-1");
+        assert_eq!(up[0].children[0].doc_number.as_deref(), Some("MO-2"));
+        // Another company's links are not this serial's.
+        assert!(tree("other", ("LP-1", Some("p-LP")), &rows, Direction::Down).is_empty());
+        // Another product with the same serial string is another tree.
+        assert!(tree("c", ("LP-1", Some("p-XX")), &rows, Direction::Down).is_empty());
     }
 
     #[test]

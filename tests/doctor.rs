@@ -19,6 +19,13 @@ async fn start(behaviour: Behaviour, reject_keyset: bool) -> Simulator {
     Simulator::start(config).await.expect("start simulator")
 }
 
+async fn start_with(configure: impl FnOnce(&mut SimConfig)) -> Simulator {
+    let rate_limit = Some(RateLimit { per_minute: 100_000, per_hour: 1_000_000 });
+    let mut config = SimConfig { scale: Scale::Orders(150), rate_limit, ..SimConfig::default() };
+    configure(&mut config);
+    Simulator::start(config).await.expect("start simulator")
+}
+
 /// Runs `audit doctor --format json`; returns the exit status, the report and stderr, after
 /// checking that the key shows nowhere and the budget was kept.
 fn doctor(db: &TestDb, sim: &Simulator, env: &[(&str, &str)]) -> (i32, Value, String) {
@@ -77,8 +84,7 @@ async fn the_default_simulator_passes_every_check_within_the_budget() {
     assert_eq!(answer(&report, "products_serial_filter"), "works");
     for endpoint in ["manufacturing-orders", "stock-counts"] {
         let (verdict, answer, result) = check(&report, &format!("endpoint:{endpoint}"));
-        assert_eq!((verdict.as_str(), answer.as_str()), ("info", "not_available"));
-        assert!(result.contains("404"), "{result}");
+        assert_eq!((verdict.as_str(), answer.as_str()), ("ok", "available"), "{result}");
     }
     assert!(report["checks"].as_array().unwrap().iter().all(|c| c["verdict"] != "not_checked"), "{report:#}");
 
@@ -90,7 +96,7 @@ async fn the_default_simulator_passes_every_check_within_the_budget() {
     let (code, table, _) = run_cli(&db, &sim, &["doctor", "--format", "table"], &[]);
     assert_eq!(code, 0);
     assert!(
-        table.contains("Everything the ingest relies on works") && table.contains("endpoint answered 404"),
+        table.contains("Everything the ingest relies on works") && table.contains(" stock counts: adjustments "),
         "{table}"
     );
 }
@@ -152,6 +158,27 @@ async fn each_switch_is_reported() {
     let r = run(d.clone(), true).await;
     for stream in STREAMS {
         assert_eq!(answer(&r, &format!("paging:{stream}")), "skip", "{r:#}");
+    }
+
+    // Stock counts whose list refuses the sheets' lines: the sheets by id.
+    let sim = start_with(|c| c.refuse_sheet_lines = true).await;
+    let (code, r, stderr) = doctor(&db, &sim, &[]);
+    assert_eq!(code, 0, "{r:#}{stderr}");
+    let (verdict, value, result) = check(&r, "endpoint:stock-counts");
+    assert_eq!((verdict.as_str(), value.as_str()), ("adapts", "sheets_by_id"), "{result}");
+    assert!(result.contains("count-sheets/{id}?include=lines answers"), "{result}");
+    sim.shutdown().await;
+
+    // Completed counts that also create listed adjustments, and counts that do not.
+    for (listed, expected) in [(true, "listed"), (false, "not_listed")] {
+        let sim = start_with(|c| {
+            c.count_adjustments = listed;
+            c.scale = Scale::Small;
+        })
+        .await;
+        let (_, r, _) = doctor(&db, &sim, &[]);
+        assert_eq!(answer(&r, "count_adjustments"), expected, "{r:#}");
+        sim.shutdown().await;
     }
 
     // All at once.

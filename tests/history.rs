@@ -429,8 +429,8 @@ async fn window_runs_reread_recent_orders_and_whole_unfilterable_streams(db: Tes
     for r in sim.requests() {
         let filtered = r.query.iter().any(|(k, v)| k == "filter[orderDate]" && *v == filter);
         match r.endpoint.as_str() {
-            "sales-orders" | "purchase-orders" => assert!(filtered, "{r:?}"),
-            "stock-adjustments" | "stock-transfers" => {
+            "sales-orders" | "purchase-orders" | "manufacturing-orders" => assert!(filtered, "{r:?}"),
+            "stock-adjustments" | "stock-transfers" | "stock-counts" => {
                 assert!(!filtered && r.query.iter().all(|(k, _)| !k.starts_with("filter")), "{r:?}")
             }
             _ => {}
@@ -440,7 +440,7 @@ async fn window_runs_reread_recent_orders_and_whole_unfilterable_streams(db: Tes
     let transfers = sim.requests().iter().filter(|r| r.endpoint == "stock-transfers").count();
     assert_eq!(transfers, walk_cost(counts["stock-transfers"]), "the transfers are walked in full");
     assert_eq!(count(&store, "SELECT count(*) FROM documents WHERE deleted_at IS NOT NULL").await, 0);
-    assert_eq!(count(&store, "SELECT count(*) FROM sync_state WHERE last_window_at IS NOT NULL").await, 2);
+    assert_eq!(count(&store, "SELECT count(*) FROM sync_state WHERE last_window_at IS NOT NULL").await, 3);
     // A complete run concludes it.
     let (code, _, _) = run_cli(&db, &sim, &["ingest"], &[]);
     assert_eq!(code, 0);
@@ -469,7 +469,7 @@ async fn a_window_run_leaves_an_unfinished_complete_walk_to_resume(db: TestDb) {
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("window walk done"), "{stdout}");
     assert_eq!(strings(&store, position, "sales-orders").await, saved);
-    assert_eq!(count(&store, "SELECT count(*) FROM sync_state WHERE last_window_at IS NOT NULL").await, 2);
+    assert_eq!(count(&store, "SELECT count(*) FROM sync_state WHERE last_window_at IS NOT NULL").await, 3);
 
     // The next plain run resumes the backfill, completes it, and concludes no false deletion
     // from documents that only the window saw.

@@ -327,10 +327,42 @@ async fn every_sql_file_answers_its_question(db: TestDb) {
     assert!(rows[0]["vendor_id"].is_string() && rows[0]["location_name"].is_string(), "{rows:?}");
 
     let rows = run("recall.sql", &[("po_number", &full.documents[0].number)]);
-    let mine =
-        rows.iter().find(|r| r["serial"] == full.serial.as_str()).expect("the serial is on its PO's recall list");
+    let mine = rows
+        .iter()
+        .find(|r| r["serial"] == full.serial.as_str() && r["level"] == 0)
+        .expect("the serial is on its PO's recall list");
     assert_eq!(mine["status"], "in_stock");
     assert_eq!(mine["last_event"], "restocked");
+    assert_eq!(mine["unit_serial"], full.serial.as_str(), "level 0 is the serial itself");
+    // Through manufacturing: the component's PO reaches the unit built from it, and its customer.
+    let chain = &s.build_chain;
+    let rows = run("recall.sql", &[("po_number", &chain.component.documents[0].number)]);
+    let unit = rows.iter().find(|r| r["unit_serial"] == chain.unit.serial.as_str()).expect("the finished unit");
+    assert_eq!((unit["level"].as_i64(), unit["customer_id"].as_str()), (Some(2), Some(chain.customer_id.as_str())));
+
+    let rows = run("genealogy.sql", &[("serial", &chain.unit.serial)]);
+    let mut tree: Vec<(String, i64, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["direction"].as_str().unwrap().into(),
+                r["level"].as_i64().unwrap(),
+                r["serial"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    tree.sort();
+    let mut expected = vec![
+        ("component".to_string(), 1, chain.subassembly.serial.clone()),
+        ("component".into(), 2, chain.component.serial.clone()),
+    ];
+    expected.push((
+        "component".into(),
+        1,
+        tree.iter().find(|t| t.1 == 1 && t.2 != chain.subassembly.serial).unwrap().2.clone(),
+    ));
+    expected.sort();
+    assert_eq!(tree, expected, "the board (and its chip) and the case");
     let vr = &s.vendor_return;
     let rows = run("recall.sql", &[("po_number", &vr.documents[0].number)]);
     assert_eq!(rows.iter().find(|r| r["serial"] == vr.serial.as_str()).unwrap()["status"], "returned_to_vendor");

@@ -398,13 +398,27 @@ fn on_hand_from_documents(sim: &Simulator) -> BTreeMap<(String, String, String, 
         }
     }
     for d in sim.documents("stock-adjustments") {
-        if d["isCancelled"] == true {
+        if d["isCancelled"] == true || made_by_a_count(&d) {
             continue;
         }
         for l in arr(&d["lines"]) {
             add(l, &s(&d["locationId"]), &s(&l["sublocation"]), 1);
         }
     }
+    for d in sim.documents("manufacturing-orders") {
+        if d["isCancelled"] == true {
+            continue;
+        }
+        for l in arr(&d["pickLines"]) {
+            add(l, &s(&l["locationId"]), &s(&l["sublocation"]), -1);
+        }
+        if d["status"] == "completed" {
+            for l in arr(&d["putLines"]) {
+                add(l, &s(&l["locationId"]), &s(&l["sublocation"]), 1);
+            }
+        }
+    }
+
     for d in sim.documents("stock-transfers") {
         if d["isCancelled"] == true {
             continue;
@@ -419,8 +433,49 @@ fn on_hand_from_documents(sim: &Simulator) -> BTreeMap<(String, String, String, 
             }
         }
     }
+    for (line, loc, _, sign, serial) in count_moves(sim) {
+        let product = line["productId"].as_str().unwrap().to_string();
+        *m.entry((product, loc, s(&line["sublocation"]), serial)).or_default() += sign * 10_000;
+    }
     m.retain(|_, q| *q != 0);
     m
+}
+
+/// An adjustment a completed count made: its stock effect is the count's.
+fn made_by_a_count(d: &Value) -> bool {
+    d["remarks"].as_str().is_some_and(|r| r.starts_with("Stock count SC-"))
+}
+
+/// The serials completed stock counts missed (-1) and found (+1): (line, location, date, sign,
+/// serial).
+fn count_moves(sim: &Simulator) -> Vec<(Value, String, Value, i64, String)> {
+    let mut out = Vec::new();
+    for d in sim.documents("stock-counts") {
+        if d["isCancelled"] == true || d["status"] != "completed" {
+            continue;
+        }
+        for sheet in arr(&d["sheets"]).iter().filter(|s| s["isCancelled"] == false) {
+            let date = if sheet["completedDate"].is_string() { &sheet["completedDate"] } else { &d["completedDate"] };
+            for l in arr(&sheet["lines"]) {
+                let expected: Vec<String> = arr(&l["snapshotQuantity"]["serialNumbers"])
+                    .iter()
+                    .map(|v| v.as_str().unwrap().to_string())
+                    .collect();
+                let counted: Vec<String> = arr(&l["countedQuantity"]["serialNumbers"])
+                    .iter()
+                    .map(|v| v.as_str().unwrap().to_string())
+                    .collect();
+                let loc = d["locationId"].as_str().unwrap().to_string();
+                for s in expected.iter().filter(|s| !counted.contains(s)) {
+                    out.push((l.clone(), loc.clone(), date.clone(), -1, s.clone()));
+                }
+                for s in counted.iter().filter(|s| !expected.contains(s)) {
+                    out.push((l.clone(), loc.clone(), date.clone(), 1, s.clone()));
+                }
+            }
+        }
+    }
+    out
 }
 
 fn inventory_lines(sim: &Simulator) -> BTreeMap<(String, String, String, String), i64> {
@@ -580,7 +635,7 @@ fn replay_dips(sim: &Simulator) -> usize {
         }
     }
     for d in sim.documents("stock-adjustments") {
-        if d["isCancelled"] == true {
+        if d["isCancelled"] == true || made_by_a_count(&d) {
             continue;
         }
         for l in arr(&d["lines"]) {
@@ -588,6 +643,20 @@ fn replay_dips(sim: &Simulator) -> usize {
             push(&d["date"], l, &d["locationId"], &l["sublocation"], sign);
         }
     }
+    for d in sim.documents("manufacturing-orders") {
+        if d["isCancelled"] == true {
+            continue;
+        }
+        for l in arr(&d["pickLines"]) {
+            push(&l["pickDate"], l, &l["locationId"], &l["sublocation"], -1);
+        }
+        if d["status"] == "completed" {
+            for l in arr(&d["putLines"]) {
+                push(&d["completedDate"], l, &l["locationId"], &l["sublocation"], 1);
+            }
+        }
+    }
+
     for d in sim.documents("stock-transfers") {
         if d["isCancelled"] == true {
             continue;
@@ -600,6 +669,9 @@ fn replay_dips(sim: &Simulator) -> usize {
                 push(&d["receivedDate"], l, &d["toLocationId"], &l["toSublocation"], 1);
             }
         }
+    }
+    for (line, loc, date, sign, serial) in count_moves(sim) {
+        events.push((dt(&date), sign, s(&line["productId"]) + "/" + &serial, loc, s(&line["sublocation"])));
     }
     // Additions first on equal dates.
     events.sort_by_key(|e| (e.0, -e.1));
@@ -661,6 +733,40 @@ async fn the_generated_company_has_every_kind_of_document() {
     for status in ["open", "inTransit", "completed"] {
         assert!(any(&sts, &|d| d["status"] == status), "{status}");
     }
+    // Manufacturing orders in every status, cancelled ones, several units, with and without
+    // pick matchings, and components whose serials are matched to their unit's line.
+    let mos = sim.documents("manufacturing-orders");
+    for status in ["open", "inProgress", "completed"] {
+        assert!(any(&mos, &|d| d["status"] == status && d["isCancelled"] == false), "{status}");
+    }
+    assert!(any(&mos, &|d| d["isCancelled"] == true && !arr(&d["pickLines"]).is_empty()));
+    assert!(any(&mos, &|d| arr(&d["lines"]).len() == 2), "orders building two units on two lines");
+    assert!(any(&mos, &|d| arr(&d["lines"]).iter().any(|l| serials(l).len() == 2)), "two units on one line");
+    assert!(any(&mos, &|d| !arr(&d["pickLines"]).is_empty() && arr(&d["pickMatchings"]).is_empty()));
+    assert!(any(&mos, &|d| arr(&d["pickMatchings"]).iter().any(|m| m["serial"] == "")), "a bulk component");
+    for d in &mos {
+        let children: BTreeSet<&str> = arr(&d["lines"])
+            .iter()
+            .flat_map(|l| {
+                arr(&l["manufacturingOrderLines"]).iter().map(|c| c["manufacturingOrderLineId"].as_str().unwrap())
+            })
+            .collect();
+        for m in arr(&d["pickMatchings"]) {
+            assert!(
+                children.contains(m["manufacturingOrderLineId"].as_str().unwrap()),
+                "a matching names a component line"
+            );
+        }
+    }
+    // Stock counts: completed with serials missing and found, in progress, cancelled.
+    let scs = sim.documents("stock-counts");
+    let completed: Vec<&Value> =
+        scs.iter().filter(|d| d["status"] == "completed" && d["isCancelled"] == false).collect();
+    assert!(!completed.is_empty());
+    let moves = count_moves(&sim);
+    assert!(moves.iter().any(|m| m.3 < 0) && moves.iter().any(|m| m.3 > 0));
+    assert!(any(&scs, &|d| d["status"] == "inProgress"));
+    assert!(any(&scs, &|d| d["isCancelled"] == true));
     // Locations with sublocations like A-01-2 and RETURNS.
     assert!((4..=6).contains(&locs.len()));
     let subs: BTreeSet<String> = sos
@@ -836,4 +942,22 @@ async fn large_scale_has_over_a_million_serial_occurrences() {
         Simulator::start(SimConfig { scale: Scale::Large, rate_limit: None, ..SimConfig::default() }).await.unwrap();
     assert!(t.elapsed() < std::time::Duration::from_secs(60), "{:?}", t.elapsed());
     assert!(sim.serial_occurrences() >= 1_000_000, "{}", sim.serial_occurrences());
+}
+
+/// Documents are dated in their location's business hours, up to a day before the moment the
+/// generator decides them: stock arriving in between must not be used (a medium company, whose
+/// documents are hours apart, caught it).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_medium_clean_company_never_removes_a_serial_before_it_arrives() {
+    let sim = Simulator::start(SimConfig {
+        seed: 7,
+        scale: Scale::Medium,
+        data_faults: false,
+        rate_limit: None,
+        ..SimConfig::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(replay_dips(&sim), 0);
+    assert!(inventory_lines(&sim).values().all(|q| *q > 0));
 }

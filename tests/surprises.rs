@@ -185,11 +185,13 @@ async fn the_hostile_server_and_the_default_one_give_the_same_table() {
     // The comparison the issue states, done literally once: two ingests of the same company,
     // into two databases.
     let reference = TestDb::sqlite().await;
-    let plain = start(Behaviour::DEFAULT, false, 7, ORDERS).await;
+    // Large enough for every kind of document and over a thousand events.
+    let orders = 150;
+    let plain = start(Behaviour::DEFAULT, false, 7, orders).await;
     let (code, _, stderr) = ingest_cli(&reference, &plain, &[]);
     assert_eq!(code, 0, "{stderr}");
     let hostile_db = TestDb::sqlite().await;
-    let hostile = start(Behaviour::hostile(UnknownCursor::Empty, ListCount::Absent), false, 7, ORDERS).await;
+    let hostile = start(Behaviour::hostile(UnknownCursor::Empty, ListCount::Absent), false, 7, orders).await;
     let (code, _, stderr) = ingest_cli(&hostile_db, &hostile, &[]);
     assert_eq!(code, 0, "{stderr}");
     let sorted = |mut v: Vec<(Event, bool)>| {
@@ -255,6 +257,8 @@ async fn resumes_after_the_position_was_deleted(
                 continue;
             }
             last_position = position.to_string();
+            // Progress: back to the smallest budget, so that the next run stops a page later.
+            budget = 2;
             // A server without keyset paging: wait for the walk to have fallen back to skip.
             if skip_paging && !position.starts_with("skip:") {
                 continue;
@@ -374,7 +378,16 @@ async fn a_failed_paging_mode_is_tried_again_a_day_later(db: TestDb) {
     let company = sim.company_id();
     let (code, _, stderr) = ingest_cli(&db, &sim, &[]);
     assert_eq!(code, 0, "{stderr}");
-    let lists = ["locations", "products", "purchase-orders", "sales-orders", "stock-adjustments", "stock-transfers"];
+    let lists = [
+        "locations",
+        "manufacturing-orders",
+        "products",
+        "purchase-orders",
+        "sales-orders",
+        "stock-adjustments",
+        "stock-counts",
+        "stock-transfers",
+    ];
     let modes = |mode: &str| lists.iter().map(|l| (format!("paging:{l}"), mode.to_string())).collect::<Vec<_>>();
     assert_eq!(recorded_modes(&store, &company).await, modes("keyset-unsorted"));
     let (code, status, _) = run_cli(&db, &sim, &["status", "--format", "table", "--company-id", &company], &[]);
@@ -396,7 +409,18 @@ async fn a_failed_paging_mode_is_tried_again_a_day_later(db: TestDb) {
     let (code, stdout, stderr) = ingest_cli(&db, &sim, &[]);
     assert_eq!(code, 0, "{stdout}{stderr}");
     let failed: Vec<String> = sim.requests().into_iter().filter(|r| r.status == 500).map(|r| r.endpoint).collect();
-    assert_eq!(failed, ["locations", "sales-orders", "purchase-orders", "stock-adjustments", "stock-transfers"]);
+    assert_eq!(
+        failed,
+        [
+            "locations",
+            "sales-orders",
+            "purchase-orders",
+            "manufacturing-orders",
+            "stock-counts",
+            "stock-adjustments",
+            "stock-transfers"
+        ]
+    );
     assert_eq!(recorded_modes(&store, &company).await, modes("keyset-unsorted"));
     let fresh = store.capability(&company, "paging:sales-orders").await.unwrap().unwrap();
     assert!(chrono::Utc::now() - fresh.checked_at < chrono::TimeDelta::hours(1), "the failure is recorded anew");
@@ -408,9 +432,11 @@ async fn a_failed_paging_mode_is_tried_again_a_day_later(db: TestDb) {
     let (code, _, stderr) = ingest_cli(&db, &sim, &[]);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(sim.count_status(500), 0);
-    let mut expected = modes("keyset");
-    expected.retain(|(name, _)| name != "paging:products"); // not walked by a re-run
-    expected.insert(1, ("paging:products".into(), "keyset-unsorted".into()));
+    // Products are not walked by a re-run: their mode stays as recorded.
+    let expected: Vec<(String, String)> = modes("keyset")
+        .into_iter()
+        .map(|(name, mode)| if name == "paging:products" { (name, "keyset-unsorted".into()) } else { (name, mode) })
+        .collect();
     assert_eq!(recorded_modes(&store, &company).await, expected);
     sim.clear_requests();
     let (code, _, stderr) = ingest_cli(&db, &sim, &[]);

@@ -15,7 +15,8 @@ use crate::env::{self, UNPACED};
 use crate::procs;
 use crate::report::{Figure, Goal};
 
-pub const DOC_STREAMS: [&str; 4] = ["sales-orders", "purchase-orders", "stock-adjustments", "stock-transfers"];
+pub const DOC_STREAMS: [&str; 6] =
+    ["sales-orders", "purchase-orders", "manufacturing-orders", "stock-counts", "stock-adjustments", "stock-transfers"];
 
 /// Requests a complete walk of `n` documents needs.
 pub fn walk_cost(n: usize) -> usize {
@@ -92,21 +93,24 @@ pub async fn run(work: &std::path::Path, scale: &str) -> (Vec<Figure>, Learnt) {
         Err(why) => f_again.failed(why),
     };
 
-    // 1c: a window over the most recent documents: orders filtered by inFlow on their date, the
-    // other streams walked in full.
+    // 1c: a window over the most recent documents: sales, purchase and manufacturing orders
+    // filtered by inFlow on their date, the other streams walked in full.
     let f_window = match window_plan(&sim) {
-        Some((from, arg, so, po)) => {
+        Some((from, arg, [so, po, mo])) => {
             let min = walk_cost(so)
                 + walk_cost(po)
+                + walk_cost(mo)
+                + walk_cost(counts["stock-counts"])
                 + walk_cost(counts["stock-adjustments"])
                 + walk_cost(counts["stock-transfers"])
                 + walk_cost(counts["locations"]);
             match measure(&sim, &db, &logs, "requests-window", &["--window", &arg]).await {
                 Ok((n, by, _)) => f_window
                     .measured(n as f64, Some(min as f64), None)
-                    .note(format!("orders dated from {from}: {so} sales, {po} purchase"))
+                    .note(format!("orders dated from {from}: {so} sales, {po} purchase, {mo} manufacturing"))
                     .details(json!({ "by_endpoint": by, "window": arg, "from": from.to_string(),
-                    "sales_orders_in_window": so, "purchase_orders_in_window": po })),
+                    "sales_orders_in_window": so, "purchase_orders_in_window": po,
+                    "manufacturing_orders_in_window": mo })),
                 Err(why) => f_window.failed(why),
             }
         }
@@ -148,9 +152,9 @@ async fn measure(
 }
 
 /// The window of figure 1c: from 60 days before the newest order, so that it holds some orders
-/// whatever today's date is. Returns (first day, `--window` argument, sales orders and purchase
-/// orders the simulator's date filter lets through).
-fn window_plan(sim: &Simulator) -> Option<(NaiveDate, String, usize, usize)> {
+/// whatever today's date is. Returns (first day, `--window` argument, the sales, purchase and
+/// manufacturing orders the simulator's date filter lets through).
+fn window_plan(sim: &Simulator) -> Option<(NaiveDate, String, [usize; 3])> {
     let dates = |endpoint: &str| -> Vec<NaiveDate> {
         sim.documents(endpoint)
             .iter()
@@ -161,6 +165,7 @@ fn window_plan(sim: &Simulator) -> Option<(NaiveDate, String, usize, usize)> {
     };
     let so = dates("sales-orders");
     let po = dates("purchase-orders");
+    let mo = dates("manufacturing-orders");
     let newest = so.iter().chain(&po).max().copied()?;
     let today = Utc::now().date_naive();
     let from = (newest - chrono::Days::new(60)).min(today - chrono::Days::new(1));
@@ -169,7 +174,7 @@ fn window_plan(sim: &Simulator) -> Option<(NaiveDate, String, usize, usize)> {
     let first_instant = from.and_hms_opt(6, 0, 0)?.and_utc();
     let secs = (Utc::now() - first_instant).num_seconds();
     let count = |v: &[NaiveDate]| v.iter().filter(|d| **d >= from).count();
-    Some((from, format!("{secs}s"), count(&so), count(&po)))
+    Some((from, format!("{secs}s"), [count(&so), count(&po), count(&mo)]))
 }
 
 async fn snapshot(sim: &Simulator, db: &str, logs: &std::path::Path, figure: Figure) -> Figure {

@@ -63,6 +63,7 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<ExitCode
         format: Some(crate::output::Format::Table),
         all: false,
         as_of: None,
+        tree: false,
     };
     super::timeline::run(&timeline_global, timeline_args).await?;
 

@@ -30,6 +30,9 @@ pub async fn run(_global: &GlobalArgs, args: SimulateArgs) -> anyhow::Result<Exi
             rate_headers: args.rate_headers,
             guid_order: args.guid_order,
         },
+        count_adjustments: args.count_adjustments,
+        refuse_sheet_lines: args.refuse_sheet_lines,
+        newer_manufacturing_fields: args.newer_manufacturing_fields,
         ..SimConfig::default()
     };
     let sim = Simulator::start(config).await.context("cannot start the simulator")?;

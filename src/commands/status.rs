@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::cli::{GlobalArgs, StatusArgs};
 use crate::inflow::walk::{PAGE_SIZE, Paging, Position};
+use crate::mapping::DocType;
 use crate::output::{self, Format, short_time};
 use crate::store::capabilities::Capability;
 use crate::store::lock::LockHolder;
@@ -71,10 +72,12 @@ pub async fn run(global: &GlobalArgs, args: StatusArgs) -> anyhow::Result<ExitCo
     Ok(ExitCode::SUCCESS)
 }
 
-/// A walk of n documents costs n/100 + 1 requests; every run also reads the locations once.
+/// A walk of n documents costs n/100 + 1 requests; every run also reads the locations once. A
+/// window re-reads only the streams inFlow filters by date (sales, purchase and manufacturing
+/// orders), dated in the last 30 days, and walks the others in full.
 fn cost(streams: &[StreamStatus]) -> Cost {
     let pages = |n: i64| n / PAGE_SIZE as i64 + 1;
-    let dated = |s: &StreamStatus| matches!(s.stream.as_str(), "sales-orders" | "purchase-orders");
+    let dated = |s: &StreamStatus| DocType::from_stream(&s.stream).is_some_and(|t| t.date_filter().is_some());
     Cost {
         complete: 1 + streams.iter().map(|s| pages(s.documents)).sum::<i64>(),
         window_30_days: 1 + streams
@@ -192,11 +195,14 @@ mod tests {
         let streams = [
             stream("sales-orders", 1000, 150),
             stream("purchase-orders", 250, 0),
+            stream("manufacturing-orders", 320, 20),
+            stream("stock-counts", 120, 3),
             stream("stock-adjustments", 99, 99),
             stream("stock-transfers", 0, 0),
         ];
         let c = cost(&streams);
-        assert_eq!(c.complete, 1 + 11 + 3 + 1 + 1);
-        assert_eq!(c.window_30_days, 1 + 2 + 1 + 1 + 1);
+        assert_eq!(c.complete, 1 + 11 + 3 + 4 + 2 + 1 + 1);
+        // Manufacturing orders are filtered by date like sales and purchase orders; counts are not.
+        assert_eq!(c.window_30_days, 1 + 2 + 1 + 1 + 2 + 1 + 1);
     }
 }

@@ -5,8 +5,10 @@ use std::process::ExitCode;
 
 use crate::cli::{GlobalArgs, TimelineArgs};
 use crate::output::{self, Format, iso_time, short_time};
+use crate::store::Store;
+use crate::store::genealogy::{GenealogyRow, Side};
 use crate::store::query::EventFilter;
-use crate::timeline::{self, History, doc_label, place_label};
+use crate::timeline::{self, Direction, History, TreeNode, doc_label, place_label};
 
 /// CSV columns, part of the documented output contract.
 pub const CSV_COLUMNS: &[&str] = &[
@@ -38,6 +40,11 @@ pub async fn run(global: &GlobalArgs, args: TimelineArgs) -> anyhow::Result<Exit
     let store = super::open_existing_store(global).await?;
     let filter = EventFilter { company_id: args.company_id.as_deref(), all: args.all, as_of: args.as_of };
     let rows = store.serial_events(&args.serial, &filter).await?;
+    if args.tree {
+        let code = print_tree(&store, &args, rows).await;
+        store.close().await;
+        return code;
+    }
     if rows.is_empty() {
         let mut similar = store.similar_serials(&args.serial, args.company_id.as_deref(), 10).await?;
         let mut msg = format!("serial {:?} is not in the audit trail", args.serial);
@@ -64,7 +71,11 @@ pub async fn run(global: &GlobalArgs, args: TimelineArgs) -> anyhow::Result<Exit
         store.close().await;
         return Ok(ExitCode::from(1));
     }
-    let histories = timeline::histories(rows);
+    let mut histories = timeline::histories(rows);
+    if args.as_of.is_none() {
+        let links = store.genealogy_of(&args.serial, args.company_id.as_deref()).await?;
+        timeline::attach_genealogy(&mut histories, links);
+    }
     let stdout = std::io::stdout().lock();
     match Format::resolve(args.format) {
         Format::Json => {
@@ -119,6 +130,9 @@ fn print_tables<W: Write>(mut out: W, histories: &[History], all: bool) -> anyho
         }
         let company = if several_companies { format!(", company {}", h.company_id) } else { String::new() };
         writeln!(out, "{} ({}{company}): {}", h.serial, h.product_label(), h.now.summary)?;
+        for line in timeline::genealogy_lines(h) {
+            writeln!(out, "  {line}")?;
+        }
         let mut header = vec!["date", "event", "document", "location", "change", "on hand"];
         if all {
             header.push("retracted");
@@ -146,6 +160,182 @@ fn print_tables<W: Write>(mut out: W, histories: &[History], all: bool) -> anyho
             table.add_row(row);
         }
         writeln!(out, "{table}")?;
+    }
+    Ok(())
+}
+
+/// How deep a bill of serials is followed: far beyond real products, short of a runaway.
+const MAX_LEVELS: usize = 32;
+
+/// The bill of serials of one serial, both ways, per company and product.
+#[derive(Debug, serde::Serialize)]
+struct Bill {
+    company_id: String,
+    serial: String,
+    product_id: Option<String>,
+    product_name: Option<String>,
+    /// What it contains, and what those contain.
+    components: Vec<TreeNode>,
+    /// What it was built into, and what those went into.
+    built_into: Vec<TreeNode>,
+}
+
+/// `audit timeline SERIAL --tree`.
+async fn print_tree(
+    store: &Store,
+    args: &TimelineArgs,
+    rows: Vec<crate::store::query::EventRow>,
+) -> anyhow::Result<ExitCode> {
+    let company = args.company_id.as_deref();
+    let down = links_from(store, &args.serial, Side::Components, company).await?;
+    let up = links_from(store, &args.serial, Side::BuiltInto, company).await?;
+    // The serial's own (company, product) pairs: from its events and from its links.
+    let mut roots: Vec<(String, Option<String>, Option<String>)> = Vec::new();
+    let mut add_root = |company: &str, product: &Option<String>, name: &Option<String>| {
+        if !roots.iter().any(|(c, p, _)| c == company && p == product) {
+            roots.push((company.to_string(), product.clone(), name.clone()));
+        }
+    };
+    for h in timeline::histories(rows) {
+        add_root(&h.company_id, &h.product_id, &h.product_name);
+    }
+    for r in down.iter().filter(|r| r.finished_serial == args.serial) {
+        add_root(&r.company_id, &r.finished_product_id, &r.finished_product_name);
+    }
+    for r in up.iter().filter(|r| r.component_serial == args.serial) {
+        add_root(&r.company_id, &r.component_product_id, &r.component_product_name);
+    }
+    if roots.is_empty() {
+        eprintln!("serial {:?} is not in the audit trail", args.serial);
+        return Ok(ExitCode::from(1));
+    }
+    roots.sort();
+    let bills: Vec<Bill> = roots
+        .into_iter()
+        .map(|(company_id, product_id, product_name)| {
+            let root = (args.serial.as_str(), product_id.as_deref());
+            Bill {
+                components: timeline::tree(&company_id, root, &down, Direction::Down),
+                built_into: timeline::tree(&company_id, root, &up, Direction::Up),
+                serial: args.serial.clone(),
+                company_id,
+                product_id,
+                product_name,
+            }
+        })
+        .collect();
+    let stdout = std::io::stdout().lock();
+    match Format::resolve(args.format) {
+        Format::Json => output::write_json(stdout, &serde_json::json!({ "serial": args.serial, "trees": bills }))?,
+        Format::Csv => output::write_csv(stdout, TREE_CSV_COLUMNS, bills.iter().flat_map(tree_csv_rows))?,
+        Format::Table => print_bills(stdout, &bills)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Every link reachable from `serial` one way, level by level (one query per level).
+async fn links_from(
+    store: &Store,
+    serial: &str,
+    side: Side,
+    company: Option<&str>,
+) -> anyhow::Result<Vec<GenealogyRow>> {
+    let mut seen = std::collections::HashSet::from([serial.to_string()]);
+    let mut frontier = vec![serial.to_string()];
+    let mut all = Vec::new();
+    for _ in 0..MAX_LEVELS {
+        if frontier.is_empty() {
+            break;
+        }
+        let rows = store.genealogy(&frontier, side, company).await?;
+        frontier = rows
+            .iter()
+            .map(|r| match side {
+                Side::Components => r.component_serial.clone(),
+                Side::BuiltInto => r.finished_serial.clone(),
+            })
+            .filter(|s| seen.insert(s.clone()))
+            .collect();
+        all.extend(rows);
+    }
+    Ok(all)
+}
+
+/// CSV of a bill of serials: one row per link, with its level from the root.
+pub const TREE_CSV_COLUMNS: &[&str] = &[
+    "company_id",
+    "root_serial",
+    "root_product_id",
+    "direction",
+    "level",
+    "serial",
+    "product_id",
+    "product_name",
+    "parent_serial",
+    "doc_number",
+    "built_at",
+    "matched_to",
+];
+
+fn tree_csv_rows(bill: &Bill) -> Vec<Vec<String>> {
+    fn walk(bill: &Bill, direction: &str, level: usize, parent: &str, nodes: &[TreeNode], out: &mut Vec<Vec<String>>) {
+        for n in nodes {
+            out.push(vec![
+                bill.company_id.clone(),
+                bill.serial.clone(),
+                bill.product_id.clone().unwrap_or_default(),
+                direction.to_string(),
+                level.to_string(),
+                n.serial.clone(),
+                n.product_id.clone().unwrap_or_default(),
+                n.product_name.clone().unwrap_or_default(),
+                parent.to_string(),
+                n.doc_number.clone().unwrap_or_default(),
+                iso_time(n.built_at),
+                n.matched_to.clone(),
+            ]);
+            walk(bill, direction, level + 1, &n.serial, &n.children, out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(bill, "component", 1, &bill.serial, &bill.components, &mut out);
+    walk(bill, "built_into", 1, &bill.serial, &bill.built_into, &mut out);
+    out
+}
+
+fn print_bills<W: Write>(mut out: W, bills: &[Bill]) -> anyhow::Result<()> {
+    for (i, b) in bills.iter().enumerate() {
+        if i > 0 {
+            writeln!(out)?;
+        }
+        let product =
+            b.product_name.clone().or_else(|| b.product_id.clone()).unwrap_or_else(|| "unknown product".into());
+        writeln!(out, "{} ({product})", b.serial)?;
+        writeln!(out, "contains:")?;
+        print_nodes(&mut out, &b.components, "  ")?;
+        writeln!(out, "built into:")?;
+        print_nodes(&mut out, &b.built_into, "  ")?;
+    }
+    Ok(())
+}
+
+fn print_nodes<W: Write>(out: &mut W, nodes: &[TreeNode], indent: &str) -> anyhow::Result<()> {
+    if nodes.is_empty() && indent == "  " {
+        writeln!(out, "  (nothing recorded)")?;
+    }
+    for (i, n) in nodes.iter().enumerate() {
+        let last = i + 1 == nodes.len();
+        let product = n.product_name.clone().or_else(|| n.product_id.clone()).unwrap_or_default();
+        let when = n.built_at.map_or("not completed".to_string(), |t| t.format("%Y-%m-%d").to_string());
+        let order = n.doc_number.clone().unwrap_or_default();
+        let how = match n.matched_to.as_str() {
+            "unit" => "",
+            "line" => ", one of its line's units",
+            _ => ", one of its order's units",
+        };
+        writeln!(out, "{indent}{} {} ({product})  {order}, {when}{how}", if last { "└─" } else { "├─" }, n.serial)?;
+        let deeper = format!("{indent}{}", if last { "   " } else { "│  " });
+        print_nodes(out, &n.children, &deeper)?;
     }
     Ok(())
 }

@@ -154,7 +154,7 @@ impl ClientStats {
 }
 
 /// A parsed page: the JSON array's items, kept raw, and what its headers said.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct ArrayPage {
     pub items: Vec<Box<RawValue>>,
     /// `X-listCount`, when the server sent one (`includeCount=true` asks for it).

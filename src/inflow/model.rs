@@ -179,8 +179,20 @@ lenient_struct! {
         location_id: Option<String>,
         adjustment_reason_id: Option<String>,
         is_cancelled: bool,
+        remarks: Option<String>,
         timestamp: Option<String>,
         lines: Option<Vec<StockAdjustmentLine>>,
+        /// With `include=adjustmentReason`: whether inFlow made the reason itself.
+        adjustment_reason: Option<AdjustmentReason>,
+    }
+}
+
+lenient_struct! {
+    /// `AdjustmentReason`: `isInternal` reasons are "system-generated".
+    pub struct AdjustmentReason {
+        adjustment_reason_id: Option<String>,
+        name: Option<String>,
+        is_internal: Option<bool>,
     }
 }
 
@@ -217,6 +229,122 @@ lenient_struct! {
         quantity: Quantity,
         from_sublocation: Option<String>,
         to_sublocation: Option<String>,
+        timestamp: Option<String>,
+    }
+}
+
+lenient_struct! {
+    /// `GET /{companyId}/manufacturing-orders`: components picked, finished goods put away.
+    pub struct ManufacturingOrder {
+        manufacturing_order_id: Option<String>,
+        manufacturing_order_number: Option<String>,
+        status: Option<String>,
+        is_cancelled: bool,
+        is_completed: bool,
+        order_date: Option<String>,
+        completed_date: Option<String>,
+        location_id: Option<String>,
+        timestamp: Option<String>,
+        /// A tree: each line may hold `manufacturingOrderLines`.
+        lines: Option<Vec<ManufacturingOrderLine>>,
+        pick_lines: Option<Vec<ManufacturingOrderPickLine>>,
+        put_lines: Option<Vec<ManufacturingOrderPutLine>>,
+        pick_matchings: Option<Vec<ManufacturingOrderPickMatching>>,
+    }
+}
+
+lenient_struct! {
+    /// A line of the bill of materials: the root lines are the finished products, their
+    /// children the components (or subassemblies, with children of their own).
+    pub struct ManufacturingOrderLine {
+        manufacturing_order_line_id: Option<String>,
+        parent_manufacturing_order_line_id: Option<String>,
+        product_id: Option<String>,
+        quantity: Quantity,
+        timestamp: Option<String>,
+        manufacturing_order_lines: Option<Vec<ManufacturingOrderLine>>,
+    }
+}
+
+lenient_struct! {
+    /// Raw material taken out of stock.
+    pub struct ManufacturingOrderPickLine {
+        manufacturing_order_pick_line_id: Option<String>,
+        product_id: Option<String>,
+        quantity: Quantity,
+        location_id: Option<String>,
+        sublocation: Option<String>,
+        pick_date: Option<String>,
+        timestamp: Option<String>,
+    }
+}
+
+lenient_struct! {
+    /// Finished goods put away; `putDate` and `manufacturingOrderLineId` only in newer versions.
+    pub struct ManufacturingOrderPutLine {
+        manufacturing_order_put_line_id: Option<String>,
+        manufacturing_order_line_id: Option<String>,
+        product_id: Option<String>,
+        quantity: Quantity,
+        location_id: Option<String>,
+        sublocation: Option<String>,
+        put_date: Option<String>,
+        timestamp: Option<String>,
+    }
+}
+
+lenient_struct! {
+    /// Which picked serial went into which order line; `serial` is `""` when not serialized.
+    pub struct ManufacturingOrderPickMatching {
+        manufacturing_order_pick_matching_id: Option<String>,
+        manufacturing_order_line_id: Option<String>,
+        manufacturing_order_pick_line_id: Option<String>,
+        matched_quantity: Option<Decimal>,
+        serial: Option<String>,
+        timestamp: Option<String>,
+    }
+}
+
+lenient_struct! {
+    /// `GET /{companyId}/stock-counts` with `include=sheets,sheets.lines`.
+    pub struct StockCount {
+        stock_count_id: Option<String>,
+        stock_count_number: Option<String>,
+        location_id: Option<String>,
+        status: Option<String>,
+        is_cancelled: bool,
+        is_completed: bool,
+        started_date: Option<String>,
+        completed_date: Option<String>,
+        timestamp: Option<String>,
+        sheets: Option<Vec<CountSheet>>,
+    }
+}
+
+lenient_struct! {
+    /// `GET /{companyId}/count-sheets/{countSheetId}`, or a sheet inside a stock count.
+    pub struct CountSheet {
+        count_sheet_id: Option<String>,
+        stock_count_id: Option<String>,
+        status: Option<String>,
+        is_cancelled: bool,
+        is_completed: bool,
+        started_date: Option<String>,
+        completed_date: Option<String>,
+        timestamp: Option<String>,
+        lines: Option<Vec<CountSheetLine>>,
+    }
+}
+
+lenient_struct! {
+    /// What was expected (`snapshotQuantity`) and what was found (`countedQuantity`) at a
+    /// sublocation; both may carry serials.
+    pub struct CountSheetLine {
+        count_sheet_line_id: Option<String>,
+        product_id: Option<String>,
+        sublocation: Option<String>,
+        snapshot_quantity: Quantity,
+        counted_quantity: Quantity,
         timestamp: Option<String>,
     }
 }
@@ -334,6 +462,16 @@ impl Lenient for Quantity {
                 Quantity { standard_quantity: Option::<Decimal>::lenient(v).unwrap_or_default(), ..Quantity::default() }
             }
             _ => Quantity::default(),
+        })
+    }
+}
+
+/// An included relationship object; anything else is `None`.
+impl Lenient for Option<AdjustmentReason> {
+    fn lenient<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(match Value::deserialize(d)? {
+            v @ Value::Object(_) => serde_json::from_value(v).ok(),
+            _ => None,
         })
     }
 }

@@ -251,6 +251,9 @@ pub struct ListSpec {
     /// The primary-key property: `salesOrderId`.
     pub id_field: &'static str,
     pub include: Option<&'static str>,
+    /// A smaller `include` for a server that refuses `include` (what is left out is fetched
+    /// some other way by the caller, see [`Walk::include_fell_back`]).
+    pub fallback_include: Option<&'static str>,
     /// `filter[...]` pairs and the like, sent with every page.
     pub filters: Vec<(&'static str, String)>,
 }
@@ -341,6 +344,12 @@ pub struct Walk<'c> {
     /// The cursor this walk resumed from, while nothing showed that its document still exists
     /// (a keyset page after it does not include it).
     origin: Option<String>,
+    /// Asking for `fallback_include` instead of `include`.
+    include_fell_back: bool,
+    /// The fallback was tried with the current paging (it is tried once per paging mode).
+    fallback_tried: bool,
+    /// The fallback has been reported.
+    fallback_warned: bool,
 }
 
 impl<'c> Walk<'c> {
@@ -376,7 +385,15 @@ impl<'c> Walk<'c> {
             restarted: false,
             lost_in_mode: false,
             origin,
+            include_fell_back: false,
+            fallback_tried: false,
+            fallback_warned: false,
         }
+    }
+
+    /// The pages come with `fallback_include`: the server refused the full `include`.
+    pub fn include_fell_back(&self) -> bool {
+        self.include_fell_back
     }
 
     pub fn position(&self) -> &Position {
@@ -408,6 +425,18 @@ impl<'c> Walk<'c> {
         std::mem::take(&mut self.notes)
     }
 
+    fn warn_include_fallback(&mut self) {
+        if self.include_fell_back && !self.fallback_warned {
+            self.fallback_warned = true;
+            tracing::warn!(
+                "{}: the server refused include={}; asking for include={} and fetching the rest by id",
+                self.spec.path,
+                self.spec.include.unwrap_or_default(),
+                self.spec.fallback_include.unwrap_or_default()
+            );
+        }
+    }
+
     /// Fetches the next page. Returns the page and advances; the caller saves `page.next`,
     /// `page.paging` and `page.pass` with the page's data so a restart continues from there.
     pub async fn next_page(&mut self) -> Result<Page, ClientError> {
@@ -416,7 +445,20 @@ impl<'c> Walk<'c> {
             let what = format!("GET {} ({})", self.spec.path, self.describe(offset));
             let client = if self.probe_fallback.is_some() { &self.probe_client } else { self.client };
             let step = match client.get_array(self.spec.path, &query, &what).await {
-                Ok(page) => self.advance(page, offset, &what)?,
+                Ok(page) => {
+                    self.warn_include_fallback();
+                    self.advance(page, offset, &what)?
+                }
+                // The include may be what the server refuses: try the smaller one first (once
+                // per paging mode; if the paging was the trouble, it fails again).
+                Err(ClientError::Rejected { status: 400, body, .. })
+                    if self.spec.fallback_include.is_some() && !self.fallback_tried =>
+                {
+                    tracing::debug!("{}: {what} refused ({body}); trying the smaller include", self.spec.path);
+                    self.include_fell_back = true;
+                    self.fallback_tried = true;
+                    continue;
+                }
                 Err(err) => {
                     self.recover(err, &what).await?;
                     continue;
@@ -448,7 +490,8 @@ impl<'c> Walk<'c> {
     /// The query of the next request, and the `skip` it asks for (0 in keyset modes).
     fn query(&self) -> (Vec<(&'static str, String)>, u64) {
         let mut q = vec![("count", PAGE_SIZE.to_string()), ("includeCount", "true".to_string())];
-        if let Some(include) = self.spec.include {
+        let include = if self.include_fell_back { self.spec.fallback_include } else { self.spec.include };
+        if let Some(include) = include {
             q.push(("include", include.to_string()));
         }
         q.extend(self.spec.filters.iter().cloned());
@@ -523,6 +566,8 @@ impl<'c> Walk<'c> {
                 }
                 // The document is there: the paging parameters are the trouble.
                 Ok(true) => {}
+                // The run's budget ended before the check: stop cleanly, the position stays.
+                Err(ClientError::BudgetSpent) => return Err(ClientError::BudgetSpent),
                 // Cannot tell: a saved position is not given up on a guess.
                 Err(_) if self.stale => return Err(err),
                 Err(_) => {}
@@ -558,6 +603,9 @@ impl<'c> Walk<'c> {
         self.pending.push(WalkNote::FellBack { from: self.paging, to, why });
         self.paging = to;
         self.lost_in_mode = false;
+        // It was the paging, perhaps not the include: ask for everything again.
+        self.include_fell_back = false;
+        self.fallback_tried = false;
         self.start_over();
         Ok(())
     }
@@ -831,7 +879,13 @@ mod tests {
     }
 
     fn walk(client: &Client, start: WalkStart) -> Walk<'_> {
-        let spec = ListSpec { path: "sales-orders", id_field: "salesOrderId", include: None, filters: Vec::new() };
+        let spec = ListSpec {
+            path: "sales-orders",
+            id_field: "salesOrderId",
+            include: None,
+            fallback_include: None,
+            filters: Vec::new(),
+        };
         Walk::start(client, spec, start)
     }
 

@@ -1,10 +1,13 @@
 //! Stock adjustments: the location is on the header, each line's quantity is a signed delta.
+//! A serial moved by an adjustment that a completed stock count made is `adjusted_by_count`,
+//! with no stock effect: the count's own event has it (see `stock_count`).
 
 use super::lines::SerialLine;
+use super::stock_count::{AdjustmentOrigin, CountEvidence};
 use super::{Builder, Derived, DocType, EventType, MappingError, Occurrence, WarningKind};
 use crate::inflow::model::StockAdjustment;
 
-pub(super) fn derive(sa: StockAdjustment, raw: &str) -> Result<Derived, MappingError> {
+pub(super) fn derive(sa: StockAdjustment, raw: &str, counts: &[CountEvidence]) -> Result<Derived, MappingError> {
     let mut b = Builder::new(
         DocType::StockAdjustment,
         sa.stock_adjustment_id.as_deref(),
@@ -15,11 +18,12 @@ pub(super) fn derive(sa: StockAdjustment, raw: &str) -> Result<Derived, MappingE
     )?;
     let date = b.date("date", sa.date.as_deref(), None);
     b.set_doc_date(date);
-    let lines = sa.lines.unwrap_or_default();
+    let lines = sa.lines.clone().unwrap_or_default();
     b.stamp_all(&lines);
     if b.is_cancelled() {
         return b.finish(raw);
     }
+    let origin = AdjustmentOrigin::new(&sa, date);
     for (index, l) in lines.iter().enumerate() {
         let line = l.line_ref(index);
         let serials = b.serials(&line);
@@ -36,14 +40,18 @@ pub(super) fn derive(sa: StockAdjustment, raw: &str) -> Result<Derived, MappingE
                 continue;
             }
         };
-        let what = Occurrence {
+        let at = |event_type, quantity_delta| Occurrence {
             event_type,
             quantity_delta,
             location_id: sa.location_id.as_deref(),
             sublocation: l.sublocation.as_deref(),
             occurred_at: date,
         };
-        b.emit(&line, &serials, what);
+        let (by_count, own): (Vec<&str>, Vec<&str>) = serials
+            .iter()
+            .partition(|s| origin.made_by(counts, s, l.product_id.as_deref(), quantity_delta > 0).is_some());
+        b.emit(&line, &own, at(event_type, quantity_delta));
+        b.emit(&line, &by_count, at(EventType::AdjustedByCount, 0));
     }
     b.finish(raw)
 }

@@ -98,6 +98,12 @@ line!(PurchaseOrderReceiveLine, "receiveLines", purchase_order_receive_line_id, 
 line!(PurchaseOrderUnstockLine, "unstockLines", purchase_order_unstock_line_id, placed "unstockDate" unstock_date);
 line!(StockAdjustmentLine, "lines", stock_adjustment_line_id, serials);
 line!(StockTransferLine, "lines", stock_transfer_line_id, serials);
+line!(ManufacturingOrderLine, "lines", manufacturing_order_line_id, serials);
+line!(ManufacturingOrderPickLine, "pickLines", manufacturing_order_pick_line_id, placed "pickDate" pick_date);
+line!(ManufacturingOrderPutLine, "putLines", manufacturing_order_put_line_id, serials);
+line!(ManufacturingOrderPickMatching, "pickMatchings", manufacturing_order_pick_matching_id);
+line!(CountSheet, "sheets", count_sheet_id);
+line!(CountSheetLine, "sheets.lines", count_sheet_line_id);
 
 impl Builder {
     /// Records every line's version (with or without serials): any change is noticed.

@@ -14,8 +14,10 @@
 
 mod adjustment;
 mod lines;
+pub mod manufacturing;
 mod purchase;
 mod sales;
+pub mod stock_count;
 mod transfer;
 
 use std::collections::HashSet;
@@ -36,11 +38,21 @@ pub enum DocType {
     PurchaseOrder,
     StockAdjustment,
     StockTransfer,
+    ManufacturingOrder,
+    StockCount,
 }
 
 impl DocType {
-    pub const ALL: [DocType; 4] =
-        [DocType::SalesOrder, DocType::PurchaseOrder, DocType::StockAdjustment, DocType::StockTransfer];
+    /// In the order a run walks them: stock counts before stock adjustments, so that an
+    /// adjustment a count made is recognised as such when it is first written.
+    pub const ALL: [DocType; 6] = [
+        DocType::SalesOrder,
+        DocType::PurchaseOrder,
+        DocType::ManufacturingOrder,
+        DocType::StockCount,
+        DocType::StockAdjustment,
+        DocType::StockTransfer,
+    ];
 
     /// The `doc_type` column value.
     pub fn as_str(self) -> &'static str {
@@ -49,6 +61,8 @@ impl DocType {
             DocType::PurchaseOrder => "purchase_order",
             DocType::StockAdjustment => "stock_adjustment",
             DocType::StockTransfer => "stock_transfer",
+            DocType::ManufacturingOrder => "manufacturing_order",
+            DocType::StockCount => "stock_count",
         }
     }
 
@@ -59,6 +73,8 @@ impl DocType {
             DocType::PurchaseOrder => "purchase-orders",
             DocType::StockAdjustment => "stock-adjustments",
             DocType::StockTransfer => "stock-transfers",
+            DocType::ManufacturingOrder => "manufacturing-orders",
+            DocType::StockCount => "stock-counts",
         }
     }
 
@@ -69,6 +85,8 @@ impl DocType {
             DocType::PurchaseOrder => "purchaseOrderId",
             DocType::StockAdjustment => "stockAdjustmentId",
             DocType::StockTransfer => "stockTransferId",
+            DocType::ManufacturingOrder => "manufacturingOrderId",
+            DocType::StockCount => "stockCountId",
         }
     }
 
@@ -77,15 +95,29 @@ impl DocType {
         match self {
             DocType::SalesOrder => "lines,pickLines,packLines,shipLines,restockLines",
             DocType::PurchaseOrder => "lines,receiveLines,unstockLines",
-            DocType::StockAdjustment | DocType::StockTransfer => "lines",
+            // The reason tells an adjustment inFlow made itself (a completed count's, say).
+            DocType::StockAdjustment => "lines,adjustmentReason",
+            DocType::StockTransfer => "lines",
+            DocType::ManufacturingOrder => "lines,pickLines,putLines,pickMatchings",
+            // `sheets.lines` is not confirmed; see `fallback_includes`.
+            DocType::StockCount => "sheets,sheets.lines",
+        }
+    }
+
+    /// What to ask for when the list refuses `includes()`, with what is missing fetched by id:
+    /// stock counts without their sheets' lines, then each sheet from `count-sheets/{id}`.
+    pub fn fallback_includes(self) -> Option<&'static str> {
+        match self {
+            DocType::StockCount => Some("sheets"),
+            _ => None,
         }
     }
 
     /// The server-side date filter, where inFlow has one.
     pub fn date_filter(self) -> Option<&'static str> {
         match self {
-            DocType::SalesOrder | DocType::PurchaseOrder => Some("orderDate"),
-            DocType::StockAdjustment | DocType::StockTransfer => None,
+            DocType::SalesOrder | DocType::PurchaseOrder | DocType::ManufacturingOrder => Some("orderDate"),
+            DocType::StockAdjustment | DocType::StockTransfer | DocType::StockCount => None,
         }
     }
 
@@ -157,6 +189,14 @@ event_types! {
     VendorReturn => "vendor_return", 6;
     Restocked => "restocked", 7;
     Unstocked => "unstocked", 7;
+    BuildPlanned => "build_planned", 1;
+    Consumed => "consumed", 3;
+    ProductionPending => "production_pending", 4;
+    Produced => "produced", 5;
+    Counted => "counted", 1;
+    CountMissing => "count_missing", 2;
+    CountFound => "count_found", 2;
+    AdjustedByCount => "adjusted_by_count", 2;
 }
 
 impl fmt::Display for EventType {
@@ -183,6 +223,40 @@ impl EventDraft {
     /// The identity of an event within its document: at most one current event per key.
     pub fn key(&self) -> (&'static str, &str, &str, EventType) {
         (self.line_collection, &self.line_id, &self.serial, self.event_type)
+    }
+}
+
+/// One component serial built into one finished serial by a manufacturing order: a row of
+/// `genealogy_links`, replaced whenever its order is derived again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkDraft {
+    pub component_serial: String,
+    pub component_product_id: Option<String>,
+    pub finished_serial: String,
+    pub finished_product_id: Option<String>,
+    /// When the finished unit was put away; `None` while the order is not completed.
+    pub built_at: Option<DateTime<Utc>>,
+    pub matched_to: MatchedTo,
+}
+
+/// How closely a link is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum MatchedTo {
+    /// A pick matching ties the component to the order line of this very unit.
+    Unit,
+    /// A pick matching ties it to an order line that builds several units: one of them.
+    Line,
+    /// No pick matching: the component went into one of the order's finished units.
+    Order,
+}
+
+impl MatchedTo {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MatchedTo::Unit => "unit",
+            MatchedTo::Line => "line",
+            MatchedTo::Order => "order",
+        }
     }
 }
 
@@ -242,7 +316,17 @@ pub struct Derived {
     /// `timestamp` is missing), so that a change to any line is noticed.
     pub lines_version: String,
     pub events: Vec<EventDraft>,
+    /// Genealogy: components built into finished units (manufacturing orders only).
+    pub links: Vec<LinkDraft>,
     pub warnings: Vec<Warning>,
+}
+
+/// What the mapping of one document may need from others: the serials completed stock counts
+/// added or removed, to recognise the stock adjustments those counts made (see
+/// [`stock_count::CountEvidence`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Context<'a> {
+    pub counts: &'a [stock_count::CountEvidence],
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -255,11 +339,18 @@ pub enum MappingError {
 
 /// Derives the events of one document from its raw JSON.
 pub fn derive(doc_type: DocType, raw: &str) -> Result<Derived, MappingError> {
+    derive_with(doc_type, raw, Context::default())
+}
+
+/// Derives the events of one document, knowing what `context` says of other documents.
+pub fn derive_with(doc_type: DocType, raw: &str, context: Context<'_>) -> Result<Derived, MappingError> {
     match doc_type {
         DocType::SalesOrder => sales::derive(parse(doc_type, raw)?, raw),
         DocType::PurchaseOrder => purchase::derive(parse(doc_type, raw)?, raw),
-        DocType::StockAdjustment => adjustment::derive(parse(doc_type, raw)?, raw),
+        DocType::StockAdjustment => adjustment::derive(parse(doc_type, raw)?, raw, context.counts),
         DocType::StockTransfer => transfer::derive(parse(doc_type, raw)?, raw),
+        DocType::ManufacturingOrder => manufacturing::derive(parse(doc_type, raw)?, raw),
+        DocType::StockCount => stock_count::derive(parse(doc_type, raw)?, raw),
     }
 }
 
@@ -344,6 +435,7 @@ impl Builder {
                 row_version: timestamp.map(str::to_string),
                 lines_version: String::new(),
                 events: Vec::new(),
+                links: Vec::new(),
                 warnings: Vec::new(),
             },
             version,
@@ -450,6 +542,10 @@ impl Builder {
                 quantity_delta: what.quantity_delta,
             });
         }
+    }
+
+    pub fn link(&mut self, link: LinkDraft) {
+        self.derived.links.push(link);
     }
 
     pub fn finish(mut self, raw: &str) -> Result<Derived, MappingError> {

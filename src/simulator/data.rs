@@ -1,5 +1,5 @@
 //! The simulator's compact in-memory company: catalog (locations, products, parties, interned
-//! serials and sublocations) and the four movement document types.
+//! serials and sublocations) and the movement document types.
 //!
 //! Documents are stored as small typed structs, not JSON: products, locations and serials are
 //! indices, quantities and money are fixed-point integers, and statuses are `&'static str`.
@@ -201,6 +201,8 @@ pub(crate) struct Catalog {
     pub taxing_scheme_id: Uuid,
     pub tax_code_id: Uuid,
     pub adjustment_reasons: Vec<Uuid>,
+    /// The internal ("system-generated") reason of the adjustments completed counts make.
+    pub count_reason: Uuid,
     pub serials: Interner,
     pub sublocations: Interner,
     pub product_index: HashMap<Uuid, u32>,
@@ -346,6 +348,9 @@ pub(crate) struct StockAdjustment {
     pub last_modified_by: Uuid,
     pub lines: Vec<AdjLine>,
     pub ts: u64,
+    /// Made by completing this stock count: listed only when the simulator is switched to
+    /// behave so (`SimConfig::count_adjustments`), and never a stock movement of its own.
+    pub from_count: Option<Uuid>,
 }
 
 #[derive(Clone, Debug)]
@@ -365,13 +370,117 @@ pub(crate) struct StockTransfer {
     pub ts: u64,
 }
 
-/// The four movement document tables, each keyed (and so ordered) by entity id.
+/// A line of a manufacturing order's bill of materials: a root line builds a finished product
+/// (its serials are the units), its children are the components.
+#[derive(Clone, Debug)]
+pub(crate) struct MoLine {
+    pub id: Uuid,
+    pub product: u32,
+    pub qty: Qty,
+    pub children: Vec<MoLine>,
+    pub ts: u64,
+}
+
+/// Finished goods put away (into stock once the order is completed).
+#[derive(Clone, Debug)]
+pub(crate) struct PutLine {
+    pub id: Uuid,
+    /// The root line it finishes (rendered only by the newer API shape).
+    pub line: Uuid,
+    pub product: u32,
+    pub qty: Qty,
+    pub location: u16,
+    pub sub: Sub,
+    pub ts: u64,
+}
+
+/// Which picked quantity (or serial) went into which order line.
+#[derive(Clone, Debug)]
+pub(crate) struct PickMatching {
+    pub id: Uuid,
+    pub line: Uuid,
+    pub pick_line: Uuid,
+    /// In ten-thousandths.
+    pub qty: i64,
+    pub serial: Option<Sid>,
+    pub ts: u64,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct ManufacturingOrder {
+    pub id: Uuid,
+    pub number: String,
+    pub location: u16,
+    /// `open`, `inProgress` or `completed`.
+    pub status: &'static str,
+    pub is_cancelled: bool,
+    pub order_date: Dt,
+    pub due_date: Option<Dt>,
+    pub completed_date: Option<Dt>,
+    pub primary_product: u32,
+    pub remarks: String,
+    pub last_modified_by: Uuid,
+    pub lines: Vec<MoLine>,
+    pub pick_lines: Vec<MoveLine>,
+    pub put_lines: Vec<PutLine>,
+    pub pick_matchings: Vec<PickMatching>,
+    pub ts: u64,
+}
+
+/// One product at one sublocation of a count sheet: what was expected and what was counted.
+#[derive(Clone, Debug)]
+pub(crate) struct CountLine {
+    pub id: Uuid,
+    pub product: u32,
+    pub sub: Sub,
+    pub snapshot: Qty,
+    pub counted: Qty,
+    pub ts: u64,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct CountSheet {
+    pub id: Uuid,
+    pub number: u32,
+    pub status: &'static str,
+    pub is_cancelled: bool,
+    pub started: Option<Dt>,
+    pub completed: Option<Dt>,
+    pub lines: Vec<CountLine>,
+    pub ts: u64,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct StockCount {
+    pub id: Uuid,
+    pub number: String,
+    pub location: u16,
+    /// `open`, `inProgress`, `inReview` or `completed`.
+    pub status: &'static str,
+    pub is_cancelled: bool,
+    pub started_date: Option<Dt>,
+    pub completed_date: Option<Dt>,
+    pub remarks: String,
+    pub last_modified_by: Uuid,
+    pub sheets: Vec<CountSheet>,
+    pub ts: u64,
+}
+
+impl StockCount {
+    pub fn is_completed(&self) -> bool {
+        self.status == "completed"
+    }
+}
+
+/// The movement document tables, each keyed (and so ordered) by entity id.
 #[derive(Debug, Default)]
 pub(crate) struct Docs {
     pub sales_orders: BTreeMap<Uuid, SalesOrder>,
     pub purchase_orders: BTreeMap<Uuid, PurchaseOrder>,
     pub adjustments: BTreeMap<Uuid, StockAdjustment>,
     pub transfers: BTreeMap<Uuid, StockTransfer>,
+    pub manufacturing_orders: BTreeMap<Uuid, ManufacturingOrder>,
+    pub counts: BTreeMap<Uuid, StockCount>,
 }
 
 /// The endpoints the simulator serves.
@@ -383,19 +492,32 @@ pub enum Endpoint {
     StockTransfers,
     Products,
     Locations,
+    ManufacturingOrders,
+    StockCounts,
+    /// `count-sheets/{id}` only: a stock count's sheet with its lines.
+    CountSheets,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 6] = [
+    pub const ALL: [Endpoint; 9] = [
         Endpoint::SalesOrders,
         Endpoint::PurchaseOrders,
         Endpoint::StockAdjustments,
         Endpoint::StockTransfers,
         Endpoint::Products,
         Endpoint::Locations,
+        Endpoint::ManufacturingOrders,
+        Endpoint::StockCounts,
+        Endpoint::CountSheets,
     ];
-    pub const DOCUMENTS: [Endpoint; 4] =
-        [Endpoint::SalesOrders, Endpoint::PurchaseOrders, Endpoint::StockAdjustments, Endpoint::StockTransfers];
+    pub const DOCUMENTS: [Endpoint; 6] = [
+        Endpoint::SalesOrders,
+        Endpoint::PurchaseOrders,
+        Endpoint::StockAdjustments,
+        Endpoint::StockTransfers,
+        Endpoint::ManufacturingOrders,
+        Endpoint::StockCounts,
+    ];
 
     /// The path segment, e.g. `sales-orders`.
     pub fn name(self) -> &'static str {
@@ -406,6 +528,9 @@ impl Endpoint {
             Endpoint::StockTransfers => "stock-transfers",
             Endpoint::Products => "products",
             Endpoint::Locations => "locations",
+            Endpoint::ManufacturingOrders => "manufacturing-orders",
+            Endpoint::StockCounts => "stock-counts",
+            Endpoint::CountSheets => "count-sheets",
         }
     }
 
@@ -422,6 +547,9 @@ impl Endpoint {
             Endpoint::StockTransfers => "stockTransferId",
             Endpoint::Products => "productId",
             Endpoint::Locations => "locationId",
+            Endpoint::ManufacturingOrders => "manufacturingOrderId",
+            Endpoint::StockCounts => "stockCountId",
+            Endpoint::CountSheets => "countSheetId",
         }
     }
 }
@@ -432,7 +560,7 @@ impl fmt::Display for Endpoint {
     }
 }
 
-/// The line collections of the four document types.
+/// The line collections whose serials a test can edit (sales, purchase, adjustment, transfer).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Coll {
     Lines,
@@ -464,7 +592,7 @@ impl Coll {
                 matches!(c, Coll::Lines | Coll::ReceiveLines | Coll::UnstockLines)
             }
             Endpoint::StockAdjustments | Endpoint::StockTransfers => c == Coll::Lines,
-            Endpoint::Products | Endpoint::Locations => false,
+            _ => false,
         };
         ok.then_some(c)
     }

@@ -2,8 +2,10 @@
 //!
 //! It simulates the business forward in time from 2024-01 to 2026-10: purchase orders receive
 //! new serials, transfers move them between locations, sales orders pick, pack and ship them,
-//! customers return some (restocked into `RETURNS` or discarded), vendors take some back, and
-//! adjustments add found stock or remove damaged units. Stock is taken at decision time and
+//! customers return some (restocked into `RETURNS` or discarded), vendors take some back,
+//! adjustments add found stock or remove damaged units, manufacturing orders consume serialized
+//! components and put away the units they build (some in progress, some cancelled), and stock
+//! counts miss serials and find new ones. Stock is taken at decision time and
 //! only becomes available again through a time-ordered queue (receipt, transfer arrival,
 //! restock, cancellation), so every serial's documents are in a plausible time order.
 //!
@@ -28,7 +30,7 @@ use uuid::Uuid;
 use super::Scale;
 use super::data::*;
 use super::inventory::{InvKey, Inventory, Movement, all_moves};
-use super::scenario::{DocRef, OnHand, Scenario, SerialStory, TwoProducts};
+use super::scenario::{BuildChain, DocRef, OnHand, Scenario, SerialStory, TwoProducts};
 
 /// 2024-01-01T00:00:00Z.
 pub(crate) const START: i64 = 1_704_067_200;
@@ -46,6 +48,9 @@ pub(crate) struct Plan {
     pub po: usize,
     pub sa: usize,
     pub st: usize,
+    /// Manufacturing orders and stock counts.
+    pub mo: usize,
+    pub sc: usize,
     pub products: usize,
     pub customers: usize,
     pub vendors: usize,
@@ -57,8 +62,20 @@ pub(crate) const LARGE_ORDERS: usize = 120_000;
 impl Plan {
     pub fn for_scale(scale: Scale) -> Plan {
         match scale {
-            Scale::Small => Plan { so: 160, po: 54, sa: 20, st: 22, products: 24, customers: 40, vendors: 8 },
-            Scale::Medium => Plan { so: 6000, po: 2000, sa: 750, st: 750, products: 80, customers: 300, vendors: 20 },
+            Scale::Small => {
+                Plan { so: 160, po: 54, sa: 20, st: 22, mo: 16, sc: 6, products: 24, customers: 40, vendors: 8 }
+            }
+            Scale::Medium => Plan {
+                so: 6000,
+                po: 2000,
+                sa: 750,
+                st: 750,
+                mo: 250,
+                sc: 60,
+                products: 80,
+                customers: 300,
+                vendors: 20,
+            },
             Scale::Large => Plan::orders(LARGE_ORDERS),
             Scale::Orders(n) => Plan::orders(n),
         }
@@ -70,6 +87,8 @@ impl Plan {
             po: (n / 3).max(3),
             sa: (n / 8).max(1),
             st: (n / 8).max(1),
+            mo: (n / 40).max(2),
+            sc: (n / 200).max(1),
             products: (24 + n / 100).min(200),
             customers: (n / 4).clamp(10, 2000),
             vendors: (n / 200).clamp(5, 40),
@@ -99,6 +118,8 @@ enum Kind {
     Po,
     Sa,
     St,
+    Mo,
+    Sc,
 }
 
 /// A planted document (by id: the vectors are re-sorted before the end).
@@ -108,6 +129,8 @@ enum GenRef {
     Po(Uuid),
     Sa(Uuid),
     St(Uuid),
+    Mo(Uuid),
+    Sc(Uuid),
 }
 
 struct PlantedStory {
@@ -132,6 +155,12 @@ struct Gen {
     pos: Vec<PurchaseOrder>,
     sas: Vec<StockAdjustment>,
     sts: Vec<StockTransfer>,
+    mos: Vec<ManufacturingOrder>,
+    scs: Vec<StockCount>,
+    /// Random manufacturing orders and counts made so far: the first few take each shape in
+    /// turn, so that even a small company has every kind.
+    random_mos: usize,
+    random_counts: usize,
     seq: u64,
     pools: HashMap<(u32, u16), Vec<(Sid, Sub)>>,
     bulk: HashMap<(u32, u16), Vec<(Sub, i64)>>,
@@ -151,7 +180,8 @@ struct Gen {
 pub(crate) fn generate(seed: u64, scale: Scale, faults: bool) -> Generated {
     let plan = Plan::for_scale(scale);
     let mut g = Gen::new(seed, &plan);
-    let planted = g.plant(faults, &plan);
+    let mut planted = g.plant(faults, &plan);
+    planted.extend(g.plant_builds_and_counts());
     let opening = (plan.po / 12).max(3);
     g.opening_stock(opening);
     g.run(&plan, plan.po.saturating_sub(opening));
@@ -236,6 +266,7 @@ impl Gen {
         let taxing_scheme_id = uuid();
         let tax_code_id = uuid();
         let adjustment_reasons: Vec<Uuid> = (0..4).map(|_| uuid()).collect();
+        let count_reason = uuid();
         let categories: Vec<Uuid> = (0..6).map(|_| uuid()).collect();
 
         let n_locations = rng.random_range(4..=6);
@@ -364,6 +395,7 @@ impl Gen {
             taxing_scheme_id,
             tax_code_id,
             adjustment_reasons,
+            count_reason,
             serials: Interner::default(),
             sublocations,
             product_index: HashMap::new(),
@@ -377,6 +409,10 @@ impl Gen {
             pos: Vec::new(),
             sas: Vec::new(),
             sts: Vec::new(),
+            mos: Vec::new(),
+            scs: Vec::new(),
+            random_mos: 0,
+            random_counts: 0,
             seq: 0,
             pools: HashMap::new(),
             bulk: HashMap::new(),
@@ -853,6 +889,7 @@ impl Gen {
             last_modified_by: self.pick(&self.cat.team.clone()),
             lines: Vec::new(),
             ts: self.pv(t),
+            from_count: None,
         };
         self.sas.push(sa);
         self.sas.len() - 1
@@ -1108,7 +1145,14 @@ impl Gen {
     }
 
     fn run(&mut self, plan: &Plan, po_left: usize) {
-        let weights = [(Kind::So, plan.so), (Kind::Po, po_left), (Kind::Sa, plan.sa), (Kind::St, plan.st)];
+        let weights = [
+            (Kind::So, plan.so),
+            (Kind::Po, po_left),
+            (Kind::Sa, plan.sa),
+            (Kind::St, plan.st),
+            (Kind::Mo, plan.mo),
+            (Kind::Sc, plan.sc),
+        ];
         let total: usize = weights.iter().map(|w| w.1).sum();
         if total == 0 {
             return;
@@ -1121,7 +1165,10 @@ impl Gen {
         kinds.shuffle(&mut self.rng);
         for (i, kind) in kinds.into_iter().enumerate() {
             let t = t0 + i as i64 * step + self.rng.random_range(0..step);
-            self.release_until(t);
+            // Only what arrived a day before: the document is dated in business hours of its
+            // location (a transfer's in its source's), up to a day earlier than `t`, and must not
+            // take stock that arrives after its own date.
+            self.release_until(t - DAY);
             let loc = self.random_location();
             let t = self.biz(t, loc);
             match kind {
@@ -1129,6 +1176,8 @@ impl Gen {
                 Kind::Po => self.random_po(t, loc, false),
                 Kind::Sa => self.random_adjustment(t, loc),
                 Kind::St => self.random_transfer(t),
+                Kind::Mo => self.random_mo(t, loc),
+                Kind::Sc => self.random_count(t, loc),
             }
         }
     }
@@ -1545,6 +1594,520 @@ impl Gen {
     }
 
     // -----------------------------------------------------------------------------------------
+    // Manufacturing orders and stock counts
+
+    /// A manufacturing order at `loc`, ordered at `t`, its components picked at `tp` and (when
+    /// `done`) its units put away then. `units` holds each unit's serialized components (taken
+    /// from stock by the caller, with the sublocation each came from); `bulk` a non-serialized
+    /// component (product, units per order, sublocation). One root line per unit, or one root
+    /// line for all of them (`one_line`). Returns the order's index and the units' serials.
+    #[allow(clippy::too_many_arguments)]
+    fn make_mo(
+        &mut self,
+        t: i64,
+        loc: u16,
+        finished: u32,
+        units: &[Vec<(u32, Sid, Sub)>],
+        bulk: Option<(u32, i64, Sub)>,
+        one_line: bool,
+        matchings: bool,
+        status: &'static str,
+        tp: i64,
+        done: Option<i64>,
+    ) -> (usize, Vec<Sid>, Sub) {
+        let started = status != "open";
+        let serials: Vec<Sid> = if started {
+            units.iter().map(|_| self.new_serial(finished, done.unwrap_or(tp))).collect()
+        } else {
+            Vec::new()
+        };
+        let put_sub = self.bin(loc);
+        let mut mo = ManufacturingOrder {
+            id: self.uuid(),
+            number: String::new(),
+            location: loc,
+            status,
+            is_cancelled: false,
+            order_date: self.dt(t, loc),
+            due_date: Some(self.dt(t + 7 * DAY, loc)),
+            completed_date: done.map(|d| self.dt(d, loc)),
+            primary_product: finished,
+            remarks: String::new(),
+            last_modified_by: self.pick(&self.cat.team.clone()),
+            lines: Vec::new(),
+            pick_lines: Vec::new(),
+            put_lines: Vec::new(),
+            pick_matchings: Vec::new(),
+            ts: self.pv(t),
+        };
+        // The bill of materials: (unit index or None for all, component product) -> line id.
+        let mut component_line: Vec<(Option<usize>, u32, Uuid)> = Vec::new();
+        let groups: Vec<Vec<usize>> =
+            if one_line { vec![(0..units.len()).collect()] } else { (0..units.len()).map(|u| vec![u]).collect() };
+        for group in &groups {
+            let root_serials: Vec<Sid> = group.iter().filter_map(|u| serials.get(*u).copied()).collect();
+            let n = group.len() as i64;
+            let mut root = MoLine {
+                id: self.uuid(),
+                product: finished,
+                qty: if root_serials.is_empty() { Qty::bulk(n) } else { Qty::serials(root_serials, false) },
+                children: Vec::new(),
+                ts: self.pv(t),
+            };
+            let mut products: Vec<u32> = group.iter().flat_map(|u| units[*u].iter().map(|c| c.0)).collect();
+            products.sort_unstable();
+            products.dedup();
+            for p in products {
+                let child =
+                    MoLine { id: self.uuid(), product: p, qty: Qty::bulk(n), children: Vec::new(), ts: self.pv(t) };
+                let unit = if one_line { None } else { Some(group[0]) };
+                component_line.push((unit, p, child.id));
+                root.children.push(child);
+            }
+            if let Some((bp, units_needed, _)) = bulk.filter(|_| group.contains(&0)) {
+                let child = MoLine {
+                    id: self.uuid(),
+                    product: bp,
+                    qty: Qty::bulk(units_needed),
+                    children: Vec::new(),
+                    ts: self.pv(t),
+                };
+                component_line.push((if one_line { None } else { Some(0) }, bp, child.id));
+                root.children.push(child);
+            }
+            mo.lines.push(root);
+        }
+        if started {
+            // One pick line per component product and sublocation.
+            // (product, sublocation, [(unit, serial)])
+            type Pick = (u32, Sub, Vec<(usize, Sid)>);
+            let mut picks: Vec<Pick> = Vec::new();
+            for (u, comps) in units.iter().enumerate() {
+                for &(p, sid, sub) in comps {
+                    match picks.iter_mut().find(|(pp, ss, _)| *pp == p && *ss == sub) {
+                        Some(pick) => pick.2.push((u, sid)),
+                        None => picks.push((p, sub, vec![(u, sid)])),
+                    }
+                }
+            }
+            for (p, sub, taken) in picks {
+                let sids: Vec<Sid> = taken.iter().map(|(_, s)| *s).collect();
+                let line = MoveLine {
+                    id: self.uuid(),
+                    product: p,
+                    qty: Qty::serials(sids, false),
+                    location: loc,
+                    sub,
+                    date: self.dt(tp, loc),
+                    ts: self.pv(tp),
+                };
+                if matchings {
+                    for (u, sid) in taken {
+                        let unit = if one_line { None } else { Some(u) };
+                        let Some(&(_, _, target)) = component_line.iter().find(|(cu, cp, _)| *cu == unit && *cp == p)
+                        else {
+                            continue;
+                        };
+                        let m = PickMatching {
+                            id: self.uuid(),
+                            line: target,
+                            pick_line: line.id,
+                            qty: QTY_ONE,
+                            serial: Some(sid),
+                            ts: self.pv(tp),
+                        };
+                        mo.pick_matchings.push(m);
+                    }
+                }
+                mo.pick_lines.push(line);
+            }
+            if let Some((bp, n, sub)) = bulk {
+                let line = MoveLine {
+                    id: self.uuid(),
+                    product: bp,
+                    qty: Qty::bulk(n),
+                    location: loc,
+                    sub,
+                    date: self.dt(tp, loc),
+                    ts: self.pv(tp),
+                };
+                if matchings && let Some(&(_, _, target)) = component_line.iter().find(|(_, cp, _)| *cp == bp) {
+                    let m = PickMatching {
+                        id: self.uuid(),
+                        line: target,
+                        pick_line: line.id,
+                        qty: n * QTY_ONE,
+                        serial: None,
+                        ts: self.pv(tp),
+                    };
+                    mo.pick_matchings.push(m);
+                }
+                mo.pick_lines.push(line);
+            }
+            // One put line per root line: the units it builds.
+            for (group, root) in groups.iter().zip(mo.lines.iter().map(|l| l.id).collect::<Vec<_>>()) {
+                let units_here: Vec<Sid> = group.iter().filter_map(|u| serials.get(*u).copied()).collect();
+                let put = PutLine {
+                    id: self.uuid(),
+                    line: root,
+                    product: finished,
+                    qty: Qty::serials(units_here, false),
+                    location: loc,
+                    sub: put_sub,
+                    ts: self.pv(done.unwrap_or(tp)),
+                };
+                mo.put_lines.push(put);
+            }
+            mo.ts = mo.ts.max(self.pv(done.unwrap_or(tp)));
+        }
+        self.mos.push(mo);
+        (self.mos.len() - 1, serials, put_sub)
+    }
+
+    fn random_mo(&mut self, t: i64, loc: u16) {
+        // (status, units, one line, matchings) of the first orders, then at random.
+        const FIRST: [(&str, usize, bool, bool); 6] = [
+            ("completed", 2, false, true),
+            ("completed", 2, true, true),
+            ("completed", 2, false, false),
+            ("cancelled", 1, false, true),
+            ("open", 1, false, true),
+            ("inProgress", 2, false, true),
+        ];
+        let forced = FIRST.get(self.random_mos).copied();
+        let finished = self.pick(&self.serialized.clone());
+        let units = match forced {
+            Some((_, units, _, _)) => units,
+            None if self.rng.random_bool(0.25) => 2,
+            None => 1,
+        };
+        let mut products = Vec::new();
+        for _ in 0..self.rng.random_range(1..=2) {
+            if let Some((p, _)) = self.find_stock(loc, false)
+                && p != finished
+                && !products.contains(&p)
+                && self.available(p, loc) >= units
+            {
+                products.push(p);
+            }
+        }
+        if products.is_empty() {
+            return;
+        }
+        self.random_mos += 1;
+        let roll = self.rng.random_range(0..100);
+        let near_end = t > END - 20 * DAY;
+        let mut status = match (forced, roll) {
+            (Some((status, ..)), _) => status,
+            (None, 0..6) => "open",
+            (None, 6..10) => "cancelled",
+            (None, 10..20) => "inProgress",
+            _ if near_end && roll < 60 => "inProgress",
+            _ => "completed",
+        };
+        let tp = t + self.rng.random_range(HOUR..2 * DAY);
+        let tc = tp + self.rng.random_range(4 * HOUR..3 * DAY);
+        if status == "completed" && tc > END {
+            status = "inProgress";
+        }
+        if tp > END {
+            status = "open";
+        }
+        let cancelled = status == "cancelled";
+        let status = if cancelled { "inProgress" } else { status };
+        let mut taken: Vec<Vec<(u32, Sid, Sub)>> = vec![Vec::new(); units];
+        if status != "open" {
+            for &p in &products {
+                for unit in taken.iter_mut() {
+                    if let Some(&(sid, sub)) = self.take_serials(p, loc, 1).first() {
+                        unit.push((p, sid, sub));
+                    }
+                }
+            }
+        } else {
+            // Planned only: the bill names the components, nothing is taken yet.
+            for unit in taken.iter_mut() {
+                unit.extend(products.iter().map(|&p| (p, 0, 0)));
+            }
+        }
+        let bulk = if (forced.is_some() || self.rng.random_bool(0.3)) && status != "open" {
+            // Any bulk product with stock here (a cable, a case).
+            let n = self.rng.random_range(1..=4);
+            let start = self.rng.random_range(0..self.nonserial.len());
+            (0..self.nonserial.len()).find_map(|i| {
+                let bp = self.nonserial[(start + i) % self.nonserial.len()];
+                self.take_bulk(bp, loc, n).map(|sub| (bp, n, sub))
+            })
+        } else {
+            None
+        };
+        let (one_line, matchings) = match forced {
+            Some((_, _, one_line, matchings)) => (one_line, matchings),
+            None => (units == 2 && self.rng.random_bool(0.3), self.rng.random_bool(0.85)),
+        };
+        let done = (status == "completed").then_some(tc);
+        let (mo, serials, put_sub) =
+            self.make_mo(t, loc, finished, &taken, bulk, one_line, matchings, status, tp, done);
+        if cancelled {
+            // Cancelling voids the picks: the components are back where they were picked from.
+            let tx = tp + self.rng.random_range(HOUR..DAY);
+            let v = self.pv(tx);
+            self.mos[mo].ts = self.mos[mo].ts.max(v);
+            self.mos[mo].is_cancelled = true;
+            for unit in &taken {
+                for &(p, sid, sub) in unit {
+                    self.arrive(tx, Arrival::Serial { product: p, loc, sub, sid });
+                }
+            }
+            if let Some((bp, n, sub)) = bulk {
+                self.arrive(tx, Arrival::Bulk { product: bp, loc, sub, units: n });
+            }
+        } else if let Some(tc) = done {
+            for sid in serials {
+                self.arrive(tc, Arrival::Serial { product: finished, loc, sub: put_sub, sid });
+            }
+        }
+    }
+
+    /// A stock count of one serialized product at `loc`, sheet lines per sublocation (two at
+    /// most). A completed count removes the serials it missed and adds the ones it found; when it
+    /// finds or misses any, it also makes an adjustment, listed only when the simulator is
+    /// switched to (`from_count`).
+    fn random_count(&mut self, t: i64, loc: u16) {
+        let Some((p, _)) = self.find_stock(loc, false) else { return };
+        let pool = self.pools.get(&(p, loc)).cloned().unwrap_or_default();
+        let mut subs: Vec<Sub> = pool.iter().map(|(_, sub)| *sub).collect();
+        subs.sort_unstable();
+        subs.dedup();
+        subs.truncate(2);
+        let roll = self.rng.random_range(0..100);
+        let tc = t + self.rng.random_range(2 * HOUR..10 * HOUR);
+        // The first counts take each shape in turn; the first one both misses and finds.
+        const FIRST: [&str; 4] = ["completed", "inProgress", "cancelled", "open"];
+        let forced = FIRST.get(self.random_counts).copied();
+        self.random_counts += 1;
+        let mut status = match (forced, roll) {
+            (Some(status), _) => status,
+            (None, 0..4) => "cancelled",
+            (None, 4..8) => "open",
+            (None, 8..18) => "inProgress",
+            _ => "completed",
+        };
+        if tc > END && status == "completed" {
+            status = "inProgress";
+        }
+        let mut lines = Vec::new();
+        for sub in subs {
+            let snapshot: Vec<Sid> = pool.iter().filter(|(_, s)| *s == sub).map(|(sid, _)| *sid).collect();
+            let mut counted = snapshot.clone();
+            if status == "open" {
+                counted.clear();
+            } else {
+                let first = self.random_counts == 1;
+                if counted.len() > 1 && (first || self.rng.random_bool(0.35)) {
+                    let i = self.rng.random_range(0..counted.len());
+                    counted.remove(i);
+                }
+                if first || self.rng.random_bool(0.3) {
+                    counted.push(self.new_serial(p, tc));
+                }
+            }
+            lines.push((sub, snapshot, counted));
+        }
+        let cancelled = status == "cancelled";
+        let status = if cancelled { "inProgress" } else { status };
+        let done = (status == "completed").then_some(tc);
+        let sc = self.make_count(t, loc, p, lines, status, done);
+        if cancelled {
+            let v = self.pv(tc);
+            self.scs[sc].ts = self.scs[sc].ts.max(v);
+            self.scs[sc].is_cancelled = true;
+        }
+        if let Some(tc) = done.filter(|_| !cancelled) {
+            self.apply_count(sc, tc);
+        }
+    }
+
+    /// A count with one sheet of `lines` (sublocation, expected serials, counted serials).
+    fn make_count(
+        &mut self,
+        t: i64,
+        loc: u16,
+        product: u32,
+        lines: Vec<(Sub, Vec<Sid>, Vec<Sid>)>,
+        status: &'static str,
+        done: Option<i64>,
+    ) -> usize {
+        let sheet_lines = lines
+            .into_iter()
+            .map(|(sub, snapshot, counted)| CountLine {
+                id: self.uuid(),
+                product,
+                sub,
+                snapshot: Qty::serials(snapshot, false),
+                counted: Qty::serials(counted, false),
+                ts: self.pv(done.unwrap_or(t)),
+            })
+            .collect();
+        let started = (status != "open").then(|| self.dt(t, loc));
+        let sheet = CountSheet {
+            id: self.uuid(),
+            number: 1,
+            status: if status == "inReview" { "completed" } else { status },
+            is_cancelled: false,
+            started,
+            completed: done.map(|d| self.dt(d, loc)),
+            lines: sheet_lines,
+            ts: self.pv(done.unwrap_or(t)),
+        };
+        let sc = StockCount {
+            id: self.uuid(),
+            number: String::new(),
+            location: loc,
+            status,
+            is_cancelled: false,
+            started_date: started,
+            completed_date: done.map(|d| self.dt(d, loc)),
+            remarks: String::new(),
+            last_modified_by: self.pick(&self.cat.team.clone()),
+            sheets: vec![sheet],
+            ts: self.pv(done.unwrap_or(t)),
+        };
+        self.scs.push(sc);
+        self.scs.len() - 1
+    }
+
+    /// A completed count's effect on stock, and the adjustment it makes when it changed any.
+    fn apply_count(&mut self, sc: usize, tc: i64) {
+        let (loc, id) = (self.scs[sc].location, self.scs[sc].id);
+        let mut adj_lines = Vec::new();
+        for l in self.scs[sc].sheets[0].lines.clone() {
+            let (missing, found) = super::inventory::count_difference(&l);
+            if let Some(pool) = self.pools.get_mut(&(l.product, loc)) {
+                pool.retain(|(sid, _)| !missing.contains(sid));
+            }
+            for &sid in &found {
+                self.arrive(tc, Arrival::Serial { product: l.product, loc, sub: l.sub, sid });
+            }
+            if !missing.is_empty() {
+                adj_lines.push((l.product, Qty::serials(missing, true), l.sub));
+            }
+            if !found.is_empty() {
+                adj_lines.push((l.product, Qty::serials(found, false), l.sub));
+            }
+        }
+        if adj_lines.is_empty() {
+            return;
+        }
+        let sa = self.new_adjustment(tc, loc, "");
+        self.sas[sa].reason = self.cat.count_reason;
+        self.sas[sa].from_count = Some(id);
+        for (p, q, sub) in adj_lines {
+            self.sa_line(sa, p, q, sub, tc);
+        }
+    }
+
+    /// The planted stories of manufacturing and counting, in every company (clean data too):
+    /// a chip built into a board, the board and a case into a laptop sold to a customer; a
+    /// component consumed by an order still in progress; a count that misses one serial and
+    /// finds another.
+    fn plant_builds_and_counts(&mut self) -> Vec<(&'static str, PlantedStory)> {
+        let n = self.serialized.len();
+        let [chip_p, board_p, laptop_p, case_p, count_p] = [3, 4, 5, 6, 7].map(|i| self.serialized[i % n]);
+        let main = 0u16;
+        let bin = self.cat.location(main).bins[0];
+        let mut out = Vec::new();
+        let mut story = |name, serial, product, docs, on_hand| {
+            out.push((name, PlantedStory { serial, product, docs, on_hand }));
+        };
+
+        // Two levels: chip -> board (MO 1), board + case -> laptop (MO 2), laptop sold.
+        let tr = Self::at(2025, 2, 3, 15);
+        let chip = self.new_serial(chip_p, tr);
+        let case = self.new_serial(case_p, tr);
+        let po_chip = self.buy(Self::at(2025, 2, 1, 15), main, chip_p, vec![chip], bin, tr);
+        self.buy(Self::at(2025, 2, 1, 16), main, case_p, vec![case], bin, tr);
+        let (mo1, boards, board_sub) = self.make_mo(
+            Self::at(2025, 2, 10, 14),
+            main,
+            board_p,
+            &[vec![(chip_p, chip, bin)]],
+            None,
+            false,
+            true,
+            "completed",
+            Self::at(2025, 2, 10, 16),
+            Some(Self::at(2025, 2, 11, 15)),
+        );
+        let board = boards[0];
+        let (mo2, laptops, laptop_sub) = self.make_mo(
+            Self::at(2025, 2, 15, 14),
+            main,
+            laptop_p,
+            &[vec![(board_p, board, board_sub), (case_p, case, bin)]],
+            None,
+            false,
+            true,
+            "completed",
+            Self::at(2025, 2, 15, 16),
+            Some(Self::at(2025, 2, 16, 15)),
+        );
+        let laptop = laptops[0];
+        let (so, _) =
+            self.sell(Self::at(2025, 3, 1, 15), main, laptop_p, &[(laptop, laptop_sub)], main, Stage::Shipped);
+        let (mo1, mo2) = (GenRef::Mo(self.mos[mo1].id), GenRef::Mo(self.mos[mo2].id));
+        let so = GenRef::So(self.sos[so].id);
+        story("build_component", chip, chip_p, vec![GenRef::Po(self.pos[po_chip].id), mo1], None);
+        story("build_subassembly", board, board_p, vec![mo1, mo2], None);
+        story("build_unit", laptop, laptop_p, vec![mo2, so], None);
+
+        // A chip consumed by an order not completed yet: its board is pending.
+        let tr = Self::at(2026, 9, 1, 15);
+        let chip = self.new_serial(chip_p, tr);
+        let po = self.buy(Self::at(2026, 8, 28, 15), main, chip_p, vec![chip], bin, tr);
+        let (mo3, boards, _) = self.make_mo(
+            Self::at(2026, 10, 20, 14),
+            main,
+            board_p,
+            &[vec![(chip_p, chip, bin)]],
+            None,
+            false,
+            true,
+            "inProgress",
+            Self::at(2026, 10, 20, 16),
+            None,
+        );
+        let mo3 = GenRef::Mo(self.mos[mo3].id);
+        story("build_in_progress_component", chip, chip_p, vec![GenRef::Po(self.pos[po].id), mo3], None);
+        story("build_in_progress_unit", boards[0], board_p, vec![mo3], None);
+
+        // A count at Main expecting two serials: one is not there, and an unexpected one is.
+        let tr = Self::at(2025, 5, 20, 15);
+        let missing = self.new_serial(count_p, tr);
+        let kept = self.new_serial(count_p, tr);
+        let po = self.buy(Self::at(2025, 5, 18, 15), main, count_p, vec![missing, kept], bin, tr);
+        let tc = Self::at(2025, 6, 10, 21);
+        let found = self.new_serial(count_p, tc);
+        let sc = self.make_count(
+            Self::at(2025, 6, 10, 14),
+            main,
+            count_p,
+            vec![(bin, vec![missing, kept], vec![kept, found])],
+            "completed",
+            Some(tc),
+        );
+        // Its stock effect is in the inventory through the documents; only the adjustment is made here.
+        let before = self.pools.clone();
+        self.apply_count(sc, tc);
+        self.pools = before;
+        self.queue.retain(|Reverse((_, _, a))| !matches!(a, Arrival::Serial { sid, .. } if *sid == found));
+        let sc = GenRef::Sc(self.scs[sc].id);
+        story("count_missing", missing, count_p, vec![GenRef::Po(self.pos[po].id), sc], None);
+        story("count_found", found, count_p, vec![sc], Some((main, bin)));
+        out
+    }
+
+    // -----------------------------------------------------------------------------------------
     // Finishing: numbers, inventory, timestamps
 
     fn finish(mut self, planted: Vec<(&'static str, PlantedStory)>) -> Generated {
@@ -1565,12 +2128,29 @@ impl Gen {
         for (i, d) in self.sts.iter_mut().enumerate() {
             d.number = format!("ST-{:06}", i + 1);
         }
+        self.mos.sort_by_key(|d| d.order_date);
+        self.scs.sort_by_key(|d| d.started_date.or(d.completed_date));
+        for (i, d) in self.mos.iter_mut().enumerate() {
+            d.number = format!("MO-{:06}", i + 1);
+        }
+        for (i, d) in self.scs.iter_mut().enumerate() {
+            d.number = format!("SC-{:06}", i + 1);
+        }
+        // An adjustment a count made names it, as inFlow's own would.
+        let count_numbers: HashMap<Uuid, String> = self.scs.iter().map(|c| (c.id, c.number.clone())).collect();
+        for sa in self.sas.iter_mut() {
+            if let Some(number) = sa.from_count.and_then(|c| count_numbers.get(&c)) {
+                sa.remarks = format!("Stock count {number}");
+            }
+        }
 
         let mut docs = Docs {
             sales_orders: self.sos.drain(..).map(|d| (d.id, d)).collect(),
             purchase_orders: self.pos.drain(..).map(|d| (d.id, d)).collect(),
             adjustments: self.sas.drain(..).map(|d| (d.id, d)).collect(),
             transfers: self.sts.drain(..).map(|d| (d.id, d)).collect(),
+            manufacturing_orders: self.mos.drain(..).map(|d| (d.id, d)).collect(),
+            counts: self.scs.drain(..).map(|d| (d.id, d)).collect(),
         };
 
         let mut inv = Inventory::default();
@@ -1621,6 +2201,26 @@ impl Gen {
             stamps.push(&mut d.ts);
             stamps.extend(d.lines.iter_mut().map(|l| &mut l.ts));
         }
+        fn tree<'l>(lines: &'l mut [MoLine], stamps: &mut Vec<&'l mut u64>) {
+            for l in lines {
+                stamps.push(&mut l.ts);
+                tree(&mut l.children, stamps);
+            }
+        }
+        for d in docs.manufacturing_orders.values_mut() {
+            stamps.push(&mut d.ts);
+            tree(&mut d.lines, &mut stamps);
+            stamps.extend(d.pick_lines.iter_mut().map(|l| &mut l.ts));
+            stamps.extend(d.put_lines.iter_mut().map(|l| &mut l.ts));
+            stamps.extend(d.pick_matchings.iter_mut().map(|l| &mut l.ts));
+        }
+        for d in docs.counts.values_mut() {
+            stamps.push(&mut d.ts);
+            for sheet in &mut d.sheets {
+                stamps.push(&mut sheet.ts);
+                stamps.extend(sheet.lines.iter_mut().map(|l| &mut l.ts));
+            }
+        }
         stamps.extend(inv.rows_mut().map(|r| &mut r.ts));
         stamps.sort_unstable_by_key(|s| **s);
         let n = stamps.len() as u64;
@@ -1660,6 +2260,14 @@ impl Gen {
         let in_transit = take("in_transit").unwrap_or_else(empty);
         let a = take("two_products_a").unwrap_or_else(empty);
         let b = take("two_products_b").unwrap_or_else(empty);
+        let unit = take("build_unit").unwrap_or_else(empty);
+        let customer_id = unit
+            .documents
+            .iter()
+            .filter(|d| d.endpoint == "sales-orders")
+            .find_map(|d| docs.sales_orders.get(&Uuid::parse_str(&d.id).ok()?))
+            .map(|so| self.cat.customers[so.customer as usize].id.hyphenated().to_string())
+            .unwrap_or_default();
         Scenario {
             full_lifecycle,
             vendor_return,
@@ -1679,6 +2287,16 @@ impl Gen {
             gone_but_history_on_hand: take("gone_but_history_on_hand"),
             different_location: take("different_location"),
             on_hand_in_two_locations: take("on_hand_in_two_locations"),
+            build_chain: BuildChain {
+                component: take("build_component").unwrap_or_else(empty),
+                subassembly: take("build_subassembly").unwrap_or_else(empty),
+                customer_id,
+                unit,
+            },
+            build_in_progress_component: take("build_in_progress_component").unwrap_or_else(empty),
+            build_in_progress_unit: take("build_in_progress_unit").unwrap_or_else(empty),
+            count_missing: take("count_missing").unwrap_or_else(empty),
+            count_found: take("count_found").unwrap_or_else(empty),
         }
     }
 
@@ -1689,6 +2307,8 @@ impl Gen {
             GenRef::Po(id) => ("purchase-orders", id, docs.purchase_orders.get(&id)?.number.clone()),
             GenRef::Sa(id) => ("stock-adjustments", id, docs.adjustments.get(&id)?.number.clone()),
             GenRef::St(id) => ("stock-transfers", id, docs.transfers.get(&id)?.number.clone()),
+            GenRef::Mo(id) => ("manufacturing-orders", id, docs.manufacturing_orders.get(&id)?.number.clone()),
+            GenRef::Sc(id) => ("stock-counts", id, docs.counts.get(&id)?.number.clone()),
         };
         Some(DocRef { endpoint: endpoint.to_string(), id: id.hyphenated().to_string(), number })
     }

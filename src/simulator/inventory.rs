@@ -4,8 +4,12 @@
 //! (product, location, sublocation, serial), following the mapping of §4.8 of the reference:
 //! receive and restock lines add, pick and unstock lines remove, adjustment lines add their
 //! signed quantity at the header's location, a transfer removes at `fromLocation` once it is
-//! `inTransit` or `completed` and adds at `toLocation` once `completed`. Pack and ship lines and
-//! order `lines` do not move stock.
+//! `inTransit` or `completed` and adds at `toLocation` once `completed`. A manufacturing order's
+//! pick lines remove at once, its put lines add once it is `completed`. A completed stock count
+//! removes each line's expected serials that were not counted and adds the counted ones that were
+//! not expected, at the count's location and the line's sublocation; the adjustments a count
+//! makes (listed or not) move nothing of their own, so the count's difference counts once. Pack
+//! and ship lines, order `lines` and pick matchings do not move stock.
 //!
 //! A row exists while its sum is not zero. On clean data every serialized row is `1.0000`. For
 //! the planted data faults (a serial sold twice, adjusted out then sold, shipped but never
@@ -126,7 +130,7 @@ pub(crate) fn po_moves(po: &PurchaseOrder, out: &mut Vec<Movement>) {
 }
 
 pub(crate) fn sa_moves(sa: &StockAdjustment, out: &mut Vec<Movement>) {
-    if sa.is_cancelled {
+    if sa.is_cancelled || sa.from_count.is_some() {
         return;
     }
     for l in &sa.lines {
@@ -152,6 +156,41 @@ pub(crate) fn st_moves(st: &StockTransfer, out: &mut Vec<Movement>) {
     }
 }
 
+pub(crate) fn mo_moves(mo: &ManufacturingOrder, out: &mut Vec<Movement>) {
+    if mo.is_cancelled {
+        return;
+    }
+    for l in &mo.pick_lines {
+        push_line(out, l.product, l.location, l.sub, &l.qty, -1, l.date);
+    }
+    if let (Some(done), "completed") = (mo.completed_date, mo.status) {
+        for l in &mo.put_lines {
+            push_line(out, l.product, l.location, l.sub, &l.qty, 1, done);
+        }
+    }
+}
+
+pub(crate) fn sc_moves(sc: &StockCount, out: &mut Vec<Movement>) {
+    if sc.is_cancelled || !sc.is_completed() {
+        return;
+    }
+    for sheet in sc.sheets.iter().filter(|s| !s.is_cancelled) {
+        let Some(date) = sheet.completed.or(sc.completed_date) else { continue };
+        for l in &sheet.lines {
+            let (missing, found) = count_difference(l);
+            push_line(out, l.product, sc.location, l.sub, &Qty::serials(missing, true), 1, date);
+            push_line(out, l.product, sc.location, l.sub, &Qty::serials(found, false), 1, date);
+        }
+    }
+}
+
+/// A count line's expected serials not counted, and counted serials not expected.
+pub(crate) fn count_difference(l: &CountLine) -> (Vec<Sid>, Vec<Sid>) {
+    let missing = l.snapshot.serials.iter().copied().filter(|s| !l.counted.serials.contains(s)).collect();
+    let found = l.counted.serials.iter().copied().filter(|s| !l.snapshot.serials.contains(s)).collect();
+    (missing, found)
+}
+
 /// Every movement of every document.
 pub(crate) fn all_moves(docs: &Docs) -> Vec<Movement> {
     let mut out = Vec::new();
@@ -166,6 +205,12 @@ pub(crate) fn all_moves(docs: &Docs) -> Vec<Movement> {
     }
     for st in docs.transfers.values() {
         st_moves(st, &mut out);
+    }
+    for mo in docs.manufacturing_orders.values() {
+        mo_moves(mo, &mut out);
+    }
+    for sc in docs.counts.values() {
+        sc_moves(sc, &mut out);
     }
     out
 }

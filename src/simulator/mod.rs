@@ -18,15 +18,16 @@
 //!   state and the mutations; `inventory.rs` derives products' `inventoryLines`.
 //!
 //! # Scales (seed 7, release build, 2 cores)
-//! | scale | SO | PO | SA | ST | serial occurrences | start | peak RSS |
-//! |---|---|---|---|---|---|---|---|
-//! | small | 166 | 63 | 22 | 25 | ~1,600 | ~3 ms (~16 ms debug) | 7 MB |
-//! | medium | 6,018 | 2,015 | 755 | 721 | ~60,000 | ~120 ms | 29 MB |
-//! | large | 120,246 | 40,129 | 15,062 | 14,625 | ~1,213,000 | ~1.7 s | 469 MB (384 MB serving) |
-//! | `N` | ~N | N/3 | N/8 | N/8 | ~10 per order | | |
+//! | scale | SO | PO | MO | SC | SA | ST | serial occurrences | start | peak RSS |
+//! |---|---|---|---|---|---|---|---|---|---|
+//! | small | 168 | 70 | 15 | 4 | 22 | 22 | ~1,600 | ~10 ms | 11 MB |
+//! | medium | 6,020 | 2,022 | 226 | 57 | 755 | 740 | ~64,000 | ~160 ms | 33 MB |
+//! | large | 120,248 | 40,136 | 2,756 | 556 | 15,062 | 14,629 | ~1,276,000 | ~2.7 s | 479 MB |
+//! | `N` | ~N | N/3 | N/40 | N/200 | N/8 | N/8 | ~10 per order | | |
 //!
-//! A serial occurrence is one serial string in one line's `quantity.serialNumbers`. Planted
-//! scenario documents come on top of the plan, and transfers without stock to move are
+//! A serial occurrence is one serial string in one line's `quantity.serialNumbers` (MO: the
+//! lines at every depth; SC: both quantities of a sheet line). Planted scenario documents come
+//! on top of the plan, and transfers, manufacturing orders and counts without stock to use are
 //! skipped, so counts are approximate.
 //!
 //! # Choices where the reference says "unknown"
@@ -53,6 +54,20 @@
 //!   unless `inventoryLines` is included); products embedded by `lines.product` have exactly
 //!   the keys of the real 2022 sample.
 //! - Admin routes under `/_sim/` need no key, are not rate limited and never faulted.
+//! - Manufacturing orders: status `open`, `inProgress` or `completed` (cancelling sets
+//!   `isCancelled`). The `lines` tree has one root line per unit built (or one for several), whose
+//!   `quantity.serialNumbers` are the finished serials once the order is started, with the
+//!   components as children (no serials); pick lines carry the component serials, one pick
+//!   matching per picked serial names its component line (`serial` `""` for a bulk component),
+//!   and some orders have no matchings at all. Put lines have neither `putDate` nor
+//!   `manufacturingOrderLineId` unless [`SimConfig::newer_manufacturing_fields`].
+//! - Stock counts: one sheet, one line per sublocation of the product counted, with the expected
+//!   serials in `snapshotQuantity` and the counted ones in `countedQuantity`. `sheets.lines` is a
+//!   valid include unless [`SimConfig::refuse_sheet_lines`]; `count-sheets/{id}` serves a sheet
+//!   by id (there is no list). A completed count with a difference also makes a stock adjustment
+//!   (internal reason "Stock count", remarks naming the count), listed only with
+//!   [`SimConfig::count_adjustments`]; either way the difference moves the stock once.
+//! - `adjustmentReason` is a real include: `{adjustmentReasonId, isActive, isInternal, name}`.
 
 mod behaviour;
 mod data;
@@ -88,7 +103,7 @@ pub use data::Endpoint;
 pub use faults::{Fault, FaultRule, Faults, Trigger};
 pub use log::RequestRecord;
 pub use ratelimit::RateLimit;
-pub use scenario::{DocRef, OnHand, Scenario, SerialStory, TwoProducts};
+pub use scenario::{BuildChain, DocRef, OnHand, Scenario, SerialStory, TwoProducts};
 
 /// How big a company to generate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -156,6 +171,16 @@ pub struct SimConfig {
     pub reject_keyset: bool,
     /// How to answer where the reference says "unknown" (page caps, sorts, cursors, counts).
     pub behaviour: Behaviour,
+    /// Completing a stock count also creates a stock adjustment the API lists (internal reason
+    /// "Stock count", remarks naming the count), as some accounts may; off, the count's
+    /// difference shows only on the count. Either way the stock moves once.
+    pub count_adjustments: bool,
+    /// Answer 400 to `include=sheets.lines` on stock counts (the include is unconfirmed): a
+    /// client then asks for `include=sheets` and fetches `count-sheets/{id}` for the lines.
+    pub refuse_sheet_lines: bool,
+    /// Serve manufacturing orders' put lines with `putDate` and `manufacturingOrderLineId`, as
+    /// newer API versions are reported to.
+    pub newer_manufacturing_fields: bool,
     /// `count` when a list request has none.
     pub default_page_size: usize,
     /// The request log keeps this many newest records.
@@ -176,6 +201,9 @@ impl Default for SimConfig {
             faults: Faults::default(),
             reject_keyset: false,
             behaviour: Behaviour::DEFAULT,
+            count_adjustments: false,
+            refuse_sheet_lines: false,
+            newer_manufacturing_fields: false,
             default_page_size: 20,
             log_capacity: 1_000_000,
         }
@@ -191,7 +219,10 @@ pub enum SimError {
     Generator(String),
     #[error("'{0}' is not a scale: use small, medium, large or a number of sales orders")]
     InvalidScale(String),
-    #[error("'{0}' is not a document endpoint (sales-orders, purchase-orders, stock-adjustments, stock-transfers)")]
+    #[error(
+        "'{0}' is not a document endpoint (sales-orders, purchase-orders, stock-adjustments, stock-transfers, \
+         manufacturing-orders, stock-counts)"
+    )]
     UnknownEndpoint(String),
     #[error("no {0} document with id {1}")]
     UnknownDocument(String, String),
@@ -222,6 +253,7 @@ pub(crate) struct Shared {
     log: Mutex<log::RequestLog>,
     reject_keyset: AtomicBool,
     behaviour: Mutex<Behaviour>,
+    refuse_sheet_lines: AtomicBool,
 }
 
 /// A lock that survives a panicking holder: the simulator's state stays usable in tests.
@@ -281,6 +313,8 @@ impl Simulator {
             rowversion: generated.rowversion,
             rng: generated.rng,
             scenario: generated.scenario,
+            count_adjustments: config.count_adjustments,
+            newer_manufacturing: config.newer_manufacturing_fields,
         };
         let shared = Arc::new(Shared {
             state: RwLock::new(state),
@@ -294,6 +328,7 @@ impl Simulator {
             log: Mutex::new(log::RequestLog::new(config.log_capacity)),
             reject_keyset: AtomicBool::new(config.reject_keyset),
             behaviour: Mutex::new(config.behaviour.clone()),
+            refuse_sheet_lines: AtomicBool::new(config.refuse_sheet_lines),
         });
         let listener = tokio::net::TcpListener::bind(config.bind)
             .await
@@ -403,12 +438,25 @@ impl Simulator {
     pub fn behaviour(&self) -> Behaviour {
         lock(&self.shared.behaviour).clone()
     }
+    /// Lists (or stops listing) the stock adjustments completed counts made.
+    pub fn set_count_adjustments(&self, listed: bool) {
+        self.shared.write().count_adjustments = listed;
+    }
+    /// Makes `include=sheets.lines` on stock counts a 400.
+    pub fn set_refuse_sheet_lines(&self, refuse: bool) {
+        self.shared.refuse_sheet_lines.store(refuse, Ordering::SeqCst);
+    }
+    /// Serves put lines with `putDate` and `manufacturingOrderLineId` (or not).
+    pub fn set_newer_manufacturing_fields(&self, newer: bool) {
+        self.shared.write().newer_manufacturing = newer;
+    }
 
     // Ground truth -----------------------------------------------------------------------------
 
-    /// Every document of `sales-orders`, `purchase-orders`, `stock-adjustments` or
-    /// `stock-transfers` (also `products`, `locations`), rendered with every include, in
-    /// entity-id order. Empty for an unknown endpoint.
+    /// Every document of `sales-orders`, `purchase-orders`, `stock-adjustments`,
+    /// `stock-transfers`, `manufacturing-orders` or `stock-counts` (also `products`,
+    /// `locations`, and every sheet as `count-sheets`), rendered with every include, in
+    /// entity-id order, as the API serves them now. Empty for an unknown endpoint.
     pub fn documents(&self, endpoint: &str) -> Vec<Value> {
         match Endpoint::parse(endpoint) {
             Some(e) => self.shared.read().everything(e),
@@ -426,7 +474,8 @@ impl Simulator {
     pub fn counts(&self) -> BTreeMap<String, usize> {
         self.shared.read().counts()
     }
-    /// Serial strings inside the lines' `quantity.serialNumbers` of the four document types.
+    /// Serial strings inside the lines' `quantity.serialNumbers` of the document types (adjustments a
+    /// count made only while they are listed).
     pub fn serial_occurrences(&self) -> usize {
         self.shared.read().serial_occurrences()
     }

@@ -203,6 +203,27 @@ fn specs(endpoint: Endpoint) -> &'static [Spec] {
             Spec { name: "isActive", field: F::Active, kind: K::Bool },
             Spec { name: "timestamp", field: F::Timestamp, kind: K::SortOnly },
         ],
+        Endpoint::ManufacturingOrders => &[
+            Spec { name: "manufacturingOrderId", field: F::Id, kind: K::SortOnly },
+            Spec { name: "manufacturingOrderNumber", field: F::Number, kind: K::Exact },
+            Spec { name: "status", field: F::Status, kind: K::StatusList },
+            Spec { name: "orderDate", field: F::Date, kind: K::DateRange },
+            Spec { name: "dueDate", field: F::RequestedShipDate, kind: K::DateRange },
+            Spec { name: "locationId", field: F::LocationId, kind: K::IdEq },
+            Spec { name: "isActive", field: F::Active, kind: K::BoolOnly },
+            Spec { name: "completedDate", field: F::ReceivedDate, kind: K::SortOnly },
+            Spec { name: "timestamp", field: F::Timestamp, kind: K::SortOnly },
+        ],
+        Endpoint::StockCounts => &[
+            Spec { name: "stockCountId", field: F::Id, kind: K::SortOnly },
+            Spec { name: "stockCountNumber", field: F::Number, kind: K::Exact },
+            Spec { name: "status", field: F::Status, kind: K::SortOnly },
+            Spec { name: "startedDate", field: F::Date, kind: K::SortOnly },
+            Spec { name: "completedDate", field: F::ReceivedDate, kind: K::SortOnly },
+            Spec { name: "timestamp", field: F::Timestamp, kind: K::SortOnly },
+        ],
+        // Served by id only.
+        Endpoint::CountSheets => &[],
     }
 }
 
@@ -269,6 +290,29 @@ pub(crate) struct QueryOptions {
     pub max_count: usize,
     pub reject_keyset: bool,
     pub behaviour: Behaviour,
+    /// Refuse `include=sheets.lines` on stock counts (see `SimConfig::refuse_sheet_lines`).
+    pub refuse_sheet_lines: bool,
+}
+
+/// The 400 a server answers to an include it does not know.
+pub(crate) fn invalid_include(endpoint: Endpoint, bad: &str) -> ApiError {
+    ApiError::bad("InvalidInclude", format!("'{bad}' is not a relationship of {endpoint}")).with("relationship", bad)
+}
+
+/// Parses the `include` values, refusing the sheets' lines of a stock count when asked to.
+pub(crate) fn parse_includes<'v>(
+    endpoint: Endpoint,
+    values: impl IntoIterator<Item = &'v str>,
+    refuse_sheet_lines: bool,
+) -> Result<Includes, ApiError> {
+    let includes = Includes::parse(endpoint, values).map_err(|bad| invalid_include(endpoint, &bad))?;
+    if refuse_sheet_lines
+        && endpoint == Endpoint::StockCounts
+        && includes.get("sheets").and_then(|s| s.get("lines")).is_some()
+    {
+        return Err(invalid_include(endpoint, "sheets.lines"));
+    }
+    Ok(includes)
 }
 
 fn parse_bool(key: &str, v: &str) -> Result<bool, ApiError> {
@@ -455,10 +499,7 @@ impl ListQuery {
                 _ => {}
             }
         }
-        q.includes = Includes::parse(endpoint, includes).map_err(|bad| {
-            ApiError::bad("InvalidInclude", format!("'{bad}' is not a relationship of {endpoint}"))
-                .with("relationship", bad)
-        })?;
+        q.includes = parse_includes(endpoint, includes, opts.refuse_sheet_lines)?;
         if let Some(cap) = opts.behaviour.page_cap {
             q.count = q.count.min(cap);
         }
@@ -782,6 +823,43 @@ impl Entity for StockTransfer {
     }
 }
 
+impl Entity for ManufacturingOrder {
+    fn id(&self) -> Uuid {
+        self.id
+    }
+    fn field(&self, f: Field, cx: &FieldCtx) -> Val<'_> {
+        match f {
+            Field::Id => Val::Id(self.id),
+            Field::Number => Val::Str(&self.number),
+            Field::Date => Val::Date(self.order_date),
+            Field::RequestedShipDate => opt_date(self.due_date),
+            Field::ReceivedDate => opt_date(self.completed_date.filter(|_| self.status == "completed")),
+            Field::Status => Val::Str(self.status),
+            Field::LocationId => Val::Id(cx.cat.location(self.location).id),
+            Field::Active => Val::Bool(!self.is_cancelled),
+            Field::Timestamp => Val::Num(self.ts as i64),
+            _ => Val::Null,
+        }
+    }
+}
+
+impl Entity for StockCount {
+    fn id(&self) -> Uuid {
+        self.id
+    }
+    fn field(&self, f: Field, _cx: &FieldCtx) -> Val<'_> {
+        match f {
+            Field::Id => Val::Id(self.id),
+            Field::Number => Val::Str(&self.number),
+            Field::Status => Val::Str(self.status),
+            Field::Date => opt_date(self.started_date),
+            Field::ReceivedDate => opt_date(self.completed_date.filter(|_| self.is_completed())),
+            Field::Timestamp => Val::Num(self.ts as i64),
+            _ => Val::Null,
+        }
+    }
+}
+
 impl Entity for Product {
     fn id(&self) -> Uuid {
         self.id
@@ -828,8 +906,13 @@ mod tests {
         q.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
-    const OPTS: QueryOptions =
-        QueryOptions { default_count: 20, max_count: 100, reject_keyset: false, behaviour: Behaviour::DEFAULT };
+    const OPTS: QueryOptions = QueryOptions {
+        default_count: 20,
+        max_count: 100,
+        reject_keyset: false,
+        behaviour: Behaviour::DEFAULT,
+        refuse_sheet_lines: false,
+    };
 
     #[test]
     fn defaults_and_limits() {
@@ -861,6 +944,17 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.code, "UnsupportedParameter");
+    }
+
+    #[test]
+    fn sheet_lines_can_be_refused_on_stock_counts_only() {
+        let q = pairs(&[("include", "sheets,sheets.lines")]);
+        assert!(ListQuery::parse(Endpoint::StockCounts, &q, &OPTS).is_ok());
+        let refusing = QueryOptions { refuse_sheet_lines: true, ..OPTS };
+        let e = ListQuery::parse(Endpoint::StockCounts, &q, &refusing).unwrap_err();
+        assert_eq!((e.status, e.code), (400, "InvalidInclude"));
+        assert_eq!(e.detail, Some(("relationship", "sheets.lines".into())));
+        assert!(ListQuery::parse(Endpoint::StockCounts, &pairs(&[("include", "sheets")]), &refusing).is_ok());
     }
 
     #[test]

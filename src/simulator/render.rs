@@ -33,6 +33,14 @@ pub(crate) enum Node {
     ProductLine,
     ShipLine,
     InventoryLine,
+    Manufacturing,
+    BomLine,
+    MoPlacedLine,
+    Matching,
+    Count,
+    Sheet,
+    CountItem,
+    Reason,
     /// A relationship the simulator does not materialise: rendered as `null`.
     Leaf,
     /// A collection the simulator does not materialise: rendered as `[]`.
@@ -83,7 +91,7 @@ fn rels(node: Node) -> &'static [(&'static str, Node)] {
             ("vendor", Leaf),
         ],
         Adjustment => &[
-            ("adjustmentReason", Leaf),
+            ("adjustmentReason", Reason),
             ("attachments", LeafList),
             ("lastModifiedBy", Leaf),
             ("lines", ProductLine),
@@ -115,11 +123,31 @@ fn rels(node: Node) -> &'static [(&'static str, Node)] {
             ("taxCodes", LeafList),
             ("vendorItems", LeafList),
         ],
+        Manufacturing => &[
+            ("assignedToTeamMember", Leaf),
+            ("attachments", LeafList),
+            ("currency", Leaf),
+            ("lastModifiedBy", Leaf),
+            ("lines", BomLine),
+            ("location", Location),
+            ("pickLines", MoPlacedLine),
+            ("pickMatchings", Matching),
+            ("primaryFinishedProduct", Product),
+            ("putLines", MoPlacedLine),
+        ],
+        Count => &[
+            ("assignedToTeamMember", Leaf),
+            ("attachments", LeafList),
+            ("lastModifiedBy", Leaf),
+            ("location", Location),
+            ("sheets", Sheet),
+        ],
+        Sheet => &[("lines", CountItem)],
         SoLine | PoLine => &[("product", Product), ("taxCode", Leaf)],
-        PlaceLine => &[("location", Location), ("product", Product)],
-        ProductLine => &[("product", Product)],
+        PlaceLine | MoPlacedLine => &[("location", Location), ("product", Product)],
+        ProductLine | BomLine | CountItem => &[("product", Product)],
         InventoryLine => &[("location", Location)],
-        Location | ShipLine | Leaf | LeafList => &[],
+        Location | ShipLine | Matching | Reason | Leaf | LeafList => &[],
     }
 }
 
@@ -131,6 +159,9 @@ pub(crate) fn root(endpoint: Endpoint) -> Node {
         Endpoint::StockTransfers => Transfer,
         Endpoint::Products => Product,
         Endpoint::Locations => Location,
+        Endpoint::ManufacturingOrders => Manufacturing,
+        Endpoint::StockCounts => Count,
+        Endpoint::CountSheets => Sheet,
     }
 }
 
@@ -222,6 +253,13 @@ pub(crate) enum Rel<'a> {
     Location(WireLocation<'a>),
     Product(Box<WireProduct<'a>>),
     InvLines(Vec<WireInvLine<'a>>),
+    MoLines(Vec<WireMoLine<'a>>),
+    MoPicks(Vec<WireMoPickLine<'a>>),
+    MoPuts(Vec<WireMoPutLine<'a>>),
+    Matchings(Vec<WireMatching<'a>>),
+    Sheets(Vec<WireSheet<'a>>),
+    CountLines(Vec<WireCountLine<'a>>),
+    Reason(WireReason),
 }
 
 /// Builds the relationships of `node` that `inc` asks for; `make` renders the materialised ones
@@ -1094,6 +1132,7 @@ pub(crate) fn adjustment<'a>(sa: &'a StockAdjustment, cx: &Ctx<'a>, inc: &Includ
     let cat = cx.cat;
     let rels = build_rels(Adjustment, inc, |name, sub| {
         Some(match name {
+            "adjustmentReason" => Rel::Reason(reason(cat, sa.reason)),
             "lines" => Rel::AdjLines(
                 sa.lines
                     .iter()
@@ -1219,5 +1258,347 @@ mod tests {
         assert!(inc.get("receiveLines").unwrap().get("product").is_some());
         assert!(inc.get("receiveLines").unwrap().get("location").is_some());
         assert!(inc.get("vendor").is_some());
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Adjustment reasons, manufacturing orders and stock counts
+
+/// The names of the catalog's ordinary adjustment reasons, in order.
+const REASON_NAMES: [&str; 4] = ["Damaged", "Lost", "Found", "Correction"];
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct WireReason {
+    adjustment_reason_id: Id,
+    is_active: bool,
+    is_internal: bool,
+    name: &'static str,
+}
+
+fn reason(cat: &Catalog, id: uuid::Uuid) -> WireReason {
+    let internal = id == cat.count_reason;
+    let name = if internal {
+        "Stock count"
+    } else {
+        cat.adjustment_reasons.iter().position(|r| *r == id).map_or("Other", |i| REASON_NAMES[i % REASON_NAMES.len()])
+    };
+    WireReason { adjustment_reason_id: Id(id), is_active: true, is_internal: internal, name }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct WireManufacturingOrder<'a> {
+    manufacturing_order_id: Id,
+    assigned_to_team_member_id: Option<Id>,
+    completed_date: Option<D>,
+    currency_id: Id,
+    due_date: Option<D>,
+    extra_costs: Money,
+    is_cancelled: bool,
+    is_completed: bool,
+    is_prioritized: bool,
+    last_modified_by_id: Id,
+    location_id: Id,
+    manufacturing_order_number: &'a str,
+    order_date: D,
+    pick_remarks: &'static str,
+    primary_finished_product_id: Id,
+    put_away_remarks: &'static str,
+    remarks: &'a str,
+    status: &'static str,
+    timestamp: Ts,
+    #[serde(flatten)]
+    rels: Rels<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct WireMoLine<'a> {
+    manufacturing_order_line_id: Id,
+    description: &'a str,
+    manufacturing_order_id: Id,
+    manufacturing_order_lines: Vec<WireMoLine<'a>>,
+    manufacturing_order_operations: [(); 0],
+    parent_manufacturing_order_line_id: Option<Id>,
+    product_id: Id,
+    quantity: WireQuantity,
+    timestamp: Ts,
+    #[serde(flatten)]
+    rels: Rels<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct WireMoPickLine<'a> {
+    manufacturing_order_pick_line_id: Id,
+    description: &'a str,
+    location_id: Id,
+    lot_id: Option<&'static str>,
+    pick_date: D,
+    product_id: Id,
+    quantity: WireQuantity,
+    sublocation: &'a str,
+    timestamp: Ts,
+    #[serde(flatten)]
+    rels: Rels<'a>,
+}
+
+/// `manufacturingOrderLineId` and `putDate` come only with the newer shape
+/// (`SimConfig::newer_manufacturing_fields`), as the 2025-06-24 spec has neither.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct WireMoPutLine<'a> {
+    manufacturing_order_put_line_id: Id,
+    description: &'a str,
+    location_id: Id,
+    lot_id: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    manufacturing_order_line_id: Option<Id>,
+    product_id: Id,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    put_date: Option<Option<D>>,
+    quantity: WireQuantity,
+    sublocation: &'a str,
+    timestamp: Ts,
+    #[serde(flatten)]
+    rels: Rels<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct WireMatching<'a> {
+    manufacturing_order_pick_matching_id: Id,
+    manufacturing_order_line_id: Id,
+    manufacturing_order_pick_line_id: Id,
+    matched_quantity: Q4,
+    serial: &'a str,
+    timestamp: Ts,
+}
+
+fn mo_line<'a>(
+    l: &'a MoLine,
+    parent: Option<uuid::Uuid>,
+    mo: uuid::Uuid,
+    cx: &Ctx<'a>,
+    inc: &Includes,
+) -> WireMoLine<'a> {
+    let cat = cx.cat;
+    WireMoLine {
+        manufacturing_order_line_id: Id(l.id),
+        description: &cat.product(l.product).description,
+        manufacturing_order_id: Id(mo),
+        manufacturing_order_lines: l.children.iter().map(|c| mo_line(c, Some(l.id), mo, cx, inc)).collect(),
+        manufacturing_order_operations: [],
+        parent_manufacturing_order_line_id: parent.map(Id),
+        product_id: Id(cat.product(l.product).id),
+        quantity: quantity(&l.qty, cat),
+        timestamp: Ts(l.ts),
+        rels: line_rels(BomLine, cx, inc, l.product, None),
+    }
+}
+
+/// A manufacturing order; `newer` adds the put lines' `putDate` and `manufacturingOrderLineId`.
+pub(crate) fn manufacturing_order<'a>(
+    mo: &'a ManufacturingOrder,
+    cx: &Ctx<'a>,
+    inc: &Includes,
+    newer: bool,
+) -> WireManufacturingOrder<'a> {
+    let cat = cx.cat;
+    let completed = mo.status == "completed";
+    let rels = build_rels(Manufacturing, inc, |name, sub| {
+        Some(match name {
+            "lines" => Rel::MoLines(mo.lines.iter().map(|l| mo_line(l, None, mo.id, cx, sub)).collect()),
+            "pickLines" => Rel::MoPicks(
+                mo.pick_lines
+                    .iter()
+                    .map(|l| WireMoPickLine {
+                        manufacturing_order_pick_line_id: Id(l.id),
+                        description: &cat.product(l.product).description,
+                        location_id: Id(cat.location(l.location).id),
+                        lot_id: None,
+                        pick_date: D(l.date),
+                        product_id: Id(cat.product(l.product).id),
+                        quantity: quantity(&l.qty, cat),
+                        sublocation: cat.sublocations.get(l.sub),
+                        timestamp: Ts(l.ts),
+                        rels: line_rels(MoPlacedLine, cx, sub, l.product, Some(l.location)),
+                    })
+                    .collect(),
+            ),
+            "putLines" => Rel::MoPuts(
+                mo.put_lines
+                    .iter()
+                    .map(|l| WireMoPutLine {
+                        manufacturing_order_put_line_id: Id(l.id),
+                        description: &cat.product(l.product).description,
+                        location_id: Id(cat.location(l.location).id),
+                        lot_id: None,
+                        manufacturing_order_line_id: newer.then_some(Id(l.line)),
+                        product_id: Id(cat.product(l.product).id),
+                        put_date: newer.then_some(mo.completed_date.filter(|_| completed).map(D)),
+                        quantity: quantity(&l.qty, cat),
+                        sublocation: cat.sublocations.get(l.sub),
+                        timestamp: Ts(l.ts),
+                        rels: line_rels(MoPlacedLine, cx, sub, l.product, Some(l.location)),
+                    })
+                    .collect(),
+            ),
+            "pickMatchings" => Rel::Matchings(
+                mo.pick_matchings
+                    .iter()
+                    .map(|m| WireMatching {
+                        manufacturing_order_pick_matching_id: Id(m.id),
+                        manufacturing_order_line_id: Id(m.line),
+                        manufacturing_order_pick_line_id: Id(m.pick_line),
+                        matched_quantity: Q4(m.qty),
+                        serial: m.serial.map_or("", |s| cat.serials.get(s)),
+                        timestamp: Ts(m.ts),
+                    })
+                    .collect(),
+            ),
+            "primaryFinishedProduct" => Rel::Product(Box::new(product(cx, mo.primary_product, sub, false))),
+            "location" => Rel::Location(location(cat.location(mo.location))),
+            _ => return None,
+        })
+    });
+    WireManufacturingOrder {
+        manufacturing_order_id: Id(mo.id),
+        assigned_to_team_member_id: None,
+        completed_date: mo.completed_date.filter(|_| completed).map(D),
+        currency_id: Id(cat.currency_id),
+        due_date: mo.due_date.map(D),
+        extra_costs: Money(0),
+        is_cancelled: mo.is_cancelled,
+        is_completed: completed,
+        is_prioritized: false,
+        last_modified_by_id: Id(mo.last_modified_by),
+        location_id: Id(cat.location(mo.location).id),
+        manufacturing_order_number: &mo.number,
+        order_date: D(mo.order_date),
+        pick_remarks: "",
+        primary_finished_product_id: Id(cat.product(mo.primary_product).id),
+        put_away_remarks: "",
+        remarks: &mo.remarks,
+        status: mo.status,
+        timestamp: Ts(mo.ts),
+        rels,
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct WireStockCount<'a> {
+    stock_count_id: Id,
+    assigned_to_team_member_id: Option<Id>,
+    completed_date: Option<D>,
+    is_cancelled: bool,
+    is_completed: bool,
+    is_prepared: bool,
+    is_reviewed: bool,
+    is_started: bool,
+    last_modified_by_id: Id,
+    location_id: Id,
+    remarks: &'a str,
+    started_date: Option<D>,
+    status: &'static str,
+    stock_count_number: &'a str,
+    timestamp: Ts,
+    #[serde(flatten)]
+    rels: Rels<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct WireSheet<'a> {
+    count_sheet_id: Id,
+    completed_date: Option<D>,
+    is_cancelled: bool,
+    is_completed: bool,
+    sheet_number: u32,
+    started_date: Option<D>,
+    status: &'static str,
+    stock_count_id: Id,
+    timestamp: Ts,
+    #[serde(flatten)]
+    rels: Rels<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct WireCountLine<'a> {
+    count_sheet_line_id: Id,
+    counted_quantity: WireQuantity,
+    description: &'a str,
+    product_id: Id,
+    snapshot_quantity: WireQuantity,
+    sublocation: &'a str,
+    timestamp: Ts,
+    #[serde(flatten)]
+    rels: Rels<'a>,
+}
+
+/// A count sheet (inside its count, or from `count-sheets/{id}`).
+pub(crate) fn sheet<'a>(sh: &'a CountSheet, count: uuid::Uuid, cx: &Ctx<'a>, inc: &Includes) -> WireSheet<'a> {
+    let cat = cx.cat;
+    let rels = build_rels(Sheet, inc, |name, sub| match name {
+        "lines" => Some(Rel::CountLines(
+            sh.lines
+                .iter()
+                .map(|l| WireCountLine {
+                    count_sheet_line_id: Id(l.id),
+                    counted_quantity: quantity(&l.counted, cat),
+                    description: &cat.product(l.product).description,
+                    product_id: Id(cat.product(l.product).id),
+                    snapshot_quantity: quantity(&l.snapshot, cat),
+                    sublocation: cat.sublocations.get(l.sub),
+                    timestamp: Ts(l.ts),
+                    rels: line_rels(CountItem, cx, sub, l.product, None),
+                })
+                .collect(),
+        )),
+        _ => None,
+    });
+    WireSheet {
+        count_sheet_id: Id(sh.id),
+        completed_date: sh.completed.map(D),
+        is_cancelled: sh.is_cancelled,
+        is_completed: sh.status == "completed",
+        sheet_number: sh.number,
+        started_date: sh.started.map(D),
+        status: sh.status,
+        stock_count_id: Id(count),
+        timestamp: Ts(sh.ts),
+        rels,
+    }
+}
+
+pub(crate) fn stock_count<'a>(sc: &'a StockCount, cx: &Ctx<'a>, inc: &Includes) -> WireStockCount<'a> {
+    let cat = cx.cat;
+    let rels = build_rels(Count, inc, |name, sub| {
+        Some(match name {
+            "sheets" => Rel::Sheets(sc.sheets.iter().map(|sh| sheet(sh, sc.id, cx, sub)).collect()),
+            "location" => Rel::Location(location(cat.location(sc.location))),
+            _ => return None,
+        })
+    });
+    WireStockCount {
+        stock_count_id: Id(sc.id),
+        assigned_to_team_member_id: None,
+        completed_date: sc.completed_date.filter(|_| sc.is_completed()).map(D),
+        is_cancelled: sc.is_cancelled,
+        is_completed: sc.is_completed(),
+        is_prepared: true,
+        is_reviewed: sc.is_completed(),
+        is_started: sc.status != "open",
+        last_modified_by_id: Id(sc.last_modified_by),
+        location_id: Id(cat.location(sc.location).id),
+        remarks: &sc.remarks,
+        started_date: sc.started_date.map(D),
+        status: sc.status,
+        stock_count_number: &sc.number,
+        timestamp: Ts(sc.ts),
+        rels,
     }
 }

@@ -41,6 +41,21 @@ pub struct TwoProducts {
     pub stories: [SerialStory; 2],
 }
 
+/// A two-level build: a component built into a subassembly, the subassembly (with another
+/// component) into a unit, and the unit sold.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BuildChain {
+    /// Received on a purchase order, consumed by the first manufacturing order.
+    pub component: SerialStory,
+    /// Produced by the first order, consumed by the second.
+    pub subassembly: SerialStory,
+    /// Produced by the second order, sold and shipped on a sales order.
+    pub unit: SerialStory,
+    /// The customer of that sales order.
+    pub customer_id: String,
+}
+
 /// The planted stories. The three data faults are `None` when generated with `faults: false`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -75,4 +90,15 @@ pub struct Scenario {
     pub different_location: Option<SerialStory>,
     /// Received at one location and counted again at a second one: on hand twice.
     pub on_hand_in_two_locations: Option<SerialStory>,
+    // Manufacturing orders and stock counts (planted in clean data too).
+    /// Chip -> board -> laptop, and the laptop sold.
+    pub build_chain: BuildChain,
+    /// Received, then consumed by a manufacturing order still in progress.
+    pub build_in_progress_component: SerialStory,
+    /// The unit that order will build: pending, not in stock.
+    pub build_in_progress_unit: SerialStory,
+    /// Received, then not found by a completed stock count.
+    pub count_missing: SerialStory,
+    /// Not expected by a completed stock count, and counted: in stock from then on.
+    pub count_found: SerialStory,
 }

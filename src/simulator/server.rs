@@ -17,9 +17,8 @@ use super::behaviour::{Behaviour, ListCount, RateHeaders};
 use super::data::Endpoint;
 use super::faults::{Fault, Faults, Injection};
 use super::log::RequestRecord;
-use super::paging::{ApiError, ListQuery, QueryOptions};
+use super::paging::{ApiError, ListQuery, QueryOptions, parse_includes};
 use super::ratelimit::{self, Decision, RateLimit};
-use super::render::Includes;
 use super::{Shared, SimError, lock};
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
@@ -207,6 +206,7 @@ fn answer_list(
         max_count: 100,
         reject_keyset: sh.reject_keyset.load(Ordering::SeqCst),
         behaviour,
+        refuse_sheet_lines: sh.refuse_sheet_lines.load(Ordering::SeqCst),
     };
     let q = ListQuery::parse(endpoint, query, &opts)?;
     let (bytes, total) = sh.read().list_json(endpoint, &q)?;
@@ -219,11 +219,11 @@ fn answer_one(
     id: &str,
     query: &[(String, String)],
 ) -> Result<(Vec<u8>, Option<usize>), ApiError> {
-    let includes = Includes::parse(endpoint, query.iter().filter(|(k, _)| k == "include").map(|(_, v)| v.as_str()))
-        .map_err(|bad| {
-            ApiError::bad("InvalidInclude", format!("'{bad}' is not a relationship of {endpoint}"))
-                .with("relationship", bad)
-        })?;
+    let includes = parse_includes(
+        endpoint,
+        query.iter().filter(|(k, _)| k == "include").map(|(_, v)| v.as_str()),
+        sh.refuse_sheet_lines.load(Ordering::SeqCst),
+    )?;
     let missing = || ApiError::not_found(format!("No {endpoint} entity with id {id}"));
     let id = Uuid::parse_str(id).map_err(|_| missing())?;
     Ok((sh.read().one_json(endpoint, id, &includes)?, None))

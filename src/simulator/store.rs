@@ -31,6 +31,10 @@ pub(crate) struct State {
     pub rowversion: u64,
     pub rng: ChaCha8Rng,
     pub scenario: Scenario,
+    /// Whether the adjustments completed counts make are listed (`SimConfig::count_adjustments`).
+    pub count_adjustments: bool,
+    /// The newer manufacturing-order shape (`SimConfig::newer_manufacturing_fields`).
+    pub newer_manufacturing: bool,
 }
 
 fn internal(e: serde_json::Error) -> ApiError {
@@ -57,6 +61,16 @@ impl State {
         self.cat.product_index.get(&p.id).copied().unwrap_or(0)
     }
 
+    /// An adjustment a count made is served only when counts are switched to make listed ones.
+    fn listed(&self, sa: &StockAdjustment) -> bool {
+        sa.from_count.is_none() || self.count_adjustments
+    }
+
+    /// A count sheet by id, with its count's id.
+    fn sheet(&self, id: Uuid) -> Option<(&CountSheet, Uuid)> {
+        self.docs.counts.values().find_map(|c| c.sheets.iter().find(|s| s.id == id).map(|s| (s, c.id)))
+    }
+
     /// A list page as JSON bytes, and the filtered total for `X-listCount`.
     pub fn list_json(&self, endpoint: Endpoint, q: &ListQuery) -> Result<(Vec<u8>, usize), ApiError> {
         let (rcx, fcx) = self.ctx();
@@ -68,11 +82,29 @@ impl State {
                 (serde_json::to_vec(&wire).map_err(internal)?, total)
             }};
         }
+        let newer = self.newer_manufacturing;
         Ok(match endpoint {
             Endpoint::SalesOrders => docs!(self.docs.sales_orders, render::sales_order),
             Endpoint::PurchaseOrders => docs!(self.docs.purchase_orders, render::purchase_order),
-            Endpoint::StockAdjustments => docs!(self.docs.adjustments, render::adjustment),
+            Endpoint::StockAdjustments => {
+                let table = &self.docs.adjustments;
+                let (page, total) = q.run_id_ordered(
+                    table.values().filter(|a| self.listed(a)),
+                    |id| table.get(&id).filter(|a| self.listed(a)),
+                    &fcx,
+                )?;
+                let wire: Vec<_> = page.into_iter().map(|d| render::adjustment(d, &rcx, inc)).collect();
+                (serde_json::to_vec(&wire).map_err(internal)?, total)
+            }
             Endpoint::StockTransfers => docs!(self.docs.transfers, render::transfer),
+            Endpoint::ManufacturingOrders => {
+                let table = &self.docs.manufacturing_orders;
+                let (page, total) = q.run_id_ordered(table.values(), |id| table.get(&id), &fcx)?;
+                let wire: Vec<_> = page.into_iter().map(|d| render::manufacturing_order(d, &rcx, inc, newer)).collect();
+                (serde_json::to_vec(&wire).map_err(internal)?, total)
+            }
+            Endpoint::StockCounts => docs!(self.docs.counts, render::stock_count),
+            Endpoint::CountSheets => return Err(ApiError::not_found("count-sheets are served by id only")),
             Endpoint::Products => {
                 let (page, total) = q.run(
                     self.cat.products.iter(),
@@ -115,8 +147,20 @@ impl State {
                 serde_json::to_vec(&render::purchase_order(d, &rcx, inc))
             }
             Endpoint::StockAdjustments => {
-                let d = self.docs.adjustments.get(&id).ok_or_else(missing)?;
+                let d = self.docs.adjustments.get(&id).filter(|a| self.listed(a)).ok_or_else(missing)?;
                 serde_json::to_vec(&render::adjustment(d, &rcx, inc))
+            }
+            Endpoint::ManufacturingOrders => {
+                let d = self.docs.manufacturing_orders.get(&id).ok_or_else(missing)?;
+                serde_json::to_vec(&render::manufacturing_order(d, &rcx, inc, self.newer_manufacturing))
+            }
+            Endpoint::StockCounts => {
+                let d = self.docs.counts.get(&id).ok_or_else(missing)?;
+                serde_json::to_vec(&render::stock_count(d, &rcx, inc))
+            }
+            Endpoint::CountSheets => {
+                let (sheet, count) = self.sheet(id).ok_or_else(missing)?;
+                serde_json::to_vec(&render::sheet(sheet, count, &rcx, inc))
             }
             Endpoint::StockTransfers => {
                 let d = self.docs.transfers.get(&id).ok_or_else(missing)?;
@@ -156,7 +200,27 @@ impl State {
                 .docs
                 .adjustments
                 .values()
+                .filter(|a| self.listed(a))
                 .map(|d| to(serde_json::to_value(render::adjustment(d, &rcx, &inc))))
+                .collect(),
+            Endpoint::ManufacturingOrders => self
+                .docs
+                .manufacturing_orders
+                .values()
+                .map(|d| to(serde_json::to_value(render::manufacturing_order(d, &rcx, &inc, self.newer_manufacturing))))
+                .collect(),
+            Endpoint::StockCounts => self
+                .docs
+                .counts
+                .values()
+                .map(|d| to(serde_json::to_value(render::stock_count(d, &rcx, &inc))))
+                .collect(),
+            Endpoint::CountSheets => self
+                .docs
+                .counts
+                .values()
+                .flat_map(|c| c.sheets.iter().map(move |s| (s, c.id)))
+                .map(|(s, c)| to(serde_json::to_value(render::sheet(s, c, &rcx, &inc))))
                 .collect(),
             Endpoint::StockTransfers => self
                 .docs
@@ -180,14 +244,18 @@ impl State {
         let mut m = BTreeMap::new();
         m.insert("sales-orders".into(), self.docs.sales_orders.len());
         m.insert("purchase-orders".into(), self.docs.purchase_orders.len());
-        m.insert("stock-adjustments".into(), self.docs.adjustments.len());
+        m.insert("stock-adjustments".into(), self.docs.adjustments.values().filter(|a| self.listed(a)).count());
         m.insert("stock-transfers".into(), self.docs.transfers.len());
+        m.insert("manufacturing-orders".into(), self.docs.manufacturing_orders.len());
+        m.insert("stock-counts".into(), self.docs.counts.len());
         m.insert("products".into(), self.cat.products.len());
         m.insert("locations".into(), self.cat.locations.len());
         m
     }
 
-    /// Serial strings inside `quantity.serialNumbers` of every line of the four document types.
+    /// Serial strings inside `quantity.serialNumbers` of every line of the document types (the
+    /// lines of manufacturing orders at every depth, both quantities of count lines; pick
+    /// matchings carry a serial of their own, not a quantity).
     pub fn serial_occurrences(&self) -> usize {
         let d = &self.docs;
         let so: usize = d
@@ -209,10 +277,32 @@ impl State {
                     + o.unstock_lines.iter().map(|l| l.qty.serials.len()).sum::<usize>()
             })
             .sum();
-        let sa: usize =
-            d.adjustments.values().map(|o| o.lines.iter().map(|l| l.qty.serials.len()).sum::<usize>()).sum();
+        let sa: usize = d
+            .adjustments
+            .values()
+            .filter(|a| self.listed(a))
+            .map(|o| o.lines.iter().map(|l| l.qty.serials.len()).sum::<usize>())
+            .sum();
         let st: usize = d.transfers.values().map(|o| o.lines.iter().map(|l| l.qty.serials.len()).sum::<usize>()).sum();
-        so + po + sa + st
+        fn tree(lines: &[MoLine]) -> usize {
+            lines.iter().map(|l| l.qty.serials.len() + tree(&l.children)).sum()
+        }
+        let mo: usize = d
+            .manufacturing_orders
+            .values()
+            .map(|o| {
+                tree(&o.lines)
+                    + o.pick_lines.iter().map(|l| l.qty.serials.len()).sum::<usize>()
+                    + o.put_lines.iter().map(|l| l.qty.serials.len()).sum::<usize>()
+            })
+            .sum();
+        let sc: usize = d
+            .counts
+            .values()
+            .flat_map(|c| c.sheets.iter().flat_map(|s| s.lines.iter()))
+            .map(|l| l.snapshot.serials.len() + l.counted.serials.len())
+            .sum();
+        so + po + sa + st + mo + sc
     }
 
     // -----------------------------------------------------------------------------------------
@@ -246,7 +336,17 @@ impl State {
                     inventory::st_moves(d, &mut out)
                 }
             }
-            Endpoint::Products | Endpoint::Locations => {}
+            Endpoint::ManufacturingOrders => {
+                if let Some(d) = self.docs.manufacturing_orders.get(&id) {
+                    inventory::mo_moves(d, &mut out)
+                }
+            }
+            Endpoint::StockCounts => {
+                if let Some(d) = self.docs.counts.get(&id) {
+                    inventory::sc_moves(d, &mut out)
+                }
+            }
+            Endpoint::Products | Endpoint::Locations | Endpoint::CountSheets => {}
         }
         out
     }
@@ -257,7 +357,9 @@ impl State {
             Endpoint::PurchaseOrders => self.docs.purchase_orders.contains_key(&id),
             Endpoint::StockAdjustments => self.docs.adjustments.contains_key(&id),
             Endpoint::StockTransfers => self.docs.transfers.contains_key(&id),
-            Endpoint::Products | Endpoint::Locations => false,
+            Endpoint::ManufacturingOrders => self.docs.manufacturing_orders.contains_key(&id),
+            Endpoint::StockCounts => self.docs.counts.contains_key(&id),
+            Endpoint::Products | Endpoint::Locations | Endpoint::CountSheets => false,
         }
     }
 
@@ -369,7 +471,7 @@ impl State {
                 let d = self.docs.transfers.get_mut(&id)?;
                 Some(&mut find(&mut d.lines, lid, |l| l.id)?.qty)
             }
-            Endpoint::Products | Endpoint::Locations => return None,
+            _ => return None,
         };
         Some(q)
     }
@@ -418,7 +520,7 @@ impl State {
                     set(&mut d.lines, lid, |l| l.id, |l| &mut l.ts, line);
                 }
             }
-            Endpoint::Products | Endpoint::Locations => {}
+            _ => {}
         }
     }
 
@@ -428,7 +530,9 @@ impl State {
             Endpoint::PurchaseOrders => &mut self.docs.purchase_orders.get_mut(&id)?.ts,
             Endpoint::StockAdjustments => &mut self.docs.adjustments.get_mut(&id)?.ts,
             Endpoint::StockTransfers => &mut self.docs.transfers.get_mut(&id)?.ts,
-            Endpoint::Products | Endpoint::Locations => return None,
+            Endpoint::ManufacturingOrders => &mut self.docs.manufacturing_orders.get_mut(&id)?.ts,
+            Endpoint::StockCounts => &mut self.docs.counts.get_mut(&id)?.ts,
+            Endpoint::Products | Endpoint::Locations | Endpoint::CountSheets => return None,
         })
     }
 
@@ -467,7 +571,17 @@ impl State {
                         d.transfer_date = date;
                     }
                 }
-                Endpoint::Products | Endpoint::Locations => {}
+                Endpoint::ManufacturingOrders => {
+                    if let Some(d) = st.docs.manufacturing_orders.get_mut(&id) {
+                        d.order_date = date;
+                    }
+                }
+                Endpoint::StockCounts => {
+                    if let Some(d) = st.docs.counts.get_mut(&id) {
+                        d.started_date = Some(date);
+                    }
+                }
+                Endpoint::Products | Endpoint::Locations | Endpoint::CountSheets => {}
             }
             st.touch_header(ep, id);
             Ok(())
@@ -567,7 +681,17 @@ impl State {
                         d.is_cancelled = cancelled;
                     }
                 }
-                Endpoint::Products | Endpoint::Locations => {}
+                Endpoint::ManufacturingOrders => {
+                    if let Some(d) = st.docs.manufacturing_orders.get_mut(&id) {
+                        d.is_cancelled = cancelled;
+                    }
+                }
+                Endpoint::StockCounts => {
+                    if let Some(d) = st.docs.counts.get_mut(&id) {
+                        d.is_cancelled = cancelled;
+                    }
+                }
+                Endpoint::Products | Endpoint::Locations | Endpoint::CountSheets => {}
             }
             st.touch_header(ep, id);
             Ok(())
@@ -581,7 +705,9 @@ impl State {
                 Endpoint::PurchaseOrders => drop(st.docs.purchase_orders.remove(&id)),
                 Endpoint::StockAdjustments => drop(st.docs.adjustments.remove(&id)),
                 Endpoint::StockTransfers => drop(st.docs.transfers.remove(&id)),
-                Endpoint::Products | Endpoint::Locations => {}
+                Endpoint::ManufacturingOrders => drop(st.docs.manufacturing_orders.remove(&id)),
+                Endpoint::StockCounts => drop(st.docs.counts.remove(&id)),
+                Endpoint::Products | Endpoint::Locations | Endpoint::CountSheets => {}
             }
             Ok(())
         })
@@ -626,7 +752,12 @@ impl State {
                 p.st.docs.transfers.insert(id, d);
                 id
             }
-            Endpoint::Products | Endpoint::Locations => unreachable!("doc_endpoint refuses these"),
+            Endpoint::ManufacturingOrders | Endpoint::StockCounts => {
+                return Err(SimError::Unsupported(format!("inserting {ep} documents")));
+            }
+            Endpoint::Products | Endpoint::Locations | Endpoint::CountSheets => {
+                unreachable!("doc_endpoint refuses these")
+            }
         };
         let after = self.moves_of(ep, id);
         self.rebalance(&[], &after);
@@ -919,6 +1050,7 @@ impl Parser<'_> {
             last_modified_by: self.team(),
             lines: Vec::new(),
             ts,
+            from_count: None,
         };
         for l in Self::lines(v, "lines") {
             let product = self.product(&l)?;

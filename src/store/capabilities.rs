@@ -43,6 +43,9 @@ pub const LIST_COUNT: &str = "list_count";
 /// The row name of what the rate headers count.
 pub const RATE_HEADERS: &str = "rate_headers";
 
+/// The row name of whether completing a stock count creates adjustments the API lists.
+pub const COUNT_ADJUSTMENTS: &str = "count_adjustments";
+
 impl Store {
     /// Every recorded answer for a company, by name.
     pub async fn capabilities(&self, company_id: &str) -> Result<Vec<Capability>, StoreError> {

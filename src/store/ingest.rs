@@ -13,7 +13,26 @@ use sqlx::QueryBuilder;
 use sqlx::types::Json;
 
 use super::{Context, Store, StoreError, WritePool, on_pool};
+use crate::mapping::stock_count::CountEvidence;
 use crate::mapping::{Derived, DocType, EventDraft, Warning};
+
+/// Marks work owed to a later step of the run (or the next run), inside the page's
+/// transaction: a walk of `$stream` is due.
+macro_rules! owe_walk {
+    ($tx:expr, $company_id:expr, $stream:expr, $run_id:expr, $now:expr) => {
+        sqlx::query(
+            "INSERT INTO sync_state (company_id, stream, walk_id, walk_kind, walk_paging, walk_position, walk_started_at) \
+             VALUES ($1, $2, $3, 'complete', 'keyset', '', $4) \
+             ON CONFLICT (company_id, stream) DO UPDATE SET walk_id = COALESCE(sync_state.walk_id, excluded.walk_id), \
+             walk_kind = excluded.walk_kind, walk_started_at = COALESCE(sync_state.walk_started_at, excluded.walk_started_at)",
+        )
+        .bind($company_id)
+        .bind($stream)
+        .bind($run_id)
+        .bind($now)
+        .execute(&mut *$tx)
+    };
+}
 
 /// Rows per multi-row INSERT: 19 parameters a row stays far below both engines' limits
 /// (32766 on SQLite, 65535 on Postgres) while amortising the statement.
@@ -152,6 +171,9 @@ pub enum PageKind<'a> {
     /// Stored documents derived again by `audit rebuild`: every document is compared with its
     /// events, nothing else is written but changes where the events differ.
     Rebuild,
+    /// Stored documents derived again during an ingest because other documents they depend on
+    /// changed (stock adjustments, when the counts that made them arrive or go): as `Rebuild`.
+    Rederive,
 }
 
 impl PageKind<'_> {
@@ -159,7 +181,7 @@ impl PageKind<'_> {
         match self {
             PageKind::Walk(mark) | PageKind::Beside(mark) => Some(mark.walk_id),
             PageKind::Refetch { walk_id } => *walk_id,
-            PageKind::Rebuild => None,
+            PageKind::Rebuild | PageKind::Rederive => None,
         }
     }
 
@@ -170,6 +192,7 @@ impl PageKind<'_> {
             }
             PageKind::Refetch { .. } => format!("{} documents fetched by id", doc_type.stream()),
             PageKind::Rebuild => format!("rebuilt {} documents", doc_type.stream()),
+            PageKind::Rederive => format!("{} documents derived again", doc_type.stream()),
         }
     }
 }
@@ -393,6 +416,97 @@ impl Store {
         })
     }
 
+    /// Stored, not deleted documents by id, with their raw JSON.
+    pub async fn stored_documents_by_id(
+        &self,
+        company_id: &str,
+        doc_type: DocType,
+        ids: &[String],
+    ) -> Result<Vec<(String, Box<RawValue>)>, StoreError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(INSERT_CHUNK) {
+            let rows: Vec<(String, Json<Box<RawValue>>)> = on_pool!(self, pool => {
+                let mut q = QueryBuilder::new("SELECT doc_id, raw FROM documents WHERE deleted_at IS NULL AND company_id = ");
+                q.push_bind(company_id).push(" AND doc_type = ").push_bind(doc_type.as_str());
+                push_in(&mut q, " AND doc_id", chunk);
+                q.push(" ORDER BY doc_id");
+                q.build_query_as().persistent(false).fetch_all(pool).await
+            })
+            .context(|| format!("reading stored {}", doc_type.stream()))?;
+            out.extend(rows.into_iter().map(|(id, raw)| (id, raw.0)));
+        }
+        Ok(out)
+    }
+
+    /// What completed stock counts say about these serials: the current `count_missing` and
+    /// `count_found` events, as evidence for the adjustments a count made.
+    pub async fn count_evidence(&self, company_id: &str, serials: &[&str]) -> Result<Vec<CountEvidence>, StoreError> {
+        type Row = (String, Option<String>, Option<String>, Option<DateTime<Utc>>, String, Option<String>);
+        let mut out = Vec::new();
+        for chunk in serials.chunks(INSERT_CHUNK) {
+            let rows: Vec<Row> = on_pool!(self, pool => {
+                let mut q = QueryBuilder::new(
+                    "SELECT serial, product_id, location_id, occurred_at, event_type, doc_number FROM serial_events \
+                     WHERE retracted_at IS NULL AND event_type IN ('count_missing', 'count_found') AND company_id = ",
+                );
+                q.push_bind(company_id);
+                push_in(&mut q, " AND serial", chunk);
+                q.build_query_as().persistent(false).fetch_all(pool).await
+            })
+            .context(|| "reading what stock counts found and missed".into())?;
+            out.extend(rows.into_iter().map(|(serial, product_id, location_id, at, event_type, count_number)| {
+                CountEvidence { serial, product_id, location_id, at, found: event_type == "count_found", count_number }
+            }));
+        }
+        Ok(out)
+    }
+
+    /// Stock adjustments whose events may not match the stock counts stored now: one that moves
+    /// a serial the way a count did, at its location around its day (a count's adjustment
+    /// written before its count), and one marked `adjusted_by_count` whose count no longer says
+    /// so (a count cancelled or edited since). Deriving them again with the counts' evidence
+    /// settles each; most are left unchanged.
+    pub async fn adjustments_to_recheck(&self, company_id: &str) -> Result<Vec<String>, StoreError> {
+        type Pair = (String, Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+        let what = || "looking for stock adjustments a stock count made".to_string();
+        let (pairs, orphans): (Vec<Pair>, Vec<String>) = on_pool!(self, pool => {
+            let pairs: Vec<Pair> = sqlx::query_as(
+                "SELECT a.doc_id, a.occurred_at, c.occurred_at FROM serial_events a \
+                 JOIN serial_events c ON c.serial = a.serial AND c.company_id = a.company_id \
+                  AND c.location_id = a.location_id AND c.retracted_at IS NULL \
+                  AND ((a.event_type = 'adjusted_out' AND c.event_type = 'count_missing') \
+                    OR (a.event_type = 'adjusted_in' AND c.event_type = 'count_found')) \
+                  AND (c.product_id = a.product_id OR c.product_id IS NULL OR a.product_id IS NULL) \
+                 WHERE a.company_id = $1 AND a.doc_type = 'stock_adjustment' AND a.retracted_at IS NULL \
+                  AND a.event_type IN ('adjusted_out', 'adjusted_in')",
+            )
+            .bind(company_id)
+            .fetch_all(pool)
+            .await
+            .context(what)?;
+            let orphans: Vec<String> = sqlx::query_scalar(
+                "SELECT DISTINCT a.doc_id FROM serial_events a WHERE a.company_id = $1 AND a.retracted_at IS NULL \
+                  AND a.event_type = 'adjusted_by_count' AND NOT EXISTS (SELECT 1 FROM serial_events c \
+                  WHERE c.serial = a.serial AND c.company_id = a.company_id AND c.location_id = a.location_id \
+                  AND c.retracted_at IS NULL AND c.event_type IN ('count_missing', 'count_found'))",
+            )
+            .bind(company_id)
+            .fetch_all(pool)
+            .await
+            .context(what)?;
+            (pairs, orphans)
+        });
+        let mut ids: Vec<String> = pairs
+            .into_iter()
+            .filter(|(_, a, c)| crate::mapping::stock_count::same_day(*a, *c))
+            .map(|(id, _, _)| id)
+            .chain(orphans)
+            .collect();
+        ids.sort();
+        ids.dedup();
+        Ok(ids)
+    }
+
     /// Ends the walk of a reference list (`products`).
     pub async fn complete_walk(&self, company_id: &str, stream: &str, run_id: i64) -> Result<(), StoreError> {
         on_pool!(self, pool => {
@@ -496,6 +610,13 @@ impl Store {
                 .execute(&mut *tx)
                 .await
                 .context(what)?;
+                sqlx::query("DELETE FROM genealogy_links WHERE company_id = $1 AND doc_type = $2 AND doc_id = $3")
+                    .bind(end.company_id)
+                    .bind(end.doc_type.as_str())
+                    .bind(doc_id)
+                    .execute(&mut *tx)
+                    .await
+                    .context(what)?;
                 sqlx::query(
                     "UPDATE documents SET deleted_at = $1, deleted_run_id = $2 WHERE company_id = $3 AND doc_type = $4 AND doc_id = $5",
                 )
@@ -548,7 +669,8 @@ impl Store {
     /// Writes one page in one transaction; see the module docs.
     pub async fn write_page(&self, page: PageWrite<'_>) -> Result<PageOutcome, StoreError> {
         let what = || format!("writing {}", page.kind.describe(page.doc_type));
-        let rebuild = matches!(page.kind, PageKind::Rebuild);
+        let rebuild = matches!(page.kind, PageKind::Rebuild | PageKind::Rederive);
+        let rebuilt = if matches!(page.kind, PageKind::Rederive) { "rederived" } else { "rebuilt" };
         let walk_id = page.kind.walk_id();
         let ids: Vec<&str> = page.docs.iter().map(|d| d.derived.doc_id.as_str()).collect();
         on_pool!(self, pool => {
@@ -608,7 +730,7 @@ impl Store {
                 if let Some(k) = known.filter(|_| !rebuild || events_differ) {
                     changes.push(Change {
                         doc: d,
-                        change: if rebuild { "rebuilt" } else { change_kind(k, d) },
+                        change: if rebuild { rebuilt } else { change_kind(k, d) },
                         old: k,
                         inserted: new_events.len() as i64,
                         retracted: gone.len() as i64,
@@ -641,6 +763,12 @@ impl Store {
                 .execute(&mut *tx)
                 .await
                 .context(what)?;
+            }
+
+            // Genealogy: a derived document's links replace its old ones.
+            if page.doc_type == DocType::ManufacturingOrder && !changed.is_empty() {
+                let derived: Vec<&Derived> = changed.iter().map(|(doc, _)| &doc.derived).collect();
+                super::genealogy::replace_links(&mut *tx, page.company_id, &derived, now, page.run_id).await.context(what)?;
             }
 
             // Documents: the new version of each changed one, a sighting of each unchanged one.
@@ -742,18 +870,19 @@ impl Store {
                 // Owe a product walk, in this transaction: a crash right after the commit must
                 // not leave events whose products nobody will fetch (their documents are unchanged
                 // next time, so they would not be noticed again).
-                sqlx::query(
-                    "INSERT INTO sync_state (company_id, stream, walk_id, walk_kind, walk_paging, walk_position, walk_started_at) \
-                     VALUES ($1, 'products', $2, 'complete', 'keyset', '', $3) \
-                     ON CONFLICT (company_id, stream) DO UPDATE SET walk_id = COALESCE(sync_state.walk_id, excluded.walk_id), \
-                     walk_kind = excluded.walk_kind, walk_started_at = COALESCE(sync_state.walk_started_at, excluded.walk_started_at)",
-                )
-                .bind(page.company_id)
-                .bind(page.run_id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .context(what)?;
+                owe_walk!(tx, page.company_id, "products", page.run_id, now).await.context(what)?;
+            }
+
+            // A count's difference that came or went: the adjustments it made are to be derived
+            // again (at the end of the run), owed in this transaction so a crash cannot lose it.
+            if page.doc_type == DocType::StockCount && !rebuild {
+                let is_count = |t: &str| matches!(t, "count_missing" | "count_found");
+                let retracted: HashSet<i64> = retract_ids.iter().copied().collect();
+                let moved = inserts.iter().any(|n| is_count(n.event.event_type.as_str()))
+                    || current_rows.iter().any(|c| retracted.contains(&c.event_id) && is_count(&c.event_type));
+                if moved {
+                    owe_walk!(tx, page.company_id, RECHECK_ADJUSTMENTS, page.run_id, now).await.context(what)?;
+                }
             }
 
             let outcome = PageOutcome {
@@ -794,6 +923,9 @@ impl Store {
         })
     }
 }
+
+/// The `sync_state` stream that owes a recheck of the stock adjustments against the counts.
+pub const RECHECK_ADJUSTMENTS: &str = "count-adjustments";
 
 /// Events to insert, with what they share.
 struct EventBatch<'a> {

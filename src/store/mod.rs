@@ -8,6 +8,7 @@
 
 pub mod adhoc;
 pub mod capabilities;
+pub mod genealogy;
 pub mod ingest;
 pub mod lock;
 pub mod migrate;

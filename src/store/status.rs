@@ -39,14 +39,6 @@ pub struct RunRow {
     pub error: Option<String>,
 }
 
-/// The streams `audit ingest` walks, in its order.
-const STREAMS: [(&str, &str); 4] = [
-    ("sales-orders", "sales_order"),
-    ("purchase-orders", "purchase_order"),
-    ("stock-adjustments", "stock_adjustment"),
-    ("stock-transfers", "stock_transfer"),
-];
-
 impl Store {
     /// Companies with anything recorded.
     pub async fn companies(&self) -> Result<Vec<String>, StoreError> {
@@ -114,8 +106,8 @@ impl Store {
     /// Every stream's status, in the order `audit ingest` walks them.
     pub async fn streams_status(&self, company_id: &str) -> Result<Vec<StreamStatus>, StoreError> {
         let mut out = Vec::new();
-        for (stream, doc_type) in STREAMS {
-            out.push(self.stream_status(company_id, stream, doc_type).await?);
+        for doc_type in crate::mapping::DocType::ALL {
+            out.push(self.stream_status(company_id, doc_type.stream(), doc_type.as_str()).await?);
         }
         Ok(out)
     }

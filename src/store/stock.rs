@@ -296,4 +296,5 @@ impl Store {
 /// (keep the two in step).
 const STATUS_CASE: &str = "CASE WHEN quantity_delta > 0 THEN 'in_stock' WHEN quantity_delta = 0 THEN 'never_stocked' \
      WHEN event_type = 'transfer_sent' THEN 'in_transit' WHEN event_type = 'picked' THEN 'with_customer' \
-     WHEN event_type = 'unstocked' THEN 'returned_to_vendor' ELSE 'adjusted_out' END";
+     WHEN event_type = 'unstocked' THEN 'returned_to_vendor' WHEN event_type = 'consumed' THEN 'consumed' \
+     WHEN event_type = 'count_missing' THEN 'missing' ELSE 'adjusted_out' END";

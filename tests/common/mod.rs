@@ -173,7 +173,8 @@ use audit::ingest::{IngestOptions, Quiet, RunSummary, StopFlag};
 use audit::mapping::DocType;
 use audit::simulator::{Scale, SimConfig, Simulator};
 
-pub const DOC_ENDPOINTS: [&str; 4] = ["sales-orders", "purchase-orders", "stock-adjustments", "stock-transfers"];
+pub const DOC_ENDPOINTS: [&str; 6] =
+    ["sales-orders", "purchase-orders", "manufacturing-orders", "stock-counts", "stock-adjustments", "stock-transfers"];
 
 /// A simulator without rate limits or faults.
 pub async fn simulator(scale: Scale) -> Simulator {

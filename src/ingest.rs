@@ -7,6 +7,7 @@
 //! is complete, `stopped` when the request budget or a signal ends it early (its walks resume
 //! next time), and `failed` on an error, which names the stream and page.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
@@ -16,9 +17,10 @@ use serde_json::value::RawValue;
 use crate::inflow::model::{Location, Product};
 use crate::inflow::walk::{ListSpec, Position, Walk, id_of};
 use crate::inflow::{Client, ClientError};
-use crate::mapping::{self, DocType};
+use crate::mapping::storable::{KeptEscape, storable_json};
+use crate::mapping::{self, Derived, DocType, MappingError, Warning, WarningKind};
 use crate::store::ingest::{
-    DocWrite, LooseWarning, PageKind, PageOutcome, PageWrite, RunCounters, RunStatus, WalkEnd, WalkMark,
+    DocWrite, LooseWarning, PageKind, PageOutcome, PageWrite, Quarantine, RunCounters, RunStatus, WalkEnd, WalkMark,
 };
 use crate::store::{Store, StoreError};
 
@@ -467,11 +469,13 @@ impl Run<'_> {
         kind: PageKind<'_>,
     ) -> Result<PageOutcome, IngestError> {
         let floor = bound.map(|d| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc());
+        let storable = storable_forms(items);
         let mut docs = Vec::with_capacity(items.len());
-        let mut loose_warnings = Vec::new();
+        let mut quarantine = Vec::new();
         let mut ids = std::collections::HashSet::with_capacity(items.len());
-        for raw in items {
-            match mapping::derive(doc_type, raw.get()) {
+        for (raw, (clean, kept)) in items.iter().zip(&storable) {
+            let stored: &RawValue = clean.as_deref().unwrap_or(raw);
+            match derive_storable(doc_type, stored, kept) {
                 // inFlow cannot filter adjustments and transfers by date, so the bound is applied
                 // here (for every type, in case a server ignores the filter).
                 Ok(derived) if floor.is_some_and(|f| derived.doc_date.is_some_and(|d| d < f)) => {}
@@ -483,8 +487,16 @@ impl Run<'_> {
                         derived.doc_id
                     );
                 }
-                Ok(derived) => docs.push(DocWrite { derived, raw }),
-                Err(err) => loose_warnings.push(unreadable(doc_type, raw, &err)),
+                Ok(derived) => {
+                    docs.push(DocWrite { derived, raw: stored, raw_text: clean.is_some().then(|| raw.get()) })
+                }
+                // Kept as sent, in quarantine: a later version of audit may read it.
+                Err(err) => quarantine.push(Quarantine {
+                    doc_id: id_of(stored, doc_type.id_field()),
+                    kind: "unreadable_document",
+                    reason: unreadable(stored, &err),
+                    raw: raw.get(),
+                }),
             }
         }
         let write = PageWrite {
@@ -493,7 +505,8 @@ impl Run<'_> {
             doc_type,
             observed_at: Utc::now(),
             docs,
-            loose_warnings,
+            loose_warnings: Vec::new(),
+            quarantine,
             kind,
             counters: self.counters_now(),
         };
@@ -535,14 +548,34 @@ fn date_filter_param(field: &str) -> &'static str {
     }
 }
 
-fn unreadable(doc_type: DocType, raw: &RawValue, err: &mapping::MappingError) -> LooseWarning {
-    let start = crate::inflow::client::body_start(raw.get().as_bytes());
-    LooseWarning {
-        doc_type,
-        doc_id: id_of(raw, doc_type.id_field()),
-        kind: "unreadable_document",
-        detail: format!("{err}; it starts with {start}"),
-    }
+/// Why a document could not be read, with its first bytes.
+fn unreadable(raw: &RawValue, err: &mapping::MappingError) -> String {
+    format!("{err}; it starts with {}", crate::inflow::client::body_start(raw.get().as_bytes()))
+}
+
+/// Each document's JSON in the form both databases store (see [`mapping::storable`]): `None`
+/// where that is the JSON as sent, with the escapes that had to be kept as text.
+fn storable_forms(items: &[Box<RawValue>]) -> Vec<(Option<Box<RawValue>>, Vec<KeptEscape>)> {
+    items
+        .iter()
+        .map(|raw| match storable_json(raw.get()) {
+            (Cow::Borrowed(_), _) => (None, Vec::new()),
+            // Valid JSON stays valid: only backslashes inside strings are doubled.
+            (Cow::Owned(clean), kept) => (RawValue::from_string(clean).ok(), kept),
+        })
+        .collect()
+}
+
+/// Derives a document from its storable JSON, with a warning for each escape kept as text.
+fn derive_storable(doc_type: DocType, stored: &RawValue, kept: &[KeptEscape]) -> Result<Derived, MappingError> {
+    let mut derived = mapping::derive(doc_type, stored.get())?;
+    derived.warnings.extend(kept.iter().map(|k| Warning {
+        kind: WarningKind::EscapedText,
+        line_collection: None,
+        line_id: None,
+        detail: format!("{}; the JSON as sent is in documents.raw_text", k.describe()),
+    }));
+    Ok(derived)
 }
 
 /// Derives every event again from the stored documents of one company, without any request.
@@ -562,12 +595,21 @@ pub async fn rebuild(store: &Store, company_id: &str, progress: &dyn Progress) -
                 let batch = store.stored_documents(company_id, doc_type, &after, BATCH).await?;
                 let Some((last, _)) = batch.last() else { break };
                 after = last.clone();
-                let mut docs = Vec::with_capacity(batch.len());
+                let raws: Vec<Box<RawValue>> = batch.into_iter().map(|(_, raw)| raw).collect();
+                let storable = storable_forms(&raws);
+                let mut docs = Vec::with_capacity(raws.len());
                 let mut loose_warnings = Vec::new();
-                for (_, raw) in &batch {
-                    match mapping::derive(doc_type, raw.get()) {
-                        Ok(derived) => docs.push(DocWrite { derived, raw }),
-                        Err(err) => loose_warnings.push(unreadable(doc_type, raw, &err)),
+                for (raw, (clean, kept)) in raws.iter().zip(&storable) {
+                    let stored: &RawValue = clean.as_deref().unwrap_or(raw);
+                    match derive_storable(doc_type, stored, kept) {
+                        Ok(derived) => docs.push(DocWrite { derived, raw: stored, raw_text: None }),
+                        // Stored already; the warning says a later version may read it.
+                        Err(err) => loose_warnings.push(LooseWarning {
+                            doc_type,
+                            doc_id: id_of(stored, doc_type.id_field()),
+                            kind: "unreadable_document",
+                            detail: unreadable(stored, &err),
+                        }),
                     }
                 }
                 let outcome = store
@@ -578,6 +620,7 @@ pub async fn rebuild(store: &Store, company_id: &str, progress: &dyn Progress) -
                         observed_at: Utc::now(),
                         docs,
                         loose_warnings,
+                        quarantine: Vec::new(),
                         kind: PageKind::Rebuild,
                         counters,
                     })
@@ -631,7 +674,7 @@ async fn fetch_all<T: serde::de::DeserializeOwned>(
     let mut all = Vec::new();
     loop {
         let page = walk.next_page().await.map_err(|source| IngestError::Reference { what, source })?;
-        all.extend(page.items.iter().filter_map(|raw| serde_json::from_str(raw.get()).ok()));
+        all.extend(page.items.iter().filter_map(|raw| mapping::storable::parse_storable(raw.get()).ok()));
         if page.last {
             return Ok(all);
         }

@@ -130,7 +130,8 @@ async fn walk(
                 return Err(IngestError::Fetch { stream: "products", position: walk.position().to_string(), source });
             }
         };
-        let products: Vec<Product> = page.items.iter().filter_map(|raw| serde_json::from_str(raw.get()).ok()).collect();
+        let products: Vec<Product> =
+            page.items.iter().filter_map(|raw| crate::mapping::storable::parse_storable(raw.get()).ok()).collect();
         let rows = stock_rows(&products);
         store.upsert_products(company_id, &products).await?;
         summary.pages += 1;
@@ -174,8 +175,13 @@ pub fn stock_rows(products: &[Product]) -> Vec<StockRow> {
         let Some(product_id) = p.product_id.clone() else { continue };
         for line in p.inventory_lines.iter().flatten() {
             let Some(serial) = line.serial.clone().filter(|s| !s.trim().is_empty()) else { continue };
+            let product_id = line.product_id.clone().unwrap_or_else(|| product_id.clone());
+            // Part of an index; serials are not (any length is fine).
+            if product_id.len() > crate::store::ingest::MAX_KEY_BYTES {
+                continue;
+            }
             rows.push(StockRow {
-                product_id: line.product_id.clone().unwrap_or_else(|| product_id.clone()),
+                product_id,
                 serial,
                 location_id: line.location_id.clone(),
                 sublocation: line.sublocation.clone(),

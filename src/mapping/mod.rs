@@ -16,6 +16,7 @@ mod adjustment;
 mod lines;
 mod purchase;
 mod sales;
+pub mod storable;
 mod transfer;
 
 use std::collections::HashSet;
@@ -198,6 +199,8 @@ pub enum WarningKind {
     BadDate,
     UnknownStatus,
     UnsignedAdjustment,
+    /// A `\u0000` or a lone surrogate, kept as text (see [`storable`]).
+    EscapedText,
 }
 
 impl WarningKind {
@@ -212,6 +215,7 @@ impl WarningKind {
             WarningKind::BadDate => "bad_date",
             WarningKind::UnknownStatus => "unknown_status",
             WarningKind::UnsignedAdjustment => "unsigned_adjustment",
+            WarningKind::EscapedText => "escaped_text",
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Output formats shared by the commands that print results: a table for people, JSON and CSV
 //! for programs. Results go to stdout; everything else goes to stderr.
 
+use std::borrow::Cow;
 use std::io::{IsTerminal, Write};
 
 use chrono::{DateTime, Utc};
@@ -20,11 +21,54 @@ impl Format {
     }
 }
 
-/// A table for terminal output, in the project's style.
+/// A table for terminal output, in the project's style. Add rows with [`add_row`].
 pub fn table(header: &[&str]) -> comfy_table::Table {
-    let mut table = comfy_table::Table::new();
-    table.load_preset(comfy_table::presets::NOTHING).set_header(header.iter().map(|h| h.to_string()));
+    let mut table = bare_table();
+    table.set_header(header.iter().map(|h| printable(h).into_owned()));
     table
+}
+
+/// A table without a header.
+pub fn bare_table() -> comfy_table::Table {
+    let mut table = comfy_table::Table::new();
+    table.load_preset(comfy_table::presets::NOTHING);
+    table
+}
+
+/// Adds a row whose cells are shown terminal-safe (see [`printable`]).
+pub fn add_row(table: &mut comfy_table::Table, cells: Vec<String>) {
+    table.add_row(cells.into_iter().map(|c| match printable(&c) {
+        Cow::Borrowed(_) => c,
+        Cow::Owned(shown) => shown,
+    }));
+}
+
+/// Text as it may be shown to people on a terminal: control characters, and the Unicode
+/// controls that reorder text, shown escaped (`\n`, `\u{1b}`), as `ls` and `git` do, so that
+/// data (a serial, a name) cannot move the cursor, recolour or retitle the terminal, or hide
+/// itself. JSON and CSV output stay exact.
+pub fn printable(text: &str) -> Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !text.chars().any(unsafe_char) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if unsafe_char(c) => out.extend(c.escape_unicode()),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// A line for people on stderr. A closed stderr is not worth failing for (or panicking, as
+/// `eprintln!` does): the line is dropped.
+pub fn note(line: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
 /// Writes rows as CSV with a header line.

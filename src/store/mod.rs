@@ -33,6 +33,12 @@ const PG_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a SQLite writer waits for another one before giving up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// sqlx logs a statement slower than a second as a warning; an analytical `audit sql` query or a
+/// large page is not worth one. Shown with -v.
+pub(crate) fn quiet_slow_statements<O: sqlx::ConnectOptions>(options: O) -> O {
+    options.log_slow_statements(log::LevelFilter::Info, Duration::from_secs(1))
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error(transparent)]
@@ -184,8 +190,7 @@ impl Store {
         let connect_err = |source| StoreError::Connect { backend: url.backend().name(), url: url.redacted(), source };
         let pool = match url.backend() {
             Backend::Sqlite => {
-                let options = SqliteConnectOptions::from_str(url.expose())
-                    .map_err(connect_err)?
+                let options = quiet_slow_statements(SqliteConnectOptions::from_str(url.expose()).map_err(connect_err)?)
                     .create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal)
@@ -204,7 +209,7 @@ impl Store {
                 Pool::Sqlite(pool)
             }
             Backend::Postgres => {
-                let options = PgConnectOptions::from_str(url.expose()).map_err(connect_err)?;
+                let options = quiet_slow_statements(PgConnectOptions::from_str(url.expose()).map_err(connect_err)?);
                 // One connection: commands are sequential, and the lock's heartbeat waits the few
                 // milliseconds between two transactions. A second one would be opened only
                 // because a released connection comes back to the pool asynchronously, and a TLS

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
+use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -40,14 +41,16 @@ pub async fn run(global: &GlobalArgs, args: IngestArgs) -> anyhow::Result<ExitCo
             (_, Ok(lock)) => Some(lock),
             (true, Err(_)) => Some(store.lock_waiting(&company, "ingest").await?),
             (false, Err(holder)) if args.every.is_some() => {
-                eprintln!("skipping this run: another ingest of company {company} is running, {holder}");
+                crate::output::note(&format!(
+                    "skipping this run: another ingest of company {company} is running, {holder}"
+                ));
                 None
             }
             (false, Err(holder)) => {
-                eprintln!(
+                crate::output::note(&format!(
                     "another ingest of company {company} is running in this database: {holder}. \
                      Use --wait to wait for it."
-                );
+                ));
                 break ExitCode::from(LOCKED);
             }
         };
@@ -56,20 +59,26 @@ pub async fn run(global: &GlobalArgs, args: IngestArgs) -> anyhow::Result<ExitCo
             lock.on_lost(move || flag.lock_lost());
             let mut result = crate::ingest::run(&store, &client, &options, &progress, &stop).await;
             progress.clear();
+            // Printed before the lock is released, but a closed stdout must not keep it held.
+            let mut printed = Ok(());
             if let Ok(summary) = &result
                 && args.snapshot
                 && summary.stop.is_none()
             {
-                print_summary(summary, started.elapsed());
+                printed = print_summary(summary, started.elapsed());
                 let snap_started = Instant::now();
                 match crate::snapshot::run(&store, &client, &company, &stop).await {
-                    Ok(snap) => super::snapshot::print_summary(&snap, snap_started.elapsed()),
+                    Ok(snap) => printed = printed.and(super::snapshot::print_summary(&snap, snap_started.elapsed())),
                     Err(e) => result = Err(e),
                 }
             } else if let Ok(summary) = &result {
-                print_summary(summary, started.elapsed());
+                printed = print_summary(summary, started.elapsed());
             }
             lock.release().await;
+            if let Err(e) = printed {
+                store.close().await;
+                return Err(e.into());
+            }
             // Another process took the lock over while this one was silent (a suspended machine,
             // say): this run ended after its last page; it is a failure, not a clean stop.
             let result = match result {
@@ -90,9 +99,10 @@ pub async fn run(global: &GlobalArgs, args: IngestArgs) -> anyhow::Result<ExitCo
                     return Err(err);
                 }
                 // A scheduled loop outlives one failed run: the next one resumes from the saved position.
-                (Err(err), Some(_)) => {
-                    eprintln!("error: {}; the next run continues from the saved position", crate::error_text(&*err))
-                }
+                (Err(err), Some(_)) => crate::output::note(&format!(
+                    "error: {}; the next run continues from the saved position",
+                    crate::error_text(&*err)
+                )),
             }
         }
         let Some(every) = args.every else { break ExitCode::SUCCESS };
@@ -100,12 +110,12 @@ pub async fn run(global: &GlobalArgs, args: IngestArgs) -> anyhow::Result<ExitCo
             break ExitCode::SUCCESS;
         }
         let next = tokio::time::Instant::from_std(started + every);
-        eprintln!(
+        crate::output::note(&format!(
             "next run in {}",
             humantime::format_duration(Duration::from_secs(
                 next.saturating_duration_since(tokio::time::Instant::now()).as_secs()
             ))
-        );
+        ));
         stop.sleep_until(next).await;
         if stop.is_set() {
             break ExitCode::SUCCESS;
@@ -166,7 +176,8 @@ fn arguments(args: &IngestArgs) -> serde_json::Value {
     })
 }
 
-pub(crate) fn print_summary(s: &RunSummary, elapsed: Duration) {
+pub(crate) fn print_summary(s: &RunSummary, elapsed: Duration) -> std::io::Result<()> {
+    let mut out = crate::output::stdout();
     let c = &s.counters;
     let how = match s.stop {
         None => "succeeded".to_string(),
@@ -174,7 +185,8 @@ pub(crate) fn print_summary(s: &RunSummary, elapsed: Duration) {
         Some(StopReason::Signal) => "stopped by a signal; the next run continues from the saved position".into(),
         Some(StopReason::LockLost) => "stopped: the ingest lock was taken over".into(),
     };
-    println!(
+    writeln!(
+        out,
         "Run {} {how} in {:.1}s: {} requests ({} answered 429, {} retried), {} events added, {} retracted, {} warnings.",
         s.run_id,
         elapsed.as_secs_f64(),
@@ -184,7 +196,7 @@ pub(crate) fn print_summary(s: &RunSummary, elapsed: Duration) {
         c.events_inserted,
         c.events_retracted,
         c.warnings
-    );
+    )?;
     let mut table = crate::output::table(&[
         "stream",
         "pages",
@@ -214,10 +226,11 @@ pub(crate) fn print_summary(s: &RunSummary, elapsed: Duration) {
             walk,
         ]);
     }
-    println!("{table}");
+    writeln!(out, "{table}")?;
     if c.warnings > 0 {
-        println!("Warnings are listed in run_warnings: SELECT * FROM run_warnings WHERE run_id = {};", s.run_id);
+        writeln!(out, "Warnings are listed in run_warnings: SELECT * FROM run_warnings WHERE run_id = {};", s.run_id)?;
     }
+    out.flush()
 }
 
 /// Progress bars on a terminal; otherwise a line per stream on stderr.
@@ -272,7 +285,7 @@ impl Progress for Display {
             bar.finish();
         }
         if self.lines {
-            eprintln!(
+            crate::output::note(&format!(
                 "{}: {} pages, {} documents ({} new or changed, {} deleted), {} events added, {} retracted, {} walk {}",
                 s.stream,
                 s.pages,
@@ -283,7 +296,7 @@ impl Progress for Display {
                 s.events_retracted,
                 s.kind,
                 if s.complete { "done" } else { "unfinished" }
-            );
+            ));
         }
     }
 }

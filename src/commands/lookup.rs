@@ -41,7 +41,7 @@ pub async fn run(global: &GlobalArgs, args: LookupArgs) -> anyhow::Result<ExitCo
     let rows = store.lookup(&serials, args.company_id.as_deref()).await?;
     store.close().await;
     let unknown = rows.iter().filter(|r| !found(r)).count();
-    let stdout = std::io::stdout().lock();
+    let stdout = output::stdout();
     match Format::resolve(args.format) {
         Format::Json => {
             let items: Vec<serde_json::Value> = rows
@@ -59,7 +59,10 @@ pub async fn run(global: &GlobalArgs, args: LookupArgs) -> anyhow::Result<ExitCo
         Format::Table => print_table(stdout, &rows)?,
     }
     if unknown > 0 {
-        eprintln!("{unknown} of {} serials are unknown to the history and the latest snapshot", serials.len());
+        output::note(&format!(
+            "{unknown} of {} serials are unknown to the history and the latest snapshot",
+            serials.len()
+        ));
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)

@@ -37,14 +37,16 @@ pub fn main(cli: Cli) -> ExitCode {
     let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(err) => {
-            eprintln!("error: cannot start the async runtime: {err}");
+            crate::output::note(&format!("error: cannot start the async runtime: {err}"));
             return ExitCode::from(ERROR);
         }
     };
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
+        // `audit ... | head`: the reader has what it wanted.
+        Err(err) if crate::output::is_stdout_closed(err.as_ref()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {}", crate::error_text(err.as_ref()));
+            crate::output::note(&format!("error: {}", crate::error_text(err.as_ref())));
             ExitCode::from(ERROR)
         }
     }
@@ -136,7 +138,7 @@ pub(crate) fn stop_on_signals(stop: crate::ingest::StopFlag) {
                     // A second signal means now: the last committed page is saved anyway.
                     std::process::exit(130);
                 }
-                eprintln!("stopping after the current page (signal again to stop at once)");
+                crate::output::note("stopping after the current page (signal again to stop at once)");
                 stop.stop();
             }
         }

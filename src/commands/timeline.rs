@@ -60,12 +60,12 @@ pub async fn run(global: &GlobalArgs, args: TimelineArgs) -> anyhow::Result<Exit
             let quoted: Vec<String> = similar.iter().map(|s| format!("{s:?}")).collect();
             msg.push_str(&format!("; did you mean {}?", quoted.join(", ")));
         }
-        eprintln!("{msg}");
+        output::note(&msg);
         store.close().await;
         return Ok(ExitCode::from(1));
     }
     let histories = timeline::histories(rows);
-    let stdout = std::io::stdout().lock();
+    let stdout = output::stdout();
     match Format::resolve(args.format) {
         Format::Json => {
             output::write_json(stdout, &serde_json::json!({ "serial": args.serial, "histories": histories }))?

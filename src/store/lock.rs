@@ -137,7 +137,7 @@ impl Store {
                 Ok(lock) => return Ok(lock),
                 Err(holder) => {
                     if !told {
-                        eprintln!("waiting for the ingest lock held by {holder}");
+                        crate::output::note(&format!("waiting for the ingest lock held by {holder}"));
                         told = true;
                     }
                     tokio::time::sleep(Duration::from_millis(500)).await;

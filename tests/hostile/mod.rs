@@ -87,25 +87,6 @@ pub fn drip(every: Duration) -> Response {
     (StatusCode::OK, [("content-type", "application/json")], Body::from_stream(stream)).into_response()
 }
 
-/// A plain TCP server that answers whatever it receives (a TLS handshake, say) with an HTTP
-/// error and closes the connection at once. Returns its port.
-pub async fn plain_http_closing() -> u16 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buf = [0u8; 1024];
-                let _ = socket.read(&mut buf).await;
-                let _ = socket.write_all(b"HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n").await;
-                let _ = socket.shutdown().await;
-            });
-        }
-    });
-    port
-}
-
 /// Environment that points the binary at a server, for company `c1` with `key`.
 pub fn env_for(base_url: &str, key: &str) -> Vec<(&'static str, String)> {
     vec![

@@ -248,6 +248,11 @@ pub struct InflowArgs {
     #[arg(long, value_name = "N")]
     pub max_requests: Option<u64>,
 
+    /// Give up on one request after this long, from connecting to its last byte (it is then
+    /// retried like a dropped connection).
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_duration)]
+    pub request_timeout: std::time::Duration,
+
     /// Compress every wait (rate windows, backoff, Retry-After defaults) by this factor, to
     /// match a simulator started with the same --time-scale. Testing only.
     #[arg(long, default_value_t = 1.0, hide = true)]

@@ -8,8 +8,6 @@
 //! next time), and `failed` on an error, which names the stream and page.
 
 use std::borrow::Cow;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
 
 use chrono::{NaiveDate, Utc};
 use serde_json::value::RawValue;
@@ -56,66 +54,7 @@ impl WalkKind {
     }
 }
 
-/// Set from outside (a signal handler, the lock's heartbeat) to end the run after the current
-/// page, with the reason.
-#[derive(Debug, Clone, Default)]
-pub struct StopFlag(Arc<(AtomicU8, tokio::sync::Notify)>);
-
-const NOT_STOPPED: u8 = 0;
-const SIGNAL: u8 = 1;
-const LOCK_LOST: u8 = 2;
-
-impl StopFlag {
-    /// A signal: the process is to end.
-    pub fn stop(&self) {
-        self.0.0.store(SIGNAL, Ordering::SeqCst);
-        self.0.1.notify_waiters();
-    }
-
-    /// The ingest lock was taken over: this run must end, the process may go on.
-    pub fn lock_lost(&self) {
-        let _ = self.0.0.compare_exchange(NOT_STOPPED, LOCK_LOST, Ordering::SeqCst, Ordering::SeqCst);
-        self.0.1.notify_waiters();
-    }
-
-    pub fn is_set(&self) -> bool {
-        self.reason().is_some()
-    }
-
-    pub fn reason(&self) -> Option<StopReason> {
-        match self.0.0.load(Ordering::SeqCst) {
-            SIGNAL => Some(StopReason::Signal),
-            LOCK_LOST => Some(StopReason::LockLost),
-            _ => None,
-        }
-    }
-
-    /// Forgets a lost lock (a scheduled loop's next run takes the lock anew); a signal stays.
-    pub fn clear_lock_lost(&self) {
-        let _ = self.0.0.compare_exchange(LOCK_LOST, NOT_STOPPED, Ordering::SeqCst, Ordering::SeqCst);
-    }
-
-    /// Sleeps until `deadline`, or less if the flag is set meanwhile.
-    pub async fn sleep_until(&self, deadline: tokio::time::Instant) {
-        let notified = self.0.1.notified();
-        if self.is_set() {
-            return;
-        }
-        tokio::select! {
-            _ = notified => {}
-            _ = tokio::time::sleep_until(deadline) => {}
-        }
-    }
-}
-
-/// Why a run ended before finishing its walks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StopReason {
-    Budget,
-    Signal,
-    /// Another process took the ingest lock over (this one was silent too long).
-    LockLost,
-}
+pub use crate::stop::{StopFlag, StopReason};
 
 /// What happened to one stream in a run.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -175,6 +114,31 @@ pub enum IngestError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(
+        "run {run_id} stopped at once by a second signal; it is recorded as interrupted, and the next run \
+         continues from its last saved page"
+    )]
+    Interrupted { run_id: i64 },
+}
+
+/// How long the record of a run abandoned by a second signal may take before the process gives
+/// up on it (a later run marks the run interrupted anyway).
+const RECORD_INTERRUPTED_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Records a run abandoned by a second signal, on a connection of its own: the run's own may be
+/// stuck in the statement that was abandoned (a page waiting for a lock, say).
+pub(crate) async fn record_interrupted(store: &Store, run_id: i64) {
+    let record = async {
+        let fresh = Store::connect(store.url()).await?;
+        let marked = fresh.mark_interrupted(run_id, "stopped at once by a second signal").await;
+        fresh.close().await;
+        marked
+    };
+    match tokio::time::timeout(RECORD_INTERRUPTED_WITHIN, record).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!("could not record run {run_id} as interrupted: {}", crate::error_text(&e)),
+        Err(_) => tracing::warn!("could not record run {run_id} as interrupted: the database did not answer in time"),
+    }
 }
 
 /// Runs one ingest. The run is recorded in `ingest_runs` whatever its outcome.
@@ -188,23 +152,44 @@ pub async fn run(
     let run_id =
         store.begin_run(&options.company_id, "ingest", &options.arguments, Some(&client.config().api_version)).await?;
     let mut ctx = Run { store, client, options, progress, stop, run_id, counters: RunCounters::default() };
-    let result = ctx.all_streams().await;
-    ctx.sync_client_counters();
-    match result {
-        Ok((streams, stop)) => {
-            let status = if stop.is_some() { RunStatus::Stopped } else { RunStatus::Succeeded };
-            store.finish_run(run_id, status, &ctx.counters, None).await?;
-            Ok(RunSummary { run_id, status, stop, streams, counters: ctx.counters })
-        }
-        Err(err) => {
-            let text = crate::error_text(&err);
-            // The failure is what the user needs to hear about; a second one while recording it
-            // is only logged.
-            if let Err(e) = store.finish_run(run_id, RunStatus::Failed, &ctx.counters, Some(&text)).await {
-                tracing::error!("could not record the failure of run {run_id}: {}", crate::error_text(&e));
+    let work = async {
+        let result = ctx.all_streams().await;
+        ctx.sync_client_counters();
+        match result {
+            Ok((streams, stop)) => {
+                let status = if stop.is_some() { RunStatus::Stopped } else { RunStatus::Succeeded };
+                store.finish_run(run_id, status, &ctx.counters, None).await?;
+                Ok(RunSummary { run_id, status, stop, streams, counters: ctx.counters })
             }
-            Err(err)
+            Err(err) => {
+                let text = crate::error_text(&err);
+                // The failure is what the user needs to hear about; a second one while recording
+                // it is only logged.
+                if let Err(e) = store.finish_run(run_id, RunStatus::Failed, &ctx.counters, Some(&text)).await {
+                    tracing::error!("could not record the failure of run {run_id}: {}", crate::error_text(&e));
+                }
+                Err(err)
+            }
         }
+    };
+    // A second signal abandons whatever the run waits for: a page's transaction rolls back, and
+    // the last saved page is where the next run starts.
+    tokio::select! {
+        outcome = work => outcome,
+        _ = stop.forced() => {
+            record_interrupted(store, run_id).await;
+            Err(IngestError::Interrupted { run_id })
+        }
+    }
+}
+
+/// Why a request did not happen, when that ends the run cleanly: the budget is spent, or the
+/// stop flag was set while waiting.
+fn clean_stop(e: &ClientError, stop: &StopFlag) -> Option<StopReason> {
+    match e {
+        ClientError::BudgetSpent => Some(StopReason::Budget),
+        ClientError::Stopped => Some(stop.reason().unwrap_or(StopReason::Signal)),
+        _ => None,
     }
 }
 
@@ -223,8 +208,8 @@ impl Run<'_> {
         let mut summaries = Vec::new();
         match self.fetch_locations().await {
             Ok(()) => {}
-            Err(IngestError::Reference { source: ClientError::BudgetSpent, .. }) => {
-                return Ok((summaries, Some(StopReason::Budget)));
+            Err(IngestError::Reference { source, .. }) if clean_stop(&source, self.stop).is_some() => {
+                return Ok((summaries, clean_stop(&source, self.stop)));
             }
             Err(e) => return Err(e),
         }
@@ -242,8 +227,8 @@ impl Run<'_> {
         if owed {
             match self.fetch_products().await {
                 Ok(()) => self.store.complete_walk(&self.options.company_id, "products", self.run_id).await?,
-                Err(IngestError::Reference { source: ClientError::BudgetSpent, .. }) => {
-                    return Ok((summaries, Some(StopReason::Budget)));
+                Err(IngestError::Reference { source, .. }) if clean_stop(&source, self.stop).is_some() => {
+                    return Ok((summaries, clean_stop(&source, self.stop)));
                 }
                 Err(e) => return Err(e),
             }
@@ -322,7 +307,9 @@ impl Run<'_> {
         loop {
             let page = match next {
                 Ok(page) => page,
-                Err(ClientError::BudgetSpent) => return Ok((summary, Some(StopReason::Budget))),
+                Err(source) if clean_stop(&source, self.stop).is_some() => {
+                    return Ok((summary, clean_stop(&source, self.stop)));
+                }
                 Err(source) => {
                     return Err(IngestError::Fetch { stream, position: walk.position().to_string(), source });
                 }
@@ -356,8 +343,8 @@ impl Run<'_> {
                     (WalkKind::Complete, true) => {
                         match self.confirm_missing(doc_type, walk_id, bound, &mut summary).await {
                             Ok(deleted) => deleted,
-                            Err(IngestError::Fetch { source: ClientError::BudgetSpent, .. }) => {
-                                return Ok((summary, Some(StopReason::Budget)));
+                            Err(IngestError::Fetch { source, .. }) if clean_stop(&source, self.stop).is_some() => {
+                                return Ok((summary, clean_stop(&source, self.stop)));
                             }
                             Err(e) => return Err(e),
                         }
@@ -684,21 +671,6 @@ async fn fetch_all<T: serde::de::DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_lost_lock_ends_one_run_and_a_signal_ends_them_all() {
-        let stop = StopFlag::default();
-        assert_eq!(stop.reason(), None);
-        stop.lock_lost();
-        assert_eq!(stop.reason(), Some(StopReason::LockLost));
-        stop.clear_lock_lost();
-        assert!(!stop.is_set(), "the next scheduled run may go on");
-        stop.stop();
-        stop.lock_lost();
-        assert_eq!(stop.reason(), Some(StopReason::Signal), "a lost lock does not hide a signal");
-        stop.clear_lock_lost();
-        assert_eq!(stop.reason(), Some(StopReason::Signal));
-    }
 
     #[test]
     fn statistics_are_refreshed_as_the_tables_grow_fourfold() {

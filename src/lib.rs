@@ -7,6 +7,7 @@
 //! - [`mapping`]: pure functions from one document to its serial events.
 //! - [`store`]: SQLite and Postgres behind one interface, and their migrations.
 //! - [`simulator`]: a local inFlow API for tests, benchmarks and the demo.
+//! - [`stop`]: stopping a run from outside (signals, a lost lock).
 
 pub mod cli;
 pub mod commands;
@@ -17,6 +18,7 @@ pub mod output;
 pub mod reconcile;
 pub mod simulator;
 pub mod snapshot;
+pub mod stop;
 pub mod store;
 pub mod testing;
 pub mod timeline;

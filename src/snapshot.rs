@@ -42,7 +42,13 @@ pub async fn run(
     let run_id =
         store.begin_run(company_id, "snapshot", &serde_json::json!({}), Some(&client.config().api_version)).await?;
     let requests_before = client.stats().requests() as i64;
-    let result = walk(store, client, company_id, run_id, stop).await;
+    let result = tokio::select! {
+        result = walk(store, client, company_id, run_id, stop) => result,
+        _ = stop.forced() => {
+            crate::ingest::record_interrupted(store, run_id).await;
+            return Err(IngestError::Interrupted { run_id });
+        }
+    };
     let requests = client.stats().requests() as i64 - requests_before;
     match result {
         Ok(mut summary) => {
@@ -105,6 +111,10 @@ async fn walk(
                 summary.stop = Some(StopReason::Budget);
                 return Ok(summary);
             }
+            Err(IngestError::Reference { source: ClientError::Stopped, .. }) => {
+                summary.stop = Some(stop.reason().unwrap_or(StopReason::Signal));
+                return Ok(summary);
+            }
             other => other?,
         }
     }
@@ -124,6 +134,10 @@ async fn walk(
             Ok(page) => page,
             Err(ClientError::BudgetSpent) => {
                 summary.stop = Some(StopReason::Budget);
+                return Ok(summary);
+            }
+            Err(ClientError::Stopped) => {
+                summary.stop = Some(stop.reason().unwrap_or(StopReason::Signal));
                 return Ok(summary);
             }
             Err(source) => {

@@ -112,3 +112,195 @@ both_backends!(
     a_closed_stdout_ends_every_printing_command_quietly,
     crate::a_closed_stdout_ends_every_printing_command_quietly
 );
+
+// ---- 4. Hangs -----------------------------------------------------------------------------------
+
+fn send_signal(child: &Child, signal: i32) {
+    // SAFETY: sends a signal to a child this test started and has not reaped yet.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+}
+
+/// A server that drips its first answer a byte at a time for ever, then answers normally.
+async fn dripping_first() -> hostile::Hostile {
+    let first = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    hostile::serve(move |_| {
+        if first.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            hostile::drip(Duration::from_millis(100))
+        } else {
+            hostile::json_text("[]")
+        }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dripping_answer_is_given_up_at_the_request_deadline() {
+    let db = TestDb::sqlite().await;
+    let server = dripping_first().await;
+    let env = hostile::env_for(&server.base_url, "a-key-of-some-length");
+    let mut child = spawn(&db, &["ingest", "--request-timeout", "1s", "--time-scale", "0.001"], &env);
+    let (status, took) = tokio::task::block_in_place(|| wait_at_most(&mut child, Duration::from_secs(30), "ingest"));
+    let stderr = stderr_of(&mut child);
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    assert!(stderr.contains("timed out"), "{stderr}");
+    let store = db.store().await;
+    assert_eq!(count(&store, "SELECT count(*) FROM ingest_runs WHERE status = 'succeeded' AND retries = 1").await, 1);
+}
+
+/// Starts an ingest, signals it after `after`, and checks that it ends within a few seconds,
+/// cleanly, with its run recorded as stopped and its lock released.
+async fn signalled_while_waiting(
+    what: &str,
+    db: &TestDb,
+    args: &[&str],
+    env: &[(&'static str, String)],
+    after: Duration,
+) {
+    let mut child = spawn(db, args, env);
+    tokio::time::sleep(after).await;
+    assert!(child.try_wait().unwrap().is_none(), "{what}: ended before the signal; the test proves nothing");
+    send_signal(&child, libc::SIGTERM);
+    let (status, took) = tokio::task::block_in_place(|| wait_at_most(&mut child, Duration::from_secs(30), what));
+    let stderr = stderr_of(&mut child);
+    assert_eq!(status.code(), Some(0), "{what}: {stderr}");
+    assert!(took < Duration::from_secs(3), "{what}: the signal took {took:?} to act");
+    let store = db.store().await;
+    assert_eq!(count(&store, "SELECT count(*) FROM ingest_locks").await, 0, "{what}");
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signal_cuts_every_wait_short() {
+    let db = TestDb::sqlite().await;
+    let key = "a-key-of-some-length";
+
+    // A rate-limit slot: one request a minute, so the second waits for about 60 s.
+    let sim = simulator(audit::simulator::Scale::Orders(300)).await;
+    let env = sim_env(&sim);
+    signalled_while_waiting("a slot", &db, &["ingest", "--max-per-minute", "1"], &env, Duration::from_millis(1500))
+        .await;
+    let store = db.store().await;
+    assert_eq!(count(&store, "SELECT count(*) FROM ingest_runs WHERE status = 'stopped'").await, 1);
+
+    // A Retry-After of an hour.
+    let server = hostile::serve(|_| {
+        axum::response::IntoResponse::into_response((
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            [("retry-after", "3600")],
+            "slow down",
+        ))
+    })
+    .await;
+    let env = hostile::env_for(&server.base_url, key);
+    signalled_while_waiting("a Retry-After", &db, &["ingest"], &env, Duration::from_secs(1)).await;
+
+    // Backoff pauses after server errors (0.5 s, 1 s, 2 s, 4 s, ...).
+    let server = hostile::serve(|_| hostile::status(503, "down for maintenance")).await;
+    let env = hostile::env_for(&server.base_url, key);
+    signalled_while_waiting("a backoff", &db, &["ingest"], &env, Duration::from_millis(2500)).await;
+
+    // A request in flight that a server drips for ever (well within the request deadline).
+    let server = dripping_first().await;
+    let env = hostile::env_for(&server.base_url, key);
+    signalled_while_waiting("a dripping request", &db, &["ingest"], &env, Duration::from_secs(1)).await;
+
+    // The lock, held by a live process (this one) on this host.
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap().trim().to_string();
+    let pid = std::process::id().to_string();
+    exec_with(
+        &store,
+        "INSERT INTO ingest_locks (company_id, holder, pid, host, token, acquired_at, heartbeat_at) \
+         VALUES ('c1', 'the test', CAST($1 AS INTEGER), $2, 'held-by-the-test', '2099-01-01T00:00:00Z', '2099-01-01T00:00:00Z')",
+        &[&pid, &host],
+    )
+    .await;
+    let server = hostile::serve(|_| hostile::json_text("[]")).await;
+    let env = hostile::env_for(&server.base_url, key);
+    let mut child = spawn(&db, &["ingest", "--wait"], &env);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    send_signal(&child, libc::SIGTERM);
+    let (status, took) = tokio::task::block_in_place(|| wait_at_most(&mut child, Duration::from_secs(30), "lock"));
+    assert_eq!(status.code(), Some(0), "{}", stderr_of(&mut child));
+    assert!(took < Duration::from_secs(3), "the lock wait took {took:?} to end");
+    assert_eq!(server.total(), 0, "no request while waiting for the lock");
+}
+
+/// A second signal while the run waits for the database (a page write blocked by a lock this
+/// test holds): the run is recorded as interrupted, its lock released, and the process ends
+/// with status 130 within seconds.
+async fn a_second_signal_records_the_run_as_interrupted(db: TestDb) {
+    use audit::simulator::{Fault, FaultRule, Faults, Trigger};
+    let sim = simulator(audit::simulator::Scale::Orders(450)).await;
+    sim.set_faults(Faults::none().rule(FaultRule::new(Fault::Delay { millis: 100 }, Trigger::Rate(1.0))));
+    let store = db.store().await;
+    let mut child = spawn(&db, &["ingest"], &sim_env(&sim));
+    let started = Instant::now();
+    while count(&store, "SELECT count(*) FROM ingest_runs WHERE pages >= 1").await == 0 {
+        assert!(started.elapsed() < Duration::from_secs(30), "no page written");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Block the next page's write.
+    let blocker = audit::store::Store::connect(&db.url).await.unwrap();
+    let holding = match db.url.backend() {
+        audit::store::Backend::Sqlite => {
+            let mut conn = blocker.sqlite_pool().unwrap().acquire().await.unwrap().detach();
+            sqlx::query("BEGIN IMMEDIATE").execute(&mut conn).await.unwrap();
+            Holding::Sqlite(conn)
+        }
+        audit::store::Backend::Postgres => {
+            let mut tx = blocker.postgres_pool().unwrap().begin().await.unwrap();
+            sqlx::query("LOCK TABLE serial_events IN EXCLUSIVE MODE").execute(&mut *tx).await.unwrap();
+            // Until the ingest is seen waiting for it.
+            let waiting =
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'";
+            while count(&store, waiting).await == 0 {
+                assert!(started.elapsed() < Duration::from_secs(60), "the ingest never waited for the lock");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Holding::Postgres(tx)
+        }
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    send_signal(&child, libc::SIGTERM);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(child.try_wait().unwrap().is_none(), "the first signal waits for the page being written");
+    send_signal(&child, libc::SIGTERM);
+    let signalled = Instant::now();
+    // SQLite's whole file is locked, so the record waits for the lock too: it goes after a second.
+    let holding = match holding {
+        Holding::Sqlite(mut conn) => {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            sqlx::query("COMMIT").execute(&mut conn).await.unwrap();
+            None
+        }
+        Holding::Postgres(tx) => Some(tx),
+    };
+    let (status, _) = tokio::task::block_in_place(|| wait_at_most(&mut child, Duration::from_secs(20), "ingest"));
+    let took = signalled.elapsed();
+    let stderr = stderr_of(&mut child);
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(took < Duration::from_secs(6), "{took:?}: {stderr}");
+    assert!(stderr.contains("recorded as interrupted"), "{stderr}");
+    assert_eq!(
+        count(&store, "SELECT count(*) FROM ingest_runs WHERE status = 'interrupted' AND finished_at IS NOT NULL")
+            .await,
+        1
+    );
+    assert_eq!(count(&store, "SELECT count(*) FROM ingest_locks").await, 0);
+    drop(holding);
+    blocker.close().await;
+    // Nothing was lost: the next run completes the same events.
+    sim.set_faults(Faults::none());
+    let (code, _, stderr) = run_cli(&db, &sim, &["ingest"], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let (stored, rows) = stored_events(&store).await;
+    assert_eq!(rows, stored.len());
+    assert_eq!(stored, expected_events(&sim));
+}
+both_backends!(a_second_signal_records_the_run_as_interrupted, crate::a_second_signal_records_the_run_as_interrupted);
+
+enum Holding {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}

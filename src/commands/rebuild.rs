@@ -16,7 +16,11 @@ pub async fn run(global: &GlobalArgs, args: RebuildArgs) -> anyhow::Result<ExitC
         let started = Instant::now();
         let lock = match store.try_lock(&company, "rebuild").await? {
             Ok(lock) => lock,
-            Err(_) if args.wait => store.lock_waiting(&company, "rebuild").await?,
+            // No signal handler here: Ctrl-C ends the wait, and the process, at once.
+            Err(_) if args.wait => store
+                .lock_waiting(&company, "rebuild", &crate::stop::StopFlag::default())
+                .await?
+                .expect("never stopped"),
             Err(holder) => {
                 crate::output::note(&format!(
                     "an ingest of company {company} is running: {holder}. Use --wait to wait for it."

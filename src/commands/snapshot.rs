@@ -9,10 +9,10 @@ use crate::ingest::{StopFlag, StopReason};
 use crate::snapshot::SnapshotSummary;
 
 pub async fn run(global: &GlobalArgs, args: SnapshotArgs) -> anyhow::Result<ExitCode> {
-    let client = super::ingest::client(&args.inflow)?;
+    let stop = StopFlag::default();
+    let client = super::ingest::client(&args.inflow)?.with_stop(stop.clone());
     let store = super::open_store(global).await?;
     let company = client.config().company_id.clone();
-    let stop = StopFlag::default();
     super::stop_on_signals(stop.clone());
     let lock = match store.try_lock(&company, "snapshot").await? {
         Ok(lock) => lock,
@@ -26,6 +26,12 @@ pub async fn run(global: &GlobalArgs, args: SnapshotArgs) -> anyhow::Result<Exit
     lock.on_lost(move || flag.lock_lost());
     let started = Instant::now();
     let result = crate::snapshot::run(&store, &client, &company, &stop).await;
+    if let Err(err @ crate::ingest::IngestError::Interrupted { .. }) = &result {
+        // Not closing the store: its connection may be stuck in the abandoned statement.
+        lock.release_fresh().await;
+        crate::output::note(&format!("stopped: {}", crate::error_text(err)));
+        return Ok(ExitCode::from(super::ingest::INTERRUPTED));
+    }
     lock.release().await;
     store.close().await;
     let summary = result?;

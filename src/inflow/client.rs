@@ -2,9 +2,11 @@
 //!
 //! Every request goes through [`Client::get_array`], which waits for the [`Pacer`], counts the
 //! request against the run's budget, and retries what is worth retrying: 429 after its
-//! `Retry-After`, 5xx, timeouts, dropped connections and unparsable bodies with exponential
-//! backoff and jitter. Anything else (401, 404, another 4xx) fails at once, since repeating it
-//! would only spend the company's shared quota.
+//! `Retry-After`, 408, 425, 5xx, timeouts, dropped connections and unparsable bodies with
+//! exponential backoff and jitter. Anything else (400, 401, 404, another 4xx) fails at once, since
+//! repeating it would only spend the company's shared quota. A request has a total deadline (a
+//! server dripping its answer cannot hold it), and a [`StopFlag`] cuts every wait short: the
+//! slot, the request, the backoff and the `Retry-After`.
 
 use std::fmt;
 use std::sync::Arc;
@@ -18,6 +20,7 @@ use serde_json::value::RawValue;
 use tokio::time::Instant;
 
 use super::pacer::{Pacer, RateLimits};
+use crate::stop::StopFlag;
 
 /// The API key. It is only ever put in the `Authorization` header: `Debug` and `Display` hide it.
 #[derive(Clone, PartialEq, Eq)]
@@ -64,6 +67,10 @@ impl Default for RetryPolicy {
     }
 }
 
+/// A page of 100 documents with their lines is a few hundred kilobytes; this leaves room for a
+/// slow link, not for a server that never finishes.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
     pub base_url: String,
@@ -76,6 +83,8 @@ pub struct ClientConfig {
     pub max_requests: Option<u64>,
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
+    /// The whole request, from connecting to the body's last byte.
+    pub request_timeout: Duration,
 }
 
 impl ClientConfig {
@@ -90,6 +99,7 @@ impl ClientConfig {
             max_requests: None,
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(60),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
         }
     }
 }
@@ -99,6 +109,10 @@ pub enum ClientError {
     /// Not a failure: the run's `--max-requests` budget is spent.
     #[error("the request budget is spent")]
     BudgetSpent,
+
+    /// Not a failure: the stop flag was set (a signal, a lost lock) while waiting.
+    #[error("stopped while waiting for inFlow")]
+    Stopped,
 
     #[error(
         "inFlow refused the API key for {what} (HTTP {status}): check INFLOW_API_KEY and that the company has the API add-on"
@@ -110,6 +124,9 @@ pub enum ClientError {
 
     #[error("inFlow rejected {what} (HTTP {status}): {body}")]
     Rejected { what: String, status: u16, body: String },
+
+    #[error("{what} cannot be sent ({reason}): check --base-url and --api-version")]
+    Unsendable { what: String, reason: String },
 
     #[error("{what} failed after {attempts} attempts; last: {last}. Run again later: the position is saved")]
     GaveUp { what: String, attempts: u32, last: String },
@@ -156,6 +173,7 @@ pub struct Client {
     config: Arc<ClientConfig>,
     pacer: Arc<Pacer>,
     stats: Arc<ClientStats>,
+    stop: StopFlag,
 }
 
 /// What one attempt came to.
@@ -177,6 +195,7 @@ impl Client {
             .user_agent(concat!("audit/", env!("CARGO_PKG_VERSION"), " (inFlow serial audit trail)"))
             .connect_timeout(config.connect_timeout)
             .read_timeout(config.read_timeout)
+            .timeout(config.request_timeout)
             .build()
             .map_err(ClientError::Setup)?;
         Ok(Client {
@@ -184,7 +203,14 @@ impl Client {
             pacer: Arc::new(Pacer::new(config.limits)),
             config: Arc::new(config),
             stats: Arc::new(ClientStats::default()),
+            stop: StopFlag::default(),
         })
+    }
+
+    /// This client, with every wait cut short when `stop` is set.
+    pub fn with_stop(mut self, stop: StopFlag) -> Client {
+        self.stop = stop;
+        self
     }
 
     /// A client for the next run of a scheduled ingest: fresh counters and budget, but the
@@ -195,6 +221,7 @@ impl Client {
             config: self.config.clone(),
             pacer: self.pacer.clone(),
             stats: Arc::new(ClientStats::default()),
+            stop: self.stop.clone(),
         }
     }
 
@@ -256,9 +283,17 @@ impl Client {
             if self.budget_left() == Some(0) {
                 return Err(ClientError::BudgetSpent);
             }
-            self.pacer.acquire().await;
+            // Every wait below ends when the stop flag is set; a request in flight is dropped.
+            tokio::select! {
+                _ = self.pacer.acquire() => {}
+                _ = self.stop.stopped() => return Err(ClientError::Stopped),
+            }
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
-            match self.attempt(&url, query, what, &parse).await {
+            let attempt = tokio::select! {
+                attempt = self.attempt(&url, query, what, &parse) => attempt,
+                _ = self.stop.stopped() => return Err(ClientError::Stopped),
+            };
+            match attempt {
                 Attempt::Done(page) => return Ok(page),
                 Attempt::Fatal(err) => return Err(err),
                 Attempt::Retry { last, wait, rate_limited: was_429 } => {
@@ -278,10 +313,14 @@ impl Client {
                     let wait = wait.unwrap_or_else(|| backoff(&policy, retries));
                     tracing::warn!("{what}: {last}; retrying in {wait:.1?}");
                     if was_429 {
-                        // Everyone waits, not only this request: the quota is shared.
+                        // Everyone waits, not only this request: the quota is shared. The wait
+                        // itself is the next slot's.
                         self.pacer.pause_until(Instant::now() + wait).await;
                     } else {
-                        tokio::time::sleep(wait).await;
+                        tokio::select! {
+                            _ = tokio::time::sleep(wait) => {}
+                            _ = self.stop.stopped() => return Err(ClientError::Stopped),
+                        }
                     }
                 }
             }
@@ -304,6 +343,13 @@ impl Client {
         tracing::debug!(%url, ?query, "GET");
         let response = match request.send().await {
             Ok(r) => r,
+            // A request that cannot be built (a header value with a newline, say) never will be.
+            Err(e) if e.is_builder() => {
+                return Attempt::Fatal(ClientError::Unsendable {
+                    what: what.to_string(),
+                    reason: describe_transport(&e),
+                });
+            }
             Err(e) => {
                 return Attempt::Retry { last: describe_transport(&e), wait: None, rate_limited: false };
             }
@@ -341,7 +387,7 @@ impl Client {
                 wait: Some(retry_after(&headers).unwrap_or(self.config.retry.default_retry_after)),
                 rate_limited: true,
             },
-            s if s.is_server_error() || s == StatusCode::REQUEST_TIMEOUT => Attempt::Retry {
+            s if retried(s) => Attempt::Retry {
                 last: format!("HTTP {}: {:?}", s.as_u16(), body_start(&body)),
                 wait: None,
                 rate_limited: false,
@@ -353,6 +399,13 @@ impl Client {
             s => Attempt::Fatal(ClientError::Rejected { what, status: s.as_u16(), body: body_start(&body) }),
         }
     }
+}
+
+/// The statuses worth asking again for, besides 429 (which waits for its `Retry-After`): a
+/// timeout (408), "too early" (425) and server errors. Any other 4xx means the request itself is
+/// wrong (a bad `--api-version` is a 400), and repeating it only spends the shared quota.
+fn retried(status: StatusCode) -> bool {
+    status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT || status.as_u16() == 425
 }
 
 /// reqwest and rustls need a process-wide crypto provider; ring is the one compiled in.
@@ -495,6 +548,15 @@ mod tests {
             let late = backoff(&policy, 10);
             assert!(late >= Duration::from_millis(500) && late <= Duration::from_secs(1), "{late:?}");
         }
+    }
+
+    #[test]
+    fn only_429_408_425_and_server_errors_are_asked_again() {
+        let asked_again: Vec<u16> =
+            (400..600).filter(|s| retried(StatusCode::from_u16(*s).unwrap())).filter(|s| *s < 500).collect();
+        assert_eq!(asked_again, [408, 425], "429 has its own path");
+        assert!(retried(StatusCode::BAD_GATEWAY) && retried(StatusCode::SERVICE_UNAVAILABLE));
+        assert!(!retried(StatusCode::BAD_REQUEST) && !retried(StatusCode::NOT_ACCEPTABLE));
     }
 
     #[test]

@@ -494,6 +494,23 @@ impl Store {
         })
     }
 
+    /// Marks a run abandoned mid-way (a second signal) as interrupted, with why.
+    pub async fn mark_interrupted(&self, run_id: i64, why: &str) -> Result<(), StoreError> {
+        on_pool!(self, pool => {
+            sqlx::query(
+                "UPDATE ingest_runs SET status = 'interrupted', finished_at = $1, error = $2 \
+                 WHERE run_id = $3 AND status = 'running'",
+            )
+            .bind(Utc::now())
+            .bind(why)
+            .bind(run_id)
+            .execute(pool)
+            .await
+            .context(|| format!("recording run {run_id} as interrupted"))?;
+            Ok(())
+        })
+    }
+
     pub async fn sync_state(&self, company_id: &str, stream: &str) -> Result<SyncState, StoreError> {
         on_pool!(self, pool => {
             let row: Option<SyncState> = sqlx::query_as(

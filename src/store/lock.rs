@@ -11,6 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::{Context, Store, StoreError, WritePool, on_pool};
+use crate::stop::StopFlag;
 
 /// How often a holder proves it is alive.
 const HEARTBEAT: Duration = Duration::from_secs(10);
@@ -129,18 +130,27 @@ impl Store {
         Ok(Ok(IngestLock { store: self.clone(), company_id: company_id.to_string(), token, heartbeat, on_lost }))
     }
 
-    /// Waits until the lock is free, then takes it, telling once who it waits for.
-    pub async fn lock_waiting(&self, company_id: &str, command: &str) -> Result<IngestLock, StoreError> {
+    /// Waits until the lock is free, then takes it, telling once who it waits for; `None` when
+    /// `stop` is set meanwhile.
+    pub async fn lock_waiting(
+        &self,
+        company_id: &str,
+        command: &str,
+        stop: &StopFlag,
+    ) -> Result<Option<IngestLock>, StoreError> {
         let mut told = false;
         loop {
             match self.try_lock(company_id, command).await? {
-                Ok(lock) => return Ok(lock),
+                Ok(lock) => return Ok(Some(lock)),
                 Err(holder) => {
                     if !told {
                         crate::output::note(&format!("waiting for the ingest lock held by {holder}"));
                         told = true;
                     }
-                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    stop.sleep_until(tokio::time::Instant::now() + Duration::from_millis(500)).await;
+                    if stop.is_set() {
+                        return Ok(None);
+                    }
                 }
             }
         }
@@ -178,6 +188,37 @@ impl IngestLock {
         });
         if let Err(e) = result {
             tracing::warn!("could not release the ingest lock of company {company_id} ({e}); the next run recovers it");
+        }
+    }
+}
+
+impl IngestLock {
+    /// Releases the lock on a connection of its own, giving up after a few seconds: after a
+    /// second signal the store's connection may be stuck in the statement that was abandoned.
+    /// A row left behind is recovered as a dead one.
+    pub async fn release_fresh(self) {
+        self.heartbeat.abort();
+        let release = async {
+            let fresh = Store::connect(self.store.url()).await?;
+            let deleted = on_pool!(fresh, pool => {
+                sqlx::query("DELETE FROM ingest_locks WHERE company_id = $1 AND token = $2")
+                    .bind(&self.company_id)
+                    .bind(&self.token)
+                    .execute(pool)
+                    .await
+                    .map(|_| ())
+                    .context(|| format!("releasing the ingest lock of company {}", self.company_id))
+            });
+            fresh.close().await;
+            deleted
+        };
+        match tokio::time::timeout(Duration::from_secs(5), release).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(
+                "could not release the ingest lock ({}); the next run recovers it",
+                crate::error_text(&e)
+            ),
+            Err(_) => tracing::warn!("could not release the ingest lock in time; the next run recovers it"),
         }
     }
 }

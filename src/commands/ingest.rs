@@ -389,3 +389,17 @@ impl Progress for Display {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_database_is_tried_again_sooner_and_sooner_less_often_up_to_a_minute_or_the_interval() {
+        let hour = Duration::from_secs(3600);
+        let waits: Vec<u64> = (0..9).map(|n| database_backoff(n, hour).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
+        assert_eq!(database_backoff(5, Duration::from_secs(10)), Duration::from_secs(10));
+        assert_eq!(database_backoff(0, Duration::from_millis(10)), Duration::from_secs(1));
+    }
+}

@@ -27,8 +27,13 @@ use sqlx::{Connection, PgPool, SqlitePool};
 pub use migrate::MigrationReport;
 pub use url::{Backend, DatabaseUrl, UrlError};
 
-/// How long to wait for a Postgres connection (for a server that is starting up, too).
-const PG_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long to wait for a Postgres connection, refused ones retried (a server that is starting
+/// up); with [`PG_DIRECT_TIMEOUT`], a database that is down is reported within about 10 s.
+const PG_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(8);
+
+/// The one direct attempt that says why the pool could not connect: a server that accepts the
+/// connection but never answers would otherwise hold it for minutes.
+const PG_DIRECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How long a SQLite writer waits for another one before giving up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -232,8 +237,23 @@ impl Store {
                     Ok(pool) => Pool::Postgres(pool),
                     // The pool says only "timed out"; one direct attempt tells why.
                     Err(sqlx::Error::PoolTimedOut) => {
-                        let direct = sqlx::PgConnection::connect_with(&options).await;
-                        return Err(connect_err(direct.err().unwrap_or(sqlx::Error::PoolTimedOut)));
+                        let why =
+                            match tokio::time::timeout(PG_DIRECT_TIMEOUT, sqlx::PgConnection::connect_with(&options))
+                                .await
+                            {
+                                Ok(direct) => direct.err().unwrap_or(sqlx::Error::PoolTimedOut),
+                                Err(_) => sqlx::Error::Io(std::io::Error::new(
+                                    std::io::ErrorKind::TimedOut,
+                                    format!(
+                                        "the server at {}:{} accepted no connection or did not answer within {} s; \
+                                     is it up, and is this its address?",
+                                        options.get_host(),
+                                        options.get_port(),
+                                        (PG_ACQUIRE_TIMEOUT + PG_DIRECT_TIMEOUT).as_secs()
+                                    ),
+                                )),
+                            };
+                        return Err(connect_err(why));
                     }
                     Err(e) => return Err(connect_err(e)),
                 }

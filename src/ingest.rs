@@ -162,7 +162,7 @@ pub async fn run(
                 Ok(RunSummary { run_id, status, stop, streams, counters: ctx.counters })
             }
             Err(err) => {
-                let text = crate::error_text(&err);
+                let text = client.redact(&crate::error_text(&err)).into_owned();
                 // The failure is what the user needs to hear about; a second one while recording
                 // it is only logged.
                 if let Err(e) = store.finish_run(run_id, RunStatus::Failed, &ctx.counters, Some(&text)).await {
@@ -456,13 +456,22 @@ impl Run<'_> {
         kind: PageKind<'_>,
     ) -> Result<PageOutcome, IngestError> {
         let floor = bound.map(|d| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc());
-        let storable = storable_forms(items);
+        // A server that echoes the API key into a document does not get it stored.
+        let redacted: Vec<Option<Box<RawValue>>> = items
+            .iter()
+            .map(|raw| match self.client.redact(raw.get()) {
+                Cow::Borrowed(_) => None,
+                Cow::Owned(text) => RawValue::from_string(text).ok(),
+            })
+            .collect();
+        let items: Vec<&RawValue> = items.iter().zip(&redacted).map(|(raw, r)| r.as_deref().unwrap_or(raw)).collect();
+        let storable = storable_forms(&items);
         let mut docs = Vec::with_capacity(items.len());
         let mut quarantine = Vec::new();
         let mut ids = std::collections::HashSet::with_capacity(items.len());
-        for (raw, (clean, kept)) in items.iter().zip(&storable) {
+        for (&raw, (clean, kept)) in items.iter().zip(&storable) {
             let stored: &RawValue = clean.as_deref().unwrap_or(raw);
-            match derive_storable(doc_type, stored, kept) {
+            match derive_storable(doc_type, stored, kept).map(|d| self.redacted(d)) {
                 // inFlow cannot filter adjustments and transfers by date, so the bound is applied
                 // here (for every type, in case a server ignores the filter).
                 Ok(derived) if floor.is_some_and(|f| derived.doc_date.is_some_and(|d| d < f)) => {}
@@ -481,7 +490,7 @@ impl Run<'_> {
                 Err(err) => quarantine.push(Quarantine {
                     doc_id: id_of(stored, doc_type.id_field()),
                     kind: "unreadable_document",
-                    reason: unreadable(stored, &err),
+                    reason: unreadable(stored.get(), &err),
                     raw: raw.get(),
                 }),
             }
@@ -498,6 +507,16 @@ impl Run<'_> {
             counters: self.counters_now(),
         };
         Ok(self.store.write_page(write).await?)
+    }
+
+    /// A derived document whose warnings show no API key (they quote the server's data).
+    fn redacted(&self, mut derived: Derived) -> Derived {
+        for w in &mut derived.warnings {
+            if let Cow::Owned(hidden) = self.client.redact(&w.detail) {
+                w.detail = hidden;
+            }
+        }
+        derived
     }
 
     fn counters_now(&self) -> RunCounters {
@@ -536,13 +555,13 @@ fn date_filter_param(field: &str) -> &'static str {
 }
 
 /// Why a document could not be read, with its first bytes.
-fn unreadable(raw: &RawValue, err: &mapping::MappingError) -> String {
-    format!("{err}; it starts with {}", crate::inflow::client::body_start(raw.get().as_bytes()))
+fn unreadable(raw: &str, err: &mapping::MappingError) -> String {
+    format!("{err}; it starts with {}", crate::inflow::client::body_start(raw.as_bytes()))
 }
 
 /// Each document's JSON in the form both databases store (see [`mapping::storable`]): `None`
 /// where that is the JSON as sent, with the escapes that had to be kept as text.
-fn storable_forms(items: &[Box<RawValue>]) -> Vec<(Option<Box<RawValue>>, Vec<KeptEscape>)> {
+fn storable_forms(items: &[&RawValue]) -> Vec<(Option<Box<RawValue>>, Vec<KeptEscape>)> {
     items
         .iter()
         .map(|raw| match storable_json(raw.get()) {
@@ -583,7 +602,7 @@ pub async fn rebuild(store: &Store, company_id: &str, progress: &dyn Progress) -
                 let Some((last, _)) = batch.last() else { break };
                 after = last.clone();
                 let raws: Vec<Box<RawValue>> = batch.into_iter().map(|(_, raw)| raw).collect();
-                let storable = storable_forms(&raws);
+                let storable = storable_forms(&raws.iter().map(|r| r.as_ref()).collect::<Vec<_>>());
                 let mut docs = Vec::with_capacity(raws.len());
                 let mut loose_warnings = Vec::new();
                 for (raw, (clean, kept)) in raws.iter().zip(&storable) {
@@ -595,7 +614,7 @@ pub async fn rebuild(store: &Store, company_id: &str, progress: &dyn Progress) -
                             doc_type,
                             doc_id: id_of(stored, doc_type.id_field()),
                             kind: "unreadable_document",
-                            detail: unreadable(stored, &err),
+                            detail: unreadable(stored.get(), &err),
                         }),
                     }
                 }
@@ -661,7 +680,9 @@ async fn fetch_all<T: serde::de::DeserializeOwned>(
     let mut all = Vec::new();
     loop {
         let page = walk.next_page().await.map_err(|source| IngestError::Reference { what, source })?;
-        all.extend(page.items.iter().filter_map(|raw| mapping::storable::parse_storable(raw.get()).ok()));
+        all.extend(
+            page.items.iter().filter_map(|raw| mapping::storable::parse_storable(&client.redact(raw.get())).ok()),
+        );
         if page.last {
             return Ok(all);
         }

@@ -67,7 +67,7 @@ pub async fn run(
         }
         Err(err) => {
             let counters = RunCounters { requests, ..RunCounters::default() };
-            let text = crate::error_text(&err);
+            let text = client.redact(&crate::error_text(&err)).into_owned();
             if let Err(e) = store.finish_run(run_id, RunStatus::Failed, &counters, Some(&text)).await {
                 tracing::error!("could not record the failure of run {run_id}: {}", crate::error_text(&e));
             }
@@ -144,8 +144,11 @@ async fn walk(
                 return Err(IngestError::Fetch { stream: "products", position: walk.position().to_string(), source });
             }
         };
-        let products: Vec<Product> =
-            page.items.iter().filter_map(|raw| crate::mapping::storable::parse_storable(raw.get()).ok()).collect();
+        let products: Vec<Product> = page
+            .items
+            .iter()
+            .filter_map(|raw| crate::mapping::storable::parse_storable(&client.redact(raw.get())).ok())
+            .collect();
         let rows = stock_rows(&products);
         store.upsert_products(company_id, &products).await?;
         summary.pages += 1;

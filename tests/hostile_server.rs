@@ -304,3 +304,129 @@ enum Holding {
     Sqlite(sqlx::SqliteConnection),
     Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
 }
+
+// ---- 6. The key ---------------------------------------------------------------------------------
+
+const KEY: &str = "sk_echoed_0123456789abcdef";
+
+/// Each way a server can send the key back (in the body of a 400, of a 500, of a 200 that is not
+/// JSON, inside a document): never shown, never stored, hidden as `***`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_the_server_echoes_is_never_shown_or_stored() {
+    for case in ["400", "500", "200 not JSON", "in a document"] {
+        let db = TestDb::sqlite().await;
+        let server = hostile::serve(move |asked| {
+            let echo = format!("Authorization: Bearer {}", asked.key.unwrap_or_default());
+            match (case, asked.endpoint.as_str()) {
+                ("400", _) => hostile::status(400, format!("bad request ({echo})")),
+                ("500", _) => hostile::status(500, format!("internal error ({echo})")),
+                ("200 not JSON", _) => {
+                    axum::response::IntoResponse::into_response(format!("<html><body>{echo}</body></html>"))
+                }
+                (_, "sales-orders") => hostile::json_text(format!(r#"[{{"orderNumber":"SO-1","remarks":"{echo}"}}]"#)),
+                _ => hostile::json_text("[]"),
+            }
+        })
+        .await;
+        let env = hostile::env_for(&server.base_url, KEY);
+        let args = ["-vv", "ingest", "--types", "sales-orders", "--time-scale", "0.001"];
+        let (code, stdout, stderr) = hostile::run_with(&db.url_string(), &args, &env);
+        assert!(!stdout.contains(KEY) && !stderr.contains(KEY), "{case}: {stdout}{stderr}");
+        let store = db.store().await;
+        let stored = strings(
+            &store,
+            "SELECT COALESCE(error, '') FROM ingest_runs WHERE $1 = $1 \
+             UNION ALL SELECT detail FROM run_warnings \
+             UNION ALL SELECT reason || raw FROM quarantined_documents",
+            "",
+        )
+        .await
+        .concat();
+        assert!(!stored.contains(KEY), "{case}: {stored}");
+        match case {
+            "in a document" => {
+                assert_eq!(code, 0, "{stderr}");
+                assert!(stored.contains("Bearer ***"), "{case}: the document's warning shows where it was: {stored}");
+            }
+            "500" => {
+                assert_eq!(code, 2);
+                // Six retries logged, and the final error.
+                assert!(stderr.matches("Bearer ***").count() >= 7, "{stderr}");
+                assert!(stored.contains("Bearer ***"), "{stored}");
+            }
+            _ => {
+                assert_eq!(code, 2, "{case}: {stderr}");
+                assert!(stderr.contains("Bearer ***") && stored.contains("Bearer ***"), "{case}: {stderr} {stored}");
+            }
+        }
+        if let Some(path) = db.url.sqlite_file() {
+            store.close().await;
+            for file in [path.clone(), path.with_extension("db-wal")] {
+                if let Ok(bytes) = std::fs::read(&file) {
+                    assert!(
+                        !bytes.windows(KEY.len()).any(|w| w == KEY.as_bytes()),
+                        "{case}: {} holds the key",
+                        file.display()
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// A base URL with `user:password@` would be logged, stored with the run's arguments and sent
+/// in place of the key: it is refused before anything is sent or stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_in_the_base_url_are_refused() {
+    let db = TestDb::sqlite().await;
+    let server = hostile::serve(|_| hostile::json_text("[]")).await;
+    let url = server.base_url.replace("http://", "http://someone:hunter2secret@");
+    let env = hostile::env_for(&url, KEY);
+    let (code, stdout, stderr) = hostile::run_with(&db.url_string(), &["-vv", "ingest"], &env);
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert!(stderr.contains("holds credentials") && stderr.contains("INFLOW_API_KEY"), "{stderr}");
+    assert!(!stderr.contains("hunter2secret"), "{stderr}");
+    assert_eq!(server.total(), 0, "nothing was sent");
+    let (code, _, stderr) = hostile::run_with(
+        &db.url_string(),
+        &["ingest", "--api-version", "2025-06-24\nX: y"],
+        &hostile::env_for(&server.base_url, KEY),
+    );
+    assert_eq!(code, 2);
+    assert!(stderr.contains("cannot be sent in a header"), "{stderr}");
+    assert_eq!(server.total(), 0);
+}
+
+// ---- 8. A request that can never succeed is not repeated -----------------------------------------
+
+/// A bad `--api-version` answered with 400 (or a 406, or any 4xx but 408, 425 and 429) is not
+/// asked again: repeating it only spends the company's quota.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_can_never_succeed_is_not_repeated() {
+    for status in [400, 406, 422] {
+        let db = TestDb::sqlite().await;
+        let server = hostile::serve(move |_| hostile::status(status, "unsupported API version")).await;
+        let env = hostile::env_for(&server.base_url, KEY);
+        let (code, _, stderr) = hostile::run_with(&db.url_string(), &["ingest", "--api-version", "1999-01-01"], &env);
+        assert_eq!(code, 2, "{stderr}");
+        assert!(stderr.contains(&format!("HTTP {status}")), "{stderr}");
+        // A 400 on a keyset page may be tried once more without the keyset (skip paging).
+        assert!(server.total() <= 2, "HTTP {status}: {} requests", server.total());
+    }
+    // 408 and 425 are asked again.
+    for status in [408, 425] {
+        let db = TestDb::sqlite().await;
+        let first = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let server = hostile::serve(move |_| {
+            if first.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                hostile::status(status, "try again")
+            } else {
+                hostile::json_text("[]")
+            }
+        })
+        .await;
+        let env = hostile::env_for(&server.base_url, KEY);
+        let (code, _, stderr) = hostile::run_with(&db.url_string(), &["ingest", "--time-scale", "0.001"], &env);
+        assert_eq!(code, 0, "HTTP {status}: {stderr}");
+    }
+}

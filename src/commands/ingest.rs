@@ -229,10 +229,20 @@ pub(crate) fn client(args: &InflowArgs) -> anyhow::Result<Client> {
     if !(args.time_scale > 0.0 && args.time_scale <= 1.0) {
         bail!("--time-scale must be in (0, 1]");
     }
-    let url =
-        url::Url::parse(&args.base_url).with_context(|| format!("--base-url {:?} is not a URL", args.base_url))?;
+    let shown = crate::store::url::redact(&args.base_url);
+    let url = url::Url::parse(&args.base_url).with_context(|| format!("--base-url {shown:?} is not a URL"))?;
     if !matches!(url.scheme(), "http" | "https") {
-        bail!("--base-url must be an http(s) URL, not {:?}", args.base_url);
+        bail!("--base-url must be an http(s) URL, not {shown:?}");
+    }
+    // They would be logged, stored with the run's arguments, and sent in place of the key.
+    if !url.username().is_empty() || url.password().is_some() {
+        bail!(
+            "--base-url {shown:?} holds credentials (user:password@); inFlow takes the API key only, from \
+             INFLOW_API_KEY: remove them from the URL"
+        );
+    }
+    if reqwest::header::HeaderValue::from_str(&format!("application/json;version={}", args.api_version)).is_err() {
+        bail!("--api-version {:?} cannot be sent in a header; inFlow versions look like 2025-06-24", args.api_version);
     }
     let mut config = ClientConfig::new(&args.base_url, &company_id, api_key);
     config.api_version = args.api_version.clone();

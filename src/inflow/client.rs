@@ -238,6 +238,33 @@ impl Client {
         self.config.max_requests.map(|max| max.saturating_sub(self.stats.requests()))
     }
 
+    /// `text` with the API key replaced by `***`, for anything that came from the server before it
+    /// is shown or stored: a server (or a proxy in front of it) can echo the request's headers in
+    /// an error page. Also as JSON and URLs escape it. A key of a few characters is left alone:
+    /// hiding every `k` of a message would say nothing useful about it.
+    pub fn redact<'t>(&self, text: &'t str) -> std::borrow::Cow<'t, str> {
+        const SHORTEST_HIDDEN: usize = 8;
+        let key = self.config.api_key.expose();
+        if key.len() < SHORTEST_HIDDEN {
+            return text.into();
+        }
+        let forms =
+            [key.to_string(), key.replace('/', "\\/"), url::form_urlencoded::byte_serialize(key.as_bytes()).collect()];
+        let mut out = std::borrow::Cow::Borrowed(text);
+        for form in &forms {
+            if out.contains(form.as_str()) {
+                out = out.replace(form.as_str(), "***").into();
+            }
+        }
+        out
+    }
+
+    /// The first bytes of a body, for messages: the key hidden before the cut (so no part of it
+    /// shows), control characters escaped.
+    fn shown(&self, body: &[u8]) -> String {
+        body_start(self.redact(&String::from_utf8_lossy(body)).as_bytes())
+    }
+
     /// GETs `/{companyId}/{path}` and parses the body as a JSON array, retrying as described in
     /// the module docs. `what` names the request in errors (stream and page position).
     pub async fn get_array(&self, path: &str, query: &[(&str, String)], what: &str) -> Result<ArrayPage, ClientError> {
@@ -377,7 +404,7 @@ impl Client {
                     Attempt::Done(value)
                 }
                 Err(e) => Attempt::Retry {
-                    last: format!("{e}; it starts with {:?}", body_start(&body)),
+                    last: format!("{}; it starts with {}", self.redact(&e), self.shown(&body)),
                     wait: None,
                     rate_limited: false,
                 },
@@ -388,7 +415,7 @@ impl Client {
                 rate_limited: true,
             },
             s if retried(s) => Attempt::Retry {
-                last: format!("HTTP {}: {:?}", s.as_u16(), body_start(&body)),
+                last: format!("HTTP {}: {}", s.as_u16(), self.shown(&body)),
                 wait: None,
                 rate_limited: false,
             },
@@ -396,7 +423,7 @@ impl Client {
                 Attempt::Fatal(ClientError::Unauthorized { what, status: status.as_u16() })
             }
             StatusCode::NOT_FOUND => Attempt::Fatal(ClientError::NotFound { what }),
-            s => Attempt::Fatal(ClientError::Rejected { what, status: s.as_u16(), body: body_start(&body) }),
+            s => Attempt::Fatal(ClientError::Rejected { what, status: s.as_u16(), body: self.shown(&body) }),
         }
     }
 }
@@ -481,11 +508,13 @@ fn describe_transport(e: &reqwest::Error) -> String {
     text
 }
 
-/// The first bytes of a body, for error messages.
+/// The first bytes of a body, for error messages, control characters escaped (a message reaches
+/// a terminal).
 pub fn body_start(body: &[u8]) -> String {
     const SHOWN: usize = 200;
-    let text = String::from_utf8_lossy(&body[..body.len().min(SHOWN)]).into_owned();
-    if body.len() > SHOWN { format!("{text}…") } else { text }
+    let text = String::from_utf8_lossy(&body[..body.len().min(SHOWN)]);
+    let text = crate::output::printable(&text);
+    if body.len() > SHOWN { format!("{text}…") } else { text.into_owned() }
 }
 
 #[cfg(test)]
@@ -560,8 +589,30 @@ mod tests {
     }
 
     #[test]
+    fn the_key_is_hidden_in_what_the_server_says_however_it_is_written() {
+        let key = "sk_live/Ab+cd=";
+        let client = Client::new(ClientConfig::new("http://x", "c", ApiKey::new(key))).unwrap();
+        let echoed = format!(
+            r#"{{"error":"bad key {}", "url":"?k={}", "raw":"Bearer {key}"}}"#,
+            key.replace('/', "\\/"),
+            "sk_live%2FAb%2Bcd%3D"
+        );
+        let shown = client.redact(&echoed);
+        assert!(!shown.contains("Ab+cd") && !shown.contains("Ab%2Bcd"), "{shown}");
+        assert_eq!(shown.matches("***").count(), 3, "{shown}");
+        // Hidden before a long body is cut, so no half of it shows either.
+        let long = format!("{}{key}{}", "x".repeat(195), "y".repeat(100));
+        let start = client.shown(long.as_bytes());
+        assert!(!start.contains("sk_li"), "{start}");
+        let short = Client::new(ClientConfig::new("http://x", "c", ApiKey::new("k"))).unwrap();
+        assert_eq!(short.redact("a key, kept"), "a key, kept");
+        assert!(matches!(client.redact("nothing to hide"), std::borrow::Cow::Borrowed(_)));
+    }
+
+    #[test]
     fn body_start_is_bounded() {
         assert_eq!(body_start(b"[{\"a\""), "[{\"a\"");
         assert_eq!(body_start(&[b'x'; 500]).chars().count(), 201);
+        assert_eq!(body_start(b"<h1>\x1b[2J</h1>"), "<h1>\\u{1b}[2J</h1>");
     }
 }

@@ -215,3 +215,38 @@ both_backends!(
     every_document_is_stored_or_quarantined_and_alike_on_both,
     crate::every_document_is_stored_or_quarantined_and_alike_on_both
 );
+
+/// Issue 19, point 7: a serial (or any text from inFlow) holding terminal escape sequences is
+/// shown escaped wherever a table or a line is printed for people, and exactly in JSON and CSV.
+async fn control_characters_reach_no_terminal(db: TestDb) {
+    // ESC [31m (red), an OSC that retitles the terminal, BEL, and a right-to-left override.
+    let serial = "SN-\u{1b}[31mRED\u{1b}]0;owned\u{7}\u{202e}X";
+    let escaped_in_json = serde_json::to_string(serial).unwrap();
+    let doc = order("so-esc", "SO-ESC", escaped_in_json.trim_matches('"'), "");
+    let server = server(vec![doc]).await;
+    let store = db.store().await;
+    audit::ingest::run(&store, &client(&server), &options(), &Quiet, &StopFlag::default()).await.unwrap();
+    assert_eq!(rows(&store, "SELECT serial FROM serial_events WHERE $1 = $1").await, vec![serial.to_string()]);
+
+    let run = |args: &[&str]| {
+        let (code, stdout, stderr) = tokio::task::block_in_place(|| run_audit(&db.url_string(), args, &[]));
+        assert_eq!(code, 0, "{args:?}: {stderr}");
+        stdout
+    };
+    let raw = |text: &str| text.chars().any(|c| c.is_control() && c != '\n' || c == '\u{202e}');
+    for args in [
+        &["timeline", serial, "--format", "table"][..],
+        &["sql", "SELECT serial, doc_number FROM serial_events", "--format", "table"],
+        &["lookup", serial, "--format", "table"],
+    ] {
+        let shown = run(args);
+        assert!(!raw(&shown), "{args:?} printed a control character: {shown:?}");
+        assert!(shown.contains("SN-\\u{1b}[31mRED\\u{1b}]0;owned\\u{7}\\u{202e}X"), "{args:?}: {shown}");
+    }
+    // Programs get the exact text.
+    let json: serde_json::Value = serde_json::from_str(&run(&["timeline", serial, "--format", "json"])).unwrap();
+    assert_eq!(json["histories"][0]["serial"], serial);
+    let csv = run(&["timeline", serial, "--format", "csv"]);
+    assert!(csv.contains(serial), "{csv:?}");
+}
+both_backends!(control_characters_reach_no_terminal, crate::control_characters_reach_no_terminal);

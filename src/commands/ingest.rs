@@ -313,17 +313,20 @@ pub(crate) fn print_summary(s: &RunSummary, elapsed: Duration) -> std::io::Resul
             (None, true) => format!("{} walk done", st.kind),
             (_, false) => format!("{} walk unfinished, position saved", st.kind),
         };
-        table.add_row(vec![
-            st.stream.to_string(),
-            st.pages.to_string(),
-            st.documents_seen.to_string(),
-            st.documents_changed.to_string(),
-            st.deleted.to_string(),
-            st.events_inserted.to_string(),
-            st.events_retracted.to_string(),
-            st.warnings.to_string(),
-            walk,
-        ]);
+        crate::output::add_row(
+            &mut table,
+            vec![
+                st.stream.to_string(),
+                st.pages.to_string(),
+                st.documents_seen.to_string(),
+                st.documents_changed.to_string(),
+                st.deleted.to_string(),
+                st.events_inserted.to_string(),
+                st.events_retracted.to_string(),
+                st.warnings.to_string(),
+                walk,
+            ],
+        );
     }
     writeln!(out, "{table}")?;
     if c.warnings > 0 {

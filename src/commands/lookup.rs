@@ -125,7 +125,10 @@ fn print_table(mut out: impl Write, rows: &[LookupRow]) -> anyhow::Result<()> {
     let mut table = output::table(&["serial", "product", "inFlow stock (latest snapshot)", "history", "last event"]);
     for r in rows {
         if !found(r) {
-            table.add_row(vec![r.serial.clone(), "unknown".into(), String::new(), String::new(), String::new()]);
+            crate::output::add_row(
+                &mut table,
+                vec![r.serial.clone(), "unknown".into(), String::new(), String::new(), String::new()],
+            );
             continue;
         }
         let product = r
@@ -148,13 +151,10 @@ fn print_table(mut out: impl Write, rows: &[LookupRow]) -> anyhow::Result<()> {
             Some(e) => format!("{e} {} {}", r.last_doc_number.clone().unwrap_or_default(), short_time(r.last_event_at)),
             None => "-".into(),
         };
-        table.add_row(vec![
-            r.serial.clone(),
-            product,
-            stock,
-            r.history_status.clone().unwrap_or_else(|| "-".into()),
-            last,
-        ]);
+        crate::output::add_row(
+            &mut table,
+            vec![r.serial.clone(), product, stock, r.history_status.clone().unwrap_or_else(|| "-".into()), last],
+        );
     }
     writeln!(out, "{table}")?;
     Ok(())

@@ -129,7 +129,10 @@ fn print_table(mut out: impl Write, all: &[(Disagreement, Option<String>)]) -> a
             None => "no event".into(),
         };
         let product = name.clone().or_else(|| d.product_id.clone()).unwrap_or_default();
-        table.add_row(vec![d.kind.as_str().to_string(), d.serial.clone(), product, places(d), history]);
+        crate::output::add_row(
+            &mut table,
+            vec![d.kind.as_str().to_string(), d.serial.clone(), product, places(d), history],
+        );
     }
     writeln!(out, "{table}")?;
     Ok(())

@@ -118,7 +118,9 @@ fn print_tables<W: Write>(mut out: W, histories: &[History], all: bool) -> anyho
             writeln!(out)?;
         }
         let company = if several_companies { format!(", company {}", h.company_id) } else { String::new() };
-        writeln!(out, "{} ({}{company}): {}", h.serial, h.product_label(), h.now.summary)?;
+        // Data from inFlow: shown escaped, like the table's cells.
+        let line = format!("{} ({}{company}): {}", h.serial, h.product_label(), h.now.summary);
+        writeln!(out, "{}", output::printable(&line))?;
         let mut header = vec!["date", "event", "document", "location", "change", "on hand"];
         if all {
             header.push("retracted");
@@ -143,7 +145,7 @@ fn print_tables<W: Write>(mut out: W, histories: &[History], all: bool) -> anyho
             if all {
                 row.push(e.retracted_at.map_or(String::new(), |t| format!("retracted {}", short_time(Some(t)))));
             }
-            table.add_row(row);
+            crate::output::add_row(&mut table, row);
         }
         writeln!(out, "{table}")?;
     }

@@ -240,6 +240,16 @@ async fn postgres_without_the_role_says_so_on_every_run_and_the_printed_fix_work
     // A fresh database owned by a user without CREATEROLE, migrated by that user.
     let owner = format!("{database}_owner");
     let owned = format!("{database}_owned");
+    let reader = format!("audit_sql_{owned}");
+    // Dropped even when an assertion fails: roles outlive the test's database.
+    let _cleanup = Cleanup {
+        admin_url: db.url.expose().to_string(),
+        statements: vec![
+            format!("DROP DATABASE IF EXISTS {owned} WITH (FORCE)"),
+            format!("DROP ROLE IF EXISTS {reader}"),
+            format!("DROP ROLE IF EXISTS {owner}"),
+        ],
+    };
     for statement in [format!("CREATE ROLE {owner} LOGIN"), format!("CREATE DATABASE {owned} OWNER {owner}")] {
         sqlx::query(sqlx::AssertSqlSafe(statement)).execute(&admin).await.unwrap();
     }
@@ -251,7 +261,6 @@ async fn postgres_without_the_role_says_so_on_every_run_and_the_printed_fix_work
 
     let (code, stdout, stderr) = run(&["migrate"]);
     assert_eq!(code, 0, "the migration does not need the role: {stdout}{stderr}");
-    let reader = format!("audit_sql_{owned}");
     for _ in 0..2 {
         let (code, json, stderr) = run(&["sql", "SELECT current_user AS who", "--format", "json"]);
         assert_eq!(code, 0, "{stderr}");
@@ -271,11 +280,29 @@ async fn postgres_without_the_role_says_so_on_every_run_and_the_printed_fix_work
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.is_empty(), "fixed: {stderr}");
     assert!(json.contains(&reader), "{json}");
+}
 
-    for statement in
-        [format!("DROP DATABASE {owned} WITH (FORCE)"), format!("DROP ROLE {reader}"), format!("DROP ROLE {owner}")]
-    {
-        sqlx::query(sqlx::AssertSqlSafe(statement)).execute(&admin).await.unwrap();
+/// Runs its statements on an admin connection when dropped, on a thread and runtime of its own
+/// (drop runs inside the test's runtime).
+struct Cleanup {
+    admin_url: String,
+    statements: Vec<String>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let (url, statements) = (self.admin_url.clone(), std::mem::take(&mut self.statements));
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                if let Ok(mut admin) = sqlx::PgConnection::connect(&url).await {
+                    for statement in statements {
+                        let _ = sqlx::query(sqlx::AssertSqlSafe(statement)).execute(&mut admin).await;
+                    }
+                }
+            });
+        })
+        .join();
     }
 }
 

@@ -162,10 +162,12 @@ pub enum Command {
 
     /// Run a read-only SQL query against the audit trail and print the result.
     ///
-    /// The query runs on a read-only connection (SQLite) or in a read-only transaction
-    /// (Postgres): INSERT, UPDATE, DELETE, DROP and the like are refused and change nothing.
-    /// A file may use named parameters (`:po_number`), given with --param; each becomes a quoted
-    /// literal. The queries shipped in `sql/` say what they answer and how to run them.
+    /// The query runs on a read-only connection (SQLite), or in a read-only transaction as a
+    /// role that may only read the audit tables (Postgres; see the README's Security section):
+    /// INSERT, UPDATE, DELETE, DROP and the like are refused and change nothing. It is stopped
+    /// after --timeout. Rows are printed as they arrive. A file may use named parameters
+    /// (`:po_number`), given with --param; each becomes a quoted literal. The queries shipped
+    /// in `sql/` say what they answer and how to run them.
     #[command(after_help = "Examples:\n  \
         audit sql \"SELECT status, count(*) FROM serial_current GROUP BY status\"\n  \
         audit sql --file sql/recall.sql --param po_number=PO-000012 --format csv")]
@@ -312,6 +314,11 @@ pub struct InflowArgs {
     #[arg(long, value_name = "N")]
     pub max_requests: Option<u64>,
 
+    /// Give up on one request after this long, from connecting to its last byte (it is then
+    /// retried like a dropped connection).
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_duration)]
+    pub request_timeout: std::time::Duration,
+
     /// Compress every wait (rate windows, backoff, Retry-After defaults) by this factor, to
     /// match a simulator started with the same --time-scale. Testing only.
     #[arg(long, default_value_t = 1.0, hide = true)]
@@ -415,6 +422,11 @@ pub struct SqlArgs {
     /// table (the default on a terminal), json (the default otherwise) or csv.
     #[arg(long, value_enum)]
     pub format: Option<Format>,
+
+    /// Stop the query after this long (for example 30s, 5m): the database ends it, and it does
+    /// not outlive audit.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
 }
 
 fn parse_param(s: &str) -> Result<(String, String), String> {

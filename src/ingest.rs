@@ -13,8 +13,7 @@
 //! learn (a fallback, a lost position, what `X-listCount` counts) is warned about once and
 //! recorded. Deletions are concluded only at the end of a walk that proved it saw everything.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::borrow::Cow;
 
 use chrono::{NaiveDate, Utc};
 use serde_json::value::RawValue;
@@ -24,11 +23,12 @@ use crate::inflow::model::{Location, Product};
 use crate::inflow::walk::{CountMeaning, ListSpec, Paging, Pass, Position, Walk, WalkNote, WalkStart, id_of};
 use crate::inflow::{Client, ClientError};
 use crate::mapping::stock_count::CountEvidence;
-use crate::mapping::{self, Context, DocType, EventType};
+use crate::mapping::storable::{KeptEscape, storable_json};
+use crate::mapping::{self, Context, Derived, DocType, EventType, MappingError, Warning, WarningKind};
 use crate::store::capabilities::{self, Capability};
 use crate::store::ingest::{
-    DocWrite, LooseWarning, PageKind, PageOutcome, PageWrite, RECHECK_ADJUSTMENTS, RunCounters, RunStatus, SyncState,
-    WalkEnd, WalkMark,
+    DocWrite, LooseWarning, PageKind, PageOutcome, PageWrite, Quarantine, RECHECK_ADJUSTMENTS, RunCounters, RunStatus,
+    SyncState, WalkEnd, WalkMark,
 };
 use crate::store::{Store, StoreError};
 
@@ -68,66 +68,7 @@ impl WalkKind {
     }
 }
 
-/// Set from outside (a signal handler, the lock's heartbeat) to end the run after the current
-/// page, with the reason.
-#[derive(Debug, Clone, Default)]
-pub struct StopFlag(Arc<(AtomicU8, tokio::sync::Notify)>);
-
-const NOT_STOPPED: u8 = 0;
-const SIGNAL: u8 = 1;
-const LOCK_LOST: u8 = 2;
-
-impl StopFlag {
-    /// A signal: the process is to end.
-    pub fn stop(&self) {
-        self.0.0.store(SIGNAL, Ordering::SeqCst);
-        self.0.1.notify_waiters();
-    }
-
-    /// The ingest lock was taken over: this run must end, the process may go on.
-    pub fn lock_lost(&self) {
-        let _ = self.0.0.compare_exchange(NOT_STOPPED, LOCK_LOST, Ordering::SeqCst, Ordering::SeqCst);
-        self.0.1.notify_waiters();
-    }
-
-    pub fn is_set(&self) -> bool {
-        self.reason().is_some()
-    }
-
-    pub fn reason(&self) -> Option<StopReason> {
-        match self.0.0.load(Ordering::SeqCst) {
-            SIGNAL => Some(StopReason::Signal),
-            LOCK_LOST => Some(StopReason::LockLost),
-            _ => None,
-        }
-    }
-
-    /// Forgets a lost lock (a scheduled loop's next run takes the lock anew); a signal stays.
-    pub fn clear_lock_lost(&self) {
-        let _ = self.0.0.compare_exchange(LOCK_LOST, NOT_STOPPED, Ordering::SeqCst, Ordering::SeqCst);
-    }
-
-    /// Sleeps until `deadline`, or less if the flag is set meanwhile.
-    pub async fn sleep_until(&self, deadline: tokio::time::Instant) {
-        let notified = self.0.1.notified();
-        if self.is_set() {
-            return;
-        }
-        tokio::select! {
-            _ = notified => {}
-            _ = tokio::time::sleep_until(deadline) => {}
-        }
-    }
-}
-
-/// Why a run ended before finishing its walks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StopReason {
-    Budget,
-    Signal,
-    /// Another process took the ingest lock over (this one was silent too long).
-    LockLost,
-}
+pub use crate::stop::{StopFlag, StopReason};
 
 /// What happened to one stream in a run.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -192,6 +133,31 @@ pub enum IngestError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(
+        "run {run_id} stopped at once by a second signal; it is recorded as interrupted, and the next run \
+         continues from its last saved page"
+    )]
+    Interrupted { run_id: i64 },
+}
+
+/// How long the record of a run abandoned by a second signal may take before the process gives
+/// up on it (a later run marks the run interrupted anyway).
+const RECORD_INTERRUPTED_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Records a run abandoned by a second signal, on a connection of its own: the run's own may be
+/// stuck in the statement that was abandoned (a page waiting for a lock, say).
+pub(crate) async fn record_interrupted(store: &Store, run_id: i64) {
+    let record = async {
+        let fresh = Store::connect(store.url()).await?;
+        let marked = fresh.mark_interrupted(run_id, "stopped at once by a second signal").await;
+        fresh.close().await;
+        marked
+    };
+    match tokio::time::timeout(RECORD_INTERRUPTED_WITHIN, record).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!("could not record run {run_id} as interrupted: {}", crate::error_text(&e)),
+        Err(_) => tracing::warn!("could not record run {run_id} as interrupted: the database did not answer in time"),
+    }
 }
 
 /// Runs one ingest. The run is recorded in `ingest_runs` whatever its outcome.
@@ -206,23 +172,44 @@ pub async fn run(
         store.begin_run(&options.company_id, "ingest", &options.arguments, Some(&client.config().api_version)).await?;
     let meaning = learnt(store, client, &options.company_id).await?;
     let mut ctx = Run { store, client, options, progress, stop, run_id, counters: RunCounters::default(), meaning };
-    let result = ctx.all_streams().await;
-    ctx.sync_client_counters();
-    match result {
-        Ok((streams, stop)) => {
-            let status = if stop.is_some() { RunStatus::Stopped } else { RunStatus::Succeeded };
-            store.finish_run(run_id, status, &ctx.counters, None).await?;
-            Ok(RunSummary { run_id, status, stop, streams, counters: ctx.counters })
-        }
-        Err(err) => {
-            let text = crate::error_text(&err);
-            // The failure is what the user needs to hear about; a second one while recording it
-            // is only logged.
-            if let Err(e) = store.finish_run(run_id, RunStatus::Failed, &ctx.counters, Some(&text)).await {
-                tracing::error!("could not record the failure of run {run_id}: {}", crate::error_text(&e));
+    let work = async {
+        let result = ctx.all_streams().await;
+        ctx.sync_client_counters();
+        match result {
+            Ok((streams, stop)) => {
+                let status = if stop.is_some() { RunStatus::Stopped } else { RunStatus::Succeeded };
+                store.finish_run(run_id, status, &ctx.counters, None).await?;
+                Ok(RunSummary { run_id, status, stop, streams, counters: ctx.counters })
             }
-            Err(err)
+            Err(err) => {
+                let text = client.redact(&crate::error_text(&err)).into_owned();
+                // The failure is what the user needs to hear about; a second one while recording
+                // it is only logged.
+                if let Err(e) = store.finish_run(run_id, RunStatus::Failed, &ctx.counters, Some(&text)).await {
+                    tracing::error!("could not record the failure of run {run_id}: {}", crate::error_text(&e));
+                }
+                Err(err)
+            }
         }
+    };
+    // A second signal abandons whatever the run waits for: a page's transaction rolls back, and
+    // the last saved page is where the next run starts.
+    tokio::select! {
+        outcome = work => outcome,
+        _ = stop.forced() => {
+            record_interrupted(store, run_id).await;
+            Err(IngestError::Interrupted { run_id })
+        }
+    }
+}
+
+/// Why a request did not happen, when that ends the run cleanly: the budget is spent, or the
+/// stop flag was set while waiting.
+fn clean_stop(e: &ClientError, stop: &StopFlag) -> Option<StopReason> {
+    match e {
+        ClientError::BudgetSpent => Some(StopReason::Budget),
+        ClientError::Stopped => Some(stop.reason().unwrap_or(StopReason::Signal)),
+        _ => None,
     }
 }
 
@@ -243,8 +230,8 @@ impl Run<'_> {
         let mut summaries = Vec::new();
         match self.fetch_locations().await {
             Ok(()) => {}
-            Err(IngestError::Reference { source: ClientError::BudgetSpent, .. }) => {
-                return Ok((summaries, Some(StopReason::Budget)));
+            Err(IngestError::Reference { source, .. }) if clean_stop(&source, self.stop).is_some() => {
+                return Ok((summaries, clean_stop(&source, self.stop)));
             }
             Err(e) => return Err(e),
         }
@@ -268,8 +255,8 @@ impl Run<'_> {
         if owed {
             match self.fetch_products().await {
                 Ok(()) => self.store.complete_walk(&self.options.company_id, "products", self.run_id).await?,
-                Err(IngestError::Reference { source: ClientError::BudgetSpent, .. }) => {
-                    return Ok((summaries, Some(StopReason::Budget)));
+                Err(IngestError::Reference { source, .. }) if clean_stop(&source, self.stop).is_some() => {
+                    return Ok((summaries, clean_stop(&source, self.stop)));
                 }
                 Err(e) => return Err(e),
             }
@@ -360,7 +347,9 @@ impl Run<'_> {
             self.report(doc_type, &mut walk, &mut recorded, &mut summary).await?;
             let mut page = match next {
                 Ok(page) => page,
-                Err(ClientError::BudgetSpent) => return Ok((summary, Some(StopReason::Budget))),
+                Err(source) if clean_stop(&source, self.stop).is_some() => {
+                    return Ok((summary, clean_stop(&source, self.stop)));
+                }
                 Err(source) => {
                     return Err(IngestError::Fetch { stream, position: walk.position().to_string(), source });
                 }
@@ -415,8 +404,8 @@ impl Run<'_> {
                             .await
                         {
                             Ok(deleted) => deleted,
-                            Err(IngestError::Fetch { source: ClientError::BudgetSpent, .. }) => {
-                                return Ok((summary, Some(StopReason::Budget)));
+                            Err(IngestError::Fetch { source, .. }) if clean_stop(&source, self.stop).is_some() => {
+                                return Ok((summary, clean_stop(&source, self.stop)));
                             }
                             Err(e) => return Err(e),
                         }
@@ -582,38 +571,66 @@ impl Run<'_> {
         kind: PageKind<'_>,
     ) -> Result<PageOutcome, IngestError> {
         let floor = bound.map(|d| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc());
-        let raws: Vec<&RawValue> = items.iter().map(|r| &**r).collect();
-        let (mut docs, loose_warnings) = derive_docs(self.store, &self.options.company_id, doc_type, &raws).await?;
-        let mut ids = std::collections::HashSet::with_capacity(docs.len());
-        docs.retain(|doc| {
-            let derived = &doc.derived;
-            // inFlow cannot filter counts, adjustments and transfers by date, so the bound is applied
-            // here (for every type, in case a server ignores the filter).
-            if floor.is_some_and(|f| derived.doc_date.is_some_and(|d| d < f)) {
-                return false;
+        // A server that echoes the API key into a document does not get it stored.
+        let redacted: Vec<Option<Box<RawValue>>> = items
+            .iter()
+            .map(|raw| match self.client.redact(raw.get()) {
+                Cow::Borrowed(_) => None,
+                Cow::Owned(text) => RawValue::from_string(text).ok(),
+            })
+            .collect();
+        let items: Vec<&RawValue> = items.iter().zip(&redacted).map(|(raw, r)| r.as_deref().unwrap_or(raw)).collect();
+        let forms = storable_forms(&items);
+        let page = Stored::page(&items, &forms);
+        let derived = derive_docs(self.store, &self.options.company_id, doc_type, &page).await?;
+        let mut docs = Vec::with_capacity(items.len());
+        let mut quarantine = Vec::new();
+        let mut ids = std::collections::HashSet::with_capacity(items.len());
+        for (stored, result) in page.iter().zip(derived) {
+            match result.map(|doc| DocWrite { derived: self.redacted(doc.derived), ..doc }) {
+                // inFlow cannot filter counts, adjustments and transfers by date, so the bound is
+                // applied here (for every type, in case a server ignores the filter).
+                Ok(doc) if floor.is_some_and(|f| doc.derived.doc_date.is_some_and(|d| d < f)) => {}
+                // A page that repeats a document (a misbehaving server) is written once.
+                Ok(doc) if !ids.insert(doc.derived.doc_id.clone()) => {
+                    tracing::warn!(
+                        "{}: document {} appears twice in one page; kept once",
+                        doc_type.stream(),
+                        doc.derived.doc_id
+                    );
+                }
+                Ok(doc) => docs.push(doc),
+                // Kept as sent, in quarantine: a later version of audit may read it.
+                Err(err) => quarantine.push(Quarantine {
+                    doc_id: id_of(stored.json, doc_type.id_field()),
+                    kind: "unreadable_document",
+                    reason: unreadable(stored.json.get(), &err),
+                    raw: stored.as_sent(),
+                }),
             }
-            // A page that repeats a document (a misbehaving server) is written once.
-            if !ids.insert(derived.doc_id.clone()) {
-                tracing::warn!(
-                    "{}: document {} appears twice in one page; kept once",
-                    doc_type.stream(),
-                    derived.doc_id
-                );
-                return false;
-            }
-            true
-        });
+        }
         let write = PageWrite {
             company_id: &self.options.company_id,
             run_id: self.run_id,
             doc_type,
             observed_at: Utc::now(),
             docs,
-            loose_warnings,
+            loose_warnings: Vec::new(),
+            quarantine,
             kind,
             counters: self.counters_now(),
         };
         Ok(self.store.write_page(write).await?)
+    }
+
+    /// A derived document whose warnings show no API key (they quote the server's data).
+    fn redacted(&self, mut derived: Derived) -> Derived {
+        for w in &mut derived.warnings {
+            if let Cow::Owned(hidden) = self.client.redact(&w.detail) {
+                w.detail = hidden;
+            }
+        }
+        derived
     }
 
     fn counters_now(&self) -> RunCounters {
@@ -794,42 +811,93 @@ fn date_filter_param(field: &str) -> &'static str {
     }
 }
 
-fn unreadable(doc_type: DocType, raw: &RawValue, err: &mapping::MappingError) -> LooseWarning {
-    let start = crate::inflow::client::body_start(raw.get().as_bytes());
-    LooseWarning {
-        doc_type,
-        doc_id: id_of(raw, doc_type.id_field()),
-        kind: "unreadable_document",
-        detail: format!("{err}; it starts with {start}"),
+/// Why a document could not be read, with its first bytes.
+fn unreadable(raw: &str, err: &mapping::MappingError) -> String {
+    format!("{err}; it starts with {}", crate::inflow::client::body_start(raw.as_bytes()))
+}
+
+/// Each document's JSON in the form both databases store (see [`mapping::storable`]): `None`
+/// where that is the JSON as sent, with the escapes that had to be kept as text.
+fn storable_forms(items: &[&RawValue]) -> Vec<(Option<Box<RawValue>>, Vec<KeptEscape>)> {
+    items
+        .iter()
+        .map(|raw| match storable_json(raw.get()) {
+            (Cow::Borrowed(_), _) => (None, Vec::new()),
+            // Valid JSON stays valid: only backslashes inside strings are doubled.
+            (Cow::Owned(clean), kept) => (RawValue::from_string(clean).ok(), kept),
+        })
+        .collect()
+}
+
+/// Derives a document from its storable JSON, with a warning for each escape kept as text.
+fn derive_storable(
+    doc_type: DocType,
+    stored: &RawValue,
+    kept: &[KeptEscape],
+    counts: &[CountEvidence],
+) -> Result<Derived, MappingError> {
+    let mut derived = mapping::derive_with(doc_type, stored.get(), Context { counts })?;
+    derived.warnings.extend(kept.iter().map(|k| Warning {
+        kind: WarningKind::EscapedText,
+        line_collection: None,
+        line_id: None,
+        detail: format!("{}; the JSON as sent is in documents.raw_text", k.describe()),
+    }));
+    Ok(derived)
+}
+
+/// One document of a page as it is stored: its storable JSON, the escapes kept as text in it,
+/// and the JSON as sent where that differs.
+struct Stored<'r> {
+    json: &'r RawValue,
+    kept: &'r [KeptEscape],
+    raw_text: Option<&'r str>,
+}
+
+impl<'r> Stored<'r> {
+    /// A page's documents, from their storable forms ([`storable_forms`]).
+    fn page(items: &[&'r RawValue], forms: &'r [(Option<Box<RawValue>>, Vec<KeptEscape>)]) -> Vec<Stored<'r>> {
+        items
+            .iter()
+            .zip(forms)
+            .map(|(&raw, (clean, kept))| Stored {
+                json: clean.as_deref().unwrap_or(raw),
+                kept,
+                raw_text: clean.is_some().then(|| raw.get()),
+            })
+            .collect()
+    }
+
+    /// The JSON as inFlow sent it.
+    fn as_sent(&self) -> &'r str {
+        self.raw_text.unwrap_or(self.json.get())
     }
 }
 
-/// Derives a page's documents. Stock adjustments are derived knowing what the stored stock
-/// counts found and missed of their serials, to recognise the adjustments a count made.
+/// Derives a page's documents, each to its events or to why it cannot be read. Stock
+/// adjustments are derived knowing what the stored stock counts found and missed of their
+/// serials, to recognise the adjustments a count made.
 async fn derive_docs<'r>(
     store: &Store,
     company_id: &str,
     doc_type: DocType,
-    raws: &[&'r RawValue],
-) -> Result<(Vec<DocWrite<'r>>, Vec<LooseWarning>), StoreError> {
-    let derive = |evidence: &[CountEvidence]| {
-        let mut docs = Vec::with_capacity(raws.len());
-        let mut loose_warnings = Vec::new();
-        for raw in raws {
-            match mapping::derive_with(doc_type, raw.get(), Context { counts: evidence }) {
-                Ok(derived) => docs.push(DocWrite { derived, raw }),
-                Err(err) => loose_warnings.push(unreadable(doc_type, raw, &err)),
-            }
-        }
-        (docs, loose_warnings)
+    page: &[Stored<'r>],
+) -> Result<Vec<Result<DocWrite<'r>, MappingError>>, StoreError> {
+    let derive = |evidence: &[CountEvidence]| -> Vec<Result<DocWrite<'r>, MappingError>> {
+        page.iter()
+            .map(|s| {
+                let derived = derive_storable(doc_type, s.json, s.kept, evidence)?;
+                Ok(DocWrite { derived, raw: s.json, raw_text: s.raw_text })
+            })
+            .collect()
     };
     let first = derive(&[]);
     if doc_type != DocType::StockAdjustment {
         return Ok(first);
     }
     let mut serials: Vec<&str> = first
-        .0
         .iter()
+        .flatten()
         .flat_map(|d| d.derived.events.iter())
         .filter(|e| matches!(e.event_type, EventType::AdjustedIn | EventType::AdjustedOut))
         .map(|e| e.serial.as_str())
@@ -846,6 +914,33 @@ async fn derive_docs<'r>(
     Ok(derive(&evidence))
 }
 
+/// Derives stored documents again (`audit rebuild`, the re-check of adjustments), from the JSON
+/// as sent and its storable `forms`: one that cannot be read is stored already, so it becomes a
+/// warning saying a later version may read it.
+async fn derive_stored<'r>(
+    store: &Store,
+    company_id: &str,
+    doc_type: DocType,
+    raws: &[&'r RawValue],
+    forms: &'r [(Option<Box<RawValue>>, Vec<KeptEscape>)],
+) -> Result<(Vec<DocWrite<'r>>, Vec<LooseWarning>), StoreError> {
+    let page = Stored::page(raws, forms);
+    let mut docs = Vec::with_capacity(raws.len());
+    let mut loose_warnings = Vec::new();
+    for (stored, result) in page.iter().zip(derive_docs(store, company_id, doc_type, &page).await?) {
+        match result {
+            Ok(doc) => docs.push(doc),
+            Err(err) => loose_warnings.push(LooseWarning {
+                doc_type,
+                doc_id: id_of(stored.json, doc_type.id_field()),
+                kind: "unreadable_document",
+                detail: unreadable(stored.json.get(), &err),
+            }),
+        }
+    }
+    Ok((docs, loose_warnings))
+}
+
 /// Derives again the stored stock adjustments that the stored counts may have made (see
 /// [`Store::adjustments_to_recheck`]); an unchanged one costs nothing but the derivation.
 /// Returns the run's counters with what changed.
@@ -859,7 +954,8 @@ async fn recheck_adjustments(
     for chunk in ids.chunks(200) {
         let stored = store.stored_documents_by_id(company_id, DocType::StockAdjustment, chunk).await?;
         let raws: Vec<&RawValue> = stored.iter().map(|(_, raw)| &**raw).collect();
-        let (docs, loose_warnings) = derive_docs(store, company_id, DocType::StockAdjustment, &raws).await?;
+        let forms = storable_forms(&raws);
+        let (docs, loose_warnings) = derive_stored(store, company_id, DocType::StockAdjustment, &raws, &forms).await?;
         let outcome = store
             .write_page(PageWrite {
                 company_id,
@@ -868,6 +964,7 @@ async fn recheck_adjustments(
                 observed_at: Utc::now(),
                 docs,
                 loose_warnings,
+                quarantine: Vec::new(),
                 kind: PageKind::Rederive,
                 counters,
             })
@@ -943,7 +1040,9 @@ pub async fn rebuild(store: &Store, company_id: &str, progress: &dyn Progress) -
                 let Some((last, _)) = batch.last() else { break };
                 after = last.clone();
                 let raws: Vec<&RawValue> = batch.iter().map(|(_, raw)| &**raw).collect();
-                let (docs, loose_warnings) = derive_docs(store, company_id, doc_type, &raws).await?;
+                // The JSON as sent is read back where it was kept, so escapes are reported again.
+                let forms = storable_forms(&raws);
+                let (docs, loose_warnings) = derive_stored(store, company_id, doc_type, &raws, &forms).await?;
                 let outcome = store
                     .write_page(PageWrite {
                         company_id,
@@ -952,6 +1051,7 @@ pub async fn rebuild(store: &Store, company_id: &str, progress: &dyn Progress) -
                         observed_at: Utc::now(),
                         docs,
                         loose_warnings,
+                        quarantine: Vec::new(),
                         kind: PageKind::Rebuild,
                         counters,
                     })
@@ -1035,7 +1135,10 @@ async fn fetch_all<T: serde::de::DeserializeOwned>(
             // The walk started the list over (another paging mode): what came before comes again.
             all.clear();
         }
-        all.extend(page.items.iter().filter_map(|raw| serde_json::from_str(raw.get()).ok()));
+        let client = adapt.client;
+        all.extend(
+            page.items.iter().filter_map(|raw| mapping::storable::parse_storable(&client.redact(raw.get())).ok()),
+        );
         if page.last {
             if recorded.is_some_and(|r| r != walk.paging()) {
                 let why = format!("a walk of {path} reached its end with {}", walk.paging().describe());
@@ -1049,21 +1152,6 @@ async fn fetch_all<T: serde::de::DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_lost_lock_ends_one_run_and_a_signal_ends_them_all() {
-        let stop = StopFlag::default();
-        assert_eq!(stop.reason(), None);
-        stop.lock_lost();
-        assert_eq!(stop.reason(), Some(StopReason::LockLost));
-        stop.clear_lock_lost();
-        assert!(!stop.is_set(), "the next scheduled run may go on");
-        stop.stop();
-        stop.lock_lost();
-        assert_eq!(stop.reason(), Some(StopReason::Signal), "a lost lock does not hide a signal");
-        stop.clear_lock_lost();
-        assert_eq!(stop.reason(), Some(StopReason::Signal));
-    }
 
     #[test]
     fn statistics_are_refreshed_as_the_tables_grow_fourfold() {

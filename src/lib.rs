@@ -8,6 +8,7 @@
 //! - [`ingest`]: the engine that walks the streams; [`doctor`]: the live checks of an account.
 //! - [`store`]: SQLite and Postgres behind one interface, and their migrations.
 //! - [`simulator`]: a local inFlow API for tests, benchmarks and the demo.
+//! - [`stop`]: stopping a run from outside (signals, a lost lock).
 
 pub mod cli;
 pub mod commands;
@@ -19,6 +20,7 @@ pub mod output;
 pub mod reconcile;
 pub mod simulator;
 pub mod snapshot;
+pub mod stop;
 pub mod store;
 pub mod testing;
 pub mod timeline;

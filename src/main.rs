@@ -3,13 +3,10 @@ use std::process::ExitCode;
 use clap::{CommandFactory, FromArgMatches, parser::ValueSource};
 
 fn main() -> ExitCode {
-    // Like other Unix tools, end quietly when the reader of stdout goes away (`audit ... | head`)
-    // instead of panicking on a failed print.
-    #[cfg(unix)]
-    // SAFETY: restores the default disposition before any thread starts; nothing else handles SIGPIPE.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
+    // SIGPIPE stays ignored (Rust's default): a socket closed under a write (rustls sending an
+    // alert to a server that hung up) is an error to handle, not a silent death. A reader of
+    // stdout that goes away (`audit ... | head`) ends the process quietly at the command edge
+    // (see `output::stdout`).
     let matches = audit::cli::Cli::command().get_matches();
     let mut cli = match audit::cli::Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,

@@ -1,6 +1,7 @@
 //! Output formats shared by the commands that print results: a table for people, JSON and CSV
 //! for programs. Results go to stdout; everything else goes to stderr.
 
+use std::borrow::Cow;
 use std::io::{IsTerminal, Write};
 
 use chrono::{DateTime, Utc};
@@ -20,11 +21,108 @@ impl Format {
     }
 }
 
-/// A table for terminal output, in the project's style.
+/// A table for terminal output, in the project's style. Add rows with [`add_row`].
 pub fn table(header: &[&str]) -> comfy_table::Table {
-    let mut table = comfy_table::Table::new();
-    table.load_preset(comfy_table::presets::NOTHING).set_header(header.iter().map(|h| h.to_string()));
+    let mut table = bare_table();
+    table.set_header(header.iter().map(|h| printable(h).into_owned()));
     table
+}
+
+/// A table without a header.
+pub fn bare_table() -> comfy_table::Table {
+    let mut table = comfy_table::Table::new();
+    table.load_preset(comfy_table::presets::NOTHING);
+    table
+}
+
+/// Adds a row whose cells are shown terminal-safe (see [`printable`]).
+pub fn add_row(table: &mut comfy_table::Table, cells: Vec<String>) {
+    table.add_row(cells.into_iter().map(|c| match printable(&c) {
+        Cow::Borrowed(_) => c,
+        Cow::Owned(shown) => shown,
+    }));
+}
+
+/// Text as it may be shown to people on a terminal: control characters, and the Unicode
+/// controls that reorder text, shown escaped (`\n`, `\u{1b}`), as `ls` and `git` do, so that
+/// data (a serial, a name) cannot move the cursor, recolour or retitle the terminal, or hide
+/// itself. JSON and CSV output stay exact.
+pub fn printable(text: &str) -> Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !text.chars().any(unsafe_char) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if unsafe_char(c) => out.extend(c.escape_unicode()),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Standard output for results. When its reader goes away (`audit ... | head`), writes fail with
+/// an error that carries [`StdoutClosed`], which the command edge turns into a quiet exit.
+pub fn stdout() -> Stdout {
+    Stdout(std::io::stdout().lock())
+}
+
+pub struct Stdout(std::io::StdoutLock<'static>);
+
+impl Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf).map_err(closed)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush().map_err(closed)
+    }
+}
+
+fn closed(e: std::io::Error) -> std::io::Error {
+    if e.kind() == std::io::ErrorKind::BrokenPipe { std::io::Error::new(e.kind(), StdoutClosed) } else { e }
+}
+
+/// The reader of standard output went away.
+#[derive(Debug, thiserror::Error)]
+#[error("the reader of standard output went away")]
+pub struct StdoutClosed;
+
+/// Whether an error is (or was caused by) standard output closing, rather than anything else
+/// that can fail with a broken pipe (a socket).
+pub fn is_stdout_closed(err: &(dyn std::error::Error + 'static)) -> bool {
+    // io and csv errors hold their cause without always giving it as `source()`.
+    fn held<'e>(e: &'e (dyn std::error::Error + 'static)) -> Option<&'e (dyn std::error::Error + 'static)> {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return io.get_ref().map(|inner| inner as &(dyn std::error::Error + 'static));
+        }
+        match e.downcast_ref::<csv::Error>()?.kind() {
+            csv::ErrorKind::Io(io) => Some(io),
+            _ => None,
+        }
+    }
+    let mut next = Some(err);
+    while let Some(e) = next {
+        let mut inner = Some(e);
+        while let Some(i) = inner {
+            if i.is::<StdoutClosed>() {
+                return true;
+            }
+            inner = held(i);
+        }
+        next = e.source();
+    }
+    false
+}
+
+/// A line for people on stderr. A closed stderr is not worth failing for (or panicking, as
+/// `eprintln!` does): the line is dropped.
+pub fn note(line: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
 /// Writes rows as CSV with a header line.
@@ -56,4 +154,41 @@ pub fn short_time(t: Option<DateTime<Utc>>) -> String {
 /// A time as programs read it: RFC 3339 in UTC, or empty.
 pub fn iso_time(t: Option<DateTime<Utc>>) -> String {
     t.map_or_else(String::new, |t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_closed_stdout_is_told_apart_from_other_broken_pipes() {
+        let closed = || std::io::Error::new(std::io::ErrorKind::BrokenPipe, StdoutClosed);
+        assert!(is_stdout_closed(&closed()));
+        let mut w = csv::Writer::from_writer(FailingWriter);
+        let csv_error = w.write_record(["a"]).and_then(|_| w.flush().map_err(csv::Error::from)).unwrap_err();
+        assert!(is_stdout_closed(&csv_error));
+        assert!(is_stdout_closed(&std::io::Error::other(csv_error)));
+        let wrapped = anyhow::Error::new(closed()).context("writing the result");
+        assert!(is_stdout_closed(wrapped.as_ref()));
+        // A socket's broken pipe is an error to report.
+        assert!(!is_stdout_closed(&std::io::Error::from(std::io::ErrorKind::BrokenPipe)));
+    }
+
+    struct FailingWriter;
+    impl Write for FailingWriter {
+        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::new(std::io::ErrorKind::BrokenPipe, StdoutClosed))
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn control_characters_are_shown_escaped_and_other_text_is_untouched() {
+        assert!(matches!(printable("SN-001 ünïcödé 序列"), Cow::Borrowed(_)));
+        assert_eq!(printable("SN\u{1b}[31mRED\u{7}"), "SN\\u{1b}[31mRED\\u{7}");
+        assert_eq!(printable("a\nb\tc\rd"), "a\\nb\\tc\\rd");
+        assert_eq!(printable("\u{9b}2J \u{202e}txt.exe"), "\\u{9b}2J \\u{202e}txt.exe");
+    }
 }

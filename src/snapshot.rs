@@ -45,7 +45,13 @@ pub async fn run(
     let run_id =
         store.begin_run(company_id, "snapshot", &serde_json::json!({}), Some(&client.config().api_version)).await?;
     let requests_before = client.stats().requests() as i64;
-    let result = walk(store, client, company_id, run_id, stop).await;
+    let result = tokio::select! {
+        result = walk(store, client, company_id, run_id, stop) => result,
+        _ = stop.forced() => {
+            crate::ingest::record_interrupted(store, run_id).await;
+            return Err(IngestError::Interrupted { run_id });
+        }
+    };
     let requests = client.stats().requests() as i64 - requests_before;
     match result {
         Ok(mut summary) => {
@@ -64,7 +70,7 @@ pub async fn run(
         }
         Err(err) => {
             let counters = RunCounters { requests, ..RunCounters::default() };
-            let text = crate::error_text(&err);
+            let text = client.redact(&crate::error_text(&err)).into_owned();
             if let Err(e) = store.finish_run(run_id, RunStatus::Failed, &counters, Some(&text)).await {
                 tracing::error!("could not record the failure of run {run_id}: {}", crate::error_text(&e));
             }
@@ -110,6 +116,10 @@ async fn walk(
                 summary.stop = Some(StopReason::Budget);
                 return Ok(summary);
             }
+            Err(IngestError::Reference { source: ClientError::Stopped, .. }) => {
+                summary.stop = Some(stop.reason().unwrap_or(StopReason::Signal));
+                return Ok(summary);
+            }
             other => other?,
         }
     }
@@ -136,11 +146,19 @@ async fn walk(
                 summary.stop = Some(StopReason::Budget);
                 return Ok(summary);
             }
+            Err(ClientError::Stopped) => {
+                summary.stop = Some(stop.reason().unwrap_or(StopReason::Signal));
+                return Ok(summary);
+            }
             Err(source) => {
                 return Err(IngestError::Fetch { stream: "products", position: walk.position().to_string(), source });
             }
         };
-        let products: Vec<Product> = page.items.iter().filter_map(|raw| serde_json::from_str(raw.get()).ok()).collect();
+        let products: Vec<Product> = page
+            .items
+            .iter()
+            .filter_map(|raw| crate::mapping::storable::parse_storable(&client.redact(raw.get())).ok())
+            .collect();
         let rows = stock_rows(&products);
         store.upsert_products(company_id, &products).await?;
         summary.pages += 1;
@@ -198,8 +216,13 @@ pub fn stock_rows(products: &[Product]) -> Vec<StockRow> {
         let Some(product_id) = p.product_id.clone() else { continue };
         for line in p.inventory_lines.iter().flatten() {
             let Some(serial) = line.serial.clone().filter(|s| !s.trim().is_empty()) else { continue };
+            let product_id = line.product_id.clone().unwrap_or_else(|| product_id.clone());
+            // Part of an index; serials are not (any length is fine).
+            if product_id.len() > crate::store::ingest::MAX_KEY_BYTES {
+                continue;
+            }
             rows.push(StockRow {
-                product_id: line.product_id.clone().unwrap_or_else(|| product_id.clone()),
+                product_id,
                 serial,
                 location_id: line.location_id.clone(),
                 sublocation: line.sublocation.clone(),

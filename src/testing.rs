@@ -20,7 +20,7 @@ pub fn crash_point(point: &str) {
         && name == point
         && HITS.fetch_add(1, Ordering::SeqCst) + 1 == *n
     {
-        eprintln!("AUDIT_CRASH_AT: aborting at {point} #{n}");
+        crate::output::note(&format!("AUDIT_CRASH_AT: aborting at {point} #{n}"));
         std::process::abort();
     }
 }

@@ -210,6 +210,8 @@ impl Postgres {
         };
         if let Ok(mut admin) = PgConnection::connect(&self.admin_url).await {
             let _ = admin.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).await;
+            // The database's `audit sql` role (roles belong to the whole server).
+            let _ = admin.execute(sqlx::AssertSqlSafe(format!("DROP ROLE IF EXISTS audit_sql_{name}"))).await;
             admin.close().await.ok();
         }
         self.created.lock().unwrap().retain(|n| *n != name);
@@ -221,6 +223,7 @@ impl Postgres {
             for name in names {
                 let _ =
                     admin.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).await;
+                let _ = admin.execute(sqlx::AssertSqlSafe(format!("DROP ROLE IF EXISTS audit_sql_{name}"))).await;
             }
             admin.close().await.ok();
         }

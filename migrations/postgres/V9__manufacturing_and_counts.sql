@@ -21,8 +21,9 @@ CREATE TABLE genealogy_links (
     run_id               BIGINT  NOT NULL
 );
 CREATE INDEX genealogy_links_by_document ON genealogy_links (company_id, doc_type, doc_id);
-CREATE INDEX genealogy_links_by_component ON genealogy_links (component_serial, company_id);
-CREATE INDEX genealogy_links_by_finished ON genealogy_links (finished_serial, company_id);
+-- Serials have no length limit, a btree entry does (see V6): looked up by hash.
+CREATE INDEX genealogy_links_by_component ON genealogy_links USING hash (component_serial);
+CREATE INDEX genealogy_links_by_finished ON genealogy_links USING hash (finished_serial);
 
 -- The same text on both engines from here on; a test keeps the two identical.
 

@@ -1,5 +1,6 @@
 //! `audit demo`: the simulator, an ingest and a timeline in one command.
 
+use std::io::Write;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -24,7 +25,7 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<ExitCode
         Simulator::start(SimConfig { seed: args.seed, scale: Scale::Small, rate_limit: None, ..SimConfig::default() })
             .await?;
     let counts = sim.counts();
-    eprintln!(
+    crate::output::note(&format!(
         "Simulated inFlow company {} at {}: {} sales orders, {} purchase orders, {} adjustments, {} transfers.",
         sim.company_id(),
         sim.base_url(),
@@ -32,8 +33,8 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<ExitCode
         counts.get("purchase-orders").unwrap_or(&0),
         counts.get("stock-adjustments").unwrap_or(&0),
         counts.get("stock-transfers").unwrap_or(&0),
-    );
-    eprintln!("Ingesting into {url} ...");
+    ));
+    crate::output::note(&format!("Ingesting into {url} ..."));
     let store = Store::open(&url).await?;
     let client = Client::new(ClientConfig::new(&sim.base_url(), &sim.company_id(), ApiKey::new(sim.api_key())))?;
     let options = IngestOptions {
@@ -47,14 +48,15 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<ExitCode
     let result = crate::ingest::run(&store, &client, &options, &progress, &StopFlag::default()).await;
     progress.clear();
     let summary = result?;
-    super::ingest::print_summary(&summary, started.elapsed());
     store.close().await;
     sim.shutdown().await;
+    super::ingest::print_summary(&summary, started.elapsed())?;
 
     let story = sim.scenario().full_lifecycle;
-    println!();
-    println!("One serial's story (received, transferred, sold, shipped, returned, restocked):");
-    println!();
+    writeln!(
+        crate::output::stdout(),
+        "\nOne serial's story (received, transferred, sold, shipped, returned, restocked):\n"
+    )?;
     let timeline_global =
         GlobalArgs { database_url: url.expose().to_string(), database_url_explicit: true, ..global.clone() };
     let timeline_args = crate::cli::TimelineArgs {
@@ -72,15 +74,20 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<ExitCode
     } else {
         format!("--database-url {DEMO_URL} ")
     };
-    println!();
-    println!("Next, try:");
-    println!("  audit {db}timeline {} --format json", story.serial);
-    println!("  audit {db}sql \"SELECT status, count(*) AS serials FROM serial_current GROUP BY status\"");
-    println!("  audit {db}sql --file sql/recall.sql --param po_number={}", story.documents[0].number);
-    println!("  audit {db}sql --file sql/customer_of_serial.sql --param serial={}", story.serial);
-    println!("  audit demo                      # again: an incremental run that adds nothing");
-    println!("  audit simulate --scale medium   # then, in another shell, audit ingest with the printed settings");
-    eprintln!("Done in {:.1}s.", started.elapsed().as_secs_f64());
+    let mut out = crate::output::stdout();
+    writeln!(out)?;
+    writeln!(out, "Next, try:")?;
+    writeln!(out, "  audit {db}timeline {} --format json", story.serial)?;
+    writeln!(out, "  audit {db}sql \"SELECT status, count(*) AS serials FROM serial_current GROUP BY status\"")?;
+    writeln!(out, "  audit {db}sql --file sql/recall.sql --param po_number={}", story.documents[0].number)?;
+    writeln!(out, "  audit {db}sql --file sql/customer_of_serial.sql --param serial={}", story.serial)?;
+    writeln!(out, "  audit demo                      # again: an incremental run that adds nothing")?;
+    writeln!(
+        out,
+        "  audit simulate --scale medium   # then, in another shell, audit ingest with the printed settings"
+    )?;
+    out.flush()?;
+    crate::output::note(&format!("Done in {:.1}s.", started.elapsed().as_secs_f64()));
     Ok(ExitCode::SUCCESS)
 }
 

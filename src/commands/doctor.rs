@@ -35,7 +35,7 @@ pub async fn run(global: &GlobalArgs, args: DoctorArgs) -> anyhow::Result<ExitCo
     let report = crate::doctor::run(&client).await;
     store.record_capabilities(&config.company_id, "doctor", &config.api_version, &report.capabilities()).await?;
     store.close().await;
-    let out = std::io::stdout().lock();
+    let out = crate::output::stdout();
     match format {
         Format::Json => output::write_json(
             out,

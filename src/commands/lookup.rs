@@ -41,7 +41,7 @@ pub async fn run(global: &GlobalArgs, args: LookupArgs) -> anyhow::Result<ExitCo
     let rows = store.lookup(&serials, args.company_id.as_deref()).await?;
     store.close().await;
     let unknown = rows.iter().filter(|r| !found(r)).count();
-    let stdout = std::io::stdout().lock();
+    let stdout = output::stdout();
     match Format::resolve(args.format) {
         Format::Json => {
             let items: Vec<serde_json::Value> = rows
@@ -59,7 +59,10 @@ pub async fn run(global: &GlobalArgs, args: LookupArgs) -> anyhow::Result<ExitCo
         Format::Table => print_table(stdout, &rows)?,
     }
     if unknown > 0 {
-        eprintln!("{unknown} of {} serials are unknown to the history and the latest snapshot", serials.len());
+        output::note(&format!(
+            "{unknown} of {} serials are unknown to the history and the latest snapshot",
+            serials.len()
+        ));
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
@@ -122,7 +125,10 @@ fn print_table(mut out: impl Write, rows: &[LookupRow]) -> anyhow::Result<()> {
     let mut table = output::table(&["serial", "product", "inFlow stock (latest snapshot)", "history", "last event"]);
     for r in rows {
         if !found(r) {
-            table.add_row(vec![r.serial.clone(), "unknown".into(), String::new(), String::new(), String::new()]);
+            crate::output::add_row(
+                &mut table,
+                vec![r.serial.clone(), "unknown".into(), String::new(), String::new(), String::new()],
+            );
             continue;
         }
         let product = r
@@ -145,13 +151,10 @@ fn print_table(mut out: impl Write, rows: &[LookupRow]) -> anyhow::Result<()> {
             Some(e) => format!("{e} {} {}", r.last_doc_number.clone().unwrap_or_default(), short_time(r.last_event_at)),
             None => "-".into(),
         };
-        table.add_row(vec![
-            r.serial.clone(),
-            product,
-            stock,
-            r.history_status.clone().unwrap_or_else(|| "-".into()),
-            last,
-        ]);
+        crate::output::add_row(
+            &mut table,
+            vec![r.serial.clone(), product, stock, r.history_status.clone().unwrap_or_else(|| "-".into()), last],
+        );
     }
     writeln!(out, "{table}")?;
     Ok(())

@@ -38,14 +38,16 @@ pub fn main(cli: Cli) -> ExitCode {
     let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(err) => {
-            eprintln!("error: cannot start the async runtime: {err}");
+            crate::output::note(&format!("error: cannot start the async runtime: {err}"));
             return ExitCode::from(ERROR);
         }
     };
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
+        // `audit ... | head`: the reader has what it wanted.
+        Err(err) if crate::output::is_stdout_closed(err.as_ref()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {}", crate::error_text(err.as_ref()));
+            crate::output::note(&format!("error: {}", crate::error_text(err.as_ref())));
             ExitCode::from(ERROR)
         }
     }
@@ -120,8 +122,11 @@ fn init_tracing(global: &GlobalArgs) {
     };
 }
 
-/// Ctrl-C or SIGTERM ends a run after the page in hand, with its position saved.
-pub(crate) fn stop_on_signals(stop: crate::ingest::StopFlag) {
+/// Ctrl-C or SIGTERM cuts every wait short and ends a run after the page it is writing, with its
+/// position saved. A second one abandons that page and records the run as interrupted; a third,
+/// or a record that takes too long, ends the process at once (the last saved page stays saved).
+pub(crate) fn stop_on_signals(stop: crate::stop::StopFlag) {
+    const EXIT_AFTER_FORCE: std::time::Duration = std::time::Duration::from_secs(10);
     tokio::spawn(async move {
         #[cfg(unix)]
         {
@@ -134,12 +139,21 @@ pub(crate) fn stop_on_signals(stop: crate::ingest::StopFlag) {
                     _ = term.recv() => {}
                     _ = int.recv() => {}
                 }
-                if n > 0 {
-                    // A second signal means now: the last committed page is saved anyway.
-                    std::process::exit(130);
+                match n {
+                    0 => {
+                        crate::output::note("stopping after the current page (signal again to stop at once)");
+                        stop.stop();
+                    }
+                    1 => {
+                        crate::output::note("stopping at once; the run is recorded as interrupted");
+                        stop.force();
+                        tokio::spawn(async {
+                            tokio::time::sleep(EXIT_AFTER_FORCE).await;
+                            std::process::exit(ingest::INTERRUPTED.into());
+                        });
+                    }
+                    _ => std::process::exit(ingest::INTERRUPTED.into()),
                 }
-                eprintln!("stopping after the current page (signal again to stop at once)");
-                stop.stop();
             }
         }
         #[cfg(not(unix))]

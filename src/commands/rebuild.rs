@@ -16,9 +16,15 @@ pub async fn run(global: &GlobalArgs, args: RebuildArgs) -> anyhow::Result<ExitC
         let started = Instant::now();
         let lock = match store.try_lock(&company, "rebuild").await? {
             Ok(lock) => lock,
-            Err(_) if args.wait => store.lock_waiting(&company, "rebuild").await?,
+            // No signal handler here: Ctrl-C ends the wait, and the process, at once.
+            Err(_) if args.wait => store
+                .lock_waiting(&company, "rebuild", &crate::stop::StopFlag::default())
+                .await?
+                .expect("never stopped"),
             Err(holder) => {
-                eprintln!("an ingest of company {company} is running: {holder}. Use --wait to wait for it.");
+                crate::output::note(&format!(
+                    "an ingest of company {company} is running: {holder}. Use --wait to wait for it."
+                ));
                 store.close().await;
                 return Ok(ExitCode::from(super::ingest::LOCKED));
             }
@@ -27,8 +33,8 @@ pub async fn run(global: &GlobalArgs, args: RebuildArgs) -> anyhow::Result<ExitC
         progress.clear();
         lock.release().await;
         let summary = result?;
-        println!("Company {company}:");
-        super::ingest::print_summary(&summary, started.elapsed());
+        std::io::Write::write_all(&mut crate::output::stdout(), format!("Company {company}:\n").as_bytes())?;
+        super::ingest::print_summary(&summary, started.elapsed())?;
     }
     store.close().await;
     Ok(ExitCode::SUCCESS)

@@ -43,7 +43,10 @@ pub async fn run(global: &GlobalArgs, args: ReconcileArgs) -> anyhow::Result<Exi
         let lines = store.snapshot_lines(&company, snapshot_id).await?;
         let history = store.history_states(&company).await?;
         let names = store.product_names(&company).await?;
-        eprintln!("company {company}: snapshot {snapshot_id} of {} against the history", short_time(Some(taken)));
+        output::note(&format!(
+            "company {company}: snapshot {snapshot_id} of {} against the history",
+            short_time(Some(taken))
+        ));
         compared.push(company);
         all.extend(reconcile(&lines, &history).into_iter().map(|d| {
             let name = d.product_id.as_ref().and_then(|p| names.get(p).cloned());
@@ -54,7 +57,7 @@ pub async fn run(global: &GlobalArgs, args: ReconcileArgs) -> anyhow::Result<Exi
     if compared.is_empty() {
         bail!("no company has a complete snapshot yet: run `audit snapshot` (or `audit ingest --snapshot`) first");
     }
-    let stdout = std::io::stdout().lock();
+    let stdout = output::stdout();
     match Format::resolve(args.format) {
         Format::Json => {
             let items: Vec<serde_json::Value> = all
@@ -71,10 +74,10 @@ pub async fn run(global: &GlobalArgs, args: ReconcileArgs) -> anyhow::Result<Exi
         Format::Table => print_table(stdout, &all)?,
     }
     if all.is_empty() {
-        eprintln!("The history and inFlow's stock agree.");
+        output::note("The history and inFlow's stock agree.");
         Ok(ExitCode::SUCCESS)
     } else {
-        eprintln!("{} disagreements.", all.len());
+        output::note(&format!("{} disagreements.", all.len()));
         Ok(ExitCode::from(1))
     }
 }
@@ -126,7 +129,10 @@ fn print_table(mut out: impl Write, all: &[(Disagreement, Option<String>)]) -> a
             None => "no event".into(),
         };
         let product = name.clone().or_else(|| d.product_id.clone()).unwrap_or_default();
-        table.add_row(vec![d.kind.as_str().to_string(), d.serial.clone(), product, places(d), history]);
+        crate::output::add_row(
+            &mut table,
+            vec![d.kind.as_str().to_string(), d.serial.clone(), product, places(d), history],
+        );
     }
     writeln!(out, "{table}")?;
     Ok(())

@@ -1,5 +1,6 @@
 //! `audit simulate`: serve the local inFlow simulator until Ctrl-C.
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
@@ -36,18 +37,21 @@ pub async fn run(_global: &GlobalArgs, args: SimulateArgs) -> anyhow::Result<Exi
         ..SimConfig::default()
     };
     let sim = Simulator::start(config).await.context("cannot start the simulator")?;
-    println!("export INFLOW_BASE_URL={}", sim.base_url());
-    println!("export INFLOW_COMPANY_ID={}", sim.company_id());
-    println!("export INFLOW_API_KEY={}", sim.api_key());
+    let mut out = crate::output::stdout();
+    writeln!(out, "export INFLOW_BASE_URL={}", sim.base_url())?;
+    writeln!(out, "export INFLOW_COMPANY_ID={}", sim.company_id())?;
+    writeln!(out, "export INFLOW_API_KEY={}", sim.api_key())?;
+    out.flush()?;
+    drop(out);
     let counts = sim.counts();
     let summary: Vec<String> = counts.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    eprintln!(
+    crate::output::note(&format!(
         "simulator: scale {scale}, seed {}, started in {:.2?}; {}; {} serial occurrences; Ctrl-C to stop",
         args.seed,
         sim.startup_time(),
         summary.join(", "),
         sim.serial_occurrences()
-    );
+    ));
     tokio::signal::ctrl_c().await.context("cannot wait for Ctrl-C")?;
     sim.shutdown().await;
     Ok(ExitCode::SUCCESS)

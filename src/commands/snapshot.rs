@@ -1,5 +1,6 @@
 //! `audit snapshot`: record inFlow's current serial stock.
 
+use std::io::Write;
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -8,15 +9,15 @@ use crate::ingest::{StopFlag, StopReason};
 use crate::snapshot::SnapshotSummary;
 
 pub async fn run(global: &GlobalArgs, args: SnapshotArgs) -> anyhow::Result<ExitCode> {
-    let client = super::ingest::client(&args.inflow)?;
+    let stop = StopFlag::default();
+    let client = super::ingest::client(&args.inflow)?.with_stop(stop.clone());
     let store = super::open_store(global).await?;
     let company = client.config().company_id.clone();
-    let stop = StopFlag::default();
     super::stop_on_signals(stop.clone());
     let lock = match store.try_lock(&company, "snapshot").await? {
         Ok(lock) => lock,
         Err(holder) => {
-            eprintln!("another ingest of company {company} is running in this database: {holder}");
+            crate::output::note(&format!("another ingest of company {company} is running in this database: {holder}"));
             store.close().await;
             return Ok(ExitCode::from(super::ingest::LOCKED));
         }
@@ -25,10 +26,16 @@ pub async fn run(global: &GlobalArgs, args: SnapshotArgs) -> anyhow::Result<Exit
     lock.on_lost(move || flag.lock_lost());
     let started = Instant::now();
     let result = crate::snapshot::run(&store, &client, &company, &stop).await;
+    if let Err(err @ crate::ingest::IngestError::Interrupted { .. }) = &result {
+        // Not closing the store: its connection may be stuck in the abandoned statement.
+        lock.release_fresh().await;
+        crate::output::note(&format!("stopped: {}", crate::error_text(err)));
+        return Ok(ExitCode::from(super::ingest::INTERRUPTED));
+    }
     lock.release().await;
     store.close().await;
     let summary = result?;
-    print_summary(&summary, started.elapsed());
+    print_summary(&summary, started.elapsed())?;
     if summary.stop == Some(StopReason::LockLost) {
         anyhow::bail!(
             "another process took over the ingest lock of company {company}; the next snapshot run continues"
@@ -37,19 +44,20 @@ pub async fn run(global: &GlobalArgs, args: SnapshotArgs) -> anyhow::Result<Exit
     Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) fn print_summary(s: &SnapshotSummary, elapsed: std::time::Duration) {
+pub(crate) fn print_summary(s: &SnapshotSummary, elapsed: std::time::Duration) -> std::io::Result<()> {
     let how = match (s.complete, s.stop) {
         (true, _) => "complete".to_string(),
         (false, Some(StopReason::Budget)) => "stopped at --max-requests; the next snapshot run continues it".into(),
         (false, _) => "stopped; the next snapshot run continues it".into(),
     };
     let resumed = if s.resumed { " (resumed)" } else { "" };
-    println!(
+    writeln!(
+        crate::output::stdout(),
         "Snapshot {}{resumed} {how} in {:.1}s: {} requests, {} serialized products, {} serial lines.",
         s.snapshot_id,
         elapsed.as_secs_f64(),
         s.requests,
         s.products,
         s.serial_lines
-    );
+    )
 }

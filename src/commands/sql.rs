@@ -1,5 +1,6 @@
-//! `audit sql`: a read-only query, printed as a table, JSON or CSV.
+//! `audit sql`: a read-only query, printed as a table, JSON or CSV, row by row as it arrives.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -8,41 +9,36 @@ use serde_json::Value;
 
 use crate::cli::{GlobalArgs, SqlArgs};
 use crate::output::{self, Format};
-use crate::store::adhoc::{check_no_side_effects, check_read_only, check_single_statement, substitute_params};
+use crate::store::adhoc::{
+    Dialect, Guard, RowSink, check_no_side_effects, check_read_only, check_single_statement, substitute_params,
+};
 use crate::store::{Backend, Store};
+
+/// Rows per table printed: a table needs its rows to size its columns, and holding them all is
+/// what streaming avoids (like psql's FETCH_COUNT, each block is aligned on its own).
+const TABLE_BLOCK: usize = 1000;
 
 pub async fn run(global: &GlobalArgs, args: SqlArgs) -> anyhow::Result<ExitCode> {
     let store = super::open_existing_store(global).await?;
-    let result = query(&store, &args).await;
+    let stdout = output::stdout();
+    let mut sink: Box<dyn Sink> = match Format::resolve(args.format) {
+        Format::Json => Box::new(JsonSink {
+            out: std::io::BufWriter::with_capacity(64 * 1024, stdout),
+            columns: Vec::new(),
+            rows: 0,
+        }),
+        Format::Csv => Box::new(CsvSink { out: csv::Writer::from_writer(stdout), columns: 0 }),
+        Format::Table => Box::new(TableSink { out: stdout, columns: Vec::new(), block: Vec::new(), rows: 0 }),
+    };
+    let result = query(&store, &args, sink.as_row_sink()).await;
     store.close().await;
-    let rows = result?;
-    let stdout = std::io::stdout().lock();
-    match Format::resolve(args.format) {
-        Format::Json => {
-            let objects: Vec<serde_json::Map<String, Value>> =
-                rows.rows.iter().map(|r| rows.columns.iter().cloned().zip(r.iter().cloned()).collect()).collect();
-            output::write_json(stdout, &objects)?;
-        }
-        Format::Csv => {
-            let header: Vec<&str> = rows.columns.iter().map(String::as_str).collect();
-            output::write_csv(stdout, &header, rows.rows.iter().map(|r| r.iter().map(plain).collect()))?;
-        }
-        Format::Table => {
-            use std::io::Write;
-            let header: Vec<&str> = rows.columns.iter().map(String::as_str).collect();
-            let mut table = output::table(&header);
-            for r in &rows.rows {
-                table.add_row(r.iter().map(plain).collect::<Vec<_>>());
-            }
-            let mut out = stdout;
-            writeln!(out, "{table}")?;
-            writeln!(out, "({} row{})", rows.rows.len(), if rows.rows.len() == 1 { "" } else { "s" })?;
-        }
-    }
+    result?;
+    sink.finish()?;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn query(store: &Store, args: &SqlArgs) -> anyhow::Result<crate::store::adhoc::ResultSet> {
+async fn query(store: &Store, args: &SqlArgs, sink: &mut dyn RowSink) -> anyhow::Result<()> {
+    let dialect = Dialect::from(store.backend());
     let text = match (&args.query, &args.file) {
         (Some(q), _) => q.clone(),
         (None, Some(path)) => {
@@ -51,11 +47,11 @@ async fn query(store: &Store, args: &SqlArgs) -> anyhow::Result<crate::store::ad
         }
         (None, None) => unreachable!("clap requires a query or --file"),
     };
-    let text = substitute_params(&text, &args.params)?;
-    check_single_statement(&text)?;
+    let text = substitute_params(&text, &args.params, dialect)?;
+    check_single_statement(&text, dialect)?;
     check_read_only(&text)?;
     check_no_side_effects(&text)?;
-    Ok(store.read_only_query(&text).await?)
+    Ok(store.read_only_query(&text, args.timeout, sink).await?)
 }
 
 /// `sql/x.sql`, or the engine's own `sql/x.sqlite.sql` / `sql/x.postgres.sql` when only those exist.
@@ -77,5 +73,138 @@ fn plain(v: &Value) -> String {
         Value::Null => String::new(),
         Value::String(s) => s.clone(),
         other => other.to_string(),
+    }
+}
+
+/// A format's writer: rows as they come, then whatever closes the output.
+trait Sink: RowSink {
+    fn as_row_sink(&mut self) -> &mut dyn RowSink;
+    fn finish(&mut self) -> std::io::Result<()>;
+}
+
+/// Said on stderr, on every run where the server does not fully enforce read-only.
+fn tell(guard: &Guard) {
+    if let Some(warning) = guard.warning() {
+        output::note(&warning);
+    }
+}
+
+/// A list of objects, pretty-printed as `serde_json` prints a whole list, one object at a time.
+struct JsonSink<W: Write> {
+    out: std::io::BufWriter<W>,
+    columns: Vec<String>,
+    rows: u64,
+}
+
+impl<W: Write> RowSink for JsonSink<W> {
+    fn guard(&mut self, guard: &Guard) {
+        tell(guard)
+    }
+
+    fn columns(&mut self, columns: &[String]) -> std::io::Result<()> {
+        self.columns = columns.to_vec();
+        Ok(())
+    }
+
+    fn row(&mut self, values: Vec<Value>) -> std::io::Result<()> {
+        let object: serde_json::Map<String, Value> = self.columns.iter().cloned().zip(values).collect();
+        let text = serde_json::to_string_pretty(&object)?;
+        self.out.write_all(if self.rows == 0 { b"[\n  " } else { b",\n  " })?;
+        // One level deeper, as inside the list (strings hold no raw newline: JSON escapes it).
+        self.out.write_all(text.replace('\n', "\n  ").as_bytes())?;
+        self.rows += 1;
+        Ok(())
+    }
+}
+
+impl<W: Write> Sink for JsonSink<W> {
+    fn as_row_sink(&mut self) -> &mut dyn RowSink {
+        self
+    }
+
+    fn finish(&mut self) -> std::io::Result<()> {
+        self.out.write_all(if self.rows == 0 { b"[]\n" } else { b"\n]\n" })?;
+        self.out.flush()
+    }
+}
+
+struct CsvSink<W: Write> {
+    out: csv::Writer<W>,
+    columns: usize,
+}
+
+impl<W: Write> RowSink for CsvSink<W> {
+    fn guard(&mut self, guard: &Guard) {
+        tell(guard)
+    }
+
+    fn columns(&mut self, columns: &[String]) -> std::io::Result<()> {
+        self.columns = columns.len();
+        self.out.write_record(columns).map_err(std::io::Error::other)
+    }
+
+    fn row(&mut self, values: Vec<Value>) -> std::io::Result<()> {
+        self.out.write_record(values.iter().map(plain)).map_err(std::io::Error::other)
+    }
+}
+
+impl<W: Write> Sink for CsvSink<W> {
+    fn as_row_sink(&mut self) -> &mut dyn RowSink {
+        self
+    }
+
+    fn finish(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// Tables of [`TABLE_BLOCK`] rows, the header on the first, and the row count at the end.
+struct TableSink<W: Write> {
+    out: W,
+    columns: Vec<String>,
+    block: Vec<Vec<String>>,
+    rows: u64,
+}
+
+impl<W: Write> TableSink<W> {
+    fn print_block(&mut self) -> std::io::Result<()> {
+        let header: Vec<&str> = self.columns.iter().map(String::as_str).collect();
+        let first = self.rows == self.block.len() as u64;
+        let mut table = if first { output::table(&header) } else { output::bare_table() };
+        for row in self.block.drain(..) {
+            output::add_row(&mut table, row);
+        }
+        writeln!(self.out, "{table}")
+    }
+}
+
+impl<W: Write> RowSink for TableSink<W> {
+    fn guard(&mut self, guard: &Guard) {
+        tell(guard)
+    }
+
+    fn columns(&mut self, columns: &[String]) -> std::io::Result<()> {
+        self.columns = columns.to_vec();
+        Ok(())
+    }
+
+    fn row(&mut self, values: Vec<Value>) -> std::io::Result<()> {
+        self.block.push(values.iter().map(plain).collect());
+        self.rows += 1;
+        if self.block.len() == TABLE_BLOCK { self.print_block() } else { Ok(()) }
+    }
+}
+
+impl<W: Write> Sink for TableSink<W> {
+    fn as_row_sink(&mut self) -> &mut dyn RowSink {
+        self
+    }
+
+    fn finish(&mut self) -> std::io::Result<()> {
+        if !self.block.is_empty() || self.rows == 0 {
+            self.print_block()?;
+        }
+        writeln!(self.out, "({} row{})", self.rows, if self.rows == 1 { "" } else { "s" })?;
+        self.out.flush()
     }
 }

@@ -56,7 +56,7 @@ pub async fn run(global: &GlobalArgs, args: StatusArgs) -> anyhow::Result<ExitCo
         });
     }
     store.close().await;
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::output::stdout();
     match Format::resolve(args.format) {
         Format::Csv => anyhow::bail!("the status is nested and has no CSV form; use --format json"),
         Format::Json => output::write_json(out, &serde_json::json!({ "companies": report }))?,
@@ -88,9 +88,9 @@ fn cost(streams: &[StreamStatus]) -> Cost {
 }
 
 fn print_company(out: &mut impl Write, c: &CompanyStatus) -> anyhow::Result<()> {
-    writeln!(out, "Company {}", c.company_id)?;
+    writeln!(out, "Company {}", crate::output::printable(&c.company_id))?;
     match &c.lock {
-        Some(holder) => writeln!(out, "  Running now: {holder}")?,
+        Some(holder) => writeln!(out, "  Running now: {}", crate::output::printable(&holder.to_string()))?,
         None => writeln!(out, "  No ingest running.")?,
     }
     writeln!(
@@ -119,17 +119,20 @@ fn print_company(out: &mut impl Write, c: &CompanyStatus) -> anyhow::Result<()> 
             (Some(kind), Some(pos)) => format!("{kind}, at the {}", Position::decode(pos)),
             _ => "-".into(),
         };
-        table.add_row(vec![
-            s.stream.clone(),
-            s.documents.to_string(),
-            s.documents_deleted.to_string(),
-            s.events.to_string(),
-            s.events_retracted.to_string(),
-            s.since.map_or("-".into(), |d| d.to_string()),
-            walk,
-            short_time(s.last_complete_at),
-            short_time(s.last_window_at),
-        ]);
+        crate::output::add_row(
+            &mut table,
+            vec![
+                s.stream.clone(),
+                s.documents.to_string(),
+                s.documents_deleted.to_string(),
+                s.events.to_string(),
+                s.events_retracted.to_string(),
+                s.since.map_or("-".into(), |d| d.to_string()),
+                walk,
+                short_time(s.last_complete_at),
+                short_time(s.last_window_at),
+            ],
+        );
     }
     writeln!(out, "{table}")?;
     // Streams walked otherwise than by the preferred keyset paging: worth knowing.
@@ -159,24 +162,32 @@ fn print_company(out: &mut impl Write, c: &CompanyStatus) -> anyhow::Result<()> 
         "429s",
     ]);
     for r in &c.runs {
-        runs.add_row(vec![
-            r.run_id.to_string(),
-            r.command.clone(),
-            r.status.clone(),
-            short_time(Some(r.started_at)),
-            r.requests.to_string(),
-            r.documents_seen.to_string(),
-            r.documents_changed.to_string(),
-            r.events_inserted.to_string(),
-            r.events_retracted.to_string(),
-            r.warnings.to_string(),
-            r.rate_limited.to_string(),
-        ]);
+        crate::output::add_row(
+            &mut runs,
+            vec![
+                r.run_id.to_string(),
+                r.command.clone(),
+                r.status.clone(),
+                short_time(Some(r.started_at)),
+                r.requests.to_string(),
+                r.documents_seen.to_string(),
+                r.documents_changed.to_string(),
+                r.events_inserted.to_string(),
+                r.events_retracted.to_string(),
+                r.warnings.to_string(),
+                r.rate_limited.to_string(),
+            ],
+        );
     }
     writeln!(out, "  Recent runs:")?;
     writeln!(out, "{runs}")?;
     for r in c.runs.iter().filter(|r| r.error.is_some()) {
-        writeln!(out, "  run {} failed: {}", r.run_id, r.error.as_deref().unwrap_or_default())?;
+        writeln!(
+            out,
+            "  run {} failed: {}",
+            r.run_id,
+            crate::output::printable(r.error.as_deref().unwrap_or_default())
+        )?;
     }
     writeln!(out)?;
     Ok(())

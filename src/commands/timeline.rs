@@ -67,7 +67,7 @@ pub async fn run(global: &GlobalArgs, args: TimelineArgs) -> anyhow::Result<Exit
             let quoted: Vec<String> = similar.iter().map(|s| format!("{s:?}")).collect();
             msg.push_str(&format!("; did you mean {}?", quoted.join(", ")));
         }
-        eprintln!("{msg}");
+        output::note(&msg);
         store.close().await;
         return Ok(ExitCode::from(1));
     }
@@ -76,7 +76,7 @@ pub async fn run(global: &GlobalArgs, args: TimelineArgs) -> anyhow::Result<Exit
         let links = store.genealogy_of(&args.serial, args.company_id.as_deref()).await?;
         timeline::attach_genealogy(&mut histories, links);
     }
-    let stdout = std::io::stdout().lock();
+    let stdout = output::stdout();
     match Format::resolve(args.format) {
         Format::Json => {
             output::write_json(stdout, &serde_json::json!({ "serial": args.serial, "histories": histories }))?
@@ -129,9 +129,11 @@ fn print_tables<W: Write>(mut out: W, histories: &[History], all: bool) -> anyho
             writeln!(out)?;
         }
         let company = if several_companies { format!(", company {}", h.company_id) } else { String::new() };
-        writeln!(out, "{} ({}{company}): {}", h.serial, h.product_label(), h.now.summary)?;
+        // Data from inFlow: shown escaped, like the table's cells.
+        let line = format!("{} ({}{company}): {}", h.serial, h.product_label(), h.now.summary);
+        writeln!(out, "{}", output::printable(&line))?;
         for line in timeline::genealogy_lines(h) {
-            writeln!(out, "  {line}")?;
+            writeln!(out, "  {}", output::printable(&line))?;
         }
         let mut header = vec!["date", "event", "document", "location", "change", "on hand"];
         if all {
@@ -157,7 +159,7 @@ fn print_tables<W: Write>(mut out: W, histories: &[History], all: bool) -> anyho
             if all {
                 row.push(e.retracted_at.map_or(String::new(), |t| format!("retracted {}", short_time(Some(t)))));
             }
-            table.add_row(row);
+            crate::output::add_row(&mut table, row);
         }
         writeln!(out, "{table}")?;
     }
@@ -224,7 +226,7 @@ async fn print_tree(
             }
         })
         .collect();
-    let stdout = std::io::stdout().lock();
+    let stdout = output::stdout();
     match Format::resolve(args.format) {
         Format::Json => output::write_json(stdout, &serde_json::json!({ "serial": args.serial, "trees": bills }))?,
         Format::Csv => output::write_csv(stdout, TREE_CSV_COLUMNS, bills.iter().flat_map(tree_csv_rows))?,

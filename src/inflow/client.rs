@@ -2,9 +2,11 @@
 //!
 //! Every request goes through [`Client::get_array`], which waits for the [`Pacer`], counts the
 //! request against the run's budget, and retries what is worth retrying: 429 after its
-//! `Retry-After`, 5xx, timeouts, dropped connections and unparsable bodies with exponential
-//! backoff and jitter. Anything else (401, 404, another 4xx) fails at once, since repeating it
-//! would only spend the company's shared quota.
+//! `Retry-After`, 408, 425, 5xx, timeouts, dropped connections and unparsable bodies with
+//! exponential backoff and jitter. Anything else (400, 401, 404, another 4xx) fails at once, since
+//! repeating it would only spend the company's shared quota. A request has a total deadline (a
+//! server dripping its answer cannot hold it), and a [`StopFlag`] cuts every wait short: the
+//! slot, the request, the backoff and the `Retry-After`.
 
 use std::fmt;
 use std::sync::Arc;
@@ -18,6 +20,7 @@ use serde_json::value::RawValue;
 use tokio::time::Instant;
 
 use super::pacer::{Pacer, RateLimits};
+use crate::stop::StopFlag;
 
 /// The API key. It is only ever put in the `Authorization` header: `Debug` and `Display` hide it.
 #[derive(Clone, PartialEq, Eq)]
@@ -64,6 +67,10 @@ impl Default for RetryPolicy {
     }
 }
 
+/// A page of 100 documents with their lines is a few hundred kilobytes; this leaves room for a
+/// slow link, not for a server that never finishes.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
     pub base_url: String,
@@ -76,6 +83,8 @@ pub struct ClientConfig {
     pub max_requests: Option<u64>,
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
+    /// The whole request, from connecting to the body's last byte.
+    pub request_timeout: Duration,
 }
 
 impl ClientConfig {
@@ -90,6 +99,7 @@ impl ClientConfig {
             max_requests: None,
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(60),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
         }
     }
 }
@@ -99,6 +109,10 @@ pub enum ClientError {
     /// Not a failure: the run's `--max-requests` budget is spent.
     #[error("the request budget is spent")]
     BudgetSpent,
+
+    /// Not a failure: the stop flag was set (a signal, a lost lock) while waiting.
+    #[error("stopped while waiting for inFlow")]
+    Stopped,
 
     #[error(
         "inFlow refused the API key for {what} (HTTP {status}): check INFLOW_API_KEY and that the company has the API add-on"
@@ -118,6 +132,9 @@ pub enum ClientError {
 
     #[error("inFlow rejected {what} (HTTP {status}): {body}")]
     Rejected { what: String, status: u16, body: String },
+
+    #[error("{what} cannot be sent ({reason}): check --base-url and --api-version")]
+    Unsendable { what: String, reason: String },
 
     /// Retries spent; `status` is the last answer's HTTP status, if there was one.
     #[error("{what} failed after {attempts} attempts; last: {last}. Run again later: the position is saved")]
@@ -202,6 +219,7 @@ pub struct Client {
     rate_meaning: Arc<AtomicU8>,
     /// Some request of the company was answered 200: the company exists.
     company_answered: Arc<AtomicBool>,
+    stop: StopFlag,
 }
 
 /// What one attempt came to.
@@ -225,6 +243,7 @@ impl Client {
             .user_agent(concat!("audit/", env!("CARGO_PKG_VERSION"), " (inFlow serial audit trail)"))
             .connect_timeout(config.connect_timeout)
             .read_timeout(config.read_timeout)
+            .timeout(config.request_timeout)
             .build()
             .map_err(ClientError::Setup)?;
         Ok(Client {
@@ -234,7 +253,14 @@ impl Client {
             stats: Arc::new(ClientStats::default()),
             rate_meaning: Arc::new(AtomicU8::new(RateMeaning::Unknown as u8)),
             company_answered: Arc::new(AtomicBool::new(false)),
+            stop: StopFlag::default(),
         })
+    }
+
+    /// This client, with every wait cut short when `stop` is set.
+    pub fn with_stop(mut self, stop: StopFlag) -> Client {
+        self.stop = stop;
+        self
     }
 
     /// The same client (pacing, counters, budget) with another retry policy: for a request
@@ -289,6 +315,7 @@ impl Client {
             stats: Arc::new(ClientStats::default()),
             rate_meaning: self.rate_meaning.clone(),
             company_answered: self.company_answered.clone(),
+            stop: self.stop.clone(),
         }
     }
 
@@ -303,6 +330,33 @@ impl Client {
     /// Requests left in the budget, if there is one.
     pub fn budget_left(&self) -> Option<u64> {
         self.config.max_requests.map(|max| max.saturating_sub(self.stats.requests()))
+    }
+
+    /// `text` with the API key replaced by `***`, for anything that came from the server before it
+    /// is shown or stored: a server (or a proxy in front of it) can echo the request's headers in
+    /// an error page. Also as JSON and URLs escape it. A key of a few characters is left alone:
+    /// hiding every `k` of a message would say nothing useful about it.
+    pub fn redact<'t>(&self, text: &'t str) -> std::borrow::Cow<'t, str> {
+        const SHORTEST_HIDDEN: usize = 8;
+        let key = self.config.api_key.expose();
+        if key.len() < SHORTEST_HIDDEN {
+            return text.into();
+        }
+        let forms =
+            [key.to_string(), key.replace('/', "\\/"), url::form_urlencoded::byte_serialize(key.as_bytes()).collect()];
+        let mut out = std::borrow::Cow::Borrowed(text);
+        for form in &forms {
+            if out.contains(form.as_str()) {
+                out = out.replace(form.as_str(), "***").into();
+            }
+        }
+        out
+    }
+
+    /// The first bytes of a body, for messages: the key hidden before the cut (so no part of it
+    /// shows), control characters escaped.
+    fn shown(&self, body: &[u8]) -> String {
+        body_start(self.redact(&String::from_utf8_lossy(body)).as_bytes())
     }
 
     /// GETs `/{companyId}/{path}` and parses the body as a JSON array, retrying as described in
@@ -356,9 +410,17 @@ impl Client {
             if self.budget_left() == Some(0) {
                 return Err(ClientError::BudgetSpent);
             }
-            self.pacer.acquire().await;
+            // Every wait below ends when the stop flag is set; a request in flight is dropped.
+            tokio::select! {
+                _ = self.pacer.acquire() => {}
+                _ = self.stop.stopped() => return Err(ClientError::Stopped),
+            }
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
-            match self.attempt(&url, query, what, &parse).await {
+            let attempt = tokio::select! {
+                attempt = self.attempt(&url, query, what, &parse) => attempt,
+                _ = self.stop.stopped() => return Err(ClientError::Stopped),
+            };
+            match attempt {
                 Attempt::Done(page) => return Ok(page),
                 Attempt::Fatal(err) => return Err(err),
                 Attempt::Retry { last, wait, rate_limited: was_429, status } => {
@@ -378,10 +440,14 @@ impl Client {
                     let wait = wait.unwrap_or_else(|| backoff(&policy, retries));
                     tracing::warn!("{what}: {last}; retrying in {wait:.1?}");
                     if was_429 {
-                        // Everyone waits, not only this request: the quota is shared.
+                        // Everyone waits, not only this request: the quota is shared. The wait
+                        // itself is the next slot's.
                         self.pacer.pause_until(Instant::now() + wait).await;
                     } else {
-                        tokio::time::sleep(wait).await;
+                        tokio::select! {
+                            _ = tokio::time::sleep(wait) => {}
+                            _ = self.stop.stopped() => return Err(ClientError::Stopped),
+                        }
                     }
                 }
             }
@@ -404,6 +470,13 @@ impl Client {
         tracing::debug!(%url, ?query, "GET");
         let response = match request.send().await {
             Ok(r) => r,
+            // A request that cannot be built (a header value with a newline, say) never will be.
+            Err(e) if e.is_builder() => {
+                return Attempt::Fatal(ClientError::Unsendable {
+                    what: what.to_string(),
+                    reason: describe_transport(&e),
+                });
+            }
             Err(e) => {
                 return Attempt::Retry { last: describe_transport(&e), wait: None, rate_limited: false, status: None };
             }
@@ -433,7 +506,7 @@ impl Client {
                     Attempt::Done(value)
                 }
                 Err(e) => Attempt::Retry {
-                    last: format!("{e}; it starts with {:?}", body_start(&body)),
+                    last: format!("{}; it starts with {}", self.redact(&e), self.shown(&body)),
                     wait: None,
                     rate_limited: false,
                     status: None,
@@ -445,8 +518,8 @@ impl Client {
                 rate_limited: true,
                 status: Some(429),
             },
-            s if s.is_server_error() || s == StatusCode::REQUEST_TIMEOUT => Attempt::Retry {
-                last: format!("HTTP {}: {:?}", s.as_u16(), body_start(&body)),
+            s if retried(s) => Attempt::Retry {
+                last: format!("HTTP {}: {}", s.as_u16(), self.shown(&body)),
                 wait: None,
                 rate_limited: false,
                 status: Some(s.as_u16()),
@@ -455,9 +528,16 @@ impl Client {
                 Attempt::Fatal(ClientError::Unauthorized { what, status: status.as_u16() })
             }
             StatusCode::NOT_FOUND => Attempt::Fatal(ClientError::NotFound { what }),
-            s => Attempt::Fatal(ClientError::Rejected { what, status: s.as_u16(), body: body_start(&body) }),
+            s => Attempt::Fatal(ClientError::Rejected { what, status: s.as_u16(), body: self.shown(&body) }),
         }
     }
+}
+
+/// The statuses worth asking again for, besides 429 (which waits for its `Retry-After`): a
+/// timeout (408), "too early" (425) and server errors. Any other 4xx means the request itself is
+/// wrong (a bad `--api-version` is a 400), and repeating it only spends the shared quota.
+fn retried(status: StatusCode) -> bool {
+    status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT || status.as_u16() == 425
 }
 
 /// reqwest and rustls need a process-wide crypto provider; ring is the one compiled in.
@@ -538,11 +618,13 @@ fn describe_transport(e: &reqwest::Error) -> String {
     text
 }
 
-/// The first bytes of a body, for error messages.
+/// The first bytes of a body, for error messages, control characters escaped (a message reaches
+/// a terminal).
 pub fn body_start(body: &[u8]) -> String {
     const SHOWN: usize = 200;
-    let text = String::from_utf8_lossy(&body[..body.len().min(SHOWN)]).into_owned();
-    if body.len() > SHOWN { format!("{text}…") } else { text }
+    let text = String::from_utf8_lossy(&body[..body.len().min(SHOWN)]);
+    let text = crate::output::printable(&text);
+    if body.len() > SHOWN { format!("{text}…") } else { text.into_owned() }
 }
 
 #[cfg(test)]
@@ -620,8 +702,39 @@ mod tests {
     }
 
     #[test]
+    fn only_429_408_425_and_server_errors_are_asked_again() {
+        let asked_again: Vec<u16> =
+            (400..600).filter(|s| retried(StatusCode::from_u16(*s).unwrap())).filter(|s| *s < 500).collect();
+        assert_eq!(asked_again, [408, 425], "429 has its own path");
+        assert!(retried(StatusCode::BAD_GATEWAY) && retried(StatusCode::SERVICE_UNAVAILABLE));
+        assert!(!retried(StatusCode::BAD_REQUEST) && !retried(StatusCode::NOT_ACCEPTABLE));
+    }
+
+    #[test]
+    fn the_key_is_hidden_in_what_the_server_says_however_it_is_written() {
+        let key = "sk_live/Ab+cd=";
+        let client = Client::new(ClientConfig::new("http://x", "c", ApiKey::new(key))).unwrap();
+        let echoed = format!(
+            r#"{{"error":"bad key {}", "url":"?k={}", "raw":"Bearer {key}"}}"#,
+            key.replace('/', "\\/"),
+            "sk_live%2FAb%2Bcd%3D"
+        );
+        let shown = client.redact(&echoed);
+        assert!(!shown.contains("Ab+cd") && !shown.contains("Ab%2Bcd"), "{shown}");
+        assert_eq!(shown.matches("***").count(), 3, "{shown}");
+        // Hidden before a long body is cut, so no half of it shows either.
+        let long = format!("{}{key}{}", "x".repeat(195), "y".repeat(100));
+        let start = client.shown(long.as_bytes());
+        assert!(!start.contains("sk_li"), "{start}");
+        let short = Client::new(ClientConfig::new("http://x", "c", ApiKey::new("k"))).unwrap();
+        assert_eq!(short.redact("a key, kept"), "a key, kept");
+        assert!(matches!(client.redact("nothing to hide"), std::borrow::Cow::Borrowed(_)));
+    }
+
+    #[test]
     fn body_start_is_bounded() {
         assert_eq!(body_start(b"[{\"a\""), "[{\"a\"");
         assert_eq!(body_start(&[b'x'; 500]).chars().count(), 201);
+        assert_eq!(body_start(b"<h1>\x1b[2J</h1>"), "<h1>\\u{1b}[2J</h1>");
     }
 }

@@ -18,6 +18,7 @@ pub mod manufacturing;
 mod purchase;
 mod sales;
 pub mod stock_count;
+pub mod storable;
 mod transfer;
 
 use std::collections::HashSet;
@@ -272,6 +273,8 @@ pub enum WarningKind {
     BadDate,
     UnknownStatus,
     UnsignedAdjustment,
+    /// A `\u0000` or a lone surrogate, kept as text (see [`storable`]).
+    EscapedText,
 }
 
 impl WarningKind {
@@ -286,6 +289,7 @@ impl WarningKind {
             WarningKind::BadDate => "bad_date",
             WarningKind::UnknownStatus => "unknown_status",
             WarningKind::UnsignedAdjustment => "unsigned_adjustment",
+            WarningKind::EscapedText => "escaped_text",
         }
     }
 }

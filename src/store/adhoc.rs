@@ -1,25 +1,112 @@
-//! Ad-hoc read-only SQL for `audit sql`: any query, either engine, values as JSON.
+//! Ad-hoc read-only SQL for `audit sql`: any query, either engine, rows streamed as JSON values.
 //!
-//! Read-only is enforced by the database, not by inspecting the text: SQLite runs the query on
-//! a connection opened read-only, Postgres inside a `READ ONLY` transaction that is rolled back.
+//! Read-only is enforced by the database, not by inspecting the text. SQLite runs the query on a
+//! connection opened read-only. Postgres runs it in a `READ ONLY` transaction, as the database's
+//! own read-only role (`SET LOCAL ROLE`), inside `audit_sql_rows()`, a `SECURITY DEFINER`
+//! function owned by that role: Postgres refuses to change the role inside such a function, so
+//! the query cannot switch back, even on a superuser's connection (migration V6 sets it up where
+//! the migrating user may create roles; otherwise every run says so). Both engines stop a query
+//! at the timeout: Postgres by its `statement_timeout`, SQLite by a progress handler.
+//!
 //! A look at the text adds what the database cannot: one statement only (SQLite would run them
-//! all), no Postgres function that acts outside the transaction, and a friendlier message for
-//! the common case of a write.
+//! all), a friendlier message for the common case of a write, and a refusal of Postgres functions
+//! known to act outside the transaction (a second layer, not the wall).
 
 use std::str::FromStr;
+use std::time::Duration;
 
+use futures_util::TryStreamExt;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteRow};
 use sqlx::{Column, Connection, Row, TypeInfo, ValueRef};
 
-use super::{Context, Pool, Store, StoreError};
+use super::{Backend, Context, Pool, Store, StoreError};
 
-/// The result of a query: column names and rows of JSON values.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct ResultSet {
-    pub columns: Vec<String>,
-    pub rows: Vec<Vec<Value>>,
+/// Where the rows of a query go, as they arrive: nothing holds the whole result.
+pub trait RowSink {
+    /// What enforces read-only for this query; told before it runs.
+    fn guard(&mut self, guard: &Guard);
+    /// The column names, once, before any row (also when there is none).
+    fn columns(&mut self, columns: &[String]) -> std::io::Result<()>;
+    fn row(&mut self, values: Vec<Value>) -> std::io::Result<()>;
+}
+
+/// What made a query read-only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Guard {
+    /// SQLite: a connection opened read-only.
+    ReadOnlyFile,
+    /// Postgres: a read-only transaction, as the read-only role, which the query cannot leave.
+    ReaderRole { role: String },
+    /// Postgres without the read-only role: a read-only transaction with the rights of `owner`
+    /// (the user that migrated the database; not a superuser), which the query cannot leave.
+    OwnerRights { owner: String, reader: String, schema: String },
+    /// Postgres without the read-only role or its function: a read-only transaction with the
+    /// connecting user's own rights.
+    OwnRights { user: String, reader: String, schema: String },
+}
+
+impl Guard {
+    /// What to tell the user on every run when the server does not fully enforce read-only.
+    pub fn warning(&self) -> Option<String> {
+        // The set-up migration V6 makes where it may, for an administrator to run once.
+        let fix = |reader: &str, user: &str, schema: &str| {
+            format!(
+                "An administrator fixes this once, in this database: CREATE ROLE \"{reader}\" NOLOGIN; \
+                 GRANT SELECT ON ALL TABLES IN SCHEMA \"{schema}\" TO \"{reader}\"; \
+                 ALTER DEFAULT PRIVILEGES FOR ROLE \"{user}\" IN SCHEMA \"{schema}\" GRANT SELECT ON TABLES TO \"{reader}\"; \
+                 ALTER FUNCTION \"{schema}\".audit_sql_rows(text) OWNER TO \"{reader}\"; \
+                 GRANT EXECUTE ON FUNCTION \"{schema}\".audit_sql_rows(text) TO \"{user}\"; \
+                 GRANT \"{reader}\" TO \"{user}\"; (README, section Security)"
+            )
+        };
+        match self {
+            Guard::ReadOnlyFile | Guard::ReaderRole { .. } => None,
+            Guard::OwnerRights { owner, reader, schema } => Some(format!(
+                "audit sql: the read-only role \"{reader}\" is not set up, so this query ran with the rights of \
+                 \"{owner}\" (in a read-only transaction). {}",
+                fix(reader, owner, schema)
+            )),
+            Guard::OwnRights { user, reader, schema } => Some(format!(
+                "audit sql: the read-only role \"{reader}\" is not set up or not available to \"{user}\", so this query \
+                 ran with the rights of \"{user}\" (in a read-only transaction), which may do more than read. {}",
+                fix(reader, user, schema)
+            )),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error(
+        "the query ran longer than {} and was stopped; give it more time with --timeout",
+        humantime::format_duration(*.0)
+    )]
+    Timeout(Duration),
+    #[error("audit sql only reads; the database refused the statement: {0}")]
+    Refused(String),
+    #[error("writing the result failed")]
+    Output(#[source] std::io::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// How a query text is read: SQLite's quoting or Postgres's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl From<Backend> for Dialect {
+    fn from(backend: Backend) -> Dialect {
+        match backend {
+            Backend::Sqlite => Dialect::Sqlite,
+            Backend::Postgres => Dialect::Postgres,
+        }
+    }
 }
 
 /// Statements `audit sql` accepts, by their first keyword.
@@ -71,34 +158,47 @@ enum Piece {
     Comment,
 }
 
-/// Splits SQL into code, quoted text and comments, as SQLite's tokenizer does: strings '..',
-/// identifiers "..", `..` (doubled quotes escape) and [..], comments -- and /* */. SQLite runs
-/// every statement of a text, so the one-statement check must not miss a `;` that only looks
-/// quoted. (Postgres runs one statement per query whatever the text holds.)
-fn pieces(sql: &str) -> Vec<(Piece, &str)> {
+/// Splits SQL into code, quoted text and comments, as the engine's tokenizer does, so that a
+/// `;` or a `:name` that only looks quoted is seen for what it is. SQLite: strings '..',
+/// identifiers "..", `..` (doubled quotes escape) and [..], comments -- and /* */; it runs every
+/// statement of a text. Postgres: strings '..' (E'..' with backslash escapes), identifiers "..",
+/// dollar quotes $$..$$ and $tag$..$tag$, comments -- and nested /* */.
+fn pieces(sql: &str, dialect: Dialect) -> Vec<(Piece, &str)> {
     let bytes = sql.as_bytes();
+    let quoted_until = |i: usize, q: u8, backslashes: bool| {
+        let mut j = i + 1;
+        while j < bytes.len() {
+            // A backslash escape (E'..' only) or a doubled quote.
+            if (backslashes && bytes[j] == b'\\') || (bytes[j] == q && bytes.get(j + 1) == Some(&q)) {
+                j += 2;
+            } else if bytes[j] == q {
+                break;
+            } else {
+                j += 1;
+            }
+        }
+        (j + 1).min(bytes.len())
+    };
+    let word_char = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80;
     let mut out = Vec::new();
     let (mut start, mut i) = (0, 0);
     while i < bytes.len() {
-        let end = match (bytes[i], bytes.get(i + 1)) {
-            (q @ (b'\'' | b'"' | b'`'), _) => {
-                let mut j = i + 1;
-                while j < bytes.len() {
-                    if bytes[j] == q && bytes.get(j + 1) == Some(&q) {
-                        j += 2;
-                    } else if bytes[j] == q {
-                        break;
-                    } else {
-                        j += 1;
-                    }
-                }
-                Some((Piece::Quoted, (j + 1).min(bytes.len())))
+        let after_word = i > 0 && word_char(bytes[i - 1]);
+        let end = match (dialect, bytes[i], bytes.get(i + 1)) {
+            (Dialect::Postgres, b'\'', _) => {
+                // E'..' (or e'..'): the E must be a word of its own.
+                let escaped = i > 0 && matches!(bytes[i - 1], b'E' | b'e') && (i < 2 || !word_char(bytes[i - 2]));
+                Some((Piece::Quoted, quoted_until(i, b'\'', escaped)))
             }
-            (b'[', _) => Some((Piece::Quoted, sql[i..].find(']').map_or(bytes.len(), |n| i + n + 1))),
-            (b'-', Some(b'-')) => Some((Piece::Comment, sql[i..].find('\n').map_or(bytes.len(), |n| i + n))),
-            (b'/', Some(b'*')) => {
+            (Dialect::Postgres, b'"', _) => Some((Piece::Quoted, quoted_until(i, b'"', false))),
+            (Dialect::Postgres, b'$', _) if !after_word => dollar_quote(sql, i).map(|end| (Piece::Quoted, end)),
+            (Dialect::Postgres, b'/', Some(b'*')) => Some((Piece::Comment, nested_comment_end(bytes, i))),
+            (Dialect::Sqlite, q @ (b'\'' | b'"' | b'`'), _) => Some((Piece::Quoted, quoted_until(i, q, false))),
+            (Dialect::Sqlite, b'[', _) => Some((Piece::Quoted, sql[i..].find(']').map_or(bytes.len(), |n| i + n + 1))),
+            (Dialect::Sqlite, b'/', Some(b'*')) => {
                 Some((Piece::Comment, sql[i + 2..].find("*/").map_or(bytes.len(), |n| i + 2 + n + 2)))
             }
+            (_, b'-', Some(b'-')) => Some((Piece::Comment, sql[i..].find('\n').map_or(bytes.len(), |n| i + n))),
             _ => None,
         };
         match end {
@@ -119,10 +219,48 @@ fn pieces(sql: &str) -> Vec<(Piece, &str)> {
     out
 }
 
+/// The end of a Postgres dollar quote starting at `i` (`$$` or `$tag$`), if one starts there.
+fn dollar_quote(sql: &str, i: usize) -> Option<usize> {
+    let rest = &sql[i + 1..];
+    let tag_len = rest.find('$')?;
+    let tag = &rest[..tag_len];
+    let valid = tag.is_empty()
+        || (tag.starts_with(|c: char| c.is_alphabetic() || c == '_')
+            && tag.chars().all(|c| c.is_alphanumeric() || c == '_'));
+    if !valid {
+        return None;
+    }
+    let delimiter = &sql[i..i + tag_len + 2];
+    let body = i + delimiter.len();
+    Some(sql[body..].find(delimiter).map_or(sql.len(), |n| body + n + delimiter.len()))
+}
+
+/// The end of a Postgres block comment starting at `i`; they nest.
+fn nested_comment_end(bytes: &[u8], i: usize) -> usize {
+    let (mut depth, mut j) = (0usize, i);
+    while j + 1 < bytes.len() {
+        match (bytes[j], bytes[j + 1]) {
+            (b'/', b'*') => {
+                depth += 1;
+                j += 2;
+            }
+            (b'*', b'/') => {
+                depth -= 1;
+                j += 2;
+                if depth == 0 {
+                    return j;
+                }
+            }
+            _ => j += 1,
+        }
+    }
+    bytes.len()
+}
+
 /// Refuses more than one statement (a trailing `;` is fine): both engines would run only part
 /// of it, or refuse it with a less helpful message.
-pub fn check_single_statement(sql: &str) -> Result<(), MultipleStatements> {
-    let code: String = pieces(sql).into_iter().filter(|(p, _)| *p == Piece::Code).map(|(_, s)| s).collect();
+pub fn check_single_statement(sql: &str, dialect: Dialect) -> Result<(), MultipleStatements> {
+    let code: String = pieces(sql, dialect).into_iter().filter(|(p, _)| *p == Piece::Code).map(|(_, s)| s).collect();
     match code.trim().trim_end_matches(';').contains(';') {
         true => Err(MultipleStatements),
         false => Ok(()),
@@ -176,10 +314,10 @@ pub fn check_no_side_effects(sql: &str) -> Result<(), SideEffectRefused> {
 /// quoted SQL literal. Literals rather than bound parameters, because a bound text parameter
 /// has a type on Postgres (`timestamptz >= text` fails) where a literal adapts to its context,
 /// as it does on SQLite. The query runs read-only, so a value cannot do harm.
-pub fn substitute_params(sql: &str, params: &[(String, String)]) -> Result<String, ParamError> {
+pub fn substitute_params(sql: &str, params: &[(String, String)], dialect: Dialect) -> Result<String, ParamError> {
     let mut out = String::with_capacity(sql.len());
     let mut used = vec![false; params.len()];
-    for (piece, text) in pieces(sql) {
+    for (piece, text) in pieces(sql, dialect) {
         if piece != Piece::Code {
             out.push_str(text);
             continue;
@@ -216,33 +354,151 @@ pub fn substitute_params(sql: &str, params: &[(String, String)]) -> Result<Strin
     Ok(out)
 }
 
+/// How `audit sql` may run on this Postgres database: the read-only role's name, the owner of
+/// `audit_sql_rows()` (if it exists and the user may call it) and whether it is a superuser,
+/// whether the user may switch to the read-only role, and who the user is.
+const PG_GUARD: &str = "SELECT audit_sql_role_name(), r.rolname::text, r.rolsuper, \
+     COALESCE(pg_has_role(current_user, r.oid, 'MEMBER'), false), current_user::text, \
+     COALESCE(n.nspname, current_schema())::text \
+     FROM (SELECT to_regprocedure('audit_sql_rows(text)') AS f) x \
+     LEFT JOIN pg_proc p ON p.oid = x.f AND has_function_privilege(x.f, 'EXECUTE') \
+     LEFT JOIN pg_roles r ON r.oid = p.proowner \
+     LEFT JOIN pg_namespace n ON n.oid = p.pronamespace";
+
 impl Store {
-    /// Runs one query without any possibility of changing the database.
-    pub async fn read_only_query(&self, sql: &str) -> Result<ResultSet, StoreError> {
+    /// Runs one query without any possibility of changing the database, handing the rows to
+    /// `sink` as they arrive, and stops it after `timeout`.
+    pub async fn read_only_query(
+        &self,
+        sql: &str,
+        timeout: Duration,
+        sink: &mut dyn RowSink,
+    ) -> Result<(), QueryError> {
         let what = || "running the query".to_string();
         let statement = sqlx::AssertSqlSafe(sql.to_string());
+        let timed_out = |e: &sqlx::Error| match e {
+            sqlx::Error::Database(db) => {
+                // SQLite: SQLITE_INTERRUPT, from the progress handler; Postgres: query_canceled
+                // by statement_timeout.
+                db.code().as_deref() == Some("9")
+                    || (db.code().as_deref() == Some("57014") && db.message().contains("statement timeout"))
+            }
+            _ => false,
+        };
+        let failed = |e: sqlx::Error| {
+            if timed_out(&e) {
+                return QueryError::Timeout(timeout);
+            }
+            // What audit_sql_rows() says of a statement that returns no rows (a write in a CTE).
+            if let sqlx::Error::Database(db) = &e
+                && db.message().starts_with("cannot open ")
+                && db.message().ends_with(" query as cursor")
+            {
+                return QueryError::Refused(db.message().to_string());
+            }
+            QueryError::Store(Err::<(), _>(e).context(what).unwrap_err())
+        };
         match &self.pool {
             Pool::Sqlite(_) => {
-                let options = SqliteConnectOptions::from_str(self.url().expose()).context(what)?.read_only(true);
+                let options =
+                    super::quiet_slow_statements(SqliteConnectOptions::from_str(self.url().expose()).context(what)?)
+                        .read_only(true);
                 let mut conn = sqlx::SqliteConnection::connect_with(&options).await.context(what)?;
-                let rows = sqlx::query(statement).fetch_all(&mut conn).await.context(what)?;
-                let columns = match rows.first() {
-                    Some(row) => columns(row),
-                    None => described_columns(&mut conn, sql).await,
-                };
+                // Checked every few thousand virtual machine steps: a query that runs past the
+                // deadline (an endless recursive CTE, say) is interrupted.
+                let deadline = std::time::Instant::now() + timeout;
+                conn.lock_handle()
+                    .await
+                    .context(what)?
+                    .set_progress_handler(1000, move || std::time::Instant::now() < deadline);
+                sink.guard(&Guard::ReadOnlyFile);
+                let mut announced = false;
+                {
+                    let mut rows = sqlx::query(statement).fetch(&mut conn);
+                    while let Some(row) = rows.try_next().await.map_err(failed)? {
+                        if !announced {
+                            sink.columns(&columns(&row)).map_err(QueryError::Output)?;
+                            announced = true;
+                        }
+                        sink.row(sqlite_values(&row)).map_err(QueryError::Output)?;
+                    }
+                }
+                if !announced {
+                    let names: Result<Vec<String>, _> =
+                        described(&mut conn, sql).await.map(|c| c.into_iter().map(|(n, _)| n).collect());
+                    sink.columns(&names.unwrap_or_default()).map_err(QueryError::Output)?;
+                }
                 conn.close().await.ok();
-                Ok(ResultSet { columns, rows: rows.iter().map(sqlite_values).collect() })
+                Ok(())
             }
             Pool::Postgres(pool) => {
                 let mut tx = pool.begin().await.context(what)?;
                 sqlx::query("SET TRANSACTION READ ONLY").execute(&mut *tx).await.context(what)?;
-                let rows = sqlx::query(statement).fetch_all(&mut *tx).await.context(what)?;
-                let columns = match rows.first() {
-                    Some(row) => columns(row),
-                    None => described_columns(&mut *tx, sql).await,
+                sqlx::query("SELECT set_config('statement_timeout', $1, true)")
+                    .bind(format!("{}ms", timeout.as_millis().max(1)))
+                    .execute(&mut *tx)
+                    .await
+                    .context(what)?;
+                type GuardRow = (String, Option<String>, Option<bool>, bool, String, String);
+                let (reader, owner, owner_super, member, user, schema): GuardRow = sqlx::query_as(PG_GUARD)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .context(|| "finding audit sql's read-only role".into())?;
+                let guard = match (owner, owner_super) {
+                    (Some(owner), Some(false)) if owner == reader => Guard::ReaderRole { role: reader },
+                    (Some(owner), Some(false)) => Guard::OwnerRights { owner, reader, schema },
+                    _ => Guard::OwnRights { user, reader, schema },
                 };
+                if let Guard::ReaderRole { role } = &guard
+                    && member
+                {
+                    sqlx::query("SELECT set_config('role', $1, true)")
+                        .bind(role)
+                        .execute(&mut *tx)
+                        .await
+                        .context(what)?;
+                }
+                sink.guard(&guard);
+                if matches!(guard, Guard::OwnRights { .. }) {
+                    let mut announced = false;
+                    {
+                        let mut rows = sqlx::query(statement).fetch(&mut *tx);
+                        while let Some(row) = rows.try_next().await.map_err(failed)? {
+                            if !announced {
+                                sink.columns(&columns(&row)).map_err(QueryError::Output)?;
+                                announced = true;
+                            }
+                            sink.row(pg_values(&row)).map_err(QueryError::Output)?;
+                        }
+                    }
+                    if !announced {
+                        let names: Result<Vec<String>, _> =
+                            described(&mut *tx, sql).await.map(|c| c.into_iter().map(|(n, _)| n).collect());
+                        sink.columns(&names.unwrap_or_default()).map_err(QueryError::Output)?;
+                    }
+                } else {
+                    // Names and types from the statement's description (which runs nothing), the
+                    // values from the rows' JSON. A statement that cannot be described fails here
+                    // with the server's message, as running it would.
+                    let described = described(&mut *tx, sql).await.map_err(failed)?;
+                    let names: Vec<String> = described.iter().map(|(n, _)| n.clone()).collect();
+                    sink.columns(&names).map_err(QueryError::Output)?;
+                    let mut rows = sqlx::query_scalar::<_, sqlx::types::Json<OrderedRow>>("SELECT audit_sql_rows($1)")
+                        .bind(sql)
+                        .fetch(&mut *tx);
+                    while let Some(row) = rows.try_next().await.map_err(failed)? {
+                        let values = row
+                            .0
+                            .0
+                            .iter()
+                            .enumerate()
+                            .map(|(i, (_, value))| pg_json_value(described.get(i).map(|(_, t)| t.as_str()), value))
+                            .collect();
+                        sink.row(values).map_err(QueryError::Output)?;
+                    }
+                }
                 tx.rollback().await.context(what)?;
-                Ok(ResultSet { columns, rows: rows.iter().map(pg_values).collect() })
+                Ok(())
             }
         }
     }
@@ -252,13 +508,53 @@ fn columns<R: Row>(row: &R) -> Vec<String> {
     row.columns().iter().map(|c| c.name().to_string()).collect()
 }
 
-/// The column names of a query that returned no rows, so that an empty CSV still has its
-/// header. Best effort: none when the driver cannot describe the statement.
-async fn described_columns<'c, E: sqlx::Executor<'c>>(executor: E, sql: &str) -> Vec<String> {
+/// The names and type names of a statement's columns, from the driver's description of it
+/// (which runs nothing).
+async fn described<'c, E: sqlx::Executor<'c>>(executor: E, sql: &str) -> Result<Vec<(String, String)>, sqlx::Error> {
     use sqlx::Statement as _;
-    match executor.prepare(sqlx::SqlSafeStr::into_sql_str(sqlx::AssertSqlSafe(sql.to_string()))).await {
-        Ok(statement) => statement.columns().iter().map(|c| c.name().to_string()).collect(),
-        Err(_) => Vec::new(),
+    let statement = executor.prepare(sqlx::SqlSafeStr::into_sql_str(sqlx::AssertSqlSafe(sql.to_string()))).await?;
+    Ok(statement.columns().iter().map(|c| (c.name().to_string(), c.type_info().name().to_string())).collect())
+}
+
+/// A row as `row_to_json` writes it: names and values in column order (names may repeat).
+struct OrderedRow(Vec<(String, Box<RawValue>)>);
+
+impl<'de> serde::Deserialize<'de> for OrderedRow {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Entries;
+        impl<'de> serde::de::Visitor<'de> for Entries {
+            type Value = OrderedRow;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<OrderedRow, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = map.next_entry::<String, Box<RawValue>>()? {
+                    entries.push(entry);
+                }
+                Ok(OrderedRow(entries))
+            }
+        }
+        d.deserialize_map(Entries)
+    }
+}
+
+/// A value of `row_to_json`, shown as the direct query shows its column type: times in RFC 3339
+/// UTC, decimals exact.
+fn pg_json_value(type_name: Option<&str>, raw: &RawValue) -> Value {
+    let value = || serde_json::from_str::<Value>(raw.get()).unwrap_or(Value::Null);
+    let text = || serde_json::from_str::<String>(raw.get()).ok();
+    match type_name {
+        Some("NUMERIC") => rust_decimal::Decimal::from_str(raw.get()).map(decimal_value).unwrap_or_else(|_| value()),
+        Some("TIMESTAMPTZ") => text()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+            .map(|t| Value::from(t.to_utc().to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)))
+            .unwrap_or_else(value),
+        Some("TIMESTAMP") => text()
+            .and_then(|t| chrono::NaiveDateTime::parse_from_str(&t, "%Y-%m-%dT%H:%M:%S%.f").ok())
+            .map(|t| Value::from(t.to_string()))
+            .unwrap_or_else(value),
+        _ => value(),
     }
 }
 
@@ -338,31 +634,57 @@ mod tests {
     fn named_parameters_become_quoted_literals_outside_strings_and_comments() {
         let sql =
             "SELECT ':skip', \"a:b\" FROM t -- :nope\nWHERE x = :po AND y::text = :po /* :no */ AND z = 'it''s :x'";
+        for dialect in [Dialect::Sqlite, Dialect::Postgres] {
+            assert_eq!(
+                substitute_params(sql, &p(&[("po", "PO-1'; DROP TABLE t; --")]), dialect).unwrap(),
+                "SELECT ':skip', \"a:b\" FROM t -- :nope\nWHERE x = 'PO-1''; DROP TABLE t; --' AND y::text = 'PO-1''; DROP TABLE t; --' /* :no */ AND z = 'it''s :x'"
+            );
+            assert_eq!(substitute_params("select :a", &[], dialect), Err(ParamError::Missing("a".into())));
+            assert_eq!(substitute_params("select 1", &p(&[("a", "1")]), dialect), Err(ParamError::Unused("a".into())));
+            assert_eq!(
+                substitute_params("select '2025-01-01 10:00:00', 'unterminated :x", &[], dialect).unwrap(),
+                "select '2025-01-01 10:00:00', 'unterminated :x"
+            );
+        }
+        // Postgres quotes with dollars and E'..' too; nothing inside them is a parameter.
         assert_eq!(
-            substitute_params(sql, &p(&[("po", "PO-1'; DROP TABLE t; --")])).unwrap(),
-            "SELECT ':skip', \"a:b\" FROM t -- :nope\nWHERE x = 'PO-1''; DROP TABLE t; --' AND y::text = 'PO-1''; DROP TABLE t; --' /* :no */ AND z = 'it''s :x'"
-        );
-        assert_eq!(substitute_params("select :a", &[]), Err(ParamError::Missing("a".into())));
-        assert_eq!(substitute_params("select 1", &p(&[("a", "1")])), Err(ParamError::Unused("a".into())));
-        assert_eq!(
-            substitute_params("select '2025-01-01 10:00:00', 'unterminated :x", &[]).unwrap(),
-            "select '2025-01-01 10:00:00', 'unterminated :x"
+            substitute_params("select $$ :a $$, $q$ :a $q$, E'\\' :a', :b", &p(&[("b", "1")]), Dialect::Postgres)
+                .unwrap(),
+            "select $$ :a $$, $q$ :a $q$, E'\\' :a', '1'"
         );
     }
 
     #[test]
     fn one_statement_at_a_time() {
-        assert_eq!(check_single_statement("select 1;"), Ok(()));
-        assert_eq!(check_single_statement("select ';' -- ; \n /* ; */"), Ok(()));
-        assert_eq!(check_single_statement("select 1 as [a;b], 2 as `c;d`, 3 as \"e;f\""), Ok(()));
-        assert_eq!(check_single_statement("select 1; delete from t"), Err(MultipleStatements));
+        for dialect in [Dialect::Sqlite, Dialect::Postgres] {
+            assert_eq!(check_single_statement("select 1;", dialect), Ok(()));
+            assert_eq!(check_single_statement("select ';' -- ; \n /* ; */", dialect), Ok(()));
+            assert_eq!(check_single_statement("select 1 as \"e;f\"", dialect), Ok(()));
+            assert_eq!(check_single_statement("select 1; delete from t", dialect), Err(MultipleStatements));
+        }
+        assert_eq!(check_single_statement("select 1 as [a;b], 2 as `c;d`", Dialect::Sqlite), Ok(()));
         // A quote inside a [..] or `..` identifier is not a string's start (SQLite's tokenizer).
         for sneaky in [
             "SELECT 1 AS [a']; VACUUM INTO '/tmp/copy.db'; SELECT 1 AS [']",
             "SELECT 1 AS `a'`; VACUUM INTO '/tmp/copy.db'; SELECT 1 AS `'`",
         ] {
-            assert_eq!(check_single_statement(sneaky), Err(MultipleStatements), "{sneaky}");
+            assert_eq!(check_single_statement(sneaky, Dialect::Sqlite), Err(MultipleStatements), "{sneaky}");
         }
+        // Postgres: dollar quotes, E-strings with backslash escapes, nested comments.
+        for one in [
+            "SELECT $$;$$",
+            "SELECT $body$ ; $$ ; $body$",
+            "SELECT E'\\';'",
+            "SELECT 1 /* a /* nested ; */ still a comment ; */",
+            "SELECT a$b$c FROM t", // `$` inside a name is no quote
+        ] {
+            assert_eq!(check_single_statement(one, Dialect::Postgres), Ok(()), "{one}");
+        }
+        for two in ["SELECT $$;$$; DELETE FROM t", "SELECT '\\'; DELETE FROM t --'", "SELECT $1; DELETE FROM t"] {
+            assert_eq!(check_single_statement(two, Dialect::Postgres), Err(MultipleStatements), "{two}");
+        }
+        // In SQLite, `$$` is a parameter's name, not a quote.
+        assert_eq!(check_single_statement("SELECT $$;$$", Dialect::Sqlite), Err(MultipleStatements));
     }
 
     #[test]

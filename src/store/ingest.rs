@@ -134,7 +134,20 @@ pub struct WalkEnd<'a> {
 /// One document of a page: what the mapping made of it, and its raw JSON.
 pub struct DocWrite<'a> {
     pub derived: Derived,
+    /// The JSON stored in `documents.raw` and derived from: storable by both engines.
     pub raw: &'a RawValue,
+    /// The JSON exactly as sent, when `raw` had to differ from it (`documents.raw_text`).
+    pub raw_text: Option<&'a str>,
+}
+
+/// A document that cannot be stored as events: kept in `quarantined_documents` with its JSON as
+/// sent, and named in a warning.
+pub struct Quarantine<'a> {
+    pub doc_id: Option<String>,
+    /// The warning's kind: `unreadable_document`, `quarantined_document`.
+    pub kind: &'static str,
+    pub reason: String,
+    pub raw: &'a str,
 }
 
 /// A warning not tied to a derived document (one that could not be read at all).
@@ -152,6 +165,8 @@ pub struct PageWrite<'a> {
     pub observed_at: DateTime<Utc>,
     pub docs: Vec<DocWrite<'a>>,
     pub loose_warnings: Vec<LooseWarning>,
+    /// Documents of the page that cannot be stored (unreadable ones).
+    pub quarantine: Vec<Quarantine<'a>>,
     pub kind: PageKind<'a>,
     /// The run's counters before this page; the page's own effects are added to them.
     pub counters: RunCounters,
@@ -205,8 +220,28 @@ pub struct PageOutcome {
     pub events_inserted: i64,
     pub events_retracted: i64,
     pub warnings: i64,
+    /// Documents set aside in `quarantined_documents` (counted in `documents_seen` too).
+    pub quarantined: i64,
     /// Product ids the events use that the `products` table does not know yet.
     pub unknown_products: Vec<String>,
+    /// A stock count's difference came or went: the adjustments it made are to be derived again.
+    pub counts_moved: bool,
+}
+
+impl PageOutcome {
+    /// Adds the outcome of another group of the same page.
+    fn add(&mut self, other: PageOutcome) {
+        self.documents_seen += other.documents_seen;
+        self.documents_changed += other.documents_changed;
+        self.events_inserted += other.events_inserted;
+        self.events_retracted += other.events_retracted;
+        self.warnings += other.warnings;
+        self.quarantined += other.quarantined;
+        self.counts_moved |= other.counts_moved;
+        self.unknown_products.extend(other.unknown_products);
+        self.unknown_products.sort();
+        self.unknown_products.dedup();
+    }
 }
 
 /// A stored document's version, to tell whether a fetched one changed.
@@ -260,6 +295,207 @@ struct Change<'a> {
     retracted: i64,
 }
 
+/// The middle of a page write: which documents changed, their events, versions, changes and
+/// warnings, for one group of documents. Expands to a `Result<PageOutcome, sqlx::Error>`; a
+/// macro so that each backend's arm of [`on_pool!`] compiles it against its own driver.
+macro_rules! write_documents {
+    ($tx:ident, $ctx:ident, $docs:expr) => {
+        async {
+            let ctx = &$ctx;
+            let docs: &[&DocWrite] = $docs;
+            let ids: Vec<&str> = docs.iter().map(|d| d.derived.doc_id.as_str()).collect();
+            // Which documents are new or changed since we last stored them.
+            let known: HashMap<String, KnownDoc> = if ids.is_empty() {
+                HashMap::new()
+            } else {
+                $tx.known_documents(ctx.company_id, ctx.doc_type, &ids).await?.into_iter().map(|k| (k.doc_id.clone(), k)).collect()
+            };
+            let mut unchanged = Vec::new();
+            let mut changed = Vec::new();
+            for doc in docs {
+                let d = &doc.derived;
+                match known.get(&d.doc_id) {
+                    Some(k)
+                        if !ctx.rebuild
+                            && !k.deleted
+                            && k.row_version == d.row_version
+                            && k.lines_version.as_deref() == Some(d.lines_version.as_str()) =>
+                    {
+                        unchanged.push(d.doc_id.as_str())
+                    }
+                    k => changed.push((*doc, k)),
+                }
+            }
+
+            // The current events of known documents that changed, to retract what is gone.
+            let changed_known: Vec<&str> =
+                changed.iter().filter(|(_, k)| k.is_some()).map(|(d, _)| d.derived.doc_id.as_str()).collect();
+            let mut current: HashMap<&str, Vec<CurrentEvent>> = HashMap::new();
+            let current_rows: Vec<CurrentEvent> = if changed_known.is_empty() {
+                Vec::new()
+            } else {
+                let mut q = QueryBuilder::new(
+                    "SELECT event_id, doc_id, line_collection, line_id, serial, event_type, product_id, occurred_at, \
+                     location_id, sublocation, quantity_delta FROM serial_events WHERE retracted_at IS NULL AND company_id = ",
+                );
+                q.push_bind(ctx.company_id).push(" AND doc_type = ").push_bind(ctx.doc_type.as_str());
+                push_in(&mut q, " AND doc_id", &changed_known);
+                q.build_query_as::<CurrentEvent>().persistent(false).fetch_all(&mut *$tx).await?
+            };
+            for row in &current_rows {
+                current.entry(row.doc_id.as_str()).or_default().push(row.clone());
+            }
+
+            let mut retract_ids = Vec::new();
+            let mut inserts = Vec::new();
+            let mut changes = Vec::new();
+            for (doc, known) in &changed {
+                let d = &doc.derived;
+                let old = current.remove(d.doc_id.as_str()).unwrap_or_default();
+                let (new_events, gone) = diff_events(&d.events, &old);
+                retract_ids.extend(gone.iter().copied());
+                inserts.extend(new_events.iter().map(|event| NewEvent { doc: d, event }));
+                let events_differ = !new_events.is_empty() || !gone.is_empty();
+                if let Some(k) = known.filter(|_| !ctx.rebuild || events_differ) {
+                    changes.push(Change {
+                        doc: d,
+                        change: if ctx.rebuild { ctx.rebuilt } else { change_kind(k, d) },
+                        old: k,
+                        inserted: new_events.len() as i64,
+                        retracted: gone.len() as i64,
+                    });
+                }
+            }
+
+            let now = ctx.now;
+            for chunk in retract_ids.chunks(INSERT_CHUNK) {
+                let mut q = QueryBuilder::new("UPDATE serial_events SET retracted_at = ");
+                q.push_bind(now).push(", retracted_run_id = ").push_bind(ctx.run_id);
+                push_in(&mut q, " WHERE event_id", chunk);
+                q.build().persistent(false).execute(&mut *$tx).await?;
+            }
+            let mut inserted = 0;
+            for chunk in inserts.chunks(INSERT_CHUNK) {
+                let batch = EventBatch { company_id: ctx.company_id, observed_at: now, run_id: ctx.run_id, events: chunk };
+                inserted += $tx.insert_events(&batch).await? as i64;
+            }
+
+            // Genealogy: a derived document's links replace its old ones.
+            if ctx.doc_type == DocType::ManufacturingOrder && !changed.is_empty() {
+                let derived: Vec<&Derived> = changed.iter().map(|(doc, _)| &doc.derived).collect();
+                super::genealogy::replace_links(&mut *$tx, ctx.company_id, &derived, now, ctx.run_id).await?;
+            }
+            // A stock count whose difference (found or missing serials) came or went.
+            let is_count = |t: &str| matches!(t, "count_missing" | "count_found");
+            let retracted: HashSet<i64> = retract_ids.iter().copied().collect();
+            let counts_moved = ctx.doc_type == DocType::StockCount
+                && !ctx.rebuild
+                && (inserts.iter().any(|n| is_count(n.event.event_type.as_str()))
+                    || current_rows.iter().any(|c| retracted.contains(&c.event_id) && is_count(&c.event_type)));
+
+            // Documents: the new version of each changed one, a sighting of each unchanged one.
+            let stored_docs: &[(&DocWrite, Option<&KnownDoc>)] = if ctx.rebuild { &[] } else { &changed };
+            for chunk in stored_docs.chunks(INSERT_CHUNK / 4) {
+                let docs: Vec<&DocWrite> = chunk.iter().map(|(doc, _)| *doc).collect();
+                let batch = DocBatch { company_id: ctx.company_id, now, run_id: ctx.run_id, walk_id: ctx.walk_id, docs: &docs };
+                $tx.upsert_documents(&batch).await?;
+                // A stored version ends a document's quarantine.
+                let keys: Vec<String> = docs.iter().map(|d| doc_key(Some(&d.derived.doc_id), "")).collect();
+                let mut q = QueryBuilder::new("DELETE FROM quarantined_documents WHERE company_id = ");
+                q.push_bind(ctx.company_id).push(" AND doc_type = ").push_bind(ctx.doc_type.as_str());
+                push_in(&mut q, " AND doc_key", &keys);
+                q.build().persistent(false).execute(&mut *$tx).await?;
+            }
+            if !unchanged.is_empty() {
+                let mut q = QueryBuilder::new("UPDATE documents SET last_seen_at = ");
+                q.push_bind(now)
+                    .push(", last_seen_run_id = ")
+                    .push_bind(ctx.run_id)
+                    .push(", seen_walk_id = ")
+                    .push_bind(ctx.walk_id)
+                    .push(" WHERE company_id = ")
+                    .push_bind(ctx.company_id)
+                    .push(" AND doc_type = ")
+                    .push_bind(ctx.doc_type.as_str());
+                push_in(&mut q, " AND doc_id", &unchanged);
+                q.build().persistent(false).execute(&mut *$tx).await?;
+            }
+            for chunk in changes.chunks(INSERT_CHUNK / 4) {
+                let mut q = QueryBuilder::new(
+                    "INSERT INTO document_changes (company_id, doc_type, doc_id, doc_number, run_id, observed_at, change, \
+                     old_row_version, new_row_version, old_lines_version, new_lines_version, events_inserted, events_retracted) ",
+                );
+                q.push_values(chunk, |mut row, c| {
+                    row.push_bind(ctx.company_id)
+                        .push_bind(c.doc.doc_type.as_str())
+                        .push_bind(&c.doc.doc_id)
+                        .push_bind(&c.doc.doc_number)
+                        .push_bind(ctx.run_id)
+                        .push_bind(now)
+                        .push_bind(c.change)
+                        .push_bind(&c.old.row_version)
+                        .push_bind(&c.doc.row_version)
+                        .push_bind(&c.old.lines_version)
+                        .push_bind(&c.doc.lines_version)
+                        .push_bind(c.inserted)
+                        .push_bind(c.retracted);
+                });
+                q.build().persistent(false).execute(&mut *$tx).await?;
+            }
+
+            // Warnings of the documents (re)derived here.
+            let warnings: Vec<(&Derived, &Warning)> =
+                changed.iter().flat_map(|(doc, _)| doc.derived.warnings.iter().map(move |w| (&doc.derived, w))).collect();
+            for chunk in warnings.chunks(INSERT_CHUNK / 4) {
+                let mut q = QueryBuilder::new(
+                    "INSERT INTO run_warnings (run_id, company_id, doc_type, doc_id, doc_number, line_collection, line_id, kind, detail) ",
+                );
+                q.push_values(chunk, |mut row, (d, w)| {
+                    row.push_bind(ctx.run_id)
+                        .push_bind(ctx.company_id)
+                        .push_bind(d.doc_type.as_str())
+                        .push_bind(&d.doc_id)
+                        .push_bind(&d.doc_number)
+                        .push_bind(w.line_collection)
+                        .push_bind(&w.line_id)
+                        .push_bind(w.kind.as_str())
+                        .push_bind(&w.detail);
+                });
+                q.build().persistent(false).execute(&mut *$tx).await?;
+            }
+
+            // Product ids that the events of (re)derived documents use and the reference table
+            // lacks. Unchanged documents were checked when they were stored: a product the list
+            // no longer returns must not make every later run walk the products again.
+            let products: Vec<&str> = changed
+                .iter()
+                .flat_map(|(d, _)| d.derived.events.iter().filter_map(|e| e.product_id.as_deref()))
+                .collect::<HashSet<_>>()
+                .into_iter()
+                .collect();
+            let mut unknown_products = Vec::new();
+            if !products.is_empty() {
+                let mut q = QueryBuilder::new("SELECT product_id FROM products WHERE company_id = ");
+                q.push_bind(ctx.company_id);
+                push_in(&mut q, " AND product_id", &products);
+                let have: HashSet<String> =
+                    q.build_query_scalar::<String>().persistent(false).fetch_all(&mut *$tx).await?.into_iter().collect();
+                unknown_products = products.iter().filter(|p| !have.contains(**p)).map(|p| p.to_string()).collect();
+            }
+            Ok::<_, sqlx::Error>(PageOutcome {
+                documents_seen: docs.len() as i64,
+                documents_changed: changed.len() as i64,
+                events_inserted: inserted,
+                events_retracted: retract_ids.len() as i64,
+                warnings: warnings.len() as i64,
+                quarantined: 0,
+                unknown_products,
+                counts_moved,
+            })
+        }
+        .await
+    };
+}
 impl Store {
     /// Records the start of a run and returns its id. Runs left `running` by a dead process
     /// of the same company are marked `interrupted` first.
@@ -338,6 +574,23 @@ impl Store {
         })
     }
 
+    /// Marks a run abandoned mid-way (a second signal) as interrupted, with why.
+    pub async fn mark_interrupted(&self, run_id: i64, why: &str) -> Result<(), StoreError> {
+        on_pool!(self, pool => {
+            sqlx::query(
+                "UPDATE ingest_runs SET status = 'interrupted', finished_at = $1, error = $2 \
+                 WHERE run_id = $3 AND status = 'running'",
+            )
+            .bind(Utc::now())
+            .bind(why)
+            .bind(run_id)
+            .execute(pool)
+            .await
+            .context(|| format!("recording run {run_id} as interrupted"))?;
+            Ok(())
+        })
+    }
+
     pub async fn sync_state(&self, company_id: &str, stream: &str) -> Result<SyncState, StoreError> {
         on_pool!(self, pool => {
             let row: Option<SyncState> = sqlx::query_as(
@@ -392,7 +645,7 @@ impl Store {
     }
 
     /// A batch of stored, not deleted documents of one type after `after` (by id), with their
-    /// raw JSON, for `audit rebuild`.
+    /// JSON as inFlow sent it, for `audit rebuild`.
     pub async fn stored_documents(
         &self,
         company_id: &str,
@@ -401,9 +654,9 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<(String, Box<RawValue>)>, StoreError> {
         on_pool!(self, pool => {
-            let rows: Vec<(String, Json<Box<RawValue>>)> = sqlx::query_as(
-                "SELECT doc_id, raw FROM documents WHERE company_id = $1 AND doc_type = $2 AND deleted_at IS NULL \
-                 AND doc_id > $3 ORDER BY doc_id LIMIT $4",
+            let rows: Vec<(String, String)> = sqlx::query_as(
+                "SELECT doc_id, COALESCE(raw_text, CAST(raw AS TEXT)) FROM documents WHERE company_id = $1 \
+                 AND doc_type = $2 AND deleted_at IS NULL AND doc_id > $3 ORDER BY doc_id LIMIT $4",
             )
             .bind(company_id)
             .bind(doc_type.as_str())
@@ -412,7 +665,15 @@ impl Store {
             .fetch_all(pool)
             .await
             .context(|| format!("reading stored {}", doc_type.stream()))?;
-            Ok(rows.into_iter().map(|(id, raw)| (id, raw.0)).collect())
+            rows.into_iter()
+                .map(|(id, raw)| match RawValue::from_string(raw) {
+                    Ok(raw) => Ok((id, raw)),
+                    Err(e) => Err(StoreError::Query {
+                        what: format!("reading the stored JSON of {} {id}", doc_type.stream()),
+                        source: e.into(),
+                    }),
+                })
+                .collect()
         })
     }
 
@@ -667,265 +928,251 @@ impl Store {
     }
 
     /// Writes one page in one transaction; see the module docs.
+    ///
+    /// A document that cannot be stored does not cost the page: one whose ids no index takes is
+    /// set aside before writing (the same rule on both engines), and when the database refuses a
+    /// value of the page, the page is written again document by document, each in a savepoint,
+    /// and the refused ones are quarantined with a warning naming them.
     pub async fn write_page(&self, page: PageWrite<'_>) -> Result<PageOutcome, StoreError> {
         let what = || format!("writing {}", page.kind.describe(page.doc_type));
-        let rebuild = matches!(page.kind, PageKind::Rebuild | PageKind::Rederive);
-        let rebuilt = if matches!(page.kind, PageKind::Rederive) { "rederived" } else { "rebuilt" };
-        let walk_id = page.kind.walk_id();
-        let ids: Vec<&str> = page.docs.iter().map(|d| d.derived.doc_id.as_str()).collect();
+        let mut set_aside: Vec<Quarantine> = Vec::new();
+        let mut docs: Vec<&DocWrite> = Vec::with_capacity(page.docs.len());
+        for doc in &page.docs {
+            match unindexable(&doc.derived) {
+                Some(reason) => set_aside.push(Quarantine {
+                    doc_id: Some(doc.derived.doc_id.clone()),
+                    kind: "quarantined_document",
+                    reason,
+                    raw: doc.raw_text.unwrap_or(doc.raw.get()),
+                }),
+                None => docs.push(doc),
+            }
+        }
+        let ctx = PageContext {
+            company_id: page.company_id,
+            doc_type: page.doc_type,
+            run_id: page.run_id,
+            now: page.observed_at,
+            rebuild: matches!(page.kind, PageKind::Rebuild | PageKind::Rederive),
+            rebuilt: if matches!(page.kind, PageKind::Rederive) { "rederived" } else { "rebuilt" },
+            walk_id: page.kind.walk_id(),
+        };
         on_pool!(self, pool => {
-            let mut tx = pool.begin_write().await.context(what)?;
-
-            // Which documents are new or changed since we last stored them.
-            let known: HashMap<String, KnownDoc> = if ids.is_empty() {
-                HashMap::new()
-            } else {
-                tx.known_documents(page.company_id, page.doc_type, &ids)
+            let mut one_by_one = false;
+            loop {
+                let mut tx = pool.begin_write().await.context(what)?;
+                // A pass that started the stream over: what the walk saw before no longer counts
+                // as seen, so that a document deleted since is found missing at the end.
+                if let PageKind::Walk(mark) = &page.kind
+                    && mark.restarted
+                {
+                    sqlx::query(
+                        "UPDATE documents SET seen_walk_id = NULL WHERE company_id = $1 AND doc_type = $2 AND seen_walk_id = $3",
+                    )
+                    .bind(page.company_id)
+                    .bind(page.doc_type.as_str())
+                    .bind(mark.walk_id)
+                    .execute(&mut *tx)
                     .await
-                    .context(what)?
-                    .into_iter()
-                    .map(|k| (k.doc_id.clone(), k))
-                    .collect()
-            };
-            let mut unchanged = Vec::new();
-            let mut changed = Vec::new();
-            for doc in &page.docs {
-                let d = &doc.derived;
-                match known.get(&d.doc_id) {
-                    Some(k) if !rebuild && !k.deleted && k.row_version == d.row_version && k.lines_version.as_deref() == Some(d.lines_version.as_str()) => {
-                        unchanged.push(d.doc_id.as_str())
+                    .context(what)?;
+                }
+                let mut outcome = PageOutcome::default();
+                let mut refused: Vec<Quarantine> = Vec::new();
+                let groups: Vec<&[&DocWrite]> = if one_by_one { docs.chunks(1).collect() } else { vec![&docs[..]] };
+                let mut again = false;
+                for group in groups {
+                    if one_by_one {
+                        sqlx::query("SAVEPOINT document").execute(&mut *tx).await.context(what)?;
                     }
-                    k => changed.push((doc, k)),
+                    let written: Result<PageOutcome, sqlx::Error> = write_documents!(tx, ctx, group);
+                    match written {
+                        Ok(part) => {
+                            if one_by_one {
+                                sqlx::query("RELEASE SAVEPOINT document").execute(&mut *tx).await.context(what)?;
+                            }
+                            outcome.add(part);
+                        }
+                        Err(e) if refused_value(&e) && !one_by_one => {
+                            tracing::debug!("{}: {e}; writing its documents one by one", what());
+                            again = true;
+                            break;
+                        }
+                        Err(e) if refused_value(&e) => {
+                            sqlx::query("ROLLBACK TO SAVEPOINT document").execute(&mut *tx).await.context(what)?;
+                            let doc = group[0];
+                            refused.push(Quarantine {
+                                doc_id: Some(doc.derived.doc_id.clone()),
+                                kind: "quarantined_document",
+                                reason: format!("the database refused it: {}", crate::error_text(&e)),
+                                raw: doc.raw_text.unwrap_or(doc.raw.get()),
+                            });
+                        }
+                        Err(e) => return Err(e).context(what),
+                    }
                 }
-            }
+                if again {
+                    tx.rollback().await.context(what)?;
+                    one_by_one = true;
+                    continue;
+                }
 
-            // The current events of known documents that changed, to retract what is gone.
-            let changed_known: Vec<&str> = changed.iter().filter(|(_, k)| k.is_some()).map(|(d, _)| d.derived.doc_id.as_str()).collect();
-            let mut current: HashMap<&str, Vec<CurrentEvent>> = HashMap::new();
-            let current_rows: Vec<CurrentEvent> = if changed_known.is_empty() {
-                Vec::new()
-            } else {
-                let mut q = QueryBuilder::new(
-                    "SELECT event_id, doc_id, line_collection, line_id, serial, event_type, product_id, occurred_at, \
-                     location_id, sublocation, quantity_delta FROM serial_events WHERE retracted_at IS NULL AND company_id = ",
-                );
-                q.push_bind(page.company_id).push(" AND doc_type = ").push_bind(page.doc_type.as_str());
-                push_in(&mut q, " AND doc_id", &changed_known);
-                q.build_query_as::<CurrentEvent>().persistent(false).fetch_all(&mut *tx).await.context(what)?
-            };
-            for row in &current_rows {
-                current.entry(row.doc_id.as_str()).or_default().push(row.clone());
-            }
-
-            let mut retract_ids = Vec::new();
-            let mut inserts = Vec::new();
-            let mut changes = Vec::new();
-            for (doc, known) in &changed {
-                let d = &doc.derived;
-                let old = current.remove(d.doc_id.as_str()).unwrap_or_default();
-                let (new_events, gone) = diff_events(&d.events, &old);
-                retract_ids.extend(gone.iter().copied());
-                inserts.extend(new_events.iter().map(|event| NewEvent { doc: d, event }));
-                let events_differ = !new_events.is_empty() || !gone.is_empty();
-                if let Some(k) = known.filter(|_| !rebuild || events_differ) {
-                    changes.push(Change {
-                        doc: d,
-                        change: if rebuild { rebuilt } else { change_kind(k, d) },
-                        old: k,
-                        inserted: new_events.len() as i64,
-                        retracted: gone.len() as i64,
+                // Documents set aside, and those that could not be read at all.
+                let quarantined: Vec<&Quarantine> = page.quarantine.iter().chain(&set_aside).chain(&refused).collect();
+                for q in &quarantined {
+                    tracing::warn!(
+                        "{} document {} quarantined: {}",
+                        ctx.doc_type.stream(),
+                        q.doc_id.as_deref().map_or("without an id".to_string(), |id| format!("{id:?}")),
+                        q.reason
+                    );
+                    sqlx::query(
+                        "INSERT INTO quarantined_documents (company_id, doc_type, doc_key, doc_id, reason, raw, \
+                         first_seen_at, first_run_id, last_seen_at, last_run_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $7, $8) \
+                         ON CONFLICT (company_id, doc_type, doc_key) DO UPDATE SET doc_id = excluded.doc_id, \
+                         reason = excluded.reason, raw = excluded.raw, last_seen_at = excluded.last_seen_at, \
+                         last_run_id = excluded.last_run_id",
+                    )
+                    .bind(ctx.company_id)
+                    .bind(ctx.doc_type.as_str())
+                    .bind(doc_key(q.doc_id.as_deref(), q.raw))
+                    .bind(&q.doc_id)
+                    .bind(&q.reason)
+                    .bind(q.raw)
+                    .bind(ctx.now)
+                    .bind(ctx.run_id)
+                    .execute(&mut *tx)
+                    .await
+                    .context(what)?;
+                }
+                let loose: Vec<(Option<&str>, &str, &str)> = page
+                    .loose_warnings
+                    .iter()
+                    .map(|w| (w.doc_id.as_deref(), w.kind, w.detail.as_str()))
+                    .chain(quarantined.iter().map(|q| (q.doc_id.as_deref(), q.kind, q.reason.as_str())))
+                    .collect();
+                for chunk in loose.chunks(INSERT_CHUNK / 4) {
+                    let mut q = QueryBuilder::new("INSERT INTO run_warnings (run_id, company_id, doc_type, doc_id, kind, detail) ");
+                    q.push_values(chunk, |mut row, (doc_id, kind, detail)| {
+                        row.push_bind(ctx.run_id)
+                            .push_bind(ctx.company_id)
+                            .push_bind(ctx.doc_type.as_str())
+                            .push_bind(*doc_id)
+                            .push_bind(*kind)
+                            .push_bind(*detail);
                     });
+                    q.build().persistent(false).execute(&mut *tx).await.context(what)?;
                 }
-            }
+                outcome.documents_seen += quarantined.len() as i64;
+                outcome.warnings += loose.len() as i64;
+                outcome.quarantined = quarantined.len() as i64;
 
-            let now = page.observed_at;
-            for chunk in retract_ids.chunks(INSERT_CHUNK) {
-                let mut q = QueryBuilder::new("UPDATE serial_events SET retracted_at = ");
-                q.push_bind(now).push(", retracted_run_id = ").push_bind(page.run_id);
-                push_in(&mut q, " WHERE event_id", chunk);
-                q.build().persistent(false).execute(&mut *tx).await.context(what)?;
-            }
-            let mut inserted = 0;
-            for chunk in inserts.chunks(INSERT_CHUNK) {
-                let batch = EventBatch { company_id: page.company_id, observed_at: now, run_id: page.run_id, events: chunk };
-                inserted += tx.insert_events(&batch).await.context(what)? as i64;
-            }
-
-            if let PageKind::Walk(mark) = &page.kind
-                && mark.restarted
-            {
-                sqlx::query(
-                    "UPDATE documents SET seen_walk_id = NULL WHERE company_id = $1 AND doc_type = $2 AND seen_walk_id = $3",
-                )
-                .bind(page.company_id)
-                .bind(page.doc_type.as_str())
-                .bind(mark.walk_id)
-                .execute(&mut *tx)
-                .await
-                .context(what)?;
-            }
-
-            // Genealogy: a derived document's links replace its old ones.
-            if page.doc_type == DocType::ManufacturingOrder && !changed.is_empty() {
-                let derived: Vec<&Derived> = changed.iter().map(|(doc, _)| &doc.derived).collect();
-                super::genealogy::replace_links(&mut *tx, page.company_id, &derived, now, page.run_id).await.context(what)?;
-            }
-
-            // Documents: the new version of each changed one, a sighting of each unchanged one.
-            let stored_docs: &[(&DocWrite, Option<&KnownDoc>)] = if rebuild { &[] } else { &changed };
-            for chunk in stored_docs.chunks(INSERT_CHUNK / 4) {
-                let docs: Vec<&DocWrite> = chunk.iter().map(|(doc, _)| *doc).collect();
-                let batch = DocBatch { company_id: page.company_id, now, run_id: page.run_id, walk_id, docs: &docs };
-                tx.upsert_documents(&batch).await.context(what)?;
-            }
-            if !unchanged.is_empty() {
-                let mut q = QueryBuilder::new("UPDATE documents SET last_seen_at = ");
-                q.push_bind(now)
-                    .push(", last_seen_run_id = ")
-                    .push_bind(page.run_id)
-                    .push(", seen_walk_id = ")
-                    .push_bind(walk_id)
-                    .push(" WHERE company_id = ")
-                    .push_bind(page.company_id)
-                    .push(" AND doc_type = ")
-                    .push_bind(page.doc_type.as_str());
-                push_in(&mut q, " AND doc_id", &unchanged);
-                q.build().persistent(false).execute(&mut *tx).await.context(what)?;
-            }
-            for chunk in changes.chunks(INSERT_CHUNK / 4) {
-                let mut q = QueryBuilder::new(
-                    "INSERT INTO document_changes (company_id, doc_type, doc_id, doc_number, run_id, observed_at, change, \
-                     old_row_version, new_row_version, old_lines_version, new_lines_version, events_inserted, events_retracted) ",
-                );
-                q.push_values(chunk, |mut row, c| {
-                    row.push_bind(page.company_id)
-                        .push_bind(c.doc.doc_type.as_str())
-                        .push_bind(&c.doc.doc_id)
-                        .push_bind(&c.doc.doc_number)
-                        .push_bind(page.run_id)
-                        .push_bind(now)
-                        .push_bind(c.change)
-                        .push_bind(&c.old.row_version)
-                        .push_bind(&c.doc.row_version)
-                        .push_bind(&c.old.lines_version)
-                        .push_bind(&c.doc.lines_version)
-                        .push_bind(c.inserted)
-                        .push_bind(c.retracted);
-                });
-                q.build().persistent(false).execute(&mut *tx).await.context(what)?;
-            }
-
-            // Warnings of the documents (re)derived in this page, and of those that could not be read.
-            let warnings: Vec<(&Derived, &Warning)> =
-                changed.iter().flat_map(|(doc, _)| doc.derived.warnings.iter().map(move |w| (&doc.derived, w))).collect();
-            for chunk in warnings.chunks(INSERT_CHUNK / 4) {
-                let mut q = QueryBuilder::new(
-                    "INSERT INTO run_warnings (run_id, company_id, doc_type, doc_id, doc_number, line_collection, line_id, kind, detail) ",
-                );
-                q.push_values(chunk, |mut row, (d, w)| {
-                    row.push_bind(page.run_id)
-                        .push_bind(page.company_id)
-                        .push_bind(d.doc_type.as_str())
-                        .push_bind(&d.doc_id)
-                        .push_bind(&d.doc_number)
-                        .push_bind(w.line_collection)
-                        .push_bind(&w.line_id)
-                        .push_bind(w.kind.as_str())
-                        .push_bind(&w.detail);
-                });
-                q.build().persistent(false).execute(&mut *tx).await.context(what)?;
-            }
-            if !page.loose_warnings.is_empty() {
-                let mut q = QueryBuilder::new("INSERT INTO run_warnings (run_id, company_id, doc_type, doc_id, kind, detail) ");
-                q.push_values(&page.loose_warnings, |mut row, w| {
-                    row.push_bind(page.run_id)
-                        .push_bind(page.company_id)
-                        .push_bind(w.doc_type.as_str())
-                        .push_bind(&w.doc_id)
-                        .push_bind(w.kind)
-                        .push_bind(&w.detail);
-                });
-                q.build().persistent(false).execute(&mut *tx).await.context(what)?;
-            }
-
-            // Product ids that the events of (re)derived documents use and the reference table
-            // lacks. Unchanged documents were checked when they were stored: a product the list
-            // no longer returns must not make every later run walk the products again.
-            let products: Vec<&str> = changed
-                .iter()
-                .flat_map(|(d, _)| d.derived.events.iter().filter_map(|e| e.product_id.as_deref()))
-                .collect::<HashSet<_>>()
-                .into_iter()
-                .collect();
-            let mut unknown_products = Vec::new();
-            if !products.is_empty() {
-                let mut q = QueryBuilder::new("SELECT product_id FROM products WHERE company_id = ");
-                q.push_bind(page.company_id);
-                push_in(&mut q, " AND product_id", &products);
-                let have: HashSet<String> = q.build_query_scalar::<String>().persistent(false).fetch_all(&mut *tx).await.context(what)?.into_iter().collect();
-                unknown_products = products.iter().filter(|p| !have.contains(**p)).map(|p| p.to_string()).collect();
-                unknown_products.sort();
-            }
-            if !unknown_products.is_empty() {
-                // Owe a product walk, in this transaction: a crash right after the commit must
-                // not leave events whose products nobody will fetch (their documents are unchanged
-                // next time, so they would not be noticed again).
-                owe_walk!(tx, page.company_id, "products", page.run_id, now).await.context(what)?;
-            }
-
-            // A count's difference that came or went: the adjustments it made are to be derived
-            // again (at the end of the run), owed in this transaction so a crash cannot lose it.
-            if page.doc_type == DocType::StockCount && !rebuild {
-                let is_count = |t: &str| matches!(t, "count_missing" | "count_found");
-                let retracted: HashSet<i64> = retract_ids.iter().copied().collect();
-                let moved = inserts.iter().any(|n| is_count(n.event.event_type.as_str()))
-                    || current_rows.iter().any(|c| retracted.contains(&c.event_id) && is_count(&c.event_type));
-                if moved {
-                    owe_walk!(tx, page.company_id, RECHECK_ADJUSTMENTS, page.run_id, now).await.context(what)?;
+                if !outcome.unknown_products.is_empty() {
+                    // Owe a product walk, in this transaction: a crash right after the commit must
+                    // not leave events whose products nobody will fetch (their documents are unchanged
+                    // next time, so they would not be noticed again).
+                    owe_walk!(tx, ctx.company_id, "products", ctx.run_id, ctx.now).await.context(what)?;
                 }
+                // A count's difference that came or went: the adjustments it made are to be
+                // derived again (at the end of the run), owed in this transaction so a crash
+                // cannot lose it.
+                if outcome.counts_moved {
+                    owe_walk!(tx, ctx.company_id, RECHECK_ADJUSTMENTS, ctx.run_id, ctx.now).await.context(what)?;
+                }
+
+                let counters = page.counters.plus(&outcome);
+                let mut q = QueryBuilder::new("UPDATE ingest_runs SET status = 'running'");
+                push_counters(&mut q, &counters);
+                q.push(" WHERE run_id = ").push_bind(page.run_id);
+                q.build().persistent(false).execute(&mut *tx).await.context(what)?;
+
+                if let PageKind::Walk(mark) = &page.kind {
+                    sqlx::query(
+                        "UPDATE sync_state SET walk_paging = $1, walk_position = $2, walk_seen = $3, walk_list_count = $4, \
+                         walk_unproven = $5 WHERE company_id = $6 AND stream = $7 AND walk_id = $8",
+                    )
+                    .bind(mark.paging)
+                    .bind(&mark.position)
+                    .bind(mark.seen)
+                    .bind(mark.list_count)
+                    .bind(&mark.unproven)
+                    .bind(page.company_id)
+                    .bind(mark.stream)
+                    .bind(mark.walk_id)
+                    .execute(&mut *tx)
+                    .await
+                    .context(what)?;
+                }
+
+                crate::testing::crash_point("page-write");
+                tx.commit().await.context(what)?;
+                return Ok(outcome);
             }
-
-            let outcome = PageOutcome {
-                documents_seen: page.docs.len() as i64,
-                documents_changed: changed.len() as i64,
-                events_inserted: inserted,
-                events_retracted: retract_ids.len() as i64,
-                warnings: warnings.len() as i64 + page.loose_warnings.len() as i64,
-                unknown_products,
-            };
-            let counters = page.counters.plus(&outcome);
-            let mut q = QueryBuilder::new("UPDATE ingest_runs SET status = 'running'");
-            push_counters(&mut q, &counters);
-            q.push(" WHERE run_id = ").push_bind(page.run_id);
-            q.build().persistent(false).execute(&mut *tx).await.context(what)?;
-
-            if let PageKind::Walk(mark) = &page.kind {
-                sqlx::query(
-                    "UPDATE sync_state SET walk_paging = $1, walk_position = $2, walk_seen = $3, walk_list_count = $4, \
-                     walk_unproven = $5 WHERE company_id = $6 AND stream = $7 AND walk_id = $8",
-                )
-                .bind(mark.paging)
-                .bind(&mark.position)
-                .bind(mark.seen)
-                .bind(mark.list_count)
-                .bind(&mark.unproven)
-                .bind(page.company_id)
-                .bind(mark.stream)
-                .bind(mark.walk_id)
-                .execute(&mut *tx)
-                .await
-                .context(what)?;
-            }
-
-            crate::testing::crash_point("page-write");
-            tx.commit().await.context(what)?;
-            Ok(outcome)
         })
     }
 }
 
 /// The `sync_state` stream that owes a recheck of the stock adjustments against the counts.
 pub const RECHECK_ADJUSTMENTS: &str = "count-adjustments";
+
+/// What the documents of a page share.
+struct PageContext<'a> {
+    company_id: &'a str,
+    doc_type: DocType,
+    run_id: i64,
+    now: DateTime<Utc>,
+    /// Documents derived again from what is stored (`audit rebuild`, a re-check): only their
+    /// events are compared and written, and changes are recorded under this name.
+    rebuild: bool,
+    rebuilt: &'static str,
+    walk_id: Option<i64>,
+}
+
+/// Ids longer than this are not stored: they are part of btree keys, which Postgres limits to
+/// about 2.7 KB an entry. The same limit on SQLite keeps the two databases alike.
+pub const MAX_KEY_BYTES: usize = 1000;
+
+/// Why a document's ids cannot be indexed, naming the field; `None` when they can.
+fn unindexable(d: &Derived) -> Option<String> {
+    let limit = |what: String, len: usize| {
+        Some(format!("{what} is {len} bytes long, and audit indexes values of at most {MAX_KEY_BYTES} bytes"))
+    };
+    if d.doc_id.len() > MAX_KEY_BYTES {
+        return limit(format!("its `{}`", d.doc_type.id_field()), d.doc_id.len());
+    }
+    if let Some(number) = d.doc_number.as_deref().filter(|n| n.len() > MAX_KEY_BYTES) {
+        return limit("its document number".into(), number.len());
+    }
+    if let Some(e) = d.events.iter().find(|e| e.line_id.len() > MAX_KEY_BYTES) {
+        return limit(format!("the id of a line in `{}`", e.line_collection), e.line_id.len());
+    }
+    None
+}
+
+/// The key of a quarantined document: a digest of its id (of its JSON when it has none), since
+/// the id itself may be too long to index.
+fn doc_key(doc_id: Option<&str>, raw: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = match doc_id {
+        Some(id) => Sha256::digest(id.as_bytes()),
+        None => Sha256::digest(raw.as_bytes()),
+    };
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Whether the database refused a value (a text it cannot hold, a key too long for an index, a
+/// constraint), as opposed to failing itself (a lost connection, a full disk, a lock): only the
+/// first is a reason to set a document aside.
+fn refused_value(e: &sqlx::Error) -> bool {
+    let sqlx::Error::Database(db) = e else { return false };
+    let Some(code) = db.code() else { return false };
+    if db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().is_some() {
+        // SQLSTATE classes: data exception, integrity constraint violation, program limit exceeded.
+        ["22", "23", "54"].iter().any(|class| code.starts_with(class))
+    } else {
+        // SQLite's extended result code, by its primary code: TOOBIG, CONSTRAINT, MISMATCH, RANGE.
+        code.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 18 | 19 | 20 | 25))
+    }
+}
 
 /// Events to insert, with what they share.
 struct EventBatch<'a> {
@@ -943,10 +1190,15 @@ macro_rules! insert_events {
     };
 }
 
-/// The conflict clause: an event already current is not inserted twice.
+/// The conflict clause: an event already current is not inserted twice. Postgres's unique index
+/// holds the serial's md5 (an index entry has a size limit, a serial has none; see V6).
 macro_rules! on_event_conflict {
-    () => {
+    (sqlite) => {
         " ON CONFLICT (company_id, doc_type, doc_id, line_collection, line_id, serial, event_type) \
+         WHERE retracted_at IS NULL DO NOTHING"
+    };
+    (postgres) => {
+        " ON CONFLICT (company_id, doc_type, doc_id, line_collection, line_id, md5(serial), event_type) \
          WHERE retracted_at IS NULL DO NOTHING"
     };
 }
@@ -1013,8 +1265,8 @@ struct DocBatch<'a> {
 macro_rules! upsert_documents {
     () => {
         "INSERT INTO documents (company_id, doc_type, doc_id, doc_number, doc_date, doc_status, party_id, row_version, \
-         lines_version, is_cancelled, raw, first_seen_at, first_run_id, changed_at, changed_run_id, last_seen_at, \
-         last_seen_run_id, seen_walk_id) "
+         lines_version, is_cancelled, raw, raw_text, first_seen_at, first_run_id, changed_at, changed_run_id, \
+         last_seen_at, last_seen_run_id, seen_walk_id) "
     };
 }
 
@@ -1024,7 +1276,8 @@ macro_rules! on_document_conflict {
         " ON CONFLICT (company_id, doc_type, doc_id) DO UPDATE SET doc_number = excluded.doc_number, \
          doc_date = excluded.doc_date, doc_status = excluded.doc_status, party_id = excluded.party_id, \
          row_version = excluded.row_version, lines_version = excluded.lines_version, \
-         is_cancelled = excluded.is_cancelled, raw = excluded.raw, changed_at = excluded.changed_at, \
+         is_cancelled = excluded.is_cancelled, raw = excluded.raw, raw_text = excluded.raw_text, \
+         changed_at = excluded.changed_at, \
          changed_run_id = excluded.changed_run_id, last_seen_at = excluded.last_seen_at, \
          last_seen_run_id = excluded.last_seen_run_id, seen_walk_id = excluded.seen_walk_id, \
          deleted_at = NULL, deleted_run_id = NULL"
@@ -1052,6 +1305,7 @@ impl UpsertDocuments for sqlx::SqliteConnection {
                 .push_bind(&d.lines_version)
                 .push_bind(d.is_cancelled)
                 .push_bind(Json(doc.raw))
+                .push_bind(doc.raw_text)
                 .push_bind(b.now)
                 .push_bind(b.run_id)
                 .push_bind(b.now)
@@ -1071,11 +1325,11 @@ impl UpsertDocuments for sqlx::PgConnection {
         let sql = concat!(
             upsert_documents!(),
             "SELECT $1, doc_type, doc_id, doc_number, doc_date, doc_status, party_id, row_version, lines_version, \
-             is_cancelled, raw, $2, $3, $2, $3, $2, $3, $4 \
+             is_cancelled, raw, raw_text, $2, $3, $2, $3, $2, $3, $4 \
              FROM UNNEST($5::text[], $6::text[], $7::text[], $8::timestamptz[], $9::text[], $10::text[], \
-             $11::text[], $12::text[], $13::bool[], $14::jsonb[]) \
+             $11::text[], $12::text[], $13::bool[], $14::jsonb[], $15::text[]) \
              AS t (doc_type, doc_id, doc_number, doc_date, doc_status, party_id, row_version, lines_version, \
-             is_cancelled, raw)",
+             is_cancelled, raw, raw_text)",
             on_document_conflict!()
         );
         let docs = b.docs;
@@ -1097,6 +1351,7 @@ impl UpsertDocuments for sqlx::PgConnection {
             .bind(col(|d| Some(d.derived.lines_version.as_str())))
             .bind(docs.iter().map(|d| d.derived.is_cancelled).collect::<Vec<_>>())
             .bind(docs.iter().map(|d| Json(d.raw)).collect::<Vec<_>>())
+            .bind(col(|d| d.raw_text))
             .execute(self)
             .await?;
         Ok(())
@@ -1130,7 +1385,7 @@ impl InsertEvents for sqlx::SqliteConnection {
                 .push_bind(batch.observed_at)
                 .push_bind(batch.run_id);
         });
-        q.push(on_event_conflict!());
+        q.push(on_event_conflict!(sqlite));
         Ok(q.build().persistent(false).execute(self).await?.rows_affected())
     }
 }
@@ -1150,7 +1405,7 @@ impl InsertEvents for sqlx::PgConnection {
              $11::text[], $12::timestamptz[], $13::text[], $14::text[], $15::int2[], $16::text[]) \
              AS t (serial, product_id, doc_type, doc_id, doc_number, line_collection, line_id, event_type, \
              occurred_at, location_id, sublocation, quantity_delta, doc_status)",
-            on_event_conflict!()
+            on_event_conflict!(postgres)
         );
         let done = sqlx::query(sql)
             .bind(batch.company_id)

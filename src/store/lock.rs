@@ -11,6 +11,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::{Context, Store, StoreError, WritePool, on_pool};
+use crate::stop::StopFlag;
 
 /// How often a holder proves it is alive.
 const HEARTBEAT: Duration = Duration::from_secs(10);
@@ -118,6 +119,7 @@ impl Store {
                 None => Box::pin(self.try_lock(company_id, command)).await,
             };
         }
+        HELD.lock().expect("lock tokens").push(token.clone());
         let on_lost = OnLost::default();
         let heartbeat = tokio::spawn(heartbeat(
             self.clone(),
@@ -129,18 +131,27 @@ impl Store {
         Ok(Ok(IngestLock { store: self.clone(), company_id: company_id.to_string(), token, heartbeat, on_lost }))
     }
 
-    /// Waits until the lock is free, then takes it, telling once who it waits for.
-    pub async fn lock_waiting(&self, company_id: &str, command: &str) -> Result<IngestLock, StoreError> {
+    /// Waits until the lock is free, then takes it, telling once who it waits for; `None` when
+    /// `stop` is set meanwhile.
+    pub async fn lock_waiting(
+        &self,
+        company_id: &str,
+        command: &str,
+        stop: &StopFlag,
+    ) -> Result<Option<IngestLock>, StoreError> {
         let mut told = false;
         loop {
             match self.try_lock(company_id, command).await? {
-                Ok(lock) => return Ok(lock),
+                Ok(lock) => return Ok(Some(lock)),
                 Err(holder) => {
                     if !told {
-                        eprintln!("waiting for the ingest lock held by {holder}");
+                        crate::output::note(&format!("waiting for the ingest lock held by {holder}"));
                         told = true;
                     }
-                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    stop.sleep_until(tokio::time::Instant::now() + Duration::from_millis(500)).await;
+                    if stop.is_set() {
+                        return Ok(None);
+                    }
                 }
             }
         }
@@ -167,6 +178,7 @@ impl IngestLock {
     /// (a database that is gone fails both), and a row left behind is recovered as a dead one.
     pub async fn release(self) {
         self.heartbeat.abort();
+        forget(&self.token);
         let (store, company_id, token) = (&self.store, &self.company_id, &self.token);
         let result = on_pool!(store, pool => {
             sqlx::query("DELETE FROM ingest_locks WHERE company_id = $1 AND token = $2")
@@ -182,11 +194,44 @@ impl IngestLock {
     }
 }
 
+impl IngestLock {
+    /// Releases the lock on a connection of its own, giving up after a few seconds: after a
+    /// second signal the store's connection may be stuck in the statement that was abandoned.
+    /// A row left behind is recovered as a dead one.
+    pub async fn release_fresh(self) {
+        self.heartbeat.abort();
+        forget(&self.token);
+        let release = async {
+            let fresh = Store::connect(self.store.url()).await?;
+            let deleted = on_pool!(fresh, pool => {
+                sqlx::query("DELETE FROM ingest_locks WHERE company_id = $1 AND token = $2")
+                    .bind(&self.company_id)
+                    .bind(&self.token)
+                    .execute(pool)
+                    .await
+                    .map(|_| ())
+                    .context(|| format!("releasing the ingest lock of company {}", self.company_id))
+            });
+            fresh.close().await;
+            deleted
+        };
+        match tokio::time::timeout(Duration::from_secs(5), release).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(
+                "could not release the ingest lock ({}); the next run recovers it",
+                crate::error_text(&e)
+            ),
+            Err(_) => tracing::warn!("could not release the ingest lock in time; the next run recovers it"),
+        }
+    }
+}
+
 impl Drop for IngestLock {
     fn drop(&mut self) {
         // A lock dropped without release (an error path) stops proving it is alive, so the next
         // run can recover it; the common path releases it explicitly.
         self.heartbeat.abort();
+        forget(&self.token);
     }
 }
 
@@ -220,11 +265,26 @@ async fn heartbeat(store: Store, company_id: String, token: String, on_lost: OnL
     }
 }
 
+/// The tokens of the locks this process holds now.
+static HELD: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+fn held(token: &str) -> bool {
+    HELD.lock().expect("lock tokens").iter().any(|t| t == token)
+}
+
+fn forget(token: &str) {
+    HELD.lock().expect("lock tokens").retain(|t| t != token);
+}
+
 /// Whether a lock's holder is gone: its process no longer exists on this host, or it has not
-/// proved it is alive for a long time.
+/// proved it is alive for a long time. A row of this very process that it no longer holds is a
+/// leftover too: a release that failed while the database was down, which would otherwise keep
+/// every later run of a scheduled loop out.
 fn is_dead(lock: &LockHolder, our_host: &str, now: DateTime<Utc>) -> bool {
     let silent = (now - lock.heartbeat_at).to_std().unwrap_or_default();
-    silent > STALE_AFTER || (lock.host == our_host && !process_exists(lock.pid))
+    let here = lock.host == our_host;
+    let ours_no_more = here && lock.pid == i64::from(std::process::id()) && !held(&lock.token);
+    silent > STALE_AFTER || ours_no_more || (here && !process_exists(lock.pid))
 }
 
 #[cfg(target_os = "linux")]
@@ -301,12 +361,19 @@ mod tests {
     fn a_holder_is_dead_when_its_process_is_gone_here_or_its_heartbeat_is_old() {
         let me = i64::from(std::process::id());
         let now = Utc::now();
-        assert!(!is_dead(&holder("here", me, 5), "here", now), "a live process on this host");
+        let parent = i64::from(std::os::unix::process::parent_id());
+        assert!(!is_dead(&holder("here", parent, 5), "here", now), "a live process on this host");
+        assert!(is_dead(&holder("here", me, 5), "here", now), "a leftover of this process");
+        let mut mine = holder("here", me, 5);
+        mine.token = "held-now".into();
+        HELD.lock().unwrap().push(mine.token.clone());
+        assert!(!is_dead(&mine, "here", now), "a lock this process holds now");
+        forget("held-now");
         assert!(is_dead(&holder("here", i64::from(u32::MAX), 5), "here", now), "no such process");
         assert!(
             !is_dead(&holder("elsewhere", i64::from(u32::MAX), 5), "here", now),
             "another host: only the heartbeat tells"
         );
-        assert!(is_dead(&holder("elsewhere", me, 600), "here", now), "silent for too long");
+        assert!(is_dead(&holder("elsewhere", parent, 600), "here", now), "silent for too long");
     }
 }

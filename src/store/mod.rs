@@ -29,11 +29,22 @@ use sqlx::{Connection, PgPool, SqlitePool};
 pub use migrate::MigrationReport;
 pub use url::{Backend, DatabaseUrl, UrlError};
 
-/// How long to wait for a Postgres connection (for a server that is starting up, too).
-const PG_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long to wait for a Postgres connection, refused ones retried (a server that is starting
+/// up); with [`PG_DIRECT_TIMEOUT`], a database that is down is reported within about 10 s.
+const PG_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(8);
+
+/// The one direct attempt that says why the pool could not connect: a server that accepts the
+/// connection but never answers would otherwise hold it for minutes.
+const PG_DIRECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How long a SQLite writer waits for another one before giving up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// sqlx logs a statement slower than a second as a warning; an analytical `audit sql` query or a
+/// large page is not worth one. Shown with -v.
+pub(crate) fn quiet_slow_statements<O: sqlx::ConnectOptions>(options: O) -> O {
+    options.log_slow_statements(log::LevelFilter::Info, Duration::from_secs(1))
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -186,8 +197,7 @@ impl Store {
         let connect_err = |source| StoreError::Connect { backend: url.backend().name(), url: url.redacted(), source };
         let pool = match url.backend() {
             Backend::Sqlite => {
-                let options = SqliteConnectOptions::from_str(url.expose())
-                    .map_err(connect_err)?
+                let options = quiet_slow_statements(SqliteConnectOptions::from_str(url.expose()).map_err(connect_err)?)
                     .create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal)
@@ -206,7 +216,7 @@ impl Store {
                 Pool::Sqlite(pool)
             }
             Backend::Postgres => {
-                let options = PgConnectOptions::from_str(url.expose()).map_err(connect_err)?;
+                let options = quiet_slow_statements(PgConnectOptions::from_str(url.expose()).map_err(connect_err)?);
                 // One connection: commands are sequential, and the lock's heartbeat waits the few
                 // milliseconds between two transactions. A second one would be opened only
                 // because a released connection comes back to the pool asynchronously, and a TLS
@@ -229,8 +239,23 @@ impl Store {
                     Ok(pool) => Pool::Postgres(pool),
                     // The pool says only "timed out"; one direct attempt tells why.
                     Err(sqlx::Error::PoolTimedOut) => {
-                        let direct = sqlx::PgConnection::connect_with(&options).await;
-                        return Err(connect_err(direct.err().unwrap_or(sqlx::Error::PoolTimedOut)));
+                        let why =
+                            match tokio::time::timeout(PG_DIRECT_TIMEOUT, sqlx::PgConnection::connect_with(&options))
+                                .await
+                            {
+                                Ok(direct) => direct.err().unwrap_or(sqlx::Error::PoolTimedOut),
+                                Err(_) => sqlx::Error::Io(std::io::Error::new(
+                                    std::io::ErrorKind::TimedOut,
+                                    format!(
+                                        "the server at {}:{} accepted no connection or did not answer within {} s; \
+                                     is it up, and is this its address?",
+                                        options.get_host(),
+                                        options.get_port(),
+                                        (PG_ACQUIRE_TIMEOUT + PG_DIRECT_TIMEOUT).as_secs()
+                                    ),
+                                )),
+                            };
+                        return Err(connect_err(why));
                     }
                     Err(e) => return Err(connect_err(e)),
                 }

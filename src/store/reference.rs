@@ -34,9 +34,10 @@ impl Store {
         })
     }
 
-    /// Inserts or refreshes locations; ones without an id are skipped.
+    /// Inserts or refreshes locations; ones without an id (or with one too long to index) are skipped.
     pub async fn upsert_locations(&self, company_id: &str, locations: &[Location]) -> Result<u64, StoreError> {
-        let rows: Vec<&Location> = locations.iter().filter(|l| l.location_id.is_some()).collect();
+        let rows: Vec<&Location> =
+            locations.iter().filter(|l| indexable(l.location_id.as_deref(), "location")).collect();
         if rows.is_empty() {
             return Ok(0);
         }
@@ -64,9 +65,9 @@ impl Store {
         })
     }
 
-    /// Inserts or refreshes products; ones without an id are skipped.
+    /// Inserts or refreshes products; ones without an id (or with one too long to index) are skipped.
     pub async fn upsert_products(&self, company_id: &str, products: &[Product]) -> Result<u64, StoreError> {
-        let rows: Vec<&Product> = products.iter().filter(|p| p.product_id.is_some()).collect();
+        let rows: Vec<&Product> = products.iter().filter(|p| indexable(p.product_id.as_deref(), "product")).collect();
         if rows.is_empty() {
             return Ok(0);
         }
@@ -98,5 +99,17 @@ impl Store {
             tx.commit().await.context(|| "saving products".into())?;
             Ok(rows.len() as u64)
         })
+    }
+}
+
+/// Whether a reference row has an id, and one short enough for the primary key's index.
+fn indexable(id: Option<&str>, what: &str) -> bool {
+    match id {
+        Some(id) if id.len() > super::ingest::MAX_KEY_BYTES => {
+            tracing::warn!("a {what} id of {} bytes is too long to store; that {what} is left out", id.len());
+            false
+        }
+        Some(_) => true,
+        None => false,
     }
 }

@@ -88,6 +88,9 @@ impl Drop for TestDb {
                     let _ = admin
                         .execute(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", pg.name)))
                         .await;
+                    // Roles belong to the whole server: the database's `audit sql` role goes too.
+                    let _ =
+                        admin.execute(sqlx::AssertSqlSafe(format!("DROP ROLE IF EXISTS audit_sql_{}", pg.name))).await;
                 }
             });
         })

@@ -91,11 +91,13 @@ async fn every_planted_anomaly_is_found_with_its_evidence(db: TestDb) {
     expected.sort();
     assert_eq!(findings(&rows), expected, "exactly the planted anomalies, with their evidence");
     assert!(stderr.contains(&format!("{} anomalies", rows.len())), "{stderr}");
+    assert!(stderr.contains("no complete stock snapshot, so history_and_stock_disagree was not checked"), "{stderr}");
 
     let (code, _, stderr) = run_cli(&db, &sim, &["snapshot"], &[]);
     assert_eq!(code, 0, "{stderr}");
-    let (code, rows, _) = anomalies(&db, &[]);
+    let (code, rows, stderr) = anomalies(&db, &[]);
     assert_eq!(code, 1);
+    assert!(!stderr.contains("not checked"), "{stderr}");
     let mut expected = all.clone();
     expected.sort();
     assert_eq!(findings(&rows), expected, "and the stock disagreements once a snapshot exists");

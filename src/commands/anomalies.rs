@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
 
-use crate::anomalies::evidence;
+use crate::anomalies::{AnomalyKind, evidence};
 use crate::cli::{AnomaliesArgs, GlobalArgs};
 use crate::output::{self, Format, iso_time, short_time};
 use crate::store::anomalies::{AnomalyFilter, AnomalyRow};
@@ -44,7 +44,15 @@ pub async fn run(global: &GlobalArgs, args: AnomaliesArgs) -> anyhow::Result<Exi
         transit_days: args.transit_days,
     };
     let rows = store.anomalies(&filter).await?;
+    let stock_checked = !kinds.is_empty() && !args.kind.contains(&AnomalyKind::HistoryAndStockDisagree)
+        || store.has_snapshot(args.company_id.as_deref()).await?;
     store.close().await;
+    if !stock_checked {
+        eprintln!(
+            "note: there is no complete stock snapshot, so history_and_stock_disagree was not checked; \
+             `audit snapshot` (or `audit ingest --snapshot`) takes one"
+        );
+    }
     let stdout = std::io::stdout().lock();
     match Format::resolve(args.format) {
         Format::Json => output::write_json(stdout, &rows)?,

@@ -1871,6 +1871,26 @@ mod tests {
     }
 
     #[test]
+    fn only_transfers_sent_in_the_last_two_weeks_are_on_the_way() {
+        for faults in [false, true] {
+            let g = generate(7, Scale::Orders(3000), faults);
+            let on_the_way: Vec<i64> = g
+                .docs
+                .transfers
+                .values()
+                .filter(|t| t.status == "inTransit" && !t.is_cancelled)
+                .map(|t| t.sent_date.expect("sent").timestamp())
+                .collect();
+            let stuck = on_the_way.iter().filter(|&&t| t < END - TRANSIT_DAYS * DAY).count();
+            // With faults, the one planted stuck transfer.
+            assert_eq!(stuck, usize::from(faults), "faults {faults}");
+            assert!(!on_the_way.is_empty(), "the planted in_transit story is on the way");
+            assert_eq!(g.scenario.two_products.is_some(), faults);
+            assert_eq!(g.scenario.anomalies.is_empty(), !faults);
+        }
+    }
+
+    #[test]
     fn period_bounds_are_the_documented_dates() {
         assert_eq!(Gen::at(2024, 1, 1, 0), START);
         assert_eq!(Gen::at(2026, 10, 31, 0) + 86_399, END);

@@ -135,6 +135,21 @@ impl Store {
         Ok(rows)
     }
 
+    /// Whether a complete stock snapshot exists (of this company), without which
+    /// history_and_stock_disagree cannot be checked.
+    pub async fn has_snapshot(&self, company_id: Option<&str>) -> Result<bool, StoreError> {
+        on_pool!(self, pool => {
+            sqlx::query_scalar::<_, bool>(
+                "SELECT EXISTS (SELECT 1 FROM stock_snapshots WHERE completed_at IS NOT NULL \
+                 AND ($1 IS NULL OR company_id = $1))",
+            )
+            .bind(company_id)
+            .fetch_one(pool)
+            .await
+            .context(|| "looking for a stock snapshot".into())
+        })
+    }
+
     /// Every disagreement of one company's latest complete snapshot with its history.
     pub async fn stock_disagreements(&self, company_id: &str) -> Result<Vec<StockDisagreementRow>, StoreError> {
         on_pool!(self, pool => {

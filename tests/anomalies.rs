@@ -645,3 +645,39 @@ async fn the_kinds_table_lists_the_command_line_kinds(db: TestDb) {
     assert_eq!(table, code);
 }
 both_backends!(the_kinds_table_lists_the_command_line_kinds, crate::the_kinds_table_lists_the_command_line_kinds);
+
+/// The query plans keep the two properties the benchmark relies on: asking about one serial
+/// reads its events through the serial index only, and (on SQLite) the findings are computed
+/// once, outside the loop over the kinds, not once per kind.
+async fn the_plans_read_one_serial_by_index_and_the_findings_once(db: TestDb) {
+    let store = db.store().await;
+    match store.backend() {
+        audit::store::Backend::Sqlite => {
+            let pool = store.sqlite_pool().unwrap();
+            let plan = |sql: &'static str| async move {
+                let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(sql).fetch_all(pool).await.unwrap();
+                rows.into_iter().map(|r| r.3).collect::<Vec<String>>()
+            };
+            let one = plan("EXPLAIN QUERY PLAN SELECT * FROM serial_anomalies WHERE serial = 'SN-1'").await;
+            let one = one.join("\n");
+            assert!(!one.contains("SCAN e") && !one.contains("SCAN serial_events"), "{one}");
+            assert!(one.contains("serial_events_by_serial (serial=?"), "{one}");
+            let all = plan("EXPLAIN QUERY PLAN SELECT * FROM serial_anomalies").await;
+            let at = |needle: &str| {
+                all.iter().position(|l| l.contains(needle)).unwrap_or_else(|| panic!("{needle}: {all:?}"))
+            };
+            assert!(at("SCAN p") < at("SEARCH k"), "the kinds loop inside the findings: {all:?}");
+        }
+        audit::store::Backend::Postgres => {
+            let plan =
+                strings(&store, "EXPLAIN SELECT * FROM serial_anomalies WHERE serial = 'SN-1' AND $1 = $1", "").await;
+            let plan = plan.join("\n");
+            assert!(!plan.contains("Seq Scan on serial_events"), "{plan}");
+            assert!(plan.contains("Index Cond: (serial = 'SN-1'::text)"), "{plan}");
+        }
+    }
+}
+both_backends!(
+    the_plans_read_one_serial_by_index_and_the_findings_once,
+    crate::the_plans_read_one_serial_by_index_and_the_findings_once
+);

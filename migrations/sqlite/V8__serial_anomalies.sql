@@ -210,8 +210,10 @@ found AS (
            END AS started_at,
            CAST(NULL AS BIGINT) AS days_in_transit
     FROM paired p
-    JOIN anomaly_kinds k ON
-           (k.kind = 'appeared_from_nowhere' AND p.quantity_delta < 0 AND p.prev_delta IS NULL)
+    -- CROSS JOIN keeps the findings outermost (SQLite would otherwise loop over the kinds and
+    -- compute the findings again for each).
+    CROSS JOIN anomaly_kinds k
+    WHERE  (k.kind = 'appeared_from_nowhere' AND p.quantity_delta < 0 AND p.prev_delta IS NULL)
         OR (k.kind = 'out_twice' AND p.quantity_delta < 0 AND p.prev_delta < 0)
         OR (k.kind = 'in_twice' AND p.quantity_delta > 0 AND p.prev_delta > 0)
         OR (k.kind = 'moved_from_elsewhere' AND p.quantity_delta < 0 AND p.prev_delta > 0

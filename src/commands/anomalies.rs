@@ -44,8 +44,8 @@ pub async fn run(global: &GlobalArgs, args: AnomaliesArgs) -> anyhow::Result<Exi
         transit_days: args.transit_days,
     };
     let rows = store.anomalies(&filter).await?;
-    let stock_checked = !kinds.is_empty() && !args.kind.contains(&AnomalyKind::HistoryAndStockDisagree)
-        || store.has_snapshot(args.company_id.as_deref()).await?;
+    let stock_wanted = kinds.is_empty() || args.kind.contains(&AnomalyKind::HistoryAndStockDisagree);
+    let stock_checked = !stock_wanted || store.has_snapshot(args.company_id.as_deref()).await?;
     store.close().await;
     if !stock_checked {
         eprintln!(

@@ -23,7 +23,7 @@ use crate::output::Format;
     version,
     propagate_version = true,
     max_term_width = 100,
-    after_help = "Exit status: 0 success; 1 a negative answer (unknown serial, disagreements found); \
+    after_help = "Exit status: 0 success; 1 a negative answer (unknown serial, disagreements or anomalies found); \
                   2 an error; 75 another ingest of the company holds the lock."
 )]
 pub struct Cli {

@@ -24,7 +24,7 @@ use crate::simulator::{GuidOrder, ListCount, RateHeaders, UnknownCursor};
     version,
     propagate_version = true,
     max_term_width = 100,
-    after_help = "Exit status: 0 success; 1 a negative answer (unknown serial, disagreements found); \
+    after_help = "Exit status: 0 success; 1 a negative answer (unknown serial, disagreements or anomalies found); \
                   2 an error; 75 another ingest of the company holds the lock."
 )]
 pub struct Cli {
@@ -133,6 +133,21 @@ pub enum Command {
     /// can gate a scheduled job) and 2 when it cannot tell (no snapshot, database error). Take the snapshot right after an ingest
     /// (`audit ingest --snapshot`) so both describe the same moment.
     Reconcile(ReconcileArgs),
+
+    /// List the serial histories that cannot be right, each with its kind, an explanation, the
+    /// evidence (events and documents by number) and when it started. No API request.
+    ///
+    /// Kinds: out_twice, in_twice, moved_from_elsewhere, appeared_from_nowhere, sold_twice,
+    /// stuck_in_transit, returned_never_sold, one_serial_two_products, history_and_stock_disagree
+    /// (what `audit reconcile` lists, when a snapshot exists). Retracted events never count; undated
+    /// ones are placed as `audit timeline` places them. The `serial_anomalies` view holds the same
+    /// rows (with the default --transit-days). Exit status 0 when none is found, 1 when any is,
+    /// 2 on error.
+    #[command(after_help = "Examples:\n  \
+        audit anomalies\n  \
+        audit anomalies --kind sold_twice,out_twice --since 2025-01-01 --format csv\n  \
+        audit anomalies --serial SN-001234")]
+    Anomalies(AnomaliesArgs),
 
     /// Show what the database holds per company and stream, where walks stand, recent runs,
     /// and what a complete or windowed run costs in requests.
@@ -523,6 +538,35 @@ pub struct ReconcileArgs {
     /// Only this company (default: every company with a snapshot).
     #[arg(long, env = "INFLOW_COMPANY_ID")]
     pub company_id: Option<String>,
+
+    /// table (the default on a terminal), json (the default otherwise) or csv.
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AnomaliesArgs {
+    /// Only these kinds, comma-separated (or the option repeated).
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "KIND")]
+    pub kind: Vec<crate::anomalies::AnomalyKind>,
+
+    /// Only anomalies that started at or after this time (RFC 3339, or a date for its start).
+    /// Undated ones count as the latest, so they are always listed.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub since: Option<chrono::DateTime<chrono::Utc>>,
+
+    /// Only this serial (exactly as inFlow stores it).
+    #[arg(long)]
+    pub serial: Option<String>,
+
+    /// Only this company, when the database holds several.
+    #[arg(long, env = "INFLOW_COMPANY_ID")]
+    pub company_id: Option<String>,
+
+    /// A transfer is stuck in transit after more than this many days without its receipt,
+    /// counted to the company's newest recorded document.
+    #[arg(long, value_name = "DAYS", default_value_t = crate::store::anomalies::DEFAULT_TRANSIT_DAYS)]
+    pub transit_days: u32,
 
     /// table (the default on a terminal), json (the default otherwise) or csv.
     #[arg(long, value_enum)]

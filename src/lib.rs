@@ -5,11 +5,13 @@
 //! - [`commands`]: one module per subcommand, each with a `run` function.
 //! - [`inflow`]: the inFlow Cloud API client and the lenient shapes of its documents.
 //! - [`mapping`]: pure functions from one document to its serial events.
+//! - [`anomalies`], [`reconcile`], [`timeline`]: what the read commands tell about the events.
 //! - [`ingest`]: the engine that walks the streams; [`doctor`]: the live checks of an account.
 //! - [`store`]: SQLite and Postgres behind one interface, and their migrations.
 //! - [`simulator`]: a local inFlow API for tests, benchmarks and the demo.
 //! - [`stop`]: stopping a run from outside (signals, a lost lock).
 
+pub mod anomalies;
 pub mod cli;
 pub mod commands;
 pub mod doctor;

@@ -1,4 +1,4 @@
-//! Holding the history against inFlow's stock: pure classification of every disagreement.
+//! Holding the history against inFlow's stock.
 //!
 //! Per company, product and serial, the history says where the serial is (its last stock
 //! movement, as the `serial_current` view does) and whether any event ever brought it in; the
@@ -13,12 +13,18 @@
 //! | `on_hand_but_history_gone` | on hand | left stock (shipped, returned, adjusted out...) |
 //! | `gone_but_history_on_hand` | not on hand | in stock |
 //! | `negative_on_hand` | below zero somewhere | (either): removed more often than it came in |
+//!
+//! The classification is the `serial_stock_disagreements` view (migration V8), so that `audit
+//! reconcile`, `audit anomalies` (kind `history_and_stock_disagree`) and any SQL client list the
+//! same rows. This module adds inFlow's places to each row and orders them.
 
 use std::collections::BTreeMap;
+use std::str::FromStr;
 
 use serde::Serialize;
 
-use crate::store::stock::{HistoryState, SnapshotLine};
+use crate::store::anomalies::StockDisagreementRow;
+use crate::store::stock::SnapshotLine;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -33,6 +39,16 @@ pub enum Kind {
 }
 
 impl Kind {
+    pub const ALL: [Kind; 7] = [
+        Kind::NeverInDocuments,
+        Kind::OnHandWithoutReceipt,
+        Kind::OnHandInTwoLocations,
+        Kind::DifferentLocation,
+        Kind::OnHandButHistoryGone,
+        Kind::GoneButHistoryOnHand,
+        Kind::NegativeOnHand,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::NeverInDocuments => "never_in_documents",
@@ -43,6 +59,13 @@ impl Kind {
             Kind::GoneButHistoryOnHand => "gone_but_history_on_hand",
             Kind::NegativeOnHand => "negative_on_hand",
         }
+    }
+}
+
+impl FromStr for Kind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Kind, String> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| format!("unknown disagreement kind {s:?}"))
     }
 }
 
@@ -69,156 +92,100 @@ pub struct Disagreement {
     pub history_document: Option<String>,
 }
 
-type Key = (String, String, String);
-
-/// Every disagreement between a snapshot and the history, ordered by kind and serial.
-pub fn reconcile(snapshot: &[SnapshotLine], history: &[HistoryState]) -> Vec<Disagreement> {
-    let mut by_key: BTreeMap<Key, (Vec<&SnapshotLine>, Option<&HistoryState>)> = BTreeMap::new();
+/// The view's rows with the snapshot's places of each serial, ordered by kind and serial.
+pub fn with_places(rows: Vec<StockDisagreementRow>, snapshot: &[SnapshotLine]) -> Result<Vec<Disagreement>, String> {
+    let mut places: BTreeMap<(&str, &str, &str), Vec<Place>> = BTreeMap::new();
     for line in snapshot.iter().filter(|l| l.quantity_on_hand != 0.0) {
-        let key = (line.company_id.clone(), line.product_id.clone(), line.serial.clone());
-        by_key.entry(key).or_default().0.push(line);
+        places.entry((&line.company_id, &line.product_id, &line.serial)).or_default().push(Place {
+            location_id: line.location_id.clone(),
+            sublocation: line.sublocation.clone(),
+            quantity_on_hand: line.quantity_on_hand,
+        });
     }
-    for h in history {
-        let key = (h.company_id.clone(), h.product_id.clone().unwrap_or_default(), h.serial.clone());
-        by_key.entry(key).or_default().1 = Some(h);
-    }
-    let mut out: Vec<Disagreement> = by_key
+    let mut out = rows
         .into_iter()
-        .filter_map(|((company_id, product_id, serial), (lines, h))| {
-            let kind = classify(&lines, h)?;
-            Some(Disagreement {
-                kind,
-                company_id,
-                product_id: Some(product_id).filter(|p| !p.is_empty()),
-                serial,
-                inflow: lines
-                    .iter()
-                    .map(|l| Place {
-                        location_id: l.location_id.clone(),
-                        sublocation: l.sublocation.clone(),
-                        quantity_on_hand: l.quantity_on_hand,
-                    })
-                    .collect(),
-                history_status: h.map(|h| h.status.clone()),
-                history_location_id: h.and_then(|h| h.location_id.clone()),
-                history_sublocation: h.and_then(|h| h.sublocation.clone()),
-                history_document: h.and_then(|h| h.doc_number.clone()),
+        .map(|r| {
+            let product = r.product_id.clone().unwrap_or_default();
+            let inflow = places.get(&(r.company_id.as_str(), product.as_str(), r.serial.as_str())).cloned();
+            Ok(Disagreement {
+                kind: r.kind.parse()?,
+                company_id: r.company_id,
+                product_id: r.product_id.filter(|p| !p.is_empty()),
+                serial: r.serial,
+                inflow: inflow.unwrap_or_default(),
+                history_status: r.history_status,
+                history_location_id: r.history_location_id,
+                history_sublocation: r.history_sublocation,
+                history_document: r.history_doc_number,
             })
         })
-        .collect();
+        .collect::<Result<Vec<_>, String>>()?;
     out.sort_by(|a, b| (a.kind, &a.serial, &a.product_id).cmp(&(b.kind, &b.serial, &b.product_id)));
-    out
-}
-
-fn classify(lines: &[&SnapshotLine], h: Option<&HistoryState>) -> Option<Kind> {
-    let on_hand: Vec<&&SnapshotLine> = lines.iter().filter(|l| l.quantity_on_hand > 0.0).collect();
-    let in_stock = h.is_some_and(|h| h.status == "in_stock");
-    if lines.iter().any(|l| l.quantity_on_hand < 0.0) {
-        return Some(Kind::NegativeOnHand);
-    }
-    match (on_hand.as_slice(), h) {
-        ([], _) if in_stock => Some(Kind::GoneButHistoryOnHand),
-        ([], _) => None,
-        ([_, _, ..], _) => Some(Kind::OnHandInTwoLocations),
-        ([_], None) => Some(Kind::NeverInDocuments),
-        ([_], Some(h)) if !h.ever_in => Some(Kind::OnHandWithoutReceipt),
-        ([_], Some(_)) if !in_stock => Some(Kind::OnHandButHistoryGone),
-        ([line], Some(h)) if !same_place(line, h) => Some(Kind::DifferentLocation),
-        _ => None,
-    }
-}
-
-/// The same location and sublocation; no sublocation and an empty one are the same.
-fn same_place(line: &SnapshotLine, h: &HistoryState) -> bool {
-    let sub = |s: &Option<String>| s.clone().unwrap_or_default();
-    line.location_id == h.location_id && sub(&line.sublocation) == sub(&h.sublocation)
+    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn line(serial: &str, loc: &str, sub: &str, qty: f64) -> SnapshotLine {
+    fn line(product: &str, serial: &str, loc: &str, qty: f64) -> SnapshotLine {
         SnapshotLine {
             company_id: "c".into(),
-            product_id: "p".into(),
+            product_id: product.into(),
             serial: serial.into(),
             location_id: Some(loc.into()),
-            sublocation: Some(sub.into()),
+            sublocation: None,
             quantity_on_hand: qty,
         }
     }
 
-    fn hist(serial: &str, status: &str, loc: &str, sub: Option<&str>, ever_in: bool) -> HistoryState {
-        HistoryState {
+    fn row(kind: &str, product: Option<&str>, serial: &str) -> StockDisagreementRow {
+        StockDisagreementRow {
             company_id: "c".into(),
-            product_id: Some("p".into()),
+            kind: kind.into(),
+            product_id: product.map(str::to_string),
             serial: serial.into(),
-            status: status.into(),
-            location_id: Some(loc.into()),
-            sublocation: sub.map(str::to_string),
-            doc_number: Some("PO-1".into()),
-            ever_in,
+            history_status: None,
+            history_location_id: None,
+            history_sublocation: None,
+            history_doc_number: None,
         }
     }
 
-    fn kinds(snapshot: &[SnapshotLine], history: &[HistoryState]) -> Vec<(Kind, String)> {
-        reconcile(snapshot, history).into_iter().map(|d| (d.kind, d.serial)).collect()
-    }
-
     #[test]
-    fn agreement_is_silent() {
-        let snapshot = [line("A", "L1", "", 1.0), line("Z", "L1", "X", 0.0)];
-        let history = [
-            hist("A", "in_stock", "L1", None, true),
-            hist("B", "with_customer", "L1", Some("S"), true),
-            hist("C", "in_transit", "L1", Some("S"), true),
-            hist("D", "never_stocked", "L1", None, false),
-        ];
-        assert_eq!(kinds(&snapshot, &history), []);
-    }
-
-    #[test]
-    fn each_kind_of_disagreement_is_named() {
+    fn each_row_gets_its_own_products_places_and_rows_are_ordered_by_kind() {
         let snapshot = [
-            line("NEW", "L1", "A", 1.0),
-            line("NORECEIPT", "L1", "A", 1.0),
-            line("TWICE", "L1", "A", 1.0),
-            line("TWICE", "L2", "B", 1.0),
-            line("MOVED", "L2", "B", 1.0),
-            line("BACK", "L1", "A", 1.0),
-            line("NEG", "L1", "A", -1.0),
+            line("p", "S", "L1", 1.0),
+            line("p", "S", "L2", 1.0),
+            line("q", "S", "L3", 1.0),
+            line("p", "Z", "L1", 0.0),
         ];
-        let history = [
-            hist("NORECEIPT", "never_stocked", "L1", None, false),
-            hist("TWICE", "in_stock", "L1", Some("A"), true),
-            hist("MOVED", "in_stock", "L1", Some("A"), true),
-            hist("BACK", "with_customer", "L1", Some("A"), true),
-            hist("GONE", "in_stock", "L1", Some("A"), true),
-            hist("NEG", "with_customer", "L1", Some("A"), true),
+        let rows = vec![
+            row("negative_on_hand", Some("p"), "A"),
+            row("on_hand_in_two_locations", Some("p"), "S"),
+            row("gone_but_history_on_hand", Some("p"), "Z"),
         ];
-        assert_eq!(
-            kinds(&snapshot, &history),
-            [
-                (Kind::NeverInDocuments, "NEW".to_string()),
-                (Kind::OnHandWithoutReceipt, "NORECEIPT".into()),
-                (Kind::OnHandInTwoLocations, "TWICE".into()),
-                (Kind::DifferentLocation, "MOVED".into()),
-                (Kind::OnHandButHistoryGone, "BACK".into()),
-                (Kind::GoneButHistoryOnHand, "GONE".into()),
-                (Kind::NegativeOnHand, "NEG".into()),
-            ]
-        );
+        let out = with_places(rows, &snapshot).unwrap();
+        let kinds: Vec<Kind> = out.iter().map(|d| d.kind).collect();
+        assert_eq!(kinds, [Kind::OnHandInTwoLocations, Kind::GoneButHistoryOnHand, Kind::NegativeOnHand]);
+        let at: Vec<_> = out[0].inflow.iter().map(|p| p.location_id.as_deref().unwrap()).collect();
+        assert_eq!(at, ["L1", "L2"], "product q's line is another comparison");
+        assert!(out[1].inflow.is_empty(), "a line of quantity 0 is no place");
     }
 
     #[test]
-    fn the_same_serial_under_two_products_is_two_comparisons() {
-        let mut other = line("S", "L2", "B", 1.0);
-        other.product_id = "q".into();
-        let mut other_hist = hist("S", "in_stock", "L2", Some("B"), true);
-        other_hist.product_id = Some("q".into());
-        let snapshot = [line("S", "L1", "A", 1.0), other];
-        let history = [hist("S", "in_stock", "L1", Some("A"), true), other_hist];
-        assert_eq!(kinds(&snapshot, &history), []);
+    fn a_history_without_product_matches_the_empty_product_and_shows_none() {
+        let out =
+            with_places(vec![row("on_hand_but_history_gone", Some(""), "S")], &[line("", "S", "L1", 1.0)]).unwrap();
+        assert_eq!(out[0].product_id, None);
+        assert_eq!(out[0].inflow.len(), 1);
+    }
+
+    #[test]
+    fn every_kind_the_view_can_name_is_known() {
+        for kind in Kind::ALL {
+            assert_eq!(kind.as_str().parse::<Kind>(), Ok(kind));
+        }
+        assert!(with_places(vec![row("misplaced", None, "S")], &[]).is_err());
     }
 }

@@ -60,7 +60,7 @@ async fn edits_cancellations_and_deletions_are_kept_as_retractions(db: TestDb) {
     )
     .unwrap();
     // 3. A pick moves to another sublocation.
-    let sold = &s.two_products.stories[0];
+    let sold = &s.two_products.as_ref().unwrap().stories[0];
     let picked_so = &sold.documents[1].id;
     let picked_doc = doc(&sales, "salesOrderId", |d| d["salesOrderId"] == picked_so.as_str());
     let pick_line = &picked_doc["pickLines"][0];
@@ -158,7 +158,7 @@ async fn edits_cancellations_and_deletions_are_kept_as_retractions(db: TestDb) {
     assert_eq!(picked["retracted"], true);
     assert!(picked["retracted_at"].is_string() && picked["retracted_run_id"] == 2, "{picked}");
     // The moved pick: the old place is retracted, the new one current.
-    let moved = timeline(&db, &[&s.two_products.serial, "--all"]);
+    let moved = timeline(&db, &[&s.two_products.as_ref().unwrap().serial, "--all"]);
     let history =
         moved["histories"].as_array().unwrap().iter().find(|h| h["product_id"] == sold.product_id.as_str()).unwrap();
     let picks: Vec<(&str, bool)> = history["events"]

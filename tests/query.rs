@@ -142,7 +142,7 @@ async fn timelines_tell_every_planted_story(db: TestDb) {
     );
 
     // One serial string under two products: two histories, grouped, each with its own story.
-    let two = &s.two_products;
+    let two = s.two_products.as_ref().unwrap();
     let v = timeline_json(&db, &two.serial);
     let histories = v["histories"].as_array().unwrap();
     assert_eq!(histories.len(), 2, "{v}");

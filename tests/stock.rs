@@ -155,7 +155,7 @@ async fn lookup_answers_for_on_hand_sold_unknown_and_shared_serials(db: TestDb) 
     assert_eq!(code, 0, "{stderr}");
     let s = sim.scenario();
     let on_hand = &s.full_lifecycle;
-    let two = &s.two_products;
+    let two = s.two_products.as_ref().unwrap();
     let (sold, shelf) = (&two.stories[0], &two.stories[1]);
 
     let (code, rows) = lookup(&db, &[&on_hand.serial, &two.serial, "NO-SUCH-SERIAL"]);

@@ -5,12 +5,14 @@
 //! 2. quota use under 60/minute and 1000/hour on a compressed clock;
 //! 3. ingest speed against the database's own bulk load of the same rows;
 //! 4. peak resident memory of the ingest process at ~250k and ~1.2M serial occurrences;
-//! 5. `audit timeline` latency on 10 million events against `sqlite3` / `psql`.
+//! 5. `audit timeline` latency on 10 million events against `sqlite3` / `psql`;
+//! 6. `audit anomalies` over the same events against a full scan by `sqlite3` / `psql`.
 //!
 //! Prints a table and writes it as JSON to `target/bench-ingest.json`. Exits 1 when a figure
 //! could not be measured (a slot for a subcommand that has not landed yet does not count), 2 on
 //! bad arguments; a goal that is missed is reported, not an error.
 
+mod anomalies;
 mod env;
 mod procs;
 mod quota;
@@ -193,24 +195,19 @@ async fn run(o: Options) -> ExitCode {
         }
     }
 
-    // 5. Timeline latency.
-    if o.wants("timeline") {
+    // 5. Timeline latency and 6. anomalies, on the same generated databases.
+    if o.wants("timeline") || o.wants("anomalies") {
         let t = Instant::now();
         say(
             started,
-            &format!("figure 5: generating two databases of {} events", report::thousands(o.timeline_events as i64)),
+            &format!("figures 5/6: generating two databases of {} events", report::thousands(o.timeline_events as i64)),
         );
-        if sqlite_ok {
-            figures.extend(timeline::run(&work_path, pg_ref.clone(), o.timeline_events, o.timeline_samples).await);
-        } else {
-            figures.push(timeline_blank("5a", "SQLite").failed("sqlite3 is not installed"));
-            figures.extend(
-                timeline::run(&work_path, pg_ref.clone(), o.timeline_events, o.timeline_samples)
-                    .await
-                    .into_iter()
-                    .skip(1),
-            );
-        }
+        let wanted = timeline::Wanted {
+            sqlite: sqlite_ok,
+            timeline_samples: o.wants("timeline").then_some(o.timeline_samples),
+            anomaly_runs: o.wants("anomalies").then_some(o.anomaly_runs),
+        };
+        figures.extend(timeline::run(&work_path, pg_ref.clone(), o.timeline_events, wanted).await);
         phases.insert("timeline_s".into(), json!(t.elapsed().as_secs_f64()));
     }
 
@@ -272,10 +269,6 @@ fn memory_blank(id: &str, size: &str) -> Figure {
         report::Goal::ValueBelow { value: 200.0 },
         "",
     )
-}
-
-fn timeline_blank(id: &str, backend: &str) -> Figure {
-    Figure::new(id, format!("timeline latency, {backend}"), "ms", report::Goal::RatioAtMost { ratio: 2.0 }, "")
 }
 
 /// Figures 3, 4b and 2 on the large company.

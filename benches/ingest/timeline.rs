@@ -302,13 +302,21 @@ fn blank(id: &str, backend: &str) -> Figure {
     Figure::new(id, format!("timeline latency, {backend}"), "ms", Goal::RatioAtMost { ratio: 2.0 }, client)
 }
 
-/// Figure 5 on both databases. SQLite and Postgres are generated at the same time (two
+/// What to measure on the generated databases: figure 5 (this many serials), figure 7 (this
+/// many runs), or both; and whether `sqlite3` is there to generate the SQLite one.
+pub struct Wanted {
+    pub sqlite: bool,
+    pub timeline_samples: Option<usize>,
+    pub anomaly_runs: Option<usize>,
+}
+
+/// Figures 5 and 6 on both databases. SQLite and Postgres are generated at the same time (two
 /// processes on two cores), then measured one after the other.
-pub async fn run(work: &Path, pg: Result<&Postgres, String>, events: u64, samples: usize) -> Vec<Figure> {
+pub async fn run(work: &Path, pg: Result<&Postgres, String>, events: u64, wanted: Wanted) -> Vec<Figure> {
     let sqlite_path = work.join("timeline.db");
     let sqlite_url = env::sqlite_url(&sqlite_path);
     let (path, logs) = (sqlite_path.clone(), work.to_path_buf());
-    let sqlite_gen = tokio::task::spawn_blocking(move || generate_sqlite(&path, events, &logs));
+    let sqlite_gen = wanted.sqlite.then(|| tokio::task::spawn_blocking(move || generate_sqlite(&path, events, &logs)));
     let pg_db = match &pg {
         Ok(pg) => pg.create("timeline").await.map_err(|e| format!("cannot create a database: {e}")),
         Err(why) => Err(why.clone()),
@@ -317,33 +325,68 @@ pub async fn run(work: &Path, pg: Result<&Postgres, String>, events: u64, sample
         let logs = work.to_path_buf();
         tokio::task::spawn_blocking(move || generate_postgres(&url, events, &logs))
     });
-    let sqlite_generated = sqlite_gen.await.map_err(|e| e.to_string()).and_then(|r| r);
+    let sqlite_generated = match sqlite_gen {
+        Some(task) => task.await.map_err(|e| e.to_string()).and_then(|r| r),
+        None => Err("sqlite3 is not installed".to_string()),
+    };
     let pg_generated = match pg_gen {
         Ok(task) => task.await.map_err(|e| e.to_string()).and_then(|r| r),
         Err(why) => Err(why),
     };
 
-    let sqlite_figure = match sqlite_generated {
-        Ok(generated) => {
-            tokio::task::spawn_blocking(move || measure("5a", "SQLite", &sqlite_url, events, samples, generated))
-                .await
-                .unwrap_or_else(|e| blank("5a", "SQLite").failed(e.to_string()))
-        }
-        Err(why) => blank("5a", "SQLite").failed(format!("generating the database: {why}")),
-    };
+    let mut figures = Vec::new();
+    let sqlite = sqlite_generated.map(|generated| (sqlite_url, generated));
+    figures.extend(measure_both(&["5a", "7a"], "SQLite", sqlite, &wanted).await);
     remove_sqlite(&sqlite_path);
-    let pg_figure = match (&pg_db, pg_generated) {
-        (Ok(url), Ok(generated)) => {
-            let url = url.clone();
-            tokio::task::spawn_blocking(move || measure("5b", "Postgres", &url, events, samples, generated))
-                .await
-                .unwrap_or_else(|e| blank("5b", "Postgres").failed(e.to_string()))
-        }
-        (Ok(_), Err(why)) => blank("5b", "Postgres").failed(format!("generating the database: {why}")),
-        (Err(why), _) => blank("5b", "Postgres").failed(why.clone()),
+    let postgres = match (&pg_db, pg_generated) {
+        (Ok(url), Ok(generated)) => Ok((url.clone(), generated)),
+        (Ok(_), Err(why)) => Err(format!("generating the database: {why}")),
+        (Err(why), _) => Err(why.clone()),
     };
+    figures.extend(measure_both(&["5b", "7b"], "Postgres", postgres, &wanted).await);
     if let (Ok(pg), Ok(url)) = (&pg, &pg_db) {
         pg.drop_db(url).await;
     }
-    vec![sqlite_figure, pg_figure]
+    figures
+}
+
+/// The wanted figures of one database: the timeline latency (`ids[0]`) and `audit anomalies`
+/// (`ids[1]`), or why they could not be measured.
+async fn measure_both(
+    ids: &[&str; 2],
+    backend: &'static str,
+    db: Result<(String, Duration), String>,
+    wanted: &Wanted,
+) -> Vec<Figure> {
+    let mut out = Vec::new();
+    let counted = db.and_then(|(url, generated)| Ok((crate::speed::count_events(&url)?, url, generated)));
+    let (events, url, generated) = match counted {
+        Ok(db) => db,
+        Err(why) => {
+            if wanted.timeline_samples.is_some() {
+                out.push(blank(ids[0], backend).failed(&why));
+            }
+            if wanted.anomaly_runs.is_some() {
+                out.push(crate::anomalies::blank(ids[1], backend).failed(&why));
+            }
+            return out;
+        }
+    };
+    if let Some(samples) = wanted.timeline_samples {
+        let (id, url) = (ids[0].to_string(), url.clone());
+        out.push(
+            tokio::task::spawn_blocking(move || measure(&id, backend, &url, events, samples, generated))
+                .await
+                .unwrap_or_else(|e| blank(ids[0], backend).failed(e.to_string())),
+        );
+    }
+    if let Some(runs) = wanted.anomaly_runs {
+        let id = ids[1].to_string();
+        out.push(
+            tokio::task::spawn_blocking(move || crate::anomalies::measure(&id, backend, &url, events, runs))
+                .await
+                .unwrap_or_else(|e| crate::anomalies::blank(ids[1], backend).failed(e.to_string())),
+        );
+    }
+    out
 }

@@ -1,6 +1,7 @@
 //! One module per subcommand. `main` sets up logging and the runtime, runs the command and
 //! turns its outcome into an exit status.
 
+pub mod anomalies;
 pub mod demo;
 pub mod doctor;
 pub mod ingest;
@@ -65,6 +66,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Snapshot(args) => snapshot::run(&global, args).await,
         Command::Lookup(args) => lookup::run(&global, args).await,
         Command::Reconcile(args) => reconcile::run(&global, args).await,
+        Command::Anomalies(args) => anomalies::run(&global, args).await,
         Command::Rebuild(args) => rebuild::run(&global, args).await,
         Command::Demo(args) => demo::run(&global, args).await,
         Command::Simulate(args) => simulate::run(&global, args).await,

@@ -3,11 +3,11 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use anyhow::bail;
+use anyhow::{anyhow, bail};
 
 use crate::cli::{GlobalArgs, ReconcileArgs};
 use crate::output::{self, Format, short_time};
-use crate::reconcile::{Disagreement, reconcile};
+use crate::reconcile::{Disagreement, with_places};
 
 /// CSV columns, part of the documented output contract.
 pub const CSV_COLUMNS: &[&str] = &[
@@ -41,14 +41,15 @@ pub async fn run(global: &GlobalArgs, args: ReconcileArgs) -> anyhow::Result<Exi
             continue;
         };
         let lines = store.snapshot_lines(&company, snapshot_id).await?;
-        let history = store.history_states(&company).await?;
+        let rows = store.stock_disagreements(&company).await?;
         let names = store.product_names(&company).await?;
         output::note(&format!(
             "company {company}: snapshot {snapshot_id} of {} against the history",
             short_time(Some(taken))
         ));
         compared.push(company);
-        all.extend(reconcile(&lines, &history).into_iter().map(|d| {
+        let found = with_places(rows, &lines).map_err(|e| anyhow!("serial_stock_disagreements: {e}"))?;
+        all.extend(found.into_iter().map(|d| {
             let name = d.product_id.as_ref().and_then(|p| names.get(p).cloned());
             (d, name)
         }));

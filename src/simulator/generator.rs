@@ -30,7 +30,7 @@ use uuid::Uuid;
 use super::Scale;
 use super::data::*;
 use super::inventory::{InvKey, Inventory, Movement, all_moves};
-use super::scenario::{BuildChain, DocRef, OnHand, Scenario, SerialStory, TwoProducts};
+use super::scenario::{BuildChain, DocRef, OnHand, PlantedAnomaly, Scenario, SerialStory, TwoProducts};
 
 /// 2024-01-01T00:00:00Z.
 pub(crate) const START: i64 = 1_704_067_200;
@@ -40,6 +40,15 @@ pub(crate) const END: i64 = 1_793_404_800 + 86_399;
 const EPOCH_2020: i64 = 1_577_836_800;
 const HOUR: i64 = 3600;
 const DAY: i64 = 86_400;
+/// Documents are dated in business hours of their location (`biz`), which can move the instant
+/// the business loop draws up to a day earlier (a transfer's in its source's hours, a
+/// manufacturing order's in its own): stock that arrived at least a day before that instant is
+/// all a document may take without being dated before the stock's arrival (a history `audit
+/// anomalies` and `audit reconcile` would rightly flag).
+const RELEASE_LAG: i64 = DAY;
+/// Transfers left in transit longer than this are stuck (`audit anomalies --transit-days`):
+/// the random business leaves only the last two weeks' transfers on the way.
+const TRANSIT_DAYS: i64 = 14;
 
 /// How many documents of each kind a scale asks for.
 #[derive(Clone, Copy, Debug)]
@@ -185,6 +194,10 @@ pub(crate) fn generate(seed: u64, scale: Scale, faults: bool) -> Generated {
     let opening = (plan.po / 12).max(3);
     g.opening_stock(opening);
     g.run(&plan, plan.po.saturating_sub(opening));
+    if faults {
+        // After the random business, which then stays what it is without faults.
+        planted.extend(g.plant_anomalies());
+    }
     g.finish(planted)
 }
 
@@ -990,9 +1003,10 @@ impl Gen {
                 },
             ));
         }
-        // The same serial string under two products, both legitimate: product A's unit is
-        // sold, product B's stays on the shelf.
-        {
+        // The same serial string under two products (each history plausible on its own, but
+        // one_serial_two_products for `audit anomalies`): product A's unit is sold, product B's
+        // stays on the shelf.
+        if faults {
             let pb = self.serialized[2 % self.serialized.len()];
             let t = Self::at(2024, 7, 2, 15);
             let s = self.new_serial(p0, t);
@@ -1104,6 +1118,10 @@ impl Gen {
         let po = self.buy(t, loc, p, vec![s], bin, t + 2 * DAY);
         let (so1, _) = self.sell(t + 17 * DAY, loc, p, &[(s, bin)], loc, Stage::Shipped);
         let (so2, _) = self.sell(t + 104 * DAY, loc, p, &[(s, bin)], loc, Stage::Shipped);
+        // Two customers: one customer's second order would not be a sale to somebody else.
+        if self.sos[so2].customer == self.sos[so1].customer {
+            self.sos[so2].customer = (self.sos[so1].customer + 1) % self.cat.customers.len() as u32;
+        }
         PlantedStory {
             serial: s,
             product: p,
@@ -1131,6 +1149,55 @@ impl Gen {
         let s = self.new_serial(p, t);
         let (so, _) = self.sell(t, loc, p, &[(s, bin)], loc, Stage::Shipped);
         PlantedStory { serial: s, product: p, docs: vec![GenRef::So(self.sos[so].id)], on_hand: None }
+    }
+
+    /// One serial for each kind of `audit anomalies` the faults above do not give. Each story
+    /// keeps inFlow's stock consistent with its documents (what is on hand is where the history
+    /// says), so that reconciliation finds nothing more than the faults above.
+    fn plant_anomalies(&mut self) -> Vec<(&'static str, PlantedStory)> {
+        let p = self.serialized[0];
+        let (main, east, west) = (0u16, 1u16, 2u16);
+        let bin_main = self.cat.location(main).bins[0];
+        let bin_east = self.cat.location(east).bins[0];
+        let bin_west = self.cat.location(west).bins[0];
+        let mut out = Vec::new();
+        // In twice: received on two purchase orders, a duplicate receipt.
+        let t = Self::at(2025, 2, 3, 15);
+        let s = self.new_serial(p, t);
+        let po1 = self.buy(Self::at(2025, 2, 1, 15), main, p, vec![s], bin_main, t);
+        let po2 = self.buy(Self::at(2025, 2, 10, 15), main, p, vec![s], bin_main, Self::at(2025, 2, 12, 15));
+        let docs = vec![GenRef::Po(self.pos[po1].id), GenRef::Po(self.pos[po2].id)];
+        out.push(("in_twice", PlantedStory { serial: s, product: p, docs, on_hand: Some((main, bin_main)) }));
+        // Moved from elsewhere: received at Main, moved west by a stockroom scan no document
+        // records, then picked there.
+        let t = Self::at(2025, 6, 3, 15);
+        let s = self.new_serial(p, t);
+        let po = self.buy(Self::at(2025, 6, 2, 15), main, p, vec![s], bin_main, t);
+        self.off_document_move(p, main, bin_main, s, -1, Self::at(2025, 6, 20, 11));
+        self.off_document_move(p, west, bin_west, s, 1, Self::at(2025, 6, 20, 11));
+        let (so, _) = self.sell(Self::at(2025, 7, 1, 15), west, p, &[(s, bin_west)], west, Stage::Shipped);
+        let docs = vec![GenRef::Po(self.pos[po].id), GenRef::So(self.sos[so].id)];
+        out.push(("moved_from_elsewhere", PlantedStory { serial: s, product: p, docs, on_hand: None }));
+        // Stuck in transit: sent east on a transfer that never arrives.
+        let t = Self::at(2025, 8, 5, 15);
+        let s = self.new_serial(p, t);
+        let po = self.buy(Self::at(2025, 8, 4, 15), main, p, vec![s], bin_main, t);
+        let ts = Self::at(2025, 9, 1, 14);
+        let st = self.new_transfer(ts, main, east);
+        self.st_line(st, p, Qty::serials(vec![s], false), bin_main, bin_east, ts);
+        self.st_status(st, "inTransit", Some(ts + 3 * HOUR), None);
+        let docs = vec![GenRef::Po(self.pos[po].id), GenRef::St(self.sts[st].id)];
+        out.push(("stuck_in_transit", PlantedStory { serial: s, product: p, docs, on_hand: None }));
+        // Returned, never sold: a customer brings back (and it is restocked) a unit no recorded
+        // sale shipped, on an order that holds only the return.
+        let t = Self::at(2025, 10, 7, 15);
+        let s = self.new_serial(p, t);
+        let so = self.new_so(t, main);
+        let rs = self.returns_sub;
+        self.so_return(so, p, vec![s], t + DAY, Some((main, rs)));
+        let docs = vec![GenRef::So(self.sos[so].id)];
+        out.push(("returned_never_sold", PlantedStory { serial: s, product: p, docs, on_hand: Some((main, rs)) }));
+        out
     }
 
     // -----------------------------------------------------------------------------------------
@@ -1165,10 +1232,7 @@ impl Gen {
         kinds.shuffle(&mut self.rng);
         for (i, kind) in kinds.into_iter().enumerate() {
             let t = t0 + i as i64 * step + self.rng.random_range(0..step);
-            // Only what arrived a day before: the document is dated in business hours of its
-            // location (a transfer's in its source's), up to a day earlier than `t`, and must not
-            // take stock that arrives after its own date.
-            self.release_until(t - DAY);
+            self.release_until(t - RELEASE_LAG);
             let loc = self.random_location();
             let t = self.biz(t, loc);
             match kind {
@@ -1519,6 +1583,9 @@ impl Gen {
         }
         if status == "inTransit" && tsent > END {
             status = "open";
+        }
+        if status == "inTransit" && tsent < END - TRANSIT_DAYS * DAY {
+            status = "completed";
         }
         match status {
             "completed" => {
@@ -2258,8 +2325,14 @@ impl Gen {
         let adjusted_out = take("adjusted_out").unwrap_or_else(empty);
         let on_open_transfer = take("on_open_transfer").unwrap_or_else(empty);
         let in_transit = take("in_transit").unwrap_or_else(empty);
-        let a = take("two_products_a").unwrap_or_else(empty);
-        let b = take("two_products_b").unwrap_or_else(empty);
+        let two_products = match (take("two_products_a"), take("two_products_b")) {
+            (Some(a), Some(b)) => Some(TwoProducts {
+                serial: a.serial.clone(),
+                product_ids: [a.product_id.clone(), b.product_id.clone()],
+                stories: [a, b],
+            }),
+            _ => None,
+        };
         let unit = take("build_unit").unwrap_or_else(empty);
         let customer_id = unit
             .documents
@@ -2268,17 +2341,13 @@ impl Gen {
             .find_map(|d| docs.sales_orders.get(&Uuid::parse_str(&d.id).ok()?))
             .map(|so| self.cat.customers[so.customer as usize].id.hyphenated().to_string())
             .unwrap_or_default();
-        Scenario {
+        let mut scenario = Scenario {
             full_lifecycle,
             vendor_return,
             adjusted_out,
             on_open_transfer,
             in_transit,
-            two_products: TwoProducts {
-                serial: a.serial.clone(),
-                product_ids: [a.product_id.clone(), b.product_id.clone()],
-                stories: [a, b],
-            },
+            two_products,
             sold_twice: take("sold_twice"),
             adjusted_out_then_sold: take("adjusted_out_then_sold"),
             shipped_never_received: take("shipped_never_received"),
@@ -2297,7 +2366,14 @@ impl Gen {
             build_in_progress_unit: take("build_in_progress_unit").unwrap_or_else(empty),
             count_missing: take("count_missing").unwrap_or_else(empty),
             count_found: take("count_found").unwrap_or_else(empty),
-        }
+            in_twice: take("in_twice"),
+            moved_from_elsewhere: take("moved_from_elsewhere"),
+            stuck_in_transit: take("stuck_in_transit"),
+            returned_never_sold: take("returned_never_sold"),
+            anomalies: Vec::new(),
+        };
+        scenario.anomalies = planted_anomalies(&scenario);
+        scenario
     }
 
     /// The endpoint, id and final number of a planted document.
@@ -2314,6 +2390,87 @@ impl Gen {
     }
 }
 
+/// What `audit anomalies` finds in the planted stories, by how each was planted (their
+/// documents are in time order, see `plant`).
+fn planted_anomalies(sc: &Scenario) -> Vec<PlantedAnomaly> {
+    type Event<'a> = Option<(&'a str, &'a DocRef)>;
+    fn found(kind: &str, story: &SerialStory, event: Event, earlier: Event) -> PlantedAnomaly {
+        let (kind, detail) = match kind.strip_prefix("stock:") {
+            Some(reconcile_kind) => ("history_and_stock_disagree", Some(reconcile_kind.to_string())),
+            None => (kind, None),
+        };
+        PlantedAnomaly {
+            kind: kind.to_string(),
+            serial: story.serial.clone(),
+            product_id: story.product_id.clone(),
+            event_type: event.map(|e| e.0.to_string()),
+            document: event.map(|e| e.1.clone()),
+            earlier_event_type: earlier.map(|e| e.0.to_string()),
+            earlier_document: earlier.map(|e| e.1.clone()),
+            detail,
+        }
+    }
+    let doc = |s: &SerialStory, i: usize| s.documents[i].clone();
+    let mut out = Vec::new();
+    if let Some(s) = &sc.sold_twice {
+        // PO, then two shipped orders: the second order's pick follows the first's.
+        let (first, second) = (doc(s, 1), doc(s, 2));
+        out.push(found("out_twice", s, Some(("picked", &second)), Some(("picked", &first))));
+        out.push(found("sold_twice", s, Some(("sold", &second)), Some(("shipped", &first))));
+        out.push(found("stock:negative_on_hand", s, Some(("picked", &second)), None));
+    }
+    if let Some(s) = &sc.adjusted_out_then_sold {
+        let (adjustment, order) = (doc(s, 1), doc(s, 2));
+        out.push(found("out_twice", s, Some(("picked", &order)), Some(("adjusted_out", &adjustment))));
+        out.push(found("stock:negative_on_hand", s, Some(("picked", &order)), None));
+    }
+    if let Some(s) = &sc.shipped_never_received {
+        let order = doc(s, 0);
+        out.push(found("appeared_from_nowhere", s, Some(("picked", &order)), None));
+        out.push(found("stock:negative_on_hand", s, Some(("picked", &order)), None));
+    }
+    if let Some(tp) = &sc.two_products {
+        // Each product's history is flagged, beside the other product's first event; the
+        // detail names the other product.
+        let [a, b] = &tp.stories;
+        let (receipt_a, receipt_b) = (doc(a, 0), doc(b, 0));
+        for (this, receipt, other, other_receipt) in [(a, &receipt_a, b, &receipt_b), (b, &receipt_b, a, &receipt_a)] {
+            let mut f =
+                found("one_serial_two_products", this, Some(("received", receipt)), Some(("received", other_receipt)));
+            f.detail = Some(other.product_id.clone());
+            out.push(f);
+        }
+    }
+    if let Some(s) = &sc.never_in_documents {
+        out.push(found("stock:never_in_documents", s, None, None));
+    }
+    if let Some(s) = &sc.on_hand_without_receipt {
+        out.push(found("stock:on_hand_without_receipt", s, Some(("sold", &doc(s, 0))), None));
+    }
+    for (story, kind) in [
+        (&sc.gone_but_history_on_hand, "stock:gone_but_history_on_hand"),
+        (&sc.different_location, "stock:different_location"),
+        (&sc.on_hand_in_two_locations, "stock:on_hand_in_two_locations"),
+    ] {
+        if let Some(s) = story {
+            out.push(found(kind, s, Some(("received", &doc(s, 0))), None));
+        }
+    }
+    if let Some(s) = &sc.in_twice {
+        out.push(found("in_twice", s, Some(("received", &doc(s, 1))), Some(("received", &doc(s, 0)))));
+    }
+    if let Some(s) = &sc.moved_from_elsewhere {
+        out.push(found("moved_from_elsewhere", s, Some(("picked", &doc(s, 1))), Some(("received", &doc(s, 0)))));
+    }
+    if let Some(s) = &sc.stuck_in_transit {
+        out.push(found("stuck_in_transit", s, Some(("transfer_sent", &doc(s, 1))), None));
+    }
+    if let Some(s) = &sc.returned_never_sold {
+        out.push(found("returned_never_sold", s, Some(("customer_return", &doc(s, 0))), None));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -2328,6 +2485,26 @@ mod tests {
         for n in [1, 2, 10] {
             let g = generate(3, Scale::Orders(n), true);
             assert!(g.docs.sales_orders.len() >= n);
+        }
+    }
+
+    #[test]
+    fn only_transfers_sent_in_the_last_two_weeks_are_on_the_way() {
+        for faults in [false, true] {
+            let g = generate(7, Scale::Orders(3000), faults);
+            let on_the_way: Vec<i64> = g
+                .docs
+                .transfers
+                .values()
+                .filter(|t| t.status == "inTransit" && !t.is_cancelled)
+                .map(|t| t.sent_date.expect("sent").timestamp())
+                .collect();
+            let stuck = on_the_way.iter().filter(|&&t| t < END - TRANSIT_DAYS * DAY).count();
+            // With faults, the one planted stuck transfer.
+            assert_eq!(stuck, usize::from(faults), "faults {faults}");
+            assert!(!on_the_way.is_empty(), "the planted in_transit story is on the way");
+            assert_eq!(g.scenario.two_products.is_some(), faults);
+            assert_eq!(g.scenario.anomalies.is_empty(), !faults);
         }
     }
 

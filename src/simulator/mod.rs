@@ -103,7 +103,7 @@ pub use data::Endpoint;
 pub use faults::{Fault, FaultRule, Faults, Trigger};
 pub use log::RequestRecord;
 pub use ratelimit::RateLimit;
-pub use scenario::{BuildChain, DocRef, OnHand, Scenario, SerialStory, TwoProducts};
+pub use scenario::{BuildChain, DocRef, OnHand, PlantedAnomaly, Scenario, SerialStory, TwoProducts};
 
 /// How big a company to generate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -56,7 +56,25 @@ pub struct BuildChain {
     pub customer_id: String,
 }
 
-/// The planted stories. The three data faults are `None` when generated with `faults: false`.
+/// A finding `audit anomalies` must report on the planted data: its kind, serial and product,
+/// and the evidence (the event that shows it and the earlier one it conflicts with, by type and
+/// document). `history_and_stock_disagree` needs a stock snapshot; `detail` is then the kind
+/// `audit reconcile` gives, and the event is the history's last one (as `serial_current`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlantedAnomaly {
+    pub kind: String,
+    pub serial: String,
+    pub product_id: String,
+    pub event_type: Option<String>,
+    pub document: Option<DocRef>,
+    pub earlier_event_type: Option<String>,
+    pub earlier_document: Option<DocRef>,
+    pub detail: Option<String>,
+}
+
+/// The planted stories. The data faults are `None` (and `anomalies` empty) when generated with
+/// `faults: false`: that company's histories are all plausible.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Scenario {
@@ -70,8 +88,8 @@ pub struct Scenario {
     pub on_open_transfer: SerialStory,
     /// Received, then sent on a transfer that is `inTransit` (left the source, not arrived).
     pub in_transit: SerialStory,
-    /// The same serial string under two products.
-    pub two_products: TwoProducts,
+    /// Fault: the same serial string under two products.
+    pub two_products: Option<TwoProducts>,
     /// Fault: shipped on one sales order, then shipped again on another, with no return.
     pub sold_twice: Option<SerialStory>,
     /// Fault: adjusted out (-1), then picked and shipped on a sales order.
@@ -101,4 +119,15 @@ pub struct Scenario {
     pub count_missing: SerialStory,
     /// Not expected by a completed stock count, and counted: in stock from then on.
     pub count_found: SerialStory,
+    // More histories that cannot be right, with stock that agrees with the documents.
+    /// Received on two purchase orders.
+    pub in_twice: Option<SerialStory>,
+    /// Received at Main, moved west by no document, picked there.
+    pub moved_from_elsewhere: Option<SerialStory>,
+    /// Received, then sent on a transfer still in transit.
+    pub stuck_in_transit: Option<SerialStory>,
+    /// Returned by a customer and restocked, never sold.
+    pub returned_never_sold: Option<SerialStory>,
+    /// Every finding the faults above make, with its evidence.
+    pub anomalies: Vec<PlantedAnomaly>,
 }

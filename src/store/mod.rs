@@ -7,6 +7,7 @@
 //! through `sqlx::Any`. Where the dialects differ, the arms are written out.
 
 pub mod adhoc;
+pub mod anomalies;
 pub mod capabilities;
 pub mod genealogy;
 pub mod ingest;

@@ -52,20 +52,6 @@ pub struct LookupRow {
     pub last_doc_number: Option<String>,
 }
 
-/// A serial's state per the history, for reconciliation.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct HistoryState {
-    pub company_id: String,
-    pub product_id: Option<String>,
-    pub serial: String,
-    pub status: String,
-    pub location_id: Option<String>,
-    pub sublocation: Option<String>,
-    pub doc_number: Option<String>,
-    /// Some current event ever brought it into stock.
-    pub ever_in: bool,
-}
-
 /// A snapshot row, for reconciliation.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct SnapshotLine {
@@ -85,8 +71,7 @@ const HISTORY_CTE: &str = "ranked AS (
                ORDER BY CASE WHEN e.effective_at IS NULL THEN 0 ELSE 1 END, e.effective_at DESC, e.step DESC, e.event_id DESC) AS last_rank,
            ROW_NUMBER() OVER (PARTITION BY e.company_id, e.product_id, e.serial
                ORDER BY CASE WHEN e.quantity_delta <> 0 THEN 0 ELSE 1 END,
-                        CASE WHEN e.effective_at IS NULL THEN 0 ELSE 1 END, e.effective_at DESC, e.step DESC, e.event_id DESC) AS move_rank,
-           MAX(CASE WHEN e.quantity_delta > 0 THEN 1 ELSE 0 END) OVER (PARTITION BY e.company_id, e.product_id, e.serial) AS ever_in
+                        CASE WHEN e.effective_at IS NULL THEN 0 ELSE 1 END, e.effective_at DESC, e.step DESC, e.event_id DESC) AS move_rank
     FROM serial_events_effective e
     WHERE TRUE"; // callers append their ` AND ...` conditions and close the CTE
 
@@ -271,23 +256,6 @@ impl Store {
             .fetch_all(pool)
             .await
             .context(|| format!("reading snapshot {snapshot_id}"))
-        })
-    }
-
-    /// Every serial's state per the history of one company.
-    pub async fn history_states(&self, company_id: &str) -> Result<Vec<HistoryState>, StoreError> {
-        let sql = format!(
-            "WITH {HISTORY_CTE} AND e.company_id = $1) \
-             SELECT company_id, product_id, serial, {STATUS_CASE} AS status, location_id, sublocation, doc_number, \
-                    CASE WHEN ever_in = 1 THEN TRUE ELSE FALSE END AS ever_in \
-             FROM ranked WHERE move_rank = 1"
-        );
-        on_pool!(self, pool => {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
-                .bind(company_id)
-                .fetch_all(pool)
-                .await
-                .context(|| "reading every serial's history state".into())
         })
     }
 }

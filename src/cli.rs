@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::inflow::{DEFAULT_API_VERSION, DEFAULT_BASE_URL};
 use crate::mapping::DocType;
 use crate::output::Format;
-use crate::simulator::{GuidOrder, ListCount, RateHeaders, UnknownCursor};
+use inflow_simulator::{GuidOrder, ListCount, RateHeaders, UnknownCursor};
 
 /// Turn an inFlow Inventory company's transactions into a serial-number audit trail in SQL.
 ///

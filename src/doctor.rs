@@ -955,7 +955,7 @@ pub fn judge_page_size(returned: usize, count: Option<u64>) -> PageSize {
 /// The order of ids a sort on them returned: `text`, `sqlserver` (SQL Server's
 /// uniqueidentifier order) or `other`.
 pub fn judge_id_order(ids: &[String]) -> &'static str {
-    use crate::simulator::GuidOrder;
+    use inflow_simulator::GuidOrder;
     let keys = |order: GuidOrder| -> Option<Vec<[u8; 16]>> {
         ids.iter().map(|id| uuid::Uuid::parse_str(id).ok().map(|u| order.key(u))).collect()
     };

@@ -8,7 +8,6 @@
 //! - [`anomalies`], [`reconcile`], [`timeline`]: what the read commands tell about the events.
 //! - [`ingest`]: the engine that walks the streams; [`doctor`]: the live checks of an account.
 //! - [`store`]: SQLite and Postgres behind one interface, and their migrations.
-//! - [`simulator`]: a local inFlow API for tests, benchmarks and the demo.
 //! - [`stop`]: stopping a run from outside (signals, a lost lock).
 
 pub mod anomalies;
@@ -20,7 +19,6 @@ pub mod ingest;
 pub mod mapping;
 pub mod output;
 pub mod reconcile;
-pub mod simulator;
 pub mod snapshot;
 pub mod stop;
 pub mod store;

@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeSet;
 
 use audit::anomalies::AnomalyKind;
-use audit::simulator::{PlantedAnomaly, Scale, SimConfig, Simulator};
+use inflow_simulator::{PlantedAnomaly, Scale, SimConfig, Simulator};
 use audit::store::Store;
 use audit::store::anomalies::AnomalyRow;
 use common::*;

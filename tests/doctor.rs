@@ -3,7 +3,7 @@
 
 mod common;
 
-use audit::simulator::{
+use inflow_simulator::{
     Behaviour, Fault, FaultRule, Faults, GuidOrder, ListCount, RateHeaders, RateLimit, Scale, SimConfig, Simulator,
     Trigger, UnknownCursor,
 };

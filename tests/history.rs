@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use audit::simulator::{Fault, FaultRule, Faults, Scale, Simulator, Trigger};
+use inflow_simulator::{Fault, FaultRule, Faults, Scale, Simulator, Trigger};
 use common::*;
 use serde_json::Value;
 

@@ -77,7 +77,7 @@ fn close_stdout_after_a_line(child: &mut Child) {
 
 /// `audit ... | head -1`: every command that prints ends quietly when its reader goes away.
 async fn a_closed_stdout_ends_every_printing_command_quietly(db: TestDb) {
-    let sim = simulator(audit::simulator::Scale::Orders(300)).await;
+    let sim = simulator(inflow_simulator::Scale::Orders(300)).await;
     let env = sim_env(&sim);
     // The ingest's summary is printed after its run is recorded.
     let mut child = spawn(&db, &["ingest"], &env);
@@ -176,7 +176,7 @@ async fn a_signal_cuts_every_wait_short() {
     let key = "a-key-of-some-length";
 
     // A rate-limit slot: one request a minute, so the second waits for about 60 s.
-    let sim = simulator(audit::simulator::Scale::Orders(300)).await;
+    let sim = simulator(inflow_simulator::Scale::Orders(300)).await;
     let env = sim_env(&sim);
     signalled_while_waiting("a slot", &db, &["ingest", "--max-per-minute", "1"], &env, Duration::from_millis(1500))
         .await;
@@ -230,8 +230,8 @@ async fn a_signal_cuts_every_wait_short() {
 /// test holds): the run is recorded as interrupted, its lock released, and the process ends
 /// with status 130 within seconds.
 async fn a_second_signal_records_the_run_as_interrupted(db: TestDb) {
-    use audit::simulator::{Fault, FaultRule, Faults, Trigger};
-    let sim = simulator(audit::simulator::Scale::Orders(450)).await;
+    use inflow_simulator::{Fault, FaultRule, Faults, Trigger};
+    let sim = simulator(inflow_simulator::Scale::Orders(450)).await;
     sim.set_faults(Faults::none().rule(FaultRule::new(Fault::Delay { millis: 100 }, Trigger::Rate(1.0))));
     let store = db.store().await;
     let mut child = spawn(&db, &["ingest"], &sim_env(&sim));

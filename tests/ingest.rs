@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use audit::ingest::{Quiet, StopFlag};
 use audit::mapping::EventType;
-use audit::simulator::{Fault, FaultRule, Faults, RateLimit, Scale, SimConfig, Simulator, Trigger};
+use inflow_simulator::{Fault, FaultRule, Faults, RateLimit, Scale, SimConfig, Simulator, Trigger};
 use audit::store::ingest::RunStatus;
 use common::*;
 
@@ -301,7 +301,7 @@ async fn since_filters_on_the_server_where_it_can_and_locally_elsewhere(db: Test
     assert_eq!(stored_events(&store).await.0, expected);
     let filter = r#"{"fromDate":"2025-06-01"}"#;
     let filtered =
-        |r: &audit::simulator::RequestRecord| r.query.iter().any(|(k, v)| k == "filter[orderDate]" && v == filter);
+        |r: &inflow_simulator::RequestRecord| r.query.iter().any(|(k, v)| k == "filter[orderDate]" && v == filter);
     for r in sim.requests() {
         match r.endpoint.as_str() {
             "sales-orders" | "purchase-orders" | "manufacturing-orders" => assert!(filtered(&r), "{r:?}"),

@@ -6,7 +6,7 @@
 mod common;
 
 use audit::mapping::DocType;
-use audit::simulator::{Scale, SimConfig, Simulator};
+use inflow_simulator::{Scale, SimConfig, Simulator};
 use common::*;
 use serde_json::Value;
 
@@ -356,7 +356,7 @@ async fn a_list_that_refuses_the_sheet_lines_gets_them_by_id(db: TestDb) {
     assert_eq!(stored, expected_events(&sim), "the same events as with sheets.lines");
     let requests = sim.requests();
     let counts: Vec<_> = requests.iter().filter(|r| r.endpoint == "stock-counts").collect();
-    let include = |r: &audit::simulator::RequestRecord| {
+    let include = |r: &inflow_simulator::RequestRecord| {
         r.query.iter().find(|(k, _)| k == "include").map(|(_, v)| v.clone()).unwrap_or_default()
     };
     assert_eq!((counts[0].status, include(counts[0]).as_str()), (400, "sheets,sheets.lines"));

@@ -3,7 +3,7 @@
 
 mod common;
 
-use audit::simulator::{Scale, SerialStory, Simulator};
+use inflow_simulator::{Scale, SerialStory, Simulator};
 use common::*;
 use serde_json::Value;
 

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use audit::simulator::Scale;
+use inflow_simulator::Scale;
 use common::*;
 
 /// A TCP proxy to Postgres that the test can cut: while it is down, it closes the connections it

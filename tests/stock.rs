@@ -5,7 +5,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use audit::simulator::{Scale, SimConfig, Simulator};
+use inflow_simulator::{Scale, SimConfig, Simulator};
 use common::*;
 use serde_json::Value;
 
@@ -107,7 +107,7 @@ both_backends!(a_stopped_snapshot_resumes_into_the_same_set, crate::a_stopped_sn
 /// A snapshot whose walk starts the products over (keyset refused on the second page, pages
 /// capped at 3, stopped and resumed in skip paging): the same set, nothing doubled.
 async fn a_snapshot_that_starts_over_or_pages_by_skip_stores_each_line_once(db: TestDb) {
-    use audit::simulator::Behaviour;
+    use inflow_simulator::Behaviour;
     let sim = Simulator::start(SimConfig {
         rate_limit: None,
         reject_keyset: true,

@@ -11,7 +11,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use audit::simulator::{
+use inflow_simulator::{
     Behaviour, GuidOrder, ListCount, RateHeaders, RateLimit, Scale, SimConfig, Simulator, UnknownCursor,
 };
 use audit::store::Store;

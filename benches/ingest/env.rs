@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 
-use audit::simulator::Simulator;
+use inflow_simulator::Simulator;
 use sqlx::{Connection, Executor, PgConnection};
 
 /// Settings from the command line (`cargo bench --bench ingest -- ARGS`).

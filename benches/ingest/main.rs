@@ -275,7 +275,7 @@ fn memory_blank(id: &str, size: &str) -> Figure {
 #[allow(clippy::too_many_arguments)]
 async fn large(
     o: &Options,
-    sim: &audit::simulator::Simulator,
+    sim: &inflow_simulator::Simulator,
     work: &std::path::Path,
     pg: &Result<&Postgres, String>,
     sqlite_ok: bool,

@@ -16,7 +16,7 @@
 
 use std::time::Duration;
 
-use audit::simulator::{RateLimit, Simulator};
+use inflow_simulator::{RateLimit, Simulator};
 use serde_json::json;
 
 use crate::env;

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use audit::simulator::{Scale, SimConfig, Simulator};
+use inflow_simulator::{Scale, SimConfig, Simulator};
 use chrono::{NaiveDate, Utc};
 use serde_json::{Value, json};
 

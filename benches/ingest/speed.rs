@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use audit::simulator::{Scale, SimConfig, Simulator};
+use inflow_simulator::{Scale, SimConfig, Simulator};
 use serde_json::{Value, json};
 
 use crate::env::{self, Postgres, UNPACED, mb};
@@ -55,7 +55,7 @@ impl Ingest {
 /// Starts a simulator without rate limits or faults; `time_scale` only matters once figure 2
 /// turns the limits on.
 pub async fn simulator(scale: &str, time_scale: f64) -> Result<Simulator, String> {
-    let scale: Scale = scale.parse().map_err(|e: audit::simulator::SimError| e.to_string())?;
+    let scale: Scale = scale.parse().map_err(|e: inflow_simulator::SimError| e.to_string())?;
     Simulator::start(SimConfig { scale, rate_limit: None, data_faults: false, time_scale, ..SimConfig::default() })
         .await
         .map_err(|e| format!("the simulator did not start: {e}"))

@@ -4,12 +4,11 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use audit::inflow::model;
-use audit::simulator::{Scale, SimConfig, Simulator};
+use inflow_simulator::{Scale, SimConfig, Simulator};
 use chrono::{DateTime, FixedOffset};
 use serde_json::Value;
 
-const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/inflow");
+const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/inflow");
 
 fn sample(name: &str) -> Value {
     let text = std::fs::read_to_string(format!("{SAMPLES}/{name}")).unwrap();
@@ -65,7 +64,7 @@ fn serials(line: &Value) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn sales_orders_have_the_real_samples_keys_and_parse_into_the_model() {
+async fn sales_orders_have_the_real_samples_keys() {
     let sim = sim(7, true).await;
     let real = sample("sales-order.real-2022.anonymized.json");
     let ours = sim.documents("sales-orders");
@@ -84,22 +83,6 @@ async fn sales_orders_have_the_real_samples_keys_and_parse_into_the_model() {
     assert_eq!(keys(&so["billingAddress"]), keys(&real["billingAddress"]));
     assert_eq!(keys(&so["customFields"]), keys(&real["customFields"]));
     assert_eq!(keys(&so["shipLines"][0]), keys(&real["shipLines"][0]), "ship line keys");
-    // Same Rust types for both.
-    let parsed_real: model::SalesOrder = serde_json::from_value(real.clone()).unwrap();
-    assert_eq!(parsed_real.lines.unwrap()[0].quantity.serial_numbers.len(), 10);
-    for d in &ours {
-        let parsed: model::SalesOrder = serde_json::from_value(d.clone()).unwrap();
-        assert_eq!(parsed.sales_order_id.as_deref(), d["salesOrderId"].as_str());
-        assert_eq!(parsed.timestamp.as_deref(), d["timestamp"].as_str());
-        let lines = parsed.lines.unwrap();
-        assert_eq!(lines.len(), arr(&d["lines"]).len());
-        for (l, raw) in lines.iter().zip(arr(&d["lines"])) {
-            assert_eq!(l.quantity.serial_numbers, serials(raw));
-            assert!(l.quantity.amount().is_some());
-        }
-        assert_eq!(parsed.pick_lines.unwrap().len(), arr(&d["pickLines"]).len());
-        assert_eq!(parsed.ship_lines.unwrap().len(), arr(&d["shipLines"]).len());
-    }
     // The HTTP body keeps the real key order: id first, then alphabetical.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::builder().build().unwrap();
@@ -154,7 +137,7 @@ fn top_level_key_order(text: &str) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn other_types_cover_the_constructed_samples_and_parse() {
+async fn other_types_cover_the_constructed_samples() {
     let sim = sim(7, true).await;
     let subset = |ours: &Value, sample: &Value, what: &str| {
         let missing: Vec<String> = keys(sample).difference(&keys(ours)).cloned().collect();
@@ -187,10 +170,6 @@ async fn other_types_cover_the_constructed_samples_and_parse() {
     for coll in ["lines", "receiveLines", "unstockLines"] {
         subset(&po[coll][0], &po_sample[coll][0], coll);
     }
-    for d in &pos {
-        let p: model::PurchaseOrder = serde_json::from_value(d.clone()).unwrap();
-        assert_eq!(p.receive_lines.unwrap().len(), arr(&d["receiveLines"]).len());
-    }
     // Adjustments and transfers: exactly the constructed keys (plus customFields, which the
     // reference lists on the adjustment header).
     let sa_sample = sample("stock-adjustment.CONSTRUCTED.json");
@@ -199,7 +178,6 @@ async fn other_types_cover_the_constructed_samples_and_parse() {
         want.insert("customFields".into());
         assert_eq!(own_keys(&d, &["attachments", "lastModifiedBy", "location", "adjustmentReason"]), want);
         assert_eq!(keys(&d["lines"][0]).len(), keys(&sa_sample["lines"][0]).len() + 1, "+product");
-        let _: model::StockAdjustment = serde_json::from_value(d).unwrap();
     }
     let st_sample = sample("stock-transfer.CONSTRUCTED.json");
     for d in sim.documents("stock-transfers") {
@@ -210,7 +188,6 @@ async fn other_types_cover_the_constructed_samples_and_parse() {
         let mut line_keys = keys(&st_sample["lines"][0]);
         line_keys.insert("product".into());
         assert_eq!(keys(&d["lines"][0]), line_keys);
-        let _: model::StockTransfer = serde_json::from_value(d).unwrap();
     }
     // Products and inventory lines.
     let p_sample = sample("product.inventoryLines.CONSTRUCTED.json");
@@ -219,12 +196,6 @@ async fn other_types_cover_the_constructed_samples_and_parse() {
         if let Some(l) = p["inventoryLines"].get(0) {
             assert_eq!(keys(l), keys(&p_sample["inventoryLines"][0]));
         }
-        let parsed: model::Product = serde_json::from_value(p.clone()).unwrap();
-        assert_eq!(parsed.inventory_lines.unwrap().len(), arr(&p["inventoryLines"]).len());
-    }
-    for l in sim.locations() {
-        let parsed: model::Location = serde_json::from_value(l).unwrap();
-        assert!(parsed.name.is_some());
     }
 }
 
@@ -828,7 +799,7 @@ async fn the_planted_scenario_is_in_the_data() {
     let pos = sim.documents("purchase-orders");
     let sas = sim.documents("stock-adjustments");
     let sts = sim.documents("stock-transfers");
-    let get = |r: &audit::simulator::DocRef| -> Value {
+    let get = |r: &inflow_simulator::DocRef| -> Value {
         let (docs, key) = match r.endpoint.as_str() {
             "sales-orders" => (&sos, "salesOrderId"),
             "purchase-orders" => (&pos, "purchaseOrderId"),

@@ -1,10 +1,10 @@
 //! The simulator's HTTP behaviour: auth, paging, filters, includes, rate limits, faults, the
-//! request log, mutations while paging, and the `audit simulate` command.
+//! request log, mutations while paging.
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
-use audit::simulator::{Fault, FaultRule, Faults, RateLimit, Scale, SimConfig, Simulator, Trigger};
+use inflow_simulator::{Fault, FaultRule, Faults, RateLimit, Scale, SimConfig, Simulator, Trigger};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -705,7 +705,7 @@ async fn old_server_mode_rejects_keyset_but_pages_by_skip() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn each_unconfirmed_behaviour_has_a_switch() {
-    use audit::simulator::{Behaviour, GuidOrder, ListCount, RateHeaders, UnknownCursor};
+    use inflow_simulator::{Behaviour, GuidOrder, ListCount, RateHeaders, UnknownCursor};
     let sim = start(SimConfig { rate_limit: None, scale: Scale::Orders(250), ..SimConfig::default() }).await;
     let api = Api::new(&sim);
     let all = ids(&sim.documents("sales-orders"), "salesOrderId");
@@ -937,43 +937,4 @@ async fn admin_routes_drive_the_same_state() {
     assert_eq!(sim.count_requests("locations"), 0);
     let r = http.get(admin("nope")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
-}
-
-#[test]
-fn simulate_command_prints_exports_and_serves() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_audit"))
-        .args(["simulate", "--port", "0", "--seed", "3", "--scale", "small"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut vars = BTreeMap::new();
-    for _ in 0..3 {
-        let mut line = String::new();
-        out.read_line(&mut line).unwrap();
-        let rest = line.trim().strip_prefix("export ").expect("an export line");
-        let (k, v) = rest.split_once('=').unwrap();
-        vars.insert(k.to_string(), v.to_string());
-    }
-    assert!(vars["INFLOW_BASE_URL"].starts_with("http://127.0.0.1:"));
-    assert!(!vars["INFLOW_BASE_URL"].ends_with(":0"));
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let (status, upper) = rt.block_on(async {
-        let get = |company: String| {
-            client()
-                .get(format!("{}/{company}/locations", vars["INFLOW_BASE_URL"]))
-                .bearer_auth(&vars["INFLOW_API_KEY"])
-                .send()
-        };
-        let a = get(vars["INFLOW_COMPANY_ID"].clone()).await.unwrap().status();
-        let b = get(vars["INFLOW_COMPANY_ID"].to_uppercase()).await.unwrap().status();
-        (a, b)
-    });
-    let _ = child.kill();
-    let _ = child.wait();
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(upper, StatusCode::OK, "company ids match in any case");
 }

@@ -8,7 +8,7 @@ use crate::cli::{DemoArgs, GlobalArgs};
 use crate::inflow::{ApiKey, Client, ClientConfig};
 use crate::ingest::{IngestOptions, StopFlag};
 use crate::mapping::DocType;
-use crate::simulator::{Scale, SimConfig, Simulator};
+use inflow_simulator::{Scale, SimConfig, Simulator};
 use crate::store::{Backend, DatabaseUrl, Store};
 
 const DEMO_URL: &str = "sqlite://audit-demo.db";

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use crate::cli::{GlobalArgs, SimulateArgs};
-use crate::simulator::{Behaviour, RateLimit, Scale, SimConfig, Simulator};
+use inflow_simulator::{Behaviour, RateLimit, Scale, SimConfig, Simulator};
 
 pub async fn run(_global: &GlobalArgs, args: SimulateArgs) -> anyhow::Result<ExitCode> {
     let scale: Scale = args.scale.parse()?;

@@ -174,7 +174,7 @@ use std::time::Duration;
 use audit::inflow::{ApiKey, Client, ClientConfig, RateLimits};
 use audit::ingest::{IngestOptions, Quiet, RunSummary, StopFlag};
 use audit::mapping::DocType;
-use audit::simulator::{Scale, SimConfig, Simulator};
+use inflow_simulator::{Scale, SimConfig, Simulator};
 
 pub const DOC_ENDPOINTS: [&str; 6] =
     ["sales-orders", "purchase-orders", "manufacturing-orders", "stock-counts", "stock-adjustments", "stock-transfers"];

@@ -385,18 +385,33 @@ fn parse_stream(s: &str) -> Result<DocType, String> {
     })
 }
 
+/// `--company-id` for the commands that read the database: one company, or every one it holds.
+#[derive(Debug, Clone, Default, Args)]
+pub struct CompanyFilter {
+    /// Only this company (default: every company the database holds).
+    #[arg(long, env = "INFLOW_COMPANY_ID")]
+    pub company_id: Option<String>,
+}
+
+/// `--format` for the commands that print results.
+#[derive(Debug, Clone, Default, Args)]
+pub struct FormatChoice {
+    /// table (the default on a terminal), json (the default otherwise), or csv where the results
+    /// are flat (not for `status` and `doctor`).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct TimelineArgs {
     /// The serial number, exactly as inFlow stores it.
     pub serial: String,
 
-    /// Only this company's events, when the database holds several.
-    #[arg(long, env = "INFLOW_COMPANY_ID")]
-    pub company_id: Option<String>,
+    #[command(flatten)]
+    pub company: CompanyFilter,
 
-    /// table (the default on a terminal), json (the default otherwise) or csv.
-    #[arg(long, value_enum)]
-    pub format: Option<Format>,
+    #[command(flatten)]
+    pub output: FormatChoice,
 
     /// Show retracted events too (events of edited, cancelled or deleted documents), marked.
     #[arg(long)]
@@ -434,9 +449,8 @@ pub struct SqlArgs {
     #[arg(long = "param", short = 'p', value_name = "NAME=VALUE", value_parser = parse_param)]
     pub params: Vec<(String, String)>,
 
-    /// table (the default on a terminal), json (the default otherwise) or csv.
-    #[arg(long, value_enum)]
-    pub format: Option<Format>,
+    #[command(flatten)]
+    pub output: FormatChoice,
 
     /// Stop the query after this long (for example 30s, 5m): the database ends it, and it does
     /// not outlive audit.
@@ -478,20 +492,17 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
 
 #[derive(Debug, Clone, Args)]
 pub struct StatusArgs {
-    /// Only this company.
-    #[arg(long, env = "INFLOW_COMPANY_ID")]
-    pub company_id: Option<String>,
+    #[command(flatten)]
+    pub company: CompanyFilter,
 
-    /// table (the default on a terminal) or json (the default otherwise).
-    #[arg(long, value_enum)]
-    pub format: Option<Format>,
+    #[command(flatten)]
+    pub output: FormatChoice,
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct RebuildArgs {
-    /// Only this company (default: every company in the database).
-    #[arg(long, env = "INFLOW_COMPANY_ID")]
-    pub company_id: Option<String>,
+    #[command(flatten)]
+    pub company: CompanyFilter,
 
     /// When an ingest of the company is running, wait for it instead of exiting (status 75).
     #[arg(long)]
@@ -503,9 +514,8 @@ pub struct DoctorArgs {
     #[command(flatten)]
     pub inflow: InflowArgs,
 
-    /// table (the default on a terminal) or json (the default otherwise).
-    #[arg(long, value_enum)]
-    pub format: Option<Format>,
+    #[command(flatten)]
+    pub output: FormatChoice,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -524,24 +534,20 @@ pub struct LookupArgs {
     #[arg(long, short = 'f', value_name = "PATH")]
     pub file: Option<std::path::PathBuf>,
 
-    /// Only this company, when the database holds several.
-    #[arg(long, env = "INFLOW_COMPANY_ID")]
-    pub company_id: Option<String>,
+    #[command(flatten)]
+    pub company: CompanyFilter,
 
-    /// table (the default on a terminal), json (the default otherwise) or csv.
-    #[arg(long, value_enum)]
-    pub format: Option<Format>,
+    #[command(flatten)]
+    pub output: FormatChoice,
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct ReconcileArgs {
-    /// Only this company (default: every company with a snapshot).
-    #[arg(long, env = "INFLOW_COMPANY_ID")]
-    pub company_id: Option<String>,
+    #[command(flatten)]
+    pub company: CompanyFilter,
 
-    /// table (the default on a terminal), json (the default otherwise) or csv.
-    #[arg(long, value_enum)]
-    pub format: Option<Format>,
+    #[command(flatten)]
+    pub output: FormatChoice,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -559,18 +565,16 @@ pub struct AnomaliesArgs {
     #[arg(long)]
     pub serial: Option<String>,
 
-    /// Only this company, when the database holds several.
-    #[arg(long, env = "INFLOW_COMPANY_ID")]
-    pub company_id: Option<String>,
+    #[command(flatten)]
+    pub company: CompanyFilter,
 
     /// A transfer is stuck in transit after more than this many days without its receipt,
     /// counted to the company's newest recorded document.
     #[arg(long, value_name = "DAYS", default_value_t = crate::store::anomalies::DEFAULT_TRANSIT_DAYS)]
     pub transit_days: u32,
 
-    /// table (the default on a terminal), json (the default otherwise) or csv.
-    #[arg(long, value_enum)]
-    pub format: Option<Format>,
+    #[command(flatten)]
+    pub output: FormatChoice,
 }
 
 #[cfg(test)]

@@ -6,22 +6,26 @@
 //! - [`inflow`]: the inFlow Cloud API client and the lenient shapes of its documents.
 //! - [`mapping`]: pure functions from one document to its serial events.
 //! - [`anomalies`], [`reconcile`], [`timeline`]: what the read commands tell about the events.
-//! - [`ingest`]: the engine that walks the streams; [`doctor`]: the live checks of an account.
+//! - [`sync`]: the engine: ingest, rebuild and snapshot runs; [`doctor`]: the live checks of an
+//!   account.
 //! - [`store`]: SQLite and Postgres behind one interface, and their migrations.
 //! - [`stop`]: stopping a run from outside (signals, a lost lock).
+//! - [`output`]: stdout and stderr for the commands; [`testing`]: crash points for the tests.
+//!
+//! The inFlow simulator that tests, benchmarks and `audit demo` use is the `inflow-simulator`
+//! crate (`simulator/`).
 
 pub mod anomalies;
 pub mod cli;
 pub mod commands;
 pub mod doctor;
 pub mod inflow;
-pub mod ingest;
 pub mod mapping;
 pub mod output;
 pub mod reconcile;
-pub mod snapshot;
 pub mod stop;
 pub mod store;
+pub mod sync;
 pub mod testing;
 pub mod timeline;
 

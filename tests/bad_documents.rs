@@ -7,9 +7,9 @@ mod hostile;
 
 use std::sync::{Arc, Mutex};
 
-use audit::ingest::{Quiet, StopFlag};
+use audit::sync::{Quiet, StopFlag};
 use audit::mapping::DocType;
-use audit::store::ingest::RunStatus;
+use audit::store::runs::RunStatus;
 use audit::store::query::EventFilter;
 use common::*;
 
@@ -83,8 +83,8 @@ fn client(server: &hostile::Hostile) -> audit::inflow::Client {
     audit::inflow::Client::new(config).unwrap()
 }
 
-fn options() -> audit::ingest::IngestOptions {
-    audit::ingest::IngestOptions {
+fn options() -> audit::sync::IngestOptions {
+    audit::sync::IngestOptions {
         company_id: "c1".into(),
         since: None,
         window: None,
@@ -124,11 +124,11 @@ async fn every_document_is_stored_or_quarantined_and_alike_on_both(db: TestDb) {
     let store = db.store().await;
     refuse_one_document(&db, &store).await;
 
-    let summary = audit::ingest::run(&store, &client(&server), &options(), &Quiet, &StopFlag::default())
+    let summary = audit::sync::run(&store, &client(&server), &options(), &Quiet, &StopFlag::default())
         .await
         .expect("the run goes on past the bad documents");
     assert_eq!(summary.status, RunStatus::Succeeded);
-    assert_eq!(summary.counters.documents_seen, 8);
+    assert_eq!(summary.counters.work.documents_seen, 8);
 
     // Stored: the plain ones, the NUL, the long serial and the lone surrogate, NUL and surrogate
     // kept as the text of their escapes, the same on both engines.
@@ -194,21 +194,21 @@ async fn every_document_is_stored_or_quarantined_and_alike_on_both(db: TestDb) {
     assert!(has("unreadable_document", "-", "has no `salesOrderId`"), "{warnings:#?}");
 
     // Again: nothing changes, nothing doubles; the quarantine keeps one row per document.
-    let again = audit::ingest::run(&store, &client(&server), &options(), &Quiet, &StopFlag::default()).await.unwrap();
-    assert_eq!((again.counters.events_inserted, again.counters.events_retracted), (0, 0));
+    let again = audit::sync::run(&store, &client(&server), &options(), &Quiet, &StopFlag::default()).await.unwrap();
+    assert_eq!((again.counters.work.events_inserted, again.counters.work.events_retracted), (0, 0));
     assert_eq!(count(&store, "SELECT count(*) FROM quarantined_documents").await, 3);
     assert_eq!(count(&store, "SELECT count(*) FROM serial_events").await, 5);
 
     // `audit rebuild` reads the kept JSON back and derives exactly the same events.
-    let rebuilt = audit::ingest::rebuild(&store, "c1", &Quiet).await.unwrap();
-    assert_eq!((rebuilt.counters.events_inserted, rebuilt.counters.events_retracted), (0, 0));
+    let rebuilt = audit::sync::rebuild(&store, "c1", &Quiet, &audit::sync::StopFlag::default()).await.unwrap();
+    assert_eq!((rebuilt.counters.work.events_inserted, rebuilt.counters.work.events_retracted), (0, 0));
 
     // Once the database takes the refused document, its quarantine ends.
     match db.url.backend() {
         audit::store::Backend::Sqlite => exec(&store, "DROP TRIGGER refuse_doc").await,
         audit::store::Backend::Postgres => exec(&store, "ALTER TABLE documents DROP CONSTRAINT refuse_doc").await,
     }
-    audit::ingest::run(&store, &client(&server), &options(), &Quiet, &StopFlag::default()).await.unwrap();
+    audit::sync::run(&store, &client(&server), &options(), &Quiet, &StopFlag::default()).await.unwrap();
     assert_eq!(count(&store, "SELECT count(*) FROM quarantined_documents WHERE doc_id = 'so-refused'").await, 0);
     assert_eq!(count(&store, "SELECT count(*) FROM documents WHERE doc_id = 'so-refused'").await, 1);
 }
@@ -226,7 +226,7 @@ async fn control_characters_reach_no_terminal(db: TestDb) {
     let doc = order("so-esc", "SO-ESC", escaped_in_json.trim_matches('"'), "");
     let server = server(vec![doc]).await;
     let store = db.store().await;
-    audit::ingest::run(&store, &client(&server), &options(), &Quiet, &StopFlag::default()).await.unwrap();
+    audit::sync::run(&store, &client(&server), &options(), &Quiet, &StopFlag::default()).await.unwrap();
     assert_eq!(rows(&store, "SELECT serial FROM serial_events WHERE $1 = $1").await, vec![serial.to_string()]);
 
     let run = |args: &[&str]| {

@@ -98,7 +98,7 @@ async fn edits_cancellations_and_deletions_are_kept_as_retractions(db: TestDb) {
     assert_eq!(retracted.len(), retracted_set.len(), "retracted once");
     let gone: BTreeSet<Event> = before.difference(&after).cloned().collect();
     assert_eq!(retracted_set, gone);
-    assert_eq!(again.counters.events_retracted as usize, gone.len());
+    assert_eq!(again.counters.work.events_retracted as usize, gone.len());
     // Un-cancelled events are new rows, not revived ones.
     assert!(count(&store, "SELECT count(*) FROM serial_events WHERE retracted_at IS NULL AND event_id > 0").await > 0);
     let new_rows = all.iter().filter(|(e, r)| !r && e.1 == uncancelled).count();

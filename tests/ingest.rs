@@ -5,10 +5,10 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use audit::ingest::{Quiet, StopFlag};
+use audit::sync::{Quiet, StopFlag};
 use audit::mapping::EventType;
 use inflow_simulator::{Fault, FaultRule, Faults, RateLimit, Scale, SimConfig, Simulator, Trigger};
-use audit::store::ingest::RunStatus;
+use audit::store::runs::RunStatus;
 use common::*;
 
 /// Requests per endpoint in the simulator's log.
@@ -100,7 +100,7 @@ async fn a_rerun_over_unchanged_data_writes_no_events(db: TestDb) {
     let again = ingest(&store, &sim).await;
     assert_eq!(again.status, RunStatus::Succeeded);
     assert_eq!(
-        (again.counters.events_inserted, again.counters.events_retracted, again.counters.documents_changed),
+        (again.counters.work.events_inserted, again.counters.work.events_retracted, again.counters.work.documents_changed),
         (0, 0, 0)
     );
     assert_eq!(stored_events(&store).await, before);
@@ -140,11 +140,11 @@ async fn a_changed_document_is_not_duplicated(db: TestDb) {
     )
     .unwrap();
     let again = ingest(&store, &sim).await;
-    assert_eq!(again.counters.documents_changed, 1);
+    assert_eq!(again.counters.work.documents_changed, 1);
     let (stored, rows) = stored_events(&store).await;
     assert_eq!(rows, stored.len());
     assert_eq!(stored, expected_events(&sim));
-    assert!(again.counters.events_retracted > 0 && again.counters.events_retracted == again.counters.events_inserted);
+    assert!(again.counters.work.events_retracted > 0 && again.counters.work.events_retracted == again.counters.work.events_inserted);
 }
 both_backends!(a_changed_document_is_not_duplicated, crate::a_changed_document_is_not_duplicated);
 
@@ -493,15 +493,15 @@ async fn a_stop_signal_ends_the_run_after_a_page() {
     let store = db.store().await;
     let stop = StopFlag::default();
     stop.stop();
-    let summary = audit::ingest::run(&store, &client_for(&sim), &options(&sim), &Quiet, &stop).await.unwrap();
+    let summary = audit::sync::run(&store, &client_for(&sim), &options(&sim), &Quiet, &stop).await.unwrap();
     assert_eq!(summary.status, RunStatus::Stopped);
-    assert_eq!(summary.stop, Some(audit::ingest::StopReason::Signal));
+    assert_eq!(summary.stop, Some(audit::sync::StopReason::Signal));
     assert_eq!(count(&store, "SELECT count(*) FROM ingest_runs WHERE status = 'stopped'").await, 1);
     // A lock taken over by another process ends the run the same way, with its own reason.
     let stop = StopFlag::default();
     stop.lock_lost();
-    let summary = audit::ingest::run(&store, &client_for(&sim), &options(&sim), &Quiet, &stop).await.unwrap();
-    assert_eq!(summary.stop, Some(audit::ingest::StopReason::LockLost));
+    let summary = audit::sync::run(&store, &client_for(&sim), &options(&sim), &Quiet, &stop).await.unwrap();
+    assert_eq!(summary.stop, Some(audit::sync::StopReason::LockLost));
 }
 
 /// A server that answers every list with `answer(endpoint, query)`, counting requests per endpoint.
@@ -545,8 +545,8 @@ fn odd_client(server: &OddServer) -> audit::inflow::Client {
     audit::inflow::Client::new(config).unwrap()
 }
 
-fn odd_options(types: Vec<audit::mapping::DocType>) -> audit::ingest::IngestOptions {
-    audit::ingest::IngestOptions {
+fn odd_options(types: Vec<audit::mapping::DocType>) -> audit::sync::IngestOptions {
+    audit::sync::IngestOptions {
         company_id: "c1".into(),
         since: None,
         window: None,
@@ -578,7 +578,7 @@ async fn a_page_that_repeats_a_document_writes_it_once(db: TestDb) {
     let store = db.store().await;
     let options = odd_options(vec![audit::mapping::DocType::SalesOrder]);
     let summary =
-        audit::ingest::run(&store, &odd_client(&server), &options, &Quiet, &StopFlag::default()).await.unwrap();
+        audit::sync::run(&store, &odd_client(&server), &options, &Quiet, &StopFlag::default()).await.unwrap();
     assert_eq!(summary.status, RunStatus::Succeeded);
     assert_eq!(count(&store, "SELECT count(*) FROM documents").await, 1);
     let (stored, rows) = stored_events(&store).await;
@@ -611,7 +611,7 @@ async fn a_server_that_ignores_after_is_walked_by_skip_to_the_end() {
     let store = db.store().await;
     let options = odd_options(vec![audit::mapping::DocType::SalesOrder]);
     let summary =
-        audit::ingest::run(&store, &odd_client(&server), &options, &Quiet, &StopFlag::default()).await.unwrap();
+        audit::sync::run(&store, &odd_client(&server), &options, &Quiet, &StopFlag::default()).await.unwrap();
     assert_eq!(summary.status, RunStatus::Succeeded);
     let stream = &summary.streams[0];
     assert!(stream.complete && stream.unproven.is_none() && stream.paging == "skip", "{stream:?}");
@@ -644,7 +644,7 @@ async fn a_server_that_ignores_the_keyset_does_not_loop_for_ever() {
     let store = db.store().await;
     let options = odd_options(vec![audit::mapping::DocType::SalesOrder]);
     let err =
-        audit::ingest::run(&store, &odd_client(&server), &options, &Quiet, &StopFlag::default()).await.unwrap_err();
+        audit::sync::run(&store, &odd_client(&server), &options, &Quiet, &StopFlag::default()).await.unwrap_err();
     let text = audit::error_text(&err);
     assert!(text.contains("sales-orders") && text.contains("does not move the walk on"), "{text}");
     // Two pages in each mode: keyset, keyset without sort, skip; each second page repeats the first.

@@ -373,7 +373,7 @@ async fn a_list_that_refuses_the_sheet_lines_gets_them_by_id(db: TestDb) {
     assert!(by_id.iter().all(|r| r.status == 200 && include(r) == "lines"));
     // The stored count is whole: rebuilding it derives nothing new.
     let before = stored_events(&store).await;
-    audit::ingest::rebuild(&store, &sim.company_id(), &audit::ingest::Quiet).await.unwrap();
+    audit::sync::rebuild(&store, &sim.company_id(), &audit::sync::Quiet, &audit::sync::StopFlag::default()).await.unwrap();
     assert_eq!(stored_events(&store).await, before);
 }
 both_backends!(

@@ -37,7 +37,7 @@ pub async fn run(global: &GlobalArgs, args: AnomaliesArgs) -> anyhow::Result<Exi
     let store = super::open_existing_store(global).await?;
     let kinds: Vec<String> = args.kind.iter().map(|k| k.as_str().to_string()).collect();
     let filter = AnomalyFilter {
-        company_id: args.company_id.as_deref(),
+        company_id: args.company.company_id.as_deref(),
         serial: args.serial.as_deref(),
         kinds: &kinds,
         since: args.since,
@@ -45,7 +45,7 @@ pub async fn run(global: &GlobalArgs, args: AnomaliesArgs) -> anyhow::Result<Exi
     };
     let rows = store.anomalies(&filter).await?;
     let stock_wanted = kinds.is_empty() || args.kind.contains(&AnomalyKind::HistoryAndStockDisagree);
-    let stock_checked = !stock_wanted || store.has_snapshot(args.company_id.as_deref()).await?;
+    let stock_checked = !stock_wanted || store.has_snapshot(args.company.company_id.as_deref()).await?;
     store.close().await;
     if !stock_checked {
         eprintln!(
@@ -54,7 +54,7 @@ pub async fn run(global: &GlobalArgs, args: AnomaliesArgs) -> anyhow::Result<Exi
         );
     }
     let stdout = std::io::stdout().lock();
-    match Format::resolve(args.format) {
+    match Format::resolve(args.output.format) {
         Format::Json => output::write_json(stdout, &rows)?,
         Format::Csv => output::write_csv(stdout, CSV_COLUMNS, rows.iter().map(csv_row))?,
         Format::Table => print_table(stdout, &rows)?,

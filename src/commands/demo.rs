@@ -4,12 +4,13 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Instant;
 
+use super::common::{Display, print_summary};
 use crate::cli::{DemoArgs, GlobalArgs};
 use crate::inflow::{ApiKey, Client, ClientConfig};
-use crate::ingest::{IngestOptions, StopFlag};
 use crate::mapping::DocType;
-use inflow_simulator::{Scale, SimConfig, Simulator};
 use crate::store::{Backend, DatabaseUrl, Store};
+use crate::sync::{IngestOptions, StopFlag};
+use inflow_simulator::{Scale, SimConfig, Simulator};
 
 const DEMO_URL: &str = "sqlite://audit-demo.db";
 
@@ -44,13 +45,13 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<ExitCode
         types: DocType::ALL.to_vec(),
         arguments: serde_json::json!({ "demo": true, "seed": args.seed }),
     };
-    let progress = super::ingest::Display::new(global);
-    let result = crate::ingest::run(&store, &client, &options, &progress, &StopFlag::default()).await;
+    let progress = Display::new(global);
+    let result = crate::sync::run(&store, &client, &options, &progress, &StopFlag::default()).await;
     progress.clear();
     let summary = result?;
     store.close().await;
     sim.shutdown().await;
-    super::ingest::print_summary(&summary, started.elapsed())?;
+    print_summary(&summary, started.elapsed())?;
 
     let story = sim.scenario().full_lifecycle;
     writeln!(
@@ -61,8 +62,8 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<ExitCode
         GlobalArgs { database_url: url.expose().to_string(), database_url_explicit: true, ..global.clone() };
     let timeline_args = crate::cli::TimelineArgs {
         serial: story.serial.clone(),
-        company_id: None,
-        format: Some(crate::output::Format::Table),
+        company: crate::cli::CompanyFilter::default(),
+        output: crate::cli::FormatChoice { format: Some(crate::output::Format::Table) },
         all: false,
         as_of: None,
         tree: false,

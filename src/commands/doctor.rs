@@ -12,11 +12,11 @@ use crate::output::{self, Format};
 pub async fn run(global: &GlobalArgs, args: DoctorArgs) -> anyhow::Result<ExitCode> {
     let mut inflow = args.inflow.clone();
     inflow.max_requests = Some(inflow.max_requests.map_or(BUDGET, |m| m.min(BUDGET)));
-    let client = super::ingest::client(&inflow)?;
+    let client = super::common::client(&inflow)?;
     // No retry of a 5xx: the answer is reported, not waited out, and the budget stays whole
     // (a 429 is still waited for).
     let client = client.with_retry(RetryPolicy { max_retries: 0, ..client.config().retry });
-    let format = match Format::resolve(args.format) {
+    let format = match Format::resolve(args.output.format) {
         Format::Csv => anyhow::bail!("the doctor's report has no CSV form; use --format table or json"),
         f => f,
     };

@@ -1,27 +1,15 @@
-//! `audit ingest`: configuration, progress display and the run summary around the engine in
-//! [`crate::ingest`].
+//! `audit ingest`: the engine's ingest ([`crate::sync::run`]) once or on a schedule, under the
+//! company's lock, with its progress and summary.
 
-use std::collections::HashMap;
-use std::io::IsTerminal;
-use std::io::Write;
 use std::process::ExitCode;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-
-use crate::cli::{GlobalArgs, InflowArgs, IngestArgs};
-use crate::inflow::{ApiKey, Client, ClientConfig, RateLimits};
-use crate::ingest::{IngestError, IngestOptions, Progress, RunSummary, StopFlag, StopReason, StreamSummary};
+use super::common::{Display, INTERRUPTED, LOCKED, Locked, client, print_summary, with_company_lock};
+use crate::cli::{GlobalArgs, IngestArgs};
+use crate::inflow::Client;
 use crate::mapping::DocType;
 use crate::store::{Store, StoreError};
-
-/// Exit status when another ingest of the company holds the lock (EX_TEMPFAIL).
-pub(crate) const LOCKED: u8 = 75;
-
-/// Exit status after a second signal stopped a run at once (128 + SIGINT, as shells report).
-pub(crate) const INTERRUPTED: u8 = 130;
+use crate::sync::{IngestOptions, StopFlag, StopReason, SyncError};
 
 pub async fn run(global: &GlobalArgs, args: IngestArgs) -> anyhow::Result<ExitCode> {
     let stop = StopFlag::default();
@@ -151,51 +139,45 @@ async fn one_run(
 ) -> Result<Option<ExitCode>, Failure> {
     let company = &options.company_id;
     let database = |e: StoreError| Failure::Database(e.into());
-    let lock = match (args.wait, store.try_lock(company, "ingest").await.map_err(database)?) {
-        (_, Ok(lock)) => lock,
-        (true, Err(_)) => match store.lock_waiting(company, "ingest", stop).await.map_err(database)? {
-            Some(lock) => lock,
-            None => return Ok(Some(ExitCode::SUCCESS)),
-        },
-        (false, Err(holder)) if args.every.is_some() => {
-            crate::output::note(&format!(
-                "skipping this run: another ingest of company {company} is running, {holder}"
-            ));
-            return Ok(None);
+    let work = async || {
+        let mut result = crate::sync::run(store, client, options, progress, stop).await;
+        progress.clear();
+        // Printed before the lock is released, but a closed stdout must not keep it held.
+        let mut printed = Ok(());
+        if let Ok(summary) = &result {
+            printed = print_summary(summary, started.elapsed());
+            if args.snapshot && summary.stop.is_none() {
+                let snap_started = Instant::now();
+                match crate::sync::snapshot::run(store, client, company, stop).await {
+                    Ok(snap) => printed = printed.and(super::snapshot::print_summary(&snap, snap_started.elapsed())),
+                    Err(e) => result = Err(e),
+                }
+            }
         }
-        (false, Err(holder)) => {
-            crate::output::note(&format!(
-                "another ingest of company {company} is running in this database: {holder}. Use --wait to wait for it."
-            ));
-            return Ok(Some(ExitCode::from(LOCKED)));
-        }
+        (result, printed)
     };
-    let flag = stop.clone();
-    lock.on_lost(move || flag.lock_lost());
-    let mut result = crate::ingest::run(store, client, options, progress, stop).await;
-    progress.clear();
-    // Printed before the lock is released, but a closed stdout must not keep it held.
-    let mut printed = Ok(());
-    if let Ok(summary) = &result
-        && args.snapshot
-        && summary.stop.is_none()
-    {
-        printed = print_summary(summary, started.elapsed());
-        let snap_started = Instant::now();
-        match crate::snapshot::run(store, client, company, stop).await {
-            Ok(snap) => printed = printed.and(super::snapshot::print_summary(&snap, snap_started.elapsed())),
-            Err(e) => result = Err(e),
-        }
-    } else if let Ok(summary) = &result {
-        printed = print_summary(summary, started.elapsed());
-    }
-    if let Err(err @ IngestError::Interrupted { .. }) = &result {
-        // The run's connection may be stuck in the abandoned statement.
-        lock.release_fresh().await;
+    let abandoned = |(result, _): &(Result<_, SyncError>, _)| matches!(result, Err(SyncError::Interrupted { .. }));
+    let (result, printed) =
+        match with_company_lock(store, company, "ingest", args.wait, stop, work, abandoned).await.map_err(database)? {
+            Locked::Ran(out) => out,
+            Locked::Stopped => return Ok(Some(ExitCode::SUCCESS)),
+            Locked::Busy(holder) if args.every.is_some() => {
+                crate::output::note(&format!(
+                    "skipping this run: another ingest of company {company} is running, {holder}"
+                ));
+                return Ok(None);
+            }
+            Locked::Busy(holder) => {
+                crate::output::note(&format!(
+                    "another ingest of company {company} is running in this database: {holder}. Use --wait to wait for it."
+                ));
+                return Ok(Some(ExitCode::from(LOCKED)));
+            }
+        };
+    if let Err(err @ SyncError::Interrupted { .. }) = &result {
         crate::output::note(&format!("stopped: {}", crate::error_text(err)));
         return Ok(Some(ExitCode::from(INTERRUPTED)));
     }
-    lock.release().await;
     printed.map_err(|e| Failure::Other(e.into()))?;
     match result {
         // Another process took the lock over while this one was silent (a suspended machine,
@@ -209,55 +191,9 @@ async fn one_run(
             )))
         }
         Ok(_) => Ok(None),
-        Err(IngestError::Store(e)) => Err(Failure::Database(e.into())),
+        Err(SyncError::Store(e)) => Err(Failure::Database(e.into())),
         Err(e) => Err(Failure::Other(e.into())),
     }
-}
-
-/// Checks the inFlow settings and builds the client; nothing is sent yet.
-pub(crate) fn client(args: &InflowArgs) -> anyhow::Result<Client> {
-    let company_id = match args.company_id.as_deref().map(str::trim) {
-        Some(id) if !id.is_empty() => id.to_string(),
-        _ => bail!(
-            "no inFlow company id: set INFLOW_COMPANY_ID or pass --company-id (inFlow shows it under Options > Integrations)"
-        ),
-    };
-    let api_key = match args.api_key.as_deref().map(str::trim) {
-        Some(key) if !key.is_empty() => ApiKey::new(key),
-        _ => bail!("no inFlow API key: set INFLOW_API_KEY (inFlow shows it under Options > Integrations)"),
-    };
-    if !(args.time_scale > 0.0 && args.time_scale <= 1.0) {
-        bail!("--time-scale must be in (0, 1]");
-    }
-    let shown = crate::store::url::redact(&args.base_url);
-    let url = url::Url::parse(&args.base_url).with_context(|| format!("--base-url {shown:?} is not a URL"))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        bail!("--base-url must be an http(s) URL, not {shown:?}");
-    }
-    // They would be logged, stored with the run's arguments, and sent in place of the key.
-    if !url.username().is_empty() || url.password().is_some() {
-        bail!(
-            "--base-url {shown:?} holds credentials (user:password@); inFlow takes the API key only, from \
-             INFLOW_API_KEY: remove them from the URL"
-        );
-    }
-    if reqwest::header::HeaderValue::from_str(&format!("application/json;version={}", args.api_version)).is_err() {
-        bail!("--api-version {:?} cannot be sent in a header; inFlow versions look like 2025-06-24", args.api_version);
-    }
-    let mut config = ClientConfig::new(&args.base_url, &company_id, api_key);
-    config.api_version = args.api_version.clone();
-    config.max_requests = args.max_requests;
-    config.request_timeout = args.request_timeout;
-    let scale = |d: Duration| d.mul_f64(args.time_scale);
-    config.limits = RateLimits {
-        per_minute: args.max_per_minute,
-        per_hour: args.max_per_hour,
-        minute: scale(RateLimits::INFLOW.minute),
-    };
-    config.retry.base_delay = scale(config.retry.base_delay);
-    config.retry.max_delay = scale(config.retry.max_delay);
-    config.retry.default_retry_after = scale(config.retry.default_retry_after);
-    Ok(Client::new(config)?)
 }
 
 /// The options as recorded with the run: everything but the key.
@@ -273,138 +209,6 @@ fn arguments(args: &IngestArgs) -> serde_json::Value {
         "max_per_hour": args.inflow.max_per_hour,
         "max_requests": args.inflow.max_requests,
     })
-}
-
-pub(crate) fn print_summary(s: &RunSummary, elapsed: Duration) -> std::io::Result<()> {
-    let mut out = crate::output::stdout();
-    let c = &s.counters;
-    let how = match s.stop {
-        None => "succeeded".to_string(),
-        Some(StopReason::Budget) => "stopped at --max-requests; the next run continues from the saved position".into(),
-        Some(StopReason::Signal) => "stopped by a signal; the next run continues from the saved position".into(),
-        Some(StopReason::LockLost) => "stopped: the ingest lock was taken over".into(),
-    };
-    writeln!(
-        out,
-        "Run {} {how} in {:.1}s: {} requests ({} answered 429, {} retried), {} events added, {} retracted, {} warnings.",
-        s.run_id,
-        elapsed.as_secs_f64(),
-        c.requests,
-        c.rate_limited,
-        c.retries,
-        c.events_inserted,
-        c.events_retracted,
-        c.warnings
-    )?;
-    let mut table = crate::output::table(&[
-        "stream",
-        "pages",
-        "documents",
-        "changed",
-        "deleted",
-        "events added",
-        "retracted",
-        "warnings",
-        "walk",
-    ]);
-    for st in &s.streams {
-        let mut walk = match (&st.resumed_from, st.complete, &st.unproven) {
-            (_, true, Some(_)) => format!("{} walk ended, not proven complete (see the warning)", st.kind),
-            (Some(from), true, None) => format!("{} walk done (resumed at the {from})", st.kind),
-            (None, true, None) => format!("{} walk done", st.kind),
-            (_, false, _) => format!("{} walk unfinished, position saved", st.kind),
-        };
-        if st.complete && st.paging != crate::inflow::walk::Paging::PREFERRED.as_str() {
-            walk.push_str(&format!(", {} paging", st.paging));
-        }
-        crate::output::add_row(
-            &mut table,
-            vec![
-                st.stream.to_string(),
-                st.pages.to_string(),
-                st.documents_seen.to_string(),
-                st.documents_changed.to_string(),
-                st.deleted.to_string(),
-                st.events_inserted.to_string(),
-                st.events_retracted.to_string(),
-                st.warnings.to_string(),
-                walk,
-            ],
-        );
-    }
-    writeln!(out, "{table}")?;
-    if c.warnings > 0 {
-        writeln!(out, "Warnings are listed in run_warnings: SELECT * FROM run_warnings WHERE run_id = {};", s.run_id)?;
-    }
-    out.flush()
-}
-
-/// Progress bars on a terminal; otherwise a line per stream on stderr.
-pub(crate) struct Display {
-    bars: Option<(MultiProgress, Mutex<HashMap<&'static str, ProgressBar>>)>,
-    lines: bool,
-}
-
-impl Display {
-    pub(crate) fn new(global: &GlobalArgs) -> Display {
-        let terminal = std::io::stderr().is_terminal() && !global.quiet;
-        let bars = terminal
-            .then(|| (MultiProgress::with_draw_target(ProgressDrawTarget::stderr()), Mutex::new(HashMap::new())));
-        Display { bars, lines: !terminal && !global.quiet }
-    }
-
-    pub(crate) fn clear(&self) {
-        if let Some((multi, _)) = &self.bars {
-            let _ = multi.clear();
-        }
-    }
-}
-
-impl Progress for Display {
-    fn stream_started(&self, stream: &'static str, resumed_from: Option<&str>) {
-        if let Some((multi, bars)) = &self.bars {
-            let bar = multi.add(ProgressBar::new_spinner());
-            bar.set_style(ProgressStyle::with_template("{spinner} {prefix:<18} {msg}").expect("valid template"));
-            bar.set_prefix(stream);
-            bar.set_message(resumed_from.map_or("starting".to_string(), |p| format!("resuming at the {p}")));
-            bar.enable_steady_tick(Duration::from_millis(120));
-            bars.lock().expect("progress lock").insert(stream, bar);
-        }
-    }
-
-    fn page_written(&self, stream: &'static str, s: &StreamSummary, requests: u64, budget_left: Option<u64>) {
-        if let Some((_, bars)) = &self.bars
-            && let Some(bar) = bars.lock().expect("progress lock").get(stream)
-        {
-            let budget = budget_left.map_or(String::new(), |left| format!(", {left} left in the budget"));
-            bar.set_message(format!(
-                "{} documents, {} events added, {} retracted; {requests} requests{budget}",
-                s.documents_seen, s.events_inserted, s.events_retracted
-            ));
-        }
-    }
-
-    fn stream_finished(&self, s: &StreamSummary) {
-        if let Some((_, bars)) = &self.bars
-            && let Some(bar) = bars.lock().expect("progress lock").get(s.stream)
-        {
-            bar.finish();
-        }
-        if self.lines {
-            crate::output::note(&format!(
-                "{}: {} pages, {} documents ({} new or changed, {} deleted), {} events added, {} retracted, {} walk {}",
-                s.stream,
-                s.pages,
-                s.documents_seen,
-                s.documents_changed,
-                s.deleted,
-                s.events_inserted,
-                s.events_retracted,
-                s.kind,
-                if s.complete { "done" } else { "unfinished" }
-            ));
-        }
-    }
 }
 
 #[cfg(test)]

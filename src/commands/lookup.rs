@@ -38,11 +38,11 @@ pub async fn run(global: &GlobalArgs, args: LookupArgs) -> anyhow::Result<ExitCo
         serials.extend(read_serials(path)?);
     }
     let store = super::open_existing_store(global).await?;
-    let rows = store.lookup(&serials, args.company_id.as_deref()).await?;
+    let rows = store.lookup(&serials, args.company.company_id.as_deref()).await?;
     store.close().await;
     let unknown = rows.iter().filter(|r| !found(r)).count();
     let stdout = output::stdout();
-    match Format::resolve(args.format) {
+    match Format::resolve(args.output.format) {
         Format::Json => {
             let items: Vec<serde_json::Value> = rows
                 .iter()

@@ -2,6 +2,7 @@
 //! turns its outcome into an exit status.
 
 pub mod anomalies;
+mod common;
 pub mod demo;
 pub mod doctor;
 pub mod ingest;
@@ -151,10 +152,10 @@ pub(crate) fn stop_on_signals(stop: crate::stop::StopFlag) {
                         stop.force();
                         tokio::spawn(async {
                             tokio::time::sleep(EXIT_AFTER_FORCE).await;
-                            std::process::exit(ingest::INTERRUPTED.into());
+                            std::process::exit(common::INTERRUPTED.into());
                         });
                     }
-                    _ => std::process::exit(ingest::INTERRUPTED.into()),
+                    _ => std::process::exit(common::INTERRUPTED.into()),
                 }
             }
         }

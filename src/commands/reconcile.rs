@@ -25,7 +25,7 @@ pub const CSV_COLUMNS: &[&str] = &[
 
 pub async fn run(global: &GlobalArgs, args: ReconcileArgs) -> anyhow::Result<ExitCode> {
     let store = super::open_existing_store(global).await?;
-    let companies = match &args.company_id {
+    let companies = match &args.company.company_id {
         Some(c) => vec![c.clone()],
         None => store.companies().await?,
     };
@@ -33,7 +33,7 @@ pub async fn run(global: &GlobalArgs, args: ReconcileArgs) -> anyhow::Result<Exi
     let mut compared = Vec::new();
     for company in companies {
         let Some((snapshot_id, taken)) = store.latest_snapshot(&company).await? else {
-            if args.company_id.is_some() {
+            if args.company.company_id.is_some() {
                 bail!(
                     "company {company} has no complete snapshot yet: run `audit snapshot` (or `audit ingest --snapshot`) first"
                 );
@@ -59,7 +59,7 @@ pub async fn run(global: &GlobalArgs, args: ReconcileArgs) -> anyhow::Result<Exi
         bail!("no company has a complete snapshot yet: run `audit snapshot` (or `audit ingest --snapshot`) first");
     }
     let stdout = output::stdout();
-    match Format::resolve(args.format) {
+    match Format::resolve(args.output.format) {
         Format::Json => {
             let items: Vec<serde_json::Value> = all
                 .iter()

@@ -4,35 +4,34 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Instant;
 
+use super::common::{INTERRUPTED, LOCKED, Locked, client, with_company_lock};
 use crate::cli::{GlobalArgs, SnapshotArgs};
-use crate::ingest::{StopFlag, StopReason};
-use crate::snapshot::SnapshotSummary;
+use crate::sync::snapshot::SnapshotSummary;
+use crate::sync::{StopFlag, StopReason, SyncError};
 
 pub async fn run(global: &GlobalArgs, args: SnapshotArgs) -> anyhow::Result<ExitCode> {
     let stop = StopFlag::default();
-    let client = super::ingest::client(&args.inflow)?.with_stop(stop.clone());
+    let client = client(&args.inflow)?.with_stop(stop.clone());
     let store = super::open_store(global).await?;
     let company = client.config().company_id.clone();
     super::stop_on_signals(stop.clone());
-    let lock = match store.try_lock(&company, "snapshot").await? {
-        Ok(lock) => lock,
-        Err(holder) => {
+    let started = Instant::now();
+    let work = async || crate::sync::snapshot::run(&store, &client, &company, &stop).await;
+    let abandoned = |result: &Result<_, SyncError>| matches!(result, Err(SyncError::Interrupted { .. }));
+    let result = match with_company_lock(&store, &company, "snapshot", false, &stop, work, abandoned).await? {
+        Locked::Ran(result) => result,
+        Locked::Busy(holder) => {
             crate::output::note(&format!("another ingest of company {company} is running in this database: {holder}"));
             store.close().await;
-            return Ok(ExitCode::from(super::ingest::LOCKED));
+            return Ok(ExitCode::from(LOCKED));
         }
+        Locked::Stopped => unreachable!("the lock is not waited for"),
     };
-    let flag = stop.clone();
-    lock.on_lost(move || flag.lock_lost());
-    let started = Instant::now();
-    let result = crate::snapshot::run(&store, &client, &company, &stop).await;
-    if let Err(err @ crate::ingest::IngestError::Interrupted { .. }) = &result {
+    if let Err(err @ SyncError::Interrupted { .. }) = &result {
         // Not closing the store: its connection may be stuck in the abandoned statement.
-        lock.release_fresh().await;
         crate::output::note(&format!("stopped: {}", crate::error_text(err)));
-        return Ok(ExitCode::from(super::ingest::INTERRUPTED));
+        return Ok(ExitCode::from(INTERRUPTED));
     }
-    lock.release().await;
     store.close().await;
     let summary = result?;
     print_summary(&summary, started.elapsed())?;

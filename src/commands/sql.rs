@@ -21,7 +21,7 @@ const TABLE_BLOCK: usize = 1000;
 pub async fn run(global: &GlobalArgs, args: SqlArgs) -> anyhow::Result<ExitCode> {
     let store = super::open_existing_store(global).await?;
     let stdout = output::stdout();
-    let mut sink: Box<dyn Sink> = match Format::resolve(args.format) {
+    let mut sink: Box<dyn Sink> = match Format::resolve(args.output.format) {
         Format::Json => Box::new(JsonSink {
             out: std::io::BufWriter::with_capacity(64 * 1024, stdout),
             columns: Vec::new(),

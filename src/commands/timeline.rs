@@ -38,7 +38,7 @@ pub const CSV_COLUMNS: &[&str] = &[
 
 pub async fn run(global: &GlobalArgs, args: TimelineArgs) -> anyhow::Result<ExitCode> {
     let store = super::open_existing_store(global).await?;
-    let filter = EventFilter { company_id: args.company_id.as_deref(), all: args.all, as_of: args.as_of };
+    let filter = EventFilter { company_id: args.company.company_id.as_deref(), all: args.all, as_of: args.as_of };
     let rows = store.serial_events(&args.serial, &filter).await?;
     if args.tree {
         let code = print_tree(&store, &args, rows).await;
@@ -46,7 +46,7 @@ pub async fn run(global: &GlobalArgs, args: TimelineArgs) -> anyhow::Result<Exit
         return code;
     }
     if rows.is_empty() {
-        let mut similar = store.similar_serials(&args.serial, args.company_id.as_deref(), 10).await?;
+        let mut similar = store.similar_serials(&args.serial, args.company.company_id.as_deref(), 10).await?;
         let mut msg = format!("serial {:?} is not in the audit trail", args.serial);
         if args.as_of.is_some() {
             msg.push_str(" as of that time");
@@ -73,11 +73,11 @@ pub async fn run(global: &GlobalArgs, args: TimelineArgs) -> anyhow::Result<Exit
     }
     let mut histories = timeline::histories(rows);
     if args.as_of.is_none() {
-        let links = store.genealogy_of(&args.serial, args.company_id.as_deref()).await?;
+        let links = store.genealogy_of(&args.serial, args.company.company_id.as_deref()).await?;
         timeline::attach_genealogy(&mut histories, links);
     }
     let stdout = output::stdout();
-    match Format::resolve(args.format) {
+    match Format::resolve(args.output.format) {
         Format::Json => {
             output::write_json(stdout, &serde_json::json!({ "serial": args.serial, "histories": histories }))?
         }
@@ -188,7 +188,7 @@ async fn print_tree(
     args: &TimelineArgs,
     rows: Vec<crate::store::query::EventRow>,
 ) -> anyhow::Result<ExitCode> {
-    let company = args.company_id.as_deref();
+    let company = args.company.company_id.as_deref();
     let down = links_from(store, &args.serial, Side::Components, company).await?;
     let up = links_from(store, &args.serial, Side::BuiltInto, company).await?;
     // The serial's own (company, product) pairs: from its events and from its links.
@@ -227,7 +227,7 @@ async fn print_tree(
         })
         .collect();
     let stdout = output::stdout();
-    match Format::resolve(args.format) {
+    match Format::resolve(args.output.format) {
         Format::Json => output::write_json(stdout, &serde_json::json!({ "serial": args.serial, "trees": bills }))?,
         Format::Csv => output::write_csv(stdout, TREE_CSV_COLUMNS, bills.iter().flat_map(tree_csv_rows))?,
         Format::Table => print_bills(stdout, &bills)?,

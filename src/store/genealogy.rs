@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::QueryBuilder;
 
-use super::ingest::push_in;
+use super::write::push_in;
 use super::{Context, Store, StoreError, on_pool};
 use crate::mapping::Derived;
 

@@ -8,17 +8,21 @@
 
 pub mod adhoc;
 pub mod anomalies;
+mod bulk;
 pub mod capabilities;
+mod documents;
 pub mod genealogy;
-pub mod ingest;
 pub mod lock;
 pub mod migrate;
 mod nodelay;
 pub mod query;
 pub mod reference;
+pub mod runs;
 pub mod status;
 pub mod stock;
 pub mod url;
+pub mod walks;
+pub mod write;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -115,6 +119,16 @@ macro_rules! on_pool {
     };
 }
 pub(crate) use on_pool;
+
+/// Implements a trait for each backend's connection from one body, so that steps inside a
+/// transaction are written once and compiled against each driver.
+macro_rules! for_each_connection {
+    (impl $trait:ident { $($body:tt)* }) => {
+        impl $trait for sqlx::SqliteConnection { $($body)* }
+        impl $trait for sqlx::PgConnection { $($body)* }
+    };
+}
+pub(crate) use for_each_connection;
 
 /// "no such table" (SQLite) or undefined_table (Postgres).
 fn is_missing_table(e: &dyn sqlx::error::DatabaseError) -> bool {

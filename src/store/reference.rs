@@ -4,7 +4,27 @@ use chrono::Utc;
 use sqlx::QueryBuilder;
 
 use super::{Context, Store, StoreError, WritePool, on_pool};
-use crate::inflow::model::{Location, Product};
+
+/// A location as stored (the store knows nothing of inFlow's shapes).
+#[derive(Debug, Clone, Copy)]
+pub struct LocationRow<'a> {
+    pub location_id: &'a str,
+    pub name: Option<&'a str>,
+    pub is_active: Option<bool>,
+    pub row_version: Option<&'a str>,
+}
+
+/// A product as stored.
+#[derive(Debug, Clone, Copy)]
+pub struct ProductRow<'a> {
+    pub product_id: &'a str,
+    pub name: Option<&'a str>,
+    pub sku: Option<&'a str>,
+    pub track_serials: bool,
+    pub is_active: Option<bool>,
+    pub item_type: Option<&'a str>,
+    pub row_version: Option<&'a str>,
+}
 
 impl Store {
     pub async fn has_locations(&self, company_id: &str) -> Result<bool, StoreError> {
@@ -34,10 +54,9 @@ impl Store {
         })
     }
 
-    /// Inserts or refreshes locations; ones without an id (or with one too long to index) are skipped.
-    pub async fn upsert_locations(&self, company_id: &str, locations: &[Location]) -> Result<u64, StoreError> {
-        let rows: Vec<&Location> =
-            locations.iter().filter(|l| indexable(l.location_id.as_deref(), "location")).collect();
+    /// Inserts or refreshes locations; ones with an id too long to index are skipped.
+    pub async fn upsert_locations(&self, company_id: &str, locations: &[LocationRow<'_>]) -> Result<u64, StoreError> {
+        let rows: Vec<&LocationRow> = locations.iter().filter(|l| indexable(l.location_id, "location")).collect();
         if rows.is_empty() {
             return Ok(0);
         }
@@ -48,10 +67,10 @@ impl Store {
                 let mut q = QueryBuilder::new("INSERT INTO locations (company_id, location_id, name, is_active, row_version, updated_at) ");
                 q.push_values(chunk, |mut row, l| {
                     row.push_bind(company_id)
-                        .push_bind(&l.location_id)
-                        .push_bind(&l.name)
+                        .push_bind(l.location_id)
+                        .push_bind(l.name)
                         .push_bind(l.is_active)
-                        .push_bind(&l.timestamp)
+                        .push_bind(l.row_version)
                         .push_bind(now);
                 });
                 q.push(
@@ -65,9 +84,9 @@ impl Store {
         })
     }
 
-    /// Inserts or refreshes products; ones without an id (or with one too long to index) are skipped.
-    pub async fn upsert_products(&self, company_id: &str, products: &[Product]) -> Result<u64, StoreError> {
-        let rows: Vec<&Product> = products.iter().filter(|p| indexable(p.product_id.as_deref(), "product")).collect();
+    /// Inserts or refreshes products; ones with an id too long to index are skipped.
+    pub async fn upsert_products(&self, company_id: &str, products: &[ProductRow<'_>]) -> Result<u64, StoreError> {
+        let rows: Vec<&ProductRow> = products.iter().filter(|p| indexable(p.product_id, "product")).collect();
         if rows.is_empty() {
             return Ok(0);
         }
@@ -80,13 +99,13 @@ impl Store {
                 );
                 q.push_values(chunk, |mut row, p| {
                     row.push_bind(company_id)
-                        .push_bind(&p.product_id)
-                        .push_bind(&p.name)
-                        .push_bind(&p.sku)
+                        .push_bind(p.product_id)
+                        .push_bind(p.name)
+                        .push_bind(p.sku)
                         .push_bind(p.track_serials)
                         .push_bind(p.is_active)
-                        .push_bind(&p.item_type)
-                        .push_bind(&p.timestamp)
+                        .push_bind(p.item_type)
+                        .push_bind(p.row_version)
                         .push_bind(now);
                 });
                 q.push(
@@ -102,14 +121,11 @@ impl Store {
     }
 }
 
-/// Whether a reference row has an id, and one short enough for the primary key's index.
-fn indexable(id: Option<&str>, what: &str) -> bool {
-    match id {
-        Some(id) if id.len() > super::ingest::MAX_KEY_BYTES => {
-            tracing::warn!("a {what} id of {} bytes is too long to store; that {what} is left out", id.len());
-            false
-        }
-        Some(_) => true,
-        None => false,
+/// Whether a reference row's id is short enough for the primary key's index.
+fn indexable(id: &str, what: &str) -> bool {
+    if id.len() > super::write::MAX_KEY_BYTES {
+        tracing::warn!("a {what} id of {} bytes is too long to store; that {what} is left out", id.len());
+        return false;
     }
+    true
 }

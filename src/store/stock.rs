@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::QueryBuilder;
 
-use super::ingest::WalkMark;
+use super::walks::WalkMark;
 use super::{Context, Store, StoreError, WritePool, on_pool};
 
 /// One inventory line with a serial.

@@ -8,13 +8,16 @@
 
 use chrono::Utc;
 
+use super::adapt::{Adapt, fetch_locations, place, product_rows, resumed_start};
+use super::record::{RunRecord, Worked};
+use super::run::clean_stop;
+use super::{Counters, RunCounters, RunStatus, StopFlag, StopReason, SyncError};
 use crate::inflow::model::Product;
-use crate::inflow::walk::{CountMeaning, ListSpec, Paging, Pass, Position, Walk};
-use crate::inflow::{Client, ClientError};
-use crate::ingest::{Adapt, IngestError, StopFlag, StopReason};
+use crate::inflow::walk::{CountMeaning, ListSpec, Pass, Paging, Position, Walk, WalkStart};
+use crate::inflow::Client;
 use crate::store::Store;
-use crate::store::ingest::{RunCounters, RunStatus, WalkMark};
 use crate::store::stock::{StockPage, StockRow};
+use crate::store::walks::WalkMark;
 
 const STREAM: &str = "stock";
 
@@ -41,55 +44,39 @@ pub async fn run(
     client: &Client,
     company_id: &str,
     stop: &StopFlag,
-) -> Result<SnapshotSummary, IngestError> {
-    let run_id =
-        store.begin_run(company_id, "snapshot", &serde_json::json!({}), Some(&client.config().api_version)).await?;
-    let requests_before = client.stats().requests() as i64;
-    let result = tokio::select! {
-        result = walk(store, client, company_id, run_id, stop) => result,
-        _ = stop.forced() => {
-            crate::ingest::record_interrupted(store, run_id).await;
-            return Err(IngestError::Interrupted { run_id });
-        }
-    };
-    let requests = client.stats().requests() as i64 - requests_before;
-    match result {
-        Ok(mut summary) => {
-            summary.requests = requests;
-            let counters = RunCounters {
-                requests,
-                pages: summary.pages,
-                documents_seen: summary.products,
-                rate_limited: client.stats().rate_limited() as i64,
-                retries: client.stats().retries() as i64,
-                ..RunCounters::default()
-            };
-            let status = if summary.complete { RunStatus::Succeeded } else { RunStatus::Stopped };
-            store.finish_run(run_id, status, &counters, None).await?;
-            Ok(summary)
-        }
-        Err(err) => {
-            let counters = RunCounters { requests, ..RunCounters::default() };
-            let text = client.redact(&crate::error_text(&err)).into_owned();
-            if let Err(e) = store.finish_run(run_id, RunStatus::Failed, &counters, Some(&text)).await {
-                tracing::error!("could not record the failure of run {run_id}: {}", crate::error_text(&e));
-            }
-            Err(err)
-        }
-    }
+) -> Result<SnapshotSummary, SyncError> {
+    let arguments = serde_json::json!({});
+    let record =
+        RunRecord { store, company_id, command: "snapshot", arguments: &arguments, client: Some(client), stop: Some(stop) };
+    record
+        .run(|run_id| async move {
+            let requests_before = client.stats().requests() as i64;
+            let result = walk(store, client, company_id, run_id, stop).await;
+            let requests = client.stats().requests() as i64 - requests_before;
+            let mut counters = RunCounters { requests, ..RunCounters::default() };
+            let result = result.map(|mut summary| {
+                summary.requests = requests;
+                counters.work = Counters { pages: summary.pages, documents_seen: summary.products, ..Counters::default() };
+                counters.rate_limited = client.stats().rate_limited() as i64;
+                counters.retries = client.stats().retries() as i64;
+                let status = if summary.complete { RunStatus::Succeeded } else { RunStatus::Stopped };
+                (summary, status)
+            });
+            Worked { result, counters }
+        })
+        .await
 }
 
-async fn walk(
+/// Starts a snapshot, or finds the unfinished one to resume.
+async fn begin(
     store: &Store,
-    client: &Client,
+    adapt: &Adapt<'_>,
     company_id: &str,
     run_id: i64,
-    stop: &StopFlag,
-) -> Result<SnapshotSummary, IngestError> {
+) -> Result<(SnapshotSummary, WalkStart), SyncError> {
     let state = store.sync_state(company_id, STREAM).await?;
-    let adapt = Adapt::new(store, client, company_id, run_id);
     let (snapshot_id, start, resumed) = match state.walk_id {
-        Some(id) => (id, crate::ingest::resumed_start(&state, CountMeaning::Unknown), true),
+        Some(id) => (id, resumed_start(&state, CountMeaning::Unknown), true),
         None => {
             let id = store.begin_snapshot(company_id, run_id).await?;
             let start = adapt.fresh_start(PRODUCTS, true, CountMeaning::Unknown).await?;
@@ -98,7 +85,7 @@ async fn walk(
             (id, start, false)
         }
     };
-    let mut summary = SnapshotSummary {
+    let summary = SnapshotSummary {
         run_id,
         snapshot_id,
         complete: false,
@@ -109,15 +96,23 @@ async fn walk(
         serial_lines: 0,
         requests: 0,
     };
+    Ok((summary, start))
+}
+
+async fn walk(
+    store: &Store,
+    client: &Client,
+    company_id: &str,
+    run_id: i64,
+    stop: &StopFlag,
+) -> Result<SnapshotSummary, SyncError> {
+    let adapt = Adapt::new(store, client, company_id, run_id);
+    let (mut summary, start) = begin(store, &adapt, company_id, run_id).await?;
     // Names for output, if no ingest fetched them yet.
     if !store.has_locations(company_id).await? {
-        match crate::ingest::fetch_locations(store, client, company_id, run_id).await {
-            Err(IngestError::Reference { source: ClientError::BudgetSpent, .. }) => {
-                summary.stop = Some(StopReason::Budget);
-                return Ok(summary);
-            }
-            Err(IngestError::Reference { source: ClientError::Stopped, .. }) => {
-                summary.stop = Some(stop.reason().unwrap_or(StopReason::Signal));
+        match fetch_locations(store, client, company_id, run_id).await {
+            Err(SyncError::Reference { source, .. }) if clean_stop(&source, stop).is_some() => {
+                summary.stop = clean_stop(&source, stop);
                 return Ok(summary);
             }
             other => other?,
@@ -142,16 +137,12 @@ async fn walk(
         }
         let page = match page {
             Ok(page) => page,
-            Err(ClientError::BudgetSpent) => {
-                summary.stop = Some(StopReason::Budget);
-                return Ok(summary);
-            }
-            Err(ClientError::Stopped) => {
-                summary.stop = Some(stop.reason().unwrap_or(StopReason::Signal));
+            Err(source) if clean_stop(&source, stop).is_some() => {
+                summary.stop = clean_stop(&source, stop);
                 return Ok(summary);
             }
             Err(source) => {
-                return Err(IngestError::Fetch { stream: "products", position: walk.position().to_string(), source });
+                return Err(SyncError::Fetch { stream: "products", position: walk.position().to_string(), source });
             }
         };
         let products: Vec<Product> = page
@@ -160,7 +151,7 @@ async fn walk(
             .filter_map(|raw| crate::mapping::storable::parse_storable(&client.redact(raw.get())).ok())
             .collect();
         let rows = stock_rows(&products);
-        store.upsert_products(company_id, &products).await?;
+        store.upsert_products(company_id, &product_rows(&products)).await?;
         summary.pages += 1;
         summary.products += products.len() as i64;
         summary.serial_lines += rows.len() as i64;
@@ -168,29 +159,38 @@ async fn walk(
             .write_stock_page(StockPage {
                 company_id,
                 run_id,
-                snapshot_id,
+                snapshot_id: summary.snapshot_id,
                 observed_at: Utc::now(),
                 products: products.len() as i64,
                 rows,
-                mark: WalkMark { restarted: page.restarted, ..mark(snapshot_id, page.paging, &page.next, &page.pass) },
+                mark: WalkMark {
+                    restarted: page.restarted,
+                    ..mark(summary.snapshot_id, page.paging, &page.next, &page.pass)
+                },
             })
             .await?;
         if page.last {
-            if let Some(why) = walk.unproven() {
-                tracing::warn!(
-                    "the snapshot reached the end of the products but cannot prove it saw every one ({why}); \
-                     take it again if `audit reconcile` reports products missing"
-                );
-            }
-            if adapt.recorded_paging(PRODUCTS).await?.is_some_and(|r| r != walk.paging()) {
-                let why = format!("a snapshot walk reached its end with {}", walk.paging().describe());
-                adapt.record_paging(PRODUCTS, walk.paging(), why).await?;
-            }
-            store.complete_snapshot(company_id, snapshot_id, run_id).await?;
-            summary.complete = true;
+            finish(store, &adapt, &walk, &mut summary).await?;
             return Ok(summary);
         }
     }
+}
+
+/// Ends a snapshot that reached the last product: complete, and the paging mode recorded.
+async fn finish(store: &Store, adapt: &Adapt<'_>, walk: &Walk<'_>, summary: &mut SnapshotSummary) -> Result<(), SyncError> {
+    if let Some(why) = walk.unproven() {
+        tracing::warn!(
+            "the snapshot reached the end of the products but cannot prove it saw every one ({why}); \
+             take it again if `audit reconcile` reports products missing"
+        );
+    }
+    if adapt.recorded_paging(PRODUCTS).await?.is_some_and(|r| r != walk.paging()) {
+        let why = format!("a snapshot walk reached its end with {}", walk.paging().describe());
+        adapt.record_paging(PRODUCTS, walk.paging(), why).await?;
+    }
+    store.complete_snapshot(adapt.company_id, summary.snapshot_id, summary.run_id).await?;
+    summary.complete = true;
+    Ok(())
 }
 
 fn mark(snapshot_id: i64, paging: Paging, position: &Position, pass: &Pass) -> WalkMark<'static> {
@@ -201,6 +201,7 @@ fn mark(snapshot_id: i64, paging: Paging, position: &Position, pass: &Pass) -> W
         from: None,
         paging: paging.as_str(),
         position: position.encode(),
+        place: place(position),
         seen: pass.seen as i64,
         list_count: pass.stored_count(),
         unproven: pass.unproven.clone(),
@@ -218,7 +219,7 @@ pub fn stock_rows(products: &[Product]) -> Vec<StockRow> {
             let Some(serial) = line.serial.clone().filter(|s| !s.trim().is_empty()) else { continue };
             let product_id = line.product_id.clone().unwrap_or_else(|| product_id.clone());
             // Part of an index; serials are not (any length is fine).
-            if product_id.len() > crate::store::ingest::MAX_KEY_BYTES {
+            if product_id.len() > crate::store::write::MAX_KEY_BYTES {
                 continue;
             }
             rows.push(StockRow {

@@ -172,7 +172,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use audit::inflow::{ApiKey, Client, ClientConfig, RateLimits};
-use audit::ingest::{IngestOptions, Quiet, RunSummary, StopFlag};
+use audit::sync::{IngestOptions, Quiet, RunSummary, StopFlag};
 use audit::mapping::DocType;
 use inflow_simulator::{Scale, SimConfig, Simulator};
 
@@ -206,7 +206,7 @@ pub fn options(sim: &Simulator) -> IngestOptions {
 
 /// Runs an ingest in-process with a fresh client.
 pub async fn ingest(store: &Store, sim: &Simulator) -> RunSummary {
-    audit::ingest::run(store, &client_for(sim), &options(sim), &Quiet, &StopFlag::default()).await.expect("ingest")
+    audit::sync::run(store, &client_for(sim), &options(sim), &Quiet, &StopFlag::default()).await.expect("ingest")
 }
 
 /// An event as compared between runs: everything but ids and observation times.

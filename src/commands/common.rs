@@ -1,0 +1,243 @@
+//! What several commands share: the inFlow client built from the command line, the progress
+//! display and summary of a run, the company's lock around a run, and exit statuses.
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::cli::{GlobalArgs, InflowArgs};
+use crate::inflow::{ApiKey, Client, ClientConfig, RateLimits};
+use crate::store::lock::LockHolder;
+use crate::store::{Store, StoreError};
+use crate::sync::{Progress, RunSummary, StopFlag, StopReason, StreamSummary};
+
+/// Exit status when another run of the company holds the lock (EX_TEMPFAIL).
+pub(crate) const LOCKED: u8 = 75;
+
+/// Exit status after a second signal stopped a run at once (128 + SIGINT, as shells report).
+pub(crate) const INTERRUPTED: u8 = 130;
+
+/// What became of a run that needs the company's lock.
+pub(crate) enum Locked<T> {
+    /// The work ran, holding the lock.
+    Ran(T),
+    /// Another process holds the lock.
+    Busy(LockHolder),
+    /// The stop flag was set while waiting for the lock.
+    Stopped,
+}
+
+/// Takes the company's lock for `command` (waiting for it with `wait`), makes `stop` end the
+/// run if another process takes the lock over, runs `work` and releases the lock: on a
+/// connection of its own when `abandoned` says the work was abandoned mid-statement (the run's
+/// connection may be stuck in it).
+pub(crate) async fn with_company_lock<T>(
+    store: &Store,
+    company: &str,
+    command: &str,
+    wait: bool,
+    stop: &StopFlag,
+    work: impl AsyncFnOnce() -> T,
+    abandoned: impl Fn(&T) -> bool,
+) -> Result<Locked<T>, StoreError> {
+    let lock = match store.try_lock(company, command).await? {
+        Ok(lock) => lock,
+        Err(_) if wait => match store.lock_waiting(company, command, stop).await? {
+            Some(lock) => lock,
+            None => return Ok(Locked::Stopped),
+        },
+        Err(holder) => return Ok(Locked::Busy(holder)),
+    };
+    let flag = stop.clone();
+    lock.on_lost(move || flag.lock_lost());
+    let out = work().await;
+    if abandoned(&out) {
+        lock.release_fresh().await;
+    } else {
+        lock.release().await;
+    }
+    Ok(Locked::Ran(out))
+}
+
+/// Checks the inFlow settings and builds the client; nothing is sent yet.
+pub(crate) fn client(args: &InflowArgs) -> anyhow::Result<Client> {
+    let company_id = match args.company_id.as_deref().map(str::trim) {
+        Some(id) if !id.is_empty() => id.to_string(),
+        _ => bail!(
+            "no inFlow company id: set INFLOW_COMPANY_ID or pass --company-id (inFlow shows it under Options > Integrations)"
+        ),
+    };
+    let api_key = match args.api_key.as_deref().map(str::trim) {
+        Some(key) if !key.is_empty() => ApiKey::new(key),
+        _ => bail!("no inFlow API key: set INFLOW_API_KEY (inFlow shows it under Options > Integrations)"),
+    };
+    if !(args.time_scale > 0.0 && args.time_scale <= 1.0) {
+        bail!("--time-scale must be in (0, 1]");
+    }
+    let shown = crate::store::url::redact(&args.base_url);
+    let url = url::Url::parse(&args.base_url).with_context(|| format!("--base-url {shown:?} is not a URL"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        bail!("--base-url must be an http(s) URL, not {shown:?}");
+    }
+    // They would be logged, stored with the run's arguments, and sent in place of the key.
+    if !url.username().is_empty() || url.password().is_some() {
+        bail!(
+            "--base-url {shown:?} holds credentials (user:password@); inFlow takes the API key only, from \
+             INFLOW_API_KEY: remove them from the URL"
+        );
+    }
+    if reqwest::header::HeaderValue::from_str(&format!("application/json;version={}", args.api_version)).is_err() {
+        bail!("--api-version {:?} cannot be sent in a header; inFlow versions look like 2025-06-24", args.api_version);
+    }
+    let mut config = ClientConfig::new(&args.base_url, &company_id, api_key);
+    config.api_version = args.api_version.clone();
+    config.max_requests = args.max_requests;
+    config.request_timeout = args.request_timeout;
+    let scale = |d: Duration| d.mul_f64(args.time_scale);
+    config.limits = RateLimits {
+        per_minute: args.max_per_minute,
+        per_hour: args.max_per_hour,
+        minute: scale(RateLimits::INFLOW.minute),
+    };
+    config.retry.base_delay = scale(config.retry.base_delay);
+    config.retry.max_delay = scale(config.retry.max_delay);
+    config.retry.default_retry_after = scale(config.retry.default_retry_after);
+    Ok(Client::new(config)?)
+}
+
+/// Prints a run's summary: a line for the run and a table of its streams.
+pub(crate) fn print_summary(s: &RunSummary, elapsed: Duration) -> std::io::Result<()> {
+    let mut out = crate::output::stdout();
+    let c = &s.counters;
+    let how = match s.stop {
+        None => "succeeded".to_string(),
+        Some(StopReason::Budget) => "stopped at --max-requests; the next run continues from the saved position".into(),
+        Some(StopReason::Signal) => "stopped by a signal; the next run continues from the saved position".into(),
+        Some(StopReason::LockLost) => "stopped: the ingest lock was taken over".into(),
+    };
+    writeln!(
+        out,
+        "Run {} {how} in {:.1}s: {} requests ({} answered 429, {} retried), {} events added, {} retracted, {} warnings.",
+        s.run_id,
+        elapsed.as_secs_f64(),
+        c.requests,
+        c.rate_limited,
+        c.retries,
+        c.work.events_inserted,
+        c.work.events_retracted,
+        c.work.warnings
+    )?;
+    let mut table = crate::output::table(&[
+        "stream",
+        "pages",
+        "documents",
+        "changed",
+        "deleted",
+        "events added",
+        "retracted",
+        "warnings",
+        "walk",
+    ]);
+    for st in &s.streams {
+        let mut walk = match (&st.resumed_from, st.complete, &st.unproven) {
+            (_, true, Some(_)) => format!("{} walk ended, not proven complete (see the warning)", st.kind),
+            (Some(from), true, None) => format!("{} walk done (resumed at the {from})", st.kind),
+            (None, true, None) => format!("{} walk done", st.kind),
+            (_, false, _) => format!("{} walk unfinished, position saved", st.kind),
+        };
+        if st.complete && st.paging != crate::inflow::walk::Paging::PREFERRED.as_str() {
+            walk.push_str(&format!(", {} paging", st.paging));
+        }
+        crate::output::add_row(
+            &mut table,
+            vec![
+                st.stream.to_string(),
+                st.work.pages.to_string(),
+                st.work.documents_seen.to_string(),
+                st.work.documents_changed.to_string(),
+                st.deleted.to_string(),
+                st.work.events_inserted.to_string(),
+                st.work.events_retracted.to_string(),
+                st.work.warnings.to_string(),
+                walk,
+            ],
+        );
+    }
+    writeln!(out, "{table}")?;
+    if c.work.warnings > 0 {
+        writeln!(out, "Warnings are listed in run_warnings: SELECT * FROM run_warnings WHERE run_id = {};", s.run_id)?;
+    }
+    out.flush()
+}
+
+/// Progress bars on a terminal; otherwise a line per stream on stderr.
+pub(crate) struct Display {
+    bars: Option<(MultiProgress, Mutex<HashMap<&'static str, ProgressBar>>)>,
+    lines: bool,
+}
+
+impl Display {
+    pub(crate) fn new(global: &GlobalArgs) -> Display {
+        let terminal = std::io::stderr().is_terminal() && !global.quiet;
+        let bars = terminal
+            .then(|| (MultiProgress::with_draw_target(ProgressDrawTarget::stderr()), Mutex::new(HashMap::new())));
+        Display { bars, lines: !terminal && !global.quiet }
+    }
+
+    pub(crate) fn clear(&self) {
+        if let Some((multi, _)) = &self.bars {
+            let _ = multi.clear();
+        }
+    }
+}
+
+impl Progress for Display {
+    fn stream_started(&self, stream: &'static str, resumed_from: Option<&str>) {
+        if let Some((multi, bars)) = &self.bars {
+            let bar = multi.add(ProgressBar::new_spinner());
+            bar.set_style(ProgressStyle::with_template("{spinner} {prefix:<18} {msg}").expect("valid template"));
+            bar.set_prefix(stream);
+            bar.set_message(resumed_from.map_or("starting".to_string(), |p| format!("resuming at the {p}")));
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bars.lock().expect("progress lock").insert(stream, bar);
+        }
+    }
+
+    fn page_written(&self, stream: &'static str, s: &StreamSummary, requests: u64, budget_left: Option<u64>) {
+        if let Some((_, bars)) = &self.bars
+            && let Some(bar) = bars.lock().expect("progress lock").get(stream)
+        {
+            let budget = budget_left.map_or(String::new(), |left| format!(", {left} left in the budget"));
+            bar.set_message(format!(
+                "{} documents, {} events added, {} retracted; {requests} requests{budget}",
+                s.work.documents_seen, s.work.events_inserted, s.work.events_retracted
+            ));
+        }
+    }
+
+    fn stream_finished(&self, s: &StreamSummary) {
+        if let Some((_, bars)) = &self.bars
+            && let Some(bar) = bars.lock().expect("progress lock").get(s.stream)
+        {
+            bar.finish();
+        }
+        if self.lines {
+            crate::output::note(&format!(
+                "{}: {} pages, {} documents ({} new or changed, {} deleted), {} events added, {} retracted, {} walk {}",
+                s.stream,
+                s.work.pages,
+                s.work.documents_seen,
+                s.work.documents_changed,
+                s.deleted,
+                s.work.events_inserted,
+                s.work.events_retracted,
+                s.kind,
+                if s.complete { "done" } else { "unfinished" }
+            ));
+        }
+    }
+}

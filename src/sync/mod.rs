@@ -1,0 +1,112 @@
+//! The engine: what reads inFlow and writes the audit trail.
+//!
+//! - [`run`]: an ingest, which walks each stream page by page and writes serial events.
+//! - [`rebuild`]: every event derived again from the stored documents, without a request.
+//! - [`snapshot`]: inFlow's current serial stock, from products' `inventoryLines`.
+//! - `adapt`: how walks adapt to the server (paging modes, what `X-listCount` counts) and the
+//!   reference lists (locations, products); `derive`: documents to events, as stored;
+//!   `sheets`: the lines of stock counts' sheets fetched one by one; `record`: the run row
+//!   around every run.
+//!
+//! Every run is recorded in `ingest_runs` ([`record`]) whatever its outcome, with one set of
+//! [`Counters`] added up from pages to streams to the run.
+
+mod adapt;
+mod derive;
+pub mod rebuild;
+mod record;
+pub mod run;
+mod sheets;
+pub mod snapshot;
+
+use chrono::NaiveDate;
+
+use crate::inflow::ClientError;
+use crate::mapping::DocType;
+pub use crate::stop::{StopFlag, StopReason};
+use crate::store::StoreError;
+pub use crate::store::runs::{Counters, RunCounters, RunStatus};
+pub use adapt::RETRY_PREFERRED_AFTER;
+pub use rebuild::rebuild;
+pub use run::run;
+
+/// What an ingest is asked to do.
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    pub company_id: String,
+    /// Documents dated before this day are left out; remembered for later runs.
+    pub since: Option<NaiveDate>,
+    /// Re-read only the sales and purchase orders dated within this long before now.
+    pub window: Option<chrono::Duration>,
+    pub types: Vec<DocType>,
+    /// The options as recorded in `ingest_runs.arguments` (never the API key).
+    pub arguments: serde_json::Value,
+}
+
+/// What happened to one stream in a run.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct StreamSummary {
+    pub stream: &'static str,
+    /// `complete`, `window` or `rebuild`.
+    pub kind: &'static str,
+    /// The position this run resumed from, if an earlier walk was unfinished.
+    pub resumed_from: Option<String>,
+    #[serde(flatten)]
+    pub work: Counters,
+    /// Documents a complete walk found gone from inFlow (their events are retracted).
+    pub deleted: i64,
+    /// The walk reached its end in this run.
+    pub complete: bool,
+    /// The walk reached its end but cannot prove it returned every document (why): it
+    /// concluded no deletion and is not recorded as complete.
+    pub unproven: Option<String>,
+    /// How the walk paged when it ended (`keyset`, `keyset-unsorted`, `skip`).
+    pub paging: &'static str,
+}
+
+/// What a run did, stream by stream and in all.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    pub run_id: i64,
+    pub status: RunStatus,
+    pub stop: Option<StopReason>,
+    pub streams: Vec<StreamSummary>,
+    pub counters: RunCounters,
+}
+
+/// Progress reports; the command line draws bars from them.
+pub trait Progress: Send + Sync {
+    fn stream_started(&self, _stream: &'static str, _resumed_from: Option<&str>) {}
+    fn page_written(&self, _stream: &'static str, _summary: &StreamSummary, _requests: u64, _budget_left: Option<u64>) {
+    }
+    fn stream_finished(&self, _summary: &StreamSummary) {}
+}
+
+/// Reports nothing.
+pub struct Quiet;
+impl Progress for Quiet {}
+
+/// Why a run of the engine (an ingest, a snapshot, a rebuild) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("ingest of {stream} failed at the {position}")]
+    Fetch {
+        stream: &'static str,
+        position: String,
+        #[source]
+        source: ClientError,
+    },
+    #[error("fetching {what} failed")]
+    Reference {
+        what: &'static str,
+        #[source]
+        source: ClientError,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(
+        "run {run_id} stopped at once by a second signal; it is recorded as interrupted, and the next run \
+         continues from its last saved page"
+    )]
+    Interrupted { run_id: i64 },
+}

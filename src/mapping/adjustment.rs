@@ -60,22 +60,18 @@ pub(super) fn derive(sa: StockAdjustment, raw: &str, counts: &[CountEvidence]) -
 mod tests {
     use serde_json::json;
 
-    use crate::mapping::test_support::{at, fixture, of, warnings};
-    use crate::mapping::{DocType, EventType, WarningKind, derive};
+    use crate::mapping::test_support::{self, at, fixture_json, of, s, warnings};
+    use crate::mapping::{DocType, EventType, WarningKind};
 
     const LOC: &str = "00000000-0000-4000-8000-000000000007";
     const LINE: &str = "00000000-0000-4000-8000-000000000402";
 
     fn constructed() -> serde_json::Value {
-        serde_json::from_str(&fixture("stock-adjustment.CONSTRUCTED.json")).unwrap()
+        fixture_json("stock-adjustment.CONSTRUCTED.json")
     }
 
     fn run(v: &serde_json::Value) -> crate::mapping::Derived {
-        derive(DocType::StockAdjustment, &v.to_string()).unwrap()
-    }
-
-    fn s(x: &str) -> Option<String> {
-        Some(x.to_string())
+        test_support::run(DocType::StockAdjustment, v)
     }
 
     #[test]

@@ -12,7 +12,9 @@ use chrono::{DateTime, Utc};
 
 use super::lines::{Line, SerialLine};
 use super::{Builder, Derived, DocType, EventType, LinkDraft, MappingError, MatchedTo, Occurrence};
-use crate::inflow::model::{ManufacturingOrder, ManufacturingOrderLine};
+use crate::inflow::model::{
+    ManufacturingOrder, ManufacturingOrderLine, ManufacturingOrderPickLine, ManufacturingOrderPickMatching,
+};
 
 /// A line of the tree, taken out of it.
 struct FlatLine {
@@ -119,13 +121,32 @@ pub(super) fn derive(mo: ManufacturingOrder, raw: &str) -> Result<Derived, Mappi
         }));
     }
 
-    let tree = Tree::new(&lines, &line_serials, &put_units, completed_date);
+    let links = genealogy(&lines, &line_serials, &put_units, consumed, &picks, &matchings, completed_date);
+    for l in links {
+        b.link(l);
+    }
+    b.finish(raw)
+}
+
+/// The genealogy of an order's units: each consumed (or matched) component linked to the units
+/// it went into, as precisely as the matchings tell, and each subassembly built in the order
+/// linked to its parent's units; one link per component and unit.
+fn genealogy(
+    lines: &[FlatLine],
+    line_serials: &[Vec<String>],
+    put_units: &[(Option<String>, Unit)],
+    consumed: Vec<(String, Option<String>, Option<String>)>,
+    picks: &[ManufacturingOrderPickLine],
+    matchings: &[ManufacturingOrderPickMatching],
+    completed_date: Option<DateTime<Utc>>,
+) -> Vec<LinkDraft> {
+    let tree = Tree::new(lines, line_serials, put_units, completed_date);
     let mut links = Vec::new();
     // Each consumed serial, and each matched serial no pick line lists.
     let mut components = consumed;
     let picked: HashSet<&str> = components.iter().map(|(s, _, _)| s.as_str()).collect();
     let mut extra = Vec::new();
-    for m in &matchings {
+    for m in matchings {
         let Some(serial) = m.serial.as_deref().filter(|s| !s.trim().is_empty()) else { continue };
         if picked.contains(serial) {
             continue;
@@ -178,10 +199,7 @@ pub(super) fn derive(mo: ManufacturingOrder, raw: &str) -> Result<Derived, Mappi
         (&a.component_serial, &a.component_product_id, &a.finished_serial, &a.finished_product_id)
             == (&b.component_serial, &b.component_product_id, &b.finished_serial, &b.finished_product_id)
     });
-    for l in links {
-        b.link(l);
-    }
-    b.finish(raw)
+    links
 }
 
 fn link<'u>(
@@ -319,7 +337,7 @@ impl Tree {
 mod tests {
     use serde_json::{Value, json};
 
-    use crate::mapping::test_support::{at, fixture, of, warnings};
+    use crate::mapping::test_support::{self, at, fixture, of, s, warnings};
     use crate::mapping::{DocType, EventType, MatchedTo, derive};
 
     const LOC: &str = "loc-1";
@@ -369,12 +387,8 @@ mod tests {
         })
     }
 
-    fn run(v: &Value) -> crate::mapping::Derived {
-        derive(DocType::ManufacturingOrder, &v.to_string()).unwrap()
-    }
-
-    fn s(x: &str) -> Option<String> {
-        Some(x.to_string())
+    fn run(v: &serde_json::Value) -> crate::mapping::Derived {
+        test_support::run(DocType::ManufacturingOrder, v)
     }
 
     /// (component, finished, matched_to)

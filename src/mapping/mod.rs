@@ -612,6 +612,20 @@ pub(crate) mod test_support {
     pub fn warnings(d: &Derived) -> Vec<WarningKind> {
         d.warnings.iter().map(|w| w.kind).collect()
     }
+
+    /// A fixture file of `tests/fixtures/inflow`, parsed.
+    pub fn fixture_json(name: &str) -> serde_json::Value {
+        serde_json::from_str(&fixture(name)).unwrap()
+    }
+
+    /// What the mapping makes of a document that must map.
+    pub fn run(doc_type: DocType, v: &serde_json::Value) -> Derived {
+        derive(doc_type, &v.to_string()).unwrap()
+    }
+
+    pub fn s(x: &str) -> Option<String> {
+        Some(x.to_string())
+    }
 }
 
 #[cfg(test)]

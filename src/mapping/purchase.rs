@@ -35,21 +35,17 @@ pub(super) fn derive(po: PurchaseOrder, raw: &str) -> Result<Derived, MappingErr
 mod tests {
     use serde_json::json;
 
-    use crate::mapping::test_support::{at, fixture, of};
-    use crate::mapping::{DocType, EventType, derive};
+    use crate::mapping::test_support::{self, at, fixture_json, of, s};
+    use crate::mapping::{DocType, EventType};
 
     const LOC: &str = "00000000-0000-4000-8000-000000000006";
 
     fn constructed() -> serde_json::Value {
-        serde_json::from_str(&fixture("purchase-order.receive-unstock.CONSTRUCTED.json")).unwrap()
+        fixture_json("purchase-order.receive-unstock.CONSTRUCTED.json")
     }
 
     fn run(v: &serde_json::Value) -> crate::mapping::Derived {
-        derive(DocType::PurchaseOrder, &v.to_string()).unwrap()
-    }
-
-    fn s(x: &str) -> Option<String> {
-        Some(x.to_string())
+        test_support::run(DocType::PurchaseOrder, v)
     }
 
     #[test]

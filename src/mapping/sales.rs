@@ -59,21 +59,17 @@ pub(super) fn derive(so: SalesOrder, raw: &str) -> Result<Derived, MappingError>
 mod tests {
     use serde_json::json;
 
-    use crate::mapping::test_support::{at, fixture, of, warnings};
+    use crate::mapping::test_support::{self, at, fixture, fixture_json, of, s, warnings};
     use crate::mapping::{DocType, EventType, WarningKind, derive};
 
     const LOC: &str = "00000000-0000-4000-8000-000000000006";
 
     fn constructed() -> serde_json::Value {
-        serde_json::from_str(&fixture("sales-order.movement-lines.CONSTRUCTED.json")).unwrap()
+        fixture_json("sales-order.movement-lines.CONSTRUCTED.json")
     }
 
     fn run(v: &serde_json::Value) -> crate::mapping::Derived {
-        derive(DocType::SalesOrder, &v.to_string()).unwrap()
-    }
-
-    fn s(x: &str) -> Option<String> {
-        Some(x.to_string())
+        test_support::run(DocType::SalesOrder, v)
     }
 
     #[test]

@@ -271,8 +271,8 @@ mod tests {
     use serde_json::{Value, json};
 
     use super::*;
-    use crate::mapping::test_support::{at, of, warnings};
-    use crate::mapping::{Context, WarningKind, derive, derive_with};
+    use crate::mapping::test_support::{self, at, of, s, warnings};
+    use crate::mapping::{Context, WarningKind, derive_with};
 
     fn q(serials: &[&str]) -> Value {
         json!({"standardQuantity": format!("{}.0000", serials.len()), "serialNumbers": serials})
@@ -302,12 +302,8 @@ mod tests {
         })
     }
 
-    fn run(v: &Value) -> Derived {
-        derive(DocType::StockCount, &v.to_string()).unwrap()
-    }
-
-    fn s(x: &str) -> Option<String> {
-        Some(x.to_string())
+    fn run(v: &serde_json::Value) -> crate::mapping::Derived {
+        test_support::run(DocType::StockCount, v)
     }
 
     #[test]

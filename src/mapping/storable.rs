@@ -36,6 +36,44 @@ enum Frame {
     Array { index: usize },
 }
 
+/// Scans a string from `start` (just after its opening quote) to its closing quote: where that
+/// is, and the escapes in it that cannot be stored (a NUL, a lone surrogate).
+fn scan_string(bytes: &[u8], start: usize) -> (usize, Vec<usize>) {
+    let mut j = start;
+    let mut bad = Vec::new();
+    while j < bytes.len() && bytes[j] != b'"' {
+        if bytes[j] != b'\\' {
+            j += 1;
+            continue;
+        }
+        if bytes.get(j + 1) != Some(&b'u') {
+            j += 2;
+            continue;
+        }
+        let Some(unit) = hex4(bytes, j + 2) else {
+            j += 2;
+            continue;
+        };
+        match unit {
+            0 => bad.push(j),
+            0xD800..=0xDBFF => {
+                let pair = bytes.get(j + 6) == Some(&b'\\')
+                    && bytes.get(j + 7) == Some(&b'u')
+                    && hex4(bytes, j + 8).is_some_and(|low| (0xDC00..=0xDFFF).contains(&low));
+                if pair {
+                    j += 12;
+                    continue;
+                }
+                bad.push(j);
+            }
+            0xDC00..=0xDFFF => bad.push(j),
+            _ => {}
+        }
+        j += 6;
+    }
+    (j, bad)
+}
+
 /// The JSON text with every escape that cannot be stored kept as text (see the module docs),
 /// and where each was. Borrowed, and no list, in the common case. `raw` must be valid JSON (a
 /// parsed `RawValue`); anything else is returned unchanged.
@@ -80,38 +118,7 @@ pub fn storable_json(raw: &str) -> (Cow<'_, str>, Vec<KeptEscape>) {
             }
             b'"' => {
                 let start = i + 1;
-                let mut j = start;
-                let mut bad = Vec::new();
-                while j < bytes.len() && bytes[j] != b'"' {
-                    if bytes[j] != b'\\' {
-                        j += 1;
-                        continue;
-                    }
-                    if bytes.get(j + 1) != Some(&b'u') {
-                        j += 2;
-                        continue;
-                    }
-                    let Some(unit) = hex4(bytes, j + 2) else {
-                        j += 2;
-                        continue;
-                    };
-                    match unit {
-                        0 => bad.push(j),
-                        0xD800..=0xDBFF => {
-                            let pair = bytes.get(j + 6) == Some(&b'\\')
-                                && bytes.get(j + 7) == Some(&b'u')
-                                && hex4(bytes, j + 8).is_some_and(|low| (0xDC00..=0xDFFF).contains(&low));
-                            if pair {
-                                j += 12;
-                                continue;
-                            }
-                            bad.push(j);
-                        }
-                        0xDC00..=0xDFFF => bad.push(j),
-                        _ => {}
-                    }
-                    j += 6;
-                }
+                let (j, bad) = scan_string(bytes, start);
                 let is_key = matches!(stack.last(), Some(Frame::Object { expecting_key: true, .. }));
                 if !bad.is_empty() {
                     // A key's place is its object's: the object's last key is not part of it.

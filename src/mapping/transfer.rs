@@ -82,8 +82,8 @@ pub(super) fn derive(st: StockTransfer, raw: &str) -> Result<Derived, MappingErr
 
 #[cfg(test)]
 mod tests {
-    use crate::mapping::test_support::{at, fixture, of, warnings};
-    use crate::mapping::{DocType, EventType, WarningKind, derive};
+    use crate::mapping::test_support::{self, at, fixture, of, s, warnings};
+    use crate::mapping::{DocType, EventType, WarningKind};
 
     const FROM: &str = "00000000-0000-4000-8000-000000000006";
     const TO: &str = "00000000-0000-4000-8000-000000000007";
@@ -96,11 +96,7 @@ mod tests {
     }
 
     fn run(v: &serde_json::Value) -> crate::mapping::Derived {
-        derive(DocType::StockTransfer, &v.to_string()).unwrap()
-    }
-
-    fn s(x: &str) -> Option<String> {
-        Some(x.to_string())
+        test_support::run(DocType::StockTransfer, v)
     }
 
     #[test]

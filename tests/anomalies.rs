@@ -64,17 +64,14 @@ fn findings(rows: &[Value]) -> Vec<Finding> {
 /// Every row of the `serial_anomalies` view, as the command prints them.
 async fn view_rows(store: &Store) -> Vec<Value> {
     const SQL: &str = "SELECT * FROM serial_anomalies";
-    let mut rows: Vec<AnomalyRow> = if let Some(pool) = store.sqlite_pool() {
-        sqlx::query_as(SQL).fetch_all(pool).await.unwrap()
-    } else {
-        sqlx::query_as(SQL).fetch_all(store.postgres_pool().unwrap()).await.unwrap()
-    };
+    let mut rows: Vec<AnomalyRow> = with_pool!(store, pool => sqlx::query_as(SQL).fetch_all(pool).await.unwrap());
     rows.sort_by(|a, b| {
         (&a.kind, &a.serial, &a.product_id, a.event_id).cmp(&(&b.kind, &b.serial, &b.product_id, b.event_id))
     });
     rows.iter().map(|r| serde_json::to_value(r).unwrap()).collect()
 }
 
+both_backends! {
 async fn every_planted_anomaly_is_found_with_its_evidence(db: TestDb) {
     let sim = simulator(Scale::Small).await;
     let scenario = sim.scenario();
@@ -83,8 +80,7 @@ async fn every_planted_anomaly_is_found_with_its_evidence(db: TestDb) {
     assert_eq!(kinds.len(), AnomalyKind::ALL.len(), "the simulator plants every kind: {kinds:?}");
 
     // Without a snapshot there is nothing to reconcile with.
-    let (code, _, stderr) = run_cli(&db, &sim, &["ingest"], &[]);
-    assert_eq!(code, 0, "{stderr}");
+    ingest(&db.store().await, &sim).await;
     let (code, rows, stderr) = anomalies(&db, &[]);
     assert_eq!(code, 1, "{stderr}");
     let mut expected: Vec<Finding> = all.iter().filter(|f| f.0 != "history_and_stock_disagree").cloned().collect();
@@ -121,22 +117,17 @@ async fn every_planted_anomaly_is_found_with_its_evidence(db: TestDb) {
     // The view lists the same rows, field for field.
     assert_eq!(view_rows(&store).await, rows);
 }
-both_backends!(
-    every_planted_anomaly_is_found_with_its_evidence,
-    crate::every_planted_anomaly_is_found_with_its_evidence
-);
+}
 
 /// An event's time as the JSON output writes it.
 async fn event_time(store: &Store, event_id: i64) -> String {
     const SQL: &str = "SELECT occurred_at FROM serial_events WHERE event_id = $1";
-    let t: chrono::DateTime<chrono::Utc> = if let Some(pool) = store.sqlite_pool() {
-        sqlx::query_scalar(SQL).bind(event_id).fetch_one(pool).await.unwrap()
-    } else {
-        sqlx::query_scalar(SQL).bind(event_id).fetch_one(store.postgres_pool().unwrap()).await.unwrap()
-    };
+    let t: chrono::DateTime<chrono::Utc> =
+        with_pool!(store, pool => sqlx::query_scalar(SQL).bind(event_id).fetch_one(pool).await.unwrap());
     serde_json::to_value(t).unwrap().as_str().unwrap().to_string()
 }
 
+both_backends! {
 async fn a_clean_company_has_no_anomalies(db: TestDb) {
     // Big enough for transfers still on the way, returns resold, split deliveries and
     // cancellations: every history the generator makes without faults is plausible.
@@ -166,8 +157,9 @@ async fn a_clean_company_has_no_anomalies(db: TestDb) {
         "returns {returns}, {received} received, {in_transit} on the way"
     );
 }
-both_backends!(a_clean_company_has_no_anomalies, crate::a_clean_company_has_no_anomalies);
+}
 
+both_backends! {
 async fn options_filter_the_findings_and_formats_follow_the_contract(db: TestDb) {
     let sim = simulator(Scale::Small).await;
     let (code, _, stderr) = run_cli(&db, &sim, &["ingest", "--snapshot"], &[]);
@@ -247,10 +239,7 @@ async fn options_filter_the_findings_and_formats_follow_the_contract(db: TestDb)
     assert_eq!(code, 2);
     assert!(stderr.contains("there is no audit database"), "{stderr}");
 }
-both_backends!(
-    options_filter_the_findings_and_formats_follow_the_contract,
-    crate::options_filter_the_findings_and_formats_follow_the_contract
-);
+}
 
 async fn view_columns(store: &Store) -> Vec<String> {
     match store.backend() {
@@ -270,24 +259,23 @@ async fn view_columns(store: &Store) -> Vec<String> {
     }
 }
 
+both_backends! {
 async fn a_cancelled_order_no_longer_counts(db: TestDb) {
     let sim = simulator(Scale::Small).await;
-    let (code, _, stderr) = run_cli(&db, &sim, &["ingest"], &[]);
-    assert_eq!(code, 0, "{stderr}");
+    ingest(&db.store().await, &sim).await;
     let story = sim.scenario().sold_twice.unwrap();
     let (_, rows, _) = anomalies(&db, &["--serial", &story.serial]);
     assert_eq!(rows.len(), 2, "out_twice and sold_twice: {rows:?}");
     // The second order is cancelled in inFlow: its events are retracted, and never count.
     sim.cancel("sales-orders", &story.documents[2].id).unwrap();
-    let (code, _, stderr) = run_cli(&db, &sim, &["ingest"], &[]);
-    assert_eq!(code, 0, "{stderr}");
+    ingest(&db.store().await, &sim).await;
     let (code, rows, _) = anomalies(&db, &["--serial", &story.serial]);
     assert_eq!((code, rows), (0, Vec::<Value>::new()));
     let store = db.store().await;
     let retracted = count(&store, "SELECT count(*) FROM serial_events WHERE retracted_at IS NOT NULL").await;
     assert!(retracted >= 3, "{retracted}");
 }
-both_backends!(a_cancelled_order_no_longer_counts, crate::a_cancelled_order_no_longer_counts);
+}
 
 // ---- Hand-made histories ---------------------------------------------------------------------
 
@@ -343,10 +331,7 @@ async fn insert_events(store: &Store, events: &[Ev<'_>]) {
                     .unwrap()
             };
         }
-        let done = match store.sqlite_pool() {
-            Some(pool) => run!(pool).rows_affected(),
-            None => run!(store.postgres_pool().unwrap()).rows_affected(),
-        };
+        let done = with_pool!(store, pool => run!(pool).rows_affected());
         assert_eq!(done, 1, "unknown event type {event_type}");
     }
 }
@@ -369,10 +354,7 @@ async fn insert_order(store: &Store, doc: &str, customer: &str) {
                 .rows_affected()
         };
     }
-    match store.sqlite_pool() {
-        Some(pool) => run!(pool),
-        None => run!(store.postgres_pool().unwrap()),
-    };
+    with_pool!(store, pool => run!(pool));
 }
 
 /// A complete snapshot with these lines: (product, serial, location, sublocation, quantity).
@@ -401,10 +383,7 @@ async fn insert_snapshot(store: &Store, lines: &[(&str, &str, &str, &str, f64)])
             }
         }};
     }
-    match store.sqlite_pool() {
-        Some(pool) => run!(pool),
-        None => run!(store.postgres_pool().unwrap()),
-    }
+    with_pool!(store, pool => run!(pool))
 }
 
 /// (serial, kind) of every finding, or of every stock disagreement.
@@ -424,6 +403,7 @@ fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
     out
 }
 
+both_backends! {
 async fn each_kind_follows_its_rule(db: TestDb) {
     let store = db.store().await;
     // A stock-removing event type audit does not know yet: it counts by the sign event_types
@@ -508,8 +488,9 @@ async fn each_kind_follows_its_rule(db: TestDb) {
     );
     assert_eq!(rows.iter().map(|r| r["detail"].as_str().unwrap()).collect::<BTreeSet<_>>(), BTreeSet::from(["p", "q"]));
 }
-both_backends!(each_kind_follows_its_rule, crate::each_kind_follows_its_rule);
+}
 
+both_backends! {
 async fn undated_events_are_placed_as_serial_current_places_them(db: TestDb) {
     let store = db.store().await;
     #[rustfmt::skip]
@@ -527,11 +508,9 @@ async fn undated_events_are_placed_as_serial_current_places_them(db: TestDb) {
         strings(&store, "SELECT serial || ':' || status FROM serial_current WHERE $1 = $1 ORDER BY serial", "").await;
     assert_eq!(status, ["U-1:with_customer", "U-2:in_stock"], "the same order as serial_current");
 }
-both_backends!(
-    undated_events_are_placed_as_serial_current_places_them,
-    crate::undated_events_are_placed_as_serial_current_places_them
-);
+}
 
+both_backends! {
 async fn retracted_events_never_count(db: TestDb) {
     let store = db.store().await;
     #[rustfmt::skip]
@@ -548,8 +527,9 @@ async fn retracted_events_never_count(db: TestDb) {
     ]).await;
     assert_eq!(kinds_found(&db).await, pairs(&[("R-2", "out_twice"), ("R-3", "appeared_from_nowhere")]));
 }
-both_backends!(retracted_events_never_count, crate::retracted_events_never_count);
+}
 
+both_backends! {
 async fn stock_disagreements_are_what_reconcile_lists(db: TestDb) {
     let store = db.store().await;
     #[rustfmt::skip]
@@ -635,8 +615,9 @@ async fn stock_disagreements_are_what_reconcile_lists(db: TestDb) {
     details.sort();
     assert_eq!(details, got);
 }
-both_backends!(stock_disagreements_are_what_reconcile_lists, crate::stock_disagreements_are_what_reconcile_lists);
+}
 
+both_backends! {
 async fn the_kinds_table_lists_the_command_line_kinds(db: TestDb) {
     let store = db.store().await;
     let table: Vec<String> = store.anomaly_kinds().await.unwrap().into_iter().map(|(k, _)| k).collect();
@@ -644,8 +625,9 @@ async fn the_kinds_table_lists_the_command_line_kinds(db: TestDb) {
     code.sort();
     assert_eq!(table, code);
 }
-both_backends!(the_kinds_table_lists_the_command_line_kinds, crate::the_kinds_table_lists_the_command_line_kinds);
+}
 
+both_backends! {
 /// The query plans keep the two properties the benchmark relies on: asking about one serial
 /// reads its events through the serial index only, and (on SQLite) the findings are computed
 /// once, outside the loop over the kinds, not once per kind.
@@ -677,7 +659,4 @@ async fn the_plans_read_one_serial_by_index_and_the_findings_once(db: TestDb) {
         }
     }
 }
-both_backends!(
-    the_plans_read_one_serial_by_index_and_the_findings_once,
-    crate::the_plans_read_one_serial_by_index_and_the_findings_once
-);
+}

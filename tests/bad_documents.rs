@@ -118,6 +118,7 @@ async fn rows(store: &audit::store::Store, sql: &'static str) -> Vec<String> {
     strings(store, sql, "").await
 }
 
+both_backends! {
 async fn every_document_is_stored_or_quarantined_and_alike_on_both(db: TestDb) {
     let page = page();
     let server = server(page.docs.clone()).await;
@@ -212,11 +213,9 @@ async fn every_document_is_stored_or_quarantined_and_alike_on_both(db: TestDb) {
     assert_eq!(count(&store, "SELECT count(*) FROM quarantined_documents WHERE doc_id = 'so-refused'").await, 0);
     assert_eq!(count(&store, "SELECT count(*) FROM documents WHERE doc_id = 'so-refused'").await, 1);
 }
-both_backends!(
-    every_document_is_stored_or_quarantined_and_alike_on_both,
-    crate::every_document_is_stored_or_quarantined_and_alike_on_both
-);
+}
 
+both_backends! {
 /// Issue 19, point 7: a serial (or any text from inFlow) holding terminal escape sequences is
 /// shown escaped wherever a table or a line is printed for people, and exactly in JSON and CSV.
 async fn control_characters_reach_no_terminal(db: TestDb) {
@@ -250,4 +249,4 @@ async fn control_characters_reach_no_terminal(db: TestDb) {
     let csv = run(&["timeline", serial, "--format", "csv"]);
     assert!(csv.contains(serial), "{csv:?}");
 }
-both_backends!(control_characters_reach_no_terminal, crate::control_characters_reach_no_terminal);
+}

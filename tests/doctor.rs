@@ -225,6 +225,7 @@ async fn what_the_ingest_relies_on_missing_exits_1_and_an_unreachable_server_2()
     assert!(r["error"].as_str().is_some_and(|e| e.contains("connect")), "{r:#}");
 }
 
+both_backends! {
 /// The doctor's findings choose how the ingest walks: with `sort` answering 500, no ingest
 /// request sends it, so the ingest meets no failure at all.
 async fn the_ingest_walks_as_the_doctor_found(db: TestDb) {
@@ -247,4 +248,4 @@ async fn the_ingest_walks_as_the_doctor_found(db: TestDb) {
     assert_eq!(stored.len(), expected_events(&sim).len());
     assert!(stored == expected_events(&sim));
 }
-both_backends!(the_ingest_walks_as_the_doctor_found, crate::the_ingest_walks_as_the_doctor_found);
+}

@@ -75,6 +75,7 @@ fn close_stdout_after_a_line(child: &mut Child) {
     drop(out);
 }
 
+both_backends! {
 /// `audit ... | head -1`: every command that prints ends quietly when its reader goes away.
 async fn a_closed_stdout_ends_every_printing_command_quietly(db: TestDb) {
     let sim = simulator(inflow_simulator::Scale::Orders(300)).await;
@@ -108,16 +109,15 @@ async fn a_closed_stdout_ends_every_printing_command_quietly(db: TestDb) {
         assert!(stderr.is_empty(), "{args:?} ends quietly: {stderr}");
     }
 }
-both_backends!(
-    a_closed_stdout_ends_every_printing_command_quietly,
-    crate::a_closed_stdout_ends_every_printing_command_quietly
-);
+}
 
 // ---- 4. Hangs -----------------------------------------------------------------------------------
 
 fn send_signal(child: &Child, signal: i32) {
     // SAFETY: sends a signal to a child this test started and has not reaped yet.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+    #[allow(unsafe_code, reason = "libc::kill has no safe wrapper")]
+    let sent = unsafe { libc::kill(child.id() as i32, signal) };
+    assert_eq!(sent, 0);
 }
 
 /// A server that drips its first answer a byte at a time for ever, then answers normally.
@@ -226,6 +226,7 @@ async fn a_signal_cuts_every_wait_short() {
     assert_eq!(server.total(), 0, "no request while waiting for the lock");
 }
 
+both_backends! {
 /// A second signal while the run waits for the database (a page write blocked by a lock this
 /// test holds): the run is recorded as interrupted, its lock released, and the process ends
 /// with status 130 within seconds.
@@ -298,7 +299,7 @@ async fn a_second_signal_records_the_run_as_interrupted(db: TestDb) {
     assert_eq!(rows, stored.len());
     assert_eq!(stored, expected_events(&sim));
 }
-both_backends!(a_second_signal_records_the_run_as_interrupted, crate::a_second_signal_records_the_run_as_interrupted);
+}
 
 enum Holding {
     Sqlite(sqlx::SqliteConnection),

@@ -20,6 +20,7 @@ fn requests_by_endpoint(sim: &Simulator) -> BTreeMap<String, usize> {
     out
 }
 
+both_backends! {
 async fn complete_ingest_records_every_serial_occurrence_with_minimal_requests(db: TestDb) {
     let sim = simulator(Scale::Small).await;
     let store = db.store().await;
@@ -35,7 +36,7 @@ async fn complete_ingest_records_every_serial_occurrence_with_minimal_requests(d
     // Every row of the mapping table occurs in the simulated company (an adjustment a count
     // made only where counts make listed adjustments: see tests/manufacturing.rs).
     for t in EventType::ALL.iter().filter(|t| **t != EventType::AdjustedByCount) {
-        assert!(stored.iter().any(|e| e.5 == t.as_str()), "no {t} event from simulator data");
+        assert!(stored.iter().any(|e| e.event_type == t.as_str()), "no {t} event from simulator data");
     }
 
     // ceil(N/100) per stream (+1 when N is a multiple of 100), plus the reference lists.
@@ -84,11 +85,9 @@ async fn complete_ingest_records_every_serial_occurrence_with_minimal_requests(d
     );
     assert_eq!(count(&store, "SELECT count(*) FROM locations").await, counts["locations"] as i64);
 }
-both_backends!(
-    complete_ingest_records_every_serial_occurrence_with_minimal_requests,
-    crate::complete_ingest_records_every_serial_occurrence_with_minimal_requests
-);
+}
 
+both_backends! {
 async fn a_rerun_over_unchanged_data_writes_no_events(db: TestDb) {
     let sim = simulator(Scale::Small).await;
     let store = db.store().await;
@@ -119,8 +118,9 @@ async fn a_rerun_over_unchanged_data_writes_no_events(db: TestDb) {
     let by_endpoint = requests_by_endpoint(&sim);
     assert!(!by_endpoint.contains_key("products"), "{by_endpoint:?}");
 }
-both_backends!(a_rerun_over_unchanged_data_writes_no_events, crate::a_rerun_over_unchanged_data_writes_no_events);
+}
 
+both_backends! {
 async fn a_changed_document_is_not_duplicated(db: TestDb) {
     let sim = simulator(Scale::Small).await;
     let store = db.store().await;
@@ -146,7 +146,7 @@ async fn a_changed_document_is_not_duplicated(db: TestDb) {
     assert_eq!(stored, expected_events(&sim));
     assert!(again.counters.work.events_retracted > 0 && again.counters.work.events_retracted == again.counters.work.events_inserted);
 }
-both_backends!(a_changed_document_is_not_duplicated, crate::a_changed_document_is_not_duplicated);
+}
 
 /// Kills the binary at a crash point, then runs it again to the end.
 async fn killed_and_restarted(db: &TestDb, sim: &Simulator, crash_at: &str) {
@@ -158,6 +158,7 @@ async fn killed_and_restarted(db: &TestDb, sim: &Simulator, crash_at: &str) {
     assert!(stdout.contains("succeeded"), "{stdout}");
 }
 
+both_backends! {
 async fn a_run_killed_anywhere_resumes_to_the_same_events(db: TestDb) {
     let sim = simulator(Scale::Orders(450)).await;
     let expected = expected_events(&sim);
@@ -175,24 +176,14 @@ async fn a_run_killed_anywhere_resumes_to_the_same_events(db: TestDb) {
     assert_eq!(code, 0);
     assert!(stdout.contains("0 events added, 0 retracted"), "{stdout}");
 }
-both_backends!(
-    a_run_killed_anywhere_resumes_to_the_same_events,
-    crate::a_run_killed_anywhere_resumes_to_the_same_events
-);
+}
 
+both_backends! {
 async fn a_run_killed_by_sigkill_at_a_random_moment_resumes(db: TestDb) {
     let sim = simulator(Scale::Orders(450)).await;
     // Slow pages widen the window in which the kill lands mid-walk.
     sim.set_faults(Faults::none().rule(FaultRule::new(Fault::Delay { millis: 40 }, Trigger::Rate(1.0))));
-    let env = sim_env(&sim);
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_audit"))
-        .arg("ingest")
-        .env("AUDIT_DATABASE_URL", db.url_string())
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_ingest(&db, &sim, &[]);
     let pause = 150 + (std::process::id() % 200) as u64;
     tokio::time::sleep(Duration::from_millis(pause)).await;
     child.kill().unwrap();
@@ -206,11 +197,9 @@ async fn a_run_killed_by_sigkill_at_a_random_moment_resumes(db: TestDb) {
     assert_eq!(rows, stored.len());
     assert_eq!(stored, expected_events(&sim));
 }
-both_backends!(
-    a_run_killed_by_sigkill_at_a_random_moment_resumes,
-    crate::a_run_killed_by_sigkill_at_a_random_moment_resumes
-);
+}
 
+both_backends! {
 async fn faults_are_retried_and_the_result_is_the_same(db: TestDb) {
     let sim = simulator(Scale::Orders(300)).await;
     let retry_after = Fault::TooManyRequests { retry_after_secs: 0.05 };
@@ -235,8 +224,9 @@ async fn faults_are_retried_and_the_result_is_the_same(db: TestDb) {
     let faulted: Vec<_> = sim.requests().into_iter().filter(|r| r.fault.is_some()).collect();
     assert_eq!(faulted.len(), 9, "{faulted:?}");
 }
-both_backends!(faults_are_retried_and_the_result_is_the_same, crate::faults_are_retried_and_the_result_is_the_same);
+}
 
+both_backends! {
 async fn a_permanent_failure_exits_non_zero_naming_stream_and_page(db: TestDb) {
     let sim = simulator(Scale::Orders(300)).await;
     sim.set_faults(
@@ -257,11 +247,9 @@ async fn a_permanent_failure_exits_non_zero_naming_stream_and_page(db: TestDb) {
     // The streams before it were written and their walks completed.
     assert_eq!(count(&store, "SELECT count(*) FROM sync_state WHERE last_complete_at IS NOT NULL").await, 5);
 }
-both_backends!(
-    a_permanent_failure_exits_non_zero_naming_stream_and_page,
-    crate::a_permanent_failure_exits_non_zero_naming_stream_and_page
-);
+}
 
+both_backends! {
 async fn pacing_under_the_limits_never_meets_a_429(db: TestDb) {
     // A minute of 90 ms, an hour of 5.4 s. The simulator enforces exactly the limits the client
     // paces to, both small enough that the run needs several minute windows and two hours.
@@ -287,8 +275,9 @@ async fn pacing_under_the_limits_never_meets_a_429(db: TestDb) {
     let store = db.store().await;
     assert_eq!(stored_events(&store).await.0, expected_events(&sim));
 }
-both_backends!(pacing_under_the_limits_never_meets_a_429, crate::pacing_under_the_limits_never_meets_a_429);
+}
 
+both_backends! {
 async fn since_filters_on_the_server_where_it_can_and_locally_elsewhere(db: TestDb) {
     let sim = simulator(Scale::Small).await;
     let since = "2025-06-01";
@@ -315,11 +304,9 @@ async fn since_filters_on_the_server_where_it_can_and_locally_elsewhere(db: Test
     assert!(sim.requests().iter().filter(|r| r.endpoint == "sales-orders").all(filtered));
     assert_eq!(stored_events(&store).await.0, expected);
 }
-both_backends!(
-    since_filters_on_the_server_where_it_can_and_locally_elsewhere,
-    crate::since_filters_on_the_server_where_it_can_and_locally_elsewhere
-);
+}
 
+both_backends! {
 async fn types_limit_the_streams(db: TestDb) {
     let sim = simulator(Scale::Small).await;
     let (code, stdout, stderr) = run_cli(&db, &sim, &["ingest", "--types", "stock-transfers,purchase-orders"], &[]);
@@ -337,8 +324,9 @@ async fn types_limit_the_streams(db: TestDb) {
     assert_eq!(code, 2);
     assert!(stderr.contains("unknown stream `invoices`"), "{stderr}");
 }
-both_backends!(types_limit_the_streams, crate::types_limit_the_streams);
+}
 
+both_backends! {
 async fn max_requests_stops_cleanly_and_the_next_run_resumes(db: TestDb) {
     let sim = simulator(Scale::Orders(500)).await;
     // Locations, then two sales-order pages: the walk stops mid-stream.
@@ -361,11 +349,9 @@ async fn max_requests_stops_cleanly_and_the_next_run_resumes(db: TestDb) {
     assert_eq!(rows, stored.len());
     assert_eq!(stored, expected_events(&sim));
 }
-both_backends!(
-    max_requests_stops_cleanly_and_the_next_run_resumes,
-    crate::max_requests_stops_cleanly_and_the_next_run_resumes
-);
+}
 
+both_backends! {
 async fn the_api_key_appears_nowhere(db: TestDb) {
     let sim = simulator(Scale::Small).await;
     sim.set_faults(Faults::none().rule(FaultRule::new(Fault::Status { status: 500 }, Trigger::Requests(vec![2]))));
@@ -391,7 +377,7 @@ async fn the_api_key_appears_nowhere(db: TestDb) {
         }
     }
 }
-both_backends!(the_api_key_appears_nowhere, crate::the_api_key_appears_nowhere);
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn missing_company_or_key_fails_before_any_request() {
@@ -473,6 +459,7 @@ async fn a_404_on_a_list_names_the_page_unless_the_company_is_unknown() {
     );
 }
 
+both_backends! {
 async fn a_server_without_keyset_paging_gets_skip_paging(db: TestDb) {
     let sim = simulator(Scale::Orders(250)).await;
     sim.set_reject_keyset(true);
@@ -484,7 +471,7 @@ async fn a_server_without_keyset_paging_gets_skip_paging(db: TestDb) {
     assert_eq!(rows, stored.len());
     assert_eq!(stored, expected_events(&sim));
 }
-both_backends!(a_server_without_keyset_paging_gets_skip_paging, crate::a_server_without_keyset_paging_gets_skip_paging);
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stop_signal_ends_the_run_after_a_page() {
@@ -567,6 +554,7 @@ async fn sales_order(id: &str) -> serde_json::Value {
     doc
 }
 
+both_backends! {
 async fn a_page_that_repeats_a_document_writes_it_once(db: TestDb) {
     let doc = sales_order("so-twice").await;
     // The pair on the first page, then nothing (no count: the empty page proves the end).
@@ -585,7 +573,7 @@ async fn a_page_that_repeats_a_document_writes_it_once(db: TestDb) {
     assert_eq!(rows, stored.len(), "no duplicated events");
     assert!(rows > 0);
 }
-both_backends!(a_page_that_repeats_a_document_writes_it_once, crate::a_page_that_repeats_a_document_writes_it_once);
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_ignores_after_is_walked_by_skip_to_the_end() {

@@ -56,6 +56,7 @@ fn strs(v: &Value, key: &str) -> Vec<String> {
     v.as_array().unwrap().iter().map(|x| x[key].as_str().unwrap_or_default().to_string()).collect()
 }
 
+both_backends! {
 async fn a_component_is_consumed_and_linked_to_the_unit_it_went_into(db: TestDb) {
     let sim = simulator(Scale::Small).await;
     let store = db.store().await;
@@ -93,11 +94,9 @@ async fn a_component_is_consumed_and_linked_to_the_unit_it_went_into(db: TestDb)
     assert_eq!(strs(&unit["events"], "event_type"), ["build_planned", "production_pending"]);
     assert_eq!(unit["now"]["status"], "never_stocked");
 }
-both_backends!(
-    a_component_is_consumed_and_linked_to_the_unit_it_went_into,
-    crate::a_component_is_consumed_and_linked_to_the_unit_it_went_into
-);
+}
 
+both_backends! {
 async fn a_finished_unit_is_produced_with_its_components(db: TestDb) {
     let sim = simulator(Scale::Small).await;
     let store = db.store().await;
@@ -126,8 +125,9 @@ async fn a_finished_unit_is_produced_with_its_components(db: TestDb) {
         [("produced".to_string(), mo1.clone(), 1), ("consumed".into(), mo2.clone(), -1)]
     );
 }
-both_backends!(a_finished_unit_is_produced_with_its_components, crate::a_finished_unit_is_produced_with_its_components);
+}
 
+both_backends! {
 async fn a_two_level_build_is_traced_by_tree(db: TestDb) {
     let sim = simulator(Scale::Small).await;
     let store = db.store().await;
@@ -187,8 +187,9 @@ async fn a_two_level_build_is_traced_by_tree(db: TestDb) {
         tokio::task::block_in_place(|| run_audit(&db.url_string(), &["timeline", "NO-SUCH-1", "--tree"], &[]));
     assert_eq!(code, 1, "{stderr}");
 }
-both_backends!(a_two_level_build_is_traced_by_tree, crate::a_two_level_build_is_traced_by_tree);
+}
 
+both_backends! {
 async fn the_recall_query_reaches_the_customer_of_a_finished_unit_from_a_components_po(db: TestDb) {
     let sim = simulator(Scale::Small).await;
     let store = db.store().await;
@@ -218,10 +219,7 @@ async fn the_recall_query_reaches_the_customer_of_a_finished_unit_from_a_compone
     assert_eq!(unit["last_document"], chain.unit.documents[1].number.as_str());
     assert!(mine[0]["customer_id"].is_null() && mine[0]["received_at"].is_string());
 }
-both_backends!(
-    the_recall_query_reaches_the_customer_of_a_finished_unit_from_a_components_po,
-    crate::the_recall_query_reaches_the_customer_of_a_finished_unit_from_a_components_po
-);
+}
 
 /// The current (event type, quantity delta) of a serial's events on one document type.
 async fn on_doc(store: &audit::store::Store, serial: &str, doc_type: &str) -> Vec<(String, i64)> {
@@ -291,24 +289,23 @@ async fn counts_add_and_remove_serials_without_double_counting(listed: bool, db:
 async fn count_rows(store: &audit::store::Store, what: &str) -> i64 {
     let sql = "SELECT (SELECT count(*) FROM serial_events WHERE retracted_at IS NULL AND event_type = $1) \
                + (SELECT count(*) FROM document_changes WHERE change = $1)";
-    let rows: Vec<i64> = if let Some(pool) = store.sqlite_pool() {
-        sqlx::query_scalar(sql).bind(what).fetch_all(pool).await.unwrap()
-    } else {
-        sqlx::query_scalar(sql).bind(what).fetch_all(store.postgres_pool().unwrap()).await.unwrap()
-    };
+    let rows: Vec<i64> = with_pool!(store, pool => sqlx::query_scalar(sql).bind(what).fetch_all(pool).await.unwrap());
     rows[0]
 }
 
+both_backends! {
 async fn counts_without_listed_adjustments(db: TestDb) {
     counts_add_and_remove_serials_without_double_counting(false, db).await
 }
-both_backends!(counts_without_listed_adjustments, crate::counts_without_listed_adjustments);
+}
 
+both_backends! {
 async fn counts_with_listed_adjustments(db: TestDb) {
     counts_add_and_remove_serials_without_double_counting(true, db).await
 }
-both_backends!(counts_with_listed_adjustments, crate::counts_with_listed_adjustments);
+}
 
+both_backends! {
 async fn a_count_that_arrives_after_its_adjustment_still_counts_once(db: TestDb) {
     let sim = clean(SimConfig { count_adjustments: true, ..SimConfig::default() }).await;
     let s = sim.scenario();
@@ -336,16 +333,13 @@ async fn a_count_that_arrives_after_its_adjustment_still_counts_once(db: TestDb)
     // A count cancelled later: its adjustment is the only record left, and moves the stock again.
     let count = &s.count_missing.documents[1].id;
     sim.cancel("stock-counts", count).unwrap();
-    let (code, _, stderr) = run_cli(&db, &sim, &["ingest"], &[]);
-    assert_eq!(code, 0, "{stderr}");
+    ingest(&db.store().await, &sim).await;
     assert!(on_doc(&store, &s.count_missing.serial, "stock_count").await.is_empty());
     assert_eq!(on_doc(&store, &s.count_missing.serial, "stock_adjustment").await, [("adjusted_out".to_string(), -1)]);
 }
-both_backends!(
-    a_count_that_arrives_after_its_adjustment_still_counts_once,
-    crate::a_count_that_arrives_after_its_adjustment_still_counts_once
-);
+}
 
+both_backends! {
 async fn a_list_that_refuses_the_sheet_lines_gets_them_by_id(db: TestDb) {
     let sim = clean(SimConfig { refuse_sheet_lines: true, ..SimConfig::default() }).await;
     let store = db.store().await;
@@ -376,10 +370,7 @@ async fn a_list_that_refuses_the_sheet_lines_gets_them_by_id(db: TestDb) {
     audit::sync::rebuild(&store, &sim.company_id(), &audit::sync::Quiet, &audit::sync::StopFlag::default()).await.unwrap();
     assert_eq!(stored_events(&store).await, before);
 }
-both_backends!(
-    a_list_that_refuses_the_sheet_lines_gets_them_by_id,
-    crate::a_list_that_refuses_the_sheet_lines_gets_them_by_id
-);
+}
 
 async fn genealogy_rows(store: &audit::store::Store) -> Vec<String> {
     strings(
@@ -392,6 +383,7 @@ async fn genealogy_rows(store: &audit::store::Store) -> Vec<String> {
     .await
 }
 
+both_backends! {
 async fn put_lines_with_or_without_their_dates_and_lines_give_the_same_genealogy(db: TestDb) {
     let sim = clean(SimConfig::default()).await;
     let store = db.store().await;
@@ -432,11 +424,9 @@ async fn put_lines_with_or_without_their_dates_and_lines_give_the_same_genealogy
     assert_eq!(h["now"]["status"], "in_stock");
     assert!(h["built_into"].as_array().unwrap().is_empty());
 }
-both_backends!(
-    put_lines_with_or_without_their_dates_and_lines_give_the_same_genealogy,
-    crate::put_lines_with_or_without_their_dates_and_lines_give_the_same_genealogy
-);
+}
 
+both_backends! {
 async fn status_types_and_window_know_the_new_streams(db: TestDb) {
     let sim = simulator(Scale::Small).await;
     let (code, _, stderr) = run_cli(&db, &sim, &["ingest", "--types", "manufacturing-orders,stock-counts"], &[]);
@@ -469,8 +459,9 @@ async fn status_types_and_window_know_the_new_streams(db: TestDb) {
         assert_eq!(filtered, r.endpoint == "manufacturing-orders", "{r:?}");
     }
 }
-both_backends!(status_types_and_window_know_the_new_streams, crate::status_types_and_window_know_the_new_streams);
+}
 
+both_backends! {
 async fn a_server_refusing_both_the_keyset_and_the_sheet_lines_still_gives_every_event(db: TestDb) {
     let sim = clean(SimConfig { refuse_sheet_lines: true, reject_keyset: true, ..SimConfig::default() }).await;
     let store = db.store().await;
@@ -486,10 +477,7 @@ async fn a_server_refusing_both_the_keyset_and_the_sheet_lines_still_gives_every
     assert!(pages.iter().all(|r| r.query.iter().any(|(k, v)| k == "include" && v == "sheets")), "{pages:?}");
     assert!(sim.count_requests("count-sheets") > 0);
 }
-both_backends!(
-    a_server_refusing_both_the_keyset_and_the_sheet_lines_still_gives_every_event,
-    crate::a_server_refusing_both_the_keyset_and_the_sheet_lines_still_gives_every_event
-);
+}
 
 /// A walk resumed after a saved id, on a server that refuses both `after` and `sheets.lines`:
 /// the smaller include is tried first, then (the saved document still existing) the paging

@@ -74,6 +74,7 @@ fn check_story(history: &Value, story: &SerialStory, steps: &[(&str, &str, i64)]
     }
 }
 
+both_backends! {
 async fn timelines_tell_every_planted_story(db: TestDb) {
     let (sim, _store) = ingested(&db).await;
     let s = sim.scenario();
@@ -159,8 +160,9 @@ async fn timelines_tell_every_planted_story(db: TestDb) {
         assert_eq!(h["now"]["status"], status, "{}", h["now"]);
     }
 }
-both_backends!(timelines_tell_every_planted_story, crate::timelines_tell_every_planted_story);
+}
 
+both_backends! {
 async fn timeline_formats_agree(db: TestDb) {
     let (sim, _store) = ingested(&db).await;
     let serial = sim.scenario().full_lifecycle.serial;
@@ -199,10 +201,11 @@ async fn timeline_formats_agree(db: TestDb) {
         at = pos;
     }
 }
-both_backends!(timeline_formats_agree, crate::timeline_formats_agree);
+}
 
+both_backends! {
 async fn an_unknown_serial_exits_1_and_suggests_close_matches(db: TestDb) {
-    let (sim, _store) = ingested(&db).await;
+    let (sim, store) = ingested(&db).await;
     let serial = sim.scenario().full_lifecycle.serial;
     let typed = format!("  {}", serial.to_lowercase());
     let (code, stdout, stderr) =
@@ -223,7 +226,7 @@ async fn an_unknown_serial_exits_1_and_suggests_close_matches(db: TestDb) {
     assert!(!stderr.contains("did you mean"), "{stderr}");
     // A serial whose every event is retracted is not suggested as a match for itself.
     let gone = sim.scenario().adjusted_out.serial;
-    exec_with(&_store, "UPDATE serial_events SET retracted_at = observed_at WHERE serial = $1", &[&gone]).await;
+    exec_with(&store, "UPDATE serial_events SET retracted_at = observed_at WHERE serial = $1", &[&gone]).await;
     let (code, _, stderr) = tokio::task::block_in_place(|| run_audit(&db.url_string(), &["timeline", &gone], &[]));
     assert_eq!(code, 1);
     assert!(stderr.contains("only retracted events") && stderr.contains("--all"), "{stderr}");
@@ -231,11 +234,9 @@ async fn an_unknown_serial_exits_1_and_suggests_close_matches(db: TestDb) {
     let (code, _, _) = tokio::task::block_in_place(|| run_audit(&db.url_string(), &["timeline", &gone, "--all"], &[]));
     assert_eq!(code, 0);
 }
-both_backends!(
-    an_unknown_serial_exits_1_and_suggests_close_matches,
-    crate::an_unknown_serial_exits_1_and_suggests_close_matches
-);
+}
 
+both_backends! {
 async fn serial_current_agrees_with_the_timeline(db: TestDb) {
     let (sim, _store) = ingested(&db).await;
     let s = sim.scenario();
@@ -256,8 +257,9 @@ async fn serial_current_agrees_with_the_timeline(db: TestDb) {
         assert_eq!(rows[0]["doc_number"], now["doc_number"]);
     }
 }
-both_backends!(serial_current_agrees_with_the_timeline, crate::serial_current_agrees_with_the_timeline);
+}
 
+both_backends! {
 async fn an_undated_receipt_does_not_outrank_a_later_movement(db: TestDb) {
     let (_sim, store) = ingested(&db).await;
     // A serial ordered and received on one PO, then picked for a customer.
@@ -290,11 +292,9 @@ async fn an_undated_receipt_does_not_outrank_a_later_movement(db: TestDb) {
     assert_eq!(rows[0]["status"], now["status"]);
     assert_eq!(rows[0]["last_event"], last_move["event_type"]);
 }
-both_backends!(
-    an_undated_receipt_does_not_outrank_a_later_movement,
-    crate::an_undated_receipt_does_not_outrank_a_later_movement
-);
+}
 
+both_backends! {
 async fn every_sql_file_answers_its_question(db: TestDb) {
     let (sim, store) = ingested(&db).await;
     let s = sim.scenario();
@@ -410,8 +410,9 @@ async fn every_sql_file_answers_its_question(db: TestDb) {
     checked.dedup();
     assert_eq!(files, checked, "each sql/ file needs a known answer here");
 }
-both_backends!(every_sql_file_answers_its_question, crate::every_sql_file_answers_its_question);
+}
 
+both_backends! {
 async fn audit_sql_refuses_writes_and_changes_nothing(db: TestDb) {
     let (_sim, store) = ingested(&db).await;
     let before = stored_events(&store).await;
@@ -452,7 +453,7 @@ async fn audit_sql_refuses_writes_and_changes_nothing(db: TestDb) {
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(csv.trim(), "serial,event_type");
 }
-both_backends!(audit_sql_refuses_writes_and_changes_nothing, crate::audit_sql_refuses_writes_and_changes_nothing);
+}
 
 #[test]
 fn the_demo_runs_end_to_end_and_again_incrementally() {

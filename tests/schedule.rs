@@ -82,6 +82,7 @@ async fn wait_for(what: &str, limit: Duration, mut done: impl AsyncFnMut() -> bo
 
 const RETRIED: &str = "trying again in";
 
+both_backends! {
 /// The database becomes unavailable under a running `audit ingest --every 1s`, for several of its
 /// runs, then comes back: the loop logs each failure, tries again with a backoff, goes on once
 /// it can, and has lost nothing.
@@ -117,6 +118,7 @@ async fn a_scheduled_loop_outlives_a_database_outage(db: TestDb) {
             use std::os::unix::process::CommandExt;
             // SAFETY: only async-signal-safe calls between fork and exec. SIGXFSZ ignored, so a
             // write past the limit fails with EFBIG instead of killing the process.
+            #[allow(unsafe_code, reason = "pre_exec and setrlimit have no safe wrapper")]
             unsafe {
                 command.pre_exec(|| {
                     libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
@@ -150,6 +152,7 @@ async fn a_scheduled_loop_outlives_a_database_outage(db: TestDb) {
         None => {
             let unlimited = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
             // SAFETY: changes a resource limit of a child this test started and has not reaped.
+            #[allow(unsafe_code, reason = "prlimit has no safe wrapper")]
             let done =
                 unsafe { libc::prlimit(child.id() as i32, libc::RLIMIT_FSIZE, &unlimited, std::ptr::null_mut()) };
             assert_eq!(done, 0, "{}", std::io::Error::last_os_error());
@@ -157,7 +160,10 @@ async fn a_scheduled_loop_outlives_a_database_outage(db: TestDb) {
     }
     wait_for("a run after the outage", Duration::from_secs(60), async || count(&store, succeeded).await > before).await;
     // SAFETY: signals a child this test started and has not reaped.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    #[allow(unsafe_code, reason = "libc::kill has no safe wrapper")]
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM)
+    };
     let status = child.wait().unwrap();
     let log = stderr.lock().unwrap().clone();
     assert_eq!(status.code(), Some(0), "{log}");
@@ -176,7 +182,7 @@ async fn a_scheduled_loop_outlives_a_database_outage(db: TestDb) {
     assert_eq!(stored, expected_events(&sim));
     assert_eq!(count(&store, "SELECT count(*) FROM ingest_locks").await, 0);
 }
-both_backends!(a_scheduled_loop_outlives_a_database_outage, crate::a_scheduled_loop_outlives_a_database_outage);
+}
 
 /// Postgres that accepts connections and never answers (a server hung, a proxy whose backend is
 /// gone), and a port where nothing listens: both reported within about 10 s, with the reason.

@@ -53,6 +53,7 @@ fn endless(db: &TestDb) -> &'static str {
     }
 }
 
+both_backends! {
 async fn a_query_is_stopped_at_its_timeout(db: TestDb) {
     let _store = db.store().await;
     let query = endless(&db);
@@ -63,7 +64,7 @@ async fn a_query_is_stopped_at_its_timeout(db: TestDb) {
     assert!(took < Duration::from_secs(6), "stopped after {took:?}");
     assert!(!stderr.contains("WARN"), "a long query is not worth a warning: {stderr}");
 }
-both_backends!(a_query_is_stopped_at_its_timeout, crate::a_query_is_stopped_at_its_timeout);
+}
 
 /// The process's peak resident memory so far, from the kernel (VmHWM), in bytes.
 fn peak_rss(pid: u32) -> Option<u64> {
@@ -72,6 +73,7 @@ fn peak_rss(pid: u32) -> Option<u64> {
     Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? * 1024)
 }
 
+both_backends! {
 async fn rows_are_streamed_not_held(db: TestDb) {
     let _store = db.store().await;
     // Rows of a kilobyte: held in memory, 200,000 took about 490 MB, 50,000 over 120 MB (JSON is
@@ -125,8 +127,9 @@ async fn rows_are_streamed_not_held(db: TestDb) {
         assert!(peak < 60_000_000, "{format}: {} MB at the peak for {rows} rows", peak / 1_000_000);
     }
 }
-both_backends!(rows_are_streamed_not_held, crate::rows_are_streamed_not_held);
+}
 
+both_backends! {
 async fn reading_still_works_and_the_output_is_as_before(db: TestDb) {
     let _store = db.store().await;
     let (code, json, stderr) = audit_sql(
@@ -148,7 +151,7 @@ async fn reading_still_works_and_the_output_is_as_before(db: TestDb) {
     assert_eq!(code, 0);
     assert!(table.ends_with("(2 rows)\n"), "{table}");
 }
-both_backends!(reading_still_works_and_the_output_is_as_before, crate::reading_still_works_and_the_output_is_as_before);
+}
 
 /// Postgres only: what the server itself refuses once `audit sql` has switched to the read-only
 /// role, written so that the text checks do not see it (those are a second layer, not the wall).

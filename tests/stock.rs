@@ -36,11 +36,8 @@ fn inventory(sim: &Simulator) -> BTreeSet<StockKey> {
 async fn latest_stock(store: &audit::store::Store) -> BTreeSet<StockKey> {
     const SQL: &str = "SELECT product_id, serial, COALESCE(location_id, ''), COALESCE(sublocation, ''), quantity_on_hand \
                        FROM serial_stock_latest";
-    let rows: Vec<(String, String, String, String, f64)> = if let Some(pool) = store.sqlite_pool() {
-        sqlx::query_as(SQL).fetch_all(pool).await.unwrap()
-    } else {
-        sqlx::query_as(SQL).fetch_all(store.postgres_pool().unwrap()).await.unwrap()
-    };
+    let rows: Vec<(String, String, String, String, f64)> =
+        with_pool!(store, pool => sqlx::query_as(SQL).fetch_all(pool).await.unwrap());
     rows.into_iter().map(|(a, b, c, d, q)| (a, b, c, d, (q * 10_000.0).round() as i64)).collect()
 }
 
@@ -48,6 +45,7 @@ fn serialized_products(sim: &Simulator) -> usize {
     sim.products().iter().filter(|p| p["trackSerials"] == true).count()
 }
 
+both_backends! {
 async fn a_snapshot_stores_exactly_the_serial_inventory_lines(db: TestDb) {
     let sim = simulator(Scale::Small).await;
     let (code, stdout, stderr) = run_cli(&db, &sim, &["snapshot"], &[]);
@@ -78,11 +76,9 @@ async fn a_snapshot_stores_exactly_the_serial_inventory_lines(db: TestDb) {
         strings(&store, "SELECT CAST(count(*) AS TEXT) FROM serial_stock WHERE $1 = $1 GROUP BY snapshot_id", "").await;
     assert_eq!(per_snapshot, vec![expected.len().to_string(); 2]);
 }
-both_backends!(
-    a_snapshot_stores_exactly_the_serial_inventory_lines,
-    crate::a_snapshot_stores_exactly_the_serial_inventory_lines
-);
+}
 
+both_backends! {
 async fn a_stopped_snapshot_resumes_into_the_same_set(db: TestDb) {
     let sim = simulator(Scale::Orders(20_000)).await;
     assert!(serialized_products(&sim) > 100, "needs two pages of products");
@@ -102,8 +98,9 @@ async fn a_stopped_snapshot_resumes_into_the_same_set(db: TestDb) {
     assert_eq!(count(&store, "SELECT count(*) FROM stock_snapshots").await, 1);
     assert_eq!(latest_stock(&store).await, inventory(&sim));
 }
-both_backends!(a_stopped_snapshot_resumes_into_the_same_set, crate::a_stopped_snapshot_resumes_into_the_same_set);
+}
 
+both_backends! {
 /// A snapshot whose walk starts the products over (keyset refused on the second page, pages
 /// capped at 3, stopped and resumed in skip paging): the same set, nothing doubled.
 async fn a_snapshot_that_starts_over_or_pages_by_skip_stores_each_line_once(db: TestDb) {
@@ -137,10 +134,7 @@ async fn a_snapshot_that_starts_over_or_pages_by_skip_stores_each_line_once(db: 
     let products = count(&store, "SELECT CAST(products AS BIGINT) FROM stock_snapshots").await;
     assert_eq!(products as usize, serialized_products(&sim), "no product counted twice");
 }
-both_backends!(
-    a_snapshot_that_starts_over_or_pages_by_skip_stores_each_line_once,
-    crate::a_snapshot_that_starts_over_or_pages_by_skip_stores_each_line_once
-);
+}
 
 fn lookup(db: &TestDb, args: &[&str]) -> (i32, Vec<Value>) {
     let mut all = vec!["lookup", "--format", "json"];
@@ -149,6 +143,7 @@ fn lookup(db: &TestDb, args: &[&str]) -> (i32, Vec<Value>) {
     (code, serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout} {stderr}")))
 }
 
+both_backends! {
 async fn lookup_answers_for_on_hand_sold_unknown_and_shared_serials(db: TestDb) {
     let sim = simulator(Scale::Small).await;
     let (code, _, stderr) = run_cli(&db, &sim, &["ingest", "--snapshot"], &[]);
@@ -204,10 +199,7 @@ async fn lookup_answers_for_on_hand_sold_unknown_and_shared_serials(db: TestDb) 
     assert_eq!(reader.headers().unwrap().iter().collect::<Vec<_>>(), audit::commands::lookup::CSV_COLUMNS);
     assert_eq!(reader.records().count(), 3);
 }
-both_backends!(
-    lookup_answers_for_on_hand_sold_unknown_and_shared_serials,
-    crate::lookup_answers_for_on_hand_sold_unknown_and_shared_serials
-);
+}
 
 fn reconcile(db: &TestDb) -> (i32, Vec<Value>) {
     let (code, stdout, stderr) =
@@ -215,6 +207,7 @@ fn reconcile(db: &TestDb) -> (i32, Vec<Value>) {
     (code, serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout} {stderr}")))
 }
 
+both_backends! {
 async fn reconcile_finds_each_planted_disagreement_by_kind(db: TestDb) {
     let sim = simulator(Scale::Small).await;
     let (code, _, stderr) = run_cli(&db, &sim, &["ingest", "--snapshot"], &[]);
@@ -253,11 +246,9 @@ async fn reconcile_finds_each_planted_disagreement_by_kind(db: TestDb) {
     assert_eq!(code, 1);
     assert_eq!(csv_out.lines().count(), expected.len() + 1);
 }
-both_backends!(
-    reconcile_finds_each_planted_disagreement_by_kind,
-    crate::reconcile_finds_each_planted_disagreement_by_kind
-);
+}
 
+both_backends! {
 async fn reconcile_finds_nothing_on_a_clean_company(db: TestDb) {
     let sim =
         Simulator::start(SimConfig { data_faults: false, rate_limit: None, ..SimConfig::default() }).await.unwrap();
@@ -267,14 +258,13 @@ async fn reconcile_finds_nothing_on_a_clean_company(db: TestDb) {
     assert_eq!(found, Vec::<Value>::new());
     assert_eq!(code, 0);
 }
-both_backends!(reconcile_finds_nothing_on_a_clean_company, crate::reconcile_finds_nothing_on_a_clean_company);
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconcile_without_a_snapshot_says_what_to_do() {
     let db = TestDb::sqlite().await;
     let sim = simulator(Scale::Small).await;
-    let (code, _, _) = run_cli(&db, &sim, &["ingest"], &[]);
-    assert_eq!(code, 0);
+    ingest(&db.store().await, &sim).await;
     let (code, _, stderr) = run_cli(&db, &sim, &["reconcile"], &[]);
     assert_eq!(code, 2);
     assert!(stderr.contains("no complete snapshot") && stderr.contains("audit snapshot"), "{stderr}");

@@ -57,6 +57,7 @@ async fn columns(store: &Store, table: &str) -> Vec<String> {
     strings(store, sql, table).await
 }
 
+both_backends! {
 async fn migrations_from_empty(db: TestDb) {
     let store = Store::connect(&db.url).await.unwrap();
     assert_eq!(store.schema_version().await.unwrap(), None, "a fresh database has no schema");
@@ -69,8 +70,9 @@ async fn migrations_from_empty(db: TestDb) {
     }
     assert_eq!(columns(&store, "serial_events").await, CONTRACT_COLUMNS);
 }
-both_backends!(migrations_from_empty, crate::migrations_from_empty);
+}
 
+both_backends! {
 async fn migrating_again_is_a_no_op(db: TestDb) {
     let store = db.store().await;
     let again = store.migrate().await.unwrap();
@@ -79,8 +81,9 @@ async fn migrating_again_is_a_no_op(db: TestDb) {
     let rows = strings(&store, "SELECT name FROM refinery_schema_history WHERE name <> $1", "").await;
     assert_eq!(rows.len(), migration_count(), "one history row per migration: {rows:?}");
 }
-both_backends!(migrating_again_is_a_no_op, crate::migrating_again_is_a_no_op);
+}
 
+both_backends! {
 async fn concurrent_migrations_apply_once(db: TestDb) {
     // Separate stores are separate pools, like separate processes.
     let mut tasks = Vec::new();
@@ -102,8 +105,9 @@ async fn concurrent_migrations_apply_once(db: TestDb) {
     let rows = strings(&store, "SELECT name FROM refinery_schema_history WHERE name <> $1", "").await;
     assert_eq!(rows.len(), migration_count(), "{rows:?}");
 }
-both_backends!(concurrent_migrations_apply_once, crate::concurrent_migrations_apply_once);
+}
 
+both_backends! {
 async fn newer_schema_is_refused(db: TestDb) {
     let store = db.store().await;
     exec(
@@ -125,8 +129,9 @@ async fn newer_schema_is_refused(db: TestDb) {
     assert!(stdout.is_empty(), "{stdout}");
     assert!(stderr.contains("version 999") && stderr.contains("upgrade audit"), "{stderr}");
 }
-both_backends!(newer_schema_is_refused, crate::newer_schema_is_refused);
+}
 
+both_backends! {
 async fn migrate_command_prints_the_version(db: TestDb) {
     let (code, stdout, stderr) = run_audit(&db.url_string(), &["migrate"], &[]);
     assert_eq!(code, 0, "{stderr}");
@@ -136,7 +141,7 @@ async fn migrate_command_prints_the_version(db: TestDb) {
     assert_eq!(code, 0);
     assert!(stdout.contains("already up to date"), "{stdout}");
 }
-both_backends!(migrate_command_prints_the_version, crate::migrate_command_prints_the_version);
+}
 
 #[test]
 fn unsupported_scheme_is_a_clear_error() {
@@ -193,6 +198,7 @@ async fn sqlite_runs_in_wal_mode_with_normal_sync_and_a_busy_timeout() {
     assert!(busy >= 5_000, "busy_timeout {busy} ms");
 }
 
+both_backends! {
 async fn event_types_table_matches_the_code(db: TestDb) {
     let store = db.store().await;
     let rows = strings(
@@ -206,7 +212,7 @@ async fn event_types_table_matches_the_code(db: TestDb) {
     expected.sort();
     assert_eq!(rows, expected);
 }
-both_backends!(event_types_table_matches_the_code, crate::event_types_table_matches_the_code);
+}
 
 #[test]
 fn the_views_are_the_same_sql_on_both_engines() {

@@ -36,39 +36,16 @@ fn ingest_cli(db: &TestDb, sim: &Simulator, extra: &[&str]) -> (i32, String, Str
     run_cli(db, sim, &args, &[])
 }
 
-/// One company's events as (event, retracted).
-async fn company_events(store: &Store, company: &str) -> Vec<(Event, bool)> {
-    const SQL: &str = "SELECT doc_type, doc_id, line_collection, line_id, serial, event_type, occurred_at, \
-         location_id, sublocation, quantity_delta, product_id, retracted_at IS NOT NULL FROM serial_events \
-         WHERE company_id = $1";
-    type Row = (
-        String,
-        String,
-        String,
-        String,
-        String,
-        String,
-        Option<chrono::DateTime<chrono::Utc>>,
-        Option<String>,
-        Option<String>,
-        i16,
-        Option<String>,
-        bool,
-    );
-    let rows: Vec<Row> = if let Some(pool) = store.sqlite_pool() {
-        sqlx::query_as(SQL).bind(company).fetch_all(pool).await.unwrap()
-    } else {
-        sqlx::query_as(SQL).bind(company).fetch_all(store.postgres_pool().unwrap()).await.unwrap()
-    };
-    rows.into_iter()
-        .map(|(a, b, c, d, e, f, t, g, h, i, j, r)| ((a, b, c, d, e, f, t.map(|t| t.to_rfc3339()), g, h, i, j), r))
-        .collect()
+/// One company's events, current or retracted.
+async fn company_events(store: &Store, company: &str) -> Vec<StoredEvent> {
+    let sql = format!("SELECT {EVENT_COLUMNS} FROM serial_events WHERE company_id = $1");
+    with_pool!(store, pool => sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(company).fetch_all(pool).await.unwrap())
 }
 
 /// One company's current events, and how many rows they are (to catch duplicates).
 async fn current_events(store: &Store, company: &str) -> (BTreeSet<Event>, usize) {
     let current: Vec<Event> =
-        company_events(store, company).await.into_iter().filter(|(_, r)| !r).map(|(e, _)| e).collect();
+        company_events(store, company).await.into_iter().filter(|e| !e.retracted).map(|e| e.event).collect();
     let n = current.len();
     (current.into_iter().collect(), n)
 }
@@ -100,7 +77,7 @@ async fn ingest_matches_the_default(db: &TestDb, store: &Store, sim: &Simulator,
     assert_eq!(rows, stored.len(), "{label}: no duplicated events");
     same_events(&stored, &expected, label);
     assert!(
-        company_events(store, &company).await.iter().all(|(_, retracted)| !retracted),
+        company_events(store, &company).await.iter().all(|e| !e.retracted),
         "{label}: nothing retracted"
     );
 
@@ -160,6 +137,7 @@ fn combined() -> Vec<(&'static str, Behaviour, bool)> {
     ]
 }
 
+both_backends! {
 async fn every_switch_alone_ingests_the_same_events(db: TestDb) {
     let store = db.store().await;
     for (seed, (label, behaviour, reject_keyset)) in (100..).zip(alone()) {
@@ -168,8 +146,9 @@ async fn every_switch_alone_ingests_the_same_events(db: TestDb) {
         sim.shutdown().await;
     }
 }
-both_backends!(every_switch_alone_ingests_the_same_events, crate::every_switch_alone_ingests_the_same_events);
+}
 
+both_backends! {
 async fn the_switches_combined_ingest_the_same_events(db: TestDb) {
     let store = db.store().await;
     for (seed, (label, behaviour, reject_keyset)) in (200..).zip(combined()) {
@@ -178,7 +157,7 @@ async fn the_switches_combined_ingest_the_same_events(db: TestDb) {
         sim.shutdown().await;
     }
 }
-both_backends!(the_switches_combined_ingest_the_same_events, crate::the_switches_combined_ingest_the_same_events);
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_hostile_server_and_the_default_one_give_the_same_table() {
@@ -194,7 +173,7 @@ async fn the_hostile_server_and_the_default_one_give_the_same_table() {
     let hostile = start(Behaviour::hostile(UnknownCursor::Empty, ListCount::Absent), false, 7, orders).await;
     let (code, _, stderr) = ingest_cli(&hostile_db, &hostile, &[]);
     assert_eq!(code, 0, "{stderr}");
-    let sorted = |mut v: Vec<(Event, bool)>| {
+    let sorted = |mut v: Vec<StoredEvent>| {
         v.sort();
         v
     };
@@ -214,11 +193,7 @@ fn position_id(position: &str) -> Option<String> {
 
 /// Runs a query with the company and one more text parameter; the first column as text.
 async fn texts(store: &Store, sql: &'static str, company: &str, param: &str) -> Vec<String> {
-    if let Some(pool) = store.sqlite_pool() {
-        sqlx::query_scalar(sql).bind(company).bind(param).fetch_all(pool).await.unwrap()
-    } else {
-        sqlx::query_scalar(sql).bind(company).bind(param).fetch_all(store.postgres_pool().unwrap()).await.unwrap()
-    }
+    with_pool!(store, pool => sqlx::query_scalar(sql).bind(company).bind(param).fetch_all(pool).await.unwrap())
 }
 
 /// Stops complete ingests with `--max-requests` until the sales-order walk is saved at a
@@ -299,7 +274,7 @@ async fn resumes_after_the_position_was_deleted(
     assert_eq!(rows, stored.len(), "{label}: no duplicated events");
     same_events(&stored, &expected_events(sim), label);
     let of_doc: Vec<bool> =
-        company_events(store, &company).await.into_iter().filter(|(e, _)| e.1 == doc_id).map(|(_, r)| r).collect();
+        company_events(store, &company).await.into_iter().filter(|e| e.event.doc_id == doc_id).map(|e| e.retracted).collect();
     assert!(
         !of_doc.is_empty() && of_doc.iter().all(|r| *r),
         "{label}: events of the deleted document {doc_id}: {of_doc:?}"
@@ -314,6 +289,7 @@ async fn resumes_after_the_position_was_deleted(
     assert_eq!(deleted, ["1"], "{label}");
 }
 
+both_backends! {
 async fn a_run_resumed_after_its_position_was_deleted_completes(db: TestDb) {
     let store = db.store().await;
     let d = Behaviour::DEFAULT;
@@ -344,20 +320,15 @@ async fn a_run_resumed_after_its_position_was_deleted_completes(db: TestDb) {
         sim.shutdown().await;
     }
 }
-both_backends!(
-    a_run_resumed_after_its_position_was_deleted_completes,
-    crate::a_run_resumed_after_its_position_was_deleted_completes
-);
+}
 
 /// Makes every recorded answer of a company look this many hours old.
 async fn age_capabilities(store: &Store, company: &str, hours: i64) {
     let then = chrono::Utc::now() - chrono::TimeDelta::hours(hours);
     const SQL: &str = "UPDATE api_capabilities SET checked_at = $1 WHERE company_id = $2";
-    if let Some(pool) = store.sqlite_pool() {
+    with_pool!(store, pool => {
         sqlx::query(SQL).bind(then).bind(company).execute(pool).await.unwrap();
-    } else {
-        sqlx::query(SQL).bind(then).bind(company).execute(store.postgres_pool().unwrap()).await.unwrap();
-    }
+    });
 }
 
 /// The paging mode recorded per list, in name order.
@@ -372,6 +343,7 @@ async fn recorded_modes(store: &Store, company: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+both_backends! {
 async fn a_failed_paging_mode_is_tried_again_a_day_later(db: TestDb) {
     let store = db.store().await;
     let sim = start(Behaviour { sort_status: Some(500), ..Behaviour::DEFAULT }, false, 400, ORDERS).await;
@@ -449,7 +421,7 @@ async fn a_failed_paging_mode_is_tried_again_a_day_later(db: TestDb) {
     assert!(sorted, "the preferred paging from now on");
     same_events(&current_events(&store, &company).await.0, &expected_events(&sim), "after the probes");
 }
-both_backends!(a_failed_paging_mode_is_tried_again_a_day_later, crate::a_failed_paging_mode_is_tried_again_a_day_later);
+}
 
 /// Requests per document endpoint in the simulator's log.
 fn requests_by_endpoint(sim: &Simulator) -> std::collections::BTreeMap<String, usize> {

@@ -35,6 +35,7 @@ struct Cost {
     window_30_days: i64,
 }
 
+/// Runs `audit status`: its exit status, or the error to report.
 pub async fn run(global: &GlobalArgs, args: StatusArgs) -> anyhow::Result<ExitCode> {
     let store = super::open_existing_store(global).await?;
     let companies = match &args.company.company_id {
@@ -90,7 +91,7 @@ fn cost(streams: &[StreamStatus]) -> Cost {
 fn print_company(out: &mut impl Write, c: &CompanyStatus) -> anyhow::Result<()> {
     writeln!(out, "Company {}", crate::output::printable(&c.company_id))?;
     match &c.lock {
-        Some(holder) => writeln!(out, "  Running now: {}", crate::output::printable(&holder.to_string()))?,
+        Some(holder) => writeln!(out, "  Running now: {}", crate::output::printable(&holder.clone()))?,
         None => writeln!(out, "  No ingest running.")?,
     }
     writeln!(
@@ -148,7 +149,14 @@ fn print_company(out: &mut impl Write, c: &CompanyStatus) -> anyhow::Result<()> 
             Paging::PREFERRED,
         )?;
     }
-    let mut runs = output::table(&[
+    print_runs(out, &c.runs)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// The recent runs, and the errors of those that failed.
+fn print_runs(out: &mut impl Write, runs: &[RunRow]) -> anyhow::Result<()> {
+    let mut table = output::table(&[
         "run",
         "command",
         "status",
@@ -161,27 +169,27 @@ fn print_company(out: &mut impl Write, c: &CompanyStatus) -> anyhow::Result<()> 
         "warnings",
         "429s",
     ]);
-    for r in &c.runs {
+    for r in runs {
         crate::output::add_row(
-            &mut runs,
+            &mut table,
             vec![
                 r.run_id.to_string(),
                 r.command.clone(),
                 r.status.clone(),
                 short_time(Some(r.started_at)),
                 r.requests.to_string(),
-                r.documents_seen.to_string(),
-                r.documents_changed.to_string(),
-                r.events_inserted.to_string(),
-                r.events_retracted.to_string(),
-                r.warnings.to_string(),
+                r.work.documents_seen.to_string(),
+                r.work.documents_changed.to_string(),
+                r.work.events_inserted.to_string(),
+                r.work.events_retracted.to_string(),
+                r.work.warnings.to_string(),
                 r.rate_limited.to_string(),
             ],
         );
     }
     writeln!(out, "  Recent runs:")?;
-    writeln!(out, "{runs}")?;
-    for r in c.runs.iter().filter(|r| r.error.is_some()) {
+    writeln!(out, "{table}")?;
+    for r in runs.iter().filter(|r| r.error.is_some()) {
         writeln!(
             out,
             "  run {} failed: {}",
@@ -189,7 +197,6 @@ fn print_company(out: &mut impl Write, c: &CompanyStatus) -> anyhow::Result<()> 
             crate::output::printable(r.error.as_deref().unwrap_or_default())
         )?;
     }
-    writeln!(out)?;
     Ok(())
 }
 

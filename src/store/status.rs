@@ -3,6 +3,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
+use super::runs::Counters;
 use super::{Context, Store, StoreError, on_pool};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, sqlx::FromRow)]
@@ -30,11 +31,9 @@ pub struct RunRow {
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
     pub requests: i64,
-    pub documents_seen: i64,
-    pub documents_changed: i64,
-    pub events_inserted: i64,
-    pub events_retracted: i64,
-    pub warnings: i64,
+    #[sqlx(flatten)]
+    #[serde(flatten)]
+    pub work: Counters,
     pub rate_limited: i64,
     pub error: Option<String>,
 }
@@ -115,8 +114,8 @@ impl Store {
     pub async fn recent_runs(&self, company_id: &str, limit: i64) -> Result<Vec<RunRow>, StoreError> {
         on_pool!(self, pool => {
             sqlx::query_as(
-                "SELECT run_id, command, status, started_at, finished_at, requests, documents_seen, documents_changed, \
-                 events_inserted, events_retracted, warnings, rate_limited, error \
+                "SELECT run_id, command, status, started_at, finished_at, requests, pages, documents_seen, \
+                 documents_changed, events_inserted, events_retracted, warnings, rate_limited, error \
                  FROM ingest_runs WHERE company_id = $1 ORDER BY run_id DESC LIMIT $2",
             )
             .bind(company_id)

@@ -15,7 +15,7 @@ use crate::inflow::Client;
 use crate::mapping::{self, DocType};
 use crate::store::capabilities::{self, Capability};
 use crate::store::reference::{LocationRow, ProductRow};
-use crate::store::walks::SyncState;
+use crate::store::walks::{SyncState, WalkMark};
 use crate::store::{Store, StoreError};
 
 /// A paging mode that failed is tried again by the first complete walk this long after it was
@@ -212,8 +212,31 @@ pub(super) async fn fetch_all<T: serde::de::DeserializeOwned>(
     }
 }
 
+/// Where a complete walk without a date bound stands at `position` (a page's next one).
+pub(super) fn walk_mark(
+    stream: &'static str,
+    walk_id: i64,
+    paging: Paging,
+    position: &Position,
+    pass: &Pass,
+) -> WalkMark<'static> {
+    WalkMark {
+        stream,
+        walk_id,
+        kind: "complete",
+        from: None,
+        paging: paging.as_str(),
+        position: position.encode(),
+        place: place(position),
+        seen: pass.seen as i64,
+        list_count: pass.stored_count(),
+        unproven: pass.unproven.clone(),
+        restarted: false,
+    }
+}
+
 /// How messages name a page, by where the walk goes after it.
-pub(crate) fn place(next: &Position) -> String {
+fn place(next: &Position) -> String {
     match next {
         Position::After(Some(id)) => format!("ending with document {id}"),
         Position::After(None) => "at the start of the walk".into(),

@@ -33,11 +33,13 @@ pub use run::run;
 /// What an ingest is asked to do.
 #[derive(Debug, Clone)]
 pub struct IngestOptions {
+    /// The inFlow company whose documents are walked.
     pub company_id: String,
     /// Documents dated before this day are left out; remembered for later runs.
     pub since: Option<NaiveDate>,
     /// Re-read only the sales and purchase orders dated within this long before now.
     pub window: Option<chrono::Duration>,
+    /// The streams to walk, in this order.
     pub types: Vec<DocType>,
     /// The options as recorded in `ingest_runs.arguments` (never the API key).
     pub arguments: serde_json::Value,
@@ -46,11 +48,13 @@ pub struct IngestOptions {
 /// What happened to one stream in a run.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct StreamSummary {
+    /// The stream's name (`sales-orders`, ...).
     pub stream: &'static str,
     /// `complete`, `window` or `rebuild`.
     pub kind: &'static str,
     /// The position this run resumed from, if an earlier walk was unfinished.
     pub resumed_from: Option<String>,
+    /// What the stream's pages did.
     #[serde(flatten)]
     pub work: Counters,
     /// Documents a complete walk found gone from inFlow (their events are retracted).
@@ -67,18 +71,26 @@ pub struct StreamSummary {
 /// What a run did, stream by stream and in all.
 #[derive(Debug, Clone)]
 pub struct RunSummary {
+    /// The run's row in `ingest_runs`.
     pub run_id: i64,
+    /// How the run ended.
     pub status: RunStatus,
+    /// Why the run stopped before its end, if it did.
     pub stop: Option<StopReason>,
+    /// Each stream walked, in order.
     pub streams: Vec<StreamSummary>,
+    /// The run's counters, as recorded.
     pub counters: RunCounters,
 }
 
 /// Progress reports; the command line draws bars from them.
 pub trait Progress: Send + Sync {
+    /// A stream's walk starts (or resumes at this position).
     fn stream_started(&self, _stream: &'static str, _resumed_from: Option<&str>) {}
+    /// A page was written; the stream's summary so far, the run's requests and the budget left.
     fn page_written(&self, _stream: &'static str, _summary: &StreamSummary, _requests: u64, _budget_left: Option<u64>) {
     }
+    /// A stream's walk ended (done, or stopped).
     fn stream_finished(&self, _summary: &StreamSummary) {}
 }
 
@@ -89,6 +101,7 @@ impl Progress for Quiet {}
 /// Why a run of the engine (an ingest, a snapshot, a rebuild) failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
+    /// A request of a stream's walk failed.
     #[error("ingest of {stream} failed at the {position}")]
     Fetch {
         stream: &'static str,
@@ -96,17 +109,20 @@ pub enum SyncError {
         #[source]
         source: ClientError,
     },
+    /// Fetching a reference list (locations, products) failed.
     #[error("fetching {what} failed")]
     Reference {
         what: &'static str,
         #[source]
         source: ClientError,
     },
+    /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(
         "run {run_id} stopped at once by a second signal; it is recorded as interrupted, and the next run \
          continues from its last saved page"
     )]
+    /// A second signal abandoned the run.
     Interrupted { run_id: i64 },
 }

@@ -15,7 +15,7 @@ use std::borrow::Cow;
 use chrono::{NaiveDate, Utc};
 use serde_json::value::RawValue;
 
-use super::adapt::{Adapt, fetch_all, fetch_locations_with, learnt, place, product_rows, resumed_start};
+use super::adapt::{Adapt, fetch_all, fetch_locations_with, learnt, product_rows, resumed_start, walk_mark};
 use super::derive::{Stored, derive_docs, storable_forms, unreadable};
 use super::rebuild::recheck_adjustments;
 use super::record::{RunRecord, Worked};
@@ -36,11 +36,14 @@ const MAX_CONFIRMATIONS: usize = 100;
 /// A walk over every document of a stream (within `--since`), or over a recent window only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WalkKind {
+    /// Every document of the stream (within `--since`).
     Complete,
+    /// Only the documents dated within `--window`.
     Window,
 }
 
 impl WalkKind {
+    /// The kind as `sync_state.walk_kind` stores it.
     pub fn as_str(self) -> &'static str {
         match self {
             WalkKind::Complete => "complete",
@@ -118,19 +121,8 @@ struct Plan {
 impl Plan {
     /// Where the walk stands: saved with each page.
     fn mark(&self, position: &Position, paging: Paging, pass: &Pass, restarted: bool) -> WalkMark<'static> {
-        WalkMark {
-            stream: self.doc_type.stream(),
-            walk_id: self.walk_id,
-            kind: self.kind.as_str(),
-            from: self.bound,
-            paging: paging.as_str(),
-            position: position.encode(),
-            place: place(position),
-            seen: pass.seen as i64,
-            list_count: pass.stored_count(),
-            unproven: pass.unproven.clone(),
-            restarted,
-        }
+        let mark = walk_mark(self.doc_type.stream(), self.walk_id, paging, position, pass);
+        WalkMark { kind: self.kind.as_str(), from: self.bound, restarted, ..mark }
     }
 
     /// The list to walk, with inFlow's date filter where the stream has one.
@@ -457,7 +449,7 @@ impl Run<'_> {
     /// Refreshes the database's statistics after pages 2, 8, 32, 128, ... of the run: a few
     /// times while a backfill grows the tables by orders of magnitude, then rarely. A failure
     /// (no right to ANALYZE, say) only costs speed.
-    async fn keep_statistics_fresh(&mut self) {
+    async fn keep_statistics_fresh(&self) {
         if refresh_statistics_after(self.counters.work.pages)
             && let Err(e) = self.store.refresh_statistics().await
         {

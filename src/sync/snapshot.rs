@@ -8,7 +8,7 @@
 
 use chrono::Utc;
 
-use super::adapt::{Adapt, fetch_locations, place, product_rows, resumed_start};
+use super::adapt::{Adapt, fetch_locations, product_rows, resumed_start, walk_mark};
 use super::record::{RunRecord, Worked};
 use super::run::clean_stop;
 use super::{Counters, RunCounters, RunStatus, StopFlag, StopReason, SyncError};
@@ -24,17 +24,27 @@ const STREAM: &str = "stock";
 /// The list the snapshot walks; its paging mode is the products' one.
 const PRODUCTS: &str = "products";
 
+/// What a snapshot run did.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct SnapshotSummary {
+    /// The run's row in `ingest_runs`.
     pub run_id: i64,
+    /// The snapshot (`stock_snapshots`).
     pub snapshot_id: i64,
+    /// Every product was read: the snapshot is usable.
     pub complete: bool,
+    /// Why it stopped before the end, if it did.
     #[serde(skip)]
     pub stop: Option<StopReason>,
+    /// It continued an unfinished snapshot.
     pub resumed: bool,
+    /// Pages of products read in this run.
     pub pages: i64,
+    /// Products read in this run.
     pub products: i64,
+    /// Inventory lines with a serial kept in this run.
     pub serial_lines: i64,
+    /// Requests this run sent.
     pub requests: i64,
 }
 
@@ -194,19 +204,7 @@ async fn finish(store: &Store, adapt: &Adapt<'_>, walk: &Walk<'_>, summary: &mut
 }
 
 fn mark(snapshot_id: i64, paging: Paging, position: &Position, pass: &Pass) -> WalkMark<'static> {
-    WalkMark {
-        stream: STREAM,
-        walk_id: snapshot_id,
-        kind: "complete",
-        from: None,
-        paging: paging.as_str(),
-        position: position.encode(),
-        place: place(position),
-        seen: pass.seen as i64,
-        list_count: pass.stored_count(),
-        unproven: pass.unproven.clone(),
-        restarted: false,
-    }
+    walk_mark(STREAM, snapshot_id, paging, position, pass)
 }
 
 /// The serial lines of serialized products. A server that ignores `filter[trackSerials]` sends

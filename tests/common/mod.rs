@@ -98,23 +98,46 @@ impl Drop for TestDb {
     }
 }
 
-/// Declares one test per backend: `$name::sqlite` and `$name::postgres`, each calling
-/// `$body(TestDb)`. The Postgres one skips (visibly) when no server is reachable.
+/// Wraps a test function taking a [`TestDb`] and declares one test per backend for it:
+/// `name::sqlite` and `name::postgres`. The Postgres one skips (visibly) when no server is
+/// reachable.
+///
+/// ```ignore
+/// both_backends! {
+/// async fn a_test(db: TestDb) { ... }
+/// }
+/// ```
 #[macro_export]
 macro_rules! both_backends {
-    ($name:ident, $body:path) => {
+    ($(#[$meta:meta])* async fn $name:ident($db:ident: TestDb) $body:block) => {
+        $(#[$meta])*
+        async fn $name($db: $crate::common::TestDb) $body
+
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                $body($crate::common::TestDb::sqlite().await).await;
+                super::$name($crate::common::TestDb::sqlite().await).await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
                 if let Some(db) = $crate::common::TestDb::postgres().await {
-                    $body(db).await;
+                    super::$name(db).await;
                 }
             }
+        }
+    };
+}
+
+/// Runs `$body` with `$pool` bound to the store's pool, whichever the backend: written once,
+/// compiled for each driver.
+#[macro_export]
+macro_rules! with_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match ($store.sqlite_pool(), $store.postgres_pool()) {
+            (Some($pool), _) => $body,
+            (None, Some($pool)) => $body,
+            (None, None) => unreachable!("a store has one pool"),
         }
     };
 }
@@ -136,12 +159,7 @@ pub fn run_audit(db_url: &str, args: &[&str], envs: &[(&str, &str)]) -> (i32, St
 
 /// Runs `sql` with one text parameter and returns the first column of every row as text.
 pub async fn strings(store: &Store, sql: &'static str, param: &str) -> Vec<String> {
-    if let Some(pool) = store.sqlite_pool() {
-        sqlx::query_scalar(sql).bind(param).fetch_all(pool).await.unwrap()
-    } else {
-        let pool = store.postgres_pool().unwrap();
-        sqlx::query_scalar(sql).bind(param).fetch_all(pool).await.unwrap()
-    }
+    with_pool!(store, pool => sqlx::query_scalar(sql).bind(param).fetch_all(pool).await.unwrap())
 }
 
 /// Runs a statement without parameters.
@@ -151,19 +169,13 @@ pub async fn exec(store: &Store, sql: &'static str) {
 
 /// Runs a statement with text parameters.
 pub async fn exec_with(store: &Store, sql: &'static str, params: &[&str]) {
-    if let Some(pool) = store.sqlite_pool() {
+    with_pool!(store, pool => {
         let mut q = sqlx::query(sql);
         for p in params {
             q = q.bind(*p);
         }
         q.execute(pool).await.unwrap();
-    } else {
-        let mut q = sqlx::query(sql);
-        for p in params {
-            q = q.bind(*p);
-        }
-        q.execute(store.postgres_pool().unwrap()).await.unwrap();
-    }
+    })
 }
 
 // ---- Ingest against the simulator -------------------------------------------------------------
@@ -210,19 +222,32 @@ pub async fn ingest(store: &Store, sim: &Simulator) -> RunSummary {
 }
 
 /// An event as compared between runs: everything but ids and observation times.
-pub type Event = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    i16,
-    Option<String>,
-);
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, sqlx::FromRow)]
+pub struct Event {
+    pub doc_type: String,
+    pub doc_id: String,
+    pub line_collection: String,
+    pub line_id: String,
+    pub serial: String,
+    pub event_type: String,
+    pub occurred_at: Option<chrono::DateTime<chrono::Utc>>,
+    pub location_id: Option<String>,
+    pub sublocation: Option<String>,
+    pub quantity_delta: i16,
+    pub product_id: Option<String>,
+}
+
+/// A stored event, current or retracted.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, sqlx::FromRow)]
+pub struct StoredEvent {
+    #[sqlx(flatten)]
+    pub event: Event,
+    pub retracted: bool,
+}
+
+/// The columns of [`StoredEvent`], for `SELECT ... FROM serial_events`.
+pub const EVENT_COLUMNS: &str = "doc_type, doc_id, line_collection, line_id, serial, event_type, occurred_at, \
+     location_id, sublocation, quantity_delta, product_id, retracted_at IS NOT NULL AS retracted";
 
 /// The events the simulator's current documents should produce, through the same mapping.
 pub fn expected_events(sim: &Simulator) -> BTreeSet<Event> {
@@ -239,68 +264,41 @@ pub fn expected_events_where(sim: &Simulator, keep: impl Fn(&audit::mapping::Der
                 continue;
             }
             for e in &d.events {
-                out.insert((
-                    doc_type.as_str().to_string(),
-                    d.doc_id.clone(),
-                    e.line_collection.to_string(),
-                    e.line_id.clone(),
-                    e.serial.clone(),
-                    e.event_type.as_str().to_string(),
-                    e.occurred_at.map(|t| t.to_rfc3339()),
-                    e.location_id.clone(),
-                    e.sublocation.clone(),
-                    e.quantity_delta,
-                    e.product_id.clone(),
-                ));
+                out.insert(Event {
+                    doc_type: doc_type.as_str().to_string(),
+                    doc_id: d.doc_id.clone(),
+                    line_collection: e.line_collection.to_string(),
+                    line_id: e.line_id.clone(),
+                    serial: e.serial.clone(),
+                    event_type: e.event_type.as_str().to_string(),
+                    occurred_at: e.occurred_at,
+                    location_id: e.location_id.clone(),
+                    sublocation: e.sublocation.clone(),
+                    quantity_delta: e.quantity_delta,
+                    product_id: e.product_id.clone(),
+                });
             }
         }
     }
     out
 }
 
-/// Every event row, current or retracted, as (event, retracted).
-pub async fn all_events(store: &Store) -> Vec<(Event, bool)> {
-    const SQL: &str = "SELECT doc_type, doc_id, line_collection, line_id, serial, event_type, occurred_at, \
-         location_id, sublocation, quantity_delta, product_id, retracted_at IS NOT NULL FROM serial_events";
-    type Row = (
-        String,
-        String,
-        String,
-        String,
-        String,
-        String,
-        Option<chrono::DateTime<chrono::Utc>>,
-        Option<String>,
-        Option<String>,
-        i16,
-        Option<String>,
-        bool,
-    );
-    let rows: Vec<Row> = if let Some(pool) = store.sqlite_pool() {
-        sqlx::query_as(SQL).fetch_all(pool).await.unwrap()
-    } else {
-        sqlx::query_as(SQL).fetch_all(store.postgres_pool().unwrap()).await.unwrap()
-    };
-    rows.into_iter()
-        .map(|(a, b, c, d, e, f, t, g, h, i, j, r)| ((a, b, c, d, e, f, t.map(|t| t.to_rfc3339()), g, h, i, j), r))
-        .collect()
+/// Every event row, current or retracted.
+pub async fn all_events(store: &Store) -> Vec<StoredEvent> {
+    let sql = format!("SELECT {EVENT_COLUMNS} FROM serial_events");
+    with_pool!(store, pool => sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).fetch_all(pool).await.unwrap())
 }
 
 /// The current events in the database, and how many rows they are (to catch duplicates).
 pub async fn stored_events(store: &Store) -> (BTreeSet<Event>, usize) {
-    let current: Vec<Event> =
-        all_events(store).await.into_iter().filter(|(_, retracted)| !retracted).map(|(e, _)| e).collect();
+    let current: Vec<Event> = all_events(store).await.into_iter().filter(|e| !e.retracted).map(|e| e.event).collect();
     let n = current.len();
     (current.into_iter().collect(), n)
 }
 
 /// Runs a statement returning one integer.
 pub async fn count(store: &Store, sql: &'static str) -> i64 {
-    if let Some(pool) = store.sqlite_pool() {
-        sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
-    } else {
-        sqlx::query_scalar(sql).fetch_one(store.postgres_pool().unwrap()).await.unwrap()
-    }
+    with_pool!(store, pool => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap())
 }
 
 /// Requests a complete walk of `n` documents costs: ceil(n/100), plus one when n is a multiple
@@ -325,4 +323,30 @@ pub fn run_cli(db: &TestDb, sim: &Simulator, args: &[&str], extra_env: &[(&str, 
     all.extend_from_slice(extra_env);
     // The simulator runs on this runtime: let it keep serving while the binary runs.
     tokio::task::block_in_place(|| run_audit(&db.url_string(), args, &all))
+}
+
+/// Starts `audit ingest` with these extra arguments against the simulator, its output piped.
+pub fn spawn_ingest(db: &TestDb, sim: &Simulator, extra: &[&str]) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_audit"))
+        .arg("ingest")
+        .args(extra)
+        .env("AUDIT_DATABASE_URL", db.url_string())
+        .env_remove("RUST_LOG")
+        .envs(sim_env(sim))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start audit ingest")
+}
+
+/// Waits (up to 10 s) until a count query says 1 or more: a process under test got that far,
+/// however loaded the machine is.
+pub async fn wait_until(store: &Store, sql: &'static str) {
+    for _ in 0..200 {
+        if count(store, sql).await >= 1 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for: {sql}");
 }

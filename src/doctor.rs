@@ -423,29 +423,26 @@ impl Doctor<'_> {
                         return seen;
                     }
                 };
-                let check = match (keyset, &sort_failure) {
-                    (Ok(()), None) => Check::new(format!("paging:{stream}"), paging_label, Verdict::Ok)
-                        .result(format!("works (sort={id}&after=<id>)"))
-                        .ingest(Paging::Keyset.describe())
-                        .value(Paging::Keyset.as_str()),
-                    (Ok(()), Some(why)) => Check::new(format!("paging:{stream}"), paging_label, Verdict::Adapts)
-                        .result(format!("sort={id} fails ({why}); after=<id> works without it"))
-                        .ingest(Paging::KeysetUnsorted.describe())
-                        .value(Paging::KeysetUnsorted.as_str()),
-                    (Err(why), _) => Check::new(format!("paging:{stream}"), paging_label, Verdict::Adapts)
-                        .result(format!("does not work: {why}"))
-                        .ingest(format!("{}: a walk costs about 1% more, and proves completeness only when nothing changes meanwhile", Paging::Skip.describe()))
-                        .value(Paging::Skip.as_str()),
-                };
+                let check = paging_check(stream, id, keyset, sort_failure.as_deref());
                 self.push(check);
             }
         }
 
-        // A descending sort on the stream's date, judged from the dates returned.
         let field = date_field(doc_type);
+        let dates = self.date_sort(stream, field).await;
+        if doc_type.date_filter().is_some() {
+            let mut sample = dates;
+            sample.extend(dates_of(&page.items, field));
+            self.order_date_filter(doc_type, &sample, page.list_count).await;
+        }
+        seen
+    }
+
+    /// A descending sort on the stream's date, judged from the dates returned; returns them.
+    async fn date_sort(&mut self, stream: &str, field: &str) -> Vec<NaiveDate> {
         let q = [("count", "20".to_string()), ("sort", field.to_string()), ("sortDesc", "true".into())];
         let label = format!("{stream}: date sort desc");
-        let dates = match self.get(stream, &q).await {
+        match self.get(stream, &q).await {
             Answer::Page(page) => {
                 let dates = dates_of(&page.items, field);
                 let sorted = judge_descending(&dates);
@@ -480,16 +477,10 @@ impl Doctor<'_> {
                 self.push(Check::new(format!("sort_date:{stream}"), label, Verdict::NotChecked).result(result));
                 Vec::new()
             }
-        };
-        if doc_type.date_filter().is_some() {
-            let mut sample = dates;
-            sample.extend(dates_of(&page.items, field));
-            self.order_date_filter(doc_type, &sample, page.list_count).await;
         }
-        seen
     }
 
-    /// `filter[orderDate]` from a day in the middle of the dates seen.
+        /// `filter[orderDate]` from a day in the middle of the dates seen.
     async fn order_date_filter(&mut self, doc_type: DocType, dates: &[NaiveDate], total: Option<u64>) {
         let stream = doc_type.stream();
         let label = format!("{stream}: filter[orderDate]");
@@ -1013,6 +1004,25 @@ pub fn judge_rate(first: &(Option<String>, Option<String>), second: &(Option<Str
         (Some(a), Some(b)) if a != b => RateMeaning::Unknown,
         (Some(a), _) | (None, Some(a)) => a,
         (None, None) => RateMeaning::Unknown,
+    }
+}
+
+/// The keyset paging check: what `after=<id>` did, and whether `sort` had to be left out.
+fn paging_check(stream: &str, id: &str, keyset: Result<(), String>, sort_failure: Option<&str>) -> Check {
+    let paging_label = format!("{stream}: keyset paging");
+    match (keyset, sort_failure) {
+        (Ok(()), None) => Check::new(format!("paging:{stream}"), paging_label, Verdict::Ok)
+            .result(format!("works (sort={id}&after=<id>)"))
+            .ingest(Paging::Keyset.describe())
+            .value(Paging::Keyset.as_str()),
+        (Ok(()), Some(why)) => Check::new(format!("paging:{stream}"), paging_label, Verdict::Adapts)
+            .result(format!("sort={id} fails ({why}); after=<id> works without it"))
+            .ingest(Paging::KeysetUnsorted.describe())
+            .value(Paging::KeysetUnsorted.as_str()),
+        (Err(why), _) => Check::new(format!("paging:{stream}"), paging_label, Verdict::Adapts)
+            .result(format!("does not work: {why}"))
+            .ingest(format!("{}: a walk costs about 1% more, and proves completeness only when nothing changes meanwhile", Paging::Skip.describe()))
+            .value(Paging::Skip.as_str()),
     }
 }
 

@@ -11,6 +11,7 @@ use crate::mapping::DocType;
 use crate::store::{Store, StoreError};
 use crate::sync::{IngestOptions, StopFlag, StopReason, SyncError};
 
+/// Runs `audit ingest`: its exit status, or the error to report.
 pub async fn run(global: &GlobalArgs, args: IngestArgs) -> anyhow::Result<ExitCode> {
     let stop = StopFlag::default();
     let mut client = client(&args.inflow)?.with_stop(stop.clone());
@@ -59,32 +60,13 @@ pub async fn run(global: &GlobalArgs, args: IngestArgs) -> anyhow::Result<ExitCo
                 }
             }
         };
-        // A scheduled loop outlives failed runs: the next one resumes from the saved position.
-        // When the database failed, it is tried again sooner, with a backoff.
         let next = match outcome {
             Ok(Some(code)) => break code,
             Ok(None) => {
                 database_failures = 0;
                 started + every
             }
-            Err(Failure::Other(err)) => {
-                database_failures = 0;
-                crate::output::note(&format!(
-                    "error: {}; the next run continues from the saved position",
-                    crate::error_text(&*err)
-                ));
-                started + every
-            }
-            Err(Failure::Database(err)) => {
-                let wait = database_backoff(database_failures, every);
-                database_failures += 1;
-                crate::output::note(&format!(
-                    "error: {}; trying again in {} (the next run continues from the saved position)",
-                    crate::error_text(&*err),
-                    humantime::format_duration(wait)
-                ));
-                Instant::now() + wait
-            }
+            Err(failure) => after_failure(failure, &mut database_failures, started, every),
         };
         if stop.is_set() {
             break ExitCode::SUCCESS;
@@ -112,6 +94,32 @@ pub async fn run(global: &GlobalArgs, args: IngestArgs) -> anyhow::Result<ExitCo
         store.close().await;
     }
     Ok(code)
+}
+
+/// When a scheduled loop runs again after a failed run, saying why. A scheduled loop outlives
+/// failed runs: the next one resumes from the saved position. When the database failed, it is
+/// tried again sooner, with a backoff.
+fn after_failure(failure: Failure, database_failures: &mut u32, started: Instant, every: Duration) -> Instant {
+    match failure {
+        Failure::Other(err) => {
+            *database_failures = 0;
+            crate::output::note(&format!(
+                "error: {}; the next run continues from the saved position",
+                crate::error_text(&*err)
+            ));
+            started + every
+        }
+        Failure::Database(err) => {
+            let wait = database_backoff(*database_failures, every);
+            *database_failures += 1;
+            crate::output::note(&format!(
+                "error: {}; trying again in {} (the next run continues from the saved position)",
+                crate::error_text(&*err),
+                humantime::format_duration(wait)
+            ));
+            Instant::now() + wait
+        }
+    }
 }
 
 /// Why a run of the loop failed: the database (tried again soon) or anything else.

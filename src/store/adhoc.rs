@@ -376,28 +376,7 @@ impl Store {
     ) -> Result<(), QueryError> {
         let what = || "running the query".to_string();
         let statement = sqlx::AssertSqlSafe(sql.to_string());
-        let timed_out = |e: &sqlx::Error| match e {
-            sqlx::Error::Database(db) => {
-                // SQLite: SQLITE_INTERRUPT, from the progress handler; Postgres: query_canceled
-                // by statement_timeout.
-                db.code().as_deref() == Some("9")
-                    || (db.code().as_deref() == Some("57014") && db.message().contains("statement timeout"))
-            }
-            _ => false,
-        };
-        let failed = |e: sqlx::Error| {
-            if timed_out(&e) {
-                return QueryError::Timeout(timeout);
-            }
-            // What audit_sql_rows() says of a statement that returns no rows (a write in a CTE).
-            if let sqlx::Error::Database(db) = &e
-                && db.message().starts_with("cannot open ")
-                && db.message().ends_with(" query as cursor")
-            {
-                return QueryError::Refused(db.message().to_string());
-            }
-            QueryError::Store(Err::<(), _>(e).context(what).unwrap_err())
-        };
+        let failed = |e: sqlx::Error| query_failure(e, timeout);
         match &self.pool {
             Pool::Sqlite(_) => {
                 let options =
@@ -439,25 +418,7 @@ impl Store {
                     .execute(&mut *tx)
                     .await
                     .context(what)?;
-                type GuardRow = (String, Option<String>, Option<bool>, bool, String, String);
-                let (reader, owner, owner_super, member, user, schema): GuardRow = sqlx::query_as(PG_GUARD)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .context(|| "finding audit sql's read-only role".into())?;
-                let guard = match (owner, owner_super) {
-                    (Some(owner), Some(false)) if owner == reader => Guard::ReaderRole { role: reader },
-                    (Some(owner), Some(false)) => Guard::OwnerRights { owner, reader, schema },
-                    _ => Guard::OwnRights { user, reader, schema },
-                };
-                if let Guard::ReaderRole { role } = &guard
-                    && member
-                {
-                    sqlx::query("SELECT set_config('role', $1, true)")
-                        .bind(role)
-                        .execute(&mut *tx)
-                        .await
-                        .context(what)?;
-                }
+                let guard = pg_guard(&mut tx).await?;
                 sink.guard(&guard);
                 if matches!(guard, Guard::OwnRights { .. }) {
                     let mut announced = false;
@@ -502,6 +463,55 @@ impl Store {
             }
         }
     }
+}
+
+/// Why a query failed, as `audit sql` tells it: out of time, refused, or the database's error.
+fn query_failure(e: sqlx::Error, timeout: Duration) -> QueryError {
+    // SQLite: SQLITE_INTERRUPT, from the progress handler; Postgres: query_canceled by
+    // statement_timeout.
+    let timed_out = match &e {
+        sqlx::Error::Database(db) => {
+            db.code().as_deref() == Some("9")
+                || (db.code().as_deref() == Some("57014") && db.message().contains("statement timeout"))
+        }
+        _ => false,
+    };
+    if timed_out {
+        return QueryError::Timeout(timeout);
+    }
+    // What audit_sql_rows() says of a statement that returns no rows (a write in a CTE).
+    if let sqlx::Error::Database(db) = &e
+        && db.message().starts_with("cannot open ")
+        && db.message().ends_with(" query as cursor")
+    {
+        return QueryError::Refused(db.message().to_string());
+    }
+    QueryError::Store(Err::<(), _>(e).context(|| "running the query".to_string()).unwrap_err())
+}
+
+/// How a Postgres query is kept from writing: the read-only role audit sql's function runs as,
+/// taken when the user may; see [`Guard`].
+async fn pg_guard(tx: &mut sqlx::PgConnection) -> Result<Guard, QueryError> {
+    type GuardRow = (String, Option<String>, Option<bool>, bool, String, String);
+    let (reader, owner, owner_super, member, user, schema): GuardRow = sqlx::query_as(PG_GUARD)
+        .fetch_one(&mut *tx)
+        .await
+        .context(|| "finding audit sql's read-only role".into())?;
+    let guard = match (owner, owner_super) {
+        (Some(owner), Some(false)) if owner == reader => Guard::ReaderRole { role: reader },
+        (Some(owner), Some(false)) => Guard::OwnerRights { owner, reader, schema },
+        _ => Guard::OwnRights { user, reader, schema },
+    };
+    if let Guard::ReaderRole { role } = &guard
+        && member
+    {
+        sqlx::query("SELECT set_config('role', $1, true)")
+            .bind(role)
+            .execute(&mut *tx)
+            .await
+            .context(|| "running the query".into())?;
+    }
+    Ok(guard)
 }
 
 fn columns<R: Row>(row: &R) -> Vec<String> {

@@ -71,6 +71,7 @@ pub fn stdout() -> Stdout {
     Stdout(std::io::stdout().lock())
 }
 
+/// Locked stdout: see [`stdout`].
 pub struct Stdout(std::io::StdoutLock<'static>);
 
 impl Write for Stdout {

@@ -27,7 +27,9 @@ const LOCK_LOST: u8 = 2;
 /// Why a run ended before finishing its walks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopReason {
+    /// The request budget (`--max-requests`) is spent.
     Budget,
+    /// A signal (Ctrl-C, SIGTERM).
     Signal,
     /// Another process took the ingest lock over (this one was silent too long).
     LockLost,
@@ -53,14 +55,17 @@ impl StopFlag {
         self.0.changed.notify_waiters();
     }
 
+    /// Whether the run is to end.
     pub fn is_set(&self) -> bool {
         self.reason().is_some()
     }
 
+    /// Whether a second signal forced the stop.
     pub fn is_forced(&self) -> bool {
         self.0.forced.load(Ordering::SeqCst)
     }
 
+    /// Why the run is to end, if it is.
     pub fn reason(&self) -> Option<StopReason> {
         match self.0.reason.load(Ordering::SeqCst) {
             SIGNAL => Some(StopReason::Signal),

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 static TARGET: OnceLock<Option<(String, u64)>> = OnceLock::new();
 static HITS: AtomicU64 = AtomicU64::new(0);
 
+/// Aborts the process here when `AUDIT_CRASH_AT` names this point and count.
 pub fn crash_point(point: &str) {
     let target = TARGET.get_or_init(|| {
         let value = std::env::var("AUDIT_CRASH_AT").ok()?;

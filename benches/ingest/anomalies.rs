@@ -65,7 +65,7 @@ pub fn measure(id: &str, backend: &str, db_url: &str, events: u64, runs: usize) 
     .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
     .unwrap_or_default();
     let mut found = None;
-    for warm in [client(), audit()].iter_mut() {
+    for warm in &mut [client(), audit()] {
         if let Err(why) = timed(warm) {
             return figure.failed(why);
         }

@@ -3,6 +3,9 @@
 //! polling `/proc` could miss a short peak. Long-running children are measured through a small
 //! helper process; see [`run`].
 
+// wait4, getrusage and kill on our own children have no safe wrapper in std.
+#![allow(unsafe_code)]
+
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};

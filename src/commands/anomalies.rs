@@ -33,6 +33,7 @@ pub const CSV_COLUMNS: &[&str] = &[
     "days_in_transit",
 ];
 
+/// Runs `audit anomalies`: its exit status, or the error to report.
 pub async fn run(global: &GlobalArgs, args: AnomaliesArgs) -> anyhow::Result<ExitCode> {
     let store = super::open_existing_store(global).await?;
     let kinds: Vec<String> = args.kind.iter().map(|k| k.as_str().to_string()).collect();

@@ -14,6 +14,7 @@ use inflow_simulator::{Scale, SimConfig, Simulator};
 
 const DEMO_URL: &str = "sqlite://audit-demo.db";
 
+/// Runs `audit demo`: its exit status, or the error to report.
 pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<ExitCode> {
     // Never the configured database (AUDIT_DATABASE_URL may be a real one): only an explicit flag.
     let url: DatabaseUrl =

@@ -9,6 +9,7 @@ use crate::doctor::{BUDGET, Report};
 use crate::inflow::RetryPolicy;
 use crate::output::{self, Format};
 
+/// Runs `audit doctor`: its exit status, or the error to report.
 pub async fn run(global: &GlobalArgs, args: DoctorArgs) -> anyhow::Result<ExitCode> {
     let mut inflow = args.inflow.clone();
     inflow.max_requests = Some(inflow.max_requests.map_or(BUDGET, |m| m.min(BUDGET)));

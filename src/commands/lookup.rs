@@ -32,6 +32,7 @@ pub const CSV_COLUMNS: &[&str] = &[
     "last_doc_number",
 ];
 
+/// Runs `audit lookup`: its exit status, or the error to report.
 pub async fn run(global: &GlobalArgs, args: LookupArgs) -> anyhow::Result<ExitCode> {
     let mut serials = args.serials.clone();
     if let Some(path) = &args.file {

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use crate::cli::GlobalArgs;
 use crate::store::Store;
 
+/// Runs `audit migrate`: its exit status, or the error to report.
 pub async fn run(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let url = super::database_url(global)?;
     let store = Store::connect(&url).await?;

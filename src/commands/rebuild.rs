@@ -7,6 +7,7 @@ use super::common::{Display, LOCKED, Locked, print_summary, with_company_lock};
 use crate::cli::{GlobalArgs, RebuildArgs};
 use crate::sync::{StopFlag, StopReason};
 
+/// Runs `audit rebuild`: its exit status, or the error to report.
 pub async fn run(global: &GlobalArgs, args: RebuildArgs) -> anyhow::Result<ExitCode> {
     let store = super::open_store(global).await?;
     let companies = match &args.company.company_id {

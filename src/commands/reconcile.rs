@@ -23,6 +23,7 @@ pub const CSV_COLUMNS: &[&str] = &[
     "history_document",
 ];
 
+/// Runs `audit reconcile`: its exit status, or the error to report.
 pub async fn run(global: &GlobalArgs, args: ReconcileArgs) -> anyhow::Result<ExitCode> {
     let store = super::open_existing_store(global).await?;
     let companies = match &args.company.company_id {

@@ -9,6 +9,7 @@ use anyhow::Context;
 use crate::cli::{GlobalArgs, SimulateArgs};
 use inflow_simulator::{Behaviour, RateLimit, Scale, SimConfig, Simulator};
 
+/// Runs `audit simulate`: its exit status, or the error to report.
 pub async fn run(_global: &GlobalArgs, args: SimulateArgs) -> anyhow::Result<ExitCode> {
     let scale: Scale = args.scale.parse()?;
     let rate_limit =

@@ -9,6 +9,7 @@ use crate::cli::{GlobalArgs, SnapshotArgs};
 use crate::sync::snapshot::SnapshotSummary;
 use crate::sync::{StopFlag, StopReason, SyncError};
 
+/// Runs `audit snapshot`: its exit status, or the error to report.
 pub async fn run(global: &GlobalArgs, args: SnapshotArgs) -> anyhow::Result<ExitCode> {
     let stop = StopFlag::default();
     let client = client(&args.inflow)?.with_stop(stop.clone());

@@ -18,6 +18,7 @@ use crate::store::{Backend, Store};
 /// what streaming avoids (like psql's FETCH_COUNT, each block is aligned on its own).
 const TABLE_BLOCK: usize = 1000;
 
+/// Runs `audit sql`: its exit status, or the error to report.
 pub async fn run(global: &GlobalArgs, args: SqlArgs) -> anyhow::Result<ExitCode> {
     let store = super::open_existing_store(global).await?;
     let stdout = output::stdout();

@@ -36,6 +36,7 @@ pub const CSV_COLUMNS: &[&str] = &[
     "retracted_run_id",
 ];
 
+/// Runs `audit timeline`: its exit status, or the error to report.
 pub async fn run(global: &GlobalArgs, args: TimelineArgs) -> anyhow::Result<ExitCode> {
     let store = super::open_existing_store(global).await?;
     let filter = EventFilter { company_id: args.company.company_id.as_deref(), all: args.all, as_of: args.as_of };

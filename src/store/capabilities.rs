@@ -11,15 +11,22 @@ use super::{Context, Store, StoreError, WritePool, on_pool};
 /// A recorded answer.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
 pub struct Capability {
+    /// What was learnt: `paging:<stream>`, `list_count`, `rate_headers`, ...
     pub name: String,
+    /// The answer.
     pub value: String,
+    /// Why, in words.
     pub detail: Option<String>,
+    /// The API version it was learnt with.
     pub api_version: Option<String>,
+    /// Who learnt it: `doctor` or `ingest`.
     pub source: String,
+    /// When.
     pub checked_at: DateTime<Utc>,
 }
 
 impl Capability {
+    /// A capability learnt now (source and version are set when it is recorded).
     pub fn new(name: impl Into<String>, value: impl Into<String>, detail: Option<String>) -> Capability {
         Capability {
             name: name.into(),
@@ -61,6 +68,7 @@ impl Store {
         })
     }
 
+    /// One recorded capability of a company.
     pub async fn capability(&self, company_id: &str, name: &str) -> Result<Option<Capability>, StoreError> {
         on_pool!(self, pool => {
             sqlx::query_as(

@@ -21,10 +21,15 @@ pub const STALE_AFTER: Duration = Duration::from_secs(90);
 /// Who holds a lock.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct LockHolder {
+    /// What holds it: `audit <command> (pid N on host)`.
     pub holder: String,
+    /// The holder's process id.
     pub pid: i64,
+    /// The holder's host.
     pub host: String,
+    /// When the holder took the lock.
     pub acquired_at: DateTime<Utc>,
+    /// The holder's last sign of life.
     pub heartbeat_at: DateTime<Utc>,
     /// Which taking of the lock this is; read only where the row is taken over.
     #[sqlx(default)]
@@ -157,6 +162,7 @@ impl Store {
         }
     }
 
+    /// Who holds the company's lock, if anyone.
     pub async fn lock_holder(&self, company_id: &str) -> Result<Option<LockHolder>, StoreError> {
         on_pool!(self, pool => {
             sqlx::query_as("SELECT holder, pid, host, acquired_at, heartbeat_at FROM ingest_locks WHERE company_id = $1")

@@ -279,10 +279,12 @@ impl Store {
         Ok(Store { pool, url: url.clone() })
     }
 
+    /// Which engine the store runs on.
     pub fn backend(&self) -> Backend {
         self.url.backend()
     }
 
+    /// The database's URL (its `Display` hides the password).
     pub fn url(&self) -> &DatabaseUrl {
         &self.url
     }
@@ -338,6 +340,7 @@ impl Store {
         Ok(())
     }
 
+    /// Closes the pool, waiting for its connections to finish.
     pub async fn close(&self) {
         on_pool!(self, pool => pool.close().await)
     }

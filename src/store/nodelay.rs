@@ -56,6 +56,7 @@ pub fn set_nodelay_on_open_sockets() {
         let on: libc::c_int = 1;
         // SAFETY: `fd` is one of this process's open descriptors and `on` outlives the call; on
         // a socket that is not TCP (a Unix socket) the call fails harmlessly with ENOPROTOOPT.
+        #[allow(unsafe_code, reason = "setsockopt has no safe wrapper for a descriptor sqlx owns")]
         unsafe {
             libc::setsockopt(
                 fd,

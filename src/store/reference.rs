@@ -8,25 +8,37 @@ use super::{Context, Store, StoreError, WritePool, on_pool};
 /// A location as stored (the store knows nothing of inFlow's shapes).
 #[derive(Debug, Clone, Copy)]
 pub struct LocationRow<'a> {
+    /// inFlow's id.
     pub location_id: &'a str,
+    /// Its name.
     pub name: Option<&'a str>,
+    /// Whether inFlow shows it as active.
     pub is_active: Option<bool>,
+    /// inFlow's `timestamp` of it.
     pub row_version: Option<&'a str>,
 }
 
 /// A product as stored.
 #[derive(Debug, Clone, Copy)]
 pub struct ProductRow<'a> {
+    /// inFlow's id.
     pub product_id: &'a str,
+    /// Its name.
     pub name: Option<&'a str>,
+    /// Its SKU.
     pub sku: Option<&'a str>,
+    /// Whether it is serialized.
     pub track_serials: bool,
+    /// Whether inFlow shows it as active.
     pub is_active: Option<bool>,
+    /// inFlow's item type.
     pub item_type: Option<&'a str>,
+    /// inFlow's `timestamp` of it.
     pub row_version: Option<&'a str>,
 }
 
 impl Store {
+    /// Whether any location of the company is stored.
     pub async fn has_locations(&self, company_id: &str) -> Result<bool, StoreError> {
         on_pool!(self, pool => {
             let n: i64 = sqlx::query_scalar("SELECT count(*) FROM locations WHERE company_id = $1")

@@ -16,11 +16,15 @@ use crate::mapping::DocType;
 pub struct Counters {
     /// Pages of a walk (or batches of a rebuild); documents fetched one by one are no page.
     pub pages: i64,
+    /// Documents read (quarantined ones included).
     pub documents_seen: i64,
     /// New or changed documents; for a rebuild, documents whose events changed.
     pub documents_changed: i64,
+    /// Serial events added.
     pub events_inserted: i64,
+    /// Serial events retracted (their document changed or went).
     pub events_retracted: i64,
+    /// Warnings recorded in `run_warnings`.
     pub warnings: i64,
 }
 
@@ -38,26 +42,34 @@ impl AddAssign for Counters {
 /// The counters of an `ingest_runs` row: the work done, and what it cost in requests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct RunCounters {
+    /// Requests sent to inFlow.
     pub requests: i64,
+    /// What the run did.
     #[serde(flatten)]
     pub work: Counters,
+    /// Requests answered 429.
     pub rate_limited: i64,
+    /// Requests sent again after a failure.
     pub retries: i64,
 }
 
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunStatus {
+    /// Still running (or its process died without a trace yet).
     Running,
+    /// Every walk reached its end.
     Succeeded,
     /// Stopped cleanly before the end (request budget, signal); the position is saved.
     Stopped,
+    /// Ended by an error, recorded with the run.
     Failed,
     /// Found still `running` by a later run: its process died.
     Interrupted,
 }
 
 impl RunStatus {
+    /// The status as `ingest_runs.status` stores it.
     pub fn as_str(self) -> &'static str {
         match self {
             RunStatus::Running => "running",

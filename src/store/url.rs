@@ -11,6 +11,7 @@ pub enum Backend {
 }
 
 impl Backend {
+    /// The engine's name, for messages.
     pub fn name(self) -> &'static str {
         match self {
             Backend::Sqlite => "SQLite",
@@ -36,6 +37,7 @@ pub enum UrlError {
 }
 
 impl DatabaseUrl {
+    /// Which engine the URL names.
     pub fn backend(&self) -> Backend {
         self.backend
     }

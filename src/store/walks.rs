@@ -14,35 +14,55 @@ pub const RECHECK_ADJUSTMENTS: &str = "count-adjustments";
 /// A stream's row of `sync_state`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
 pub struct SyncState {
+    /// `--since`, remembered for later runs.
     pub since: Option<NaiveDate>,
+    /// The unfinished walk, if any: the run that started it.
     pub walk_id: Option<i64>,
+    /// `complete` or `window`.
     pub walk_kind: Option<String>,
+    /// The unfinished walk's date bound.
     pub walk_from: Option<NaiveDate>,
+    /// How the unfinished walk pages.
     pub walk_paging: Option<String>,
+    /// Where the unfinished walk resumes (see `inflow::walk::Position`).
     pub walk_position: Option<String>,
+    /// When the unfinished walk started.
     pub walk_started_at: Option<DateTime<Utc>>,
+    /// Documents the unfinished walk's pass has returned.
     pub walk_seen: Option<i64>,
+    /// The `X-listCount` the pass started with.
     pub walk_list_count: Option<i64>,
+    /// Why the pass cannot prove it returns every document.
     pub walk_unproven: Option<String>,
+    /// When the last complete walk ended.
     pub last_complete_at: Option<DateTime<Utc>>,
+    /// When the last window walk ended.
     pub last_window_at: Option<DateTime<Utc>>,
 }
 
 /// Where a walk stands after a page: saved with the page.
 #[derive(Debug, Clone)]
 pub struct WalkMark<'a> {
+    /// The stream (the `sync_state` row).
     pub stream: &'static str,
+    /// The walk: the run that started it (a snapshot's id for `stock`).
     pub walk_id: i64,
+    /// `complete` or `window`.
     pub kind: &'a str,
+    /// The walk's date bound.
     pub from: Option<NaiveDate>,
+    /// How the walk pages now.
     pub paging: &'static str,
+    /// Where the walk goes next, encoded.
     pub position: String,
     /// How messages name the page: `ending with document ...`, `ending before skip=...`.
     pub place: String,
     /// What the walk's pass has seen (see `inflow::walk::Pass`): documents returned, the
     /// `X-listCount` it started with (-1 once it moved), why it cannot prove completeness.
     pub seen: i64,
+    /// The `X-listCount` the pass started with.
     pub list_count: Option<i64>,
+    /// Why the pass cannot prove it returns every document.
     pub unproven: Option<String>,
     /// The first page of a pass that started the stream over (a lost position, a fallback):
     /// what the walk saw before no longer counts as seen, so that a document deleted since is
@@ -52,8 +72,11 @@ pub struct WalkMark<'a> {
 
 /// How a walk ended, for [`Store::finish_walk`].
 pub struct WalkEnd<'a> {
+    /// The company.
     pub company_id: &'a str,
+    /// The run ending the walk.
     pub run_id: i64,
+    /// The stream's document type.
     pub doc_type: DocType,
     /// A complete walk (else a window one, which concludes nothing about missing documents).
     pub complete: bool,
@@ -69,6 +92,7 @@ pub struct WalkEnd<'a> {
 }
 
 impl Store {
+    /// A stream's saved state (empty when it was never walked).
     pub async fn sync_state(&self, company_id: &str, stream: &str) -> Result<SyncState, StoreError> {
         on_pool!(self, pool => {
             let row: Option<SyncState> = sqlx::query_as(

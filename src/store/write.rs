@@ -25,6 +25,7 @@ pub(super) const INSERT_CHUNK: usize = 1000;
 
 /// One document of a page: what the mapping made of it, and its raw JSON.
 pub struct DocWrite<'a> {
+    /// What the mapping made of it.
     pub derived: Derived,
     /// The JSON stored in `documents.raw` and derived from: storable by both engines.
     pub raw: &'a RawValue,
@@ -35,30 +36,45 @@ pub struct DocWrite<'a> {
 /// A document that cannot be stored as events: kept in `quarantined_documents` with its JSON as
 /// sent, and named in a warning.
 pub struct Quarantine<'a> {
+    /// Its id, when it has one.
     pub doc_id: Option<String>,
     /// The warning's kind: `unreadable_document`, `quarantined_document`.
     pub kind: &'static str,
+    /// Why it is set aside.
     pub reason: String,
+    /// Its JSON as sent.
     pub raw: &'a str,
 }
 
 /// A warning not tied to a derived document (one that could not be read at all).
 pub struct LooseWarning {
+    /// The type of the unreadable document.
     pub doc_type: DocType,
+    /// Its id, when one could be read.
     pub doc_id: Option<String>,
+    /// The warning's kind (`unreadable_document`).
     pub kind: &'static str,
+    /// What the warning says.
     pub detail: String,
 }
 
+/// A page of documents to write in one transaction.
 pub struct PageWrite<'a> {
+    /// The company.
     pub company_id: &'a str,
+    /// The run writing it.
     pub run_id: i64,
+    /// The documents' type.
     pub doc_type: DocType,
+    /// When the documents were fetched (or derived again).
     pub observed_at: DateTime<Utc>,
+    /// The documents that derived.
     pub docs: Vec<DocWrite<'a>>,
+    /// Warnings about documents that could not be read.
     pub loose_warnings: Vec<LooseWarning>,
     /// Documents of the page that cannot be stored (unreadable ones).
     pub quarantine: Vec<Quarantine<'a>>,
+    /// Where the documents come from.
     pub kind: PageKind<'a>,
     /// The run's counters before this page; the page's own effects are added to them.
     pub counters: RunCounters,

@@ -480,7 +480,7 @@ impl Doctor<'_> {
         }
     }
 
-        /// `filter[orderDate]` from a day in the middle of the dates seen.
+    /// `filter[orderDate]` from a day in the middle of the dates seen.
     async fn order_date_filter(&mut self, doc_type: DocType, dates: &[NaiveDate], total: Option<u64>) {
         let stream = doc_type.stream();
         let label = format!("{stream}: filter[orderDate]");
@@ -1021,7 +1021,10 @@ fn paging_check(stream: &str, id: &str, keyset: Result<(), String>, sort_failure
             .value(Paging::KeysetUnsorted.as_str()),
         (Err(why), _) => Check::new(format!("paging:{stream}"), paging_label, Verdict::Adapts)
             .result(format!("does not work: {why}"))
-            .ingest(format!("{}: a walk costs about 1% more, and proves completeness only when nothing changes meanwhile", Paging::Skip.describe()))
+            .ingest(format!(
+                "{}: a walk costs about 1% more, and proves completeness only when nothing changes meanwhile",
+                Paging::Skip.describe()
+            ))
             .value(Paging::Skip.as_str()),
     }
 }

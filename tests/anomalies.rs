@@ -8,10 +8,10 @@ mod common;
 use std::collections::BTreeSet;
 
 use audit::anomalies::AnomalyKind;
-use inflow_simulator::{PlantedAnomaly, Scale, SimConfig, Simulator};
 use audit::store::Store;
 use audit::store::anomalies::AnomalyRow;
 use common::*;
+use inflow_simulator::{PlantedAnomaly, Scale, SimConfig, Simulator};
 use serde_json::Value;
 
 /// A finding as the tests compare it: kind, serial, product, the event's type and document,

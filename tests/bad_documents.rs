@@ -7,10 +7,10 @@ mod hostile;
 
 use std::sync::{Arc, Mutex};
 
-use audit::sync::{Quiet, StopFlag};
 use audit::mapping::DocType;
-use audit::store::runs::RunStatus;
 use audit::store::query::EventFilter;
+use audit::store::runs::RunStatus;
+use audit::sync::{Quiet, StopFlag};
 use common::*;
 
 /// A sales order with one line and one serial. The arguments are JSON string contents, escapes

@@ -3,11 +3,11 @@
 
 mod common;
 
+use common::*;
 use inflow_simulator::{
     Behaviour, Fault, FaultRule, Faults, GuidOrder, ListCount, RateHeaders, RateLimit, Scale, SimConfig, Simulator,
     Trigger, UnknownCursor,
 };
-use common::*;
 use serde_json::Value;
 
 const STREAMS: [&str; 4] = ["sales-orders", "purchase-orders", "stock-adjustments", "stock-transfers"];

@@ -8,8 +8,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use audit::sync::{Quiet, StopFlag};
-use inflow_simulator::{Fault, FaultRule, Faults, Scale, Trigger};
 use common::*;
+use inflow_simulator::{Fault, FaultRule, Faults, Scale, Trigger};
 use serde_json::Value;
 
 fn doc<'a>(docs: &'a [Value], id_field: &str, pred: impl Fn(&Value) -> bool) -> &'a Value {

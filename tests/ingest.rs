@@ -5,11 +5,11 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use audit::sync::{Quiet, StopFlag};
 use audit::mapping::EventType;
-use inflow_simulator::{Fault, FaultRule, Faults, RateLimit, Scale, SimConfig, Simulator, Trigger};
 use audit::store::runs::RunStatus;
+use audit::sync::{Quiet, StopFlag};
 use common::*;
+use inflow_simulator::{Fault, FaultRule, Faults, RateLimit, Scale, SimConfig, Simulator, Trigger};
 
 /// Requests per endpoint in the simulator's log.
 fn requests_by_endpoint(sim: &Simulator) -> BTreeMap<String, usize> {
@@ -598,8 +598,7 @@ async fn a_server_that_ignores_after_is_walked_by_skip_to_the_end() {
     let db = TestDb::sqlite().await;
     let store = db.store().await;
     let options = odd_options(vec![audit::mapping::DocType::SalesOrder]);
-    let summary =
-        audit::sync::run(&store, &odd_client(&server), &options, &Quiet, &StopFlag::default()).await.unwrap();
+    let summary = audit::sync::run(&store, &odd_client(&server), &options, &Quiet, &StopFlag::default()).await.unwrap();
     assert_eq!(summary.status, RunStatus::Succeeded);
     let stream = &summary.streams[0];
     assert!(stream.complete && stream.unproven.is_none() && stream.paging == "skip", "{stream:?}");
@@ -631,8 +630,7 @@ async fn a_server_that_ignores_the_keyset_does_not_loop_for_ever() {
     let db = TestDb::sqlite().await;
     let store = db.store().await;
     let options = odd_options(vec![audit::mapping::DocType::SalesOrder]);
-    let err =
-        audit::sync::run(&store, &odd_client(&server), &options, &Quiet, &StopFlag::default()).await.unwrap_err();
+    let err = audit::sync::run(&store, &odd_client(&server), &options, &Quiet, &StopFlag::default()).await.unwrap_err();
     let text = audit::error_text(&err);
     assert!(text.contains("sales-orders") && text.contains("does not move the walk on"), "{text}");
     // Two pages in each mode: keyset, keyset without sort, skip; each second page repeats the first.

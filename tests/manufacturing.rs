@@ -6,8 +6,8 @@
 mod common;
 
 use audit::mapping::DocType;
-use inflow_simulator::{Scale, SimConfig, Simulator};
 use common::*;
+use inflow_simulator::{Scale, SimConfig, Simulator};
 use serde_json::Value;
 
 /// A clean company (no planted faults) with the given switches, without rate limits.

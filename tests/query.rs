@@ -3,8 +3,8 @@
 
 mod common;
 
-use inflow_simulator::{Scale, SerialStory, Simulator};
 use common::*;
+use inflow_simulator::{Scale, SerialStory, Simulator};
 use serde_json::Value;
 
 /// A simulated company ingested into `db`.

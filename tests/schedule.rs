@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use inflow_simulator::Scale;
 use common::*;
+use inflow_simulator::Scale;
 
 /// A TCP proxy to Postgres that the test can cut: while it is down, it closes the connections it
 /// carries and every new one at once, as a server that goes away does.

@@ -5,8 +5,8 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use inflow_simulator::{Scale, SimConfig, Simulator};
 use common::*;
+use inflow_simulator::{Scale, SimConfig, Simulator};
 use serde_json::Value;
 
 type StockKey = (String, String, String, String, i64);

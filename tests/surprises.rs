@@ -11,11 +11,11 @@ mod common;
 
 use std::collections::BTreeSet;
 
+use audit::store::Store;
+use common::*;
 use inflow_simulator::{
     Behaviour, GuidOrder, ListCount, RateHeaders, RateLimit, Scale, SimConfig, Simulator, UnknownCursor,
 };
-use audit::store::Store;
-use common::*;
 
 /// Sales orders in the simulated company: several pages at any cap.
 const ORDERS: usize = 100;
@@ -76,10 +76,7 @@ async fn ingest_matches_the_default(db: &TestDb, store: &Store, sim: &Simulator,
     let (stored, rows) = current_events(store, &company).await;
     assert_eq!(rows, stored.len(), "{label}: no duplicated events");
     same_events(&stored, &expected, label);
-    assert!(
-        company_events(store, &company).await.iter().all(|e| !e.retracted),
-        "{label}: nothing retracted"
-    );
+    assert!(company_events(store, &company).await.iter().all(|e| !e.retracted), "{label}: nothing retracted");
 
     // The next run walks in the modes recorded by the first: no failing request again.
     sim.clear_requests();
@@ -273,8 +270,12 @@ async fn resumes_after_the_position_was_deleted(
     let (stored, rows) = current_events(store, &company).await;
     assert_eq!(rows, stored.len(), "{label}: no duplicated events");
     same_events(&stored, &expected_events(sim), label);
-    let of_doc: Vec<bool> =
-        company_events(store, &company).await.into_iter().filter(|e| e.event.doc_id == doc_id).map(|e| e.retracted).collect();
+    let of_doc: Vec<bool> = company_events(store, &company)
+        .await
+        .into_iter()
+        .filter(|e| e.event.doc_id == doc_id)
+        .map(|e| e.retracted)
+        .collect();
     assert!(
         !of_doc.is_empty() && of_doc.iter().all(|r| *r),
         "{label}: events of the deleted document {doc_id}: {of_doc:?}"

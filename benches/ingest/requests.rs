@@ -7,8 +7,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use inflow_simulator::{Scale, SimConfig, Simulator};
 use chrono::{NaiveDate, Utc};
+use inflow_simulator::{Scale, SimConfig, Simulator};
 use serde_json::{Value, json};
 
 use crate::env::{self, UNPACED};

@@ -4,8 +4,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use inflow_simulator::{Scale, SimConfig, Simulator};
 use chrono::{DateTime, FixedOffset};
+use inflow_simulator::{Scale, SimConfig, Simulator};
 use serde_json::Value;
 
 const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/inflow");

@@ -165,23 +165,25 @@ async fn one_run(
         (result, printed)
     };
     let abandoned = |(result, _): &(Result<_, SyncError>, _)| matches!(result, Err(SyncError::Interrupted { .. }));
-    let (result, printed) =
-        match with_company_lock(store, company, "ingest", args.wait, stop, work, abandoned).await.map_err(database)? {
-            Locked::Ran(out) => out,
-            Locked::Stopped => return Ok(Some(ExitCode::SUCCESS)),
-            Locked::Busy(holder) if args.every.is_some() => {
-                crate::output::note(&format!(
-                    "skipping this run: another ingest of company {company} is running, {holder}"
-                ));
-                return Ok(None);
-            }
-            Locked::Busy(holder) => {
-                crate::output::note(&format!(
-                    "another ingest of company {company} is running in this database: {holder}. Use --wait to wait for it."
-                ));
-                return Ok(Some(ExitCode::from(LOCKED)));
-            }
-        };
+    let (result, printed) = match with_company_lock(store, company, "ingest", args.wait, stop, work, abandoned)
+        .await
+        .map_err(database)?
+    {
+        Locked::Ran(out) => out,
+        Locked::Stopped => return Ok(Some(ExitCode::SUCCESS)),
+        Locked::Busy(holder) if args.every.is_some() => {
+            crate::output::note(&format!(
+                "skipping this run: another ingest of company {company} is running, {holder}"
+            ));
+            return Ok(None);
+        }
+        Locked::Busy(holder) => {
+            crate::output::note(&format!(
+                "another ingest of company {company} is running in this database: {holder}. Use --wait to wait for it."
+            ));
+            return Ok(Some(ExitCode::from(LOCKED)));
+        }
+    };
     if let Err(err @ SyncError::Interrupted { .. }) = &result {
         crate::output::note(&format!("stopped: {}", crate::error_text(err)));
         return Ok(Some(ExitCode::from(INTERRUPTED)));

@@ -493,10 +493,8 @@ fn query_failure(e: sqlx::Error, timeout: Duration) -> QueryError {
 /// taken when the user may; see [`Guard`].
 async fn pg_guard(tx: &mut sqlx::PgConnection) -> Result<Guard, QueryError> {
     type GuardRow = (String, Option<String>, Option<bool>, bool, String, String);
-    let (reader, owner, owner_super, member, user, schema): GuardRow = sqlx::query_as(PG_GUARD)
-        .fetch_one(&mut *tx)
-        .await
-        .context(|| "finding audit sql's read-only role".into())?;
+    let (reader, owner, owner_super, member, user, schema): GuardRow =
+        sqlx::query_as(PG_GUARD).fetch_one(&mut *tx).await.context(|| "finding audit sql's read-only role".into())?;
     let guard = match (owner, owner_super) {
         (Some(owner), Some(false)) if owner == reader => Guard::ReaderRole { role: reader },
         (Some(owner), Some(false)) => Guard::OwnerRights { owner, reader, schema },

@@ -174,7 +174,10 @@ mod tests {
     #[tokio::test]
     async fn sqlite_inserts_every_row_with_the_shared_values() {
         let mut conn = sqlx::SqliteConnection::connect("sqlite::memory:").await.unwrap();
-        sqlx::query("CREATE TABLE t (company_id TEXT, name TEXT PRIMARY KEY, n INTEGER)").execute(&mut conn).await.unwrap();
+        sqlx::query("CREATE TABLE t (company_id TEXT, name TEXT PRIMARY KEY, n INTEGER)")
+            .execute(&mut conn)
+            .await
+            .unwrap();
         let rows = [Row { name: "a".into(), n: 1 }, Row { name: "b".into(), n: 2 }];
         assert_eq!(conn.bulk_insert(&bulk(), &rows).await.unwrap(), 2);
         assert_eq!(conn.bulk_insert(&bulk(), &rows[..1]).await.unwrap(), 0, "the tail applies");

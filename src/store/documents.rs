@@ -135,5 +135,4 @@ impl Store {
         ids.dedup();
         Ok(ids)
     }
-
 }

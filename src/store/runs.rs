@@ -243,7 +243,8 @@ mod tests {
 
     #[test]
     fn run_counters_serialise_flat() {
-        let c = RunCounters { requests: 5, work: Counters { pages: 2, ..Counters::default() }, ..RunCounters::default() };
+        let c =
+            RunCounters { requests: 5, work: Counters { pages: 2, ..Counters::default() }, ..RunCounters::default() };
         let json = serde_json::to_value(c).unwrap();
         assert_eq!(json["requests"], 5);
         assert_eq!(json["pages"], 2);

@@ -251,8 +251,13 @@ pub(super) trait WalkSteps {
     async fn forget_seen(&mut self, company_id: &str, doc_type: DocType, walk_id: i64) -> Result<(), sqlx::Error>;
 
     /// Marks work owed to a later step of the run (or the next run): a walk of `stream` is due.
-    async fn owe_walk(&mut self, company_id: &str, stream: &str, run_id: i64, now: DateTime<Utc>)
-    -> Result<(), sqlx::Error>;
+    async fn owe_walk(
+        &mut self,
+        company_id: &str,
+        stream: &str,
+        run_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), sqlx::Error>;
 }
 
 for_each_connection! {

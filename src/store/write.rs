@@ -337,7 +337,8 @@ trait PageSteps {
 
     /// Upsert documents: the new version of each changed one, a sighting of each unchanged one,
     /// and the genealogy links of manufacturing orders.
-    async fn upsert_documents(&mut self, ctx: &PageContext<'_>, classified: &Classified<'_>) -> Result<(), sqlx::Error>;
+    async fn upsert_documents(&mut self, ctx: &PageContext<'_>, classified: &Classified<'_>)
+    -> Result<(), sqlx::Error>;
 
     /// Record changes (`document_changes`) and the warnings of the documents (re)derived;
     /// returns the warnings.
@@ -912,7 +913,6 @@ fn refused_value(e: &sqlx::Error) -> bool {
         code.parse::<i32>().is_ok_and(|c| matches!(c & 0xff, 18 | 19 | 20 | 25))
     }
 }
-
 
 /// Which derived events are new, and which current ones (by id) are no longer there.
 /// An event whose key stays but whose place, time or product changed is both.

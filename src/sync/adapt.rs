@@ -8,10 +8,10 @@
 use chrono::Utc;
 
 use super::SyncError;
+use crate::inflow::Client;
 use crate::inflow::client::RateMeaning;
 use crate::inflow::model::{Location, Product};
 use crate::inflow::walk::{CountMeaning, ListSpec, Paging, Pass, Position, Walk, WalkNote, WalkStart};
-use crate::inflow::Client;
 use crate::mapping::{self, DocType};
 use crate::store::capabilities::{self, Capability};
 use crate::store::reference::{LocationRow, ProductRow};

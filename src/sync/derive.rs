@@ -57,7 +57,10 @@ pub(super) struct Stored<'r> {
 
 impl<'r> Stored<'r> {
     /// A page's documents, from their storable forms ([`storable_forms`]).
-    pub(super) fn page(items: &[&'r RawValue], forms: &'r [(Option<Box<RawValue>>, Vec<KeptEscape>)]) -> Vec<Stored<'r>> {
+    pub(super) fn page(
+        items: &[&'r RawValue],
+        forms: &'r [(Option<Box<RawValue>>, Vec<KeptEscape>)],
+    ) -> Vec<Stored<'r>> {
         items
             .iter()
             .zip(forms)

@@ -20,9 +20,11 @@ use super::derive::{Stored, derive_docs, storable_forms, unreadable};
 use super::rebuild::recheck_adjustments;
 use super::record::{RunRecord, Worked};
 use super::sheets::complete_sheets;
-use super::{IngestOptions, Progress, RunCounters, RunStatus, RunSummary, StopFlag, StopReason, StreamSummary, SyncError};
+use super::{
+    IngestOptions, Progress, RunCounters, RunStatus, RunSummary, StopFlag, StopReason, StreamSummary, SyncError,
+};
 use crate::inflow::model::Product;
-use crate::inflow::walk::{CountMeaning, ListSpec, Pass, Paging, Position, Walk, WalkNote, WalkStart, id_of};
+use crate::inflow::walk::{CountMeaning, ListSpec, Paging, Pass, Position, Walk, WalkNote, WalkStart, id_of};
 use crate::inflow::{Client, ClientError};
 use crate::mapping::{Derived, DocType};
 use crate::store::Store;
@@ -70,8 +72,16 @@ pub async fn run(
     };
     record
         .run(|run_id| async move {
-            let mut ctx =
-                Run { store, client, options, progress, stop, run_id, counters: RunCounters::default(), meaning: CountMeaning::Unknown };
+            let mut ctx = Run {
+                store,
+                client,
+                options,
+                progress,
+                stop,
+                run_id,
+                counters: RunCounters::default(),
+                meaning: CountMeaning::Unknown,
+            };
             let result = ctx.all_streams().await;
             ctx.sync_client_counters();
             let counters = ctx.counters;

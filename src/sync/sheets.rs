@@ -7,7 +7,10 @@ use crate::inflow::{Client, ClientError};
 /// Fills in the lines of each stock count's sheets from `count-sheets/{id}`, for a list that
 /// refused `include=sheets.lines`. A cancelled count needs none (it records nothing); a sheet
 /// that answers 404 stays without lines, with a warning.
-pub(super) async fn complete_sheets(client: &Client, items: Vec<Box<RawValue>>) -> Result<Vec<Box<RawValue>>, ClientError> {
+pub(super) async fn complete_sheets(
+    client: &Client,
+    items: Vec<Box<RawValue>>,
+) -> Result<Vec<Box<RawValue>>, ClientError> {
     let query = [("include", "lines".to_string())];
     let mut out = Vec::with_capacity(items.len());
     for raw in items {

@@ -12,9 +12,9 @@ use super::adapt::{Adapt, fetch_locations, product_rows, resumed_start, walk_mar
 use super::record::{RunRecord, Worked};
 use super::run::clean_stop;
 use super::{Counters, RunCounters, RunStatus, StopFlag, StopReason, SyncError};
-use crate::inflow::model::Product;
-use crate::inflow::walk::{CountMeaning, ListSpec, Pass, Paging, Position, Walk, WalkStart};
 use crate::inflow::Client;
+use crate::inflow::model::Product;
+use crate::inflow::walk::{CountMeaning, ListSpec, Paging, Pass, Position, Walk, WalkStart};
 use crate::store::Store;
 use crate::store::stock::{StockPage, StockRow};
 use crate::store::walks::WalkMark;
@@ -56,8 +56,14 @@ pub async fn run(
     stop: &StopFlag,
 ) -> Result<SnapshotSummary, SyncError> {
     let arguments = serde_json::json!({});
-    let record =
-        RunRecord { store, company_id, command: "snapshot", arguments: &arguments, client: Some(client), stop: Some(stop) };
+    let record = RunRecord {
+        store,
+        company_id,
+        command: "snapshot",
+        arguments: &arguments,
+        client: Some(client),
+        stop: Some(stop),
+    };
     record
         .run(|run_id| async move {
             let requests_before = client.stats().requests() as i64;
@@ -66,7 +72,8 @@ pub async fn run(
             let mut counters = RunCounters { requests, ..RunCounters::default() };
             let result = result.map(|mut summary| {
                 summary.requests = requests;
-                counters.work = Counters { pages: summary.pages, documents_seen: summary.products, ..Counters::default() };
+                counters.work =
+                    Counters { pages: summary.pages, documents_seen: summary.products, ..Counters::default() };
                 counters.rate_limited = client.stats().rate_limited() as i64;
                 counters.retries = client.stats().retries() as i64;
                 let status = if summary.complete { RunStatus::Succeeded } else { RunStatus::Stopped };
@@ -187,7 +194,12 @@ async fn walk(
 }
 
 /// Ends a snapshot that reached the last product: complete, and the paging mode recorded.
-async fn finish(store: &Store, adapt: &Adapt<'_>, walk: &Walk<'_>, summary: &mut SnapshotSummary) -> Result<(), SyncError> {
+async fn finish(
+    store: &Store,
+    adapt: &Adapt<'_>,
+    walk: &Walk<'_>,
+    summary: &mut SnapshotSummary,
+) -> Result<(), SyncError> {
     if let Some(why) = walk.unproven() {
         tracing::warn!(
             "the snapshot reached the end of the products but cannot prove it saw every one ({why}); \

@@ -184,8 +184,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use audit::inflow::{ApiKey, Client, ClientConfig, RateLimits};
-use audit::sync::{IngestOptions, Quiet, RunSummary, StopFlag};
 use audit::mapping::DocType;
+use audit::sync::{IngestOptions, Quiet, RunSummary, StopFlag};
 use inflow_simulator::{Scale, SimConfig, Simulator};
 
 pub const DOC_ENDPOINTS: [&str; 6] =

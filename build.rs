@@ -1,7 +1,7 @@
-// refinery embeds the migration files at compile time; without the rerun line, a new or edited
-// migration would not be noticed until an unrelated change forced a rebuild (refinery issue
-// #309). The newest version is also written out as a constant: commands that only check it
-// (every short read) then never build refinery's runner, which compiles a regular expression.
+//! refinery embeds the migration files at compile time; without the rerun line, a new or edited
+//! migration would not be noticed until an unrelated change forced a rebuild (refinery issue
+//! #309). The newest version is also written out as a constant: commands that only check it
+//! (every short read) then never build refinery's runner, which compiles a regular expression.
 use std::path::Path;
 
 fn latest(dialect: &str) -> i32 {

@@ -32,6 +32,7 @@ pub enum AnomalyKind {
 }
 
 impl AnomalyKind {
+    /// Every kind, in the order the table lists them.
     pub const ALL: [AnomalyKind; 9] = [
         AnomalyKind::OutTwice,
         AnomalyKind::InTwice,
@@ -44,6 +45,7 @@ impl AnomalyKind {
         AnomalyKind::HistoryAndStockDisagree,
     ];
 
+    /// The kind as the views and the output name it.
     pub fn as_str(self) -> &'static str {
         match self {
             AnomalyKind::OutTwice => "out_twice",

@@ -37,6 +37,7 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// How a table shows the verdict.
     pub fn label(self) -> &'static str {
         match self {
             Verdict::Ok => "ok",
@@ -55,7 +56,9 @@ pub struct Check {
     pub check: String,
     /// What was checked, for people.
     pub label: String,
+    /// What the answer means for the ingest.
     pub verdict: Verdict,
+    /// What inFlow answered.
     pub result: String,
     /// What the ingest does about it.
     pub ingest: String,
@@ -95,6 +98,7 @@ impl Check {
 /// Everything the doctor found.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// The checks, in the order they ran.
     pub checks: Vec<Check>,
     /// Requests sent (retries included).
     pub requests: u64,
@@ -891,6 +895,7 @@ fn refused_include(body: &str, includes: &str) -> String {
 /// What a first page says of `count=100`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PageSize {
+    /// A full page came back.
     Honoured,
     /// The server returned fewer than asked while more exist.
     Capped(usize),
@@ -935,6 +940,7 @@ impl PageSize {
     }
 }
 
+/// What a first page of `count=100` tells, from what it returned and `X-listCount`.
 pub fn judge_page_size(returned: usize, count: Option<u64>) -> PageSize {
     match count {
         _ if returned >= 100 => PageSize::Honoured,

@@ -16,17 +16,22 @@
 //! crate (`simulator/`).
 
 pub mod anomalies;
+#[expect(missing_docs, reason = "not documented yet: the backlog of issue 18")]
 pub mod cli;
 pub mod commands;
 pub mod doctor;
+#[expect(missing_docs, reason = "not documented yet: the backlog of issue 18")]
 pub mod inflow;
+#[expect(missing_docs, reason = "not documented yet: the backlog of issue 18")]
 pub mod mapping;
 pub mod output;
+#[expect(missing_docs, reason = "not documented yet: the backlog of issue 18")]
 pub mod reconcile;
 pub mod stop;
 pub mod store;
 pub mod sync;
 pub mod testing;
+#[expect(missing_docs, reason = "not documented yet: the backlog of issue 18")]
 pub mod timeline;
 
 /// An error and its causes on one line, skipping a cause whose text its parent already quotes

@@ -9,8 +9,11 @@ use chrono::{DateTime, Utc};
 /// How a command prints its results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
+    /// Aligned columns, for a terminal.
     Table,
+    /// JSON, for programs.
     Json,
+    /// CSV, for spreadsheets.
     Csv,
 }
 

@@ -6,19 +6,25 @@
 //! is compiled against its own driver with native types (chrono times, JSON) instead of going
 //! through `sqlx::Any`. Where the dialects differ, the arms are written out.
 
+#[expect(missing_docs, reason = "not documented yet: the backlog of issue 18")]
 pub mod adhoc;
+#[expect(missing_docs, reason = "not documented yet: the backlog of issue 18")]
 pub mod anomalies;
 mod bulk;
 pub mod capabilities;
 mod documents;
+#[expect(missing_docs, reason = "not documented yet: the backlog of issue 18")]
 pub mod genealogy;
 pub mod lock;
 pub mod migrate;
 mod nodelay;
+#[expect(missing_docs, reason = "not documented yet: the backlog of issue 18")]
 pub mod query;
 pub mod reference;
 pub mod runs;
+#[expect(missing_docs, reason = "not documented yet: the backlog of issue 18")]
 pub mod status;
+#[expect(missing_docs, reason = "not documented yet: the backlog of issue 18")]
 pub mod stock;
 pub mod url;
 pub mod walks;
@@ -51,31 +57,47 @@ pub(crate) fn quiet_slow_statements<O: sqlx::ConnectOptions>(options: O) -> O {
     options.log_slow_statements(log::LevelFilter::Info, Duration::from_secs(1))
 }
 
+/// Why the store failed, with what it was doing.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The database URL is not one audit can use.
     #[error(transparent)]
     Url(#[from] UrlError),
 
+    /// The database could not be reached or opened.
     #[error("cannot open the {backend} database {url}")]
     Connect {
+        /// The engine's name.
         backend: &'static str,
+        /// The URL, its password hidden.
         url: String,
+        /// The driver's error.
         #[source]
         source: sqlx::Error,
     },
 
+    /// The schema is newer than this build.
     #[error(
         "the database schema is at version {found}, newer than this build of audit understands \
          (version {supported}); upgrade audit, or point --database-url at another database"
     )]
-    SchemaTooNew { found: i32, supported: i32 },
+    SchemaTooNew {
+        /// The schema's version.
+        found: i32,
+        /// The newest version this build knows.
+        supported: i32,
+    },
 
+    /// A migration failed (it rolled back).
     #[error("migrating the database schema failed")]
     Migration(#[from] refinery_core::Error),
 
+    /// A statement failed.
     #[error("database error while {what}")]
     Query {
+        /// What the store was doing.
         what: String,
+        /// The driver's error.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },

@@ -6,7 +6,9 @@ use std::str::FromStr;
 /// The database engines `audit` can write to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
+    /// SQLite: one local file.
     Sqlite,
+    /// Postgres: for teams and scale.
     Postgres,
 }
 
@@ -27,13 +29,18 @@ pub struct DatabaseUrl {
     backend: Backend,
 }
 
+/// Why a database URL cannot be used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum UrlError {
+    /// Neither SQLite nor Postgres.
     #[error(
         "unsupported database URL `{url}`: it must start with `sqlite:` (for example \
          `sqlite://audit.db`), `postgres://` or `postgresql://`"
     )]
-    UnsupportedScheme { url: String },
+    UnsupportedScheme {
+        /// The URL, its password hidden.
+        url: String,
+    },
 }
 
 impl DatabaseUrl {

@@ -90,7 +90,10 @@ pub enum PageKind<'a> {
     /// where it stopped. An interrupted window starts again; it is a few pages.
     Beside(WalkMark<'a>),
     /// Documents fetched one by one (a walk missed them); they count as seen by that walk.
-    Refetch { walk_id: Option<i64> },
+    Refetch {
+        /// The walk that missed them.
+        walk_id: Option<i64>,
+    },
     /// Stored documents derived again by `audit rebuild`: every document is compared with its
     /// events, nothing else is written but changes where the events differ.
     Rebuild,

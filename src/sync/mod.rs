@@ -104,25 +104,33 @@ pub enum SyncError {
     /// A request of a stream's walk failed.
     #[error("ingest of {stream} failed at the {position}")]
     Fetch {
+        /// The stream.
         stream: &'static str,
+        /// Which page or request.
         position: String,
+        /// The client's error.
         #[source]
         source: ClientError,
     },
     /// Fetching a reference list (locations, products) failed.
     #[error("fetching {what} failed")]
     Reference {
+        /// Which list.
         what: &'static str,
+        /// The client's error.
         #[source]
         source: ClientError,
     },
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A second signal abandoned the run.
     #[error(
         "run {run_id} stopped at once by a second signal; it is recorded as interrupted, and the next run \
          continues from its last saved page"
     )]
-    /// A second signal abandoned the run.
-    Interrupted { run_id: i64 },
+    Interrupted {
+        /// The run, recorded as interrupted.
+        run_id: i64,
+    },
 }

@@ -21,5 +21,7 @@ fn main() {
     let (sqlite, postgres) = (latest("sqlite"), latest("postgres"));
     assert_eq!(sqlite, postgres, "both dialects must have the same newest migration");
     let out = Path::new(&std::env::var("OUT_DIR").expect("OUT_DIR")).join("latest_migration.rs");
-    std::fs::write(out, format!("pub const LATEST_MIGRATION: i32 = {sqlite};\n")).expect("write OUT_DIR");
+    let text =
+        format!("/// The newest migration version of both dialects.\npub const LATEST_MIGRATION: i32 = {sqlite};\n");
+    std::fs::write(out, text).expect("write OUT_DIR");
 }

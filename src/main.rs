@@ -1,3 +1,5 @@
+//! The `audit` command line: parses the arguments and runs the command (see [`audit::commands`]).
+
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches, parser::ValueSource};

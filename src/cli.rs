@@ -262,6 +262,11 @@ pub struct SimulateArgs {
     #[arg(long, help_heading = "Unconfirmed API behaviours")]
     pub ignore_sort: bool,
 
+    /// Answer 404 for these endpoints, comma-separated (for example
+    /// manufacturing-orders,stock-counts), as an account without that feature might.
+    #[arg(long, value_name = "ENDPOINTS", value_delimiter = ',', help_heading = "Unconfirmed API behaviours")]
+    pub unavailable: Vec<String>,
+
     /// The answer to `after=<id>` naming no existing document: compare (the id is compared as
     /// any other), empty (an empty page), or a status such as 404, 400 or 500.
     #[arg(long, value_name = "ANSWER", default_value = "compare", help_heading = "Unconfirmed API behaviours")]

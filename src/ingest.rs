@@ -40,6 +40,9 @@ pub struct IngestOptions {
     /// Re-read only the sales and purchase orders dated within this long before now.
     pub window: Option<chrono::Duration>,
     pub types: Vec<DocType>,
+    /// Skip an optional stream (manufacturing orders, stock counts) whose endpoint the account
+    /// does not have, with a warning, instead of failing: when the streams were not chosen.
+    pub skip_unavailable: bool,
     /// The options as recorded in `ingest_runs.arguments` (never the API key).
     pub arguments: serde_json::Value,
 }
@@ -236,7 +239,26 @@ impl Run<'_> {
             Err(e) => return Err(e),
         }
         for doc_type in self.options.types.clone() {
-            let (summary, stop) = self.stream(doc_type).await?;
+            let (summary, stop) = match self.stream(doc_type).await {
+                Ok(done) => done,
+                Err(IngestError::Fetch { source: ClientError::Unavailable { path, .. }, .. })
+                    if self.options.skip_unavailable && doc_type.optional() =>
+                {
+                    let text = format!(
+                        "{path}: inFlow answers 404 for this list while the company answers, so this account \
+                         does not seem to offer it; the stream is skipped (it is tried again on every run). \
+                         `audit doctor` reports it; `--types` without {path} avoids the request"
+                    );
+                    tracing::warn!("{text}");
+                    let company = &self.options.company_id;
+                    self.store
+                        .record_run_warning(self.run_id, company, Some(doc_type), "stream_unavailable", &text)
+                        .await?;
+                    self.counters.warnings += 1;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             self.progress.stream_finished(&summary);
             summaries.push(summary);
             if stop.is_some() {

@@ -89,6 +89,7 @@ fn options() -> audit::ingest::IngestOptions {
         since: None,
         window: None,
         types: vec![DocType::SalesOrder],
+        skip_unavailable: false,
         arguments: serde_json::json!({}),
     }
 }

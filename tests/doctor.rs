@@ -181,6 +181,14 @@ async fn each_switch_is_reported() {
         sim.shutdown().await;
     }
 
+    // An account without manufacturing or stock counts: reported, and not what the ingest needs.
+    let lacking = vec!["manufacturing-orders".to_string(), "stock-counts".to_string()];
+    let r = run(Behaviour { unavailable: lacking.clone(), ..d.clone() }, false).await;
+    for path in &lacking {
+        let (verdict, value, result) = check(&r, &format!("endpoint:{path}"));
+        assert_eq!((verdict.as_str(), value.as_str()), ("info", "not_available"), "{result}");
+    }
+
     // All at once.
     let r = run(Behaviour::hostile(UnknownCursor::Empty, ListCount::Absent), false).await;
     assert_eq!(answer(&r, "page_size:sales-orders"), "unknown", "no count: a short page proves nothing");

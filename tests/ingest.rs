@@ -551,6 +551,7 @@ fn odd_options(types: Vec<audit::mapping::DocType>) -> audit::ingest::IngestOpti
         since: None,
         window: None,
         types,
+        skip_unavailable: false,
         arguments: serde_json::json!({}),
     }
 }

@@ -42,6 +42,7 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<ExitCode
         since: None,
         window: None,
         types: DocType::ALL.to_vec(),
+        skip_unavailable: true,
         arguments: serde_json::json!({ "demo": true, "seed": args.seed }),
     };
     let progress = super::ingest::Display::new(global);

@@ -35,6 +35,7 @@ pub async fn run(global: &GlobalArgs, args: IngestArgs) -> anyhow::Result<ExitCo
         since: args.since,
         window: args.window.map(|w| chrono::Duration::from_std(w).unwrap_or(chrono::Duration::MAX)),
         types,
+        skip_unavailable: args.types.is_empty(),
         arguments: arguments(&args),
     };
     super::stop_on_signals(stop.clone());

@@ -200,6 +200,7 @@ pub fn options(sim: &Simulator) -> IngestOptions {
         since: None,
         window: None,
         types: DocType::ALL.to_vec(),
+        skip_unavailable: true,
         arguments: serde_json::json!({}),
     }
 }

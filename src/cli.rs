@@ -200,6 +200,16 @@ pub enum Command {
     /// Serve a simulated inFlow Cloud API with a generated company, for trying `audit` without
     /// an API key and for tests.
     Simulate(SimulateArgs),
+
+    /// Print a shell completion script, for example
+    /// `audit completions bash > ~/.local/share/bash-completion/completions/audit`.
+    Completions {
+        /// bash, zsh, fish, powershell or elvish.
+        shell: clap_complete::Shell,
+    },
+
+    /// Print the manual page (roff), for example `audit man > ~/.local/share/man/man1/audit.1`.
+    Man,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -311,6 +321,11 @@ pub struct InflowArgs {
     /// the machine. The key is never printed, logged or stored.
     #[arg(long, env = "INFLOW_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
+
+    /// A file holding the API key (for a scheduled job: readable by its user only, or it is
+    /// refused). Used when no key is given otherwise.
+    #[arg(long, env = "INFLOW_API_KEY_FILE", value_name = "PATH")]
+    pub api_key_file: Option<std::path::PathBuf>,
 
     /// The API's address.
     #[arg(long, env = "INFLOW_BASE_URL", default_value = DEFAULT_BASE_URL)]
@@ -590,5 +605,27 @@ mod tests {
         assert!(parse_duration("soon").is_err());
         // Added to clocks and dates later; must not overflow them.
         assert!(parse_duration("300000y").unwrap_err().contains("100 years"));
+    }
+
+    /// The schedules shipped in `contrib/` name only options this binary has.
+    #[test]
+    fn the_contrib_schedules_parse() {
+        use clap::Parser;
+        let units = [
+            include_str!("../contrib/systemd/audit-ingest-hourly.service"),
+            include_str!("../contrib/systemd/audit-ingest-nightly.service"),
+        ];
+        let mut commands: Vec<&str> =
+            units.iter().flat_map(|u| u.lines()).filter_map(|l| l.strip_prefix("ExecStart=")).collect();
+        let cron = include_str!("../contrib/cron/audit");
+        commands.extend(cron.lines().filter(|l| !l.starts_with('#')).filter_map(|l| {
+            let from = l.find("/usr/local/bin/audit")?;
+            Some(l[from..].split(">>").next().unwrap_or_default())
+        }));
+        assert_eq!(commands.len(), 4, "two systemd services and two cron lines");
+        for command in commands {
+            let words = command.split_whitespace().map(|w| if w.ends_with("/audit") { "audit" } else { w });
+            Cli::try_parse_from(words).unwrap_or_else(|e| panic!("{command}: {e}"));
+        }
     }
 }

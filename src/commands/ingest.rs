@@ -216,6 +216,32 @@ async fn one_run(
 }
 
 /// Checks the inFlow settings and builds the client; nothing is sent yet.
+/// The key from `INFLOW_API_KEY_FILE`: refused when others may read the file, as ssh refuses
+/// a private key, since a key that leaks there leaks for every run.
+fn read_key_file(path: &std::path::Path) -> anyhow::Result<String> {
+    let shown = path.display();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .with_context(|| format!("cannot read the API key file {shown}"))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            bail!(
+                "the API key file {shown} can be read by other users (mode {:o}): run `chmod 600 {shown}`",
+                mode & 0o777
+            );
+        }
+    }
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the API key file {shown}"))?;
+    let key = text.trim();
+    if key.is_empty() || key.contains(char::is_whitespace) {
+        bail!("the API key file {shown} must hold the key alone, on one line");
+    }
+    Ok(key.to_string())
+}
+
 pub(crate) fn client(args: &InflowArgs) -> anyhow::Result<Client> {
     let company_id = match args.company_id.as_deref().map(str::trim) {
         Some(id) if !id.is_empty() => id.to_string(),
@@ -223,9 +249,13 @@ pub(crate) fn client(args: &InflowArgs) -> anyhow::Result<Client> {
             "no inFlow company id: set INFLOW_COMPANY_ID or pass --company-id (inFlow shows it under Options > Integrations)"
         ),
     };
-    let api_key = match args.api_key.as_deref().map(str::trim) {
-        Some(key) if !key.is_empty() => ApiKey::new(key),
-        _ => bail!("no inFlow API key: set INFLOW_API_KEY (inFlow shows it under Options > Integrations)"),
+    let api_key = match (args.api_key.as_deref().map(str::trim), &args.api_key_file) {
+        (Some(key), _) if !key.is_empty() => ApiKey::new(key),
+        (_, Some(path)) => ApiKey::new(&read_key_file(path)?),
+        _ => bail!(
+            "no inFlow API key: set INFLOW_API_KEY, or INFLOW_API_KEY_FILE to a file readable only by you \
+             (inFlow shows the key under Options > Integrations)"
+        ),
     };
     if !(args.time_scale > 0.0 && args.time_scale <= 1.0) {
         bail!("--time-scale must be in (0, 1]");
@@ -411,6 +441,28 @@ impl Progress for Display {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn a_key_file_is_read_only_when_others_cannot_read_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        std::fs::write(&path, "  sk_secret_123\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = read_key_file(&path).unwrap_err().to_string();
+        assert!(err.contains("can be read by other users (mode 644)") && err.contains("chmod 600"), "{err}");
+        assert!(!err.contains("sk_secret_123"), "the key is never shown");
+
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(read_key_file(&path).unwrap(), "sk_secret_123");
+
+        std::fs::write(&path, "two words\n").unwrap();
+        let err = read_key_file(&path).unwrap_err().to_string();
+        assert!(err.contains("must hold the key alone") && !err.contains("words"), "{err}");
+        let err = read_key_file(&dir.path().join("absent")).unwrap_err();
+        assert!(format!("{err:#}").contains("cannot read the API key file"), "{err:#}");
+    }
 
     #[test]
     fn the_database_is_tried_again_sooner_and_sooner_less_often_up_to_a_minute_or_the_interval() {

@@ -9,6 +9,7 @@ pub mod lookup;
 pub mod migrate;
 pub mod rebuild;
 pub mod reconcile;
+pub mod reference;
 pub mod simulate;
 pub mod snapshot;
 pub mod sql;
@@ -70,6 +71,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rebuild(args) => rebuild::run(&global, args).await,
         Command::Demo(args) => demo::run(&global, args).await,
         Command::Simulate(args) => simulate::run(&global, args).await,
+        Command::Completions { shell } => reference::completions(shell),
+        Command::Man => reference::man(),
     }
 }
 

@@ -368,7 +368,7 @@ pub struct IngestArgs {
     /// Leave out documents dated before this day (YYYY-MM-DD). Sales and purchase orders are
     /// filtered by inFlow on their order date; adjustments and transfers, which inFlow cannot
     /// filter, are walked in full and filtered here. Remembered: later runs keep the bound.
-    #[arg(long, value_name = "DATE")]
+    #[arg(long, value_name = "DATE", value_parser = parse_since)]
     pub since: Option<NaiveDate>,
 
     /// Re-read only the sales and purchase orders dated in this recent period (for example
@@ -484,6 +484,22 @@ pub struct DemoArgs {
     pub seed: u64,
 }
 
+/// A day in `YYYY-MM-DD`, not in the future (a bound there would read nothing, and be
+/// remembered for later runs).
+fn parse_since(s: &str) -> Result<NaiveDate, String> {
+    let day = NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+        .map_err(|e| format!("`{s}` is not a date in the form YYYY-MM-DD, such as 2025-01-01 ({e})"))?;
+    let today = chrono::Utc::now().date_naive();
+    // A day of slack: it is already tomorrow east of UTC.
+    if day > today + chrono::Days::new(1) {
+        return Err(format!(
+            "{day} is in the future (today is {today}, UTC): no document would be read, and later runs would keep \
+             that bound"
+        ));
+    }
+    Ok(day)
+}
+
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let d = humantime::parse_duration(s.trim()).map_err(|e| format!("`{s}` is not a duration like 30d or 15m: {e}"))?;
     if d.is_zero() {
@@ -596,6 +612,19 @@ pub struct AnomaliesArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn since_is_a_past_day_and_says_the_form_it_expects() {
+        assert_eq!(parse_since(" 2025-01-01 ").unwrap(), NaiveDate::from_ymd_opt(2025, 1, 1).unwrap());
+        let today = chrono::Utc::now().date_naive();
+        assert!(parse_since(&(today + chrono::Days::new(1)).to_string()).is_ok(), "tomorrow somewhere east");
+        let err = parse_since(&(today + chrono::Days::new(30)).to_string()).unwrap_err();
+        assert!(err.contains("is in the future"), "{err}");
+        for bad in ["01/01/2025", "2025-13-01", "yesterday"] {
+            let err = parse_since(bad).unwrap_err();
+            assert!(err.contains("YYYY-MM-DD, such as 2025-01-01"), "{bad}: {err}");
+        }
+    }
 
     #[test]
     fn durations_are_positive_and_bounded() {

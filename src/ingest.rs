@@ -320,6 +320,18 @@ impl Run<'_> {
             }
             _ => None,
         };
+        if kind == WalkKind::Window && state.last_complete_at.is_none() && beside.is_none() {
+            let text = format!(
+                "{stream}: no complete walk of this stream has finished yet, so this --window run reads only the \
+                 documents dated in the window and the trail has no older history; run `audit ingest` without \
+                 --window (with --since for a bound) once"
+            );
+            tracing::warn!("{text}");
+            self.store
+                .record_run_warning(self.run_id, company, Some(doc_type), "window_without_history", &text)
+                .await?;
+            self.counters.warnings += 1;
+        }
         let adapt = Adapt::new(self.store, self.client, company, self.run_id);
         let (walk_id, start) = match (resumable, state.walk_id, beside) {
             (_, _, Some(complete_walk)) => (complete_walk, adapt.fresh_start(stream, false, self.meaning).await?),

@@ -654,3 +654,37 @@ async fn a_server_that_ignores_the_keyset_does_not_loop_for_ever() {
     assert_eq!(count(&store, "SELECT count(*) FROM documents").await, 100);
     assert_eq!(count(&store, "SELECT count(*) FROM ingest_runs WHERE status = 'failed'").await, 1);
 }
+
+/// Runs that would quietly do little say so: a `--since` in the future is refused with the
+/// reason, and a first run with only `--window` warns, with `status` repeating it until a
+/// complete walk has finished; after that, window runs do not warn.
+async fn runs_that_would_quietly_do_little_say_so(db: TestDb) {
+    let store = db.store().await;
+    let sim = simulator(Scale::Small).await;
+    let (code, _, stderr) = run_cli(&db, &sim, &["ingest", "--since", "2999-01-01"], &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("2999-01-01 is in the future"), "{stderr}");
+    let (code, _, stderr) = run_cli(&db, &sim, &["ingest", "--since", "01/01/2025"], &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("YYYY-MM-DD"), "{stderr}");
+
+    let (code, stdout, stderr) = run_cli(&db, &sim, &["ingest", "--window", "30d"], &[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let dated = ["sales-orders", "purchase-orders", "manufacturing-orders"];
+    for stream in dated {
+        assert!(stderr.contains(&format!("{stream}: no complete walk of this stream has finished yet")), "{stderr}");
+    }
+    assert_eq!(count(&store, "SELECT count(*) FROM run_warnings WHERE kind = 'window_without_history'").await, 3);
+    let (_, status, _) = run_cli(&db, &sim, &["status", "--format", "table"], &[]);
+    assert!(status.contains(&format!("{} had only --window walks", dated.join(", "))), "{status}");
+
+    let (code, stdout, stderr) = run_cli(&db, &sim, &["ingest"], &[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let (code, _, stderr) = run_cli(&db, &sim, &["ingest", "--window", "30d"], &[]);
+    assert_eq!(code, 0);
+    assert!(!stderr.contains("no complete walk"), "{stderr}");
+    let (_, status, _) = run_cli(&db, &sim, &["status", "--format", "table"], &[]);
+    assert!(!status.contains("only --window walks"), "{status}");
+    sim.shutdown().await;
+}
+both_backends!(runs_that_would_quietly_do_little_say_so, crate::runs_that_would_quietly_do_little_say_so);

@@ -491,3 +491,53 @@ fn reading_commands_do_not_create_a_missing_database() {
         assert!(!path.exists(), "{args:?} created {}", path.display());
     }
 }
+
+/// Issue 15, point 9: one definition of where a serial stands. For every serial of the
+/// simulated company, `serial_current` (and so `recall.sql`, reconcile and the anomalies) and
+/// `audit timeline`'s "now" say the same status, last event, date, place and document; the data
+/// covers every status, including picked and not shipped.
+async fn every_status_reads_the_same_in_the_view_and_the_timeline(db: TestDb) {
+    let (sim, store) = ingested(&db).await;
+    let view = sql_json(
+        &db,
+        &["SELECT company_id, product_id, serial, status, last_event, since, location_id, doc_number \
+           FROM serial_current ORDER BY serial"],
+    );
+    assert!(view.len() > 100, "{} serials", view.len());
+    let mut statuses = std::collections::BTreeSet::new();
+    for row in &view {
+        let serial = row["serial"].as_str().unwrap();
+        let events = store.serial_events(serial, &audit::store::query::EventFilter::default()).await.unwrap();
+        let histories = audit::timeline::histories(events);
+        let h = histories
+            .iter()
+            .find(|h| h.company_id == row["company_id"] && h.product_id.as_deref() == row["product_id"].as_str())
+            .unwrap_or_else(|| panic!("{serial}: no history for {row}"));
+        let now = &h.now;
+        let label = format!("{serial}: view {row}, timeline {now:?}");
+        assert_eq!(now.status.as_str(), row["status"], "{label}");
+        assert_eq!(now.last_event.as_deref(), row["last_event"].as_str(), "{label}");
+        assert_eq!(now.location_id.as_deref(), row["location_id"].as_str(), "{label}");
+        assert_eq!(now.doc_number.as_deref(), row["doc_number"].as_str(), "{label}");
+        let since = row["since"].as_str().map(|t| chrono::DateTime::parse_from_rfc3339(t).unwrap().to_utc());
+        assert_eq!(now.since, since, "{label}");
+        statuses.insert(now.status.as_str());
+    }
+    let all = [
+        "adjusted_out",
+        "consumed",
+        "in_stock",
+        "in_transit",
+        "missing",
+        "never_stocked",
+        "picked",
+        "returned_to_vendor",
+        "with_customer",
+    ];
+    assert_eq!(statuses.into_iter().collect::<Vec<_>>(), all, "the data covers every status");
+    sim.shutdown().await;
+}
+both_backends!(
+    every_status_reads_the_same_in_the_view_and_the_timeline,
+    crate::every_status_reads_the_same_in_the_view_and_the_timeline
+);

@@ -541,3 +541,28 @@ both_backends!(
     every_status_reads_the_same_in_the_view_and_the_timeline,
     crate::every_status_reads_the_same_in_the_view_and_the_timeline
 );
+
+/// Issue 15, point 1: at 80 columns the timeline fits: the summary wraps at spaces, the
+/// document shows its number alone, and only the location wraps; without a width (a pipe)
+/// rows stay whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_timeline_fits_an_80_column_terminal() {
+    let db = TestDb::sqlite().await;
+    let (sim, _store) = ingested(&db).await;
+    let serial = "SN-000382";
+    let run = |env: &[(&str, &str)]| {
+        let (code, stdout, stderr) = tokio::task::block_in_place(|| {
+            run_audit(&db.url_string(), &["timeline", serial, "--format", "table"], env)
+        });
+        assert_eq!(code, 0, "{stderr}");
+        stdout
+    };
+    let narrow = run(&[("COLUMNS", "80")]);
+    assert!(narrow.lines().all(|l| l.trim_end().chars().count() <= 80), "{narrow}");
+    assert!(narrow.contains(" PO-0") && !narrow.contains("purchase order PO-"), "{narrow}");
+    assert!(narrow.lines().any(|l| l.contains("received") && l.contains("+1")), "rows keep their cells: {narrow}");
+    let whole = run(&[]);
+    assert!(whole.contains("purchase order PO-"), "{whole}");
+    assert!(whole.lines().any(|l| l.trim_end().chars().count() > 80), "no width, no wrapping: {whole}");
+    sim.shutdown().await;
+}

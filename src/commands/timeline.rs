@@ -131,7 +131,7 @@ fn print_tables<W: Write>(mut out: W, histories: &[History], all: bool) -> anyho
         let company = if several_companies { format!(", company {}", h.company_id) } else { String::new() };
         // Data from inFlow: shown escaped, like the table's cells.
         let line = format!("{} ({}{company}): {}", h.serial, h.product_label(), h.now.summary);
-        writeln!(out, "{}", output::printable(&line))?;
+        writeln!(out, "{}", output::wrap(&output::printable(&line)))?;
         for line in timeline::genealogy_lines(h) {
             writeln!(out, "  {}", output::printable(&line))?;
         }
@@ -140,6 +140,8 @@ fn print_tables<W: Write>(mut out: W, histories: &[History], all: bool) -> anyho
             header.push("retracted");
         }
         let mut table = output::table(&header);
+        // Narrow: the document's number alone (the event names its kind), before anything wraps.
+        let narrow = output::width().is_some_and(|w| w < 100);
         for entry in &h.events {
             let e = &entry.event;
             let location = if e.location_id.is_some() { place_label(e) } else { String::new() };
@@ -151,7 +153,7 @@ fn print_tables<W: Write>(mut out: W, histories: &[History], all: bool) -> anyho
             let mut row = vec![
                 short_time(e.occurred_at),
                 e.event_type.clone(),
-                format!("{} {}", e.doc_type.replace('_', " "), doc_label(e)),
+                if narrow { doc_label(e) } else { format!("{} {}", e.doc_type.replace('_', " "), doc_label(e)) },
                 location,
                 change,
                 entry.on_hand.to_string(),

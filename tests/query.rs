@@ -566,3 +566,57 @@ async fn the_timeline_fits_an_80_column_terminal() {
     assert!(whole.lines().any(|l| l.trim_end().chars().count() > 80), "no width, no wrapping: {whole}");
     sim.shutdown().await;
 }
+
+/// Issue 15, point 10: a company filter never hides data silently. An unknown company is an
+/// error naming where the filter came from and what the database holds; a serial hidden by the
+/// filter says which company has it.
+async fn company_filters_say_what_they_hide(db: TestDb) {
+    let (sim, store) = ingested(&db).await;
+    let other = audit::simulator::Simulator::start(audit::simulator::SimConfig {
+        seed: 8,
+        scale: audit::simulator::Scale::Orders(5),
+        rate_limit: None,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    ingest(&store, &other).await;
+    let (first, second) = (sim.company_id(), other.company_id());
+    let run =
+        |args: &[&str], env: &[(&str, &str)]| tokio::task::block_in_place(|| run_audit(&db.url_string(), args, env));
+
+    for args in [&["status"][..], &["timeline", "SN-000382"], &["anomalies"], &["reconcile"], &["lookup", "SN-000382"]]
+    {
+        let (code, stdout, stderr) = run(args, &[("INFLOW_COMPANY_ID", "nope")]);
+        assert_eq!(code, 2, "{args:?}: {stdout}{stderr}");
+        assert!(stderr.contains("company nope (from INFLOW_COMPANY_ID) is not in this database"), "{args:?}: {stderr}");
+        assert!(stderr.contains(&first) && stderr.contains(&second), "it names what the database holds: {stderr}");
+    }
+    let (code, _, stderr) = run(&["status", "--company-id", "nope"], &[]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("company nope (from --company-id)"), "{stderr}");
+    let (code, _, stderr) = run(&["status", "--company-id", &first.to_uppercase()], &[]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains(&format!("did you mean {first}?")), "{stderr}");
+
+    let only_first = strings(
+        &store,
+        "SELECT serial FROM serial_events e WHERE company_id = $1 AND NOT EXISTS \
+         (SELECT 1 FROM serial_events o WHERE o.serial = e.serial AND o.company_id <> e.company_id) \
+         ORDER BY serial LIMIT 1",
+        &first,
+    )
+    .await;
+    let serial = only_first[0].as_str();
+    let (code, _, stderr) = run(&["timeline", serial], &[("INFLOW_COMPANY_ID", &second)]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!("it is recorded for company {first}, which INFLOW_COMPANY_ID {second} hides")),
+        "{stderr}"
+    );
+    let (code, _, stderr) = run(&["timeline", serial], &[("INFLOW_COMPANY_ID", &first)]);
+    assert_eq!(code, 0, "{stderr}");
+    other.shutdown().await;
+    sim.shutdown().await;
+}
+both_backends!(company_filters_say_what_they_hide, crate::company_filters_say_what_they_hide);

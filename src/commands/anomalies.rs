@@ -35,6 +35,7 @@ pub const CSV_COLUMNS: &[&str] = &[
 
 pub async fn run(global: &GlobalArgs, args: AnomaliesArgs) -> anyhow::Result<ExitCode> {
     let store = super::open_existing_store(global).await?;
+    super::check_company(&store, args.company_id.as_deref()).await?;
     let kinds: Vec<String> = args.kind.iter().map(|k| k.as_str().to_string()).collect();
     let filter = AnomalyFilter {
         company_id: args.company_id.as_deref(),

@@ -38,6 +38,7 @@ pub async fn run(global: &GlobalArgs, args: LookupArgs) -> anyhow::Result<ExitCo
         serials.extend(read_serials(path)?);
     }
     let store = super::open_existing_store(global).await?;
+    super::check_company(&store, args.company_id.as_deref()).await?;
     let rows = store.lookup(&serials, args.company_id.as_deref()).await?;
     store.close().await;
     let unknown = rows.iter().filter(|r| !found(r)).count();

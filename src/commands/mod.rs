@@ -102,6 +102,35 @@ pub(crate) async fn open_existing_store(global: &GlobalArgs) -> anyhow::Result<S
     open_store(global).await
 }
 
+/// Where a company filter came from, for messages: a value of `INFLOW_COMPANY_ID` filters
+/// silently unless it is named.
+pub(crate) fn company_filter_source(company: &str) -> &'static str {
+    if std::env::var("INFLOW_COMPANY_ID").is_ok_and(|v| v.trim() == company) {
+        "INFLOW_COMPANY_ID"
+    } else {
+        "--company-id"
+    }
+}
+
+/// A read command's company filter must name a company the database holds: a mistyped or
+/// stale one would otherwise read as "nothing there".
+pub(crate) async fn check_company(store: &Store, company: Option<&str>) -> anyhow::Result<()> {
+    let Some(company) = company else { return Ok(()) };
+    let known = store.companies().await?;
+    if known.iter().any(|k| k == company) {
+        return Ok(());
+    }
+    let source = company_filter_source(company);
+    let held = match known.as_slice() {
+        [] => "it holds no company yet: run `audit ingest`".to_string(),
+        [one] => format!("it holds company {one}"),
+        many => format!("it holds companies {}", many.join(", ")),
+    };
+    let case = known.iter().find(|k| k.eq_ignore_ascii_case(company));
+    let hint = case.map_or(String::new(), |k| format!(" (did you mean {k}? ids are compared exactly)"));
+    anyhow::bail!("company {company} (from {source}) is not in this database{hint}; {held}")
+}
+
 /// Diagnostics go to stderr; `RUST_LOG` overrides the level chosen by `-v`/`-q`.
 fn init_tracing(global: &GlobalArgs) {
     use tracing_subscriber::filter::{EnvFilter, LevelFilter, Targets};

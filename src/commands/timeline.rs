@@ -38,6 +38,7 @@ pub const CSV_COLUMNS: &[&str] = &[
 
 pub async fn run(global: &GlobalArgs, args: TimelineArgs) -> anyhow::Result<ExitCode> {
     let store = super::open_existing_store(global).await?;
+    super::check_company(&store, args.company_id.as_deref()).await?;
     let filter = EventFilter { company_id: args.company_id.as_deref(), all: args.all, as_of: args.as_of };
     let rows = store.serial_events(&args.serial, &filter).await?;
     if args.tree {
@@ -66,6 +67,22 @@ pub async fn run(global: &GlobalArgs, args: TimelineArgs) -> anyhow::Result<Exit
         if !similar.is_empty() {
             let quoted: Vec<String> = similar.iter().map(|s| format!("{s:?}")).collect();
             msg.push_str(&format!("; did you mean {}?", quoted.join(", ")));
+        }
+        // A company filter that hides the serial says so.
+        if let Some(company) = args.company_id.as_deref() {
+            let everywhere = EventFilter { company_id: None, ..filter.clone() };
+            let mut others: Vec<String> =
+                store.serial_events(&args.serial, &everywhere).await?.into_iter().map(|r| r.company_id).collect();
+            others.dedup();
+            others.sort();
+            others.dedup();
+            if !others.is_empty() {
+                msg.push_str(&format!(
+                    "; it is recorded for company {}, which {} {company} hides",
+                    others.join(", "),
+                    super::company_filter_source(company)
+                ));
+            }
         }
         output::note(&msg);
         store.close().await;

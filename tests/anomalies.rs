@@ -197,8 +197,13 @@ async fn options_filter_the_findings_and_formats_follow_the_contract(db: TestDb)
     assert_eq!(rows.len(), all.iter().filter(|r| kept(r)).count());
     assert!(rows.len() < all.len());
 
-    let (code, rows, stderr) = anomalies(&db, &["--company-id", "00000000-0000-4000-8000-000000000000"]);
-    assert_eq!((code, rows.len()), (0, 0), "{stderr}");
+    // An unknown company is an error, not a clean bill.
+    let unknown = "00000000-0000-4000-8000-000000000000";
+    let (code, stdout, stderr) = tokio::task::block_in_place(|| {
+        run_audit(&db.url_string(), &["anomalies", "--format", "json", "--company-id", unknown], &[])
+    });
+    assert_eq!((code, stdout.as_str()), (2, ""), "{stderr}");
+    assert!(stderr.contains(&format!("company {unknown} (from --company-id) is not in this database")), "{stderr}");
     let (_, rows, _) = anomalies(&db, &["--company-id", &sim.company_id()]);
     assert_eq!(rows.len(), all.len());
 

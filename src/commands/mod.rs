@@ -116,10 +116,10 @@ pub(crate) fn company_filter_source(company: &str) -> &'static str {
 /// stale one would otherwise read as "nothing there".
 pub(crate) async fn check_company(store: &Store, company: Option<&str>) -> anyhow::Result<()> {
     let Some(company) = company else { return Ok(()) };
-    let known = store.companies().await?;
-    if known.iter().any(|k| k == company) {
+    if store.has_company(company).await? {
         return Ok(());
     }
+    let known = store.companies().await?;
     let source = company_filter_source(company);
     let held = match known.as_slice() {
         [] => "it holds no company yet: run `audit ingest`".to_string(),

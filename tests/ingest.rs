@@ -437,12 +437,14 @@ async fn a_404_on_a_list_names_the_page_unless_the_company_is_unknown() {
     );
     let (code, _, stderr) = run_cli(&db, &sim, &["ingest", "--time-scale", "0.001"], &[]);
     assert_eq!(code, 2, "{stderr}");
+    // A core stream is never skipped: the run fails, naming the page and what the 404 means.
     assert!(
         stderr.contains("ingest of purchase-orders failed at the first page")
-            && stderr.contains("inFlow answered 404 (not found) for GET purchase-orders (first page"),
+            && stderr.contains("inFlow answered 404 for GET purchase-orders (first page")
+            && stderr.contains("this account does not offer purchase-orders"),
         "{stderr}"
     );
-    assert!(!stderr.contains("company") && !stderr.contains("INFLOW_COMPANY_ID"), "the company is fine: {stderr}");
+    assert!(!stderr.contains("INFLOW_COMPANY_ID"), "the company is fine: {stderr}");
     // The company had answered (its locations): no request spent checking it.
     let locations = sim.requests().into_iter().filter(|r| r.endpoint == "locations").count();
     assert_eq!(locations, 1);
@@ -455,8 +457,9 @@ async fn a_404_on_a_list_names_the_page_unless_the_company_is_unknown() {
     sim.clear_requests();
     let (code, _, stderr) = run_cli(&db, &sim, &["ingest", "--time-scale", "0.001"], &[]);
     assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("inFlow answered 404 (not found) for GET locations (first page"), "{stderr}");
-    assert!(!stderr.contains("company"), "{stderr}");
+    assert!(stderr.contains("inFlow answered 404 for GET locations (first page"), "{stderr}");
+    assert!(stderr.contains("does not offer locations") && !stderr.contains("--types"), "{stderr}");
+    assert!(!stderr.contains("INFLOW_COMPANY_ID"), "{stderr}");
     let checks: Vec<_> = sim.requests().into_iter().filter(|r| r.endpoint == "products").collect();
     assert_eq!(checks.len(), 1, "{checks:?}");
     assert!(checks[0].query.contains(&("count".to_string(), "1".to_string())), "a cheap request: {checks:?}");

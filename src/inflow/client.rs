@@ -134,9 +134,10 @@ pub enum ClientError {
     /// parameters (an account or API version without manufacturing or stock counts, say).
     #[error(
         "inFlow answered 404 for {what}, and for `{path}` without paging parameters, while the company answers: \
-         this account does not offer {path}; leave it out of --types"
+         this account does not offer {path}{}",
+        if *stream { "; leave it out of --types" } else { "" }
     )]
-    Unavailable { what: String, path: String },
+    Unavailable { what: String, path: String, stream: bool },
 
     #[error("inFlow rejected {what} (HTTP {status}): {body}")]
     Rejected { what: String, status: u16, body: String },

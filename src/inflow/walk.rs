@@ -553,7 +553,10 @@ impl<'c> Walk<'c> {
             && self.position.is_start()
             && self.endpoint_missing().await?
         {
-            return Err(ClientError::Unavailable { what: what.clone(), path: self.spec.path.to_string() });
+            // Locations and products are reference lists every account has; only a document
+            // stream can be left out of a run.
+            let stream = !matches!(self.spec.path, "locations" | "products");
+            return Err(ClientError::Unavailable { what: what.clone(), path: self.spec.path.to_string(), stream });
         }
         if !self.uses_paging_parameters() {
             return Err(err);

@@ -43,7 +43,7 @@ stock AS (
 -- CROSS JOIN keeps the snapshots outermost: without one, no history is computed.
 ranked AS (
     SELECT e.company_id, e.product_id, e.serial, e.event_type, e.quantity_delta, e.occurred_at,
-           e.location_id, e.sublocation, e.doc_type, e.doc_id, e.doc_number, n.snapshot_id,
+           e.location_id, e.sublocation, e.doc_type, e.doc_id, e.doc_number, n.snapshot_id, n.snapshot_at,
            ROW_NUMBER() OVER (
                PARTITION BY e.company_id, e.product_id, e.serial
                ORDER BY CASE WHEN e.quantity_delta <> 0 THEN 0 ELSE 1 END,
@@ -70,13 +70,16 @@ history AS (
                ELSE 'adjusted_out'
            END AS status,
            r.location_id, r.sublocation, r.occurred_at AS since, r.event_type AS last_event,
-           r.doc_type, r.doc_id, r.doc_number, r.snapshot_id, r.ever_in
+           r.doc_type, r.doc_id, r.doc_number, r.snapshot_id, r.snapshot_at, r.ever_in, r.rank_in_serial
     FROM ranked r
-    WHERE r.rank_in_serial = 1
 ),
+-- Every event meets its stock line, and only the history's last movement is judged: filtered
+-- inside the judgement, the ranking cannot look like a few rows to a planner, which would then
+-- compare each with every stock line.
 judged AS (
     SELECT h.*, st.on_hand_lines, st.location_id AS stock_location_id, st.sublocation AS stock_sublocation,
-           CASE WHEN st.negative_lines > 0 THEN 'negative_on_hand'
+           CASE WHEN h.rank_in_serial <> 1 THEN NULL
+                WHEN st.negative_lines > 0 THEN 'negative_on_hand'
                 WHEN st.company_id IS NULL THEN
                     CASE WHEN h.status = 'in_stock' THEN 'gone_but_history_on_hand' END
                 WHEN st.on_hand_lines > 1 THEN 'on_hand_in_two_locations'
@@ -88,14 +91,13 @@ judged AS (
     FROM history h
     LEFT JOIN stock st ON st.company_id = h.company_id AND st.product_id = h.pkey AND st.serial = h.serial
 )
-SELECT j.company_id, j.kind, j.product_id, j.serial, j.snapshot_id, t.completed_at AS snapshot_at,
+SELECT j.company_id, j.kind, j.product_id, j.serial, j.snapshot_id, j.snapshot_at,
        CASE WHEN j.on_hand_lines = 1 THEN NULLIF(j.stock_location_id, '') END AS stock_location_id,
        CASE WHEN j.on_hand_lines = 1 THEN NULLIF(j.stock_sublocation, '') END AS stock_sublocation,
        j.status AS history_status, j.location_id AS history_location_id, j.sublocation AS history_sublocation,
        j.last_event AS history_event_type, j.doc_type AS history_doc_type, j.doc_id AS history_doc_id,
        j.doc_number AS history_doc_number, j.since AS history_since
 FROM judged j
-JOIN stock_snapshots t ON t.snapshot_id = j.snapshot_id
 WHERE j.kind IS NOT NULL
 UNION ALL
 SELECT st.company_id,

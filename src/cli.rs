@@ -460,8 +460,19 @@ pub struct SqlArgs {
 
     /// Stop the query after this long (for example 30s, 5m): the database ends it, and it does
     /// not outlive audit.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_query_timeout)]
     pub timeout: std::time::Duration,
+}
+
+/// `audit sql --timeout`: at least 100 ms (less stops any query before it starts) and at most a
+/// day (Postgres takes no more than about 24 days, and an ad-hoc query has no business longer).
+fn parse_query_timeout(s: &str) -> Result<std::time::Duration, String> {
+    let d = parse_duration(s)?;
+    let (min, max) = (std::time::Duration::from_millis(100), std::time::Duration::from_secs(86_400));
+    if d < min || d > max {
+        return Err(format!("`{s}` is outside the range --timeout takes, 100ms to 24h"));
+    }
+    Ok(d)
 }
 
 fn parse_param(s: &str) -> Result<(String, String), String> {

@@ -16,7 +16,7 @@ use crate::store::genealogy::GenealogyRow;
 use crate::store::query::EventRow;
 
 /// Where a serial stands: the `status_after` of its latest current event that has one, the
-/// rule `serial_current` applies (`event_types.status_after`, migration V11).
+/// rule `serial_current` applies (`event_types.status_after`, migration V10).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
@@ -434,7 +434,7 @@ mod tests {
         }
     }
 
-    /// `event_types.status_after` as migration V11 sets it (the store's rows carry it; the
+    /// `event_types.status_after` as migration V10 sets it (the store's rows carry it; the
     /// integration test `every_status_reads_the_same_in_the_view_and_the_timeline` checks the
     /// database side).
     fn status_after(event_type: &str) -> Option<String> {

@@ -282,7 +282,7 @@ async fn an_undated_receipt_does_not_outrank_a_later_movement(db: TestDb) {
     let events = timeline["histories"][0]["events"].as_array().unwrap();
     let received = events.iter().position(|e| e["event_type"] == "received").unwrap();
     assert!(events[received]["occurred_at"].is_null());
-    // The status comes from the latest event that sets one (V11): later than the receipt.
+    // The status comes from the latest event that sets one (V10): later than the receipt.
     let last_status = events.iter().rev().find(|e| !e["status_after"].is_null()).unwrap();
     assert_ne!(last_status["event_type"], "received", "a later event follows the receipt: {timeline}");
     let now = &timeline["histories"][0]["now"];

@@ -131,6 +131,21 @@ pub(crate) async fn check_company(store: &Store, company: Option<&str>) -> anyho
     anyhow::bail!("company {company} (from {source}) is not in this database{hint}; {held}")
 }
 
+/// [`open_existing_store`] for a command that never writes: a SQLite file is opened read-only,
+/// so that a read-only file or directory (a copy, a shared volume) can still be read.
+pub(crate) async fn open_reading_store(global: &GlobalArgs) -> anyhow::Result<Store> {
+    let url = database_url(global)?;
+    if let Some(path) = url.sqlite_file().filter(|p| !p.exists()) {
+        anyhow::bail!(
+            "there is no audit database at {}: check --database-url (or AUDIT_DATABASE_URL), or fill one with \
+             `audit ingest` (`audit demo` to try it on simulated data)",
+            path.display()
+        );
+    }
+    tracing::info!(database = %url, "opening the database to read it");
+    Ok(Store::open_read_only(&url).await?)
+}
+
 /// Diagnostics go to stderr; `RUST_LOG` overrides the level chosen by `-v`/`-q`.
 fn init_tracing(global: &GlobalArgs) {
     use tracing_subscriber::filter::{EnvFilter, LevelFilter, Targets};
@@ -142,7 +157,9 @@ fn init_tracing(global: &GlobalArgs) {
         (false, 2) => LevelFilter::DEBUG,
         (false, _) => LevelFilter::TRACE,
     };
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false);
+    // Colours only for a person at a terminal: a log file or a pipe gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false).with_ansi(ansi);
     // `EnvFilter` compiles regular expressions to parse its directives: a third of a short
     // command's CPU time. Only a `RUST_LOG` needs it.
     let _ = match std::env::var("RUST_LOG").ok().and_then(|v| EnvFilter::try_new(v).ok()) {

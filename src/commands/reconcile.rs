@@ -24,7 +24,7 @@ pub const CSV_COLUMNS: &[&str] = &[
 ];
 
 pub async fn run(global: &GlobalArgs, args: ReconcileArgs) -> anyhow::Result<ExitCode> {
-    let store = super::open_existing_store(global).await?;
+    let store = super::open_reading_store(global).await?;
     super::check_company(&store, args.company_id.as_deref()).await?;
     let companies = match &args.company_id {
         Some(c) => vec![c.clone()],

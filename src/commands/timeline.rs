@@ -37,7 +37,7 @@ pub const CSV_COLUMNS: &[&str] = &[
 ];
 
 pub async fn run(global: &GlobalArgs, args: TimelineArgs) -> anyhow::Result<ExitCode> {
-    let store = super::open_existing_store(global).await?;
+    let store = super::open_reading_store(global).await?;
     super::check_company(&store, args.company_id.as_deref()).await?;
     let filter = EventFilter { company_id: args.company_id.as_deref(), all: args.all, as_of: args.as_of };
     let rows = store.serial_events(&args.serial, &filter).await?;
@@ -227,7 +227,7 @@ async fn print_tree(
         add_root(&r.company_id, &r.component_product_id, &r.component_product_name);
     }
     if roots.is_empty() {
-        eprintln!("serial {:?} is not in the audit trail", args.serial);
+        output::note(&format!("serial {:?} is not in the audit trail", args.serial));
         return Ok(ExitCode::from(1));
     }
     roots.sort();
@@ -331,7 +331,8 @@ fn print_bills<W: Write>(mut out: W, bills: &[Bill]) -> anyhow::Result<()> {
         }
         let product =
             b.product_name.clone().or_else(|| b.product_id.clone()).unwrap_or_else(|| "unknown product".into());
-        writeln!(out, "{} ({product})", b.serial)?;
+        // Data from inFlow: shown escaped on a terminal.
+        writeln!(out, "{}", output::printable(&format!("{} ({product})", b.serial)))?;
         writeln!(out, "contains:")?;
         print_nodes(&mut out, &b.components, "  ")?;
         writeln!(out, "built into:")?;
@@ -354,7 +355,8 @@ fn print_nodes<W: Write>(out: &mut W, nodes: &[TreeNode], indent: &str) -> anyho
             "line" => ", one of its line's units",
             _ => ", one of its order's units",
         };
-        writeln!(out, "{indent}{} {} ({product})  {order}, {when}{how}", if last { "└─" } else { "├─" }, n.serial)?;
+        let line = format!("{} ({product})  {order}, {when}{how}", n.serial);
+        writeln!(out, "{indent}{} {}", if last { "└─" } else { "├─" }, output::printable(&line))?;
         let deeper = format!("{indent}{}", if last { "   " } else { "│  " });
         print_nodes(out, &n.children, &deeper)?;
     }

@@ -1,5 +1,5 @@
 -- The SQLite and Postgres versions differ in how a view is replaced (and a comment on Postgres).
--- One definition of where a serial stands. Until V10, serial_current, `audit lookup` and
+-- One definition of where a serial stands. Before this, serial_current, `audit lookup` and
 -- `audit timeline` each had their own copy of the rule, and they disagreed: a serial picked
 -- and not shipped was `with_customer` in the view and "not shipped yet" in the timeline. The
 -- rule is now data: the status each event type leaves a serial in. Every reader takes it from

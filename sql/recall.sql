@@ -1,6 +1,6 @@
 -- Recall: every serial that arrived on one purchase order, every finished unit built from it
 -- (following serial_genealogy, through subassemblies too), where each one is now (status
--- in_stock, in_transit, with_customer, returned_to_vendor, adjusted_out, consumed or missing),
+-- in_stock, in_transit, picked, with_customer, returned_to_vendor, adjusted_out, consumed or missing),
 -- and the customer who has it. level 0 is the received serial itself, level 1 a unit built from
 -- it, level 2 a unit built from that unit, and so on; built_on is the manufacturing order of
 -- the last step. customer_id is the customer of the sales order that took the unit out of stock.

@@ -200,6 +200,16 @@ pub enum Command {
     /// Serve a simulated inFlow Cloud API with a generated company, for trying `audit` without
     /// an API key and for tests.
     Simulate(SimulateArgs),
+
+    /// Print a shell completion script, for example
+    /// `audit completions bash > ~/.local/share/bash-completion/completions/audit`.
+    Completions {
+        /// bash, zsh, fish, powershell or elvish.
+        shell: clap_complete::Shell,
+    },
+
+    /// Print the manual page (roff), for example `audit man > ~/.local/share/man/man1/audit.1`.
+    Man,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -262,6 +272,11 @@ pub struct SimulateArgs {
     #[arg(long, help_heading = "Unconfirmed API behaviours")]
     pub ignore_sort: bool,
 
+    /// Answer 404 for these endpoints, comma-separated (for example
+    /// manufacturing-orders,stock-counts), as an account without that feature might.
+    #[arg(long, value_name = "ENDPOINTS", value_delimiter = ',', help_heading = "Unconfirmed API behaviours")]
+    pub unavailable: Vec<String>,
+
     /// The answer to `after=<id>` naming no existing document: compare (the id is compared as
     /// any other), empty (an empty page), or a status such as 404, 400 or 500.
     #[arg(long, value_name = "ANSWER", default_value = "compare", help_heading = "Unconfirmed API behaviours")]
@@ -307,6 +322,11 @@ pub struct InflowArgs {
     #[arg(long, env = "INFLOW_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
 
+    /// A file holding the API key (for a scheduled job: readable by its user only, or it is
+    /// refused). Used when no key is given otherwise.
+    #[arg(long, env = "INFLOW_API_KEY_FILE", value_name = "PATH")]
+    pub api_key_file: Option<std::path::PathBuf>,
+
     /// The API's address.
     #[arg(long, env = "INFLOW_BASE_URL", default_value = DEFAULT_BASE_URL)]
     pub base_url: String,
@@ -348,7 +368,7 @@ pub struct IngestArgs {
     /// Leave out documents dated before this day (YYYY-MM-DD). Sales and purchase orders are
     /// filtered by inFlow on their order date; adjustments and transfers, which inFlow cannot
     /// filter, are walked in full and filtered here. Remembered: later runs keep the bound.
-    #[arg(long, value_name = "DATE")]
+    #[arg(long, value_name = "DATE", value_parser = parse_since)]
     pub since: Option<NaiveDate>,
 
     /// Re-read only the sales and purchase orders dated in this recent period (for example
@@ -454,8 +474,19 @@ pub struct SqlArgs {
 
     /// Stop the query after this long (for example 30s, 5m): the database ends it, and it does
     /// not outlive audit.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_query_timeout)]
     pub timeout: std::time::Duration,
+}
+
+/// `audit sql --timeout`: at least 100 ms (less stops any query before it starts) and at most a
+/// day (Postgres takes no more than about 24 days, and an ad-hoc query has no business longer).
+fn parse_query_timeout(s: &str) -> Result<std::time::Duration, String> {
+    let d = parse_duration(s)?;
+    let (min, max) = (std::time::Duration::from_millis(100), std::time::Duration::from_secs(86_400));
+    if d < min || d > max {
+        return Err(format!("`{s}` is outside the range --timeout takes, 100ms to 24h"));
+    }
+    Ok(d)
 }
 
 fn parse_param(s: &str) -> Result<(String, String), String> {
@@ -476,6 +507,22 @@ pub struct DemoArgs {
     /// Seed of the simulated company.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+}
+
+/// A day in `YYYY-MM-DD`, not in the future (a bound there would read nothing, and be
+/// remembered for later runs).
+fn parse_since(s: &str) -> Result<NaiveDate, String> {
+    let day = NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+        .map_err(|e| format!("`{s}` is not a date in the form YYYY-MM-DD, such as 2025-01-01 ({e})"))?;
+    let today = chrono::Utc::now().date_naive();
+    // A day of slack: it is already tomorrow east of UTC.
+    if day > today + chrono::Days::new(1) {
+        return Err(format!(
+            "{day} is in the future (today is {today}, UTC): no document would be read, and later runs would keep \
+             that bound"
+        ));
+    }
+    Ok(day)
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
@@ -582,6 +629,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn since_is_a_past_day_and_says_the_form_it_expects() {
+        assert_eq!(parse_since(" 2025-01-01 ").unwrap(), NaiveDate::from_ymd_opt(2025, 1, 1).unwrap());
+        let today = chrono::Utc::now().date_naive();
+        assert!(parse_since(&(today + chrono::Days::new(1)).to_string()).is_ok(), "tomorrow somewhere east");
+        let err = parse_since(&(today + chrono::Days::new(30)).to_string()).unwrap_err();
+        assert!(err.contains("is in the future"), "{err}");
+        for bad in ["01/01/2025", "2025-13-01", "yesterday"] {
+            let err = parse_since(bad).unwrap_err();
+            assert!(err.contains("YYYY-MM-DD, such as 2025-01-01"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
     fn durations_are_positive_and_bounded() {
         assert_eq!(parse_duration("30d"), Ok(std::time::Duration::from_secs(30 * 86_400)));
         assert_eq!(parse_duration(" 15m "), Ok(std::time::Duration::from_secs(900)));
@@ -589,5 +649,27 @@ mod tests {
         assert!(parse_duration("soon").is_err());
         // Added to clocks and dates later; must not overflow them.
         assert!(parse_duration("300000y").unwrap_err().contains("100 years"));
+    }
+
+    /// The schedules shipped in `contrib/` name only options this binary has.
+    #[test]
+    fn the_contrib_schedules_parse() {
+        use clap::Parser;
+        let units = [
+            include_str!("../contrib/systemd/audit-ingest-hourly.service"),
+            include_str!("../contrib/systemd/audit-ingest-nightly.service"),
+        ];
+        let mut commands: Vec<&str> =
+            units.iter().flat_map(|u| u.lines()).filter_map(|l| l.strip_prefix("ExecStart=")).collect();
+        let cron = include_str!("../contrib/cron/audit");
+        commands.extend(cron.lines().filter(|l| !l.starts_with('#')).filter_map(|l| {
+            let from = l.find("/usr/local/bin/audit")?;
+            Some(l[from..].split(">>").next().unwrap_or_default())
+        }));
+        assert_eq!(commands.len(), 4, "two systemd services and two cron lines");
+        for command in commands {
+            let words = command.split_whitespace().map(|w| if w.ends_with("/audit") { "audit" } else { w });
+            Cli::try_parse_from(words).unwrap_or_else(|e| panic!("{command}: {e}"));
+        }
     }
 }

@@ -779,7 +779,7 @@ impl Doctor<'_> {
                 .value("available"),
             Answer::Status(404, _) => Check::new(key, name, Verdict::Info)
                 .result(format!("{path}: endpoint answered 404: not available"))
-                .ingest(format!("skips {path} (the ingest stops with this error if asked for it)"))
+                .ingest(format!("a default ingest skips {path}, with a warning; `--types` naming it fails"))
                 .value("not_available"),
             Answer::Status(status, body) => Check::new(key, name, Verdict::Missing)
                 .result(http(status, &refused_include(&body, include)))

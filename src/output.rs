@@ -27,7 +27,12 @@ impl Format {
 /// A table for terminal output, in the project's style. Add rows with [`add_row`].
 pub fn table(header: &[&str]) -> comfy_table::Table {
     let mut table = bare_table();
-    table.set_header(header.iter().map(|h| printable(h).into_owned()));
+    // Narrow: a header of several words takes several lines rather than widening its column.
+    let narrow = width().is_some_and(|w| w < 120);
+    table.set_header(header.iter().map(|h| {
+        let h = printable(h).into_owned();
+        if narrow { stack_words(&h) } else { h }
+    }));
     table
 }
 
@@ -35,15 +40,98 @@ pub fn table(header: &[&str]) -> comfy_table::Table {
 pub fn bare_table() -> comfy_table::Table {
     let mut table = comfy_table::Table::new();
     table.load_preset(comfy_table::presets::NOTHING);
+    // Fit the terminal (comfy-table reads its width when stdout is one) or `COLUMNS` (as shells
+    // export it, and as tests fix it): the widest columns wrap instead of every row wrapping at
+    // the edge. A pipe or a file gets whole rows.
+    if let Some(width) = columns() {
+        table.set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
+        table.set_width(width);
+    } else if std::io::stdout().is_terminal() {
+        table.set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
+    }
     table
 }
 
-/// Adds a row whose cells are shown terminal-safe (see [`printable`]).
+/// `last complete walk` as three lines; a one-character word (`events +`) stays with the one
+/// before it.
+fn stack_words(header: &str) -> String {
+    let mut out = String::new();
+    for word in header.split(' ') {
+        if !out.is_empty() {
+            out.push(if word.chars().count() > 1 { '\n' } else { ' ' });
+        }
+        out.push_str(word);
+    }
+    out
+}
+
+/// `text` broken at spaces into lines of at most the fitted [`width`] (a longer word stays
+/// whole); unchanged when there is no width to fit.
+pub fn wrap(text: &str) -> String {
+    match width() {
+        Some(width) => wrap_to(text, usize::from(width)),
+        None => text.to_string(),
+    }
+}
+
+fn wrap_to(text: &str, width: usize) -> String {
+    let mut out = String::new();
+    let mut line = 0;
+    for word in text.split(' ') {
+        let n = word.chars().count();
+        if line > 0 && line + 1 + n > width {
+            out.push('\n');
+            line = 0;
+        } else if line > 0 {
+            out.push(' ');
+            line += 1;
+        }
+        out.push_str(word);
+        line += n;
+    }
+    out
+}
+
+/// `COLUMNS`, when set to a usable width.
+fn columns() -> Option<u16> {
+    std::env::var("COLUMNS").ok().and_then(|c| c.trim().parse::<u16>().ok()).filter(|&c| c >= 20)
+}
+
+/// The width tables are fitted to (`COLUMNS`, or the terminal's), if any: for the tables that
+/// shorten a column before wrapping it.
+pub fn width() -> Option<u16> {
+    columns().or_else(|| if std::io::stdout().is_terminal() { comfy_table::Table::new().width() } else { None })
+}
+
+/// Cells up to this wide (dates, counts, statuses) are never wrapped when a table must fit.
+const SHORT_CELL: usize = 20;
+
+/// Adds a row whose cells are shown terminal-safe (see [`printable`]). When the table must fit a
+/// width, the columns whose cells are all short stay whole and only the wide ones wrap.
 pub fn add_row(table: &mut comfy_table::Table, cells: Vec<String>) {
-    table.add_row(cells.into_iter().map(|c| match printable(&c) {
-        Cow::Borrowed(_) => c,
-        Cow::Owned(shown) => shown,
-    }));
+    use comfy_table::{ColumnConstraint, Width};
+    let cells: Vec<String> = cells
+        .into_iter()
+        .map(|c| match printable(&c) {
+            Cow::Borrowed(_) => c,
+            Cow::Owned(shown) => shown,
+        })
+        .collect();
+    let widths: Vec<usize> = cells.iter().map(|c| c.lines().map(|l| l.chars().count()).max().unwrap_or(0)).collect();
+    table.add_row(cells);
+    for (i, width) in widths.into_iter().enumerate() {
+        let Some(column) = table.column_mut(i) else { continue };
+        let short = width <= SHORT_CELL;
+        match column.constraint() {
+            None if short => {
+                column.set_constraint(ColumnConstraint::ContentWidth);
+            }
+            None | Some(ColumnConstraint::ContentWidth) if !short => {
+                column.set_constraint(ColumnConstraint::LowerBoundary(Width::Fixed(8)));
+            }
+            _ => {}
+        }
+    }
 }
 
 /// Text as it may be shown to people on a terminal: control characters, and the Unicode
@@ -163,6 +251,32 @@ pub fn iso_time(t: Option<DateTime<Utc>>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn narrow_headers_stack_their_words_and_text_wraps_at_spaces() {
+        assert_eq!(stack_words("last complete walk"), "last\ncomplete\nwalk");
+        assert_eq!(stack_words("events +"), "events +");
+        assert_eq!(stack_words("stream"), "stream");
+        let text = "SN-1 (Laptop): in stock at West Coast DC / RETURNS since 2024-03-20 (restocked on SO-8)";
+        let wrapped = wrap_to(text, 40);
+        assert!(wrapped.lines().all(|l| l.chars().count() <= 40), "{wrapped}");
+        assert_eq!(wrapped.replace('\n', " "), text, "only spaces become line breaks");
+        assert_eq!(wrap_to("a-very-long-serial-number-indeed", 10), "a-very-long-serial-number-indeed");
+    }
+
+    #[test]
+    fn short_columns_stay_whole_and_wide_ones_wrap_to_fit() {
+        let mut table = bare_table();
+        table.set_content_arrangement(comfy_table::ContentArrangement::Dynamic);
+        table.set_width(40);
+        let long = "West Coast Distribution Centre / Receiving dock 4".to_string();
+        add_row(&mut table, vec!["2024-02-05 15:00".into(), long.clone(), "+1".into()]);
+        add_row(&mut table, vec!["2024-02-06 15:00".into(), "Main".into(), "-1".into()]);
+        let shown = table.to_string();
+        assert!(shown.lines().all(|l| l.trim_end().chars().count() <= 40), "{shown}");
+        assert!(shown.lines().filter(|l| l.contains("2024-02-0")).count() == 2, "dates whole: {shown}");
+        assert!(shown.lines().count() > 2, "the wide column wrapped: {shown}");
+    }
 
     #[test]
     fn a_closed_stdout_is_told_apart_from_other_broken_pipes() {

@@ -15,12 +15,15 @@ use crate::mapping::EventType;
 use crate::store::genealogy::GenealogyRow;
 use crate::store::query::EventRow;
 
-/// Where a serial stands after its last stock movement.
+/// Where a serial stands: the `status_after` of its latest current event that has one, the
+/// rule `serial_current` applies (`event_types.status_after`, migration V10).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     InStock,
     InTransit,
+    /// Picked for a sales order and not shipped yet: out of stock, not with the customer.
+    Picked,
     WithCustomer,
     ReturnedToVendor,
     AdjustedOut,
@@ -30,20 +33,42 @@ pub enum Status {
     Missing,
     /// Documents mention it (ordered, quoted, sold) but no stock movement is recorded.
     NeverStocked,
+    /// A status this version does not know (a database migrated by a newer `audit`).
+    Other,
 }
 
 impl Status {
+    const ALL: [Status; 10] = [
+        Status::InStock,
+        Status::InTransit,
+        Status::Picked,
+        Status::WithCustomer,
+        Status::ReturnedToVendor,
+        Status::AdjustedOut,
+        Status::Consumed,
+        Status::Missing,
+        Status::NeverStocked,
+        Status::Other,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Status::InStock => "in_stock",
             Status::InTransit => "in_transit",
+            Status::Picked => "picked",
             Status::WithCustomer => "with_customer",
             Status::ReturnedToVendor => "returned_to_vendor",
             Status::AdjustedOut => "adjusted_out",
             Status::Consumed => "consumed",
             Status::Missing => "missing",
             Status::NeverStocked => "never_stocked",
+            Status::Other => "other",
         }
+    }
+
+    /// The status a `status_after` text names.
+    pub fn parse(text: &str) -> Status {
+        Status::ALL.into_iter().find(|s| s.as_str() == text).unwrap_or(Status::Other)
     }
 }
 
@@ -55,7 +80,10 @@ pub struct Now {
     pub location_name: Option<String>,
     pub sublocation: Option<String>,
     pub since: Option<DateTime<Utc>>,
+    /// The event that set the status.
     pub event_type: Option<String>,
+    /// The latest event of any kind (`serial_current.last_event`).
+    pub last_event: Option<String>,
     pub doc_type: Option<String>,
     pub doc_number: Option<String>,
     /// One sentence for people.
@@ -305,10 +333,9 @@ fn effective_time(row: &EventRow, all: &[EventRow]) -> Option<DateTime<Utc>> {
 
 fn now(events: &[Entry]) -> Now {
     let current: Vec<&EventRow> = events.iter().filter(|e| !e.retracted).map(|e| &e.event).collect();
-    // The last movement in the table's order (an undated event placed by its document's earlier
-    // steps), which the serial_current view computes the same way.
-    let last_move = current.iter().rev().find(|e| e.quantity_delta != 0);
-    let Some(last_move) = last_move else {
+    // The latest event that sets a status, in the table's order (an undated event placed by its
+    // document's earlier steps), as the serial_current view takes it.
+    let Some(last) = current.iter().rev().find(|e| e.status_after.is_some()) else {
         let summary = match current.last() {
             Some(e) => {
                 format!("never in stock per the recorded history; last seen {} on {}", e.event_type, doc_label(e))
@@ -322,58 +349,40 @@ fn now(events: &[Entry]) -> Now {
             sublocation: None,
             since: None,
             event_type: current.last().map(|e| e.event_type.clone()),
+            last_event: current.last().map(|e| e.event_type.clone()),
             doc_type: current.last().map(|e| e.doc_type.clone()),
             doc_number: current.last().and_then(|e| e.doc_number.clone()),
             summary,
         };
     };
-    let place = place_label(last_move);
-    let when = last_move.occurred_at.map_or("an unknown date".to_string(), |t| t.format("%Y-%m-%d").to_string());
-    let doc = doc_label(last_move);
-    let (status, summary) = match last_move.event_type.parse::<EventType>() {
-        Ok(EventType::Picked) => {
-            let shipped = current.iter().find(|e| {
-                e.event_type == "shipped" && e.doc_id == last_move.doc_id && e.doc_type == last_move.doc_type
-            });
-            let text = match shipped {
-                Some(s) => format!(
-                    "left stock: shipped to the customer on {} ({})",
-                    doc,
-                    s.occurred_at.map_or("date unknown".into(), |t| t.format("%Y-%m-%d").to_string())
-                ),
-                None => {
-                    format!("left stock: picked from {place} for {doc} on {when}, not shipped yet")
-                }
-            };
-            (Status::WithCustomer, text)
-        }
-        Ok(EventType::TransferSent) => (Status::InTransit, format!("in transit from {place} on {doc} since {when}")),
-        Ok(EventType::Unstocked) => {
-            (Status::ReturnedToVendor, format!("left stock: returned to the vendor from {place} on {doc} ({when})"))
-        }
-        Ok(EventType::AdjustedOut) => {
-            (Status::AdjustedOut, format!("left stock: adjusted out of {place} on {doc} ({when})"))
-        }
-        Ok(EventType::Consumed) => {
-            (Status::Consumed, format!("left stock: consumed from {place} by manufacturing order {doc} ({when})"))
-        }
-        Ok(EventType::CountMissing) => {
-            (Status::Missing, format!("left stock: missing at {place} per stock count {doc} ({when})"))
-        }
-        _ if last_move.quantity_delta > 0 => {
-            (Status::InStock, format!("in stock at {place} since {when} ({} on {doc})", last_move.event_type))
-        }
-        _ => (Status::AdjustedOut, format!("left stock: {} from {place} on {doc} ({when})", last_move.event_type)),
+    let status_text = last.status_after.as_deref().unwrap_or_default();
+    let status = Status::parse(status_text);
+    let place = place_label(last);
+    let when = last.occurred_at.map_or("an unknown date".to_string(), |t| t.format("%Y-%m-%d").to_string());
+    let doc = doc_label(last);
+    let summary = match status {
+        Status::Picked => format!("left stock: picked from {place} for {doc} on {when}, not shipped yet"),
+        Status::WithCustomer => format!("left stock: shipped to the customer on {doc} ({when})"),
+        Status::InTransit => format!("in transit from {place} on {doc} since {when}"),
+        Status::ReturnedToVendor => format!("left stock: returned to the vendor from {place} on {doc} ({when})"),
+        Status::AdjustedOut => format!("left stock: adjusted out of {place} on {doc} ({when})"),
+        Status::Consumed => format!("left stock: consumed from {place} by manufacturing order {doc} ({when})"),
+        Status::Missing => format!("left stock: missing at {place} per stock count {doc} ({when})"),
+        Status::InStock => format!("in stock at {place} since {when} ({} on {doc})", last.event_type),
+        Status::NeverStocked | Status::Other => format!("{status_text}: {} on {doc} ({when})", last.event_type),
     };
+    // The view's last_event: the latest event of any kind.
+    let latest = current.last().unwrap_or(last);
     Now {
         status,
-        location_id: last_move.location_id.clone(),
-        location_name: last_move.location_name.clone(),
-        sublocation: last_move.sublocation.clone(),
-        since: last_move.occurred_at,
-        event_type: Some(last_move.event_type.clone()),
-        doc_type: Some(last_move.doc_type.clone()),
-        doc_number: last_move.doc_number.clone(),
+        location_id: last.location_id.clone(),
+        location_name: last.location_name.clone(),
+        sublocation: last.sublocation.clone(),
+        since: last.occurred_at,
+        event_type: Some(last.event_type.clone()),
+        last_event: Some(latest.event_type.clone()),
+        doc_type: Some(last.doc_type.clone()),
+        doc_number: last.doc_number.clone(),
         summary,
     }
 }
@@ -421,7 +430,26 @@ mod tests {
             run_id: 1,
             retracted_at: None,
             retracted_run_id: None,
+            status_after: status_after(event_type),
         }
+    }
+
+    /// `event_types.status_after` as migration V10 sets it (the store's rows carry it; the
+    /// integration test `every_status_reads_the_same_in_the_view_and_the_timeline` checks the
+    /// database side).
+    fn status_after(event_type: &str) -> Option<String> {
+        let status = match event_type {
+            "received" | "adjusted_in" | "transfer_received" | "restocked" | "produced" | "count_found" => "in_stock",
+            "transfer_sent" => "in_transit",
+            "picked" => "picked",
+            "shipped" => "with_customer",
+            "unstocked" => "returned_to_vendor",
+            "adjusted_out" => "adjusted_out",
+            "consumed" => "consumed",
+            "count_missing" => "missing",
+            _ => return None,
+        };
+        Some(status.to_string())
     }
 
     fn types(h: &History) -> Vec<&str> {
@@ -471,7 +499,7 @@ mod tests {
             ("transfer_sent", Status::InTransit),
             ("unstocked", Status::ReturnedToVendor),
             ("adjusted_out", Status::AdjustedOut),
-            ("picked", Status::WithCustomer),
+            ("picked", Status::Picked),
         ] {
             let h = &histories(vec![ev(1, "PO-1", "received", day, 1), ev(2, "X-1", event, later, -1)])[0];
             assert_eq!(h.now.status, status, "{event}");
@@ -479,6 +507,17 @@ mod tests {
         }
         let h = &histories(vec![ev(1, "SO-1", "quoted", day, 0)])[0];
         assert_eq!(h.now.status, Status::NeverStocked);
+        // Shipped after the pick: with the customer, and the latest event is the one the view names.
+        let h = &histories(vec![
+            ev(1, "PO-1", "received", day, 1),
+            ev(2, "SO-1", "picked", later, -1),
+            ev(3, "SO-1", "shipped", later, 0),
+            ev(4, "SO-1", "packed", None, 0),
+        ])[0];
+        assert_eq!(h.now.status, Status::WithCustomer);
+        assert_eq!(h.now.event_type.as_deref(), Some("shipped"));
+        assert_eq!(h.now.summary, "left stock: shipped to the customer on SO-1 (2025-06-02)");
+        assert_eq!(h.now.last_event.as_deref(), Some("shipped"), "packed is placed after its pick, before shipped");
     }
 
     #[test]
@@ -493,7 +532,7 @@ mod tests {
         let h = &histories(rows)[0];
         assert_eq!(types(h), ["ordered", "received", "picked"]);
         assert_eq!(h.events.last().unwrap().on_hand, 0);
-        assert_eq!(h.now.status, Status::WithCustomer);
+        assert_eq!(h.now.status, Status::Picked);
         // With nothing to borrow from, an undated movement is the latest.
         let rows =
             vec![ev(3, "SO-6", "picked", Some("2025-06-20T00:00:00Z"), -1), ev(4, "SA-1", "adjusted_in", None, 1)];

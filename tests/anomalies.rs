@@ -64,7 +64,11 @@ fn findings(rows: &[Value]) -> Vec<Finding> {
 /// Every row of the `serial_anomalies` view, as the command prints them.
 async fn view_rows(store: &Store) -> Vec<Value> {
     const SQL: &str = "SELECT * FROM serial_anomalies";
-    let mut rows: Vec<AnomalyRow> = with_pool!(store, pool => sqlx::query_as(SQL).fetch_all(pool).await.unwrap());
+    let mut rows: Vec<AnomalyRow> = if let Some(pool) = store.sqlite_pool() {
+        sqlx::query_as(SQL).fetch_all(pool).await.unwrap()
+    } else {
+        sqlx::query_as(SQL).fetch_all(store.postgres_pool().unwrap()).await.unwrap()
+    };
     rows.sort_by(|a, b| {
         (&a.kind, &a.serial, &a.product_id, a.event_id).cmp(&(&b.kind, &b.serial, &b.product_id, b.event_id))
     });
@@ -80,7 +84,8 @@ async fn every_planted_anomaly_is_found_with_its_evidence(db: TestDb) {
     assert_eq!(kinds.len(), AnomalyKind::ALL.len(), "the simulator plants every kind: {kinds:?}");
 
     // Without a snapshot there is nothing to reconcile with.
-    ingest(&db.store().await, &sim).await;
+    let (code, _, stderr) = run_cli(&db, &sim, &["ingest"], &[]);
+    assert_eq!(code, 0, "{stderr}");
     let (code, rows, stderr) = anomalies(&db, &[]);
     assert_eq!(code, 1, "{stderr}");
     let mut expected: Vec<Finding> = all.iter().filter(|f| f.0 != "history_and_stock_disagree").cloned().collect();
@@ -122,8 +127,11 @@ async fn every_planted_anomaly_is_found_with_its_evidence(db: TestDb) {
 /// An event's time as the JSON output writes it.
 async fn event_time(store: &Store, event_id: i64) -> String {
     const SQL: &str = "SELECT occurred_at FROM serial_events WHERE event_id = $1";
-    let t: chrono::DateTime<chrono::Utc> =
-        with_pool!(store, pool => sqlx::query_scalar(SQL).bind(event_id).fetch_one(pool).await.unwrap());
+    let t: chrono::DateTime<chrono::Utc> = if let Some(pool) = store.sqlite_pool() {
+        sqlx::query_scalar(SQL).bind(event_id).fetch_one(pool).await.unwrap()
+    } else {
+        sqlx::query_scalar(SQL).bind(event_id).fetch_one(store.postgres_pool().unwrap()).await.unwrap()
+    };
     serde_json::to_value(t).unwrap().as_str().unwrap().to_string()
 }
 
@@ -189,8 +197,13 @@ async fn options_filter_the_findings_and_formats_follow_the_contract(db: TestDb)
     assert_eq!(rows.len(), all.iter().filter(|r| kept(r)).count());
     assert!(rows.len() < all.len());
 
-    let (code, rows, stderr) = anomalies(&db, &["--company-id", "00000000-0000-4000-8000-000000000000"]);
-    assert_eq!((code, rows.len()), (0, 0), "{stderr}");
+    // An unknown company is an error, not a clean bill.
+    let unknown = "00000000-0000-4000-8000-000000000000";
+    let (code, stdout, stderr) = tokio::task::block_in_place(|| {
+        run_audit(&db.url_string(), &["anomalies", "--format", "json", "--company-id", unknown], &[])
+    });
+    assert_eq!((code, stdout.as_str()), (2, ""), "{stderr}");
+    assert!(stderr.contains(&format!("company {unknown} (from --company-id) is not in this database")), "{stderr}");
     let (_, rows, _) = anomalies(&db, &["--company-id", &sim.company_id()]);
     assert_eq!(rows.len(), all.len());
 
@@ -262,13 +275,15 @@ async fn view_columns(store: &Store) -> Vec<String> {
 both_backends! {
 async fn a_cancelled_order_no_longer_counts(db: TestDb) {
     let sim = simulator(Scale::Small).await;
-    ingest(&db.store().await, &sim).await;
+    let (code, _, stderr) = run_cli(&db, &sim, &["ingest"], &[]);
+    assert_eq!(code, 0, "{stderr}");
     let story = sim.scenario().sold_twice.unwrap();
     let (_, rows, _) = anomalies(&db, &["--serial", &story.serial]);
     assert_eq!(rows.len(), 2, "out_twice and sold_twice: {rows:?}");
     // The second order is cancelled in inFlow: its events are retracted, and never count.
     sim.cancel("sales-orders", &story.documents[2].id).unwrap();
-    ingest(&db.store().await, &sim).await;
+    let (code, _, stderr) = run_cli(&db, &sim, &["ingest"], &[]);
+    assert_eq!(code, 0, "{stderr}");
     let (code, rows, _) = anomalies(&db, &["--serial", &story.serial]);
     assert_eq!((code, rows), (0, Vec::<Value>::new()));
     let store = db.store().await;
@@ -331,7 +346,10 @@ async fn insert_events(store: &Store, events: &[Ev<'_>]) {
                     .unwrap()
             };
         }
-        let done = with_pool!(store, pool => run!(pool).rows_affected());
+        let done = match store.sqlite_pool() {
+            Some(pool) => run!(pool).rows_affected(),
+            None => run!(store.postgres_pool().unwrap()).rows_affected(),
+        };
         assert_eq!(done, 1, "unknown event type {event_type}");
     }
 }
@@ -354,7 +372,10 @@ async fn insert_order(store: &Store, doc: &str, customer: &str) {
                 .rows_affected()
         };
     }
-    with_pool!(store, pool => run!(pool));
+    match store.sqlite_pool() {
+        Some(pool) => run!(pool),
+        None => run!(store.postgres_pool().unwrap()),
+    };
 }
 
 /// A complete snapshot with these lines: (product, serial, location, sublocation, quantity).
@@ -383,7 +404,10 @@ async fn insert_snapshot(store: &Store, lines: &[(&str, &str, &str, &str, f64)])
             }
         }};
     }
-    with_pool!(store, pool => run!(pool))
+    match store.sqlite_pool() {
+        Some(pool) => run!(pool),
+        None => run!(store.postgres_pool().unwrap()),
+    }
 }
 
 /// (serial, kind) of every finding, or of every stock disagreement.
@@ -506,7 +530,7 @@ async fn undated_events_are_placed_as_serial_current_places_them(db: TestDb) {
     assert_eq!(kinds_found(&db).await, pairs(&[("U-2", "appeared_from_nowhere")]));
     let status =
         strings(&store, "SELECT serial || ':' || status FROM serial_current WHERE $1 = $1 ORDER BY serial", "").await;
-    assert_eq!(status, ["U-1:with_customer", "U-2:in_stock"], "the same order as serial_current");
+    assert_eq!(status, ["U-1:picked", "U-2:in_stock"], "the same order as serial_current");
 }
 }
 
@@ -658,5 +682,172 @@ async fn the_plans_read_one_serial_by_index_and_the_findings_once(db: TestDb) {
             assert!(plan.contains("Index Cond: (serial = 'SN-1'::text)"), "{plan}");
         }
     }
+}
+}
+
+/// A document of any type with its date, as `documents` keeps it.
+async fn insert_document(store: &Store, doc: &str, doc_date: &str, party: Option<&str>) {
+    const SQL: &str = "INSERT INTO documents (company_id, doc_type, doc_id, doc_number, doc_date, party_id, raw, \
+         first_seen_at, first_run_id, changed_at, changed_run_id, last_seen_at, last_seen_run_id) \
+         VALUES ($1, $2, $3, $3, $4, $5, '{}', $6, 1, $6, 1, $6, 1)";
+    macro_rules! run {
+        ($pool:expr) => {
+            sqlx::query(SQL)
+                .bind(COMPANY)
+                .bind(doc_type(doc))
+                .bind(doc)
+                .bind(time(doc_date))
+                .bind(party)
+                .bind(time("2026-01-01"))
+                .execute($pool)
+                .await
+                .unwrap()
+                .rows_affected()
+        };
+    }
+    match store.sqlite_pool() {
+        Some(pool) => run!(pool),
+        None => run!(store.postgres_pool().unwrap()),
+    };
+}
+
+both_backends! {
+/// `--since` chooses which findings are shown by when they started; the findings themselves are
+/// judged on the whole history. A removal after the date whose receipt came before it is plain.
+async fn since_filters_the_findings_not_the_history(db: TestDb) {
+    let store = db.store().await;
+    #[rustfmt::skip]
+    insert_events(&store, &[
+        // Received before the date, sold after it: nothing wrong.
+        ("PLAIN", "p", "PO-1", "received", "2025-01-01", "L1", "", false),
+        ("PLAIN", "p", "SO-1", "picked", "2025-07-01", "L1", "", false),
+        // Received and adjusted out before the date, picked after it: out twice, from the pick.
+        ("OUT", "p", "PO-2", "received", "2025-01-01", "L1", "", false),
+        ("OUT", "p", "SA-1", "adjusted_out", "2025-02-01", "L1", "", false),
+        ("OUT", "p", "SO-2", "picked", "2025-07-01", "L1", "", false),
+        // Went wrong before the date: not shown with it.
+        ("OLD", "p", "SO-3", "picked", "2025-02-01", "L1", "", false),
+    ]).await;
+    let (code, rows, stderr) = anomalies(&db, &["--since", "2025-06-01"]);
+    assert_eq!(code, 1, "{stderr}");
+    let found: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| (r["serial"].as_str().unwrap().to_string(), r["kind"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(found, pairs(&[("OUT", "out_twice")]), "{rows:?}");
+    assert_eq!(rows[0]["earlier_event_type"], "adjusted_out", "the evidence reaches before the date");
+    assert_eq!(kinds_found(&db).await, pairs(&[("OLD", "appeared_from_nowhere"), ("OUT", "out_twice")]));
+}
+}
+
+both_backends! {
+/// A snapshot is compared with what it could know: events dated after it are news to it, not
+/// disagreements; what had happened by then still is one.
+async fn a_snapshot_is_compared_with_the_history_up_to_its_time(db: TestDb) {
+    let store = db.store().await;
+    // The snapshot completes on 2026-02-01.
+    #[rustfmt::skip]
+    insert_events(&store, &[
+        // On hand at L1 when the snapshot was taken; sold, moved and received since.
+        ("SOLD", "p", "PO-1", "received", "2025-01-01", "L1", "", false),
+        ("SOLD", "p", "SO-1", "picked", "2026-03-01", "L1", "", false),
+        ("MOVED", "p", "PO-2", "received", "2025-01-01", "L1", "", false),
+        ("MOVED", "p", "ST-1", "transfer_sent", "2026-03-01", "L1", "", false),
+        ("MOVED", "p", "ST-1", "transfer_received", "2026-03-02", "L2", "", false),
+        // Not yet in stock when the snapshot was taken, received since.
+        ("LATER", "p", "PO-3", "received", "2026-03-01", "L1", "", false),
+        // A real disagreement from before the snapshot: sold, yet on hand.
+        ("GONE", "p", "PO-4", "received", "2025-01-01", "L1", "", false),
+        ("GONE", "p", "SO-2", "picked", "2025-06-01", "L1", "", false),
+        // Received after the snapshot yet on hand in it: nothing the snapshot knew brought it in.
+        ("EARLY", "p", "PO-5", "received", "2026-03-01", "L1", "", false),
+    ]).await;
+    #[rustfmt::skip]
+    insert_snapshot(&store, &[
+        ("p", "SOLD", "L1", "", 1.0),
+        ("p", "MOVED", "L1", "", 1.0),
+        ("p", "GONE", "L1", "", 1.0),
+        ("p", "EARLY", "L1", "", 1.0),
+    ]).await;
+    let got = strings(
+        &store,
+        "SELECT serial || ':' || kind FROM serial_stock_disagreements WHERE $1 = $1 ORDER BY serial",
+        "",
+    )
+    .await;
+    assert_eq!(got, ["EARLY:never_in_documents", "GONE:on_hand_but_history_gone"]);
+    let (_, rows, _) = anomalies(&db, &["--kind", "history_and_stock_disagree"]);
+    let mut serials: Vec<&str> = rows.iter().map(|r| r["serial"].as_str().unwrap()).collect();
+    serials.sort();
+    assert_eq!(serials, ["EARLY", "GONE"]);
+    let (code, stdout, stderr) = tokio::task::block_in_place(|| {
+        run_audit(&db.url_string(), &["reconcile", "--format", "json", "--company-id", COMPANY], &[])
+    });
+    assert_eq!(code, 1, "{stderr}");
+    let listed: Vec<Value> = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(listed.len(), 2, "{stdout}");
+}
+}
+
+both_backends! {
+/// A transfer dated in the future neither ages the others nor is stuck itself; days in transit
+/// are counted to the newest document that is not in the future, and never below zero.
+async fn transit_is_aged_by_the_newest_document_not_in_the_future(db: TestDb) {
+    let store = db.store().await;
+    let future = (chrono::Utc::now() + chrono::Duration::days(400)).format("%Y-%m-%d").to_string();
+    #[rustfmt::skip]
+    insert_events(&store, &[
+        // Sent ten days before the newest (past) document.
+        ("RECENT", "p", "PO-1", "received", "2025-01-01", "L1", "", false),
+        ("RECENT", "p", "ST-1", "transfer_sent", "2025-03-01", "L1", "", false),
+        // Sent on a transfer typed with a date more than a year ahead.
+        ("AHEAD", "p", "PO-2", "received", "2025-01-01", "L1", "", false),
+        ("AHEAD", "p", "ST-2", "transfer_sent", future.as_str(), "L1", "", false),
+        // Sent long before: stuck.
+        ("STUCK", "p", "PO-3", "received", "2024-01-01", "L1", "", false),
+        ("STUCK", "p", "ST-3", "transfer_sent", "2024-06-01", "L1", "", false),
+    ]).await;
+    for (doc, date) in
+        [("PO-1", "2025-01-01"), ("ST-1", "2025-03-01"), ("ST-2", future.as_str()), ("ST-3", "2024-06-01")]
+    {
+        insert_document(&store, doc, date, None).await;
+    }
+    insert_document(&store, "SO-1", "2025-03-11", None).await;
+    let (_, rows, _) = anomalies(&db, &["--kind", "stuck_in_transit", "--transit-days", "0"]);
+    let days: std::collections::BTreeMap<&str, i64> =
+        rows.iter().map(|r| (r["serial"].as_str().unwrap(), r["days_in_transit"].as_i64().unwrap())).collect();
+    assert_eq!(days.get("RECENT"), Some(&10), "{rows:?}");
+    assert_eq!(days.get("STUCK"), Some(&283), "{rows:?}");
+    assert_eq!(days.get("AHEAD"), None, "zero days, not negative: {rows:?}");
+    let all = strings(
+        &store,
+        "SELECT serial || ':' || CAST(days_in_transit AS TEXT) FROM serial_anomaly_findings \
+         WHERE kind = 'stuck_in_transit' AND $1 = $1 ORDER BY serial",
+        "",
+    )
+    .await;
+    assert_eq!(all, ["AHEAD:0", "RECENT:10", "STUCK:283"]);
+    assert_eq!(kinds_found(&db).await, pairs(&[("STUCK", "stuck_in_transit")]));
+}
+}
+
+both_backends! {
+/// sold_twice needs two known customers that differ: an order without one proves nothing.
+async fn sold_twice_needs_two_known_customers(db: TestDb) {
+    let store = db.store().await;
+    #[rustfmt::skip]
+    insert_events(&store, &[
+        ("NONE", "p", "SO-1", "sold", "2025-01-02", "L1", "", false),
+        ("NONE", "p", "SO-2", "sold", "2025-01-03", "L1", "", false),
+        ("ONE", "p", "SO-3", "sold", "2025-01-02", "L1", "", false),
+        ("ONE", "p", "SO-4", "sold", "2025-01-03", "L1", "", false),
+        ("TWO", "p", "SO-5", "sold", "2025-01-02", "L1", "", false),
+        ("TWO", "p", "SO-6", "sold", "2025-01-03", "L1", "", false),
+    ]).await;
+    for (doc, party) in [("SO-1", None), ("SO-2", None), ("SO-3", Some("A")), ("SO-4", None), ("SO-5", Some("A"))] {
+        insert_document(&store, doc, "2025-01-01", party).await;
+    }
+    insert_document(&store, "SO-6", "2025-01-01", Some("B")).await;
+    assert_eq!(kinds_found(&db).await, pairs(&[("TWO", "sold_twice")]));
 }
 }

@@ -89,6 +89,7 @@ fn options() -> audit::sync::IngestOptions {
         since: None,
         window: None,
         types: vec![DocType::SalesOrder],
+        skip_unavailable: false,
         arguments: serde_json::json!({}),
     }
 }

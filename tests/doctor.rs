@@ -61,7 +61,15 @@ fn answer(report: &Value, key: &str) -> String {
 async fn the_default_simulator_passes_every_check_within_the_budget() {
     let db = TestDb::sqlite().await;
     let sim = start(Behaviour::DEFAULT, false).await;
-    let (code, report, stderr) = doctor(&db, &sim, &[]);
+    // The key from a file readable by its owner only, as a scheduled job keeps it.
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("inflow-api-key");
+    std::fs::write(&key_file, format!("{}\n", sim.api_key())).unwrap();
+    #[cfg(unix)]
+    std::fs::set_permissions(&key_file, <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o600))
+        .unwrap();
+    let env = [("INFLOW_API_KEY", ""), ("INFLOW_API_KEY_FILE", key_file.to_str().unwrap())];
+    let (code, report, stderr) = doctor(&db, &sim, &env);
     assert_eq!(code, 0, "{report:#}{stderr}");
     assert_eq!(report["exit_status"], 0);
     for key in ["credentials", "company"] {
@@ -179,6 +187,14 @@ async fn each_switch_is_reported() {
         let (_, r, _) = doctor(&db, &sim, &[]);
         assert_eq!(answer(&r, "count_adjustments"), expected, "{r:#}");
         sim.shutdown().await;
+    }
+
+    // An account without manufacturing or stock counts: reported, and not what the ingest needs.
+    let lacking = vec!["manufacturing-orders".to_string(), "stock-counts".to_string()];
+    let r = run(Behaviour { unavailable: lacking.clone(), ..d.clone() }, false).await;
+    for path in &lacking {
+        let (verdict, value, result) = check(&r, &format!("endpoint:{path}"));
+        assert_eq!((verdict.as_str(), value.as_str()), ("info", "not_available"), "{result}");
     }
 
     // All at once.

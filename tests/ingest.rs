@@ -423,12 +423,14 @@ async fn a_404_on_a_list_names_the_page_unless_the_company_is_unknown() {
     );
     let (code, _, stderr) = run_cli(&db, &sim, &["ingest", "--time-scale", "0.001"], &[]);
     assert_eq!(code, 2, "{stderr}");
+    // A core stream is never skipped: the run fails, naming the page and what the 404 means.
     assert!(
         stderr.contains("ingest of purchase-orders failed at the first page")
-            && stderr.contains("inFlow answered 404 (not found) for GET purchase-orders (first page"),
+            && stderr.contains("inFlow answered 404 for GET purchase-orders (first page")
+            && stderr.contains("this account does not offer purchase-orders"),
         "{stderr}"
     );
-    assert!(!stderr.contains("company") && !stderr.contains("INFLOW_COMPANY_ID"), "the company is fine: {stderr}");
+    assert!(!stderr.contains("INFLOW_COMPANY_ID"), "the company is fine: {stderr}");
     // The company had answered (its locations): no request spent checking it.
     let locations = sim.requests().into_iter().filter(|r| r.endpoint == "locations").count();
     assert_eq!(locations, 1);
@@ -441,8 +443,9 @@ async fn a_404_on_a_list_names_the_page_unless_the_company_is_unknown() {
     sim.clear_requests();
     let (code, _, stderr) = run_cli(&db, &sim, &["ingest", "--time-scale", "0.001"], &[]);
     assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("inFlow answered 404 (not found) for GET locations (first page"), "{stderr}");
-    assert!(!stderr.contains("company"), "{stderr}");
+    assert!(stderr.contains("inFlow answered 404 for GET locations (first page"), "{stderr}");
+    assert!(stderr.contains("does not offer locations") && !stderr.contains("--types"), "{stderr}");
+    assert!(!stderr.contains("INFLOW_COMPANY_ID"), "{stderr}");
     let checks: Vec<_> = sim.requests().into_iter().filter(|r| r.endpoint == "products").collect();
     assert_eq!(checks.len(), 1, "{checks:?}");
     assert!(checks[0].query.contains(&("count".to_string(), "1".to_string())), "a cheap request: {checks:?}");
@@ -538,6 +541,7 @@ fn odd_options(types: Vec<audit::mapping::DocType>) -> audit::sync::IngestOption
         since: None,
         window: None,
         types,
+        skip_unavailable: false,
         arguments: serde_json::json!({}),
     }
 }
@@ -638,4 +642,39 @@ async fn a_server_that_ignores_the_keyset_does_not_loop_for_ever() {
     // The first page is kept; the run is recorded as failed.
     assert_eq!(count(&store, "SELECT count(*) FROM documents").await, 100);
     assert_eq!(count(&store, "SELECT count(*) FROM ingest_runs WHERE status = 'failed'").await, 1);
+}
+
+both_backends! {
+/// Runs that would quietly do little say so: a `--since` in the future is refused with the
+/// reason, and a first run with only `--window` warns, with `status` repeating it until a
+/// complete walk has finished; after that, window runs do not warn.
+async fn runs_that_would_quietly_do_little_say_so(db: TestDb) {
+    let store = db.store().await;
+    let sim = simulator(Scale::Small).await;
+    let (code, _, stderr) = run_cli(&db, &sim, &["ingest", "--since", "2999-01-01"], &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("2999-01-01 is in the future"), "{stderr}");
+    let (code, _, stderr) = run_cli(&db, &sim, &["ingest", "--since", "01/01/2025"], &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("YYYY-MM-DD"), "{stderr}");
+
+    let (code, stdout, stderr) = run_cli(&db, &sim, &["ingest", "--window", "30d"], &[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let dated = ["sales-orders", "purchase-orders", "manufacturing-orders"];
+    for stream in dated {
+        assert!(stderr.contains(&format!("{stream}: no complete walk of this stream has finished yet")), "{stderr}");
+    }
+    assert_eq!(count(&store, "SELECT count(*) FROM run_warnings WHERE kind = 'window_without_history'").await, 3);
+    let (_, status, _) = run_cli(&db, &sim, &["status", "--format", "table"], &[]);
+    assert!(status.contains(&format!("{} had only --window walks", dated.join(", "))), "{status}");
+
+    let (code, stdout, stderr) = run_cli(&db, &sim, &["ingest"], &[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let (code, _, stderr) = run_cli(&db, &sim, &["ingest", "--window", "30d"], &[]);
+    assert_eq!(code, 0);
+    assert!(!stderr.contains("no complete walk"), "{stderr}");
+    let (_, status, _) = run_cli(&db, &sim, &["status", "--format", "table"], &[]);
+    assert!(!status.contains("only --window walks"), "{status}");
+    sim.shutdown().await;
+}
 }

@@ -284,13 +284,15 @@ async fn an_undated_receipt_does_not_outrank_a_later_movement(db: TestDb) {
     let events = timeline["histories"][0]["events"].as_array().unwrap();
     let received = events.iter().position(|e| e["event_type"] == "received").unwrap();
     assert!(events[received]["occurred_at"].is_null());
-    let last_move = events.iter().rev().find(|e| e["quantity_delta"] != 0).unwrap();
-    assert_ne!(last_move["event_type"], "received", "a later movement follows the receipt: {timeline}");
+    // The status comes from the latest event that sets one (V10): later than the receipt.
+    let last_status = events.iter().rev().find(|e| !e["status_after"].is_null()).unwrap();
+    assert_ne!(last_status["event_type"], "received", "a later event follows the receipt: {timeline}");
     let now = &timeline["histories"][0]["now"];
-    assert_eq!(now["event_type"], last_move["event_type"], "the header follows the table: {timeline}");
+    assert_eq!(now["event_type"], last_status["event_type"], "the header follows the table: {timeline}");
+    assert_eq!(now["last_event"], events.last().unwrap()["event_type"]);
     let rows = sql_json(&db, &[&format!("SELECT status, last_event FROM serial_current WHERE serial = '{serial}'")]);
     assert_eq!(rows[0]["status"], now["status"]);
-    assert_eq!(rows[0]["last_event"], last_move["event_type"]);
+    assert_eq!(rows[0]["last_event"], now["last_event"]);
 }
 }
 
@@ -491,4 +493,132 @@ fn reading_commands_do_not_create_a_missing_database() {
         assert!(stderr.contains("there is no audit database at") && stderr.contains("audti.db"), "{stderr}");
         assert!(!path.exists(), "{args:?} created {}", path.display());
     }
+}
+
+both_backends! {
+/// Issue 15, point 9: one definition of where a serial stands. For every serial of the
+/// simulated company, `serial_current` (and so `recall.sql`, reconcile and the anomalies) and
+/// `audit timeline`'s "now" say the same status, last event, date, place and document; the data
+/// covers every status, including picked and not shipped.
+async fn every_status_reads_the_same_in_the_view_and_the_timeline(db: TestDb) {
+    let (sim, store) = ingested(&db).await;
+    let view = sql_json(
+        &db,
+        &["SELECT company_id, product_id, serial, status, last_event, since, location_id, doc_number \
+           FROM serial_current ORDER BY serial"],
+    );
+    assert!(view.len() > 100, "{} serials", view.len());
+    let mut statuses = std::collections::BTreeSet::new();
+    for row in &view {
+        let serial = row["serial"].as_str().unwrap();
+        let events = store.serial_events(serial, &audit::store::query::EventFilter::default()).await.unwrap();
+        let histories = audit::timeline::histories(events);
+        let h = histories
+            .iter()
+            .find(|h| h.company_id == row["company_id"] && h.product_id.as_deref() == row["product_id"].as_str())
+            .unwrap_or_else(|| panic!("{serial}: no history for {row}"));
+        let now = &h.now;
+        let label = format!("{serial}: view {row}, timeline {now:?}");
+        assert_eq!(now.status.as_str(), row["status"], "{label}");
+        assert_eq!(now.last_event.as_deref(), row["last_event"].as_str(), "{label}");
+        assert_eq!(now.location_id.as_deref(), row["location_id"].as_str(), "{label}");
+        assert_eq!(now.doc_number.as_deref(), row["doc_number"].as_str(), "{label}");
+        let since = row["since"].as_str().map(|t| chrono::DateTime::parse_from_rfc3339(t).unwrap().to_utc());
+        assert_eq!(now.since, since, "{label}");
+        statuses.insert(now.status.as_str());
+    }
+    let all = [
+        "adjusted_out",
+        "consumed",
+        "in_stock",
+        "in_transit",
+        "missing",
+        "never_stocked",
+        "picked",
+        "returned_to_vendor",
+        "with_customer",
+    ];
+    assert_eq!(statuses.into_iter().collect::<Vec<_>>(), all, "the data covers every status");
+    sim.shutdown().await;
+}
+}
+
+/// Issue 15, point 1: at 80 columns the timeline fits: the summary wraps at spaces, the
+/// document shows its number alone, and only the location wraps; without a width (a pipe)
+/// rows stay whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_timeline_fits_an_80_column_terminal() {
+    let db = TestDb::sqlite().await;
+    let (sim, _store) = ingested(&db).await;
+    let serial = "SN-000382";
+    let run = |env: &[(&str, &str)]| {
+        let (code, stdout, stderr) = tokio::task::block_in_place(|| {
+            run_audit(&db.url_string(), &["timeline", serial, "--format", "table"], env)
+        });
+        assert_eq!(code, 0, "{stderr}");
+        stdout
+    };
+    let narrow = run(&[("COLUMNS", "80")]);
+    assert!(narrow.lines().all(|l| l.trim_end().chars().count() <= 80), "{narrow}");
+    assert!(narrow.contains(" PO-0") && !narrow.contains("purchase order PO-"), "{narrow}");
+    assert!(narrow.lines().any(|l| l.contains("received") && l.contains("+1")), "rows keep their cells: {narrow}");
+    let whole = run(&[]);
+    assert!(whole.contains("purchase order PO-"), "{whole}");
+    assert!(whole.lines().any(|l| l.trim_end().chars().count() > 80), "no width, no wrapping: {whole}");
+    sim.shutdown().await;
+}
+
+both_backends! {
+/// Issue 15, point 10: a company filter never hides data silently. An unknown company is an
+/// error naming where the filter came from and what the database holds; a serial hidden by the
+/// filter says which company has it.
+async fn company_filters_say_what_they_hide(db: TestDb) {
+    let (sim, store) = ingested(&db).await;
+    let other = inflow_simulator::Simulator::start(inflow_simulator::SimConfig {
+        seed: 8,
+        scale: inflow_simulator::Scale::Orders(5),
+        rate_limit: None,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    ingest(&store, &other).await;
+    let (first, second) = (sim.company_id(), other.company_id());
+    let run =
+        |args: &[&str], env: &[(&str, &str)]| tokio::task::block_in_place(|| run_audit(&db.url_string(), args, env));
+
+    for args in [&["status"][..], &["timeline", "SN-000382"], &["anomalies"], &["reconcile"], &["lookup", "SN-000382"]]
+    {
+        let (code, stdout, stderr) = run(args, &[("INFLOW_COMPANY_ID", "nope")]);
+        assert_eq!(code, 2, "{args:?}: {stdout}{stderr}");
+        assert!(stderr.contains("company nope (from INFLOW_COMPANY_ID) is not in this database"), "{args:?}: {stderr}");
+        assert!(stderr.contains(&first) && stderr.contains(&second), "it names what the database holds: {stderr}");
+    }
+    let (code, _, stderr) = run(&["status", "--company-id", "nope"], &[]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("company nope (from --company-id)"), "{stderr}");
+    let (code, _, stderr) = run(&["status", "--company-id", &first.to_uppercase()], &[]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains(&format!("did you mean {first}?")), "{stderr}");
+
+    let only_first = strings(
+        &store,
+        "SELECT serial FROM serial_events e WHERE company_id = $1 AND NOT EXISTS \
+         (SELECT 1 FROM serial_events o WHERE o.serial = e.serial AND o.company_id <> e.company_id) \
+         ORDER BY serial LIMIT 1",
+        &first,
+    )
+    .await;
+    let serial = only_first[0].as_str();
+    let (code, _, stderr) = run(&["timeline", serial], &[("INFLOW_COMPANY_ID", &second)]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains(&format!("it is recorded for company {first}, which INFLOW_COMPANY_ID {second} hides")),
+        "{stderr}"
+    );
+    let (code, _, stderr) = run(&["timeline", serial], &[("INFLOW_COMPANY_ID", &first)]);
+    assert_eq!(code, 0, "{stderr}");
+    other.shutdown().await;
+    sim.shutdown().await;
+}
 }

@@ -194,12 +194,18 @@ async fn postgres_refuses_what_the_read_only_role_may_not_do() {
         "SELECT set_config('role', session_user, true), query_to_xml('SELECT pg_read_' || 'file(''/etc/passwd'')', true, false, '')"
             .to_string(),
     ];
+    let server_said = ["permission denied", "must be superuser", "must be a superuser", "cannot set parameter"];
     for attempt in &attempts {
+        // The command refuses them (most by its text checks, the second layer)...
         let (code, stdout, stderr) = audit_sql(&db, &[attempt]);
-        assert_eq!(code, 2, "{attempt} must fail: {stdout}");
-        let server_said = ["permission denied", "must be superuser", "must be a superuser", "cannot set parameter"];
-        assert!(server_said.iter().any(|s| stderr.contains(s)), "{attempt}: not refused by the server: {stderr}");
+        assert_eq!(code, 2, "{attempt} must fail: {stdout}{stderr}");
         assert!(!stdout.contains("root:"), "{attempt}: {stdout}");
+        // ...and the server itself, with no text check in front of it.
+        let mut rows = Collect::default();
+        let err = store.read_only_query(attempt, Duration::from_secs(10), &mut rows).await.unwrap_err();
+        let text = audit::error_text(&err);
+        assert!(server_said.iter().any(|s| text.contains(s)), "{attempt}: not refused by the server: {text}");
+        assert!(!format!("{:?}", rows.rows).contains("root:"), "{attempt}");
     }
     // Nothing happened: the session lives, no slot was made, the statistics were not reset.
     let alive: i32 = sqlx::query_scalar("SELECT 1").fetch_one(&mut victim).await.expect("the other session is alive");
@@ -285,6 +291,25 @@ async fn postgres_without_the_role_says_so_on_every_run_and_the_printed_fix_work
     assert!(json.contains(&reader), "{json}");
 }
 
+/// Rows as the store hands them over.
+#[derive(Default)]
+struct Collect {
+    columns: Vec<String>,
+    rows: Vec<Vec<serde_json::Value>>,
+}
+
+impl audit::store::adhoc::RowSink for Collect {
+    fn guard(&mut self, _: &audit::store::adhoc::Guard) {}
+    fn columns(&mut self, columns: &[String]) -> std::io::Result<()> {
+        self.columns = columns.to_vec();
+        Ok(())
+    }
+    fn row(&mut self, values: Vec<serde_json::Value>) -> std::io::Result<()> {
+        self.rows.push(values);
+        Ok(())
+    }
+}
+
 /// Runs its statements on an admin connection when dropped, on a thread and runtime of its own
 /// (drop runs inside the test's runtime).
 struct Cleanup {
@@ -343,4 +368,169 @@ async fn postgres_a_query_does_not_outlive_a_killed_client() {
         assert!(started.elapsed() < Duration::from_secs(15), "the query outlived its client");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// SQLite: what is one statement is SQLite's parser's answer, not a text splitter's. A `$name(...)`
+/// parameter (Tcl style) may hold a quote, which a splitter takes for a string's start, hiding the
+/// `;` after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_counts_statements_with_its_own_parser() {
+    let db = TestDb::sqlite().await;
+    let store = db.store().await;
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("copy.db");
+    // sqlx binds `$1(...)` as parameter 1 (its leading digits), left unbound: NULL.
+    let sneaky = format!("SELECT $1(') ; VACUUM INTO '{}' ; SELECT $2(')", copy.display());
+    let (code, stdout, stderr) = audit_sql(&db, &[&sneaky]);
+    assert_eq!(code, 2, "{stdout}");
+    assert!(stderr.contains("one statement at a time"), "{stderr}");
+    assert!(!copy.exists(), "the second statement ran");
+    // What SQLite reads as one statement runs, `;` inside a parameter's name and all.
+    let (code, json, stderr) = audit_sql(&db, &["SELECT $1(;) IS NULL AS unbound; -- done", "--format", "json"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&json).unwrap(), serde_json::json!([{"unbound": 1}]));
+    // Behind the text checks, query_only refuses what a read-only file still allows.
+    let mut rows = Collect::default();
+    let vacuum = format!("VACUUM INTO '{}'", copy.display());
+    let err = store.read_only_query(&vacuum, Duration::from_secs(10), &mut rows).await.unwrap_err();
+    // SQLite may leave the empty file it opened; no database was copied into it.
+    let copied = std::fs::metadata(&copy).map(|m| m.len()).unwrap_or(0);
+    assert_eq!(copied, 0, "VACUUM INTO ran: {}", audit::error_text(&err));
+    assert!(audit::error_text(&err).contains("readonly"), "{}", audit::error_text(&err));
+}
+
+both_backends! {
+/// The time limit bounds the database's work: a fast query whose output a slow reader takes
+/// longer than the limit to read is not stopped.
+async fn the_timeout_does_not_count_a_slow_reader(db: TestDb) {
+    let _store = db.store().await;
+    // Two megabytes, far more than a pipe holds; well under a second of the database's time.
+    let rows = 20_000;
+    let query = match db.url.backend() {
+        audit::store::Backend::Sqlite => format!(
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {rows}) \
+             SELECT x, printf('%.100c', 'x') AS filler FROM c"
+        ),
+        audit::store::Backend::Postgres => {
+            format!("SELECT g AS x, repeat('x', 100) AS filler FROM generate_series(1, {rows}) g")
+        }
+    };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_audit"))
+        .args(["sql", &query, "--format", "csv", "--timeout", "2s"])
+        .env("AUDIT_DATABASE_URL", db.url_string())
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A reader that looks away for five seconds (the pipe fills, audit waits), then reads.
+    std::thread::sleep(Duration::from_secs(5));
+    let mut out = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert!(status.success(), "{stderr}");
+    assert_eq!(out.lines().count(), rows + 1, "a header and every row");
+}
+}
+
+/// Postgres: rows are written as the server makes them, not once the whole result is built.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_rows_arrive_while_the_query_still_runs() {
+    let Some(db) = TestDb::postgres().await else { return };
+    let _store = db.store().await;
+    // The first rows come at once, the last ones after four seconds.
+    let query = "SELECT g, CASE WHEN g = 1500 THEN pg_sleep(4) END AS pause FROM generate_series(1, 2000) g";
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_audit"))
+        .args(["sql", query, "--format", "csv"])
+        .env("AUDIT_DATABASE_URL", db.url_string())
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 64];
+    let n = stdout.read(&mut first).unwrap();
+    let first_at = started.elapsed();
+    let mut rest = Vec::new();
+    stdout.read_to_end(&mut rest).unwrap();
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    assert!(status.success(), "{stderr}");
+    assert!(n > 0 && first.starts_with(b"g,pause\n"), "{:?}", String::from_utf8_lossy(&first[..n]));
+    assert!(first_at < Duration::from_secs(3), "the first row came after {first_at:?}");
+    assert!(started.elapsed() >= Duration::from_secs(4), "the whole query takes four seconds");
+    assert_eq!(
+        String::from_utf8_lossy(&first[..n]).lines().count() + String::from_utf8_lossy(&rest).lines().count() - 1,
+        2001
+    );
+}
+
+/// Postgres: the read-only role may read the schema's version, the output keeps columns that
+/// share a name, a syntax error says on which line, and --timeout stays in a sane range.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_schema_version_duplicate_names_and_error_lines() {
+    let Some(db) = TestDb::postgres().await else { return };
+    let _store = db.store().await;
+    let (code, json, stderr) =
+        audit_sql(&db, &["SELECT max(version) AS v FROM refinery_schema_history", "--format", "json"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.is_empty(), "as the read-only role: {stderr}");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v[0]["v"].as_i64(), Some(i64::from(audit::store::migrate::latest_version())));
+    let (code, _, stderr) = audit_sql(&db, &["SELECT 1,\n  2\nFROM WHERE"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("at line 3") && stderr.contains("syntax error"), "{stderr}");
+}
+
+both_backends! {
+async fn duplicate_column_names_are_all_kept(db: TestDb) {
+    let _store = db.store().await;
+    let (code, json, stderr) = audit_sql(&db, &["SELECT 1 AS a, 2 AS a, 3 AS a_2", "--format", "json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v, serde_json::json!([{"a": 1, "a_3": 2, "a_2": 3}]));
+    for timeout in ["1ms", "2d"] {
+        let (code, _, stderr) = audit_sql(&db, &["SELECT 1", "--timeout", timeout]);
+        assert_eq!(code, 2, "{timeout}");
+        assert!(stderr.contains("100ms to 24h"), "{stderr}");
+    }
+}
+}
+
+both_backends! {
+/// `audit sql ... | head`: the reader going away ends audit quietly, with success.
+async fn a_closed_stdout_ends_audit_sql_quietly(db: TestDb) {
+    let _store = db.store().await;
+    let query = match db.url.backend() {
+        audit::store::Backend::Sqlite => {
+            "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 100000) SELECT x FROM c"
+        }
+        audit::store::Backend::Postgres => "SELECT g FROM generate_series(1, 100000) g",
+    };
+    for format in ["csv", "json", "table"] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_audit"))
+            .args(["sql", query, "--format", format])
+            .env("AUDIT_DATABASE_URL", db.url_string())
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // `head -1`: one read, then the pipe closes.
+        let mut stdout = child.stdout.take().unwrap();
+        let mut line = [0u8; 16];
+        assert!(stdout.read(&mut line).unwrap() > 0);
+        drop(stdout);
+        let status = child.wait().unwrap();
+        let mut stderr = String::new();
+        child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+        assert_eq!(status.code(), Some(0), "{format}: {stderr}");
+        assert!(stderr.is_empty(), "{format}: {stderr}");
+    }
+}
 }

@@ -462,3 +462,61 @@ async fn proving_an_end_costs_nothing_with_a_count_and_one_request_without() {
         assert_eq!(by[stream], n.div_ceil(30).max(1), "{stream}: {n} documents in pages of 30");
     }
 }
+
+both_backends! {
+/// An account without manufacturing or stock counts (their lists answer 404 while the company
+/// answers, on a friendly and on a hostile server): a default ingest skips those two streams with
+/// a recorded warning and stores every other event, exactly once; `--types` naming one of them
+/// fails and says why.
+async fn streams_the_account_lacks_are_skipped_with_a_warning(db: TestDb) {
+    let store = db.store().await;
+    let lacking = vec!["manufacturing-orders".to_string(), "stock-counts".to_string()];
+    let cases = [
+        ("friendly", Behaviour { unavailable: lacking.clone(), ..Behaviour::DEFAULT }),
+        (
+            "hostile",
+            Behaviour {
+                unavailable: lacking.clone(),
+                ..Behaviour::hostile(UnknownCursor::Status(404), ListCount::Absent)
+            },
+        ),
+    ];
+    for (seed, (label, behaviour)) in (600..).zip(cases) {
+        let rate_limit = Some(RateLimit { per_minute: 100_000, per_hour: 1_000_000 });
+        let config = SimConfig { seed, scale: Scale::Small, rate_limit, behaviour, ..SimConfig::default() };
+        let sim = Simulator::start(config).await.expect("start simulator");
+        assert!(!sim.documents("manufacturing-orders").is_empty(), "the data has orders the API hides");
+
+        let (code, stdout, stderr) = ingest_cli(&db, &sim, &[]);
+        assert_eq!(code, 0, "{label}: {stdout}{stderr}");
+        for path in &lacking {
+            assert!(
+                stderr.contains(&format!("{path}: inFlow answers 404 for this list while the company answers")),
+                "{label}: {stderr}"
+            );
+        }
+        let company = sim.company_id();
+        let expected: BTreeSet<Event> = expected_events(&sim)
+            .into_iter()
+            .filter(|e| e.doc_type != "manufacturing_order" && e.doc_type != "stock_count")
+            .collect();
+        let (stored, rows) = current_events(&store, &company).await;
+        assert_eq!(rows, stored.len(), "{label}: no duplicated events");
+        same_events(&stored, &expected, label);
+        let warnings = texts(
+            &store,
+            "SELECT w.doc_type FROM run_warnings w JOIN ingest_runs r ON r.run_id = w.run_id \
+             WHERE r.company_id = $1 AND $2 = $2 AND w.kind = 'stream_unavailable' ORDER BY w.doc_type",
+            &company,
+            "",
+        )
+        .await;
+        assert_eq!(warnings, ["manufacturing_order", "stock_count"], "{label}");
+
+        let (code, stdout, stderr) = ingest_cli(&db, &sim, &["--types", "manufacturing-orders"]);
+        assert_ne!(code, 0, "{label}: a stream asked for by name is not skipped: {stdout}");
+        assert!(stderr.contains("this account does not offer manufacturing-orders"), "{label}: {stderr}");
+        sim.shutdown().await;
+    }
+}
+}

@@ -29,6 +29,9 @@ pub struct Behaviour {
     pub rate_headers: RateHeaders,
     /// How entity ids are ordered by the id sort (and the default order).
     pub guid_order: GuidOrder,
+    /// Endpoints (`manufacturing-orders`, `stock-counts`, ...) that answer 404 as if the
+    /// account or API version had no such feature; whether inFlow does so is unknown.
+    pub unavailable: Vec<String>,
 }
 
 impl Behaviour {
@@ -40,6 +43,7 @@ impl Behaviour {
         list_count: ListCount::Total,
         rate_headers: RateHeaders::Used,
         guid_order: GuidOrder::Text,
+        unavailable: Vec::new(),
     };
 
     /// Every switch turned away from its default, with the given unknown-cursor answer and
@@ -53,6 +57,7 @@ impl Behaviour {
             list_count,
             rate_headers: RateHeaders::Remaining,
             guid_order: GuidOrder::SqlServer,
+            unavailable: Vec::new(),
         }
     }
 }

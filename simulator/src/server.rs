@@ -154,7 +154,7 @@ async fn api(
         let Some(endpoint) = segs.get(1).and_then(|s| Endpoint::parse(s)) else {
             break 'answer error_response(&ApiError::not_found("No such resource"));
         };
-        if segs.len() > 3 {
+        if segs.len() > 3 || lock(&sh.behaviour).unavailable.iter().any(|u| u == endpoint.name()) {
             break 'answer error_response(&ApiError::not_found("No such resource"));
         }
         if method != Method::GET {

@@ -35,7 +35,8 @@ pub const CSV_COLUMNS: &[&str] = &[
 
 /// Runs `audit anomalies`: its exit status, or the error to report.
 pub async fn run(global: &GlobalArgs, args: AnomaliesArgs) -> anyhow::Result<ExitCode> {
-    let store = super::open_existing_store(global).await?;
+    let store = super::open_reading_store(global).await?;
+    super::check_company(&store, args.company.company_id.as_deref()).await?;
     let kinds: Vec<String> = args.kind.iter().map(|k| k.as_str().to_string()).collect();
     let filter = AnomalyFilter {
         company_id: args.company.company_id.as_deref(),
@@ -49,19 +50,24 @@ pub async fn run(global: &GlobalArgs, args: AnomaliesArgs) -> anyhow::Result<Exi
     let stock_checked = !stock_wanted || store.has_snapshot(args.company.company_id.as_deref()).await?;
     store.close().await;
     if !stock_checked {
-        eprintln!(
+        output::note(
             "note: there is no complete stock snapshot, so history_and_stock_disagree was not checked; \
-             `audit snapshot` (or `audit ingest --snapshot`) takes one"
+             `audit snapshot` (or `audit ingest --snapshot`) takes one",
         );
     }
-    let stdout = std::io::stdout().lock();
-    match Format::resolve(args.output.format) {
-        Format::Json => output::write_json(stdout, &rows)?,
-        Format::Csv => output::write_csv(stdout, CSV_COLUMNS, rows.iter().map(csv_row))?,
-        Format::Table => print_table(stdout, &rows)?,
+    let stdout = output::stdout();
+    let written = match Format::resolve(args.output.format) {
+        Format::Json => output::write_json(stdout, &rows),
+        Format::Csv => output::write_csv(stdout, CSV_COLUMNS, rows.iter().map(csv_row)),
+        Format::Table => print_table(stdout, &rows),
+    };
+    // A reader that went away (`| head -1`) has seen what it wanted; the answer stands.
+    match written {
+        Err(e) if output::is_stdout_closed(e.as_ref()) => {}
+        other => other?,
     }
     if rows.is_empty() {
-        eprintln!("No anomalies found.");
+        output::note("No anomalies found.");
         return Ok(ExitCode::SUCCESS);
     }
     let mut per_kind: BTreeMap<&str, usize> = BTreeMap::new();
@@ -69,7 +75,7 @@ pub async fn run(global: &GlobalArgs, args: AnomaliesArgs) -> anyhow::Result<Exi
         *per_kind.entry(r.kind.as_str()).or_default() += 1;
     }
     let summary: Vec<String> = per_kind.iter().map(|(k, n)| format!("{n} {k}")).collect();
-    eprintln!("{} anomalies: {}.", rows.len(), summary.join(", "));
+    output::note(&format!("{} anomalies: {}.", rows.len(), summary.join(", ")));
     Ok(ExitCode::from(1))
 }
 
@@ -103,14 +109,18 @@ fn print_table(mut out: impl Write, rows: &[AnomalyRow]) -> anyhow::Result<()> {
     let mut table = output::table(&["kind", "serial", "product", "since", "what", "evidence"]);
     for r in rows {
         let product = r.product_name.clone().or_else(|| r.product_id.clone()).unwrap_or_default();
-        table.add_row(vec![
-            r.kind.clone(),
-            r.serial.clone(),
-            product,
-            short_time(r.started_at),
-            r.explanation.clone(),
-            evidence(r),
-        ]);
+        // Serials, names and document numbers come from inFlow: shown terminal-safe.
+        output::add_row(
+            &mut table,
+            vec![
+                r.kind.clone(),
+                r.serial.clone(),
+                product,
+                short_time(r.started_at),
+                r.explanation.clone(),
+                evidence(r),
+            ],
+        );
     }
     writeln!(out, "{table}")?;
     Ok(())

@@ -64,6 +64,32 @@ pub(crate) async fn with_company_lock<T>(
 }
 
 /// Checks the inFlow settings and builds the client; nothing is sent yet.
+/// The key from `INFLOW_API_KEY_FILE`: refused when others may read the file, as ssh refuses
+/// a private key, since a key that leaks there leaks for every run.
+pub(crate) fn read_key_file(path: &std::path::Path) -> anyhow::Result<String> {
+    let shown = path.display();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .with_context(|| format!("cannot read the API key file {shown}"))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            bail!(
+                "the API key file {shown} can be read by other users (mode {:o}): run `chmod 600 {shown}`",
+                mode & 0o777
+            );
+        }
+    }
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read the API key file {shown}"))?;
+    let key = text.trim();
+    if key.is_empty() || key.contains(char::is_whitespace) {
+        bail!("the API key file {shown} must hold the key alone, on one line");
+    }
+    Ok(key.to_string())
+}
+
 pub(crate) fn client(args: &InflowArgs) -> anyhow::Result<Client> {
     let company_id = match args.company_id.as_deref().map(str::trim) {
         Some(id) if !id.is_empty() => id.to_string(),
@@ -71,9 +97,13 @@ pub(crate) fn client(args: &InflowArgs) -> anyhow::Result<Client> {
             "no inFlow company id: set INFLOW_COMPANY_ID or pass --company-id (inFlow shows it under Options > Integrations)"
         ),
     };
-    let api_key = match args.api_key.as_deref().map(str::trim) {
-        Some(key) if !key.is_empty() => ApiKey::new(key),
-        _ => bail!("no inFlow API key: set INFLOW_API_KEY (inFlow shows it under Options > Integrations)"),
+    let api_key = match (args.api_key.as_deref().map(str::trim), &args.api_key_file) {
+        (Some(key), _) if !key.is_empty() => ApiKey::new(key),
+        (_, Some(path)) => ApiKey::new(&read_key_file(path)?),
+        _ => bail!(
+            "no inFlow API key: set INFLOW_API_KEY, or INFLOW_API_KEY_FILE to a file readable only by you \
+             (inFlow shows the key under Options > Integrations)"
+        ),
     };
     if !(args.time_scale > 0.0 && args.time_scale <= 1.0) {
         bail!("--time-scale must be in (0, 1]");

@@ -28,11 +28,14 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<ExitCode
             .await?;
     let counts = sim.counts();
     crate::output::note(&format!(
-        "Simulated inFlow company {} at {}: {} sales orders, {} purchase orders, {} adjustments, {} transfers.",
+        "Simulated inFlow company {} at {}: {} sales orders, {} purchase orders, {} manufacturing orders, {} stock \
+         counts, {} adjustments, {} transfers.",
         sim.company_id(),
         sim.base_url(),
         counts.get("sales-orders").unwrap_or(&0),
         counts.get("purchase-orders").unwrap_or(&0),
+        counts.get("manufacturing-orders").unwrap_or(&0),
+        counts.get("stock-counts").unwrap_or(&0),
         counts.get("stock-adjustments").unwrap_or(&0),
         counts.get("stock-transfers").unwrap_or(&0),
     ));
@@ -44,6 +47,7 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<ExitCode
         since: None,
         window: None,
         types: DocType::ALL.to_vec(),
+        skip_unavailable: true,
         arguments: serde_json::json!({ "demo": true, "seed": args.seed }),
     };
     let progress = Display::new(global);

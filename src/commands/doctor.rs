@@ -24,7 +24,7 @@ pub async fn run(global: &GlobalArgs, args: DoctorArgs) -> anyhow::Result<ExitCo
     let store = super::open_store(global).await?;
     let config = client.config();
     let base_url = shown_url(&config.base_url);
-    eprintln!(
+    crate::output::note(&format!(
         "audit doctor: checking company {} at {base_url} with API version {}; at most {} requests, paced under {} a \
          minute and {} an hour.",
         config.company_id,
@@ -32,7 +32,7 @@ pub async fn run(global: &GlobalArgs, args: DoctorArgs) -> anyhow::Result<ExitCo
         config.max_requests.unwrap_or(BUDGET),
         config.limits.per_minute,
         config.limits.per_hour
-    );
+    ));
     let report = crate::doctor::run(&client).await;
     store.record_capabilities(&config.company_id, "doctor", &config.api_version, &report.capabilities()).await?;
     store.close().await;
@@ -54,7 +54,7 @@ pub async fn run(global: &GlobalArgs, args: DoctorArgs) -> anyhow::Result<ExitCo
         _ => print_table(out, &report)?,
     }
     if let Some(error) = &report.error {
-        eprintln!("error: {error}; the checks above are what could be made");
+        crate::output::note(&format!("error: {error}; the checks above are what could be made"));
     }
     Ok(ExitCode::from(report.exit_code()))
 }

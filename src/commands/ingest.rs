@@ -24,6 +24,7 @@ pub async fn run(global: &GlobalArgs, args: IngestArgs) -> anyhow::Result<ExitCo
         since: args.since,
         window: args.window.map(|w| chrono::Duration::from_std(w).unwrap_or(chrono::Duration::MAX)),
         types,
+        skip_unavailable: args.types.is_empty(),
         arguments: arguments(&args),
     };
     super::stop_on_signals(stop.clone());
@@ -224,6 +225,28 @@ fn arguments(args: &IngestArgs) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn a_key_file_is_read_only_when_others_cannot_read_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("key");
+        std::fs::write(&path, "  sk_secret_123\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = super::super::common::read_key_file(&path).unwrap_err().to_string();
+        assert!(err.contains("can be read by other users (mode 644)") && err.contains("chmod 600"), "{err}");
+        assert!(!err.contains("sk_secret_123"), "the key is never shown");
+
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(super::super::common::read_key_file(&path).unwrap(), "sk_secret_123");
+
+        std::fs::write(&path, "two words\n").unwrap();
+        let err = super::super::common::read_key_file(&path).unwrap_err().to_string();
+        assert!(err.contains("must hold the key alone") && !err.contains("words"), "{err}");
+        let err = super::super::common::read_key_file(&dir.path().join("absent")).unwrap_err();
+        assert!(format!("{err:#}").contains("cannot read the API key file"), "{err:#}");
+    }
 
     #[test]
     fn the_database_is_tried_again_sooner_and_sooner_less_often_up_to_a_minute_or_the_interval() {

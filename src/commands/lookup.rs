@@ -38,9 +38,17 @@ pub async fn run(global: &GlobalArgs, args: LookupArgs) -> anyhow::Result<ExitCo
     if let Some(path) = &args.file {
         serials.extend(read_serials(path)?);
     }
-    let store = super::open_existing_store(global).await?;
+    let store = super::open_reading_store(global).await?;
+    super::check_company(&store, args.company.company_id.as_deref()).await?;
     let rows = store.lookup(&serials, args.company.company_id.as_deref()).await?;
+    let snapshot = store.has_snapshot(args.company.company_id.as_deref()).await?;
     store.close().await;
+    if !snapshot {
+        output::note(
+            "note: there is no stock snapshot yet, so inFlow's stock is not shown, only the history; \
+             `audit snapshot` (or `audit ingest --snapshot`) takes one",
+        );
+    }
     let unknown = rows.iter().filter(|r| !found(r)).count();
     let stdout = output::stdout();
     match Format::resolve(args.output.format) {
@@ -57,13 +65,11 @@ pub async fn run(global: &GlobalArgs, args: LookupArgs) -> anyhow::Result<ExitCo
             output::write_json(stdout, &items)?;
         }
         Format::Csv => output::write_csv(stdout, CSV_COLUMNS, rows.iter().map(csv_row))?,
-        Format::Table => print_table(stdout, &rows)?,
+        Format::Table => print_table(stdout, &rows, snapshot)?,
     }
     if unknown > 0 {
-        output::note(&format!(
-            "{unknown} of {} serials are unknown to the history and the latest snapshot",
-            serials.len()
-        ));
+        let against = if snapshot { "the history and the latest snapshot" } else { "the history (no snapshot yet)" };
+        output::note(&format!("{unknown} of {} serials are unknown to {against}", serials.len()));
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
@@ -122,7 +128,7 @@ fn csv_row(r: &LookupRow) -> Vec<String> {
     ]
 }
 
-fn print_table(mut out: impl Write, rows: &[LookupRow]) -> anyhow::Result<()> {
+fn print_table(mut out: impl Write, rows: &[LookupRow], snapshot: bool) -> anyhow::Result<()> {
     let mut table = output::table(&["serial", "product", "inFlow stock (latest snapshot)", "history", "last event"]);
     for r in rows {
         if !found(r) {
@@ -145,8 +151,9 @@ fn print_table(mut out: impl Write, rows: &[LookupRow]) -> anyhow::Result<()> {
                     r.sublocation.as_deref().filter(|s| !s.is_empty()).map_or(String::new(), |s| format!(" / {s}"));
                 if q > 0.0 { format!("on hand at {place}{sub}") } else { format!("{q} at {place}{sub}") }
             }
-            None if r.snapshot_at.is_none() => "no snapshot".into(),
-            None => "not on hand".into(),
+            // The snapshot lists what is on hand: a serial it does not list is not.
+            None if snapshot => "not on hand".into(),
+            None => "no snapshot yet".into(),
         };
         let last = match &r.last_event {
             Some(e) => format!("{e} {} {}", r.last_doc_number.clone().unwrap_or_default(), short_time(r.last_event_at)),

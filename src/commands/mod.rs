@@ -10,6 +10,7 @@ pub mod lookup;
 pub mod migrate;
 pub mod rebuild;
 pub mod reconcile;
+pub mod reference;
 pub mod simulate;
 pub mod snapshot;
 pub mod sql;
@@ -71,6 +72,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rebuild(args) => rebuild::run(&global, args).await,
         Command::Demo(args) => demo::run(&global, args).await,
         Command::Simulate(args) => simulate::run(&global, args).await,
+        Command::Completions { shell } => reference::completions(shell),
+        Command::Man => reference::man(),
     }
 }
 
@@ -100,6 +103,50 @@ pub(crate) async fn open_existing_store(global: &GlobalArgs) -> anyhow::Result<S
     open_store(global).await
 }
 
+/// Where a company filter came from, for messages: a value of `INFLOW_COMPANY_ID` filters
+/// silently unless it is named.
+pub(crate) fn company_filter_source(company: &str) -> &'static str {
+    if std::env::var("INFLOW_COMPANY_ID").is_ok_and(|v| v.trim() == company) {
+        "INFLOW_COMPANY_ID"
+    } else {
+        "--company-id"
+    }
+}
+
+/// A read command's company filter must name a company the database holds: a mistyped or
+/// stale one would otherwise read as "nothing there".
+pub(crate) async fn check_company(store: &Store, company: Option<&str>) -> anyhow::Result<()> {
+    let Some(company) = company else { return Ok(()) };
+    if store.has_company(company).await? {
+        return Ok(());
+    }
+    let known = store.companies().await?;
+    let source = company_filter_source(company);
+    let held = match known.as_slice() {
+        [] => "it holds no company yet: run `audit ingest`".to_string(),
+        [one] => format!("it holds company {one}"),
+        many => format!("it holds companies {}", many.join(", ")),
+    };
+    let case = known.iter().find(|k| k.eq_ignore_ascii_case(company));
+    let hint = case.map_or(String::new(), |k| format!(" (did you mean {k}? ids are compared exactly)"));
+    anyhow::bail!("company {company} (from {source}) is not in this database{hint}; {held}")
+}
+
+/// [`open_existing_store`] for a command that never writes: a SQLite file is opened read-only,
+/// so that a read-only file or directory (a copy, a shared volume) can still be read.
+pub(crate) async fn open_reading_store(global: &GlobalArgs) -> anyhow::Result<Store> {
+    let url = database_url(global)?;
+    if let Some(path) = url.sqlite_file().filter(|p| !p.exists()) {
+        anyhow::bail!(
+            "there is no audit database at {}: check --database-url (or AUDIT_DATABASE_URL), or fill one with \
+             `audit ingest` (`audit demo` to try it on simulated data)",
+            path.display()
+        );
+    }
+    tracing::info!(database = %url, "opening the database to read it");
+    Ok(Store::open_read_only(&url).await?)
+}
+
 /// Diagnostics go to stderr; `RUST_LOG` overrides the level chosen by `-v`/`-q`.
 fn init_tracing(global: &GlobalArgs) {
     use tracing_subscriber::filter::{EnvFilter, LevelFilter, Targets};
@@ -111,7 +158,9 @@ fn init_tracing(global: &GlobalArgs) {
         (false, 2) => LevelFilter::DEBUG,
         (false, _) => LevelFilter::TRACE,
     };
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false);
+    // Colours only for a person at a terminal: a log file or a pipe gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false).with_ansi(ansi);
     // `EnvFilter` compiles regular expressions to parse its directives: a third of a short
     // command's CPU time. Only a `RUST_LOG` needs it.
     let _ = match std::env::var("RUST_LOG").ok().and_then(|v| EnvFilter::try_new(v).ok()) {

@@ -25,7 +25,8 @@ pub const CSV_COLUMNS: &[&str] = &[
 
 /// Runs `audit reconcile`: its exit status, or the error to report.
 pub async fn run(global: &GlobalArgs, args: ReconcileArgs) -> anyhow::Result<ExitCode> {
-    let store = super::open_existing_store(global).await?;
+    let store = super::open_reading_store(global).await?;
+    super::check_company(&store, args.company.company_id.as_deref()).await?;
     let companies = match &args.company.company_id {
         Some(c) => vec![c.clone()],
         None => store.companies().await?,

@@ -31,6 +31,7 @@ pub async fn run(_global: &GlobalArgs, args: SimulateArgs) -> anyhow::Result<Exi
             list_count: args.list_count,
             rate_headers: args.rate_headers,
             guid_order: args.guid_order,
+            unavailable: args.unavailable.clone(),
         },
         count_adjustments: args.count_adjustments,
         refuse_sheet_lines: args.refuse_sheet_lines,

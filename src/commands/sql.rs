@@ -20,7 +20,7 @@ const TABLE_BLOCK: usize = 1000;
 
 /// Runs `audit sql`: its exit status, or the error to report.
 pub async fn run(global: &GlobalArgs, args: SqlArgs) -> anyhow::Result<ExitCode> {
-    let store = super::open_existing_store(global).await?;
+    let store = super::open_reading_store(global).await?;
     let stdout = output::stdout();
     let mut sink: Box<dyn Sink> = match Format::resolve(args.output.format) {
         Format::Json => Box::new(JsonSink {
@@ -49,9 +49,13 @@ async fn query(store: &Store, args: &SqlArgs, sink: &mut dyn RowSink) -> anyhow:
         (None, None) => unreachable!("clap requires a query or --file"),
     };
     let text = substitute_params(&text, &args.params, dialect)?;
-    check_single_statement(&text, dialect)?;
+    // SQLite's own parser counts the statements (in the store); Postgres runs one statement per
+    // prepared query, and this says why more are refused.
+    if dialect == Dialect::Postgres {
+        check_single_statement(&text, dialect)?;
+    }
     check_read_only(&text)?;
-    check_no_side_effects(&text)?;
+    check_no_side_effects(&text, dialect)?;
     Ok(store.read_only_query(&text, args.timeout, sink).await?)
 }
 
@@ -75,6 +79,25 @@ fn plain(v: &Value) -> String {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     }
+}
+
+/// Column names as JSON object keys, which must differ: a repeated name gets the first free
+/// suffix `_2`, `_3`, ... (`SELECT 1 AS a, 2 AS a` gives `a` and `a_2`).
+fn unique_names(columns: &[String]) -> Vec<String> {
+    let mut taken: std::collections::HashSet<String> = columns.iter().cloned().collect();
+    let mut seen = std::collections::HashSet::new();
+    columns
+        .iter()
+        .map(|name| {
+            if seen.insert(name.clone()) {
+                return name.clone();
+            }
+            let unique = (2..).map(|n| format!("{name}_{n}")).find(|c| !taken.contains(c)).expect("a free name");
+            taken.insert(unique.clone());
+            seen.insert(unique.clone());
+            unique
+        })
+        .collect()
 }
 
 /// A format's writer: rows as they come, then whatever closes the output.
@@ -103,7 +126,7 @@ impl<W: Write> RowSink for JsonSink<W> {
     }
 
     fn columns(&mut self, columns: &[String]) -> std::io::Result<()> {
-        self.columns = columns.to_vec();
+        self.columns = unique_names(columns);
         Ok(())
     }
 
@@ -115,6 +138,10 @@ impl<W: Write> RowSink for JsonSink<W> {
         self.out.write_all(text.replace('\n', "\n  ").as_bytes())?;
         self.rows += 1;
         Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
     }
 }
 
@@ -146,6 +173,10 @@ impl<W: Write> RowSink for CsvSink<W> {
 
     fn row(&mut self, values: Vec<Value>) -> std::io::Result<()> {
         self.out.write_record(values.iter().map(plain)).map_err(std::io::Error::other)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
     }
 }
 
@@ -207,5 +238,29 @@ impl<W: Write> Sink for TableSink<W> {
         }
         writeln!(self.out, "({} row{})", self.rows, if self.rows == 1 { "" } else { "s" })?;
         self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_column_names_get_a_suffix_that_is_free() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(unique_names(&names(&["a", "a"])), names(&["a", "a_2"]));
+        assert_eq!(unique_names(&names(&["a", "a_2", "a", "b"])), names(&["a", "a_2", "a_3", "b"]));
+        assert_eq!(unique_names(&names(&["x", "x", "x"])), names(&["x", "x_2", "x_3"]));
+    }
+
+    #[test]
+    fn json_keeps_every_column_of_a_row() {
+        let mut sink = JsonSink { out: std::io::BufWriter::new(Vec::new()), columns: Vec::new(), rows: 0 };
+        sink.columns(&["a".into(), "a".into()]).unwrap();
+        sink.row(vec![Value::from(1), Value::from(2)]).unwrap();
+        sink.finish().unwrap();
+        let text = String::from_utf8(sink.out.into_inner().unwrap()).unwrap();
+        let rows: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(rows, serde_json::json!([{"a": 1, "a_2": 2}]));
     }
 }

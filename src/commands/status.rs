@@ -37,7 +37,8 @@ struct Cost {
 
 /// Runs `audit status`: its exit status, or the error to report.
 pub async fn run(global: &GlobalArgs, args: StatusArgs) -> anyhow::Result<ExitCode> {
-    let store = super::open_existing_store(global).await?;
+    let store = super::open_reading_store(global).await?;
+    super::check_company(&store, args.company.company_id.as_deref()).await?;
     let companies = match &args.company.company_id {
         Some(c) => vec![c.clone()],
         None => store.companies().await?,
@@ -136,6 +137,20 @@ fn print_company(out: &mut impl Write, c: &CompanyStatus) -> anyhow::Result<()> 
         );
     }
     writeln!(out, "{table}")?;
+    let window_only: Vec<&str> = c
+        .streams
+        .iter()
+        .filter(|s| s.last_complete_at.is_none() && s.last_window_at.is_some() && s.walk_kind.is_none())
+        .map(|s| s.stream.as_str())
+        .collect();
+    if !window_only.is_empty() {
+        writeln!(
+            out,
+            "  {} had only --window walks: the trail holds only their recent documents. Run `audit ingest` \
+             without --window once (with --since for a bound) for the history.",
+            window_only.join(", ")
+        )?;
+    }
     // Streams walked otherwise than by the preferred keyset paging: worth knowing.
     for c in c.api.iter().filter(|c| c.name.starts_with("paging:") && c.value != Paging::PREFERRED.as_str()) {
         writeln!(

@@ -38,7 +38,8 @@ pub const CSV_COLUMNS: &[&str] = &[
 
 /// Runs `audit timeline`: its exit status, or the error to report.
 pub async fn run(global: &GlobalArgs, args: TimelineArgs) -> anyhow::Result<ExitCode> {
-    let store = super::open_existing_store(global).await?;
+    let store = super::open_reading_store(global).await?;
+    super::check_company(&store, args.company.company_id.as_deref()).await?;
     let filter = EventFilter { company_id: args.company.company_id.as_deref(), all: args.all, as_of: args.as_of };
     let rows = store.serial_events(&args.serial, &filter).await?;
     if args.tree {
@@ -67,6 +68,22 @@ pub async fn run(global: &GlobalArgs, args: TimelineArgs) -> anyhow::Result<Exit
         if !similar.is_empty() {
             let quoted: Vec<String> = similar.iter().map(|s| format!("{s:?}")).collect();
             msg.push_str(&format!("; did you mean {}?", quoted.join(", ")));
+        }
+        // A company filter that hides the serial says so.
+        if let Some(company) = args.company.company_id.as_deref() {
+            let everywhere = EventFilter { company_id: None, ..filter.clone() };
+            let mut others: Vec<String> =
+                store.serial_events(&args.serial, &everywhere).await?.into_iter().map(|r| r.company_id).collect();
+            others.dedup();
+            others.sort();
+            others.dedup();
+            if !others.is_empty() {
+                msg.push_str(&format!(
+                    "; it is recorded for company {}, which {} {company} hides",
+                    others.join(", "),
+                    super::company_filter_source(company)
+                ));
+            }
         }
         output::note(&msg);
         store.close().await;
@@ -132,7 +149,7 @@ fn print_tables<W: Write>(mut out: W, histories: &[History], all: bool) -> anyho
         let company = if several_companies { format!(", company {}", h.company_id) } else { String::new() };
         // Data from inFlow: shown escaped, like the table's cells.
         let line = format!("{} ({}{company}): {}", h.serial, h.product_label(), h.now.summary);
-        writeln!(out, "{}", output::printable(&line))?;
+        writeln!(out, "{}", output::wrap(&output::printable(&line)))?;
         for line in timeline::genealogy_lines(h) {
             writeln!(out, "  {}", output::printable(&line))?;
         }
@@ -141,6 +158,8 @@ fn print_tables<W: Write>(mut out: W, histories: &[History], all: bool) -> anyho
             header.push("retracted");
         }
         let mut table = output::table(&header);
+        // Narrow: the document's number alone (the event names its kind), before anything wraps.
+        let narrow = output::width().is_some_and(|w| w < 100);
         for entry in &h.events {
             let e = &entry.event;
             let location = if e.location_id.is_some() { place_label(e) } else { String::new() };
@@ -152,7 +171,7 @@ fn print_tables<W: Write>(mut out: W, histories: &[History], all: bool) -> anyho
             let mut row = vec![
                 short_time(e.occurred_at),
                 e.event_type.clone(),
-                format!("{} {}", e.doc_type.replace('_', " "), doc_label(e)),
+                if narrow { doc_label(e) } else { format!("{} {}", e.doc_type.replace('_', " "), doc_label(e)) },
                 location,
                 change,
                 entry.on_hand.to_string(),
@@ -209,7 +228,7 @@ async fn print_tree(
         add_root(&r.company_id, &r.component_product_id, &r.component_product_name);
     }
     if roots.is_empty() {
-        eprintln!("serial {:?} is not in the audit trail", args.serial);
+        output::note(&format!("serial {:?} is not in the audit trail", args.serial));
         return Ok(ExitCode::from(1));
     }
     roots.sort();
@@ -313,7 +332,8 @@ fn print_bills<W: Write>(mut out: W, bills: &[Bill]) -> anyhow::Result<()> {
         }
         let product =
             b.product_name.clone().or_else(|| b.product_id.clone()).unwrap_or_else(|| "unknown product".into());
-        writeln!(out, "{} ({product})", b.serial)?;
+        // Data from inFlow: shown escaped on a terminal.
+        writeln!(out, "{}", output::printable(&format!("{} ({product})", b.serial)))?;
         writeln!(out, "contains:")?;
         print_nodes(&mut out, &b.components, "  ")?;
         writeln!(out, "built into:")?;
@@ -336,7 +356,8 @@ fn print_nodes<W: Write>(out: &mut W, nodes: &[TreeNode], indent: &str) -> anyho
             "line" => ", one of its line's units",
             _ => ", one of its order's units",
         };
-        writeln!(out, "{indent}{} {} ({product})  {order}, {when}{how}", if last { "└─" } else { "├─" }, n.serial)?;
+        let line = format!("{} ({product})  {order}, {when}{how}", n.serial);
+        writeln!(out, "{indent}{} {}", if last { "└─" } else { "├─" }, output::printable(&line))?;
         let deeper = format!("{indent}{}", if last { "   " } else { "│  " });
         print_nodes(out, &n.children, &deeper)?;
     }

@@ -130,6 +130,15 @@ pub enum ClientError {
     )]
     CompanyNotFound { company: String, base_url: String, what: String, checked: &'static str },
 
+    /// The company answers, but this list endpoint does not exist for it, even without paging
+    /// parameters (an account or API version without manufacturing or stock counts, say).
+    #[error(
+        "inFlow answered 404 for {what}, and for `{path}` without paging parameters, while the company answers: \
+         this account does not offer {path}{}",
+        if *stream { "; leave it out of --types" } else { "" }
+    )]
+    Unavailable { what: String, path: String, stream: bool },
+
     #[error("inFlow rejected {what} (HTTP {status}): {body}")]
     Rejected { what: String, status: u16, body: String },
 

@@ -549,6 +549,15 @@ impl<'c> Walk<'c> {
             },
             other => other,
         };
+        if let ClientError::NotFound { what } = &err
+            && self.position.is_start()
+            && self.endpoint_missing().await?
+        {
+            // Locations and products are reference lists every account has; only a document
+            // stream can be left out of a run.
+            let stream = !matches!(self.spec.path, "locations" | "products");
+            return Err(ClientError::Unavailable { what: what.clone(), path: self.spec.path.to_string(), stream });
+        }
         if !self.uses_paging_parameters() {
             return Err(err);
         }
@@ -584,6 +593,22 @@ impl<'c> Walk<'c> {
 
     fn describe_position(&self) -> String {
         self.position.to_string()
+    }
+
+    /// After a 404 on the first page: does the list answer 404 without any paging parameter too?
+    /// Then the endpoint is missing, and no paging mode is to blame. Without paging parameters
+    /// the first page already was that request.
+    async fn endpoint_missing(&self) -> Result<bool, ClientError> {
+        if !self.uses_paging_parameters() {
+            return Ok(true);
+        }
+        let what = format!("GET {} (is the endpoint there, after a 404 on its first page?)", self.spec.path);
+        match self.client.get_array(self.spec.path, &[("count", "1".to_string())], &what).await {
+            Ok(_) => Ok(false),
+            Err(ClientError::NotFound { .. }) => Ok(true),
+            Err(e @ (ClientError::BudgetSpent | ClientError::Stopped)) => Err(e),
+            Err(_) => Ok(false),
+        }
     }
 
     /// Does the document a cursor names still exist? One request, by id.

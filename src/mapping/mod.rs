@@ -122,6 +122,12 @@ impl DocType {
         }
     }
 
+    /// Streams of features an account may not have (manufacturing, stock counts): a default
+    /// ingest skips them, with a warning, when their endpoint is missing.
+    pub fn optional(self) -> bool {
+        matches!(self, DocType::ManufacturingOrder | DocType::StockCount)
+    }
+
     pub fn from_stream(stream: &str) -> Option<DocType> {
         DocType::ALL.into_iter().find(|t| t.stream() == stream)
     }

@@ -1,16 +1,19 @@
 //! Ad-hoc read-only SQL for `audit sql`: any query, either engine, rows streamed as JSON values.
 //!
 //! Read-only is enforced by the database, not by inspecting the text. SQLite runs the query on a
-//! connection opened read-only. Postgres runs it in a `READ ONLY` transaction, as the database's
-//! own read-only role (`SET LOCAL ROLE`), inside `audit_sql_rows()`, a `SECURITY DEFINER`
-//! function owned by that role: Postgres refuses to change the role inside such a function, so
-//! the query cannot switch back, even on a superuser's connection (migration V6 sets it up where
-//! the migrating user may create roles; otherwise every run says so). Both engines stop a query
-//! at the timeout: Postgres by its `statement_timeout`, SQLite by a progress handler.
+//! connection opened read-only with `query_only` on, after its own parser has said the text is one
+//! statement. Postgres runs it in a `READ ONLY` transaction, as the database's own read-only role
+//! (`SET LOCAL ROLE`), opened as a cursor by `audit_sql_open()` and read a batch at a time by
+//! `audit_sql_fetch()`, `SECURITY DEFINER` functions owned by that role: Postgres refuses to
+//! change the role inside such a function, so the query cannot switch back, even on a
+//! superuser's connection (migrations V6 and V11 set it up where the migrating user may create
+//! roles; otherwise every run says so). Both engines stop a query once the database has worked
+//! on it for the timeout (Postgres by a `statement_timeout` per fetch, SQLite by a progress
+//! handler); the time spent writing rows out does not count.
 //!
-//! A look at the text adds what the database cannot: one statement only (SQLite would run them
-//! all), a friendlier message for the common case of a write, and a refusal of Postgres functions
-//! known to act outside the transaction (a second layer, not the wall).
+//! A look at the text adds what the database cannot: one statement only on Postgres, a
+//! friendlier message for the common case of a write, and a refusal of Postgres functions known
+//! to act outside the transaction, Unicode escapes decoded (a second layer, not the wall).
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -31,7 +34,15 @@ pub trait RowSink {
     /// The column names, once, before any row (also when there is none).
     fn columns(&mut self, columns: &[String]) -> std::io::Result<()>;
     fn row(&mut self, values: Vec<Value>) -> std::io::Result<()>;
+    /// Writes out what is buffered: called when the database pauses (between two fetches) and
+    /// now and then, so that a reader sees rows as they come.
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
+
+/// How often rows are flushed to the reader while they stream in.
+const FLUSH_EVERY: Duration = Duration::from_millis(200);
 
 /// What made a query read-only.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,8 +68,11 @@ impl Guard {
                 "An administrator fixes this once, in this database: CREATE ROLE \"{reader}\" NOLOGIN; \
                  GRANT SELECT ON ALL TABLES IN SCHEMA \"{schema}\" TO \"{reader}\"; \
                  ALTER DEFAULT PRIVILEGES FOR ROLE \"{user}\" IN SCHEMA \"{schema}\" GRANT SELECT ON TABLES TO \"{reader}\"; \
-                 ALTER FUNCTION \"{schema}\".audit_sql_rows(text) OWNER TO \"{reader}\"; \
-                 GRANT EXECUTE ON FUNCTION \"{schema}\".audit_sql_rows(text) TO \"{user}\"; \
+                 GRANT SELECT ON \"{schema}\".refinery_schema_history TO \"{reader}\"; \
+                 ALTER FUNCTION \"{schema}\".audit_sql_open(text) OWNER TO \"{reader}\"; \
+                 ALTER FUNCTION \"{schema}\".audit_sql_fetch(integer) OWNER TO \"{reader}\"; \
+                 GRANT EXECUTE ON FUNCTION \"{schema}\".audit_sql_open(text) TO \"{user}\"; \
+                 GRANT EXECUTE ON FUNCTION \"{schema}\".audit_sql_fetch(integer) TO \"{user}\"; \
                  GRANT \"{reader}\" TO \"{user}\"; (README, section Security)"
             )
         };
@@ -89,6 +103,8 @@ pub enum QueryError {
     Refused(String),
     #[error("writing the result failed")]
     Output(#[source] std::io::Error),
+    #[error(transparent)]
+    Several(#[from] MultipleStatements),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -272,7 +288,8 @@ pub fn check_single_statement(sql: &str, dialect: Dialect) -> Result<(), Multipl
 pub struct MultipleStatements;
 
 /// Postgres functions that act outside the transaction (on other sessions, the server, files,
-/// other databases), which a read-only transaction does not stop.
+/// other databases), which a read-only transaction does not stop, and functions that run SQL
+/// given as text (which a look at the text cannot see into).
 const SIDE_EFFECT_FUNCTIONS: &[&str] = &[
     "pg_terminate_backend",
     "pg_cancel_backend",
@@ -283,31 +300,146 @@ const SIDE_EFFECT_FUNCTIONS: &[&str] = &[
     "pg_create_restore_point",
     "pg_log_backend_memory_contexts",
     "pg_file_write",
+    "pg_stat_file",
     "lo_import",
     "lo_export",
     "dblink",
     "dblink_exec",
     "dblink_connect",
     "dblink_send_query",
+    "query_to_xml",
+    "query_to_xmlschema",
+    "query_to_xml_and_xmlschema",
+    "ts_stat",
+    "ts_rewrite",
 ];
 
+/// Families of such functions, by the start of their names.
+const SIDE_EFFECT_PREFIXES: &[&str] =
+    &["pg_stat_reset", "pg_read_", "pg_ls_", "pg_create_", "pg_drop_", "pg_replication_", "pg_file_"];
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error(
-    "audit sql refuses {0}(): it acts outside the read-only transaction. To give people ad-hoc SQL safely, \
-     connect them as a database role that may only SELECT"
-)]
-pub struct SideEffectRefused(pub String);
+pub enum SideEffectRefused {
+    #[error(
+        "audit sql refuses {0}(): it acts outside the read-only transaction, or runs SQL given as text. To give \
+         people ad-hoc SQL safely, connect them as a database role that may only SELECT"
+    )]
+    Function(String),
+    #[error(
+        "audit sql cannot read this U& (Unicode escape) text: {0}; write the name or string without U&, or set \
+         up the read-only role (README, section Security)"
+    )]
+    UnicodeEscape(String),
+}
 
 /// Refuses any mention of the functions in [`SIDE_EFFECT_FUNCTIONS`], quoted or not: Postgres
-/// can call a quoted name (`"pg_cancel_backend"(0)`), and its quoting (`E'\''`, `$$`, arrays in
-/// brackets) is not SQLite's. A mention in a string or comment is refused too; that is rare, and
-/// a guess that misses is worse. Best effort: a role that may only SELECT is the real guard.
-pub fn check_no_side_effects(sql: &str) -> Result<(), SideEffectRefused> {
-    let words = sql.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'));
-    match words.map(str::to_ascii_lowercase).find(|w| SIDE_EFFECT_FUNCTIONS.contains(&w.as_str())) {
-        Some(f) => Err(SideEffectRefused(f)),
+/// can call a quoted name (`"pg_cancel_backend"(0)`) or one spelled with Unicode escapes
+/// (`U&"pg\005fcancel\005fbackend"`, decoded here first), and its quoting (`E'\''`, `$$`, arrays
+/// in brackets) is not SQLite's. A mention in a string or comment is refused too; that is rare,
+/// and a guess that misses is worse. Best effort: a role that may only SELECT is the real guard.
+pub fn check_no_side_effects(sql: &str, dialect: Dialect) -> Result<(), SideEffectRefused> {
+    let decoded = match dialect {
+        Dialect::Postgres => decode_unicode_escapes(sql)?,
+        Dialect::Sqlite => sql.to_string(),
+    };
+    let words = decoded.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'));
+    let refused = |w: &str| SIDE_EFFECT_FUNCTIONS.contains(&w) || SIDE_EFFECT_PREFIXES.iter().any(|p| w.starts_with(p));
+    match words.map(str::to_ascii_lowercase).find(|w| refused(w)) {
+        Some(f) => Err(SideEffectRefused::Function(f)),
         None => Ok(()),
     }
+}
+
+/// The text with each Postgres `U&'...'` string and `U&"..."` identifier (and its `UESCAPE 'c'`
+/// clause) replaced by what it spells, quotes kept: `\XXXX` and `\+XXXXXX` are code points, the
+/// escape character doubled is itself. Postgres's own rules; what does not follow them is refused
+/// rather than guessed at.
+fn decode_unicode_escapes(sql: &str) -> Result<String, SideEffectRefused> {
+    let bad = |why: &str| SideEffectRefused::UnicodeEscape(why.to_string());
+    let chars: Vec<char> = sql.chars().collect();
+    let word_char = |c: char| c.is_alphanumeric() || c == '_' || c == '$';
+    let mut out = String::with_capacity(sql.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let starts = matches!(chars[i], 'u' | 'U')
+            && chars.get(i + 1) == Some(&'&')
+            && matches!(chars.get(i + 2), Some('\'' | '"'))
+            && (i == 0 || !word_char(chars[i - 1]));
+        if !starts {
+            out.push(chars[i]);
+            i += 1;
+            continue;
+        }
+        let quote = chars[i + 2];
+        // The body, with doubled quotes as one.
+        let mut body = Vec::new();
+        let mut j = i + 3;
+        loop {
+            match chars.get(j) {
+                None => return Err(bad("an unterminated U& quote")),
+                Some(&c) if c == quote && chars.get(j + 1) == Some(&quote) => {
+                    body.push(c);
+                    j += 2;
+                }
+                Some(&c) if c == quote => {
+                    j += 1;
+                    break;
+                }
+                Some(&c) => {
+                    body.push(c);
+                    j += 1;
+                }
+            }
+        }
+        // An optional UESCAPE 'c' after it.
+        let mut escape = '\\';
+        let mut k = j;
+        while chars.get(k).is_some_and(|c| c.is_whitespace()) {
+            k += 1;
+        }
+        let keyword: String = chars.iter().skip(k).take(7).collect();
+        if keyword.eq_ignore_ascii_case("uescape") && !chars.get(k + 7).is_some_and(|&c| word_char(c)) {
+            k += 7;
+            while chars.get(k).is_some_and(|c| c.is_whitespace()) {
+                k += 1;
+            }
+            match (chars.get(k), chars.get(k + 1), chars.get(k + 2)) {
+                (Some('\''), Some(&c), Some('\'')) if c != '\'' => {
+                    escape = c;
+                    j = k + 3;
+                }
+                _ => return Err(bad("a UESCAPE clause that is not one character in quotes")),
+            }
+        }
+        if escape.is_ascii_hexdigit() || matches!(escape, '+' | '\'' | '"') || escape.is_whitespace() {
+            return Err(bad("an escape character Postgres does not accept"));
+        }
+        out.push(quote);
+        let mut b = 0;
+        while b < body.len() {
+            if body[b] != escape {
+                out.push(body[b]);
+                b += 1;
+                continue;
+            }
+            if body.get(b + 1) == Some(&escape) {
+                out.push(escape);
+                b += 2;
+                continue;
+            }
+            let (digits, skip) = if body.get(b + 1) == Some(&'+') { (6, 2) } else { (4, 1) };
+            let hex: String = body.iter().skip(b + skip).take(digits).collect();
+            if hex.len() != digits || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+                return Err(bad("an escape that is not followed by 4 (or + and 6) hexadecimal digits"));
+            }
+            let code = u32::from_str_radix(&hex, 16).map_err(|_| bad("a bad escape"))?;
+            out.push(char::from_u32(code).ok_or_else(|| bad("an escape of no character (a surrogate half?)"))?);
+            b += skip + digits;
+        }
+        out.push(quote);
+        i = j;
+    }
+    Ok(out)
 }
 
 /// Replaces each `:name` outside strings, quoted identifiers and comments with the value as a
@@ -355,122 +487,287 @@ pub fn substitute_params(sql: &str, params: &[(String, String)], dialect: Dialec
 }
 
 /// How `audit sql` may run on this Postgres database: the read-only role's name, the owner of
-/// `audit_sql_rows()` (if it exists and the user may call it) and whether it is a superuser,
+/// `audit_sql_fetch()` (if it exists and the user may call it) and whether it is a superuser,
 /// whether the user may switch to the read-only role, and who the user is.
 const PG_GUARD: &str = "SELECT audit_sql_role_name(), r.rolname::text, r.rolsuper, \
      COALESCE(pg_has_role(current_user, r.oid, 'MEMBER'), false), current_user::text, \
      COALESCE(n.nspname, current_schema())::text \
-     FROM (SELECT to_regprocedure('audit_sql_rows(text)') AS f) x \
+     FROM (SELECT to_regprocedure('audit_sql_fetch(integer)') AS f) x \
      LEFT JOIN pg_proc p ON p.oid = x.f AND has_function_privilege(x.f, 'EXECUTE') \
      LEFT JOIN pg_roles r ON r.oid = p.proowner \
      LEFT JOIN pg_namespace n ON n.oid = p.pronamespace";
 
+/// Rows per fetch on Postgres: what the server and audit hold at a time.
+const PG_BATCH: i32 = 1000;
+
+/// The time a query may take, counted only while audit waits for the database: the time spent
+/// writing rows out (to a slow `| less`, say) is not the query's.
+struct Budget {
+    limit: Duration,
+    /// Nanoseconds since `start` after which the query is stopped; pushed back by each write.
+    deadline: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    start: std::time::Instant,
+    /// Postgres: time the fetches took so far.
+    spent: Duration,
+}
+
+impl Budget {
+    fn new(limit: Duration) -> Budget {
+        let nanos = u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX);
+        Budget {
+            limit,
+            deadline: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(nanos)),
+            start: std::time::Instant::now(),
+            spent: Duration::ZERO,
+        }
+    }
+
+    /// For SQLite's progress handler: whether the query may go on.
+    fn check(&self) -> impl FnMut() -> bool + Send + 'static {
+        let (deadline, start) = (self.deadline.clone(), self.start);
+        move || {
+            let now = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            now < deadline.load(std::sync::atomic::Ordering::Relaxed)
+        }
+    }
+
+    /// Runs `write` without counting its time.
+    fn paused<T>(&self, write: impl FnOnce() -> T) -> T {
+        let before = std::time::Instant::now();
+        let out = write();
+        let nanos = u64::try_from(before.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.deadline.fetch_add(nanos, std::sync::atomic::Ordering::Relaxed);
+        out
+    }
+
+    /// What is left for the next Postgres statement, as a `statement_timeout` value; `None` when
+    /// nothing is.
+    fn remaining(&self) -> Option<String> {
+        let left = self.limit.checked_sub(self.spent).filter(|d| !d.is_zero())?;
+        Some(format!("{}ms", left.as_millis().max(1)))
+    }
+}
+
+/// Whether SQLite reads `sql` as one statement (and nothing but comments after it), as it
+/// prepares it: text splitting can be fooled by its tokens (`$name(...)` parameters may hold
+/// quotes and semicolons), its own parser cannot. A text whose first statement does not
+/// prepare passes: running it reports the error.
+#[allow(unsafe_code)] // sqlite3_prepare_v2's tail pointer is the only way to ask SQLite itself.
+fn sqlite_single_statement(handle: std::ptr::NonNull<libsqlite3_sys::sqlite3>, sql: &str) -> bool {
+    use libsqlite3_sys::{SQLITE_OK, sqlite3_finalize, sqlite3_prepare_v2};
+    let bytes = sql.as_bytes();
+    let (mut offset, mut statements) = (0usize, 0);
+    while offset < bytes.len() {
+        let rest = &bytes[offset..];
+        let Ok(len) = std::os::raw::c_int::try_from(rest.len()) else { return false };
+        let mut stmt = std::ptr::null_mut();
+        let mut tail = std::ptr::null();
+        // SAFETY: the handle is locked for this connection (no other call runs on it), `rest`
+        // outlives the call and its length is given, and the statement is finalized at once.
+        let rc = unsafe {
+            let rc = sqlite3_prepare_v2(handle.as_ptr(), rest.as_ptr().cast(), len, &mut stmt, &mut tail);
+            if !stmt.is_null() {
+                sqlite3_finalize(stmt);
+            }
+            rc
+        };
+        if rc != SQLITE_OK {
+            // A later statement that does not even prepare is a later statement all the same.
+            return statements == 0;
+        }
+        if stmt.is_null() {
+            // Only whitespace and comments were left.
+            break;
+        }
+        statements += 1;
+        if statements > 1 {
+            return false;
+        }
+        let used = (tail as usize).saturating_sub(rest.as_ptr() as usize);
+        if used == 0 {
+            break;
+        }
+        offset += used;
+    }
+    true
+}
+
+/// Whether Postgres accepts `sql` in `DECLARE ... CURSOR FOR` (EXPLAIN and SHOW it does not).
+fn declarable(sql: &str) -> bool {
+    let keyword: String = strip_leading_comments(sql).chars().take_while(|c| c.is_ascii_alphabetic()).collect();
+    !matches!(keyword.to_ascii_lowercase().as_str(), "explain" | "show")
+}
+
 impl Store {
     /// Runs one query without any possibility of changing the database, handing the rows to
-    /// `sink` as they arrive, and stops it after `timeout`.
+    /// `sink` as they arrive, and stops it once the database has worked on it for `timeout`
+    /// (the time the sink takes to write rows out does not count).
     pub async fn read_only_query(
         &self,
         sql: &str,
         timeout: Duration,
         sink: &mut dyn RowSink,
     ) -> Result<(), QueryError> {
+        let budget = Budget::new(timeout);
+        match &self.pool {
+            Pool::Sqlite(_) => self.sqlite_read_only_query(sql, timeout, budget, sink).await,
+            Pool::Postgres(pool) => postgres_read_only_query(pool, sql, timeout, budget, sink).await,
+        }
+    }
+
+    /// [`Store::read_only_query`] on SQLite: a read-only connection of its own.
+    async fn sqlite_read_only_query(
+        &self,
+        sql: &str,
+        timeout: Duration,
+        budget: Budget,
+        sink: &mut dyn RowSink,
+    ) -> Result<(), QueryError> {
         let what = || "running the query".to_string();
         let statement = sqlx::AssertSqlSafe(sql.to_string());
-        let failed = |e: sqlx::Error| query_failure(e, timeout);
-        match &self.pool {
-            Pool::Sqlite(_) => {
-                let options =
-                    super::quiet_slow_statements(SqliteConnectOptions::from_str(self.url().expose()).context(what)?)
-                        .read_only(true);
-                let mut conn = sqlx::SqliteConnection::connect_with(&options).await.context(what)?;
-                // Checked every few thousand virtual machine steps: a query that runs past the
-                // deadline (an endless recursive CTE, say) is interrupted.
-                let deadline = std::time::Instant::now() + timeout;
-                conn.lock_handle()
-                    .await
-                    .context(what)?
-                    .set_progress_handler(1000, move || std::time::Instant::now() < deadline);
-                sink.guard(&Guard::ReadOnlyFile);
-                let mut announced = false;
-                {
-                    let mut rows = sqlx::query(statement).fetch(&mut conn);
-                    while let Some(row) = rows.try_next().await.map_err(failed)? {
-                        if !announced {
-                            sink.columns(&columns(&row)).map_err(QueryError::Output)?;
-                            announced = true;
-                        }
-                        sink.row(sqlite_values(&row)).map_err(QueryError::Output)?;
-                    }
-                }
-                if !announced {
-                    let names: Result<Vec<String>, _> =
-                        described(&mut conn, sql).await.map(|c| c.into_iter().map(|(n, _)| n).collect());
-                    sink.columns(&names.unwrap_or_default()).map_err(QueryError::Output)?;
-                }
-                conn.close().await.ok();
-                Ok(())
+        let failed = |e: sqlx::Error| query_failure(e, timeout, sql);
+        // Read-only twice over: the file is opened read-only, and query_only refuses any
+        // change (VACUUM INTO, a pragma) that a read-only file would still allow.
+        let options = super::quiet_slow_statements(SqliteConnectOptions::from_str(self.url().expose()).context(what)?)
+            .pragma("query_only", "ON");
+        let options = super::read_only_sqlite_options(options).await.context(what)?;
+        let mut conn = sqlx::SqliteConnection::connect_with(&options).await.context(what)?;
+        {
+            let mut handle = conn.lock_handle().await.context(what)?;
+            // SQLite runs every statement of a text: ask its parser how many there are.
+            if !sqlite_single_statement(handle.as_raw_handle(), sql) {
+                return Err(QueryError::Several(MultipleStatements));
             }
-            Pool::Postgres(pool) => {
-                let mut tx = pool.begin().await.context(what)?;
-                sqlx::query("SET TRANSACTION READ ONLY").execute(&mut *tx).await.context(what)?;
-                sqlx::query("SELECT set_config('statement_timeout', $1, true)")
-                    .bind(format!("{}ms", timeout.as_millis().max(1)))
-                    .execute(&mut *tx)
-                    .await
-                    .context(what)?;
-                let guard = pg_guard(&mut tx).await?;
-                sink.guard(&guard);
-                if matches!(guard, Guard::OwnRights { .. }) {
-                    let mut announced = false;
-                    {
-                        let mut rows = sqlx::query(statement).fetch(&mut *tx);
-                        while let Some(row) = rows.try_next().await.map_err(failed)? {
-                            if !announced {
-                                sink.columns(&columns(&row)).map_err(QueryError::Output)?;
-                                announced = true;
-                            }
-                            sink.row(pg_values(&row)).map_err(QueryError::Output)?;
-                        }
-                    }
-                    if !announced {
-                        let names: Result<Vec<String>, _> =
-                            described(&mut *tx, sql).await.map(|c| c.into_iter().map(|(n, _)| n).collect());
-                        sink.columns(&names.unwrap_or_default()).map_err(QueryError::Output)?;
-                    }
-                } else {
-                    // Names and types from the statement's description (which runs nothing), the
-                    // values from the rows' JSON. A statement that cannot be described fails here
-                    // with the server's message, as running it would.
-                    let described = described(&mut *tx, sql).await.map_err(failed)?;
-                    let names: Vec<String> = described.iter().map(|(n, _)| n.clone()).collect();
-                    sink.columns(&names).map_err(QueryError::Output)?;
-                    let mut rows = sqlx::query_scalar::<_, sqlx::types::Json<OrderedRow>>("SELECT audit_sql_rows($1)")
-                        .bind(sql)
-                        .fetch(&mut *tx);
-                    while let Some(row) = rows.try_next().await.map_err(failed)? {
-                        let values = row
-                            .0
-                            .0
-                            .iter()
-                            .enumerate()
-                            .map(|(i, (_, value))| pg_json_value(described.get(i).map(|(_, t)| t.as_str()), value))
-                            .collect();
-                        sink.row(values).map_err(QueryError::Output)?;
-                    }
+            // Checked every thousand virtual machine steps: a query that runs past its
+            // time (an endless recursive CTE, say) is interrupted.
+            handle.set_progress_handler(1000, budget.check());
+        }
+        sink.guard(&Guard::ReadOnlyFile);
+        let mut announced = false;
+        let mut flushed = std::time::Instant::now();
+        {
+            let mut rows = sqlx::query(statement).fetch(&mut conn);
+            while let Some(row) = rows.try_next().await.map_err(failed)? {
+                if !announced {
+                    sink.columns(&columns(&row)).map_err(QueryError::Output)?;
+                    announced = true;
                 }
-                tx.rollback().await.context(what)?;
-                Ok(())
+                budget.paused(|| sink.row(sqlite_values(&row))).map_err(QueryError::Output)?;
+                if flushed.elapsed() >= FLUSH_EVERY {
+                    budget.paused(|| sink.flush()).map_err(QueryError::Output)?;
+                    flushed = std::time::Instant::now();
+                }
             }
         }
+        if !announced {
+            let names: Result<Vec<String>, _> =
+                described(&mut conn, sql).await.map(|c| c.into_iter().map(|(n, _)| n).collect());
+            sink.columns(&names.unwrap_or_default()).map_err(QueryError::Output)?;
+        }
+        conn.close().await.ok();
+        Ok(())
     }
 }
 
-/// Why a query failed, as `audit sql` tells it: out of time, refused, or the database's error.
-fn query_failure(e: sqlx::Error, timeout: Duration) -> QueryError {
-    // SQLite: SQLITE_INTERRUPT, from the progress handler; Postgres: query_canceled by
-    // statement_timeout.
+/// [`Store::read_only_query`] on Postgres: a READ ONLY transaction, as the reader role when it
+/// may be taken, with the time left given to each statement.
+async fn postgres_read_only_query(
+    pool: &sqlx::PgPool,
+    sql: &str,
+    timeout: Duration,
+    budget: Budget,
+    sink: &mut dyn RowSink,
+) -> Result<(), QueryError> {
+    let what = || "running the query".to_string();
+    let statement = sqlx::AssertSqlSafe(sql.to_string());
+    let failed = |e: sqlx::Error| query_failure(e, timeout, sql);
+    let mut tx = pool.begin().await.context(what)?;
+    sqlx::query("SET TRANSACTION READ ONLY").execute(&mut *tx).await.context(what)?;
+    let guard = pg_guard(&mut tx).await?;
+    sink.guard(&guard);
+    // Each statement gets what is left of the time; only the database's time counts.
+    let mut budget = budget;
+    macro_rules! timed {
+        ($query:expr) => {{
+            let left = budget.remaining().ok_or(QueryError::Timeout(timeout))?;
+            sqlx::query("SELECT set_config('statement_timeout', $1, true)")
+                .bind(left)
+                .execute(&mut *tx)
+                .await
+                .context(what)?;
+            let began = std::time::Instant::now();
+            let out = $query.await.map_err(failed);
+            budget.spent += began.elapsed();
+            out?
+        }};
+    }
+    // Names and types from the statement's description (which runs nothing); a
+    // statement that cannot be described fails here with the server's message.
+    let described = timed!(described(&mut *tx, sql));
+    let names: Vec<String> = described.iter().map(|(n, _)| n.clone()).collect();
+    sink.columns(&names).map_err(QueryError::Output)?;
+    match guard {
+        Guard::OwnRights { .. } if declarable(sql) => {
+            let declare = format!("DECLARE audit_sql_cursor NO SCROLL CURSOR FOR {sql}");
+            timed!(sqlx::query(sqlx::AssertSqlSafe(declare)).execute(&mut *tx));
+            loop {
+                let rows = timed!(
+                    sqlx::query(sqlx::AssertSqlSafe(format!("FETCH {PG_BATCH} FROM audit_sql_cursor")))
+                        .fetch_all(&mut *tx)
+                );
+                for row in &rows {
+                    sink.row(pg_values(row)).map_err(QueryError::Output)?;
+                }
+                sink.flush().map_err(QueryError::Output)?;
+                if rows.len() < PG_BATCH as usize {
+                    break;
+                }
+            }
+        }
+        Guard::OwnRights { .. } => {
+            // EXPLAIN and SHOW: a few rows, read as they come.
+            let rows = timed!(sqlx::query(statement).fetch_all(&mut *tx));
+            for row in &rows {
+                sink.row(pg_values(row)).map_err(QueryError::Output)?;
+            }
+        }
+        _ => {
+            // The values from the rows' JSON, typed by the description.
+            timed!(sqlx::query("SELECT audit_sql_open($1)").bind(sql).execute(&mut *tx));
+            loop {
+                let rows = timed!(
+                    sqlx::query_scalar::<_, sqlx::types::Json<OrderedRow>>("SELECT audit_sql_fetch($1)")
+                        .bind(PG_BATCH)
+                        .fetch_all(&mut *tx)
+                );
+                for row in &rows {
+                    let values = row
+                        .0
+                        .0
+                        .iter()
+                        .enumerate()
+                        .map(|(i, (_, value))| pg_json_value(described.get(i).map(|(_, t)| t.as_str()), value))
+                        .collect();
+                    sink.row(values).map_err(QueryError::Output)?;
+                }
+                sink.flush().map_err(QueryError::Output)?;
+                if rows.len() < PG_BATCH as usize {
+                    break;
+                }
+            }
+        }
+    }
+    tx.rollback().await.context(what)?;
+    Ok(())
+}
+
+/// Why a query failed, as `audit sql` tells it: out of time, refused, or the database's error
+/// (with the line it points at).
+fn query_failure(e: sqlx::Error, timeout: Duration, sql: &str) -> QueryError {
     let timed_out = match &e {
         sqlx::Error::Database(db) => {
+            // SQLite: SQLITE_INTERRUPT, from the progress handler; Postgres: query_canceled by
+            // statement_timeout.
             db.code().as_deref() == Some("9")
                 || (db.code().as_deref() == Some("57014") && db.message().contains("statement timeout"))
         }
@@ -479,17 +776,24 @@ fn query_failure(e: sqlx::Error, timeout: Duration) -> QueryError {
     if timed_out {
         return QueryError::Timeout(timeout);
     }
-    // What audit_sql_rows() says of a statement that returns no rows (a write in a CTE).
-    if let sqlx::Error::Database(db) = &e
-        && db.message().starts_with("cannot open ")
-        && db.message().ends_with(" query as cursor")
-    {
-        return QueryError::Refused(db.message().to_string());
+    if let sqlx::Error::Database(db) = &e {
+        // What the cursor functions say of a statement that returns no rows (a write in a CTE),
+        // and what DECLARE says of a write.
+        if (db.message().starts_with("cannot open ") && db.message().ends_with(" query as cursor"))
+            || db.message().contains("must not contain data-modifying statements")
+        {
+            return QueryError::Refused(db.message().to_string());
+        }
+        if let Some(line) = pg_error_line(db.as_ref(), sql) {
+            return QueryError::Store(
+                Err::<(), _>(e).context(|| format!("running the query (at line {line})")).unwrap_err(),
+            );
+        }
     }
     QueryError::Store(Err::<(), _>(e).context(|| "running the query".to_string()).unwrap_err())
 }
 
-/// How a Postgres query is kept from writing: the read-only role audit sql's function runs as,
+/// How a Postgres query is kept from writing: the read-only role audit sql's functions run as,
 /// taken when the user may; see [`Guard`].
 async fn pg_guard(tx: &mut sqlx::PgConnection) -> Result<Guard, QueryError> {
     type GuardRow = (String, Option<String>, Option<bool>, bool, String, String);
@@ -510,6 +814,15 @@ async fn pg_guard(tx: &mut sqlx::PgConnection) -> Result<Guard, QueryError> {
             .context(|| "running the query".into())?;
     }
     Ok(guard)
+}
+
+/// The line of the query a Postgres error points at (syntax errors carry a character position).
+fn pg_error_line(db: &dyn sqlx::error::DatabaseError, sql: &str) -> Option<usize> {
+    let pg = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()?;
+    let sqlx::postgres::PgErrorPosition::Original(position) = pg.position()? else { return None };
+    // A 1-based position in characters.
+    let before: String = sql.chars().take(position.saturating_sub(1)).collect();
+    Some(before.matches('\n').count() + 1)
 }
 
 fn columns<R: Row>(row: &R) -> Vec<String> {
@@ -697,21 +1010,50 @@ mod tests {
 
     #[test]
     fn functions_that_act_outside_the_transaction_are_refused() {
+        let check = |sql: &str| check_no_side_effects(sql, Dialect::Postgres);
         assert_eq!(
-            check_no_side_effects("SELECT PG_TERMINATE_BACKEND (pid) FROM pg_stat_activity"),
-            Err(SideEffectRefused("pg_terminate_backend".into()))
+            check("SELECT PG_TERMINATE_BACKEND (pid) FROM pg_stat_activity"),
+            Err(SideEffectRefused::Function("pg_terminate_backend".into()))
         );
-        assert!(check_no_side_effects("select dblink_exec('x', 'delete from t')").is_err());
+        assert!(check("select dblink_exec('x', 'delete from t')").is_err());
         // Quoted names and Postgres quoting the splitter does not know do not hide them.
         for sneaky in [
             "SELECT \"pg_cancel_backend\"(0)",
             "SELECT ARRAY[pg_terminate_backend(pid)] FROM pg_stat_activity",
             "SELECT E'\\'', pg_terminate_backend(pid), ''' ' FROM pg_stat_activity",
         ] {
-            assert!(check_no_side_effects(sneaky).is_err(), "{sneaky}");
+            assert!(check(sneaky).is_err(), "{sneaky}");
         }
         // Part of another word, a name is harmless.
-        assert_eq!(check_no_side_effects("select my_dblink_count, pg_cancel_backends from t"), Ok(()));
+        assert_eq!(check("select my_dblink_count, pg_cancel_backends from t"), Ok(()));
+        assert_eq!(check("select pg_stat_activity, xpg_ls_dir from t"), Ok(()));
+    }
+
+    #[test]
+    fn unicode_escapes_are_read_as_postgres_reads_them() {
+        let check = |sql: &str| check_no_side_effects(sql, Dialect::Postgres);
+        for sneaky in [
+            r#"SELECT U&"pg\005fterminate\005fbackend"(pid) FROM pg_stat_activity"#,
+            r#"SELECT u&"pg\+00005fcancel\+00005fbackend"(0)"#,
+            r#"SELECT U&"pg!005fterminate!005fbackend" UESCAPE '!' (pid) FROM pg_stat_activity"#,
+            r#"SELECT U&"\0070\0067_read_file"('/etc/passwd')"#,
+            r#"SELECT query_to_xml(U&'select pg\005fsleep(1)', true, true, '')"#,
+        ] {
+            assert!(matches!(check(sneaky), Err(SideEffectRefused::Function(_))), "{sneaky}");
+        }
+        assert_eq!(
+            decode_unicode_escapes(r#"select U&"d\0061t\+000061" , U&'it''s \\ x' uescape '\'"#).unwrap(),
+            r#"select "data" , 'it's \ x'"#
+        );
+        // Not U&: part of a word, or no quote after it.
+        assert_eq!(decode_unicode_escapes("select xu&'a', u & 'b'").unwrap(), "select xu&'a', u & 'b'");
+        for unreadable in
+            [r#"select U&"\zzzz""#, r#"select U&"\d800""#, r#"select U&"x" UESCAPE '+'"#, "select U&'open"]
+        {
+            assert!(matches!(check(unreadable), Err(SideEffectRefused::UnicodeEscape(_))), "{unreadable}");
+        }
+        // SQLite has no U& syntax: the text is read as it is.
+        assert_eq!(check_no_side_effects(r#"select U&"\zzzz""#, Dialect::Sqlite), Ok(()));
     }
 
     #[test]

@@ -88,6 +88,21 @@ pub enum StoreError {
         supported: i32,
     },
 
+    #[error(
+        "the database schema is at version {found}, older than this build of audit reads (version {supported}), \
+         and bringing it up to date failed; run `audit migrate` once as a user who may write the database"
+    )]
+    /// The schema is older than this build and could not be brought up to date (a read-only file).
+    SchemaBehind {
+        /// The version the database is at.
+        found: i32,
+        /// The version this build reads.
+        supported: i32,
+        /// Why migrating failed.
+        #[source]
+        source: Box<StoreError>,
+    },
+
     /// A migration failed (it rolled back).
     #[error("migrating the database schema failed")]
     Migration(#[from] refinery_core::Error),
@@ -176,6 +191,42 @@ async fn connect_sqlite(pool: SqlitePoolOptions, options: SqliteConnectOptions) 
     }
 }
 
+/// The options of a read-only SQLite connection that works. A database whose directory is
+/// read-only cannot be read that way once its WAL index is gone (SQLite would have to create
+/// it): it is then opened as immutable, which is what such a file is to this process.
+pub(crate) async fn read_only_sqlite_options(
+    options: SqliteConnectOptions,
+) -> Result<SqliteConnectOptions, sqlx::Error> {
+    async fn probe(options: &SqliteConnectOptions) -> Result<(), sqlx::Error> {
+        let mut conn = sqlx::SqliteConnection::connect_with(options).await?;
+        let read = sqlx::query("SELECT 1 FROM sqlite_schema LIMIT 1").execute(&mut conn).await;
+        conn.close().await.ok();
+        read.map(|_| ())
+    }
+    let options = options.read_only(true);
+    match probe(&options).await {
+        Ok(()) => Ok(options),
+        Err(e) if cannot_open(&e) => {
+            let immutable = options.immutable(true);
+            probe(&immutable).await?;
+            Ok(immutable)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// SQLITE_CANTOPEN (14) and SQLITE_READONLY (8), as a read-only directory gives them.
+fn cannot_open(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => {
+            let code = db.code();
+            let primary = code.as_deref().and_then(|c| c.parse::<i32>().ok()).map(|c| c & 0xff);
+            matches!(primary, Some(14 | 8))
+        }
+        _ => false,
+    }
+}
+
 /// Opens a write transaction the way each engine wants it.
 pub(crate) trait WritePool {
     type Db: sqlx::Database;
@@ -216,6 +267,41 @@ impl Store {
         let store = Store::connect(url).await?;
         store.ensure_schema().await?;
         Ok(store)
+    }
+
+    /// Connects for a command that only reads: on SQLite a read-only connection, which works on
+    /// a read-only file or directory too. A schema that is behind is brought up to date first
+    /// (that needs write access once); a newer one is refused.
+    pub async fn open_read_only(url: &DatabaseUrl) -> Result<Store, StoreError> {
+        if url.backend() != Backend::Sqlite {
+            return Store::open(url).await;
+        }
+        let connect_err = |source| StoreError::Connect { backend: url.backend().name(), url: url.redacted(), source };
+        let options = quiet_slow_statements(SqliteConnectOptions::from_str(url.expose()).map_err(connect_err)?)
+            .pragma("cache_size", "-8192")
+            .pragma("query_only", "ON");
+        let options = read_only_sqlite_options(options).await.map_err(connect_err)?;
+        let pool = SqlitePoolOptions::new().max_connections(1).connect_with(options).await.map_err(connect_err)?;
+        let store = Store { pool: Pool::Sqlite(pool), url: url.clone() };
+        let latest = migrate::latest_version();
+        match store.schema_version().await? {
+            Some(v) if v == latest => Ok(store),
+            Some(v) if v > latest => Err(StoreError::SchemaTooNew { found: v, supported: latest }),
+            found => {
+                store.close().await;
+                match Store::open(url).await {
+                    Ok(writer) => writer.close().await,
+                    Err(e) => {
+                        return Err(StoreError::SchemaBehind {
+                            found: found.unwrap_or(0),
+                            supported: latest,
+                            source: Box::new(e),
+                        });
+                    }
+                }
+                Box::pin(Store::open_read_only(url)).await
+            }
+        }
     }
 
     /// Migrates only when the schema is behind: reading the version takes no lock, so commands

@@ -30,6 +30,8 @@ pub struct EventRow {
     pub run_id: i64,
     pub retracted_at: Option<DateTime<Utc>>,
     pub retracted_run_id: Option<i64>,
+    /// The status this event leaves the serial in (`event_types.status_after`), if it changes it.
+    pub status_after: Option<String>,
 }
 
 /// Which rows of a serial's history to read.
@@ -47,8 +49,9 @@ pub struct EventFilter<'a> {
 pub const EVENT_COLUMNS: &str = "SELECT e.event_id, e.company_id, e.serial, e.product_id, p.name AS product_name, \
      p.sku AS product_sku, e.doc_type, e.doc_id, e.doc_number, e.line_collection, e.line_id, e.event_type, \
      e.occurred_at, e.location_id, l.name AS location_name, e.sublocation, e.quantity_delta, e.doc_status, \
-     e.observed_at, e.run_id, e.retracted_at, e.retracted_run_id \
+     e.observed_at, e.run_id, e.retracted_at, e.retracted_run_id, t.status_after \
      FROM serial_events e \
+     LEFT JOIN event_types t ON t.event_type = e.event_type \
      LEFT JOIN products p ON p.company_id = e.company_id AND p.product_id = e.product_id \
      LEFT JOIN locations l ON l.company_id = e.company_id AND l.location_id = e.location_id \
      WHERE e.serial = ";

@@ -51,6 +51,21 @@ impl Store {
         })
     }
 
+    /// Whether the database holds anything of `company_id` (runs, documents or events).
+    pub async fn has_company(&self, company_id: &str) -> Result<bool, StoreError> {
+        on_pool!(self, pool => {
+            sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM ingest_runs WHERE company_id = $1) \
+                 OR EXISTS (SELECT 1 FROM documents WHERE company_id = $1) \
+                 OR EXISTS (SELECT 1 FROM serial_events WHERE company_id = $1)",
+            )
+            .bind(company_id)
+            .fetch_one(pool)
+            .await
+            .context(|| format!("looking for company {company_id}"))
+        })
+    }
+
     pub async fn stream_status(
         &self,
         company_id: &str,

@@ -66,13 +66,14 @@ pub struct SnapshotLine {
 /// The last movement and last event of each serial, ranked as `serial_current` ranks them.
 const HISTORY_CTE: &str = "ranked AS (
     SELECT e.company_id, e.product_id, e.serial, e.event_type, e.quantity_delta, e.occurred_at,
-           e.doc_type, e.doc_number, e.location_id, e.sublocation,
+           e.doc_type, e.doc_number, e.location_id, e.sublocation, t.status_after,
            ROW_NUMBER() OVER (PARTITION BY e.company_id, e.product_id, e.serial
                ORDER BY CASE WHEN e.effective_at IS NULL THEN 0 ELSE 1 END, e.effective_at DESC, e.step DESC, e.event_id DESC) AS last_rank,
            ROW_NUMBER() OVER (PARTITION BY e.company_id, e.product_id, e.serial
-               ORDER BY CASE WHEN e.quantity_delta <> 0 THEN 0 ELSE 1 END,
+               ORDER BY CASE WHEN t.status_after IS NOT NULL THEN 0 ELSE 1 END,
                         CASE WHEN e.effective_at IS NULL THEN 0 ELSE 1 END, e.effective_at DESC, e.step DESC, e.event_id DESC) AS move_rank
     FROM serial_events_effective e
+    LEFT JOIN event_types t ON t.event_type = e.event_type
     WHERE TRUE"; // callers append their ` AND ...` conditions and close the CTE
 
 impl Store {
@@ -260,9 +261,6 @@ impl Store {
     }
 }
 
-/// The status of a serial from its last movement, as the `serial_current` view computes it
-/// (keep the two in step).
-const STATUS_CASE: &str = "CASE WHEN quantity_delta > 0 THEN 'in_stock' WHEN quantity_delta = 0 THEN 'never_stocked' \
-     WHEN event_type = 'transfer_sent' THEN 'in_transit' WHEN event_type = 'picked' THEN 'with_customer' \
-     WHEN event_type = 'unstocked' THEN 'returned_to_vendor' WHEN event_type = 'consumed' THEN 'consumed' \
-     WHEN event_type = 'count_missing' THEN 'missing' ELSE 'adjusted_out' END";
+/// The status of a serial: serial_current's rule (`event_types.status_after` of the row ranked
+/// first by `move_rank`).
+const STATUS_CASE: &str = "COALESCE(status_after, 'never_stocked')";

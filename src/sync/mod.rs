@@ -41,6 +41,9 @@ pub struct IngestOptions {
     pub window: Option<chrono::Duration>,
     /// The streams to walk, in this order.
     pub types: Vec<DocType>,
+    /// Skip an optional stream (manufacturing orders, stock counts) whose endpoint the account
+    /// does not have, with a warning, instead of failing: when the streams were not chosen.
+    pub skip_unavailable: bool,
     /// The options as recorded in `ingest_runs.arguments` (never the API key).
     pub arguments: serde_json::Value,
 }

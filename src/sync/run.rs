@@ -153,6 +153,35 @@ impl Plan {
 }
 
 impl Run<'_> {
+    /// An optional stream whose list the account does not have: a recorded warning, not a failure.
+    async fn skip_unavailable(&mut self, doc_type: DocType, path: &str) -> Result<(), SyncError> {
+        let text = format!(
+            "{path}: inFlow answers 404 for this list while the company answers, so this account does not seem \
+             to offer it; the stream is skipped (it is tried again on every run). `audit doctor` reports it; \
+             `--types` without {path} avoids the request"
+        );
+        tracing::warn!("{text}");
+        let company = &self.options.company_id;
+        self.store.record_run_warning(self.run_id, company, Some(doc_type), "stream_unavailable", &text).await?;
+        self.counters.work.warnings += 1;
+        Ok(())
+    }
+
+    /// A `--window` run of a stream no complete walk has finished: the trail has no history yet.
+    async fn warn_window_without_history(&mut self, doc_type: DocType) -> Result<(), SyncError> {
+        let stream = doc_type.stream();
+        let text = format!(
+            "{stream}: no complete walk of this stream has finished yet, so this --window run reads only the \
+             documents dated in the window and the trail has no older history; run `audit ingest` without \
+             --window (with --since for a bound) once"
+        );
+        tracing::warn!("{text}");
+        let company = &self.options.company_id;
+        self.store.record_run_warning(self.run_id, company, Some(doc_type), "window_without_history", &text).await?;
+        self.counters.work.warnings += 1;
+        Ok(())
+    }
+
     async fn all_streams(&mut self) -> Result<(Vec<StreamSummary>, Option<StopReason>), SyncError> {
         self.meaning = learnt(self.store, self.client, &self.options.company_id).await?;
         let mut summaries = Vec::new();
@@ -164,7 +193,16 @@ impl Run<'_> {
             Err(e) => return Err(e),
         }
         for doc_type in self.options.types.clone() {
-            let (summary, stop) = self.stream(doc_type).await?;
+            let (summary, stop) = match self.stream(doc_type).await {
+                Ok(done) => done,
+                Err(SyncError::Fetch { source: ClientError::Unavailable { path, .. }, .. })
+                    if self.options.skip_unavailable && doc_type.optional() =>
+                {
+                    self.skip_unavailable(doc_type, &path).await?;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             self.progress.stream_finished(&summary);
             summaries.push(summary);
             if stop.is_some() {
@@ -212,7 +250,7 @@ impl Run<'_> {
 
     /// Decides how the stream is walked: resumed, started over, or a window beside an
     /// unfinished complete walk; a new walk is saved at its first page.
-    async fn plan(&self, doc_type: DocType) -> Result<(Plan, WalkStart, StreamSummary), SyncError> {
+    async fn plan(&mut self, doc_type: DocType) -> Result<(Plan, WalkStart, StreamSummary), SyncError> {
         let company = self.options.company_id.as_str();
         let stream = doc_type.stream();
         let state = self.store.sync_state(company, stream).await?;
@@ -239,6 +277,9 @@ impl Run<'_> {
             }
             _ => None,
         };
+        if kind == WalkKind::Window && state.last_complete_at.is_none() && beside.is_none() {
+            self.warn_window_without_history(doc_type).await?;
+        }
         let adapt = Adapt::new(self.store, self.client, company, self.run_id);
         let (walk_id, start) = match (resumable, state.walk_id, beside) {
             (_, _, Some(complete_walk)) => (complete_walk, adapt.fresh_start(stream, false, self.meaning).await?),

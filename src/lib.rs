@@ -10,6 +10,7 @@
 //! - [`store`]: SQLite and Postgres behind one interface, and their migrations.
 //! - [`simulator`]: a local inFlow API for tests, benchmarks and the demo.
 //! - [`stop`]: stopping a run from outside (signals, a lost lock).
+//! - [`web`]: `audit serve`'s pages over the same read functions as the commands.
 
 pub mod anomalies;
 pub mod cli;
@@ -26,6 +27,7 @@ pub mod stop;
 pub mod store;
 pub mod testing;
 pub mod timeline;
+pub mod web;
 
 /// An error and its causes on one line, skipping a cause whose text its parent already quotes
 /// (sqlx and io errors often repeat their source in their own message).

@@ -8,6 +8,7 @@
 
 pub mod adhoc;
 pub mod anomalies;
+pub mod browse;
 pub mod capabilities;
 pub mod genealogy;
 pub mod ingest;

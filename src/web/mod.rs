@@ -1,0 +1,165 @@
+//! `audit serve`: the audit trail as server-rendered pages, read-only, with no external assets.
+//!
+//! Templates are [maud](https://maud.lambda.xyz) macros: checked when the crate compiles, and
+//! every interpolated value is HTML-escaped unless explicitly marked otherwise (only the fixed
+//! style sheet is). Pages call the functions the commands call (the store's queries, the
+//! timeline's story, the shipped `sql/recall.sql`), never a copy of their SQL.
+
+pub mod auth;
+pub mod lane;
+pub mod layout;
+pub mod pages;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use maud::html;
+
+use crate::store::Store;
+
+/// What every page handler reads.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub store: Store,
+    /// Only this company, when given.
+    pub company_id: Option<String>,
+    /// The zone times are shown in, named once at start-up.
+    pub zone: String,
+}
+
+/// The pages, behind the token check (when there is a token) and the security headers. Only
+/// GET (and HEAD) routes exist: anything else is answered 405.
+pub fn router(state: AppState, token: Option<String>) -> Router {
+    let state = Arc::new(state);
+    let pages = Router::new()
+        .route("/", get(pages::search))
+        .route("/serial", get(pages::serial))
+        .route("/document", get(pages::document))
+        .route("/recall", get(pages::recall))
+        .route("/anomalies", get(pages::anomalies))
+        .route("/reconcile", get(pages::reconcile))
+        .route("/status", get(pages::status))
+        .fallback(pages::not_found)
+        .with_state(state);
+    let pages = match token {
+        Some(token) => pages.layer(middleware::from_fn_with_state(Arc::new(auth::Token::new(&token)), auth::check)),
+        None => pages,
+    };
+    pages.layer(middleware::from_fn(security_headers))
+}
+
+/// No script, no frame, nothing fetched from elsewhere: the pages are HTML with inline style
+/// and inline SVG only.
+pub const CONTENT_SECURITY_POLICY: &str =
+    "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    let set = |headers: &mut axum::http::HeaderMap, name: HeaderName, value: &'static str| {
+        headers.insert(name, HeaderValue::from_static(value));
+    };
+    set(headers, header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY);
+    set(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(headers, header::X_FRAME_OPTIONS, "DENY");
+    set(headers, header::REFERRER_POLICY, "no-referrer");
+    set(headers, header::CACHE_CONTROL, "no-store");
+    response
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error(
+    "refusing to serve on {0} without a token: anyone who can reach that address could read the audit trail. \
+     Give --token (or AUDIT_SERVE_TOKEN), serve on 127.0.0.1 and reach it through an SSH tunnel or a proxy, \
+     or pass --no-auth if the network is trusted"
+)]
+pub struct BindRefused(pub IpAddr);
+
+/// A loopback address may be served as is; any other needs a token or an explicit `--no-auth`.
+pub fn check_bind(addr: IpAddr, token: Option<&str>, no_auth: bool) -> Result<(), BindRefused> {
+    let has_token = token.is_some_and(|t| !t.is_empty());
+    if addr.is_loopback() || has_token || no_auth { Ok(()) } else { Err(BindRefused(addr)) }
+}
+
+/// A page that could not be built: answered with its status and a sentence saying what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum PageError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{message}")]
+    NotFound { title: String, message: String, suggestions: Vec<String> },
+    #[error("{what}: {source:#}")]
+    Failed {
+        what: String,
+        #[source]
+        source: anyhow::Error,
+    },
+}
+
+impl PageError {
+    pub fn failed(what: impl Into<String>, source: impl Into<anyhow::Error>) -> PageError {
+        PageError::Failed { what: what.into(), source: source.into() }
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let zone = layout::zone_label();
+        let (status, title, body) = match &self {
+            PageError::BadRequest(message) => {
+                (StatusCode::BAD_REQUEST, "Bad request".to_string(), html! { p.error { (message) } })
+            }
+            PageError::NotFound { title, message, suggestions } => (
+                StatusCode::NOT_FOUND,
+                title.clone(),
+                html! {
+                    p.error { (message) }
+                    @if !suggestions.is_empty() {
+                        p { "Did you mean:" }
+                        ul.plain.suggestions {
+                            @for s in suggestions { li { a href=(layout::serial_href(s)) { (s) } } }
+                        }
+                    }
+                    (pages::search_form(""))
+                },
+            ),
+            PageError::Failed { what, source } => {
+                // The details go to the operator's terminal; the page says what failed and what to do.
+                tracing::error!("{what}: {}", crate::error_text(source.as_ref()));
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Error".to_string(),
+                    html! {
+                        p.error { (what) " failed: " (crate::error_text(source.as_ref())) }
+                        p { "Try again in a moment; if it keeps failing, the terminal running `audit serve` has the details." }
+                    },
+                )
+            }
+        };
+        (status, layout::page(&title, &zone, html! { h1 { (title) } (body) })).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_is_served_without_a_token_or_no_auth() {
+        let any: IpAddr = "0.0.0.0".parse().unwrap();
+        let lan: IpAddr = "192.168.1.10".parse().unwrap();
+        for local in ["127.0.0.1", "::1"] {
+            assert_eq!(check_bind(local.parse().unwrap(), None, false), Ok(()));
+        }
+        assert_eq!(check_bind(any, None, false), Err(BindRefused(any)));
+        assert_eq!(check_bind(lan, Some(""), false), Err(BindRefused(lan)), "an empty token is no token");
+        assert_eq!(check_bind(lan, Some("s3cret"), false), Ok(()));
+        assert_eq!(check_bind(any, None, true), Ok(()));
+    }
+}

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+use sqlx::Connection;
 
 use super::query::EventFilter;
 use super::{Backend, Context, DatabaseUrl, Pool, Store, StoreError, on_pool};
@@ -68,6 +69,18 @@ impl Store {
             }
             Backend::Postgres => {
                 let options = super::quiet_slow_statements(PgConnectOptions::from_str(url.expose()).map_err(connect_err)?);
+                // The schema's version first, as the connecting user: the read-only role may
+                // read the audit tables only, not refinery's history.
+                let mut conn = sqlx::PgConnection::connect_with(&options).await.map_err(connect_err)?;
+                let version = sqlx::query_scalar::<_, Option<i32>>("SELECT max(version) FROM refinery_schema_history")
+                    .fetch_one(&mut conn)
+                    .await;
+                conn.close().await.ok();
+                check_version(url, match version {
+                    Ok(v) => v,
+                    Err(sqlx::Error::Database(e)) if super::is_missing_table(e.as_ref()) => None,
+                    Err(e) => return Err(StoreError::Query { what: "reading the schema version".into(), source: e.into() }),
+                })?;
                 let pool = PgPoolOptions::new()
                     .max_connections(READ_CONNECTIONS)
                     .acquire_timeout(super::PG_ACQUIRE_TIMEOUT)
@@ -98,20 +111,10 @@ impl Store {
             }
         };
         let store = Store { pool, url: url.clone() };
-        let latest = super::migrate::latest_version();
-        match store.schema_version().await? {
-            Some(v) if v == latest => Ok((store, guard)),
-            Some(v) if v > latest => Err(StoreError::SchemaTooNew { found: v, supported: latest }),
-            found => Err(StoreError::Query {
-                what: format!(
-                    "checking the schema of {} (version {}, this build needs {latest}); it is only read here, \
-                     so run `audit migrate` first",
-                    url.redacted(),
-                    found.map_or("none".to_string(), |v| v.to_string())
-                ),
-                source: "the schema is not up to date".into(),
-            }),
+        if store.backend() == Backend::Sqlite {
+            check_version(url, store.schema_version().await?)?;
         }
+        Ok((store, guard))
     }
 
     /// The serials on every document numbered `number` (any type), with the events each had
@@ -175,6 +178,24 @@ impl Store {
             rows.iter().map(|r| timeline::effective_time(r, &rows).is_some_and(|t| t <= until)).collect();
         let rows = rows.into_iter().zip(happened).filter_map(|(r, keep)| keep.then_some(r)).collect();
         Ok(timeline::histories(rows))
+    }
+}
+
+/// The schema is only read here: it must be this build's.
+fn check_version(url: &DatabaseUrl, found: Option<i32>) -> Result<(), StoreError> {
+    let latest = super::migrate::latest_version();
+    match found {
+        Some(v) if v == latest => Ok(()),
+        Some(v) if v > latest => Err(StoreError::SchemaTooNew { found: v, supported: latest }),
+        found => Err(StoreError::Query {
+            what: format!(
+                "checking the schema of {} (version {}, this build needs {latest}); it is only read here, \
+                 so run `audit migrate` first",
+                url.redacted(),
+                found.map_or("none".to_string(), |v| v.to_string())
+            ),
+            source: "the schema is not up to date".into(),
+        }),
     }
 }
 

@@ -114,23 +114,29 @@ pub fn lane(h: &History) -> Lane {
         last_row = here.or(last_row);
     }
     if let Some((row, from, title)) = open {
-        lane.stays.push(Stay { row, from, to: None, title: format!("{title}, still there") });
+        lane.stays.push(Stay { row, from, to: None, title });
     }
     lane
 }
 
-/// The lane as SVG, from the first event to `end` (now, or the end of the date asked about).
+/// The lane as SVG. A stay that goes on runs to the right edge, its title saying it was still
+/// there at `end` (now, or the end of the date asked about).
 pub fn svg(h: &History, end: DateTime<Utc>) -> Markup {
-    let lane = lane(h);
+    let mut lane = lane(h);
+    for s in lane.stays.iter_mut().filter(|s| s.to.is_none()) {
+        s.title = format!("{}, still there at {}", s.title, super::layout::local_text(end));
+    }
     if lane.rows.is_empty() {
         return html! { p.muted { "No stock movement with a location is recorded, so there is no lane to draw." } };
     }
-    let times = lane.stays.iter().map(|s| s.from).chain(lane.marks.iter().map(|m| m.at));
+    let times = lane.stays.iter().map(|s| s.from).chain(lane.stays.iter().filter_map(|s| s.to));
+    let times = times.chain(lane.marks.iter().map(|m| m.at));
     let start = times.clone().min().unwrap_or(end);
-    let last = times.max().unwrap_or(end).max(end);
-    // A little room on both sides, and at least a day, so that a single day still has width.
+    let last = times.max().unwrap_or(end);
+    // The axis spans the events, with room on both sides (at least a day in all), so that a
+    // stay that goes on runs to the right edge instead of squeezing the history into a corner.
     let span = (last - start).max(chrono::Duration::days(1));
-    let pad = span / 40;
+    let pad = (span / 12).max(chrono::Duration::hours(12));
     let (t0, t1) = (start - pad, last + pad);
     let plot = WIDTH - LABEL - 10.0;
     let x = |t: DateTime<Utc>| LABEL + plot * ((t - t0).num_seconds() as f64 / (t1 - t0).num_seconds().max(1) as f64);
@@ -145,14 +151,15 @@ pub fn svg(h: &History, end: DateTime<Utc>) -> Markup {
                 line.grid x1="0" x2=(WIDTH) y1=(y + ROW) y2=(y + ROW) {}
                 text x="4" y=(y + ROW / 2.0 + 4.0) { (short(name, 26)) title { (name) } }
             }
-            @for t in &ticks {
+            @for (i, t) in ticks.iter().enumerate() {
+                @let anchor = match i { 0 => "start", 4 => "end", _ => "middle" };
                 line.grid x1=(fmt(x(*t))) x2=(fmt(x(*t))) y1=(TOP) y2=(axis_y) {}
-                text x=(fmt(x(*t))) y=(axis_y + 16.0) text-anchor="middle" { (t.with_timezone(&chrono::Local).format("%Y-%m-%d")) }
+                text x=(fmt(x(*t))) y=(axis_y + 16.0) text-anchor=(anchor) { (t.with_timezone(&chrono::Local).format("%Y-%m-%d")) }
             }
             @for s in &lane.stays {
                 @let y = TOP + ROW * s.row as f64 + 7.0;
                 @let x1 = x(s.from);
-                @let x2 = x(s.to.unwrap_or(end)).max(x1 + 2.0);
+                @let x2 = x(s.to.unwrap_or(t1)).max(x1 + 2.0);
                 rect class=(if s.to.is_none() { "stay now" } else { "stay" }) x=(fmt(x1)) y=(y) width=(fmt(x2 - x1)) height=(ROW - 14.0) rx="3" {
                     title { (s.title) }
                 }
@@ -169,7 +176,7 @@ pub fn svg(h: &History, end: DateTime<Utc>) -> Markup {
             span { i style="background:#7aa7e8" {} "stay" }
             span { i style="background:#2e7d4f" {} "current stay" }
             span { i style="background:#d9480f" {} "sale (picked, shipped)" }
-            span { i style="background:#127a3e" {} "return" }
+            span { i style="background:#0c8599" {} "return" }
             span { i style="background:#6741d9" {} "transfer" }
         }
     }

@@ -25,7 +25,7 @@ button{font:inherit;padding:.4rem .9rem;border:0;border-radius:6px;background:va
 footer{color:var(--muted);font-size:.8rem;padding:1rem;text-align:center}
 svg.lane{width:100%;height:auto;background:#fff;border:1px solid var(--line);border-radius:6px}
 svg .stay{fill:#7aa7e8}svg .stay.now{fill:#2e7d4f}svg .grid{stroke:#e3e7ef}svg text{font:11px system-ui,sans-serif;fill:#39425a}
-svg .sale{fill:#d9480f}svg .return{fill:#127a3e}svg .transfer{fill:#6741d9}svg .other{fill:#5b6477}
+svg .sale{fill:#d9480f}svg .return{fill:#0c8599}svg .transfer{fill:#6741d9}svg .other{fill:#5b6477}
 .legend span{margin-right:1rem;white-space:nowrap}.legend i{display:inline-block;width:.7rem;height:.7rem;border-radius:2px;margin-right:.25rem;vertical-align:-1px}
 ";
 

@@ -12,9 +12,8 @@ use std::time::Duration;
 
 fn chromium() -> Option<PathBuf> {
     let found = ["chromium", "chromium-browser", "google-chrome"].iter().find_map(|name| {
-        std::env::var_os("PATH").and_then(|paths| {
-            std::env::split_paths(&paths).map(|dir| dir.join(name)).find(|p| p.is_file())
-        })
+        std::env::var_os("PATH")
+            .and_then(|paths| std::env::split_paths(&paths).map(|dir| dir.join(name)).find(|p| p.is_file()))
     });
     if found.is_none() {
         if std::env::var("AUDIT_REQUIRE_CHROMIUM").as_deref() == Ok("1") {
@@ -111,7 +110,8 @@ fn search_serial_and_recall_pages_render_in_chromium() {
     let (code, json, _) = common::run_audit(&url, &["timeline", &serial, "--format", "json"], &[]);
     assert_eq!(code, 0);
     let history: serde_json::Value = serde_json::from_str(&json).unwrap();
-    let events: usize = history["histories"].as_array().unwrap().iter().map(|h| h["events"].as_array().unwrap().len()).sum();
+    let events: usize =
+        history["histories"].as_array().unwrap().iter().map(|h| h["events"].as_array().unwrap().len()).sum();
     assert!(events >= 6, "the demo's serial is received, transferred, sold, shipped, returned and restocked");
     assert_eq!(page.matches("<tr class=\"event").count(), events, "{page}");
     assert!(page.contains("<svg") && page.contains("class=\"stay"), "the lane is in the rendered DOM: {page}");

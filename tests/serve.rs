@@ -209,7 +209,9 @@ async fn a_serial_that_is_html_is_shown_as_text(db: TestDb) {
     let server = Server::start(&db.url_string(), &[]);
     let events = store.serial_events(HOSTILE, &EventFilter::default()).await.unwrap();
     assert!(!events.is_empty());
-    for (path, query) in [("/serial", vec![("serial", HOSTILE)]), ("/", vec![("q", "<script>")]), ("/anomalies", vec![])] {
+    for (path, query) in
+        [("/serial", vec![("serial", HOSTILE)]), ("/", vec![("q", "<script>")]), ("/anomalies", vec![])]
+    {
         let (status, body) = get(&server, path, &query).await;
         assert_eq!(status, 200, "{path}");
         assert!(!body.contains("<script"), "{path} lets the serial's markup through");
@@ -228,7 +230,8 @@ async fn where_it_was_on_a_date_follows_the_current_rule(db: TestDb) {
     let (sim, store) = company(&db).await;
     let unit = sim.scenario().build_chain.unit;
     let events = store.serial_events(&unit.serial, &EventFilter::default()).await.unwrap();
-    let picked = events.iter().find(|e| e.event_type == "picked").and_then(|e| e.occurred_at).expect("the unit was sold");
+    let picked =
+        events.iter().find(|e| e.event_type == "picked").and_then(|e| e.occurred_at).expect("the unit was sold");
     // Before the sale it was in stock; from the sale on, with the customer.
     let before = store.serial_on(&unit.serial, None, picked - chrono::Duration::seconds(1)).await.unwrap();
     assert_eq!(before[0].now.status.as_str(), "in_stock");
@@ -248,9 +251,15 @@ async fn where_it_was_on_a_date_follows_the_current_rule(db: TestDb) {
     )
     .await;
     for serial in serials.iter().step_by(7) {
-        let current = strings(&store, "SELECT status FROM serial_current WHERE serial = $1 ORDER BY product_id", serial).await;
-        let on: Vec<String> =
-            store.serial_on(serial, None, far).await.unwrap().iter().map(|h| h.now.status.as_str().to_string()).collect();
+        let current =
+            strings(&store, "SELECT status FROM serial_current WHERE serial = $1 ORDER BY product_id", serial).await;
+        let on: Vec<String> = store
+            .serial_on(serial, None, far)
+            .await
+            .unwrap()
+            .iter()
+            .map(|h| h.now.status.as_str().to_string())
+            .collect();
         assert_eq!(on, current, "{serial}");
     }
     // Over HTTP, ?on=DATE is the end of that local day.

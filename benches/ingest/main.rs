@@ -202,7 +202,10 @@ async fn run(o: Options) -> ExitCode {
         let t = Instant::now();
         say(
             started,
-            &format!("figures 5/7/8: generating two databases of {} events", report::thousands(o.timeline_events as i64)),
+            &format!(
+                "figures 5/7/8: generating two databases of {} events",
+                report::thousands(o.timeline_events as i64)
+            ),
         );
         let wanted = timeline::Wanted {
             sqlite: sqlite_ok,

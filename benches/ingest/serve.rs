@@ -44,7 +44,14 @@ fn percentile(v: &[f64], p: f64) -> f64 {
 }
 
 /// Times `requests` serial pages (serials from `serials`, cycled) and as many search pages.
-pub async fn measure(id: &str, backend: &str, db_url: &str, events: u64, serials: Vec<String>, requests: usize) -> Figure {
+pub async fn measure(
+    id: &str,
+    backend: &str,
+    db_url: &str,
+    events: u64,
+    serials: Vec<String>,
+    requests: usize,
+) -> Figure {
     let figure = blank(id, backend);
     let mut cmd = env::audit(db_url);
     cmd.args(["serve", "--port", "0"]).env_remove("AUDIT_SERVE_TOKEN").stdout(Stdio::piped()).stderr(Stdio::null());
@@ -63,7 +70,8 @@ pub async fn measure(id: &str, backend: &str, db_url: &str, events: u64, serials
     })
     .await
     .unwrap_or_default();
-    let Some(base) = line.split_whitespace().find(|w| w.starts_with("http://")).map(|b| b.trim_end_matches('/').to_string())
+    let Some(base) =
+        line.split_whitespace().find(|w| w.starts_with("http://")).map(|b| b.trim_end_matches('/').to_string())
     else {
         return figure.failed(format!("audit serve printed no address: {line:?}"));
     };

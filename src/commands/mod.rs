@@ -37,9 +37,7 @@ pub fn main(cli: Cli) -> ExitCode {
         | Command::Rebuild(_)
         | Command::Demo(_)
         | Command::Simulate(_)
-        | Command::Serve(_) => {
-            tokio::runtime::Builder::new_multi_thread()
-        }
+        | Command::Serve(_) => tokio::runtime::Builder::new_multi_thread(),
         _ => tokio::runtime::Builder::new_current_thread(),
     };
     let runtime = match builder.enable_all().build() {

@@ -21,9 +21,9 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<ExitCod
         );
     }
     let (store, guard) = Store::connect_read_only(&url).await?;
-    let listener = tokio::net::TcpListener::bind((args.bind, args.port))
-        .await
-        .with_context(|| format!("cannot listen on {}:{}; is another program using that port? try --port", args.bind, args.port))?;
+    let listener = tokio::net::TcpListener::bind((args.bind, args.port)).await.with_context(|| {
+        format!("cannot listen on {}:{}; is another program using that port? try --port", args.bind, args.port)
+    })?;
     let addr = listener.local_addr()?;
     let zone = web::layout::zone_label();
     let state = AppState { store: store.clone(), company_id: args.company_id.clone(), zone };

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use sqlx::Connection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
-use sqlx::Connection;
 
 use super::query::EventFilter;
 use super::{Backend, Context, DatabaseUrl, Pool, Store, StoreError, on_pool};
@@ -57,9 +57,10 @@ impl Store {
         let connect_err = |source| StoreError::Connect { backend: url.backend().name(), url: url.redacted(), source };
         let (pool, guard) = match url.backend() {
             Backend::Sqlite => {
-                let options = super::quiet_slow_statements(SqliteConnectOptions::from_str(url.expose()).map_err(connect_err)?)
-                    .read_only(true)
-                    .busy_timeout(Duration::from_secs(5));
+                let options =
+                    super::quiet_slow_statements(SqliteConnectOptions::from_str(url.expose()).map_err(connect_err)?)
+                        .read_only(true)
+                        .busy_timeout(Duration::from_secs(5));
                 let pool = SqlitePoolOptions::new()
                     .max_connections(READ_CONNECTIONS)
                     .connect_with(options)
@@ -68,7 +69,8 @@ impl Store {
                 (Pool::Sqlite(pool), ReadGuard::ReadOnlyFile)
             }
             Backend::Postgres => {
-                let options = super::quiet_slow_statements(PgConnectOptions::from_str(url.expose()).map_err(connect_err)?);
+                let options =
+                    super::quiet_slow_statements(PgConnectOptions::from_str(url.expose()).map_err(connect_err)?);
                 // The schema's version first, as the connecting user: the read-only role may
                 // read the audit tables only, not refinery's history.
                 let mut conn = sqlx::PgConnection::connect_with(&options).await.map_err(connect_err)?;
@@ -76,21 +78,35 @@ impl Store {
                     .fetch_one(&mut conn)
                     .await;
                 conn.close().await.ok();
-                check_version(url, match version {
-                    Ok(v) => v,
-                    Err(sqlx::Error::Database(e)) if super::is_missing_table(e.as_ref()) => None,
-                    Err(e) => return Err(StoreError::Query { what: "reading the schema version".into(), source: e.into() }),
-                })?;
+                check_version(
+                    url,
+                    match version {
+                        Ok(v) => v,
+                        Err(sqlx::Error::Database(e)) if super::is_missing_table(e.as_ref()) => None,
+                        Err(e) => {
+                            return Err(StoreError::Query {
+                                what: "reading the schema version".into(),
+                                source: e.into(),
+                            });
+                        }
+                    },
+                )?;
                 let pool = PgPoolOptions::new()
                     .max_connections(READ_CONNECTIONS)
                     .acquire_timeout(super::PG_ACQUIRE_TIMEOUT)
                     .after_connect(|conn, _| {
                         Box::pin(async move {
                             super::nodelay::set_nodelay_on_open_sockets();
-                            sqlx::query("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY").execute(&mut *conn).await?;
-                            let reader: Option<String> = sqlx::query_scalar(PG_READER).fetch_optional(&mut *conn).await?;
+                            sqlx::query("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+                                .execute(&mut *conn)
+                                .await?;
+                            let reader: Option<String> =
+                                sqlx::query_scalar(PG_READER).fetch_optional(&mut *conn).await?;
                             if let Some(role) = reader {
-                                sqlx::query("SELECT set_config('role', $1, false)").bind(role).execute(&mut *conn).await?;
+                                sqlx::query("SELECT set_config('role', $1, false)")
+                                    .bind(role)
+                                    .execute(&mut *conn)
+                                    .await?;
                             }
                             Ok(())
                         })
@@ -98,10 +114,11 @@ impl Store {
                     .connect_with(options)
                     .await
                     .map_err(connect_err)?;
-                let (role, session_user): (String, String) = sqlx::query_as("SELECT current_user::text, session_user::text")
-                    .fetch_one(&pool)
-                    .await
-                    .map_err(connect_err)?;
+                let (role, session_user): (String, String) =
+                    sqlx::query_as("SELECT current_user::text, session_user::text")
+                        .fetch_one(&pool)
+                        .await
+                        .map_err(connect_err)?;
                 let guard = if role != session_user {
                     ReadGuard::ReaderRole(role)
                 } else {

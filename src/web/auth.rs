@@ -87,8 +87,9 @@ pub async fn check(State(token): State<Arc<Token>>, request: Request, next: Next
         p { "Open the address with " code { "?token=…" } " once (the person running " code { "audit serve" }
             " has it), or send " code { "Authorization: Bearer …" } "." }
     };
-    let mut response = (StatusCode::UNAUTHORIZED, super::layout::page("Token needed", &super::layout::zone_label(), body))
-        .into_response();
+    let mut response =
+        (StatusCode::UNAUTHORIZED, super::layout::page("Token needed", &super::layout::zone_label(), body))
+            .into_response();
     response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     response
 }

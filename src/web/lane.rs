@@ -90,16 +90,21 @@ pub fn lane(h: &History) -> Lane {
         let doc = crate::timeline::doc_label(&e.event);
         let here = location(e).map(|l| row_of(&mut lane, l));
         let delta = e.event.quantity_delta;
-        if delta < 0 || (delta > 0 && open.is_some()) {
-            if let Some((row, from, title)) = open.take() {
-                lane.stays.push(Stay { row, from, to: Some(at), title });
-            }
+        // Out of stock ends the stay; so does coming in again (the history missed the way out).
+        if delta != 0
+            && let Some((row, from, title)) = open.take()
+        {
+            lane.stays.push(Stay { row, from, to: Some(at), title });
         }
         if delta > 0
             && let Some(row) = here
         {
             let place = crate::timeline::place_label(&e.event);
-            open = Some((row, at, format!("{place}: from {} ({} on {doc})", super::layout::local_text(at), e.event.event_type)));
+            open = Some((
+                row,
+                at,
+                format!("{place}: from {} ({} on {doc})", super::layout::local_text(at), e.event.event_type),
+            ));
         }
         if let Some(kind) = MarkKind::of(&e.event.event_type)
             && let Some(row) = here.or(last_row)
@@ -192,7 +197,9 @@ fn marker(kind: MarkKind, x: f64, y: f64) -> String {
     match kind {
         MarkKind::Sale => format!("M{:.1} {:.1}L{:.1} {:.1}L{:.1} {:.1}Z", x - r, y - r, x + r, y - r, x, y + r),
         MarkKind::Return => format!("M{:.1} {:.1}L{:.1} {:.1}L{:.1} {:.1}Z", x - r, y + r, x + r, y + r, x, y - r),
-        MarkKind::Transfer => format!("M{:.1} {:.1}L{:.1} {:.1}L{:.1} {:.1}L{:.1} {:.1}Z", x, y - r, x + r, y, x, y + r, x - r, y),
+        MarkKind::Transfer => {
+            format!("M{:.1} {:.1}L{:.1} {:.1}L{:.1} {:.1}L{:.1} {:.1}Z", x, y - r, x + r, y, x, y + r, x - r, y)
+        }
     }
 }
 

@@ -48,8 +48,11 @@ fn html_page(title: &str, state: &AppState, body: Markup) -> Response {
 
 /// A download, named after what it holds (only safe characters in the file name).
 fn attachment(name: &str, ext: &str, content_type: &'static str, body: Vec<u8>) -> Response {
-    let safe: String =
-        name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).take(80).collect();
+    let safe: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .take(80)
+        .collect();
     let disposition = format!("attachment; filename=\"{safe}.{ext}\"");
     ([(header::CONTENT_TYPE, content_type.to_string()), (header::CONTENT_DISPOSITION, disposition)], body)
         .into_response()
@@ -161,7 +164,11 @@ pub async fn serial(State(state): Shared, Query(query): Query<SerialQuery>) -> P
     };
     let company = state.company_id.as_deref();
     let failed = |e| PageError::failed(format!("reading the history of serial {serial:?}"), e);
-    let rows = state.store.serial_events(&serial, &EventFilter { company_id: company, ..Default::default() }).await.map_err(failed)?;
+    let rows = state
+        .store
+        .serial_events(&serial, &EventFilter { company_id: company, ..Default::default() })
+        .await
+        .map_err(failed)?;
     if rows.is_empty() {
         let (message, suggestions) = crate::commands::timeline::unknown_serial(&state.store, &serial, company, None)
             .await
@@ -346,17 +353,17 @@ pub async fn document(State(state): Shared, Query(query): Query<DocumentQuery>) 
     if serials.is_empty() {
         return Err(PageError::NotFound {
             title: "Unknown document".into(),
-            message: format!("No recorded serial is on a document numbered {number:?} (numbers are exact, as inFlow shows them)."),
+            message: format!(
+                "No recorded serial is on a document numbered {number:?} (numbers are exact, as inFlow shows them)."
+            ),
             suggestions: Vec::new(),
         });
     }
     // Each serial's status now, as `audit lookup` gives it.
     let wanted: Vec<String> = serials.iter().map(|s| s.serial.clone()).collect::<BTreeSet<_>>().into_iter().collect();
     let looked_up = state.store.lookup(&wanted, company).await.map_err(failed)?;
-    let status: BTreeMap<(Option<String>, Option<String>, String), &crate::store::stock::LookupRow> = looked_up
-        .iter()
-        .map(|r| ((r.company_id.clone(), r.product_id.clone(), r.serial.clone()), r))
-        .collect();
+    let status: BTreeMap<(Option<String>, Option<String>, String), &crate::store::stock::LookupRow> =
+        looked_up.iter().map(|r| ((r.company_id.clone(), r.product_id.clone(), r.serial.clone()), r)).collect();
     let now_of = |s: &crate::store::browse::DocumentSerial| {
         status.get(&(Some(s.company_id.clone()), s.product_id.clone(), s.serial.clone())).copied()
     };
@@ -384,10 +391,8 @@ pub async fn document(State(state): Shared, Query(query): Query<DocumentQuery>) 
             return Ok(attachment(&number, "csv", "text/csv; charset=utf-8", csv_bytes(DOCUMENT_CSV_COLUMNS, rows)?));
         }
         Download::Json => {
-            let items: Vec<Value> = serials
-                .iter()
-                .map(|s| serde_json::json!({ "serial": s, "now": now_of(s) }))
-                .collect();
+            let items: Vec<Value> =
+                serials.iter().map(|s| serde_json::json!({ "serial": s, "now": now_of(s) })).collect();
             return Ok(attachment(&number, "json", "application/json", json_bytes(&items)?));
         }
         Download::Html => {}
@@ -508,11 +513,8 @@ pub async fn recall(State(state): Shared, Query(query): Query<RecallQuery>) -> P
     }
     let col = |name: &str| rows.columns.iter().position(|c| c == name);
     let (status_col, customer_col) = (col("status"), col("customer_id"));
-    let with_customers = rows
-        .rows
-        .iter()
-        .filter(|r| customer_col.and_then(|i| r.get(i)).is_some_and(|v| !v.is_null()))
-        .count();
+    let with_customers =
+        rows.rows.iter().filter(|r| customer_col.and_then(|i| r.get(i)).is_some_and(|v| !v.is_null())).count();
     let this = match (nonempty(&query.po), nonempty(&query.serial)) {
         (Some(po), _) => format!("/recall?po={}", encode(po)),
         _ => format!("/recall?serial={}", encode(&value)),
@@ -654,14 +656,20 @@ pub async fn reconcile(State(state): Shared) -> PageResult {
 }
 
 /// How long ago, in words: `3 h ago`.
-fn ago(t: Option<DateTime<Utc>>) -> String {
-    let Some(t) = t else { return "never".into() };
-    let d = Utc::now() - t;
-    match d.num_minutes() {
+fn ago(t: DateTime<Utc>) -> String {
+    match (Utc::now() - t).num_minutes() {
         m if m < 1 => "just now".into(),
         m if m < 120 => format!("{m} min ago"),
         m if m < 48 * 60 => format!("{} h ago", m / 60),
         m => format!("{} days ago", m / (24 * 60)),
+    }
+}
+
+/// When a walk last finished and how long ago, or never.
+fn freshness(t: Option<DateTime<Utc>>) -> Markup {
+    match t {
+        Some(at) => html! { (time(t)) " " span.muted { (ago(at)) } },
+        None => html! { span.muted { "never" } },
     }
 }
 
@@ -699,8 +707,8 @@ pub async fn status(State(state): Shared) -> PageResult {
                             td { (s.stream) }
                             td.num { (s.documents) }
                             td.num { (s.events) }
-                            td { (time(s.last_complete_at)) " " span.muted { (ago(s.last_complete_at)) } }
-                            td { (time(s.last_window_at)) " " span.muted { (ago(s.last_window_at)) } }
+                            td { (freshness(s.last_complete_at)) }
+                            td { (freshness(s.last_window_at)) }
                             td { @if let Some(kind) = &s.walk_kind { (kind) " since " (time(s.walk_started_at)) } @else { "-" } }
                         }
                     } }

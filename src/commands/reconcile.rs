@@ -102,8 +102,7 @@ pub async fn disagreements(store: &Store, company_id: Option<&str>) -> anyhow::R
     Ok(Reconciled { compared, disagreements: all })
 }
 
-/// inFlow's places of a disagreement: `location/sublocation: quantity; ...`.
-pub fn places(d: &Disagreement) -> String {
+fn places(d: &Disagreement) -> String {
     let list: Vec<String> = d
         .inflow
         .iter()

@@ -165,6 +165,18 @@ impl Store {
         })
     }
 
+    /// Location names by (company, location id), for pages that show names rather than ids.
+    pub async fn location_names(&self) -> Result<std::collections::HashMap<(String, String), String>, StoreError> {
+        on_pool!(self, pool => {
+            let rows: Vec<(String, String, Option<String>)> =
+                sqlx::query_as("SELECT company_id, location_id, name FROM locations")
+                    .fetch_all(pool)
+                    .await
+                    .context(|| "reading location names".into())?;
+            Ok(rows.into_iter().filter_map(|(c, id, name)| Some(((c, id), name?))).collect())
+        })
+    }
+
     /// The latest warnings recorded by runs (odd data the ingest kept or left out), newest first.
     pub async fn recent_warnings(&self, company_id: &str, limit: i64) -> Result<Vec<WarningRow>, StoreError> {
         on_pool!(self, pool => {

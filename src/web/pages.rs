@@ -364,6 +364,8 @@ pub async fn document(State(state): Shared, Query(query): Query<DocumentQuery>) 
     let looked_up = state.store.lookup(&wanted, company).await.map_err(failed)?;
     let status: BTreeMap<(Option<String>, Option<String>, String), &crate::store::stock::LookupRow> =
         looked_up.iter().map(|r| ((r.company_id.clone(), r.product_id.clone(), r.serial.clone()), r)).collect();
+    let names = state.store.location_names().await.map_err(failed)?;
+    let place = |company: &str, id: Option<&str>, sub: Option<&str>| place_name(&names, company, id, sub);
     let now_of = |s: &crate::store::browse::DocumentSerial| {
         status.get(&(Some(s.company_id.clone()), s.product_id.clone(), s.serial.clone())).copied()
     };
@@ -418,8 +420,7 @@ pub async fn document(State(state): Shared, Query(query): Query<DocumentQuery>) 
                             td { (s.product_name.clone().or_else(|| s.product_id.clone()).unwrap_or_default()) }
                             td { (s.events.iter().map(|e| e.replace('_', " ")).collect::<Vec<_>>().join(", ")) }
                             td { @if let Some(st) = n.and_then(|r| r.history_status.as_deref()) { (status_badge(st)) } }
-                            td { (n.and_then(|r| r.history_location_id.clone()).unwrap_or_default())
-                                @if let Some(sub) = n.and_then(|r| r.history_sublocation.as_deref()).filter(|s| !s.is_empty()) { " / " (sub) } }
+                            td { (place(&s.company_id, n.and_then(|r| r.history_location_id.as_deref()), n.and_then(|r| r.history_sublocation.as_deref()))) }
                             td { @if let Some(r) = n { (r.last_event.clone().unwrap_or_default().replace('_', " ")) " "
                                     @if let Some(d) = &r.last_doc_number { a href=(document_href(d)) { (d) } } " " (time(r.last_event_at)) } }
                         }
@@ -610,6 +611,8 @@ pub async fn anomalies(State(state): Shared) -> PageResult {
 /// Reconcile: the disagreements `audit reconcile` lists.
 pub async fn reconcile(State(state): Shared) -> PageResult {
     let result = crate::commands::reconcile::disagreements(&state.store, state.company_id.as_deref()).await;
+    let names = state.store.location_names().await.map_err(|e| PageError::failed("reading location names", e))?;
+    let place = |company: &str, id: Option<&str>, sub: Option<&str>| place_name(&names, company, id, sub);
     let body = match result {
         Err(e) if state.company_id.is_some() && e.to_string().contains("no complete snapshot") => {
             html! { h1 { "Reconcile" } p { (e.to_string()) } }
@@ -637,10 +640,9 @@ pub async fn reconcile(State(state): Shared) -> PageResult {
                                     td { (d.kind.as_str().replace('_', " ")) }
                                     td { a href=(serial_href(&d.serial)) { (d.serial) } }
                                     td { (name.clone().or_else(|| d.product_id.clone()).unwrap_or_default()) }
-                                    td { (crate::commands::reconcile::places(d)) }
+                                    td { (d.inflow.iter().map(|p| format!("{}: {}", place(&d.company_id, p.location_id.as_deref(), p.sublocation.as_deref()), p.quantity_on_hand)).collect::<Vec<_>>().join("; ")) }
                                     td { @match &d.history_status {
-                                        Some(status) => { (status_badge(status)) " at " (d.history_location_id.clone().unwrap_or_default())
-                                            @if let Some(sub) = d.history_sublocation.as_deref().filter(|s| !s.is_empty()) { "/" (sub) }
+                                        Some(status) => { (status_badge(status)) " at " (place(&d.company_id, d.history_location_id.as_deref(), d.history_sublocation.as_deref()))
                                             @if let Some(doc) = &d.history_document { " (" a href=(document_href(doc)) { (doc) } ")" } },
                                         None => "no event",
                                     } }
@@ -653,6 +655,21 @@ pub async fn reconcile(State(state): Shared) -> PageResult {
         },
     };
     Ok(html_page("Reconcile", &state, body))
+}
+
+/// `West Coast DC / A-01-4`: the location's name (its id when it has none), and the sublocation.
+fn place_name(
+    names: &std::collections::HashMap<(String, String), String>,
+    company: &str,
+    id: Option<&str>,
+    sub: Option<&str>,
+) -> String {
+    let Some(id) = id else { return String::new() };
+    let name = names.get(&(company.to_string(), id.to_string())).cloned().unwrap_or_else(|| id.to_string());
+    match sub.filter(|s| !s.is_empty()) {
+        Some(sub) => format!("{name} / {sub}"),
+        None => name,
+    }
 }
 
 /// How long ago, in words: `3 h ago`.

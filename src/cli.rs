@@ -485,7 +485,8 @@ pub struct ServeArgs {
     #[arg(long, conflicts_with = "token")]
     pub no_auth: bool,
 
-    /// Only this company's serials, when the database holds several.
+    /// Only this company's serials, documents, anomalies and status, when the database holds
+    /// several (the recall pages run the shipped queries, which cover every company).
     #[arg(long, env = "INFLOW_COMPANY_ID")]
     pub company_id: Option<String>,
 }

@@ -17,7 +17,7 @@ a{color:var(--accent)}h1{font-size:1.35rem;margin:.4rem 0 .8rem;word-break:break
 .status.with_customer{background:#fdecc8}.status.in_stock{background:#d7f5e3}.status.missing,.status.adjusted_out{background:#fde0dd}
 .scroll{overflow-x:auto}table{border-collapse:collapse;width:100%;font-size:.9rem}
 th,td{text-align:left;padding:.35rem .5rem;border-bottom:1px solid var(--line);vertical-align:top}
-th{background:var(--card);white-space:nowrap}tr.retracted td{color:var(--muted);text-decoration:line-through}
+th{background:var(--card);white-space:nowrap}td a,td time{white-space:nowrap}tr.retracted td{color:var(--muted);text-decoration:line-through}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 form{display:flex;flex-wrap:wrap;gap:.5rem;margin:.5rem 0}input{font:inherit;padding:.4rem .6rem;border:1px solid var(--line);border-radius:6px;min-width:14rem;flex:1}
 button{font:inherit;padding:.4rem .9rem;border:0;border-radius:6px;background:var(--accent);color:#fff}

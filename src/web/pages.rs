@@ -486,19 +486,13 @@ pub async fn recall(State(state): Shared, Query(query): Query<RecallQuery>) -> P
     // blocking thread of its own rather than on the server's tasks.
     let store = state.store.clone();
     let handle = tokio::runtime::Handle::current();
-    let mut rows = tokio::task::spawn_blocking(move || {
+    let rows = tokio::task::spawn_blocking(move || {
         let mut rows = Collect::default();
         handle.block_on(store.read_only_query(&sql, RECALL_TIMEOUT, &mut rows)).map(|()| rows)
     })
     .await
     .map_err(|e| PageError::failed(format!("the recall of {label}"), e))?
     .map_err(|e| PageError::failed(format!("the recall of {label}"), e))?;
-    if let Some(company) = &state.company_id {
-        // The shipped query covers every company; this view shows one.
-        if let Some(i) = rows.columns.iter().position(|c| c == "company_id") {
-            rows.rows.retain(|r| r.get(i).and_then(Value::as_str) == Some(company.as_str()));
-        }
-    }
     match query.format {
         Download::Csv => {
             let columns: Vec<&str> = rows.columns.iter().map(String::as_str).collect();

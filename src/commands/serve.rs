@@ -10,8 +10,10 @@ use crate::store::Store;
 use crate::web::{self, AppState};
 
 pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<ExitCode> {
-    // Refused before anything is opened: a mistake here would publish the trail.
-    web::check_bind(args.bind, args.token.as_deref(), args.no_auth)?;
+    // Refused before anything is opened: a mistake here would publish the trail. An empty token
+    // (`AUDIT_SERVE_TOKEN=` left empty by a script) is a mistake, not "no token".
+    let token = web::token(args.token.as_deref())?;
+    web::check_bind(args.bind, token.as_deref(), args.no_auth)?;
     let url = super::database_url(global)?;
     if let Some(path) = url.sqlite_file().filter(|p| !p.exists()) {
         anyhow::bail!(
@@ -27,12 +29,12 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<ExitCod
     let addr = listener.local_addr()?;
     let zone = web::layout::zone_label();
     let state = AppState { store: store.clone(), company_id: args.company_id.clone(), zone };
-    let app = web::router(state, args.token.clone().filter(|t| !t.is_empty()));
+    let app = web::router(state, token.clone(), args.bind);
     // The address is the command's result; a script waiting for it reads the first line.
     println!("Serving the audit trail of {} on http://{addr}/", url.redacted());
     output::note(&format!(
         "read-only: {guard}; {}; Ctrl-C stops",
-        if args.token.is_some() { "every request needs the token" } else { "no token" }
+        if token.is_some() { "every request needs the token" } else { "no token" }
     ));
     axum::serve(listener, app).with_graceful_shutdown(shutdown()).await.context("serving the web view")?;
     store.close().await;

@@ -38,17 +38,19 @@ impl Token {
     }
 }
 
-/// The query string without its `token` parameter.
+/// The query string without its `token` parameter, as a path on this server: `//evil.example/`
+/// (or `/\\evil.example/`, which browsers read alike) would send the browser to another host.
 fn without_token(uri: &Uri) -> String {
+    let path = format!("/{}", uri.path().trim_start_matches(['/', '\\']));
     let rest: Vec<(String, String)> = url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
         .filter(|(k, _)| k != "token")
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
     if rest.is_empty() {
-        return uri.path().to_string();
+        return path;
     }
     let query: String = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(rest).finish();
-    format!("{}?{query}", uri.path())
+    format!("{path}?{query}")
 }
 
 pub async fn check(State(token): State<Arc<Token>>, request: Request, next: Next) -> Response {
@@ -56,8 +58,9 @@ pub async fn check(State(token): State<Arc<Token>>, request: Request, next: Next
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|t| token.matches(t.trim()));
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .is_some_and(|(_, t)| token.matches(t.trim()));
     let cookie = headers
         .get_all(header::COOKIE)
         .iter()
@@ -103,6 +106,10 @@ mod tests {
         let uri: Uri = "/serial?serial=A%26B&token=t0k&on=2025-01-01".parse().unwrap();
         assert_eq!(without_token(&uri), "/serial?serial=A%26B&on=2025-01-01");
         assert_eq!(without_token(&"/?token=x".parse().unwrap()), "/");
+        // Never to another host.
+        assert_eq!(without_token(&"//evil.example/?token=x".parse().unwrap()), "/evil.example/");
+        assert_eq!(without_token(&"/%5Cevil.example/?token=x".parse().unwrap()), "/%5Cevil.example/");
+        assert_eq!(without_token(&"/\\evil.example/?token=x".parse().unwrap()), "/evil.example/");
         let t = Token::new("t0k");
         assert!(t.matches("t0k"));
         assert!(!t.matches("t0K") && !t.matches("") && !t.matches("t0k "));

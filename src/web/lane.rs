@@ -2,6 +2,8 @@
 //! movement that brought it in to the one that took it out), and marks for sales, returns and
 //! transfers. Pure: built from a [`History`] as `audit timeline` tells it.
 
+use std::collections::{HashMap, HashSet};
+
 use chrono::{DateTime, Utc};
 use maud::{Markup, html};
 
@@ -24,7 +26,7 @@ pub struct Stay {
 }
 
 /// What a mark stands for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MarkKind {
     Sale,
     Return,
@@ -148,6 +150,27 @@ pub fn svg(h: &History, end: DateTime<Utc>) -> Markup {
     let height = TOP + ROW * lane.rows.len() as f64 + AXIS;
     let axis_y = TOP + ROW * lane.rows.len() as f64;
     let ticks: Vec<DateTime<Utc>> = (0..=4).map(|i| t0 + (t1 - t0) * i / 4).collect();
+    // One shape per row and pixel column: a long history would otherwise draw thousands of
+    // shapes on top of each other (and make a page of megabytes). Of stays starting in the same
+    // column the longest is kept; of marks of one kind, the first.
+    let mut widest: HashMap<(usize, i64), usize> = HashMap::new();
+    for (i, s) in lane.stays.iter().enumerate() {
+        let end_of = |s: &Stay| x(s.to.unwrap_or(t1));
+        widest
+            .entry((s.row, x(s.from) as i64))
+            .and_modify(|k| {
+                if end_of(s) > end_of(&lane.stays[*k]) {
+                    *k = i;
+                }
+            })
+            .or_insert(i);
+    }
+    let mut keep: Vec<usize> = widest.into_values().collect();
+    keep.sort_unstable();
+    let stays: Vec<&Stay> = keep.into_iter().map(|i| &lane.stays[i]).collect();
+    let mut seen = HashSet::new();
+    let marks: Vec<&Mark> = lane.marks.iter().filter(|m| seen.insert((m.row, x(m.at) as i64, m.kind))).collect();
+    let merged = (lane.stays.len() - stays.len()) + (lane.marks.len() - marks.len());
     html! {
         svg.lane xmlns="http://www.w3.org/2000/svg" viewBox=(format!("0 0 {WIDTH} {height}")) role="img"
             aria-label=(format!("Where {} was over time: {} locations", h.serial, lane.rows.len())) {
@@ -161,7 +184,7 @@ pub fn svg(h: &History, end: DateTime<Utc>) -> Markup {
                 line.grid x1=(fmt(x(*t))) x2=(fmt(x(*t))) y1=(TOP) y2=(axis_y) {}
                 text x=(fmt(x(*t))) y=(axis_y + 16.0) text-anchor=(anchor) { (t.with_timezone(&chrono::Local).format("%Y-%m-%d")) }
             }
-            @for s in &lane.stays {
+            @for s in &stays {
                 @let y = TOP + ROW * s.row as f64 + 7.0;
                 @let x1 = x(s.from);
                 @let x2 = x(s.to.unwrap_or(t1)).max(x1 + 2.0);
@@ -169,13 +192,16 @@ pub fn svg(h: &History, end: DateTime<Utc>) -> Markup {
                     title { (s.title) }
                 }
             }
-            @for m in &lane.marks {
+            @for m in &marks {
                 @let cx = x(m.at);
                 @let cy = TOP + ROW * m.row as f64 + ROW / 2.0;
                 path class=(format!("mark {}", m.kind.class())) d=(marker(m.kind, cx, cy)) {
                     title { (m.title) }
                 }
             }
+        }
+        @if merged > 0 {
+            p.muted.merged { (merged) " stays and marks too close together to tell apart are drawn as one; the CSV and JSON downloads list every event." }
         }
         p.legend.muted {
             span { i style="background:#7aa7e8" {} "stay" }

@@ -55,6 +55,17 @@ pub fn local_text(t: DateTime<Utc>) -> String {
     t.with_timezone(&Local).format("%Y-%m-%d %H:%M").to_string()
 }
 
+/// Text from inFlow users shown as the terminal shows it ([`crate::output::printable`]):
+/// control characters and the bidirectional overrides (U+202A–202E, U+2066–2069) become visible
+/// escapes, so `SN-\u{202e}1234` cannot pose as `SN-4321`; then HTML-escaped as any value.
+pub struct Shown<'a>(pub &'a str);
+
+impl maud::Render for Shown<'_> {
+    fn render_to(&self, buffer: &mut String) {
+        crate::output::printable(self.0).as_ref().render_to(buffer);
+    }
+}
+
 /// `/serial?serial=...`, with the serial encoded for a query string.
 pub fn serial_href(serial: &str) -> String {
     format!("/serial?serial={}", encode(serial))
@@ -78,7 +89,7 @@ pub fn page(title: &str, zone: &str, body: Markup) -> Markup {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 meta name="referrer" content="no-referrer";
-                title { (title) " · audit" }
+                title { (Shown(title)) " · audit" }
                 style { (maud::PreEscaped(STYLE)) }
             }
             body {

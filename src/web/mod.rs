@@ -33,9 +33,10 @@ pub struct AppState {
     pub zone: String,
 }
 
-/// The pages, behind the token check (when there is a token) and the security headers. Only
-/// GET (and HEAD) routes exist: anything else is answered 405.
-pub fn router(state: AppState, token: Option<String>) -> Router {
+/// The pages, behind the token check (when there is a token) or else the `Host` check, the
+/// refusal of control characters in parameters, and the security headers. Only GET (and HEAD)
+/// routes exist: anything else is answered 405. `bind` is the address served on.
+pub fn router(state: AppState, token: Option<String>, bind: IpAddr) -> Router {
     let state = Arc::new(state);
     let pages = Router::new()
         .route("/", get(pages::search))
@@ -47,11 +48,68 @@ pub fn router(state: AppState, token: Option<String>) -> Router {
         .route("/status", get(pages::status))
         .fallback(pages::not_found)
         .with_state(state);
+    let pages = pages.layer(middleware::from_fn(no_control_characters));
     let pages = match token {
         Some(token) => pages.layer(middleware::from_fn_with_state(Arc::new(auth::Token::new(&token)), auth::check)),
-        None => pages,
+        None => pages.layer(middleware::from_fn_with_state(bind, local_host)),
     };
     pages.layer(middleware::from_fn(security_headers))
+}
+
+/// Without a token, a request must name this server by address (`127.0.0.1:8080`, `[::1]`) or
+/// as `localhost`: a web page whose own name has been rebound to 127.0.0.1 (DNS rebinding)
+/// could otherwise read the trail with its scripts. An IP address as `Host` is no rebinding;
+/// on a loopback bind only loopback addresses are expected.
+pub fn host_allowed(host: &str, bind: IpAddr) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, port)| {
+            if port.chars().all(|c| c.is_ascii_digit()) { name } else { host }
+        }),
+    };
+    if name.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    match name.parse::<IpAddr>() {
+        Ok(ip) => ip.is_loopback() || !bind.is_loopback(),
+        Err(_) => false,
+    }
+}
+
+async fn local_host(axum::extract::State(bind): axum::extract::State<IpAddr>, request: Request, next: Next) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| request.uri().authority().map(|a| a.to_string()));
+    if host.as_deref().is_some_and(|h| host_allowed(h, bind)) {
+        return next.run(request).await;
+    }
+    let body = html! {
+        h1 { "Wrong address" }
+        p.error { "This audit view has no token, so it answers only when reached as localhost or by its IP address." }
+        p { "Open it as http://127.0.0.1:PORT/, or start " code { "audit serve --token …" } " to reach it under another name." }
+    };
+    (StatusCode::MISDIRECTED_REQUEST, layout::page("Wrong address", &layout::zone_label(), body)).into_response()
+}
+
+/// A NUL or another control character in a parameter is no serial or document number (and a
+/// NUL is refused by Postgres): 400, on both databases, before any handler reads it.
+async fn no_control_characters(request: Request, next: Next) -> Response {
+    let query = request.uri().query().unwrap_or("");
+    let bad = url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, v)| k.chars().chain(v.chars()).any(char::is_control))
+        .map(|(k, _)| k.into_owned());
+    match bad {
+        Some(name) => PageError::BadRequest(format!(
+            "The parameter {:?} contains a control character (a NUL, a line break, …), which no serial, document \
+             number or date has. Check what was pasted.",
+            crate::output::printable(&name)
+        ))
+        .into_response(),
+        None => next.run(request).await,
+    }
 }
 
 /// No script, no frame, nothing fetched from elsewhere: the pages are HTML with inline style
@@ -80,6 +138,22 @@ async fn security_headers(request: Request, next: Next) -> Response {
 )]
 pub struct BindRefused(pub IpAddr);
 
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error(
+    "the token given with --token (or AUDIT_SERVE_TOKEN) is empty or only spaces: give a real one \
+     (from `openssl rand -hex 16`, say), or leave it out (and unset AUDIT_SERVE_TOKEN) to serve on 127.0.0.1 without one"
+)]
+pub struct EmptyToken;
+
+/// The token to require: none when not given; an empty or blank one is refused.
+pub fn token(given: Option<&str>) -> Result<Option<String>, EmptyToken> {
+    match given {
+        None => Ok(None),
+        Some(t) if t.trim().is_empty() => Err(EmptyToken),
+        Some(t) => Ok(Some(t.to_string())),
+    }
+}
+
 /// A loopback address may be served as is; any other needs a token or an explicit `--no-auth`.
 pub fn check_bind(addr: IpAddr, token: Option<&str>, no_auth: bool) -> Result<(), BindRefused> {
     let has_token = token.is_some_and(|t| !t.is_empty());
@@ -91,6 +165,9 @@ pub fn check_bind(addr: IpAddr, token: Option<&str>, no_auth: bool) -> Result<()
 pub enum PageError {
     #[error("{0}")]
     BadRequest(String),
+    /// A page this view does not offer, for a reason given.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("{message}")]
     NotFound { title: String, message: String, suggestions: Vec<String> },
     #[error("{what}: {source:#}")]
@@ -105,6 +182,15 @@ impl PageError {
     pub fn failed(what: impl Into<String>, source: impl Into<anyhow::Error>) -> PageError {
         PageError::Failed { what: what.into(), source: source.into() }
     }
+
+    /// The operator's log line for a failure: one line, whatever the request carried.
+    pub fn log_line(&self) -> String {
+        let text = match self {
+            PageError::Failed { what, source } => format!("{what}: {}", crate::error_text(source.as_ref())),
+            other => other.to_string(),
+        };
+        crate::output::printable(&text).into_owned()
+    }
 }
 
 impl IntoResponse for PageError {
@@ -114,6 +200,9 @@ impl IntoResponse for PageError {
             PageError::BadRequest(message) => {
                 (StatusCode::BAD_REQUEST, "Bad request".to_string(), html! { p.error { (message) } })
             }
+            PageError::Unavailable(message) => {
+                (StatusCode::FORBIDDEN, "Not available here".to_string(), html! { p.error { (message) } })
+            }
             PageError::NotFound { title, message, suggestions } => (
                 StatusCode::NOT_FOUND,
                 title.clone(),
@@ -122,20 +211,21 @@ impl IntoResponse for PageError {
                     @if !suggestions.is_empty() {
                         p { "Did you mean:" }
                         ul.plain.suggestions {
-                            @for s in suggestions { li { a href=(layout::serial_href(s)) { (s) } } }
+                            @for s in suggestions { li { a href=(layout::serial_href(s)) { (layout::Shown(s)) } } }
                         }
                     }
                     (pages::search_form(""))
                 },
             ),
-            PageError::Failed { what, source } => {
-                // The details go to the operator's terminal; the page says what failed and what to do.
-                tracing::error!("{what}: {}", crate::error_text(source.as_ref()));
+            PageError::Failed { what, .. } => {
+                // The details go to the operator's terminal, escaped to one line; the page says
+                // what failed and what to do, not what the database driver said.
+                tracing::error!("{}", self.log_line());
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "Error".to_string(),
                     html! {
-                        p.error { (what) " failed: " (crate::error_text(source.as_ref())) }
+                        p.error { (layout::Shown(what)) " failed." }
                         p { "Try again in a moment; if it keeps failing, the terminal running `audit serve` has the details." }
                     },
                 )

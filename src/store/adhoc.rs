@@ -723,6 +723,18 @@ fn decimal_value(d: rust_decimal::Decimal) -> Value {
 mod tests {
     use super::*;
 
+    #[test]
+    fn parameters_become_numbered_placeholders_outside_strings() {
+        let sql = "SELECT ':po', x::text FROM t WHERE a = :po AND b = :serial -- :po\n AND c = :po";
+        assert_eq!(
+            placeholder_params(sql, &["po", "serial"], Dialect::Postgres).unwrap(),
+            "SELECT ':po', x::text FROM t WHERE a = $1 AND b = $2 -- :po\n AND c = $1"
+        );
+        assert_eq!(placeholder_params("a = :po", &["po"], Dialect::Sqlite).unwrap(), "a = ?1");
+        assert_eq!(placeholder_params("a = :po", &[], Dialect::Sqlite), Err(ParamError::Missing("po".into())));
+        assert_eq!(placeholder_params("a = 1", &["po"], Dialect::Sqlite), Err(ParamError::Unused("po".into())));
+    }
+
     fn p(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }

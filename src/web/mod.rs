@@ -62,10 +62,17 @@ pub fn router(state: AppState, token: Option<String>, bind: IpAddr) -> Router {
 /// on a loopback bind only loopback addresses are expected.
 pub fn host_allowed(host: &str, bind: IpAddr) -> bool {
     let name = match host.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(""),
-        None => host.rsplit_once(':').map_or(host, |(name, port)| {
-            if port.chars().all(|c| c.is_ascii_digit()) { name } else { host }
-        }),
+        Some(v6) => match v6.split_once(']') {
+            Some((ip, port))
+                if port.is_empty() || port.strip_prefix(':').is_some_and(|p| p.chars().all(|c| c.is_ascii_digit())) =>
+            {
+                ip
+            }
+            _ => return false,
+        },
+        None => host
+            .rsplit_once(':')
+            .map_or(host, |(name, port)| if port.chars().all(|c| c.is_ascii_digit()) { name } else { host }),
     };
     if name.eq_ignore_ascii_case("localhost") {
         return true;
@@ -76,7 +83,11 @@ pub fn host_allowed(host: &str, bind: IpAddr) -> bool {
     }
 }
 
-async fn local_host(axum::extract::State(bind): axum::extract::State<IpAddr>, request: Request, next: Next) -> Response {
+async fn local_host(
+    axum::extract::State(bind): axum::extract::State<IpAddr>,
+    request: Request,
+    next: Next,
+) -> Response {
     let host = request
         .headers()
         .get(header::HOST)
@@ -250,5 +261,51 @@ mod tests {
         assert_eq!(check_bind(lan, Some(""), false), Err(BindRefused(lan)), "an empty token is no token");
         assert_eq!(check_bind(lan, Some("s3cret"), false), Ok(()));
         assert_eq!(check_bind(any, None, true), Ok(()));
+    }
+
+    #[test]
+    fn without_a_token_only_addresses_and_localhost_are_answered() {
+        let local: IpAddr = "127.0.0.1".parse().unwrap();
+        for host in ["localhost", "localhost:8080", "LOCALHOST:1", "127.0.0.1", "127.0.0.1:8080", "[::1]:8080", "[::1]"]
+        {
+            assert!(host_allowed(host, local), "{host}");
+        }
+        for host in
+            ["attacker.example", "attacker.example:8080", "localhost.attacker.example", "192.168.1.2:8080", "", "[::1"]
+        {
+            assert!(!host_allowed(host, local), "{host}");
+        }
+        // Served on the network with --no-auth: its addresses, never a name that could be rebound.
+        let any: IpAddr = "0.0.0.0".parse().unwrap();
+        assert!(host_allowed("192.168.1.2:8080", any) && host_allowed("[fe80::1]:80", any));
+        assert!(!host_allowed("nas.local:8080", any));
+    }
+
+    #[test]
+    fn an_empty_or_blank_token_is_refused() {
+        assert_eq!(token(None), Ok(None));
+        assert_eq!(token(Some("")), Err(EmptyToken));
+        assert_eq!(token(Some(" \t")), Err(EmptyToken));
+        assert_eq!(token(Some("s3cret")), Ok(Some("s3cret".into())));
+    }
+
+    #[test]
+    fn a_failure_is_logged_on_one_line() {
+        let e = PageError::failed(
+            format!("the recall of {}", "x\n2026-01-01T00:00:00Z  INFO forged"),
+            anyhow::anyhow!("driver said\nmore"),
+        );
+        let line = e.log_line();
+        assert!(!line.contains('\n') && line.contains("x\\n2026") && line.contains("said\\nmore"), "{line}");
+    }
+
+    #[tokio::test]
+    async fn a_failure_page_does_not_show_the_driver_message() {
+        let e = PageError::failed("reading serial \"A\"", anyhow::anyhow!("invalid byte sequence 0x00 (driver)"));
+        let response = e.into_response();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        let body = String::from_utf8(body.to_vec()).unwrap();
+        assert!(body.contains("failed.") && !body.contains("driver"), "{body}");
     }
 }

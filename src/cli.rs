@@ -188,6 +188,19 @@ pub enum Command {
         audit sql --file sql/recall.sql --param po_number=PO-000012 --format csv")]
     Sql(SqlArgs),
 
+    /// Serve the audit trail as web pages, for people who do not use a terminal: search,
+    /// a serial's story (status, timeline, a lane of where it was, documents, genealogy),
+    /// documents, recalls, anomalies, reconcile and status.
+    ///
+    /// Read-only, as `audit sql` is: it can run beside a scheduled ingest and never needs the
+    /// API key. No JavaScript and no external assets. Listens on 127.0.0.1:8080 by default; any
+    /// other address needs --token (or an explicit --no-auth).
+    #[command(after_help = "Examples:\n  \
+        audit serve\n  \
+        audit serve --port 9000\n  \
+        AUDIT_SERVE_TOKEN=s3cret audit serve --bind 0.0.0.0   # open http://HOST:8080/?token=s3cret once")]
+    Serve(ServeArgs),
+
     /// Try audit end to end without an inFlow account: simulate a small company, ingest it into
     /// a local SQLite file, and show one serial's story.
     ///
@@ -496,6 +509,31 @@ fn parse_param(s: &str) -> Result<(String, String), String> {
         return Err(format!("`{name}` is not a parameter name (letters, digits and _)"));
     }
     Ok((name.to_string(), value.to_string()))
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on. Anything but a loopback address needs --token or --no-auth.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: std::net::IpAddr,
+
+    /// Port to listen on; 0 picks a free one (the address is printed on stdout).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+
+    /// A secret every request must carry: `Authorization: Bearer TOKEN`, or `?token=TOKEN` once
+    /// in a browser (it then sets a cookie). Prefer the environment variable.
+    #[arg(long, env = "AUDIT_SERVE_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+
+    /// Serve a non-loopback address without a token: anyone who can reach it reads the trail.
+    #[arg(long, conflicts_with = "token")]
+    pub no_auth: bool,
+
+    /// Only this company's serials, documents, anomalies and status, when the database holds
+    /// several (the recall pages run the shipped queries, which cover every company).
+    #[arg(long, env = "INFLOW_COMPANY_ID")]
+    pub company_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -10,6 +10,7 @@
 //!   account.
 //! - [`store`]: SQLite and Postgres behind one interface, and their migrations.
 //! - [`stop`]: stopping a run from outside (signals, a lost lock).
+//! - [`web`]: `audit serve`'s pages over the same read functions as the commands.
 //! - [`output`]: stdout and stderr for the commands; [`testing`]: crash points for the tests.
 //!
 //! The inFlow simulator that tests, benchmarks and `audit demo` use is the `inflow-simulator`
@@ -33,6 +34,7 @@ pub mod sync;
 pub mod testing;
 #[expect(missing_docs, reason = "not documented yet: the backlog of issue 18")]
 pub mod timeline;
+pub mod web;
 
 /// An error and its causes on one line, skipping a cause whose text its parent already quotes
 /// (sqlx and io errors often repeat their source in their own message).

@@ -320,7 +320,7 @@ pub fn tree(
 }
 
 /// An undated event (packed) borrows the latest date of the earlier steps of its document.
-fn effective_time(row: &EventRow, all: &[EventRow]) -> Option<DateTime<Utc>> {
+pub(crate) fn effective_time(row: &EventRow, all: &[EventRow]) -> Option<DateTime<Utc>> {
     row.occurred_at.or_else(|| {
         let own = step(&row.event_type);
         all.iter()

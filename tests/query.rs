@@ -341,6 +341,22 @@ async fn every_sql_file_answers_its_question(db: TestDb) {
     let rows = run("recall.sql", &[("po_number", &chain.component.documents[0].number)]);
     let unit = rows.iter().find(|r| r["unit_serial"] == chain.unit.serial.as_str()).expect("the finished unit");
     assert_eq!((unit["level"].as_i64(), unit["customer_id"].as_str()), (Some(2), Some(chain.customer_id.as_str())));
+    // From the component serial itself: the same chain, the same columns.
+    let rows = run("recall_serial.sql", &[("serial", &chain.component.serial)]);
+    let levels: Vec<(i64, &str, &str)> = rows
+        .iter()
+        .map(|r| (r["level"].as_i64().unwrap(), r["unit_serial"].as_str().unwrap(), r["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        levels,
+        [
+            (0, chain.component.serial.as_str(), "consumed"),
+            (1, chain.subassembly.serial.as_str(), "consumed"),
+            (2, chain.unit.serial.as_str(), "with_customer")
+        ]
+    );
+    assert_eq!(rows[2]["customer_id"], chain.customer_id.as_str());
+    assert!(rows[0]["received_at"].is_string(), "the component's receipt: {rows:?}");
 
     let rows = run("genealogy.sql", &[("serial", &chain.unit.serial)]);
     let mut tree: Vec<(String, i64, String)> = rows

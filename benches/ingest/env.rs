@@ -25,6 +25,8 @@ pub struct Options {
     pub timeline_samples: usize,
     /// Timed runs of each command in figure 7.
     pub anomaly_runs: usize,
+    /// Timed serial pages of figure 8.
+    pub serve_requests: usize,
     /// Requests of the quota run (figure 2); more than the hourly limit.
     pub quota_requests: u64,
     /// Seconds after which an ingest is stopped (SIGINT) so that the run stays bounded.
@@ -44,6 +46,7 @@ impl Default for Options {
             timeline_events: 10_000_000,
             timeline_samples: 25,
             anomaly_runs: 3,
+            serve_requests: 200,
             quota_requests: 1_300,
             ingest_deadline_secs: 300,
             postgres_url: std::env::var("AUDIT_BENCH_POSTGRES_URL")
@@ -58,13 +61,14 @@ pub const USAGE: &str = "\
 usage: cargo bench --bench ingest [-- OPTIONS]
 
   --only LIST            figure groups to run, comma-separated: requests, quota, speed, memory,
-                         timeline, anomalies (default: all)
+                         timeline, anomalies, serve (default: all)
   --large-scale SCALE    simulator scale of the large ingest (default: large, ~1.2M occurrences)
   --small-orders N       sales orders of the ~250k-occurrence company (default: 24000)
   --requests-scale S     simulator scale of the request figures (default: medium)
   --timeline-events N    events in the timeline databases (default: 10000000)
   --timeline-samples N   serials timed for the latency figures (default: 25)
   --anomaly-runs N       timed runs of audit anomalies and of the full scan (default: 3)
+  --serve-requests N     serial pages timed over HTTP for figure 8 (default: 200)
   --quota-requests N     requests of the quota run, more than 1000 (default: 1300)
   --ingest-deadline S    stop an ingest still running after S seconds (default: 300)
   --postgres-url URL     admin connection (default: $AUDIT_BENCH_POSTGRES_URL,
@@ -97,6 +101,9 @@ impl Options {
                 "--anomaly-runs" => {
                     o.anomaly_runs = number("--anomaly-runs", value("--anomaly-runs")?)?.max(1) as usize
                 }
+                "--serve-requests" => {
+                    o.serve_requests = number("--serve-requests", value("--serve-requests")?)?.max(1) as usize
+                }
                 "--quota-requests" => o.quota_requests = number("--quota-requests", value("--quota-requests")?)?,
                 "--ingest-deadline" => {
                     o.ingest_deadline_secs = number("--ingest-deadline", value("--ingest-deadline")?)?
@@ -107,7 +114,7 @@ impl Options {
                 other => return Err(format!("unknown argument `{other}`")),
             }
         }
-        const GROUPS: [&str; 6] = ["requests", "quota", "speed", "memory", "timeline", "anomalies"];
+        const GROUPS: [&str; 7] = ["requests", "quota", "speed", "memory", "timeline", "anomalies", "serve"];
         if let Some(bad) = o.only.iter().find(|g| !GROUPS.contains(&g.as_str())) {
             return Err(format!("--only: unknown group `{bad}`; use {}", GROUPS.join(", ")));
         }

@@ -6,7 +6,8 @@
 //! 3. ingest speed against the database's own bulk load of the same rows;
 //! 4. peak resident memory of the ingest process at ~250k and ~1.2M serial occurrences;
 //! 5. `audit timeline` latency on 10 million events against `sqlite3` / `psql`;
-//! 6. `audit anomalies` over the same events against a full scan by `sqlite3` / `psql`.
+//! 6. `audit anomalies` over the same events against a full scan by `sqlite3` / `psql`;
+//! 8. `audit serve`'s serial page over HTTP on the same events (p50, p95).
 //!
 //! Prints a table and writes it as JSON to `target/bench-ingest.json`. Exits 1 when a figure
 //! could not be measured (a slot for a subcommand that has not landed yet does not count), 2 on
@@ -18,6 +19,7 @@ mod procs;
 mod quota;
 mod report;
 mod requests;
+mod serve;
 mod speed;
 mod timeline;
 
@@ -196,16 +198,20 @@ async fn run(o: Options) -> ExitCode {
     }
 
     // 5. Timeline latency and 6. anomalies, on the same generated databases.
-    if o.wants("timeline") || o.wants("anomalies") {
+    if o.wants("timeline") || o.wants("anomalies") || o.wants("serve") {
         let t = Instant::now();
         say(
             started,
-            &format!("figures 5/6: generating two databases of {} events", report::thousands(o.timeline_events as i64)),
+            &format!(
+                "figures 5/7/8: generating two databases of {} events",
+                report::thousands(o.timeline_events as i64)
+            ),
         );
         let wanted = timeline::Wanted {
             sqlite: sqlite_ok,
             timeline_samples: o.wants("timeline").then_some(o.timeline_samples),
             anomaly_runs: o.wants("anomalies").then_some(o.anomaly_runs),
+            serve_requests: o.wants("serve").then_some(o.serve_requests),
         };
         figures.extend(timeline::run(&work_path, pg_ref.clone(), o.timeline_events, wanted).await);
         phases.insert("timeline_s".into(), json!(t.elapsed().as_secs_f64()));

@@ -308,6 +308,8 @@ pub struct Wanted {
     pub sqlite: bool,
     pub timeline_samples: Option<usize>,
     pub anomaly_runs: Option<usize>,
+    /// Figure 8: this many timed serial pages over HTTP.
+    pub serve_requests: Option<usize>,
 }
 
 /// Figures 5 and 6 on both databases. SQLite and Postgres are generated at the same time (two
@@ -336,24 +338,24 @@ pub async fn run(work: &Path, pg: Result<&Postgres, String>, events: u64, wanted
 
     let mut figures = Vec::new();
     let sqlite = sqlite_generated.map(|generated| (sqlite_url, generated));
-    figures.extend(measure_both(&["5a", "7a"], "SQLite", sqlite, &wanted).await);
+    figures.extend(measure_both(&["5a", "7a", "8a"], "SQLite", sqlite, &wanted).await);
     remove_sqlite(&sqlite_path);
     let postgres = match (&pg_db, pg_generated) {
         (Ok(url), Ok(generated)) => Ok((url.clone(), generated)),
         (Ok(_), Err(why)) => Err(format!("generating the database: {why}")),
         (Err(why), _) => Err(why.clone()),
     };
-    figures.extend(measure_both(&["5b", "7b"], "Postgres", postgres, &wanted).await);
+    figures.extend(measure_both(&["5b", "7b", "8b"], "Postgres", postgres, &wanted).await);
     if let (Ok(pg), Ok(url)) = (&pg, &pg_db) {
         pg.drop_db(url).await;
     }
     figures
 }
 
-/// The wanted figures of one database: the timeline latency (`ids[0]`) and `audit anomalies`
-/// (`ids[1]`), or why they could not be measured.
+/// The wanted figures of one database: the timeline latency (`ids[0]`), `audit anomalies`
+/// (`ids[1]`) and the serial page of `audit serve` (`ids[2]`), or why they could not be measured.
 async fn measure_both(
-    ids: &[&str; 2],
+    ids: &[&str; 3],
     backend: &'static str,
     db: Result<(String, Duration), String>,
     wanted: &Wanted,
@@ -369,6 +371,9 @@ async fn measure_both(
             if wanted.anomaly_runs.is_some() {
                 out.push(crate::anomalies::blank(ids[1], backend).failed(&why));
             }
+            if wanted.serve_requests.is_some() {
+                out.push(crate::serve::blank(ids[2], backend).failed(&why));
+            }
             return out;
         }
     };
@@ -379,6 +384,10 @@ async fn measure_both(
                 .await
                 .unwrap_or_else(|e| blank(ids[0], backend).failed(e.to_string())),
         );
+    }
+    if let Some(requests) = wanted.serve_requests {
+        let serials = sample(events.div_ceil(EVENTS_PER_SERIAL), requests);
+        out.push(crate::serve::measure(ids[2], backend, &url, events, serials, requests).await);
     }
     if let Some(runs) = wanted.anomaly_runs {
         let id = ids[1].to_string();

@@ -87,6 +87,7 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<ExitCode
     writeln!(out, "  audit {db}sql \"SELECT status, count(*) AS serials FROM serial_current GROUP BY status\"")?;
     writeln!(out, "  audit {db}sql --file sql/recall.sql --param po_number={}", story.documents[0].number)?;
     writeln!(out, "  audit {db}sql --file sql/customer_of_serial.sql --param serial={}", story.serial)?;
+    writeln!(out, "  audit {db}serve                 # the same trail in a browser, on http://127.0.0.1:8080/")?;
     writeln!(out, "  audit demo                      # again: an incremental run that adds nothing")?;
     writeln!(
         out,

@@ -11,6 +11,7 @@ pub mod migrate;
 pub mod rebuild;
 pub mod reconcile;
 pub mod reference;
+pub mod serve;
 pub mod simulate;
 pub mod snapshot;
 pub mod sql;
@@ -33,9 +34,12 @@ pub fn main(cli: Cli) -> ExitCode {
     // on all cores; the others run a query or two, where starting worker threads is most of
     // the cost.
     let mut builder = match cli.command {
-        Command::Ingest(_) | Command::Snapshot(_) | Command::Rebuild(_) | Command::Demo(_) | Command::Simulate(_) => {
-            tokio::runtime::Builder::new_multi_thread()
-        }
+        Command::Ingest(_)
+        | Command::Snapshot(_)
+        | Command::Rebuild(_)
+        | Command::Demo(_)
+        | Command::Simulate(_)
+        | Command::Serve(_) => tokio::runtime::Builder::new_multi_thread(),
         _ => tokio::runtime::Builder::new_current_thread(),
     };
     let runtime = match builder.enable_all().build() {
@@ -70,6 +74,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Reconcile(args) => reconcile::run(&global, args).await,
         Command::Anomalies(args) => anomalies::run(&global, args).await,
         Command::Rebuild(args) => rebuild::run(&global, args).await,
+        Command::Serve(args) => serve::run(&global, args).await,
         Command::Demo(args) => demo::run(&global, args).await,
         Command::Simulate(args) => simulate::run(&global, args).await,
         Command::Completions { shell } => reference::completions(shell),

@@ -8,6 +8,7 @@ use anyhow::{anyhow, bail};
 use crate::cli::{GlobalArgs, ReconcileArgs};
 use crate::output::{self, Format, short_time};
 use crate::reconcile::{Disagreement, with_places};
+use crate::store::Store;
 
 /// CSV columns, part of the documented output contract.
 pub const CSV_COLUMNS: &[&str] = &[
@@ -27,36 +28,15 @@ pub const CSV_COLUMNS: &[&str] = &[
 pub async fn run(global: &GlobalArgs, args: ReconcileArgs) -> anyhow::Result<ExitCode> {
     let store = super::open_reading_store(global).await?;
     super::check_company(&store, args.company.company_id.as_deref()).await?;
-    let companies = match &args.company.company_id {
-        Some(c) => vec![c.clone()],
-        None => store.companies().await?,
-    };
-    let mut all: Vec<(Disagreement, Option<String>)> = Vec::new();
-    let mut compared = Vec::new();
-    for company in companies {
-        let Some((snapshot_id, taken)) = store.latest_snapshot(&company).await? else {
-            if args.company.company_id.is_some() {
-                bail!(
-                    "company {company} has no complete snapshot yet: run `audit snapshot` (or `audit ingest --snapshot`) first"
-                );
-            }
-            continue;
-        };
-        let lines = store.snapshot_lines(&company, snapshot_id).await?;
-        let rows = store.stock_disagreements(&company).await?;
-        let names = store.product_names(&company).await?;
+    let result = disagreements(&store, args.company.company_id.as_deref()).await;
+    store.close().await;
+    let Reconciled { compared, disagreements: all } = result?;
+    for (company, snapshot_id, taken) in &compared {
         output::note(&format!(
             "company {company}: snapshot {snapshot_id} of {} against the history",
-            short_time(Some(taken))
+            short_time(Some(*taken))
         ));
-        compared.push(company);
-        let found = with_places(rows, &lines).map_err(|e| anyhow!("serial_stock_disagreements: {e}"))?;
-        all.extend(found.into_iter().map(|d| {
-            let name = d.product_id.as_ref().and_then(|p| names.get(p).cloned());
-            (d, name)
-        }));
     }
-    store.close().await;
     if compared.is_empty() {
         bail!("no company has a complete snapshot yet: run `audit snapshot` (or `audit ingest --snapshot`) first");
     }
@@ -83,6 +63,45 @@ pub async fn run(global: &GlobalArgs, args: ReconcileArgs) -> anyhow::Result<Exi
         output::note(&format!("{} disagreements.", all.len()));
         Ok(ExitCode::from(1))
     }
+}
+
+/// What `audit reconcile` and the web view list.
+pub struct Reconciled {
+    /// Each company compared, with its latest complete snapshot's id and time.
+    pub compared: Vec<(String, i64, chrono::DateTime<chrono::Utc>)>,
+    /// Each disagreement, with its product's name.
+    pub disagreements: Vec<(Disagreement, Option<String>)>,
+}
+
+/// The history against the latest complete snapshot of each company that has one (or of
+/// `company_id`, which must have one).
+pub async fn disagreements(store: &Store, company_id: Option<&str>) -> anyhow::Result<Reconciled> {
+    let companies = match company_id {
+        Some(c) => vec![c.to_string()],
+        None => store.companies().await?,
+    };
+    let mut all: Vec<(Disagreement, Option<String>)> = Vec::new();
+    let mut compared = Vec::new();
+    for company in companies {
+        let Some((snapshot_id, taken)) = store.latest_snapshot(&company).await? else {
+            if company_id.is_some() {
+                bail!(
+                    "company {company} has no complete snapshot yet: run `audit snapshot` (or `audit ingest --snapshot`) first"
+                );
+            }
+            continue;
+        };
+        let lines = store.snapshot_lines(&company, snapshot_id).await?;
+        let rows = store.stock_disagreements(&company).await?;
+        let names = store.product_names(&company).await?;
+        let found = with_places(rows, &lines).map_err(|e| anyhow!("serial_stock_disagreements: {e}"))?;
+        all.extend(found.into_iter().map(|d| {
+            let name = d.product_id.as_ref().and_then(|p| names.get(p).cloned());
+            (d, name)
+        }));
+        compared.push((company, snapshot_id, taken));
+    }
+    Ok(Reconciled { compared, disagreements: all })
 }
 
 fn places(d: &Disagreement) -> String {

@@ -15,24 +15,24 @@ use crate::store::lock::LockHolder;
 use crate::store::status::{RunRow, StreamStatus};
 
 #[derive(Debug, Serialize)]
-struct CompanyStatus {
-    company_id: String,
+pub struct CompanyStatus {
+    pub company_id: String,
     /// The running ingest, if any.
-    lock: Option<String>,
-    requests_last_hour: i64,
+    pub lock: Option<String>,
+    pub requests_last_hour: i64,
     /// Requests a run would take now: every stream walked, or sales and purchase orders of the
     /// last 30 days only.
-    cost: Cost,
-    streams: Vec<StreamStatus>,
-    runs: Vec<RunRow>,
+    pub cost: Cost,
+    pub streams: Vec<StreamStatus>,
+    pub runs: Vec<RunRow>,
     /// What `audit doctor` and the ingest learnt of the company's API (`api_capabilities`).
-    api: Vec<Capability>,
+    pub api: Vec<Capability>,
 }
 
 #[derive(Debug, Serialize)]
-struct Cost {
-    complete: i64,
-    window_30_days: i64,
+pub struct Cost {
+    pub complete: i64,
+    pub window_30_days: i64,
 }
 
 /// Runs `audit status`: its exit status, or the error to report.
@@ -45,17 +45,7 @@ pub async fn run(global: &GlobalArgs, args: StatusArgs) -> anyhow::Result<ExitCo
     };
     let mut report = Vec::new();
     for company_id in companies {
-        let streams = store.streams_status(&company_id).await?;
-        let lock = store.lock_holder(&company_id).await?.as_ref().map(LockHolder::to_string);
-        report.push(CompanyStatus {
-            cost: cost(&streams),
-            lock,
-            requests_last_hour: store.requests_last_hour(&company_id).await?,
-            runs: store.recent_runs(&company_id, 5).await?,
-            api: store.capabilities(&company_id).await?,
-            streams,
-            company_id,
-        });
+        report.push(company_status(&store, company_id).await?);
     }
     store.close().await;
     let mut out = crate::output::stdout();
@@ -72,6 +62,21 @@ pub async fn run(global: &GlobalArgs, args: StatusArgs) -> anyhow::Result<ExitCo
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `audit status` and the web view report of one company.
+pub async fn company_status(store: &crate::store::Store, company_id: String) -> anyhow::Result<CompanyStatus> {
+    let streams = store.streams_status(&company_id).await?;
+    let lock = store.lock_holder(&company_id).await?.as_ref().map(LockHolder::to_string);
+    Ok(CompanyStatus {
+        cost: cost(&streams),
+        lock,
+        requests_last_hour: store.requests_last_hour(&company_id).await?,
+        runs: store.recent_runs(&company_id, 5).await?,
+        api: store.capabilities(&company_id).await?,
+        streams,
+        company_id,
+    })
 }
 
 /// A walk of n documents costs n/100 + 1 requests; every run also reads the locations once. A

@@ -48,23 +48,8 @@ pub async fn run(global: &GlobalArgs, args: TimelineArgs) -> anyhow::Result<Exit
         return code;
     }
     if rows.is_empty() {
-        let mut similar = store.similar_serials(&args.serial, args.company.company_id.as_deref(), 10).await?;
-        let mut msg = format!("serial {:?} is not in the audit trail", args.serial);
-        if args.as_of.is_some() {
-            msg.push_str(" as of that time");
-        }
-        // Recorded, but every event of it is retracted (or not yet observed at --as-of).
-        if let Some(at) = similar.iter().position(|s| *s == args.serial) {
-            similar.remove(at);
-            msg = match args.as_of {
-                Some(_) => format!("serial {:?} has no events recorded and current at that time", args.serial),
-                None => format!(
-                    "serial {:?} has only retracted events (its documents changed or were deleted); \
-                     --all shows them",
-                    args.serial
-                ),
-            };
-        }
+        let (mut msg, similar) =
+            unknown_serial(&store, &args.serial, args.company.company_id.as_deref(), args.as_of).await?;
         if !similar.is_empty() {
             let quoted: Vec<String> = similar.iter().map(|s| format!("{s:?}")).collect();
             msg.push_str(&format!("; did you mean {}?", quoted.join(", ")));
@@ -106,7 +91,34 @@ pub async fn run(global: &GlobalArgs, args: TimelineArgs) -> anyhow::Result<Exit
     Ok(ExitCode::SUCCESS)
 }
 
-fn csv_rows(h: &History) -> Vec<Vec<String>> {
+/// Why a serial has nothing to show, and its close matches (the same serial string ignoring
+/// case and spaces, or serials starting with it): what the CLI and the web view both say.
+pub async fn unknown_serial(
+    store: &Store,
+    serial: &str,
+    company_id: Option<&str>,
+    as_of: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<(String, Vec<String>), crate::store::StoreError> {
+    let mut similar = store.similar_serials(serial, company_id, 10).await?;
+    let mut msg = format!("serial {serial:?} is not in the audit trail");
+    if as_of.is_some() {
+        msg.push_str(" as of that time");
+    }
+    // Recorded, but every event of it is retracted (or not yet observed at --as-of).
+    if let Some(at) = similar.iter().position(|s| s == serial) {
+        similar.remove(at);
+        msg = match as_of {
+            Some(_) => format!("serial {serial:?} has no events recorded and current at that time"),
+            None => format!(
+                "serial {serial:?} has only retracted events (its documents changed or were deleted); \
+                 --all shows them"
+            ),
+        };
+    }
+    Ok((msg, similar))
+}
+
+pub fn csv_rows(h: &History) -> Vec<Vec<String>> {
     let o = |s: &Option<String>| s.clone().unwrap_or_default();
     h.events
         .iter()

@@ -486,6 +486,50 @@ pub fn substitute_params(sql: &str, params: &[(String, String)], dialect: Dialec
     Ok(out)
 }
 
+/// `sql` with each `:name` outside strings, quoted identifiers and comments replaced by a
+/// numbered placeholder (`?1` on SQLite, `$1` on Postgres) for the value of `names[k]`, so that
+/// a value taken from a request is bound, never pasted into the statement's text.
+pub fn placeholder_params(sql: &str, names: &[&str], dialect: Dialect) -> Result<String, ParamError> {
+    let mut out = String::with_capacity(sql.len());
+    let mut used = vec![false; names.len()];
+    for (piece, text) in pieces(sql, dialect) {
+        if piece != Piece::Code {
+            out.push_str(text);
+            continue;
+        }
+        let mut rest = text;
+        while let Some(colon) = rest.find(':') {
+            out.push_str(&rest[..colon]);
+            let after = &rest[colon + 1..];
+            if let Some(cast) = after.strip_prefix(':') {
+                out.push_str("::");
+                rest = cast;
+                continue;
+            }
+            let len = after.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(after.len());
+            let name = &after[..len];
+            if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
+                out.push(':');
+                rest = after;
+                continue;
+            }
+            let k = names.iter().position(|n| *n == name).ok_or_else(|| ParamError::Missing(name.to_string()))?;
+            used[k] = true;
+            out.push_str(match dialect {
+                Dialect::Sqlite => "?",
+                Dialect::Postgres => "$",
+            });
+            out.push_str(&(k + 1).to_string());
+            rest = &after[len..];
+        }
+        out.push_str(rest);
+    }
+    if let Some(k) = used.iter().position(|u| !u) {
+        return Err(ParamError::Unused(names[k].to_string()));
+    }
+    Ok(out)
+}
+
 /// How `audit sql` may run on this Postgres database: the read-only role's name, the owner of
 /// `audit_sql_fetch()` (if it exists and the user may call it) and whether it is a superuser,
 /// whether the user may switch to the read-only role, and who the user is.
@@ -825,6 +869,59 @@ fn pg_error_line(db: &dyn sqlx::error::DatabaseError, sql: &str) -> Option<usize
     Some(before.matches('\n').count() + 1)
 }
 
+impl Store {
+    /// A shipped query (`sql/recall.sql`, say) with its `:name` parameters bound to `values`,
+    /// on this store's own connections: for a store opened with [`Store::connect_read_only`],
+    /// read-only ones. Columns and rows as [`Store::read_only_query`] gives them.
+    pub async fn bound_query(
+        &self,
+        sql: &str,
+        params: &[(&str, &str)],
+    ) -> Result<(Vec<String>, Vec<Vec<Value>>), StoreError> {
+        let what = || "running the query".to_string();
+        let names: Vec<&str> = params.iter().map(|(n, _)| *n).collect();
+        let text = placeholder_params(sql, &names, Dialect::from(self.backend()))
+            .map_err(|e| StoreError::Query { what: what(), source: e.into() })?;
+        let statement = sqlx::AssertSqlSafe(text.clone());
+        match &self.pool {
+            Pool::Sqlite(pool) => {
+                let mut query = sqlx::query(statement);
+                for (_, v) in params {
+                    query = query.bind(v.to_string());
+                }
+                let rows = query.fetch_all(pool).await.context(what)?;
+                let names = match rows.first() {
+                    Some(row) => columns(row),
+                    None => {
+                        use sqlx::{Executor as _, Statement as _};
+                        let sql = sqlx::SqlSafeStr::into_sql_str(sqlx::AssertSqlSafe(text.clone()));
+                        let statement = pool.prepare(sql).await.context(what)?;
+                        statement.columns().iter().map(|c| c.name().to_string()).collect()
+                    }
+                };
+                Ok((names, rows.iter().map(sqlite_values).collect()))
+            }
+            Pool::Postgres(pool) => {
+                let mut query = sqlx::query(statement);
+                for (_, v) in params {
+                    query = query.bind(v.to_string());
+                }
+                let rows = query.fetch_all(pool).await.context(what)?;
+                let names = match rows.first() {
+                    Some(row) => columns(row),
+                    None => {
+                        use sqlx::{Executor as _, Statement as _};
+                        let sql = sqlx::SqlSafeStr::into_sql_str(sqlx::AssertSqlSafe(text.clone()));
+                        let statement = pool.prepare(sql).await.context(what)?;
+                        statement.columns().iter().map(|c| c.name().to_string()).collect()
+                    }
+                };
+                Ok((names, rows.iter().map(pg_values).collect()))
+            }
+        }
+    }
+}
+
 fn columns<R: Row>(row: &R) -> Vec<String> {
     row.columns().iter().map(|c| c.name().to_string()).collect()
 }
@@ -946,6 +1043,18 @@ fn decimal_value(d: rust_decimal::Decimal) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parameters_become_numbered_placeholders_outside_strings() {
+        let sql = "SELECT ':po', x::text FROM t WHERE a = :po AND b = :serial -- :po\n AND c = :po";
+        assert_eq!(
+            placeholder_params(sql, &["po", "serial"], Dialect::Postgres).unwrap(),
+            "SELECT ':po', x::text FROM t WHERE a = $1 AND b = $2 -- :po\n AND c = $1"
+        );
+        assert_eq!(placeholder_params("a = :po", &["po"], Dialect::Sqlite).unwrap(), "a = ?1");
+        assert_eq!(placeholder_params("a = :po", &[], Dialect::Sqlite), Err(ParamError::Missing("po".into())));
+        assert_eq!(placeholder_params("a = 1", &["po"], Dialect::Sqlite), Err(ParamError::Unused("po".into())));
+    }
 
     fn p(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()

@@ -1,0 +1,58 @@
+//! `audit serve`: the web view of the audit trail (pages in `crate::web`).
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use crate::cli::{GlobalArgs, ServeArgs};
+use crate::output;
+use crate::store::Store;
+use crate::web::{self, AppState};
+
+pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    // Refused before anything is opened: a mistake here would publish the trail. An empty token
+    // (`AUDIT_SERVE_TOKEN=` left empty by a script) is a mistake, not "no token".
+    let token = web::token(args.token.as_deref())?;
+    web::check_bind(args.bind, token.as_deref(), args.no_auth)?;
+    let url = super::database_url(global)?;
+    if let Some(path) = url.sqlite_file().filter(|p| !p.exists()) {
+        anyhow::bail!(
+            "there is no audit database at {}: check --database-url (or AUDIT_DATABASE_URL), or fill one with \
+             `audit ingest` (`audit demo` to try it on simulated data)",
+            path.display()
+        );
+    }
+    let (store, guard) = Store::connect_read_only(&url).await?;
+    let listener = tokio::net::TcpListener::bind((args.bind, args.port)).await.with_context(|| {
+        format!("cannot listen on {}:{}; is another program using that port? try --port", args.bind, args.port)
+    })?;
+    let addr = listener.local_addr()?;
+    let zone = web::layout::zone_label();
+    let state = AppState { store: store.clone(), company_id: args.company_id.clone(), zone };
+    let app = web::router(state, token.clone(), args.bind);
+    // The address is the command's result; a script waiting for it reads the first line.
+    println!("Serving the audit trail of {} on http://{addr}/", url.redacted());
+    output::note(&format!(
+        "read-only: {guard}; {}; Ctrl-C stops",
+        if token.is_some() { "every request needs the token" } else { "no token" }
+    ));
+    axum::serve(listener, app).with_graceful_shutdown(shutdown()).await.context("serving the web view")?;
+    store.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Ctrl-C or SIGTERM: stop accepting, finish the pages being sent.
+async fn shutdown() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -531,7 +531,8 @@ pub struct ServeArgs {
     pub no_auth: bool,
 
     /// Only this company's serials, documents, anomalies and status, when the database holds
-    /// several (the recall pages run the shipped queries, which cover every company).
+    /// several. The recall pages run the shipped queries, which cover every company: with this
+    /// option they answer only while the database holds this company alone.
     #[arg(long, env = "INFLOW_COMPANY_ID")]
     pub company_id: Option<String>,
 }

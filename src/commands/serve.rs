@@ -9,6 +9,7 @@ use crate::output;
 use crate::store::Store;
 use crate::web::{self, AppState};
 
+/// Runs `audit serve` until Ctrl-C or SIGTERM.
 pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<ExitCode> {
     // Refused before anything is opened: a mistake here would publish the trail. An empty token
     // (`AUDIT_SERVE_TOKEN=` left empty by a script) is a mistake, not "no token".

@@ -15,23 +15,31 @@ use crate::store::lock::LockHolder;
 use crate::store::status::{RunRow, StreamStatus};
 
 #[derive(Debug, Serialize)]
+/// What `audit status` tells of one company.
 pub struct CompanyStatus {
+    /// The inFlow company.
     pub company_id: String,
     /// The running ingest, if any.
     pub lock: Option<String>,
+    /// Requests `audit` made for it in the last hour.
     pub requests_last_hour: i64,
     /// Requests a run would take now: every stream walked, or sales and purchase orders of the
     /// last 30 days only.
     pub cost: Cost,
+    /// Each stream's holdings and walks.
     pub streams: Vec<StreamStatus>,
+    /// The latest runs.
     pub runs: Vec<RunRow>,
     /// What `audit doctor` and the ingest learnt of the company's API (`api_capabilities`).
     pub api: Vec<Capability>,
 }
 
 #[derive(Debug, Serialize)]
+/// What runs cost in requests, from the document counts held.
 pub struct Cost {
+    /// A complete run.
     pub complete: i64,
+    /// A `--window 30d` run.
     pub window_30_days: i64,
 }
 

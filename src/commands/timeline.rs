@@ -118,6 +118,7 @@ pub async fn unknown_serial(
     Ok((msg, similar))
 }
 
+/// One history as the CSV rows of `audit timeline --format csv`.
 pub fn csv_rows(h: &History) -> Vec<Vec<String>> {
     let o = |s: &Option<String>| s.clone().unwrap_or_default();
     h.events

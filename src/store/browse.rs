@@ -27,6 +27,7 @@ pub enum ReadGuard {
     ReaderRole(String),
     /// Postgres: read-only transactions with the connecting user's rights (the role is not set
     /// up, or the user may not assume it).
+    /// Postgres without the reader role: read-only transactions as this user.
     ReadOnlyTransactions { user: String },
 }
 

@@ -29,6 +29,7 @@ fn same(a: &str, b: &str) -> bool {
 }
 
 impl Token {
+    /// The token as given on the command line.
     pub fn new(token: &str) -> Token {
         Token { digest: digest(token) }
     }
@@ -53,6 +54,7 @@ fn without_token(uri: &Uri) -> String {
     format!("{path}?{query}")
 }
 
+/// Lets a request through when it carries the token (header or cookie), or answers 401.
 pub async fn check(State(token): State<Arc<Token>>, request: Request, next: Next) -> Response {
     let headers = request.headers();
     let bearer = headers

@@ -18,18 +18,24 @@ const AXIS: f64 = 26.0;
 /// A stay at one location.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stay {
+    /// The location row.
     pub row: usize,
+    /// When the stay began.
     pub from: DateTime<Utc>,
     /// `None`: still there at the end of the lane.
     pub to: Option<DateTime<Utc>>,
+    /// The tooltip.
     pub title: String,
 }
 
 /// What a mark stands for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MarkKind {
+    /// Picked or shipped.
     Sale,
+    /// A customer return.
     Return,
+    /// Sent or received on a transfer.
     Transfer,
 }
 
@@ -53,18 +59,26 @@ impl MarkKind {
 }
 
 #[derive(Debug, Clone, PartialEq)]
+/// An event drawn on a row.
 pub struct Mark {
+    /// The location row.
     pub row: usize,
+    /// When it happened.
     pub at: DateTime<Utc>,
+    /// What it was.
     pub kind: MarkKind,
+    /// The tooltip.
     pub title: String,
 }
 
 /// The lane's content: its rows (location names), stays and marks.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Lane {
+    /// The location names, one row each.
     pub rows: Vec<String>,
+    /// The stays, as bars.
     pub stays: Vec<Stay>,
+    /// The sales, returns and transfers, as marks.
     pub marks: Vec<Mark>,
 }
 

@@ -71,6 +71,7 @@ pub fn serial_href(serial: &str) -> String {
     format!("/serial?serial={}", encode(serial))
 }
 
+/// The link to a document's page.
 pub fn document_href(number: &str) -> String {
     format!("/document?number={}", encode(number))
 }

@@ -26,6 +26,7 @@ use crate::store::Store;
 /// What every page handler reads.
 #[derive(Debug, Clone)]
 pub struct AppState {
+    /// The read-only store the pages read.
     pub store: Store,
     /// Only this company, when given.
     pub company_id: Option<String>,

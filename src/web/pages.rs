@@ -33,8 +33,11 @@ const SEARCH_LIMIT: i64 = 50;
 #[serde(rename_all = "lowercase")]
 pub enum Download {
     #[default]
+    /// The page.
     Html,
+    /// A CSV download.
     Csv,
+    /// A JSON download.
     Json,
 }
 
@@ -88,6 +91,7 @@ fn nonempty(s: &Option<String>) -> Option<&str> {
     s.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
 
+/// The serial search box.
 pub fn search_form(q: &str) -> Markup {
     html! {
         form action="/" method="get" role="search" {

@@ -249,10 +249,14 @@ async fn where_it_was_on_a_date_follows_the_current_rule(db: TestDb) {
     let events = store.serial_events(&unit.serial, &EventFilter::default()).await.unwrap();
     let picked =
         events.iter().find(|e| e.event_type == "picked").and_then(|e| e.occurred_at).expect("the unit was sold");
-    // Before the sale it was in stock; from the sale on, with the customer.
+    let shipped =
+        events.iter().find(|e| e.event_type == "shipped").and_then(|e| e.occurred_at).expect("the unit was shipped");
+    // Before the pick it was in stock; picked until it shipped; then with the customer.
     let before = store.serial_on(&unit.serial, None, picked - chrono::Duration::seconds(1)).await.unwrap();
     assert_eq!(before[0].now.status.as_str(), "in_stock");
     let after = store.serial_on(&unit.serial, None, picked).await.unwrap();
+    assert_eq!(after[0].now.status.as_str(), if shipped <= picked { "with_customer" } else { "picked" });
+    let after = store.serial_on(&unit.serial, None, shipped.max(picked)).await.unwrap();
     assert_eq!(after[0].now.status.as_str(), "with_customer");
     let first = events.iter().filter_map(|e| e.occurred_at).min().unwrap();
     assert!(store.serial_on(&unit.serial, None, first - chrono::Duration::days(1)).await.unwrap().is_empty());

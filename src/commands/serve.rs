@@ -24,6 +24,7 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<ExitCod
         );
     }
     let (store, guard) = Store::connect_read_only(&url).await?;
+    super::check_company(&store, args.company_id.as_deref()).await?;
     let listener = tokio::net::TcpListener::bind((args.bind, args.port)).await.with_context(|| {
         format!("cannot listen on {}:{}; is another program using that port? try --port", args.bind, args.port)
     })?;

@@ -94,10 +94,9 @@ pub(crate) async fn open_store(global: &GlobalArgs) -> anyhow::Result<Store> {
     Ok(Store::open(&url).await?)
 }
 
-/// Opens the database for a command that only reads it: a SQLite file that does not exist is
-/// an error (most likely a mistyped URL), not a new empty database.
-pub(crate) async fn open_existing_store(global: &GlobalArgs) -> anyhow::Result<Store> {
-    let url = database_url(global)?;
+/// A SQLite file that does not exist is an error for a command that reads (most likely a
+/// mistyped URL), not a new empty database.
+pub(crate) fn require_existing(url: &DatabaseUrl) -> anyhow::Result<()> {
     if let Some(path) = url.sqlite_file().filter(|p| !p.exists()) {
         anyhow::bail!(
             "there is no audit database at {}: check --database-url (or AUDIT_DATABASE_URL), or fill one with \
@@ -105,6 +104,14 @@ pub(crate) async fn open_existing_store(global: &GlobalArgs) -> anyhow::Result<S
             path.display()
         );
     }
+    Ok(())
+}
+
+/// Opens the database for a command that only reads it: a SQLite file that does not exist is
+/// an error (most likely a mistyped URL), not a new empty database.
+pub(crate) async fn open_existing_store(global: &GlobalArgs) -> anyhow::Result<Store> {
+    let url = database_url(global)?;
+    require_existing(&url)?;
     open_store(global).await
 }
 
@@ -141,13 +148,7 @@ pub(crate) async fn check_company(store: &Store, company: Option<&str>) -> anyho
 /// so that a read-only file or directory (a copy, a shared volume) can still be read.
 pub(crate) async fn open_reading_store(global: &GlobalArgs) -> anyhow::Result<Store> {
     let url = database_url(global)?;
-    if let Some(path) = url.sqlite_file().filter(|p| !p.exists()) {
-        anyhow::bail!(
-            "there is no audit database at {}: check --database-url (or AUDIT_DATABASE_URL), or fill one with \
-             `audit ingest` (`audit demo` to try it on simulated data)",
-            path.display()
-        );
-    }
+    require_existing(&url)?;
     tracing::info!(database = %url, "opening the database to read it");
     Ok(Store::open_read_only(&url).await?)
 }

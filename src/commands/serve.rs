@@ -16,13 +16,7 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<ExitCod
     let token = web::token(args.token.as_deref())?;
     web::check_bind(args.bind, token.as_deref(), args.no_auth)?;
     let url = super::database_url(global)?;
-    if let Some(path) = url.sqlite_file().filter(|p| !p.exists()) {
-        anyhow::bail!(
-            "there is no audit database at {}: check --database-url (or AUDIT_DATABASE_URL), or fill one with \
-             `audit ingest` (`audit demo` to try it on simulated data)",
-            path.display()
-        );
-    }
+    super::require_existing(&url)?;
     let (store, guard) = Store::connect_read_only(&url).await?;
     super::check_company(&store, args.company_id.as_deref()).await?;
     let listener = tokio::net::TcpListener::bind((args.bind, args.port)).await.with_context(|| {

@@ -59,7 +59,6 @@ pub async fn run(global: &GlobalArgs, args: TimelineArgs) -> anyhow::Result<Exit
             let everywhere = EventFilter { company_id: None, ..filter.clone() };
             let mut others: Vec<String> =
                 store.serial_events(&args.serial, &everywhere).await?.into_iter().map(|r| r.company_id).collect();
-            others.dedup();
             others.sort();
             others.dedup();
             if !others.is_empty() {

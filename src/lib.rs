@@ -23,7 +23,6 @@ pub mod commands;
 pub mod doctor;
 #[expect(missing_docs, reason = "not documented yet: the backlog of issue 18")]
 pub mod inflow;
-#[expect(missing_docs, reason = "not documented yet: the backlog of issue 18")]
 pub mod mapping;
 pub mod output;
 #[expect(missing_docs, reason = "not documented yet: the backlog of issue 18")]
@@ -34,7 +33,6 @@ pub mod sync;
 pub mod testing;
 #[expect(missing_docs, reason = "not documented yet: the backlog of issue 18")]
 pub mod timeline;
-#[expect(missing_docs, reason = "not documented yet: the backlog of issue 18")]
 pub mod web;
 
 /// An error and its causes on one line, skipping a cause whose text its parent already quotes

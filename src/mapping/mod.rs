@@ -1,6 +1,6 @@
 //! From one inFlow document to its serial events: pure functions, no I/O.
 //!
-//! [`derive`] reads a document's raw JSON and returns every serial occurrence as an
+//! [`derive()`] reads a document's raw JSON and returns every serial occurrence as an
 //! [`EventDraft`] (the columns of `serial_events` that depend on the document alone), the
 //! document's identity and version, and [`Warning`]s for odd data. The vocabulary of
 //! `doc_type`, `line_collection` and `event_type` is the public contract users query, and the
@@ -35,11 +35,17 @@ use crate::inflow::model::Quantity;
 /// The document types `audit` walks, with how inFlow names and serves them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DocType {
+    /// `sales_order`, from `sales-orders`.
     SalesOrder,
+    /// `purchase_order`, from `purchase-orders`.
     PurchaseOrder,
+    /// `stock_adjustment`, from `stock-adjustments`.
     StockAdjustment,
+    /// `stock_transfer`, from `stock-transfers`.
     StockTransfer,
+    /// `manufacturing_order`, from `manufacturing-orders` (an optional stream).
     ManufacturingOrder,
+    /// `stock_count`, from `stock-counts` (an optional stream).
     StockCount,
 }
 
@@ -128,6 +134,7 @@ impl DocType {
         matches!(self, DocType::ManufacturingOrder | DocType::StockCount)
     }
 
+    /// The type whose API path segment is `stream` (`sales-orders`), if any.
     pub fn from_stream(stream: &str) -> Option<DocType> {
         DocType::ALL.into_iter().find(|t| t.stream() == stream)
     }
@@ -151,14 +158,16 @@ impl FromStr for DocType {
 }
 
 macro_rules! event_types {
-    ($($variant:ident => $name:literal, $step:literal;)*) => {
-        /// The `event_type` vocabulary.
+    ($($(#[doc = $doc:literal])* $variant:ident => $name:literal, $step:literal;)*) => {
+        /// The `event_type` vocabulary: what one serial occurrence records (the README's table).
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub enum EventType { $($variant,)* }
+        pub enum EventType { $($(#[doc = $doc])* $variant,)* }
 
         impl EventType {
+            /// Every event type, in declaration order.
             pub const ALL: &'static [EventType] = &[$(EventType::$variant,)*];
 
+            /// The `event_type` column value.
             pub fn as_str(self) -> &'static str {
                 match self { $(EventType::$variant => $name,)* }
             }
@@ -180,29 +189,53 @@ macro_rules! event_types {
 }
 
 event_types! {
+    /// On a sales quote's `lines`; no stock effect.
     Quoted => "quoted", 0;
+    /// On a purchase order's `lines`; no stock effect.
     Ordered => "ordered", 1;
+    /// On a sales order's `lines` (not a quote); no stock effect.
     Sold => "sold", 1;
+    /// On an open transfer's `lines`, at the source; no stock effect.
     TransferRequested => "transfer_requested", 1;
+    /// On a purchase order's `receiveLines`: into stock.
     Received => "received", 2;
+    /// On an adjustment line with a positive quantity: into stock.
     AdjustedIn => "adjusted_in", 2;
+    /// On an adjustment line with a negative quantity: out of stock.
     AdjustedOut => "adjusted_out", 2;
+    /// On a sales order's `pickLines`: out of stock.
     Picked => "picked", 3;
+    /// On an in-transit or completed transfer's `lines`: out of the source.
     TransferSent => "transfer_sent", 3;
+    /// On a sales order's `packLines` whose container has not shipped; no stock effect.
     Packed => "packed", 4;
+    /// On a sales order's `packLines` whose container shipped; no stock effect (the pick had it).
     Shipped => "shipped", 5;
+    /// On a completed transfer's `lines`: into the destination.
     TransferReceived => "transfer_received", 5;
+    /// On a sales order line with a negative quantity; no stock effect (a restock has it).
     CustomerReturn => "customer_return", 6;
+    /// On a purchase order line with a negative quantity; no stock effect (an unstock has it).
     VendorReturn => "vendor_return", 6;
+    /// On a sales order's `restockLines`: back into stock.
     Restocked => "restocked", 7;
+    /// On a purchase order's `unstockLines`: out of stock, back to the vendor.
     Unstocked => "unstocked", 7;
+    /// On a manufacturing order's `lines` (its tree); no stock effect.
     BuildPlanned => "build_planned", 1;
+    /// On a manufacturing order's `pickLines`: a component out of stock.
     Consumed => "consumed", 3;
+    /// On the `putLines` of a manufacturing order not yet completed; no stock effect.
     ProductionPending => "production_pending", 4;
+    /// On the `putLines` of a completed manufacturing order: a finished unit into stock.
     Produced => "produced", 5;
+    /// A serial counted on a stock count sheet line; no stock effect.
     Counted => "counted", 1;
+    /// In a completed count line's snapshot but not counted: out of stock.
     CountMissing => "count_missing", 2;
+    /// Counted on a completed count but not in the line's snapshot: into stock.
     CountFound => "count_found", 2;
+    /// On an adjustment a completed stock count made; no stock effect (the count's event has it).
     AdjustedByCount => "adjusted_by_count", 2;
 }
 
@@ -215,14 +248,23 @@ impl fmt::Display for EventType {
 /// One serial occurrence, as far as the document alone determines it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventDraft {
+    /// The serial number, verbatim.
     pub serial: String,
+    /// The line's `productId`.
     pub product_id: Option<String>,
+    /// The JSON key of the line collection the serial came from (`pickLines`, `sheets.lines`).
     pub line_collection: &'static str,
+    /// The line's id, or `#n` (its 1-based position) when inFlow gave none.
     pub line_id: String,
+    /// What the occurrence records.
     pub event_type: EventType,
+    /// When it happened; `None` when the document gives no usable date.
     pub occurred_at: Option<DateTime<Utc>>,
+    /// Where, from the header or the line as the event type says.
     pub location_id: Option<String>,
+    /// The sublocation within `location_id`, where the line names one.
     pub sublocation: Option<String>,
+    /// +1 into stock, -1 out of it, 0 no stock effect.
     pub quantity_delta: i16,
 }
 
@@ -237,12 +279,17 @@ impl EventDraft {
 /// `genealogy_links`, replaced whenever its order is derived again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkDraft {
+    /// The serial of the component picked into the order.
     pub component_serial: String,
+    /// The component's product, from its pick line.
     pub component_product_id: Option<String>,
+    /// The serial of the finished unit it went into.
     pub finished_serial: String,
+    /// The finished unit's product.
     pub finished_product_id: Option<String>,
     /// When the finished unit was put away; `None` while the order is not completed.
     pub built_at: Option<DateTime<Utc>>,
+    /// How the component was tied to this unit.
     pub matched_to: MatchedTo,
 }
 
@@ -258,6 +305,7 @@ pub enum MatchedTo {
 }
 
 impl MatchedTo {
+    /// The `matched_to` column value.
     pub fn as_str(self) -> &'static str {
         match self {
             MatchedTo::Unit => "unit",
@@ -270,20 +318,30 @@ impl MatchedTo {
 /// Kinds of odd data, counted in the run's record and listed in `run_warnings`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WarningKind {
+    /// An empty or blank serial, skipped.
     EmptySerial,
+    /// A serial repeated within one line, recorded once.
     RepeatedSerial,
+    /// A serial with surrounding spaces, stored verbatim.
     PaddedSerial,
+    /// A line whose number of serials differs from its quantity (or that has no quantity).
     SerialCountMismatch,
+    /// A line with serials but no id; its position stands in.
     MissingLineId,
+    /// A line with serials but no `productId`.
     MissingProduct,
+    /// A date field that does not parse, taken as no date.
     BadDate,
+    /// A transfer status other than open, inTransit or completed: no events, rather than a guess.
     UnknownStatus,
+    /// An adjustment line with serials but a zero or missing quantity: no direction, no events.
     UnsignedAdjustment,
     /// A `\u0000` or a lone surrogate, kept as text (see [`storable`]).
     EscapedText,
 }
 
 impl WarningKind {
+    /// The `kind` column value in `run_warnings`.
     pub fn as_str(self) -> &'static str {
         match self {
             WarningKind::EmptySerial => "empty_serial",
@@ -300,34 +358,46 @@ impl WarningKind {
     }
 }
 
+/// One piece of odd data met while deriving a document.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Warning {
+    /// What is odd.
     pub kind: WarningKind,
+    /// The line collection of the line concerned; `None` for the document as a whole.
     pub line_collection: Option<&'static str>,
+    /// The line concerned (its id, or `#n` for its position); `None` for the whole document.
     pub line_id: Option<String>,
+    /// For a person: the value and what was done with it.
     pub detail: String,
 }
 
 /// A document's identity, version and events.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Derived {
+    /// What kind of document it is.
     pub doc_type: DocType,
+    /// Its inFlow id (the `id_field` of its type), trimmed.
     pub doc_id: String,
+    /// The number people know it by (the order, adjustment, transfer or count number).
     pub doc_number: Option<String>,
     /// orderDate, date or transferDate.
     pub doc_date: Option<DateTime<Utc>>,
+    /// The status as inFlow sends it.
     pub doc_status: Option<String>,
     /// The customer of a sales order, the vendor of a purchase order.
     pub party_id: Option<String>,
+    /// A cancelled document has no current events.
     pub is_cancelled: bool,
     /// The header `timestamp`.
     pub row_version: Option<String>,
     /// A digest of every line's id and `timestamp` (and of the whole document when some
     /// `timestamp` is missing), so that a change to any line is noticed.
     pub lines_version: String,
+    /// Every serial occurrence of the document.
     pub events: Vec<EventDraft>,
     /// Genealogy: components built into finished units (manufacturing orders only).
     pub links: Vec<LinkDraft>,
+    /// The odd data met.
     pub warnings: Vec<Warning>,
 }
 
@@ -336,15 +406,29 @@ pub struct Derived {
 /// [`stock_count::CountEvidence`]).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Context<'a> {
+    /// The serials that completed stock counts moved; empty when nothing is known of them.
     pub counts: &'a [stock_count::CountEvidence],
 }
 
+/// Why a document cannot be derived at all (the run quarantines it).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum MappingError {
+    /// The raw JSON is not an object, or its fields have the wrong types.
     #[error("{doc_type} is not a JSON object of the expected shape: {reason}")]
-    Shape { doc_type: DocType, reason: String },
+    Shape {
+        /// The type it was read as.
+        doc_type: DocType,
+        /// The parser's error.
+        reason: String,
+    },
+    /// The document has no id, or a blank one.
     #[error("{doc_type} has no `{field}`, so it cannot be stored")]
-    MissingId { doc_type: DocType, field: &'static str },
+    MissingId {
+        /// The type it was read as.
+        doc_type: DocType,
+        /// The id property that is missing.
+        field: &'static str,
+    },
 }
 
 /// Derives the events of one document from its raw JSON.
@@ -419,6 +503,7 @@ pub(crate) struct Occurrence<'a> {
 }
 
 impl Builder {
+    /// Starts a document's build from its header; a missing or blank id is an error.
     pub fn new(
         doc_type: DocType,
         id: Option<&str>,
@@ -453,6 +538,7 @@ impl Builder {
         })
     }
 
+    /// Whether the document is cancelled (its types then record no events).
     pub fn is_cancelled(&self) -> bool {
         self.derived.is_cancelled
     }
@@ -467,10 +553,12 @@ impl Builder {
         parsed
     }
 
+    /// Sets the document's date (`doc_date`).
     pub fn set_doc_date(&mut self, date: Option<DateTime<Utc>>) {
         self.derived.doc_date = date;
     }
 
+    /// Sets the customer or vendor (`party_id`).
     pub fn set_party(&mut self, party_id: Option<&str>) {
         self.derived.party_id = party_id.map(str::to_string);
     }
@@ -484,6 +572,7 @@ impl Builder {
         }
     }
 
+    /// Records a warning, of the whole document when `line` is `None`.
     pub fn warn(&mut self, kind: WarningKind, line: Option<&LineRef<'_>>, detail: String) {
         self.derived.warnings.push(Warning {
             kind,
@@ -554,10 +643,12 @@ impl Builder {
         }
     }
 
+    /// Records a genealogy link.
     pub fn link(&mut self, link: LinkDraft) {
         self.derived.links.push(link);
     }
 
+    /// The document as derived, with its `lines_version` computed; `raw` is its JSON.
     pub fn finish(mut self, raw: &str) -> Result<Derived, MappingError> {
         // Without a `timestamp` somewhere, only the content itself can tell a change.
         if self.missing_stamp {

@@ -120,12 +120,17 @@ fn snapshot_serials(l: &CountSheetLine) -> Vec<&str> {
 /// adjustment the count made would repeat.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CountEvidence {
+    /// The serial the count moved.
     pub serial: String,
+    /// Its product, from the count line.
     pub product_id: Option<String>,
+    /// The count's location.
     pub location_id: Option<String>,
+    /// When the count event happened (the sheet's or the count's completion).
     pub at: Option<DateTime<Utc>>,
     /// `count_found` (into stock); else `count_missing`.
     pub found: bool,
+    /// The count's number, which an adjustment it made may name in its remarks or number.
     pub count_number: Option<String>,
 }
 
@@ -206,13 +211,26 @@ pub(crate) fn same_day(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> bo
 pub enum CountAdjustments {
     /// Completing a count also created adjustments the API lists: `audit` records their
     /// serials as `adjusted_by_count`, so the count's difference counts once.
-    Listed { count_number: Option<String>, adjustment_number: Option<String>, serials: usize },
+    Listed {
+        /// The count whose difference the adjustment repeats (that of its first such serial).
+        count_number: Option<String>,
+        /// The first adjustment found repeating a count.
+        adjustment_number: Option<String>,
+        /// How many of that adjustment's serials are `adjusted_by_count`.
+        serials: usize,
+    },
     /// Counts with differences whose adjustments would be among those fetched, and none is
     /// there: the count's own events are the only record of the difference.
-    NotListed { counts_checked: usize },
+    NotListed {
+        /// Completed counts with a difference dated within a day of the adjustments' range.
+        counts_checked: usize,
+    },
     /// No completed count with a difference in the documents given, or the adjustments given
     /// do not cover their dates: nothing to judge from.
-    Unknown { reason: String },
+    Unknown {
+        /// Why there is nothing to judge from, for a person.
+        reason: String,
+    },
 }
 
 /// Judges whether completing a count creates listed adjustments, from raw stock counts and

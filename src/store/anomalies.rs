@@ -1,5 +1,5 @@
 //! The read side of `audit anomalies` and `audit reconcile`: the `serial_anomaly_findings` and
-//! `serial_stock_disagreements` views (migration V8), which hold the only definition of each
+//! `serial_stock_disagreements` views (migration V8, redefined in V11), which hold the only definition of each
 //! kind. The commands filter and order their rows, nothing more.
 
 use chrono::{DateTime, Utc};
@@ -14,10 +14,15 @@ pub const DEFAULT_TRANSIT_DAYS: u32 = 14;
 /// One finding: a row of `serial_anomaly_findings`.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
 pub struct AnomalyRow {
+    /// The inFlow company whose history it is.
     pub company_id: String,
+    /// One of `anomaly_kinds` (`stuck_in_transit`, `history_and_stock_disagree`...).
     pub kind: String,
+    /// The serial concerned.
     pub serial: String,
+    /// The product it is under.
     pub product_id: Option<String>,
+    /// That product's name, where `products` has it.
     pub product_name: Option<String>,
     /// One line in plain words.
     pub explanation: String,
@@ -26,14 +31,23 @@ pub struct AnomalyRow {
     pub started_at: Option<DateTime<Utc>>,
     /// The event that shows it, and the earlier one it conflicts with.
     pub event_id: Option<i64>,
+    /// The showing event's type (for history_and_stock_disagree: the history's last event).
     pub event_type: Option<String>,
+    /// The type of its document.
     pub doc_type: Option<String>,
+    /// Its document's number.
     pub doc_number: Option<String>,
+    /// The location it names.
     pub location_id: Option<String>,
+    /// The sublocation it names.
     pub sublocation: Option<String>,
+    /// The earlier event it conflicts with, where there is one.
     pub earlier_event_id: Option<i64>,
+    /// The earlier event's type.
     pub earlier_event_type: Option<String>,
+    /// The type of the earlier event's document.
     pub earlier_doc_type: Option<String>,
+    /// The earlier event's document number.
     pub earlier_doc_number: Option<String>,
     /// history_and_stock_disagree: the reconcile kind; one_serial_two_products: the other
     /// product's id.
@@ -45,7 +59,9 @@ pub struct AnomalyRow {
 /// Which findings to read.
 #[derive(Debug, Clone)]
 pub struct AnomalyFilter<'a> {
+    /// Only this company's findings.
     pub company_id: Option<&'a str>,
+    /// Only this serial's findings (exact match).
     pub serial: Option<&'a str>,
     /// Only these kinds (empty: all).
     pub kinds: &'a [String],
@@ -64,13 +80,22 @@ impl Default for AnomalyFilter<'_> {
 /// A row of `serial_stock_disagreements`: what `audit reconcile` lists.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct StockDisagreementRow {
+    /// The company of the snapshot.
     pub company_id: String,
+    /// How they disagree (`never_in_documents`, `different_location`...; see the view).
     pub kind: String,
+    /// The product the serial is under.
     pub product_id: Option<String>,
+    /// The serial concerned.
     pub serial: String,
+    /// The serial's status per the history the snapshot could know; `None` when the history
+    /// has no event of it.
     pub history_status: Option<String>,
+    /// Where the history has it.
     pub history_location_id: Option<String>,
+    /// The sublocation where the history has it.
     pub history_sublocation: Option<String>,
+    /// The document of the history's last event of it.
     pub history_doc_number: Option<String>,
 }
 

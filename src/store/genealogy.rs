@@ -1,7 +1,7 @@
 //! Genealogy: which component serials manufacturing orders built into which finished serials.
 //!
 //! The ingest writes `genealogy_links` with each derived order (its rows are replaced, see
-//! [`ReplaceLinks`]); the timeline reads the `serial_genealogy` view level by level.
+//! `ReplaceLinks`); the timeline reads the `serial_genealogy` view level by level.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -90,17 +90,29 @@ pub(crate) async fn replace_links<C: ReplaceLinks + ?Sized>(
 /// A row of `serial_genealogy`: one component serial built into one finished serial.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, Serialize)]
 pub struct GenealogyRow {
+    /// The inFlow company of the order.
     pub company_id: String,
+    /// The serial of the component.
     pub component_serial: String,
+    /// The component's product.
     pub component_product_id: Option<String>,
+    /// That product's name, where `products` has it.
     pub component_product_name: Option<String>,
+    /// The serial of the finished unit it went into.
     pub finished_serial: String,
+    /// The finished unit's product.
     pub finished_product_id: Option<String>,
+    /// That product's name, where `products` has it.
     pub finished_product_name: Option<String>,
+    /// The type of the document that built it (`manufacturing_order`).
     pub doc_type: String,
+    /// That order's inFlow id.
     pub doc_id: String,
+    /// That order's number.
     pub doc_number: Option<String>,
+    /// The order's status when it was last derived.
     pub order_status: Option<String>,
+    /// When the finished unit was put away; `None` while the order is not completed.
     pub built_at: Option<DateTime<Utc>>,
     /// `unit`, `line` or `order`: how closely the link is known.
     pub matched_to: String,

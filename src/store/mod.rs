@@ -8,14 +8,12 @@
 
 #[expect(missing_docs, reason = "not documented yet: the backlog of issue 18")]
 pub mod adhoc;
-#[expect(missing_docs, reason = "not documented yet: the backlog of issue 18")]
 pub mod anomalies;
 #[expect(missing_docs, reason = "not documented yet: the backlog of issue 18")]
 pub mod browse;
 mod bulk;
 pub mod capabilities;
 mod documents;
-#[expect(missing_docs, reason = "not documented yet: the backlog of issue 18")]
 pub mod genealogy;
 pub mod lock;
 pub mod migrate;
@@ -26,7 +24,6 @@ pub mod reference;
 pub mod runs;
 #[expect(missing_docs, reason = "not documented yet: the backlog of issue 18")]
 pub mod status;
-#[expect(missing_docs, reason = "not documented yet: the backlog of issue 18")]
 pub mod stock;
 pub mod url;
 pub mod walks;

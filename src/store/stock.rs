@@ -9,57 +9,91 @@ use super::{Context, Store, StoreError, WritePool, on_pool};
 /// One inventory line with a serial.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StockRow {
+    /// The line's product (the product's own id when the line names none).
     pub product_id: String,
+    /// The serial, verbatim.
     pub serial: String,
+    /// Where the line is.
     pub location_id: Option<String>,
+    /// The sublocation within `location_id`.
     pub sublocation: Option<String>,
+    /// inFlow's quantity on hand (0 when it gave none; negative is possible).
     pub quantity_on_hand: f64,
+    /// inFlow's id of the inventory line.
     pub inventory_line_id: Option<String>,
 }
 
 /// A page of a snapshot, written with the walk's position.
 pub struct StockPage<'a> {
+    /// The company whose stock it is.
     pub company_id: &'a str,
+    /// The run writing it.
     pub run_id: i64,
+    /// The snapshot it belongs to (from [`Store::begin_snapshot`]).
     pub snapshot_id: i64,
+    /// When the page was read.
     pub observed_at: DateTime<Utc>,
+    /// Products on the page, added to the snapshot's count.
     pub products: i64,
+    /// The page's serial lines.
     pub rows: Vec<StockRow>,
+    /// Where the walk goes next, saved in the same transaction.
     pub mark: WalkMark<'a>,
 }
 
 /// The answer of `audit lookup` for one serial (one row per product and stock line).
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow, serde::Serialize)]
 pub struct LookupRow {
+    /// The serial asked about.
     pub serial: String,
+    /// The company that knows it; `None` (as every field below) for a serial known nowhere.
     pub company_id: Option<String>,
+    /// A product that carries it.
     pub product_id: Option<String>,
+    /// That product's name, where `products` has it.
     pub product_name: Option<String>,
+    /// That product's SKU, where `products` has it.
     pub product_sku: Option<String>,
     /// Per the latest complete snapshot.
     pub location_id: Option<String>,
+    /// That location's name, where `locations` has it.
     pub location_name: Option<String>,
+    /// The snapshot line's sublocation.
     pub sublocation: Option<String>,
+    /// The snapshot line's quantity on hand (lines with none are left out).
     pub quantity_on_hand: Option<f64>,
+    /// When that snapshot completed.
     pub snapshot_at: Option<DateTime<Utc>>,
     /// Per the history (as the `serial_current` view says it).
     pub history_status: Option<String>,
+    /// Where the history's last movement left it.
     pub history_location_id: Option<String>,
+    /// The sublocation of that movement.
     pub history_sublocation: Option<String>,
+    /// The type of the latest event, moving or not.
     pub last_event: Option<String>,
+    /// When it happened.
     pub last_event_at: Option<DateTime<Utc>>,
+    /// The type of its document.
     pub last_doc_type: Option<String>,
+    /// Its document's number.
     pub last_doc_number: Option<String>,
 }
 
 /// A snapshot row, for reconciliation.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct SnapshotLine {
+    /// The company of the snapshot.
     pub company_id: String,
+    /// The line's product.
     pub product_id: String,
+    /// The serial, verbatim.
     pub serial: String,
+    /// Where the line is.
     pub location_id: Option<String>,
+    /// The sublocation within `location_id`.
     pub sublocation: Option<String>,
+    /// inFlow's quantity on hand, never 0 (such lines are left out).
     pub quantity_on_hand: f64,
 }
 

@@ -142,6 +142,7 @@ async fn security_headers(request: Request, next: Next) -> Response {
     response
 }
 
+/// Serving on a non-loopback address without a token or `--no-auth`: refused, with the address.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error(
     "refusing to serve on {0} without a token: anyone who can reach that address could read the audit trail. \
@@ -150,6 +151,7 @@ async fn security_headers(request: Request, next: Next) -> Response {
 )]
 pub struct BindRefused(pub IpAddr);
 
+/// A `--token` (or `AUDIT_SERVE_TOKEN`) that is empty or only spaces: refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error(
     "the token given with --token (or AUDIT_SERVE_TOKEN) is empty or only spaces: give a real one \
@@ -175,22 +177,35 @@ pub fn check_bind(addr: IpAddr, token: Option<&str>, no_auth: bool) -> Result<()
 /// A page that could not be built: answered with its status and a sentence saying what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum PageError {
+    /// A parameter that cannot be used (400), with what is wrong with it.
     #[error("{0}")]
     BadRequest(String),
     /// A page this view does not offer, for a reason given.
     #[error("{0}")]
     Unavailable(String),
+    /// No such serial, document or page (404), with serials that may have been meant.
     #[error("{message}")]
-    NotFound { title: String, message: String, suggestions: Vec<String> },
+    NotFound {
+        /// The page's title.
+        title: String,
+        /// What was not found, and what to try.
+        message: String,
+        /// Serials like the one asked for, each linked to its page.
+        suggestions: Vec<String>,
+    },
+    /// A read that failed (500): the page names what failed; the log line has the cause.
     #[error("{what}: {source:#}")]
     Failed {
+        /// What was being read.
         what: String,
+        /// The cause, logged but not shown.
         #[source]
         source: anyhow::Error,
     },
 }
 
 impl PageError {
+    /// A [`PageError::Failed`]: `what` was being read when `source` went wrong.
     pub fn failed(what: impl Into<String>, source: impl Into<anyhow::Error>) -> PageError {
         PageError::Failed { what: what.into(), source: source.into() }
     }

@@ -101,6 +101,7 @@ pub fn search_form(q: &str) -> Markup {
     }
 }
 
+/// The parameters of `/`: `q`, the serial (or its beginning) to look for.
 #[derive(Debug, Deserialize)]
 pub struct SearchQuery {
     q: Option<String>,
@@ -151,6 +152,7 @@ pub async fn search(State(state): Shared, Query(query): Query<SearchQuery>) -> P
     Ok(html_page("Search", &state, body))
 }
 
+/// The parameters of `/serial`: `serial`, `on` (a date) and `format`.
 #[derive(Debug, Deserialize)]
 pub struct SerialQuery {
     serial: Option<String>,
@@ -383,6 +385,7 @@ fn history_section(h: &History, several_companies: bool, end: DateTime<Utc>, dow
     }
 }
 
+/// The parameters of `/document`: `number` (exact, as inFlow shows it) and `format`.
 #[derive(Debug, Deserialize)]
 pub struct DocumentQuery {
     number: Option<String>,
@@ -503,6 +506,8 @@ struct Collect {
     rows: Vec<Vec<Value>>,
 }
 
+/// The parameters of `/recall`: `po` (a purchase order number) or `serial` (a component), and
+/// `format`.
 #[derive(Debug, Deserialize)]
 pub struct RecallQuery {
     po: Option<String>,
@@ -812,6 +817,7 @@ pub async fn status(State(state): Shared) -> PageResult {
     Ok(html_page("Status", &state, body))
 }
 
+/// Any other path: 404 with the search box.
 pub async fn not_found() -> PageError {
     PageError::NotFound {
         title: "Not found".into(),

@@ -126,7 +126,7 @@ pub struct CountEvidence {
     pub product_id: Option<String>,
     /// The count's location.
     pub location_id: Option<String>,
-    /// When the count event happened (the sheet's or the count's completion).
+    /// When the count event happened, dated as `counted` is.
     pub at: Option<DateTime<Utc>>,
     /// `count_found` (into stock); else `count_missing`.
     pub found: bool,

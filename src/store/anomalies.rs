@@ -1,6 +1,6 @@
 //! The read side of `audit anomalies` and `audit reconcile`: the `serial_anomaly_findings` and
-//! `serial_stock_disagreements` views (migration V8, redefined in V11), which hold the only definition of each
-//! kind. The commands filter and order their rows, nothing more.
+//! `serial_stock_disagreements` views (migration V8, redefined in V11), which hold the only
+//! definition of each kind. The commands filter and order their rows, nothing more.
 
 use chrono::{DateTime, Utc};
 use sqlx::QueryBuilder;
@@ -31,7 +31,7 @@ pub struct AnomalyRow {
     pub started_at: Option<DateTime<Utc>>,
     /// The event that shows it, and the earlier one it conflicts with.
     pub event_id: Option<i64>,
-    /// The showing event's type (for history_and_stock_disagree: the history's last event).
+    /// Its type (for history_and_stock_disagree: of the event that set the history's status).
     pub event_type: Option<String>,
     /// The type of its document.
     pub doc_type: Option<String>,
@@ -91,11 +91,11 @@ pub struct StockDisagreementRow {
     /// The serial's status per the history the snapshot could know; `None` when the history
     /// has no event of it.
     pub history_status: Option<String>,
-    /// Where the history has it.
+    /// The location of the event that set that status (`None` for `never_stocked`).
     pub history_location_id: Option<String>,
-    /// The sublocation where the history has it.
+    /// That event's sublocation.
     pub history_sublocation: Option<String>,
-    /// The document of the history's last event of it.
+    /// The number of that event's document.
     pub history_doc_number: Option<String>,
 }
 

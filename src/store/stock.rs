@@ -60,15 +60,15 @@ pub struct LookupRow {
     pub location_name: Option<String>,
     /// The snapshot line's sublocation.
     pub sublocation: Option<String>,
-    /// The snapshot line's quantity on hand (lines with none are left out).
+    /// The snapshot line's quantity on hand (lines at 0 are left out).
     pub quantity_on_hand: Option<f64>,
     /// When that snapshot completed.
     pub snapshot_at: Option<DateTime<Utc>>,
     /// Per the history (as the `serial_current` view says it).
     pub history_status: Option<String>,
-    /// Where the history's last movement left it.
+    /// The location of the event that set that status (of the latest event, when none did).
     pub history_location_id: Option<String>,
-    /// The sublocation of that movement.
+    /// That event's sublocation.
     pub history_sublocation: Option<String>,
     /// The type of the latest event, moving or not.
     pub last_event: Option<String>,

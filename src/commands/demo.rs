@@ -56,7 +56,7 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<ExitCode
     let summary = result?;
     store.close().await;
     sim.shutdown().await;
-    print_summary(&summary, started.elapsed())?;
+    print_summary(&summary, started.elapsed(), None)?;
 
     let story = sim.scenario().full_lifecycle;
     writeln!(
@@ -85,8 +85,9 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<ExitCode
     writeln!(out, "Next, try:")?;
     writeln!(out, "  audit {db}timeline {} --format json", story.serial)?;
     writeln!(out, "  audit {db}sql \"SELECT status, count(*) AS serials FROM serial_current GROUP BY status\"")?;
-    writeln!(out, "  audit {db}sql --file sql/recall.sql --param po_number={}", story.documents[0].number)?;
-    writeln!(out, "  audit {db}sql --file sql/customer_of_serial.sql --param serial={}", story.serial)?;
+    writeln!(out, "  audit {db}sql --query recall --param po_number={}", story.documents[0].number)?;
+    writeln!(out, "  audit {db}sql --query customer_of_serial --param serial={}", story.serial)?;
+    writeln!(out, "  audit sql --list                # the other shipped queries")?;
     writeln!(out, "  audit {db}serve                 # the same trail in a browser, on http://127.0.0.1:8080/")?;
     writeln!(out, "  audit demo                      # again: an incremental run that adds nothing")?;
     writeln!(

@@ -79,6 +79,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Simulate(args) => simulate::run(&global, args).await,
         Command::Completions { shell } => reference::completions(shell),
         Command::Man => reference::man(),
+        Command::Config => reference::config(&global),
     }
 }
 
@@ -117,11 +118,13 @@ pub(crate) async fn open_existing_store(global: &GlobalArgs) -> anyhow::Result<S
 
 /// Where a company filter came from, for messages: a value of `INFLOW_COMPANY_ID` filters
 /// silently unless it is named.
-pub(crate) fn company_filter_source(company: &str) -> &'static str {
+pub(crate) fn company_filter_source(company: &str) -> String {
     if std::env::var("INFLOW_COMPANY_ID").is_ok_and(|v| v.trim() == company) {
-        "INFLOW_COMPANY_ID"
+        "INFLOW_COMPANY_ID".into()
+    } else if let Some(file) = crate::config::company_source(company) {
+        file
     } else {
-        "--company-id"
+        "--company-id".into()
     }
 }
 
@@ -174,7 +177,9 @@ fn init_tracing(global: &GlobalArgs) {
         None => {
             // Dependencies stay at warn below -vvv: their debug output is noise to users.
             let deps = if global.verbose >= 3 { level } else { LevelFilter::WARN.min(level) };
-            let filter = Targets::new().with_default(deps).with_target("audit", level);
+            // sqlx's slow-statement notes (at info) follow -v like audit's own.
+            let filter =
+                Targets::new().with_default(deps).with_target("audit", level).with_target("sqlx::query", level);
             tracing_subscriber::registry().with(fmt.with_filter(filter)).try_init()
         }
     };
@@ -199,7 +204,9 @@ pub(crate) fn stop_on_signals(stop: crate::stop::StopFlag) {
                 }
                 match n {
                     0 => {
-                        crate::output::note("stopping after the current page (signal again to stop at once)");
+                        crate::output::note(
+                            "interrupted: finishing the page in progress, then stopping (interrupt again to stop now)",
+                        );
                         stop.stop();
                     }
                     1 => {

@@ -57,7 +57,7 @@ pub async fn run(global: &GlobalArgs, args: StatusArgs) -> anyhow::Result<ExitCo
     }
     store.close().await;
     let mut out = crate::output::stdout();
-    match Format::resolve(args.output.format) {
+    match Format::resolve(args.output.format()) {
         Format::Csv => anyhow::bail!("the status is nested and has no CSV form; use --format json"),
         Format::Json => output::write_json(out, &serde_json::json!({ "companies": report }))?,
         Format::Table => {

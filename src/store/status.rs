@@ -51,6 +51,16 @@ impl Store {
         })
     }
 
+    /// Whether the database holds any document at all (of any company).
+    pub async fn holds_documents(&self) -> Result<bool, StoreError> {
+        on_pool!(self, pool => {
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM documents)")
+                .fetch_one(pool)
+                .await
+                .context(|| "looking for documents".into())
+        })
+    }
+
     /// Whether the database holds anything of `company_id` (runs, documents or events).
     pub async fn has_company(&self, company_id: &str) -> Result<bool, StoreError> {
         on_pool!(self, pool => {

@@ -271,6 +271,13 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_is_valid() {
+        let s = parse(include_str!("../contrib/audit.toml.example"), "audit.toml.example").unwrap();
+        assert_eq!((s.max_per_minute, s.max_per_hour), (Some(40), Some(600)));
+        assert!(s.database_url.is_some() && s.company_id.is_some());
+    }
+
+    #[test]
     fn a_key_is_refused_wherever_it_is_and_never_shown() {
         for text in
             ["api_key = \"sk_live_123\"", "INFLOW_API_KEY = \"sk_live_123\"", "[inflow]\napi_key = \"sk_live_123\""]

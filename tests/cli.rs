@@ -91,6 +91,10 @@ fn the_demos_next_steps_run_as_printed_outside_a_clone() {
         ran += 1;
     }
     assert!(ran >= 5, "the demo printed too few commands to try:\n{next}");
+    // The README shows this very output.
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let block = format!("Next, try:\n{}", next.trim_start_matches('\n'));
+    assert!(readme.contains(block.trim_end()), "the README's demo output differs from:\n{block}");
     assert!(next.contains("--query recall --param po_number=") && next.contains("sqlite://audit-demo.db"), "{next}");
 }
 

@@ -387,6 +387,8 @@ async fn every_run_of_a_schedule_is_stamped_once() {
         assert!(chrono::NaiveDateTime::parse_from_str(stamp, "%Y-%m-%d %H:%M:%S").is_ok(), "{}", lines[0]);
     }
     assert!(stderr.contains("next run at "), "{stderr}");
+    // Point 14: the signal's note says what happens now, not a delay.
+    assert!(stderr.contains("interrupted: finishing the page in progress, then stopping"), "{stderr}");
 }
 
 /// Point 7: sqlx's slow-statement notes only with -v, and never colour codes in a redirected
@@ -522,4 +524,19 @@ async fn the_settings_files_company_and_limits_reach_an_ingest() {
     assert!(stdout.contains("stock-transfers") && !stdout.contains("sales-orders"), "types from the file: {stdout}");
     let (code, _, stderr) = run(&[("INFLOW_COMPANY_ID", "not-this-one")]);
     assert_eq!(code, 2, "the environment's company wins: {stderr}");
+}
+
+both_backends! {
+/// Point 14: `audit status` shows a suspended walk as the pages read, not the id it resumes
+/// after.
+async fn status_shows_a_suspended_walk_as_pages_read(db: TestDb) {
+    let sim = simulator(Scale::Orders(450)).await;
+    let (code, _, stderr) = run_cli(&db, &sim, &["ingest", "--max-requests", "3"], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let (code, table, stderr) = run_cli(&db, &sim, &["status", "--format", "table"], &[("COLUMNS", "200")]);
+    assert_eq!(code, 0, "{stderr}");
+    let row = table.lines().find(|l| l.trim_start().starts_with("sales-orders")).unwrap();
+    assert!(row.contains("complete, 2 pages (200 documents) read"), "{table}");
+    assert!(!table.contains("after:") && !table.contains("page after"), "{table}");
+}
 }

@@ -156,6 +156,12 @@ pub(crate) async fn open_reading_store(global: &GlobalArgs) -> anyhow::Result<St
     Ok(Store::open_read_only(&url).await?)
 }
 
+/// Colours only for a person at a terminal who has not set `NO_COLOR` (to anything but the
+/// empty string, as no-color.org says): a log file, a pipe or a journal gets plain text.
+fn colours(terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
 /// Diagnostics go to stderr; `RUST_LOG` overrides the level chosen by `-v`/`-q`.
 fn init_tracing(global: &GlobalArgs) {
     use tracing_subscriber::filter::{EnvFilter, LevelFilter, Targets};
@@ -167,8 +173,7 @@ fn init_tracing(global: &GlobalArgs) {
         (false, 2) => LevelFilter::DEBUG,
         (false, _) => LevelFilter::TRACE,
     };
-    // Colours only for a person at a terminal: a log file or a pipe gets plain text.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
+    let ansi = colours(std::io::IsTerminal::is_terminal(&std::io::stderr()), std::env::var_os("NO_COLOR"));
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false).with_ansi(ansi);
     // `EnvFilter` compiles regular expressions to parse its directives: a third of a short
     // command's CPU time. Only a `RUST_LOG` needs it.
@@ -226,4 +231,15 @@ pub(crate) fn stop_on_signals(stop: crate::stop::StopFlag) {
             stop.stop();
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn colours_only_on_a_terminal_without_no_color() {
+        assert!(super::colours(true, None));
+        assert!(!super::colours(false, None), "redirected");
+        assert!(!super::colours(true, Some("1".into())), "NO_COLOR");
+        assert!(super::colours(true, Some("".into())), "an empty NO_COLOR is unset");
+    }
 }

@@ -126,7 +126,7 @@ fn checked_params(params: &[(String, String)]) -> anyhow::Result<Vec<(String, St
 /// `audit sql --list`: each shipped query, its parameters and what it answers.
 fn print_list() -> anyhow::Result<()> {
     let mut out = output::stdout();
-    let mut table = output::table(&["query", "parameters", "what it answers"]);
+    let mut table = output::table(&["query", "parameters", "description"]);
     for q in library::list() {
         let params: Vec<String> = q.params.iter().map(|p| format!("{p}=...")).collect();
         output::add_row(&mut table, vec![q.name, params.join(" "), q.description]);

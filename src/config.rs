@@ -156,9 +156,13 @@ pub fn parse(text: &str, path: &str) -> Result<Settings, ConfigError> {
     if let Some(key) = table.keys().find(|k| !KEYS.contains(&k.as_str())) {
         return Err(ConfigError::Unknown { path: path.into(), key: key.clone() });
     }
-    let settings: Settings = table.try_into().map_err(|e: toml::de::Error| {
-        let key = KEYS.iter().find(|k| e.message().contains(*k)).map_or("?", |k| k);
-        ConfigError::Invalid { path: path.into(), key: key.into(), message: e.message().into() }
+    let settings: Settings = table.clone().try_into().map_err(|e: toml::de::Error| {
+        // The message names the type, not the key: the key is the entry that fails alone.
+        let alone = |(k, v): &(&String, &toml::Value)| {
+            toml::Table::from_iter([((*k).clone(), (*v).clone())]).try_into::<Settings>().is_err()
+        };
+        let key = table.iter().find(alone).map_or_else(|| "?".to_string(), |(k, _)| k.clone());
+        ConfigError::Invalid { path: path.into(), key, message: e.message().into() }
     })?;
     let invalid = |key: &str, message: String| ConfigError::Invalid { path: path.into(), key: key.into(), message };
     for (key, value) in [("max_per_minute", settings.max_per_minute), ("max_per_hour", settings.max_per_hour)] {
@@ -297,7 +301,9 @@ mod tests {
         let err = parse("max_per_minute = 0", "a.toml").unwrap_err().to_string();
         assert!(err.contains("`max_per_minute`") && err.contains("at least 1"), "{err}");
         let err = parse("max_per_minute = \"many\"", "a.toml").unwrap_err().to_string();
-        assert!(err.contains("bad value") && err.contains("a.toml"), "{err}");
+        assert!(err.contains("bad value for `max_per_minute`") && err.contains("a.toml"), "{err}");
+        let err = parse("company_id = \"c\"\ntypes = \"sales-orders\"", "a.toml").unwrap_err().to_string();
+        assert!(err.contains("bad value for `types`"), "{err}");
         let err = parse("every = \"soon\"", "a.toml").unwrap_err().to_string();
         assert!(err.contains("`every`") && err.contains("soon"), "{err}");
         let err = parse("types = [\"sales\"]", "a.toml").unwrap_err().to_string();

@@ -15,7 +15,11 @@ fn main() -> ExitCode {
         Err(err) => err.exit(),
     };
     cli.global.database_url_explicit = matches.value_source("database_url") == Some(ValueSource::CommandLine);
-    // Settings from audit.toml fill what neither a flag nor the environment set.
+    // Settings from audit.toml fill what neither a flag nor the environment set. Completions
+    // and the manual use none: a broken file in the working folder must not stop them.
+    if matches!(cli.command, audit::cli::Command::Completions { .. } | audit::cli::Command::Man) {
+        return audit::commands::main(cli);
+    }
     let applied = audit::config::load(cli.global.config.as_deref())
         .and_then(|loaded| audit::config::apply(&mut cli, &matches, &loaded));
     if let Err(err) = applied {

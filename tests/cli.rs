@@ -334,6 +334,24 @@ async fn a_failed_first_run_leaves_no_database_file() {
         let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert!(left.is_empty(), "{left:?} left behind: {stderr}");
     }
+    // A dangling symbolic link is the user's: the file it names is created, and the link kept.
+    #[cfg(unix)]
+    {
+        let target = dir.path().join("target.db");
+        let link = dir.path().join("link.db");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let env = [
+            ("INFLOW_API_KEY", "wrong"),
+            ("INFLOW_COMPANY_ID", &sim.company_id()),
+            ("INFLOW_BASE_URL", &sim.base_url()),
+        ];
+        let link_url = format!("sqlite://{}", link.display());
+        let (code, _, stderr) = tokio::task::block_in_place(|| run_audit(&link_url, &["ingest"], &env));
+        assert_eq!(code, 2, "{stderr}");
+        assert!(link.symlink_metadata().is_ok(), "the user's link was removed");
+        std::fs::remove_file(&link).unwrap();
+        let _ = std::fs::remove_file(&target);
+    }
     // A database that existed is kept, failed run or not.
     let env = sim_env(&sim);
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -493,6 +511,13 @@ fn a_settings_file_with_a_key_or_an_unknown_setting_is_refused() {
     let (code, _, stderr) = output(audit(dir.path()).arg("status"));
     assert_eq!(code, 2);
     assert!(stderr.contains("unknown setting `max_per_minut`") && stderr.contains("max_per_minute"), "{stderr}");
+    // Completions and the manual read no settings: a broken file does not stop them.
+    std::fs::write(dir.path().join("audit.toml"), "broken = \n").unwrap();
+    for args in [&["completions", "bash"][..], &["man"]] {
+        let (code, stdout, stderr) = output(audit(dir.path()).args(args));
+        assert_eq!(code, 0, "{args:?}: {stderr}");
+        assert!(stdout.contains("audit"), "{args:?}");
+    }
 }
 
 /// The settings file's company and limits reach a command that calls inFlow; the environment

@@ -16,8 +16,9 @@ pub async fn run(global: &GlobalArgs, args: IngestArgs) -> anyhow::Result<ExitCo
     let stop = StopFlag::default();
     let mut client = client(&args.inflow)?.with_stop(stop.clone());
     // A SQLite file this run creates is removed again if the run fails before storing a
-    // document (a wrong key or company), rather than left behind empty.
-    let new_file = super::database_url(global)?.sqlite_file().filter(|p| !p.exists());
+    // document (a wrong key or company), rather than left behind empty. A dangling symbolic
+    // link is not new: removing it would delete the user's link.
+    let new_file = super::database_url(global)?.sqlite_file().filter(|p| p.symlink_metadata().is_err());
     // The first opening fails at once: a wrong URL is better told than retried.
     let mut store = Some(super::open_store(global).await?);
     let types = if args.types.is_empty() { DocType::ALL.to_vec() } else { args.types.clone() };

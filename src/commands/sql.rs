@@ -78,6 +78,11 @@ fn query_text(args: &SqlArgs, backend: Backend) -> anyhow::Result<String> {
     if path.as_os_str() == "-" {
         let mut text = String::new();
         std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).context("cannot read the query from stdin")?;
+        if strip_comments_and_space(&text).is_empty() {
+            anyhow::bail!(
+                "--file - read no query from stdin: pipe a statement in, e.g. echo 'SELECT 1' | audit sql --file -"
+            );
+        }
         return Ok(text);
     }
     let path = resolve(path, backend);
@@ -97,6 +102,47 @@ fn is_date_param(name: &str) -> bool {
     WORDS.contains(&name.as_str()) || WORDS.iter().any(|w| name.ends_with(&format!("_{w}")))
 }
 
+/// Whether a value is written as a date or time would be (digits, separators, `T`/`Z`, month
+/// names), so that a date-named parameter holding something else (`ship_to=Dock 4`) is passed
+/// as given.
+fn looks_like_a_date(value: &str) -> bool {
+    const MONTHS: &[&str] = &[
+        "january",
+        "february",
+        "march",
+        "april",
+        "may",
+        "june",
+        "july",
+        "august",
+        "september",
+        "october",
+        "november",
+        "december",
+    ];
+    let dateish_word = |w: &str| {
+        let w = w.to_ascii_lowercase();
+        w == "t" || w == "z" || (w.len() >= 3 && MONTHS.iter().any(|m| m.starts_with(&w)))
+    };
+    value.chars().any(|c| c.is_ascii_digit())
+        && value.split(|c: char| !c.is_alphabetic()).filter(|w| !w.is_empty()).all(|w| {
+            // `2025-07-01T12:00:00Z` splits into `T`, `Z`.
+            dateish_word(w)
+        })
+}
+
+/// The text without `--` line comments, `/* */` comments or spaces: empty for no statement.
+fn strip_comments_and_space(text: &str) -> String {
+    text.lines()
+        .map(|l| l.split("--").next().unwrap_or(""))
+        .collect::<String>()
+        .split("/*")
+        .map(|part| part.split_once("*/").map_or(part, |(_, rest)| rest))
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
+
 /// Date-like parameters checked and written as the database stores times (UTC, `+00:00`), so
 /// that both engines compare them alike: `01/01/2025` is refused, not read differently by
 /// SQLite (as text) and Postgres (by its DateStyle).
@@ -104,7 +150,8 @@ fn checked_params(params: &[(String, String)]) -> anyhow::Result<Vec<(String, St
     params
         .iter()
         .map(|(name, value)| {
-            if !is_date_param(name) {
+            // A date has digits and little else: `ship_to=Dock` or `located_at=Bin` is not one.
+            if !is_date_param(name) || !looks_like_a_date(value) {
                 return Ok((name.clone(), value.clone()));
             }
             let v = value.trim();
@@ -332,6 +379,12 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_query_is_told_as_empty() {
+        assert_eq!(strip_comments_and_space("  \n-- just a note\n/* and */ \n"), "");
+        assert_eq!(strip_comments_and_space("-- x\nSELECT 1"), "SELECT 1");
+    }
+
+    #[test]
     fn date_parameters_are_checked_and_written_as_stored() {
         let p = |n: &str, v: &str| checked_params(&[(n.to_string(), v.to_string())]);
         let err = p("from", "01/01/2025").unwrap_err().to_string();
@@ -343,6 +396,12 @@ mod tests {
         // Not a date by its name: passed as given.
         assert_eq!(p("po_number", "01/01/2025").unwrap()[0].1, "01/01/2025");
         assert_eq!(p("serial", "SN-1").unwrap()[0].1, "SN-1");
+        // Named like a date but holding a name: passed as given, not refused.
+        assert_eq!(p("ship_to", "Dock").unwrap()[0].1, "Dock");
+        assert_eq!(p("located_at", "West Coast DC").unwrap()[0].1, "West Coast DC");
+        assert!(p("from", "2025.01.01").is_err());
+        assert!(p("until", "1/1/25").is_err());
+        assert_eq!(p("ship_to", "Dock 4").unwrap()[0].1, "Dock 4");
     }
 
     #[test]

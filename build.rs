@@ -16,6 +16,28 @@ fn latest(dialect: &str) -> i32 {
         .unwrap_or(0)
 }
 
+/// `sql/`'s queries, embedded with `include_str!`: a file added there is picked up at the next
+/// build without a list to keep up to date.
+fn sql_library(out_dir: &Path) {
+    println!("cargo:rerun-if-changed=sql");
+    let dir = Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR")).join("sql");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
+        .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+        .filter(|name| name.ends_with(".sql"))
+        .collect();
+    names.sort();
+    let mut text = String::from(
+        "/// Every `.sql` file of `sql/`: its file name and its text.\npub const LIBRARY: &[(&str, &str)] = &[\n",
+    );
+    for name in names {
+        let path = dir.join(&name);
+        text.push_str(&format!("    ({name:?}, include_str!({:?})),\n", path.display().to_string()));
+    }
+    text.push_str("];\n");
+    std::fs::write(out_dir.join("sql_library.rs"), text).expect("write OUT_DIR");
+}
+
 fn main() {
     println!("cargo:rerun-if-changed=migrations");
     let (sqlite, postgres) = (latest("sqlite"), latest("postgres"));
@@ -24,4 +46,5 @@ fn main() {
     let text =
         format!("/// The newest migration version of both dialects.\npub const LATEST_MIGRATION: i32 = {sqlite};\n");
     std::fs::write(out, text).expect("write OUT_DIR");
+    sql_library(Path::new(&std::env::var("OUT_DIR").expect("OUT_DIR")));
 }

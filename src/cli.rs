@@ -35,7 +35,20 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The command line's definition, with the global options the commands that use no database
+/// leave out of their help (clap propagates globals to every subcommand).
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    cmd.build();
+    for name in ["simulate", "completions", "man"] {
+        cmd = cmd.mut_subcommand(name, |sub| sub.mut_arg("database_url", |a| a.hide(true)));
+    }
+    cmd
+}
+
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Where the audit trail lives: `sqlite://PATH` (created by the commands that write) or
     /// `postgres://USER:PASSWORD@HOST:PORT/DATABASE`.
@@ -57,9 +70,15 @@ pub struct GlobalArgs {
     #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
 
-    /// Print only errors on stderr (results still go to stdout).
+    /// Print only errors: no progress and no run summary (results of the read commands still go
+    /// to stdout), so that a scheduled job mails only on failure.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+
+    /// Read settings from this file instead of `./audit.toml` or `~/.config/audit/audit.toml`
+    /// (see `audit config`).
+    #[arg(long, global = true, env = "AUDIT_CONFIG", value_name = "PATH", hide_env_values = true)]
+    pub config: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -182,10 +201,12 @@ pub enum Command {
     /// INSERT, UPDATE, DELETE, DROP and the like are refused and change nothing. It is stopped
     /// after --timeout. Rows are printed as they arrive. A file may use named parameters
     /// (`:po_number`), given with --param; each becomes a quoted literal. The queries shipped
-    /// in `sql/` say what they answer and how to run them.
+    /// with audit run by name (--query); --list says what each answers.
     #[command(after_help = "Examples:\n  \
         audit sql \"SELECT status, count(*) FROM serial_current GROUP BY status\"\n  \
-        audit sql --file sql/recall.sql --param po_number=PO-000012 --format csv")]
+        audit sql --list\n  \
+        audit sql --query recall --param po_number=PO-000012 --format csv\n  \
+        audit sql --file my_query.sql --param serial=SN-001234")]
     Sql(SqlArgs),
 
     /// Serve the audit trail as web pages, for people who do not use a terminal: search,
@@ -223,6 +244,14 @@ pub enum Command {
 
     /// Print the manual page (roff), for example `audit man > ~/.local/share/man/man1/audit.1`.
     Man,
+
+    /// Show where audit looks for its settings file, which one it read, and the settings taken
+    /// from it.
+    ///
+    /// `--config PATH` (or AUDIT_CONFIG), else `audit.toml` in the working folder, else
+    /// `$XDG_CONFIG_HOME/audit/audit.toml` (`~/.config/audit/audit.toml`). A flag wins over an
+    /// environment variable, which wins over the file. The API key is never read from it.
+    Config,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -327,7 +356,7 @@ pub struct SimulateArgs {
 #[derive(Debug, Clone, Args)]
 pub struct InflowArgs {
     /// The company's id (a GUID), from inFlow's Options > Integrations page.
-    #[arg(long, env = "INFLOW_COMPANY_ID")]
+    #[arg(long, env = "INFLOW_COMPANY_ID", hide_env_values = true)]
     pub company_id: Option<String>,
 
     /// The API key. Prefer the environment variable: arguments are visible to other users of
@@ -337,15 +366,15 @@ pub struct InflowArgs {
 
     /// A file holding the API key (for a scheduled job: readable by its user only, or it is
     /// refused). Used when no key is given otherwise.
-    #[arg(long, env = "INFLOW_API_KEY_FILE", value_name = "PATH")]
+    #[arg(long, env = "INFLOW_API_KEY_FILE", value_name = "PATH", hide_env_values = true)]
     pub api_key_file: Option<std::path::PathBuf>,
 
     /// The API's address.
-    #[arg(long, env = "INFLOW_BASE_URL", default_value = DEFAULT_BASE_URL)]
+    #[arg(long, env = "INFLOW_BASE_URL", default_value = DEFAULT_BASE_URL, hide_env_values = true)]
     pub base_url: String,
 
     /// The API version sent in the Accept header.
-    #[arg(long, env = "INFLOW_API_VERSION", default_value = DEFAULT_API_VERSION)]
+    #[arg(long, env = "INFLOW_API_VERSION", default_value = DEFAULT_API_VERSION, hide_env_values = true)]
     pub api_version: String,
 
     /// Requests per minute to stay under. inFlow allows 60 per company, shared with the
@@ -411,7 +440,7 @@ pub struct IngestArgs {
     pub types: Vec<DocType>,
 }
 
-fn parse_stream(s: &str) -> Result<DocType, String> {
+pub(crate) fn parse_stream(s: &str) -> Result<DocType, String> {
     DocType::from_stream(s.trim()).ok_or_else(|| {
         let all: Vec<&str> = DocType::ALL.iter().map(|t| t.stream()).collect();
         format!("unknown stream `{s}`; expected one of {}", all.join(", "))
@@ -422,17 +451,43 @@ fn parse_stream(s: &str) -> Result<DocType, String> {
 #[derive(Debug, Clone, Default, Args)]
 pub struct CompanyFilter {
     /// Only this company (default: every company the database holds).
-    #[arg(long, env = "INFLOW_COMPANY_ID")]
+    #[arg(long, env = "INFLOW_COMPANY_ID", hide_env_values = true)]
     pub company_id: Option<String>,
 }
 
 /// `--format` for the commands that print results.
 #[derive(Debug, Clone, Default, Args)]
 pub struct FormatChoice {
-    /// table (the default on a terminal), json (the default otherwise), or csv where the results
-    /// are flat (not for `status` and `doctor`).
+    /// table (the default on a terminal), json (the default otherwise), or csv.
     #[arg(long, value_enum)]
     pub format: Option<Format>,
+}
+
+/// `--format` for the commands whose results are nested, which have no CSV form.
+#[derive(Debug, Clone, Default, Args)]
+pub struct NestedFormatChoice {
+    /// table (the default on a terminal) or json (the default otherwise).
+    #[arg(long, value_enum)]
+    pub format: Option<NestedFormat>,
+}
+
+/// The formats of [`NestedFormatChoice`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NestedFormat {
+    /// Aligned columns, for a terminal.
+    Table,
+    /// JSON, for programs.
+    Json,
+}
+
+impl NestedFormatChoice {
+    /// The chosen format as the output module names it.
+    pub fn format(&self) -> Option<Format> {
+        self.format.map(|f| match f {
+            NestedFormat::Table => Format::Table,
+            NestedFormat::Json => Format::Json,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -469,16 +524,30 @@ fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
 #[derive(Debug, Clone, Args)]
 pub struct SqlArgs {
     /// The query to run.
-    #[arg(required_unless_present = "file", conflicts_with = "file")]
+    #[arg(
+        value_name = "SQL",
+        required_unless_present_any = ["file", "named", "list"],
+        conflicts_with_all = ["file", "named", "list"]
+    )]
     pub query: Option<String>,
 
-    /// Read the query from a file. `sql/NAME.sql` falls back to `sql/NAME.sqlite.sql` or
-    /// `sql/NAME.postgres.sql` (whichever matches the database) for queries that need one
-    /// version per engine.
+    /// Run a query shipped with audit (embedded, so it works from any folder): recall,
+    /// customer_of_serial, moved_between, ... `--list` names them all with their parameters.
+    #[arg(long = "query", id = "named", value_name = "NAME", conflicts_with_all = ["file", "list"])]
+    pub named: Option<String>,
+
+    /// List the shipped queries, their parameters and what each answers.
+    #[arg(long, conflicts_with = "file")]
+    pub list: bool,
+
+    /// Read the query from a file (`-` for standard input). `sql/NAME.sql` falls back to
+    /// `sql/NAME.sqlite.sql` or `sql/NAME.postgres.sql` (whichever matches the database) for
+    /// queries that need one version per engine.
     #[arg(long, short = 'f', value_name = "PATH")]
     pub file: Option<std::path::PathBuf>,
 
-    /// A named parameter of the query: --param po_number=PO-000012 (repeatable).
+    /// A named parameter of the query: --param po_number=PO-000012 (repeatable). Parameters
+    /// named like dates (from, to, since, ..._date, ..._at) take 2025-07-01 or an RFC 3339 time.
     #[arg(long = "param", short = 'p', value_name = "NAME=VALUE", value_parser = parse_param)]
     pub params: Vec<(String, String)>,
 
@@ -533,7 +602,7 @@ pub struct ServeArgs {
     /// Only this company's serials, documents, anomalies and status, when the database holds
     /// several. The recall pages run the shipped queries, which cover every company: with this
     /// option they answer only while the database holds this company alone.
-    #[arg(long, env = "INFLOW_COMPANY_ID")]
+    #[arg(long, env = "INFLOW_COMPANY_ID", hide_env_values = true)]
     pub company_id: Option<String>,
 }
 
@@ -564,7 +633,7 @@ fn parse_since(s: &str) -> Result<NaiveDate, String> {
     Ok(day)
 }
 
-fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let d = humantime::parse_duration(s.trim()).map_err(|e| format!("`{s}` is not a duration like 30d or 15m: {e}"))?;
     if d.is_zero() {
         return Err("the duration must be positive".into());
@@ -582,7 +651,7 @@ pub struct StatusArgs {
     pub company: CompanyFilter,
 
     #[command(flatten)]
-    pub output: FormatChoice,
+    pub output: NestedFormatChoice,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -601,7 +670,7 @@ pub struct DoctorArgs {
     pub inflow: InflowArgs,
 
     #[command(flatten)]
-    pub output: FormatChoice,
+    pub output: NestedFormatChoice,
 }
 
 #[derive(Debug, Clone, Args)]

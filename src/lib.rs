@@ -2,7 +2,8 @@
 //!
 //! A map of the crate:
 //! - [`cli`]: every clap definition (flags, environment variables, help text).
-//! - [`commands`]: one module per subcommand, each with a `run` function.
+//! - [`commands`]: one module per subcommand, each with a `run` function; [`config`]: the
+//!   settings file, `audit.toml`.
 //! - [`inflow`]: the inFlow Cloud API client and the lenient shapes of its documents.
 //! - [`mapping`]: pure functions from one document to its serial events.
 //! - [`anomalies`], [`reconcile`], [`timeline`]: what the read commands tell about the events.
@@ -20,6 +21,7 @@ pub mod anomalies;
 #[expect(missing_docs, reason = "not documented yet: the backlog of issue 18")]
 pub mod cli;
 pub mod commands;
+pub mod config;
 pub mod doctor;
 #[expect(missing_docs, reason = "not documented yet: the backlog of issue 18")]
 pub mod inflow;

@@ -53,6 +53,9 @@ fn stderr_of(child: &mut Child) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_against_a_plain_http_port_is_an_error_not_a_silent_death() {
     let db = TestDb::sqlite().await;
+    // An existing database, where the failed run is recorded (a new file that a failed first run
+    // created is removed again: tests/cli.rs).
+    db.store().await.close().await;
     let server = hostile::serve(|_| hostile::json_text("[]")).await;
     let env = hostile::env_for(&format!("https://127.0.0.1:{}", server.port), "a-key-of-some-length");
     let (code, stdout, stderr) = hostile::run_with(&db.url_string(), &["ingest", "--time-scale", "0.001"], &env);
@@ -333,6 +336,8 @@ async fn a_key_the_server_echoes_is_never_shown_or_stored() {
             }
         })
         .await;
+        // An existing database, so that the failed runs are stored and can be searched for the key.
+        db.store().await.close().await;
         let env = hostile::env_for(&server.base_url, KEY);
         let args = ["-vv", "ingest", "--types", "sales-orders", "--time-scale", "0.001"];
         let (code, stdout, stderr) = hostile::run_with(&db.url_string(), &args, &env);

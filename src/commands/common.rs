@@ -139,9 +139,26 @@ pub(crate) fn client(args: &InflowArgs) -> anyhow::Result<Client> {
     Ok(Client::new(config)?)
 }
 
-/// Prints a run's summary: a line for the run and a table of its streams.
-pub(crate) fn print_summary(s: &RunSummary, elapsed: Duration) -> std::io::Result<()> {
+/// Removes a SQLite database file and its journal files, quietly: for a file this process
+/// created and left empty.
+pub(crate) fn remove_sqlite_files(path: &std::path::Path) {
+    let shown = path.display().to_string();
+    for file in [shown.clone(), format!("{shown}-wal"), format!("{shown}-shm"), format!("{shown}-journal")] {
+        let _ = std::fs::remove_file(file);
+    }
+}
+
+/// Prints a run's summary: a line for the run (after its start time, for the runs of a
+/// schedule) and a table of its streams.
+pub(crate) fn print_summary(
+    s: &RunSummary,
+    elapsed: Duration,
+    started_at: Option<chrono::DateTime<chrono::Utc>>,
+) -> std::io::Result<()> {
     let mut out = crate::output::stdout();
+    if let Some(at) = started_at {
+        write!(out, "[{}] ", at.format("%Y-%m-%d %H:%M:%S UTC"))?;
+    }
     let c = &s.counters;
     let how = match s.stop {
         None => "succeeded".to_string(),
@@ -204,10 +221,12 @@ pub(crate) fn print_summary(s: &RunSummary, elapsed: Duration) -> std::io::Resul
     out.flush()
 }
 
-/// Progress bars on a terminal; otherwise a line per stream on stderr.
+/// Progress bars on a terminal; otherwise, with -v, a line per stream on stderr (without -v
+/// the run's summary on stdout says the same once).
 pub(crate) struct Display {
     bars: Option<(MultiProgress, Mutex<HashMap<&'static str, ProgressBar>>)>,
     lines: bool,
+    quiet: bool,
 }
 
 impl Display {
@@ -215,7 +234,12 @@ impl Display {
         let terminal = std::io::stderr().is_terminal() && !global.quiet;
         let bars = terminal
             .then(|| (MultiProgress::with_draw_target(ProgressDrawTarget::stderr()), Mutex::new(HashMap::new())));
-        Display { bars, lines: !terminal && !global.quiet }
+        Display { bars, lines: !terminal && !global.quiet && global.verbose > 0, quiet: global.quiet }
+    }
+
+    /// -q: no summary either, so that a scheduled job's mail comes only with an error.
+    pub(crate) fn quiet(&self) -> bool {
+        self.quiet
     }
 
     pub(crate) fn clear(&self) {

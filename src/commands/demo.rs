@@ -56,7 +56,7 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<ExitCode
     let summary = result?;
     store.close().await;
     sim.shutdown().await;
-    print_summary(&summary, started.elapsed())?;
+    print_summary(&summary, started.elapsed(), None)?;
 
     let story = sim.scenario().full_lifecycle;
     writeln!(
@@ -83,16 +83,24 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<ExitCode
     let mut out = crate::output::stdout();
     writeln!(out)?;
     writeln!(out, "Next, try:")?;
-    writeln!(out, "  audit {db}timeline {} --format json", story.serial)?;
-    writeln!(out, "  audit {db}sql \"SELECT status, count(*) AS serials FROM serial_current GROUP BY status\"")?;
-    writeln!(out, "  audit {db}sql --file sql/recall.sql --param po_number={}", story.documents[0].number)?;
-    writeln!(out, "  audit {db}sql --file sql/customer_of_serial.sql --param serial={}", story.serial)?;
-    writeln!(out, "  audit {db}serve                 # the same trail in a browser, on http://127.0.0.1:8080/")?;
-    writeln!(out, "  audit demo                      # again: an incremental run that adds nothing")?;
-    writeln!(
-        out,
-        "  audit simulate --scale medium   # then, in another shell, audit ingest with the printed settings"
-    )?;
+    let (serial, po) = (&story.serial, &story.documents[0].number);
+    let next = [
+        (format!("audit {db}timeline {serial} --format json"), ""),
+        (format!("audit {db}sql \"SELECT status, count(*) AS serials FROM serial_current GROUP BY status\""), ""),
+        (format!("audit {db}sql --query recall --param po_number={po}"), "the recall of a purchase order"),
+        (format!("audit {db}sql --query customer_of_serial --param serial={serial}"), ""),
+        ("audit sql --list".to_string(), "the other shipped queries"),
+        (format!("audit {db}serve"), "the same trail in a browser, on http://127.0.0.1:8080/"),
+        ("audit demo".to_string(), "again: an incremental run that adds nothing"),
+        ("audit simulate --scale medium".to_string(), "then, in another shell, audit ingest with the printed settings"),
+    ];
+    for (command, why) in next {
+        if why.is_empty() {
+            writeln!(out, "  {command}")?;
+        } else {
+            writeln!(out, "  {command}   # {why}")?;
+        }
+    }
     out.flush()?;
     crate::output::note(&format!("Done in {:.1}s.", started.elapsed().as_secs_f64()));
     Ok(ExitCode::SUCCESS)

@@ -17,7 +17,7 @@ pub async fn run(global: &GlobalArgs, args: DoctorArgs) -> anyhow::Result<ExitCo
     // No retry of a 5xx: the answer is reported, not waited out, and the budget stays whole
     // (a 429 is still waited for).
     let client = client.with_retry(RetryPolicy { max_retries: 0, ..client.config().retry });
-    let format = match Format::resolve(args.output.format) {
+    let format = match Format::resolve(args.output.format()) {
         Format::Csv => anyhow::bail!("the doctor's report has no CSV form; use --format table or json"),
         f => f,
     };

@@ -15,6 +15,10 @@ use crate::sync::{IngestOptions, StopFlag, StopReason, SyncError};
 pub async fn run(global: &GlobalArgs, args: IngestArgs) -> anyhow::Result<ExitCode> {
     let stop = StopFlag::default();
     let mut client = client(&args.inflow)?.with_stop(stop.clone());
+    // A SQLite file this run creates is removed again if the run fails before storing a
+    // document (a wrong key or company), rather than left behind empty. A dangling symbolic
+    // link is not new: removing it would delete the user's link.
+    let new_file = super::database_url(global)?.sqlite_file().filter(|p| p.symlink_metadata().is_err());
     // The first opening fails at once: a wrong URL is better told than retried.
     let mut store = Some(super::open_store(global).await?);
     let types = if args.types.is_empty() { DocType::ALL.to_vec() } else { args.types.clone() };
@@ -55,7 +59,11 @@ pub async fn run(global: &GlobalArgs, args: IngestArgs) -> anyhow::Result<ExitCo
                 Ok(code) => break code.unwrap_or(ExitCode::SUCCESS),
                 Err(Failure::Database(err) | Failure::Other(err)) => {
                     if let Some(store) = store.take() {
+                        let empty = new_file.is_some() && matches!(store.holds_documents().await, Ok(false));
                         store.close().await;
+                        if let (true, Some(path)) = (empty, &new_file) {
+                            super::common::remove_sqlite_files(path);
+                        }
                     }
                     return Err(err);
                 }
@@ -73,12 +81,13 @@ pub async fn run(global: &GlobalArgs, args: IngestArgs) -> anyhow::Result<ExitCo
             break ExitCode::SUCCESS;
         }
         let next = tokio::time::Instant::from_std(next);
-        if database_failures == 0 {
+        if database_failures == 0 && !global.quiet {
+            let wait = Duration::from_secs(next.saturating_duration_since(tokio::time::Instant::now()).as_secs());
+            let at = chrono::Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
             crate::output::note(&format!(
-                "next run in {}",
-                humantime::format_duration(Duration::from_secs(
-                    next.saturating_duration_since(tokio::time::Instant::now()).as_secs()
-                ))
+                "next run at {} (in {})",
+                at.format("%Y-%m-%d %H:%M:%S UTC"),
+                humantime::format_duration(wait)
             ));
         }
         stop.sleep_until(next).await;
@@ -147,17 +156,22 @@ async fn one_run(
     started: Instant,
 ) -> Result<Option<ExitCode>, Failure> {
     let company = &options.company_id;
+    let started_at = chrono::Utc::now();
     let database = |e: StoreError| Failure::Database(e.into());
     let work = async || {
         let mut result = crate::sync::run(store, client, options, progress, stop).await;
         progress.clear();
         // Printed before the lock is released, but a closed stdout must not keep it held.
         let mut printed = Ok(());
+        let quiet = progress.quiet();
         if let Ok(summary) = &result {
-            printed = print_summary(summary, started.elapsed());
+            if !quiet {
+                printed = print_summary(summary, started.elapsed(), args.every.map(|_| started_at));
+            }
             if args.snapshot && summary.stop.is_none() {
                 let snap_started = Instant::now();
                 match crate::sync::snapshot::run(store, client, company, stop).await {
+                    Ok(_) if quiet => {}
                     Ok(snap) => printed = printed.and(super::snapshot::print_summary(&snap, snap_started.elapsed())),
                     Err(e) => result = Err(e),
                 }

@@ -79,6 +79,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Simulate(args) => simulate::run(&global, args).await,
         Command::Completions { shell } => reference::completions(shell),
         Command::Man => reference::man(),
+        Command::Config => reference::config(&global),
     }
 }
 
@@ -117,11 +118,13 @@ pub(crate) async fn open_existing_store(global: &GlobalArgs) -> anyhow::Result<S
 
 /// Where a company filter came from, for messages: a value of `INFLOW_COMPANY_ID` filters
 /// silently unless it is named.
-pub(crate) fn company_filter_source(company: &str) -> &'static str {
+pub(crate) fn company_filter_source(company: &str) -> String {
     if std::env::var("INFLOW_COMPANY_ID").is_ok_and(|v| v.trim() == company) {
-        "INFLOW_COMPANY_ID"
+        "INFLOW_COMPANY_ID".into()
+    } else if let Some(file) = crate::config::company_source(company) {
+        file
     } else {
-        "--company-id"
+        "--company-id".into()
     }
 }
 
@@ -153,6 +156,12 @@ pub(crate) async fn open_reading_store(global: &GlobalArgs) -> anyhow::Result<St
     Ok(Store::open_read_only(&url).await?)
 }
 
+/// Colours only for a person at a terminal who has not set `NO_COLOR` (to anything but the
+/// empty string, as no-color.org says): a log file, a pipe or a journal gets plain text.
+fn colours(terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
 /// Diagnostics go to stderr; `RUST_LOG` overrides the level chosen by `-v`/`-q`.
 fn init_tracing(global: &GlobalArgs) {
     use tracing_subscriber::filter::{EnvFilter, LevelFilter, Targets};
@@ -164,8 +173,7 @@ fn init_tracing(global: &GlobalArgs) {
         (false, 2) => LevelFilter::DEBUG,
         (false, _) => LevelFilter::TRACE,
     };
-    // Colours only for a person at a terminal: a log file or a pipe gets plain text.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
+    let ansi = colours(std::io::IsTerminal::is_terminal(&std::io::stderr()), std::env::var_os("NO_COLOR"));
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false).with_ansi(ansi);
     // `EnvFilter` compiles regular expressions to parse its directives: a third of a short
     // command's CPU time. Only a `RUST_LOG` needs it.
@@ -174,7 +182,9 @@ fn init_tracing(global: &GlobalArgs) {
         None => {
             // Dependencies stay at warn below -vvv: their debug output is noise to users.
             let deps = if global.verbose >= 3 { level } else { LevelFilter::WARN.min(level) };
-            let filter = Targets::new().with_default(deps).with_target("audit", level);
+            // sqlx's slow-statement notes (at info) follow -v like audit's own.
+            let filter =
+                Targets::new().with_default(deps).with_target("audit", level).with_target("sqlx::query", level);
             tracing_subscriber::registry().with(fmt.with_filter(filter)).try_init()
         }
     };
@@ -199,7 +209,9 @@ pub(crate) fn stop_on_signals(stop: crate::stop::StopFlag) {
                 }
                 match n {
                     0 => {
-                        crate::output::note("stopping after the current page (signal again to stop at once)");
+                        crate::output::note(
+                            "interrupted: finishing the page in progress, then stopping (interrupt again to stop now)",
+                        );
                         stop.stop();
                     }
                     1 => {
@@ -219,4 +231,15 @@ pub(crate) fn stop_on_signals(stop: crate::stop::StopFlag) {
             stop.stop();
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn colours_only_on_a_terminal_without_no_color() {
+        assert!(super::colours(true, None));
+        assert!(!super::colours(false, None), "redirected");
+        assert!(!super::colours(true, Some("1".into())), "NO_COLOR");
+        assert!(super::colours(true, Some("".into())), "an empty NO_COLOR is unset");
+    }
 }

@@ -37,8 +37,10 @@ pub async fn run(global: &GlobalArgs, args: RebuildArgs) -> anyhow::Result<ExitC
             Locked::Stopped => unreachable!("nothing sets the flag while the lock is waited for"),
         };
         let summary = result?;
-        std::io::Write::write_all(&mut crate::output::stdout(), format!("Company {company}:\n").as_bytes())?;
-        print_summary(&summary, started.elapsed())?;
+        if !global.quiet {
+            std::io::Write::write_all(&mut crate::output::stdout(), format!("Company {company}:\n").as_bytes())?;
+            print_summary(&summary, started.elapsed(), None)?;
+        }
         if summary.stop == Some(StopReason::LockLost) {
             store.close().await;
             anyhow::bail!(

@@ -35,7 +35,9 @@ pub async fn run(global: &GlobalArgs, args: SnapshotArgs) -> anyhow::Result<Exit
     }
     store.close().await;
     let summary = result?;
-    print_summary(&summary, started.elapsed())?;
+    if !global.quiet {
+        print_summary(&summary, started.elapsed())?;
+    }
     if summary.stop == Some(StopReason::LockLost) {
         anyhow::bail!(
             "another process took over the ingest lock of company {company}; the next snapshot run continues"

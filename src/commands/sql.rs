@@ -1,5 +1,7 @@
 //! `audit sql`: a read-only query, printed as a table, JSON or CSV, row by row as it arrives.
 
+mod library;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -10,7 +12,8 @@ use serde_json::Value;
 use crate::cli::{GlobalArgs, SqlArgs};
 use crate::output::{self, Format};
 use crate::store::adhoc::{
-    Dialect, Guard, RowSink, check_no_side_effects, check_read_only, check_single_statement, substitute_params,
+    Dialect, Guard, RowSink, check_no_side_effects, check_read_only, check_single_statement, check_statement_keyword,
+    substitute_params,
 };
 use crate::store::{Backend, Store};
 
@@ -20,6 +23,10 @@ const TABLE_BLOCK: usize = 1000;
 
 /// Runs `audit sql`: its exit status, or the error to report.
 pub async fn run(global: &GlobalArgs, args: SqlArgs) -> anyhow::Result<ExitCode> {
+    if args.list {
+        print_list()?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let store = super::open_reading_store(global).await?;
     let stdout = output::stdout();
     let mut sink: Box<dyn Sink> = match Format::resolve(args.output.format) {
@@ -40,15 +47,10 @@ pub async fn run(global: &GlobalArgs, args: SqlArgs) -> anyhow::Result<ExitCode>
 
 async fn query(store: &Store, args: &SqlArgs, sink: &mut dyn RowSink) -> anyhow::Result<()> {
     let dialect = Dialect::from(store.backend());
-    let text = match (&args.query, &args.file) {
-        (Some(q), _) => q.clone(),
-        (None, Some(path)) => {
-            let path = resolve(path, store.backend());
-            std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?
-        }
-        (None, None) => unreachable!("clap requires a query or --file"),
-    };
-    let text = substitute_params(&text, &args.params, dialect)?;
+    let text = query_text(args, store.backend())?;
+    let params = checked_params(&args.params)?;
+    let text = substitute_params(&text, &params, dialect)?;
+    check_statement_keyword(&text)?;
     // SQLite's own parser counts the statements (in the store); Postgres runs one statement per
     // prepared query, and this says why more are refused.
     if dialect == Dialect::Postgres {
@@ -57,6 +59,129 @@ async fn query(store: &Store, args: &SqlArgs, sink: &mut dyn RowSink) -> anyhow:
     check_read_only(&text)?;
     check_no_side_effects(&text, dialect)?;
     Ok(store.read_only_query(&text, args.timeout, sink).await?)
+}
+
+/// The statement: given, shipped (`--query`), or read from a file or stdin (`--file -`).
+fn query_text(args: &SqlArgs, backend: Backend) -> anyhow::Result<String> {
+    if let Some(q) = &args.query {
+        return Ok(q.clone());
+    }
+    if let Some(name) = &args.named {
+        return library::text(name, backend).map(str::to_string).ok_or_else(|| {
+            anyhow::anyhow!(
+                "there is no shipped query `{name}`; the shipped ones are {} (`audit sql --list` describes them)",
+                library::names().join(", ")
+            )
+        });
+    }
+    let Some(path) = &args.file else { anyhow::bail!("give a query, --query NAME, --file PATH or --list") };
+    if path.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).context("cannot read the query from stdin")?;
+        if strip_comments_and_space(&text).is_empty() {
+            anyhow::bail!(
+                "--file - read no query from stdin: pipe a statement in, e.g. echo 'SELECT 1' | audit sql --file -"
+            );
+        }
+        return Ok(text);
+    }
+    let path = resolve(path, backend);
+    std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "cannot read {}; the shipped queries run without a file: audit sql --query NAME (see audit sql --list)",
+            path.display()
+        )
+    })
+}
+
+/// Parameters whose name says they hold a date or time (`from`, `to`, `since`, `until`, `on`,
+/// `date`, or a name ending in `_date`, `_at`, `_from`, ...).
+fn is_date_param(name: &str) -> bool {
+    const WORDS: &[&str] = &["from", "to", "since", "until", "on", "date", "day", "before", "after", "at"];
+    let name = name.to_ascii_lowercase();
+    WORDS.contains(&name.as_str()) || WORDS.iter().any(|w| name.ends_with(&format!("_{w}")))
+}
+
+/// Whether a value is written as a date or time would be (digits, separators, `T`/`Z`, month
+/// names), so that a date-named parameter holding something else (`ship_to=Dock 4`) is passed
+/// as given.
+fn looks_like_a_date(value: &str) -> bool {
+    const MONTHS: &[&str] = &[
+        "january",
+        "february",
+        "march",
+        "april",
+        "may",
+        "june",
+        "july",
+        "august",
+        "september",
+        "october",
+        "november",
+        "december",
+    ];
+    let dateish_word = |w: &str| {
+        let w = w.to_ascii_lowercase();
+        w == "t" || w == "z" || (w.len() >= 3 && MONTHS.iter().any(|m| m.starts_with(&w)))
+    };
+    value.chars().any(|c| c.is_ascii_digit())
+        && value.split(|c: char| !c.is_alphabetic()).filter(|w| !w.is_empty()).all(|w| {
+            // `2025-07-01T12:00:00Z` splits into `T`, `Z`.
+            dateish_word(w)
+        })
+}
+
+/// The text without `--` line comments, `/* */` comments or spaces: empty for no statement.
+fn strip_comments_and_space(text: &str) -> String {
+    text.lines()
+        .map(|l| l.split("--").next().unwrap_or(""))
+        .collect::<String>()
+        .split("/*")
+        .map(|part| part.split_once("*/").map_or(part, |(_, rest)| rest))
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
+
+/// Date-like parameters checked and written as the database stores times (UTC, `+00:00`), so
+/// that both engines compare them alike: `01/01/2025` is refused, not read differently by
+/// SQLite (as text) and Postgres (by its DateStyle).
+fn checked_params(params: &[(String, String)]) -> anyhow::Result<Vec<(String, String)>> {
+    params
+        .iter()
+        .map(|(name, value)| {
+            // A date has digits and little else: `ship_to=Dock` or `located_at=Bin` is not one.
+            if !is_date_param(name) || !looks_like_a_date(value) {
+                return Ok((name.clone(), value.clone()));
+            }
+            let v = value.trim();
+            if let Ok(day) = chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d") {
+                return Ok((name.clone(), day.format("%Y-%m-%d").to_string()));
+            }
+            let time = chrono::DateTime::parse_from_rfc3339(v).map_err(|_| {
+                anyhow::anyhow!(
+                    "--param {name}={value} is not a date or time: use a date such as 2025-07-01, or a time such as \
+                     2025-07-01T12:00:00+00:00 (UTC, or with its offset)"
+                )
+            })?;
+            let utc = time.with_timezone(&chrono::Utc);
+            Ok((name.clone(), utc.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false)))
+        })
+        .collect()
+}
+
+/// `audit sql --list`: each shipped query, its parameters and what it answers.
+fn print_list() -> anyhow::Result<()> {
+    let mut out = output::stdout();
+    let mut table = output::table(&["query", "parameters", "description"]);
+    for q in library::list() {
+        let params: Vec<String> = q.params.iter().map(|p| format!("{p}=...")).collect();
+        output::add_row(&mut table, vec![q.name, params.join(" "), q.description]);
+    }
+    writeln!(out, "{table}")?;
+    writeln!(out, "Run one with: audit sql --query NAME --param NAME=VALUE")?;
+    out.flush()?;
+    Ok(())
 }
 
 /// `sql/x.sql`, or the engine's own `sql/x.sqlite.sql` / `sql/x.postgres.sql` when only those exist.
@@ -251,6 +376,32 @@ mod tests {
         assert_eq!(unique_names(&names(&["a", "a"])), names(&["a", "a_2"]));
         assert_eq!(unique_names(&names(&["a", "a_2", "a", "b"])), names(&["a", "a_2", "a_3", "b"]));
         assert_eq!(unique_names(&names(&["x", "x", "x"])), names(&["x", "x_2", "x_3"]));
+    }
+
+    #[test]
+    fn an_empty_query_is_told_as_empty() {
+        assert_eq!(strip_comments_and_space("  \n-- just a note\n/* and */ \n"), "");
+        assert_eq!(strip_comments_and_space("-- x\nSELECT 1"), "SELECT 1");
+    }
+
+    #[test]
+    fn date_parameters_are_checked_and_written_as_stored() {
+        let p = |n: &str, v: &str| checked_params(&[(n.to_string(), v.to_string())]);
+        let err = p("from", "01/01/2025").unwrap_err().to_string();
+        assert!(err.contains("--param from=01/01/2025 is not a date") && err.contains("2025-07-01"), "{err}");
+        assert_eq!(p("to", " 2025-08-01 ").unwrap()[0].1, "2025-08-01");
+        assert_eq!(p("since", "2025-07-01T14:00:00+02:00").unwrap()[0].1, "2025-07-01T12:00:00+00:00");
+        assert_eq!(p("shipped_at", "2025-07-01T12:00:00Z").unwrap()[0].1, "2025-07-01T12:00:00+00:00");
+        assert!(p("ship_date", "July 1").is_err());
+        // Not a date by its name: passed as given.
+        assert_eq!(p("po_number", "01/01/2025").unwrap()[0].1, "01/01/2025");
+        assert_eq!(p("serial", "SN-1").unwrap()[0].1, "SN-1");
+        // Named like a date but holding a name: passed as given, not refused.
+        assert_eq!(p("ship_to", "Dock").unwrap()[0].1, "Dock");
+        assert_eq!(p("located_at", "West Coast DC").unwrap()[0].1, "West Coast DC");
+        assert!(p("from", "2025.01.01").is_err());
+        assert!(p("until", "1/1/25").is_err());
+        assert_eq!(p("ship_to", "Dock 4").unwrap()[0].1, "Dock 4");
     }
 
     #[test]

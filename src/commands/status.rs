@@ -57,7 +57,7 @@ pub async fn run(global: &GlobalArgs, args: StatusArgs) -> anyhow::Result<ExitCo
     }
     store.close().await;
     let mut out = crate::output::stdout();
-    match Format::resolve(args.output.format) {
+    match Format::resolve(args.output.format()) {
         Format::Csv => anyhow::bail!("the status is nested and has no CSV form; use --format json"),
         Format::Json => output::write_json(out, &serde_json::json!({ "companies": report }))?,
         Format::Table => {
@@ -102,6 +102,19 @@ fn cost(streams: &[StreamStatus]) -> Cost {
     }
 }
 
+/// An unfinished walk as people count it: pages and documents read (an id in the keyset means
+/// nothing to them), or where it resumes when that is all that is known.
+fn unfinished_walk(s: &StreamStatus) -> String {
+    match (&s.walk_kind, s.walk_seen, &s.walk_position) {
+        (Some(kind), Some(seen), _) => {
+            let pages = (seen + 99) / 100;
+            format!("{kind}, {pages} page{} ({seen} documents) read", if pages == 1 { "" } else { "s" })
+        }
+        (Some(kind), None, Some(pos)) => format!("{kind}, at the {}", Position::decode(pos)),
+        _ => "-".into(),
+    }
+}
+
 fn print_company(out: &mut impl Write, c: &CompanyStatus) -> anyhow::Result<()> {
     writeln!(out, "Company {}", crate::output::printable(&c.company_id))?;
     match &c.lock {
@@ -130,10 +143,7 @@ fn print_company(out: &mut impl Write, c: &CompanyStatus) -> anyhow::Result<()> 
         "last window walk",
     ]);
     for s in &c.streams {
-        let walk = match (&s.walk_kind, &s.walk_position) {
-            (Some(kind), Some(pos)) => format!("{kind}, at the {}", Position::decode(pos)),
-            _ => "-".into(),
-        };
+        let walk = unfinished_walk(s);
         crate::output::add_row(
             &mut table,
             vec![
@@ -231,6 +241,19 @@ fn print_runs(out: &mut impl Write, runs: &[RunRow]) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unfinished_walk_is_shown_as_pages_read_not_an_id() {
+        let mut s = StreamStatus { walk_kind: Some("complete".into()), ..StreamStatus::default() };
+        s.walk_position = Some("after:0b5d7a6e-0000-4000-8000-000000000001".into());
+        s.walk_seen = Some(250);
+        assert_eq!(unfinished_walk(&s), "complete, 3 pages (250 documents) read");
+        s.walk_seen = Some(100);
+        assert_eq!(unfinished_walk(&s), "complete, 1 page (100 documents) read");
+        s.walk_seen = None;
+        assert!(unfinished_walk(&s).starts_with("complete, at the "), "{}", unfinished_walk(&s));
+        assert_eq!(unfinished_walk(&StreamStatus::default()), "-");
+    }
 
     fn stream(name: &str, documents: i64, recent: i64) -> StreamStatus {
         StreamStatus { stream: name.into(), documents, documents_last_30_days: recent, ..StreamStatus::default() }

@@ -144,6 +144,104 @@ pub fn check_read_only(sql: &str) -> Result<(), WriteRefused> {
     }
 }
 
+/// Statements that change something, by their first keyword, on either engine: refused as
+/// writes. Any other first word is a syntax error, not a refusal.
+const WRITING_KEYWORDS: &[&str] = &[
+    "insert",
+    "update",
+    "delete",
+    "merge",
+    "upsert",
+    "replace",
+    "create",
+    "drop",
+    "alter",
+    "truncate",
+    "comment",
+    "grant",
+    "revoke",
+    "attach",
+    "detach",
+    "pragma",
+    "vacuum",
+    "reindex",
+    "analyze",
+    "analyse",
+    "begin",
+    "start",
+    "commit",
+    "end",
+    "rollback",
+    "abort",
+    "savepoint",
+    "release",
+    "copy",
+    "call",
+    "do",
+    "set",
+    "reset",
+    "lock",
+    "listen",
+    "unlisten",
+    "notify",
+    "cluster",
+    "refresh",
+    "prepare",
+    "execute",
+    "deallocate",
+    "declare",
+    "fetch",
+    "move",
+    "close",
+    "load",
+    "discard",
+    "security",
+    "import",
+    "checkpoint",
+    "reassign",
+];
+
+/// A first word that starts no SQL statement (`selec 1`): the query's own mistake.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error(
+    "syntax error: a statement cannot start with `{word}`{hint}; audit sql runs one SELECT (or WITH, VALUES, EXPLAIN)"
+)]
+pub struct NotAStatement {
+    pub word: String,
+    hint: String,
+}
+
+/// Tells a misspelt first keyword from a statement that writes.
+pub fn check_statement_keyword(sql: &str) -> Result<(), NotAStatement> {
+    let word: String = strip_leading_comments(sql).chars().take_while(|c| !c.is_whitespace() && *c != ';').collect();
+    let lower = word.to_ascii_lowercase();
+    if lower.starts_with('(')
+        || READING_KEYWORDS.contains(&lower.as_str())
+        || WRITING_KEYWORDS.contains(&lower.as_str())
+    {
+        return Ok(());
+    }
+    let near = READING_KEYWORDS.iter().find(|k| edit_distance(k, &lower) <= 2 && lower.len() >= 3);
+    let hint = near.map_or(String::new(), |k| format!(" (did you mean {}?)", k.to_ascii_uppercase()));
+    Err(NotAStatement { word, hint })
+}
+
+/// Levenshtein distance, for short words.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for j in 0..b.len() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != b[j])).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
 fn strip_leading_comments(mut s: &str) -> &str {
     loop {
         s = s.trim_start();
@@ -1185,5 +1283,21 @@ mod tests {
         ] {
             assert_eq!(check_read_only(bad), Err(WriteRefused { keyword: kw.into() }), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_misspelt_first_word_is_a_syntax_error_not_a_refusal() {
+        let err = check_statement_keyword("selec 1").unwrap_err().to_string();
+        assert!(
+            err.starts_with("syntax error") && err.contains("`selec`") && err.contains("did you mean SELECT?"),
+            "{err}"
+        );
+        let err = check_statement_keyword("-- c\nfrobnicate").unwrap_err().to_string();
+        assert!(err.contains("`frobnicate`") && !err.contains("did you mean"), "{err}");
+        for ok in ["SELECT 1", "delete from t", "  with x as (select 1) select 1", "(select 1)", "pragma x"] {
+            assert_eq!(check_statement_keyword(ok), Ok(()), "{ok}");
+        }
+        assert_eq!(edit_distance("selec", "select"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
     }
 }

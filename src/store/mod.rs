@@ -47,13 +47,17 @@ const PG_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(8);
 /// connection but never answers would otherwise hold it for minutes.
 const PG_DIRECT_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How long a Postgres connection is retried silently before audit says it is waiting.
+const PG_NOTICE_AFTER: Duration = Duration::from_secs(1);
+
 /// How long a SQLite writer waits for another one before giving up.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// sqlx logs a statement slower than a second as a warning; an analytical `audit sql` query or a
-/// large page is not worth one. Shown with -v.
+/// large page is not worth one. Shown with -v; every statement only with -vvv (-vv is for the
+/// API's requests).
 pub(crate) fn quiet_slow_statements<O: sqlx::ConnectOptions>(options: O) -> O {
-    options.log_slow_statements(log::LevelFilter::Info, Duration::from_secs(1))
+    options.log_slow_statements(log::LevelFilter::Info, Duration::from_secs(1)).log_statements(log::LevelFilter::Trace)
 }
 
 /// Why the store failed, with what it was doing.
@@ -62,6 +66,24 @@ pub enum StoreError {
     /// The database URL is not one audit can use.
     #[error(transparent)]
     Url(#[from] UrlError),
+
+    /// The Postgres server answered, but has no database of that name.
+    #[error(
+        "the Postgres database {name} does not exist on {host}:{port} ({url}): create it with \
+         `createdb -h {host} -p {port} -U {user} {name}` (or CREATE DATABASE {name}), or fix --database-url"
+    )]
+    NoSuchDatabase {
+        /// The database's name.
+        name: String,
+        /// The server.
+        host: String,
+        /// Its port.
+        port: u16,
+        /// The user audit connects as.
+        user: String,
+        /// The URL, its password hidden.
+        url: String,
+    },
 
     /// The database could not be reached or opened.
     #[error("cannot open the {backend} database {url}")]
@@ -344,6 +366,26 @@ impl Store {
                 // because a released connection comes back to the pool asynchronously, and a TLS
                 // connection costs about 100 ms (sqlx 0.9.0 leaves Nagle's algorithm on). A
                 // refused connection is retried (a server may be starting up) until the timeout.
+                let missing = |e: &sqlx::Error| {
+                    (e.as_database_error().and_then(|d| d.code()).as_deref() == Some("3D000")).then(|| {
+                        StoreError::NoSuchDatabase {
+                            name: options.get_database().unwrap_or("postgres").to_string(),
+                            host: options.get_host().to_string(),
+                            port: options.get_port(),
+                            user: options.get_username().to_string(),
+                            url: url.redacted(),
+                        }
+                    })
+                };
+                // Retries are silent: say at once that the server is not answering yet.
+                let (host, port) = (options.get_host().to_string(), options.get_port());
+                let notice = tokio::spawn(async move {
+                    tokio::time::sleep(PG_NOTICE_AFTER).await;
+                    tracing::warn!(
+                        "the Postgres server at {host}:{port} is not accepting connections yet; trying for {} s more",
+                        (PG_ACQUIRE_TIMEOUT + PG_DIRECT_TIMEOUT - PG_NOTICE_AFTER).as_secs()
+                    );
+                });
                 let watch = nodelay::WhileConnecting::start();
                 let pool = PgPoolOptions::new()
                     .after_connect(|_, _| {
@@ -357,6 +399,7 @@ impl Store {
                     .connect_with(options.clone())
                     .await;
                 drop(watch);
+                notice.abort();
                 match pool {
                     Ok(pool) => Pool::Postgres(pool),
                     // The pool says only "timed out"; one direct attempt tells why.
@@ -377,9 +420,9 @@ impl Store {
                                     ),
                                 )),
                             };
-                        return Err(connect_err(why));
+                        return Err(missing(&why).unwrap_or_else(|| connect_err(why)));
                     }
-                    Err(e) => return Err(connect_err(e)),
+                    Err(e) => return Err(missing(&e).unwrap_or_else(|| connect_err(e))),
                 }
             }
         };

@@ -19,6 +19,8 @@ pub struct StreamStatus {
     pub walk_kind: Option<String>,
     pub walk_position: Option<String>,
     pub walk_started_at: Option<DateTime<Utc>>,
+    /// Documents the unfinished walk has read so far.
+    pub walk_seen: Option<i64>,
     pub last_complete_at: Option<DateTime<Utc>>,
     pub last_window_at: Option<DateTime<Utc>>,
 }
@@ -48,6 +50,16 @@ impl Store {
             .fetch_all(pool)
             .await
             .context(|| "listing companies".into())
+        })
+    }
+
+    /// Whether the database holds any document at all (of any company).
+    pub async fn holds_documents(&self) -> Result<bool, StoreError> {
+        on_pool!(self, pool => {
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM documents)")
+                .fetch_one(pool)
+                .await
+                .context(|| "looking for documents".into())
         })
     }
 
@@ -112,6 +124,7 @@ impl Store {
             walk_kind: state.walk_kind,
             walk_position: state.walk_position,
             walk_started_at: state.walk_started_at,
+            walk_seen: state.walk_seen,
             last_complete_at: state.last_complete_at,
             last_window_at: state.last_window_at,
         })

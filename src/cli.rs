@@ -60,6 +60,11 @@ pub struct GlobalArgs {
     /// Print only errors on stderr (results still go to stdout).
     #[arg(short, long, global = true)]
     pub quiet: bool,
+
+    /// Show times in UTC instead of the local time zone (`TZ`, or the system's). JSON and CSV
+    /// always give RFC 3339 times in UTC.
+    #[arg(long, global = true)]
+    pub utc: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -466,6 +471,19 @@ fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
     crate::mapping::parse_date(s).ok_or_else(|| format!("`{s}` is not a time: use 2025-06-30T12:00:00Z or 2025-06-30"))
 }
 
+/// `audit sql --format`: the formats of the other commands, and a vertical one for wide rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SqlFormat {
+    /// Aligned columns; each block of rows too wide for the terminal is shown vertical.
+    Table,
+    /// One `column | value` line per column, a block per row.
+    Vertical,
+    /// JSON, for programs.
+    Json,
+    /// CSV, for spreadsheets.
+    Csv,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct SqlArgs {
     /// The query to run.
@@ -482,8 +500,11 @@ pub struct SqlArgs {
     #[arg(long = "param", short = 'p', value_name = "NAME=VALUE", value_parser = parse_param)]
     pub params: Vec<(String, String)>,
 
-    #[command(flatten)]
-    pub output: FormatChoice,
+    /// table (the default on a terminal; rows too wide for it are shown as vertical), vertical
+    /// (one `column | value` line per column, a block per row, like psql's `\x`), json (the
+    /// default otherwise) or csv.
+    #[arg(long, value_enum)]
+    pub format: Option<SqlFormat>,
 
     /// Stop the query after this long (for example 30s, 5m): the database ends it, and it does
     /// not outlive audit.

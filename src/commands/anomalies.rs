@@ -106,7 +106,8 @@ fn csv_row(r: &AnomalyRow) -> Vec<String> {
 }
 
 fn print_table(mut out: impl Write, rows: &[AnomalyRow]) -> anyhow::Result<()> {
-    let mut table = output::table(&["kind", "serial", "product", "since", "what", "evidence"]);
+    let since = output::time_header("since");
+    let mut table = output::table(&["kind", "serial", "product", &since, "what", "evidence"]);
     for r in rows {
         let product = r.product_name.clone().or_else(|| r.product_id.clone()).unwrap_or_default();
         // Serials, names and document numbers come from inFlow: shown terminal-safe.

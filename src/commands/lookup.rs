@@ -129,7 +129,8 @@ fn csv_row(r: &LookupRow) -> Vec<String> {
 }
 
 fn print_table(mut out: impl Write, rows: &[LookupRow], snapshot: bool) -> anyhow::Result<()> {
-    let mut table = output::table(&["serial", "product", "inFlow stock (latest snapshot)", "history", "last event"]);
+    let last_event = output::time_header("last event");
+    let mut table = output::table(&["serial", "product", "inFlow stock (latest snapshot)", "history", &last_event]);
     for r in rows {
         if !found(r) {
             crate::output::add_row(

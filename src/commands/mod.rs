@@ -30,6 +30,7 @@ pub(crate) const ERROR: u8 = 2;
 /// Runs the parsed command line and returns the process exit status.
 pub fn main(cli: Cli) -> ExitCode {
     init_tracing(&cli.global);
+    crate::output::show_utc(cli.global.utc);
     // Commands that talk to inFlow (or serve as it) overlap network, parsing and database work
     // on all cores; the others run a query or two, where starting worker threads is most of
     // the cost.

@@ -165,7 +165,8 @@ fn print_tables<W: Write>(mut out: W, histories: &[History], all: bool) -> anyho
         for line in timeline::genealogy_lines(h) {
             writeln!(out, "  {}", output::printable(&line))?;
         }
-        let mut header = vec!["date", "event", "document", "location", "change", "on hand"];
+        let date = output::time_header("date");
+        let mut header = vec![date.as_str(), "event", "document", "location", "change", "on hand"];
         if all {
             header.push("retracted");
         }
@@ -361,7 +362,7 @@ fn print_nodes<W: Write>(out: &mut W, nodes: &[TreeNode], indent: &str) -> anyho
     for (i, n) in nodes.iter().enumerate() {
         let last = i + 1 == nodes.len();
         let product = n.product_name.clone().or_else(|| n.product_id.clone()).unwrap_or_default();
-        let when = n.built_at.map_or("not completed".to_string(), |t| t.format("%Y-%m-%d").to_string());
+        let when = n.built_at.map_or("not completed".to_string(), output::short_day);
         let order = n.doc_number.clone().unwrap_or_default();
         let how = match n.matched_to.as_str() {
             "unit" => "",

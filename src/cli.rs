@@ -176,7 +176,8 @@ pub enum Command {
     #[command(after_help = "Examples:\n  \
         audit timeline SN-001234\n  \
         audit timeline SN-001234 --format json\n  \
-        audit timeline SN-001234 --all --as-of 2025-06-30T12:00:00Z\n  \
+        audit timeline SN-001234 --on 2025-06-18          # status and location on that day\n  \
+        audit timeline SN-001234 --all --as-recorded-at 2025-06-30T12:00:00Z\n  \
         audit timeline LAP-000123 --tree")]
     Timeline(TimelineArgs),
 
@@ -455,16 +456,28 @@ pub struct TimelineArgs {
     #[arg(long)]
     pub all: bool,
 
-    /// Show the history as it was recorded at this moment (RFC 3339, or a date for its start):
-    /// events observed by then and not yet retracted then. (The genealogy lines are left out:
+    /// Where it was on this business day (YYYY-MM-DD, ending at midnight in the local zone, or
+    /// UTC with --utc): its status and location then, and the events up to then, as the
+    /// history is known today.
+    #[arg(long, value_name = "DATE", value_parser = parse_day, conflicts_with_all = ["tree", "all", "as_recorded_at"])]
+    pub on: Option<NaiveDate>,
+
+    /// Not "where was it then" (that is --on) but what the audit trail held at this moment
+    /// (RFC 3339, or a date for its start): events recorded by then and not yet retracted then,
+    /// for checking what an earlier report was based on. (The genealogy lines are left out:
     /// they describe the current orders.)
-    #[arg(long, value_name = "TIME", value_parser = parse_time, conflicts_with = "tree")]
-    pub as_of: Option<chrono::DateTime<chrono::Utc>>,
+    #[arg(long, alias = "as-of", value_name = "TIME", value_parser = parse_time, conflicts_with = "tree")]
+    pub as_recorded_at: Option<chrono::DateTime<chrono::Utc>>,
 
     /// Print the bill of serials instead: every component built into this serial (and theirs,
     /// through subassemblies), and every unit it was built into (and what those went into).
     #[arg(long, conflicts_with = "all")]
     pub tree: bool,
+}
+
+fn parse_day(s: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+        .map_err(|_| format!("`{s}` is not a date in the form YYYY-MM-DD, such as 2025-06-18"))
 }
 
 fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {

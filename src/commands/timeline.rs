@@ -40,7 +40,8 @@ pub const CSV_COLUMNS: &[&str] = &[
 pub async fn run(global: &GlobalArgs, args: TimelineArgs) -> anyhow::Result<ExitCode> {
     let store = super::open_reading_store(global).await?;
     super::check_company(&store, args.company.company_id.as_deref()).await?;
-    let filter = EventFilter { company_id: args.company.company_id.as_deref(), all: args.all, as_of: args.as_of };
+    let filter =
+        EventFilter { company_id: args.company.company_id.as_deref(), all: args.all, as_of: args.as_recorded_at };
     let rows = store.serial_events(&args.serial, &filter).await?;
     if args.tree {
         let code = print_tree(&store, &args, rows).await;
@@ -49,7 +50,7 @@ pub async fn run(global: &GlobalArgs, args: TimelineArgs) -> anyhow::Result<Exit
     }
     if rows.is_empty() {
         let (mut msg, similar) =
-            unknown_serial(&store, &args.serial, args.company.company_id.as_deref(), args.as_of).await?;
+            unknown_serial(&store, &args.serial, args.company.company_id.as_deref(), args.as_recorded_at).await?;
         if !similar.is_empty() {
             let quoted: Vec<String> = similar.iter().map(|s| format!("{s:?}")).collect();
             msg.push_str(&format!("; did you mean {}?", quoted.join(", ")));
@@ -73,8 +74,13 @@ pub async fn run(global: &GlobalArgs, args: TimelineArgs) -> anyhow::Result<Exit
         store.close().await;
         return Ok(ExitCode::from(1));
     }
+    if let Some(day) = args.on {
+        let code = print_on(&store, &args, day).await;
+        store.close().await;
+        return code;
+    }
     let mut histories = timeline::histories(rows);
-    if args.as_of.is_none() {
+    if args.as_recorded_at.is_none() {
         let links = store.genealogy_of(&args.serial, args.company.company_id.as_deref()).await?;
         timeline::attach_genealogy(&mut histories, links);
     }
@@ -84,9 +90,39 @@ pub async fn run(global: &GlobalArgs, args: TimelineArgs) -> anyhow::Result<Exit
             output::write_json(stdout, &serde_json::json!({ "serial": args.serial, "histories": histories }))?
         }
         Format::Csv => output::write_csv(stdout, CSV_COLUMNS, histories.iter().flat_map(csv_rows))?,
-        Format::Table => print_tables(stdout, &histories, args.all)?,
+        Format::Table => print_tables(stdout, &histories, args.all, None)?,
     }
     store.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `audit timeline SERIAL --on DAY`: the histories up to the end of that day (what serve's
+/// `?on=` shows), with the status and location they end in.
+async fn print_on(store: &Store, args: &TimelineArgs, day: chrono::NaiveDate) -> anyhow::Result<ExitCode> {
+    let until = output::end_of_day(day);
+    let histories = store.serial_on(&args.serial, args.company.company_id.as_deref(), until).await?;
+    if histories.is_empty() {
+        output::note(&format!(
+            "serial {:?} has no recorded event by the end of {day} ({}): it was not yet in the audit trail then",
+            args.serial,
+            output::zone_name()
+        ));
+        return Ok(ExitCode::from(1));
+    }
+    let stdout = output::stdout();
+    match Format::resolve(args.output.format) {
+        Format::Json => output::write_json(
+            stdout,
+            &serde_json::json!({
+                "serial": args.serial,
+                "on": day,
+                "until": iso_time(Some(until)),
+                "histories": histories,
+            }),
+        )?,
+        Format::Csv => output::write_csv(stdout, CSV_COLUMNS, histories.iter().flat_map(csv_rows))?,
+        Format::Table => print_tables(stdout, &histories, false, Some(&format!("on {day}")))?,
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -152,7 +188,9 @@ pub fn csv_rows(h: &History) -> Vec<Vec<String>> {
         .collect()
 }
 
-fn print_tables<W: Write>(mut out: W, histories: &[History], all: bool) -> anyhow::Result<()> {
+/// The histories as tables under a summary line each; `when` (`on 2025-06-18`) says the summary
+/// is of that day.
+fn print_tables<W: Write>(mut out: W, histories: &[History], all: bool, when: Option<&str>) -> anyhow::Result<()> {
     let several_companies = histories.windows(2).any(|w| w[0].company_id != w[1].company_id);
     for (i, h) in histories.iter().enumerate() {
         if i > 0 {
@@ -160,7 +198,8 @@ fn print_tables<W: Write>(mut out: W, histories: &[History], all: bool) -> anyho
         }
         let company = if several_companies { format!(", company {}", h.company_id) } else { String::new() };
         // Data from inFlow: shown escaped, like the table's cells.
-        let line = format!("{} ({}{company}): {}", h.serial, h.product_label(), h.now.summary);
+        let when = when.map_or(String::new(), |w| format!(" {w}"));
+        let line = format!("{} ({}{company}){when}: {}", h.serial, h.product_label(), h.now.summary);
         writeln!(out, "{}", output::wrap(&output::printable(&line)))?;
         for line in timeline::genealogy_lines(h) {
             writeln!(out, "  {}", output::printable(&line))?;

@@ -443,7 +443,8 @@ pub struct FormatChoice {
 
 #[derive(Debug, Clone, Args)]
 pub struct TimelineArgs {
-    /// The serial number, exactly as inFlow stores it.
+    /// The serial number, as inFlow stores it (surrounding spaces are ignored).
+    #[arg(value_parser = trimmed)]
     pub serial: String,
 
     #[command(flatten)]
@@ -473,6 +474,11 @@ pub struct TimelineArgs {
     /// through subassemblies), and every unit it was built into (and what those went into).
     #[arg(long, conflicts_with = "all")]
     pub tree: bool,
+}
+
+/// A typed serial without the spaces around it, which no serial is meant to have.
+fn trimmed(s: &str) -> Result<String, String> {
+    Ok(s.trim().to_string())
 }
 
 fn parse_day(s: &str) -> Result<NaiveDate, String> {
@@ -646,11 +652,12 @@ pub struct SnapshotArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct LookupArgs {
-    /// Serial numbers to look up.
-    #[arg(required_unless_present = "file")]
+    /// Serial numbers to look up (surrounding spaces are ignored).
+    #[arg(required_unless_present = "file", value_parser = trimmed)]
     pub serials: Vec<String>,
 
-    /// Read serials from a file, one per line (`-` for standard input).
+    /// Read serials from a file, one per line (`-` for standard input); surrounding spaces are
+    /// ignored. The output keeps the order of the input.
     #[arg(long, short = 'f', value_name = "PATH")]
     pub file: Option<std::path::PathBuf>,
 
@@ -681,8 +688,8 @@ pub struct AnomaliesArgs {
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub since: Option<chrono::DateTime<chrono::Utc>>,
 
-    /// Only this serial (exactly as inFlow stores it).
-    #[arg(long)]
+    /// Only this serial (as inFlow stores it; surrounding spaces are ignored).
+    #[arg(long, value_parser = trimmed)]
     pub serial: Option<String>,
 
     #[command(flatten)]

@@ -75,7 +75,7 @@ pub async fn run(global: &GlobalArgs, args: LookupArgs) -> anyhow::Result<ExitCo
     Ok(ExitCode::SUCCESS)
 }
 
-/// One serial per line; blank lines are skipped, the rest kept verbatim (serials may have spaces).
+/// One serial per line, without the spaces around it; blank lines are skipped.
 fn read_serials(path: &std::path::Path) -> anyhow::Result<Vec<String>> {
     let reader: Box<dyn BufRead> = if path.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
@@ -87,8 +87,8 @@ fn read_serials(path: &std::path::Path) -> anyhow::Result<Vec<String>> {
     let mut out = Vec::new();
     for line in reader.lines() {
         let line = line?;
-        let line = line.trim_end_matches('\r');
-        if !line.trim().is_empty() {
+        let line = line.trim();
+        if !line.is_empty() {
             out.push(line.to_string());
         }
     }

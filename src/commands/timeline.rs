@@ -126,22 +126,23 @@ async fn print_on(store: &Store, args: &TimelineArgs, day: chrono::NaiveDate) ->
     Ok(ExitCode::SUCCESS)
 }
 
-/// Why a serial has nothing to show, and its close matches (the same serial string ignoring
-/// case and spaces, or serials starting with it): what the CLI and the web view both say.
+/// Why a serial has nothing to show, and its closest matches (the same serial ignoring case,
+/// spaces and punctuation; else one or two edits away, or serials starting with it): what the
+/// CLI and the web view both say.
 pub async fn unknown_serial(
     store: &Store,
     serial: &str,
     company_id: Option<&str>,
     as_of: Option<chrono::DateTime<chrono::Utc>>,
 ) -> Result<(String, Vec<String>), crate::store::StoreError> {
-    let mut similar = store.similar_serials(serial, company_id, 10).await?;
+    let mut close = store.close_serials(serial, company_id, 50).await?;
     let mut msg = format!("serial {serial:?} is not in the audit trail");
     if as_of.is_some() {
         msg.push_str(" as of that time");
     }
     // Recorded, but every event of it is retracted (or not yet observed at --as-of).
-    if let Some(at) = similar.iter().position(|s| s == serial) {
-        similar.remove(at);
+    if let Some(at) = close.iter().position(|(s, _)| s == serial) {
+        close.remove(at);
         msg = match as_of {
             Some(_) => format!("serial {serial:?} has no events recorded and current at that time"),
             None => format!(
@@ -150,6 +151,9 @@ pub async fn unknown_serial(
             ),
         };
     }
+    // The closest only: `SN000319` suggests `SN-000319`, not its neighbours one digit away.
+    let best = close.first().map(|(_, d)| *d);
+    let similar = close.into_iter().take_while(|(_, d)| Some(*d) == best).take(10).map(|(s, _)| s).collect();
     Ok((msg, similar))
 }
 

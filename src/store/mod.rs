@@ -14,6 +14,7 @@ pub mod anomalies;
 pub mod browse;
 mod bulk;
 pub mod capabilities;
+pub mod close;
 mod documents;
 #[expect(missing_docs, reason = "not documented yet: the backlog of issue 18")]
 pub mod genealogy;

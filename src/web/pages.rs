@@ -162,7 +162,7 @@ pub struct SerialQuery {
 
 /// Serial: per product, a status card, the lane, genealogy, the timeline and its documents.
 pub async fn serial(State(state): Shared, Query(query): Query<SerialQuery>) -> PageResult {
-    let Some(serial) = query.serial.clone().filter(|s| !s.is_empty()) else {
+    let Some(serial) = query.serial.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string) else {
         return Err(PageError::BadRequest("Which serial? Give it as /serial?serial=SN-001234.".into()));
     };
     let on = match nonempty(&query.on) {

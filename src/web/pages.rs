@@ -106,8 +106,9 @@ pub struct SearchQuery {
     q: Option<String>,
 }
 
-/// Search: a serial box answered with the CLI's suggestions (the same serial ignoring case and
-/// spaces, or serials starting with it), plus boxes for a document and a recall.
+/// Search: a serial box answered with the CLI's suggestions (the same serial ignoring case,
+/// spaces and punctuation, one or two edits away, or serials starting with it), plus boxes for a
+/// document and a recall.
 pub async fn search(State(state): Shared, Query(query): Query<SearchQuery>) -> PageResult {
     let q = query.q.clone().unwrap_or_default();
     let matches = match nonempty(&query.q) {

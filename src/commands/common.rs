@@ -149,8 +149,7 @@ pub(crate) fn print_summary(s: &RunSummary, elapsed: Duration) -> std::io::Resul
         Some(StopReason::Signal) => "stopped by a signal; the next run continues from the saved position".into(),
         Some(StopReason::LockLost) => "stopped: the ingest lock was taken over".into(),
     };
-    writeln!(
-        out,
+    let line = format!(
         "Run {} {how} in {:.1}s: {} requests ({} answered 429, {} retried), {} events added, {} retracted, {} warnings.",
         s.run_id,
         elapsed.as_secs_f64(),
@@ -160,18 +159,11 @@ pub(crate) fn print_summary(s: &RunSummary, elapsed: Duration) -> std::io::Resul
         c.work.events_inserted,
         c.work.events_retracted,
         c.work.warnings
-    )?;
-    let mut table = crate::output::table(&[
-        "stream",
-        "pages",
-        "documents",
-        "changed",
-        "deleted",
-        "events added",
-        "retracted",
-        "warnings",
-        "walk",
-    ]);
+    );
+    writeln!(out, "{}", crate::output::wrap(&line))?;
+    let header =
+        ["stream", "pages", "documents", "changed", "deleted", "events added", "retracted", "warnings", "walk"];
+    let mut rows = Vec::new();
     for st in &s.streams {
         let mut walk = match (&st.resumed_from, st.complete, &st.unproven) {
             (_, true, Some(_)) => format!("{} walk ended, not proven complete (see the warning)", st.kind),
@@ -182,22 +174,25 @@ pub(crate) fn print_summary(s: &RunSummary, elapsed: Duration) -> std::io::Resul
         if st.complete && st.paging != crate::inflow::walk::Paging::PREFERRED.as_str() {
             walk.push_str(&format!(", {} paging", st.paging));
         }
-        crate::output::add_row(
-            &mut table,
-            vec![
-                st.stream.to_string(),
-                st.work.pages.to_string(),
-                st.work.documents_seen.to_string(),
-                st.work.documents_changed.to_string(),
-                st.deleted.to_string(),
-                st.work.events_inserted.to_string(),
-                st.work.events_retracted.to_string(),
-                st.work.warnings.to_string(),
-                walk,
-            ],
-        );
+        rows.push(vec![
+            st.stream.to_string(),
+            st.work.pages.to_string(),
+            st.work.documents_seen.to_string(),
+            st.work.documents_changed.to_string(),
+            st.deleted.to_string(),
+            st.work.events_inserted.to_string(),
+            st.work.events_retracted.to_string(),
+            st.work.warnings.to_string(),
+            walk,
+        ]);
     }
-    writeln!(out, "{table}")?;
+    // Split into tables that each fit the terminal, when its columns do not.
+    for (i, table) in crate::output::split_tables(&header, &rows).into_iter().enumerate() {
+        if i > 0 {
+            writeln!(out)?;
+        }
+        writeln!(out, "{table}")?;
+    }
     if c.work.warnings > 0 {
         writeln!(out, "Warnings are listed in run_warnings: SELECT * FROM run_warnings WHERE run_id = {};", s.run_id)?;
     }

@@ -77,14 +77,17 @@ pub fn wrap(text: &str) -> String {
 fn wrap_to(text: &str, width: usize) -> String {
     let mut out = String::new();
     let mut line = 0;
-    for word in text.split(' ') {
+    for (i, word) in text.split(' ').enumerate() {
         let n = word.chars().count();
-        if line > 0 && line + 1 + n > width {
-            out.push('\n');
-            line = 0;
-        } else if line > 0 {
-            out.push(' ');
-            line += 1;
+        if i > 0 {
+            // Spaces that indent a line are kept; a break replaces the space before a word.
+            if line > 0 && n > 0 && line + 1 + n > width {
+                out.push('\n');
+                line = 0;
+            } else {
+                out.push(' ');
+                line += 1;
+            }
         }
         out.push_str(word);
         line += n;
@@ -305,13 +308,36 @@ pub fn is_stdout_closed(err: &(dyn std::error::Error + 'static)) -> bool {
 /// A line for people on stderr. A closed stderr is not worth failing for (or panicking, as
 /// `eprintln!` does): the line is dropped.
 pub fn note(line: &str) {
-    // Fitted to the terminal's width (or `COLUMNS`), so that a long line breaks between words
-    // rather than in the middle of an id.
-    let fitted = match columns().or_else(|| if std::io::stderr().is_terminal() { width() } else { None }) {
-        Some(w) => line.lines().map(|l| wrap_to(l, usize::from(w))).collect::<Vec<_>>().join("\n"),
-        None => line.to_string(),
-    };
-    let _ = writeln!(std::io::stderr().lock(), "{fitted}");
+    let _ = writeln!(std::io::stderr().lock(), "{}", fit_stderr(line));
+}
+
+/// Text for stderr fitted to the terminal's width (or `COLUMNS`): a long line breaks between
+/// words rather than in the middle of an id, as the terminal would cut it.
+fn fit_stderr(text: &str) -> Cow<'_, str> {
+    let width =
+        columns().or_else(|| if std::io::stderr().is_terminal() { comfy_table::Table::new().width() } else { None });
+    match width {
+        Some(w) => Cow::Owned(text.split('\n').map(|l| wrap_to(l, usize::from(w))).collect::<Vec<_>>().join("\n")),
+        None => Cow::Borrowed(text),
+    }
+}
+
+/// Stderr for log lines (warnings, `-v`), each fitted as [`note`] fits its lines.
+pub struct LogWriter;
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // The log formatter writes each event whole; anything not UTF-8 goes out untouched.
+        match std::str::from_utf8(buf) {
+            Ok(text) => std::io::stderr().lock().write_all(fit_stderr(text).as_bytes())?,
+            Err(_) => std::io::stderr().lock().write_all(buf)?,
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
 }
 
 /// Writes rows as CSV with a header line.
@@ -421,6 +447,7 @@ mod tests {
         assert!(wrapped.lines().all(|l| l.chars().count() <= 40), "{wrapped}");
         assert_eq!(wrapped.replace('\n', " "), text, "only spaces become line breaks");
         assert_eq!(wrap_to("a-very-long-serial-number-indeed", 10), "a-very-long-serial-number-indeed");
+        assert_eq!(wrap_to("  indented  twice", 80), "  indented  twice", "spaces kept where nothing breaks");
     }
 
     #[test]
@@ -458,6 +485,15 @@ mod tests {
         assert_eq!(lines[1], "serial        | SN-1");
         assert_eq!(lines[2], "location_name | Main\\nWarehouse", "escaped like any table cell");
         assert_eq!(lines.len(), 3);
+    }
+
+    #[test]
+    fn long_stderr_lines_break_between_words_not_inside_an_id() {
+        let guid = "771a173f-a54a-45a8-b0c0-b0d615aa9671";
+        let line = format!("WARN sales order SO-000123 ({guid}) names an unknown location {guid}; its events are kept");
+        let fitted = wrap_to(&line, 80);
+        assert!(fitted.lines().all(|l| l.chars().count() <= 80), "{fitted}");
+        assert_eq!(fitted.matches(guid).count(), 2, "each id whole: {fitted}");
     }
 
     #[test]

@@ -167,7 +167,8 @@ fn init_tracing(global: &GlobalArgs) {
     };
     // Colours only for a person at a terminal: a log file or a pipe gets plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false).with_ansi(ansi);
+    let fmt =
+        tracing_subscriber::fmt::layer().with_writer(|| crate::output::LogWriter).with_target(false).with_ansi(ansi);
     // `EnvFilter` compiles regular expressions to parse its directives: a third of a short
     // command's CPU time. Only a `RUST_LOG` needs it.
     let _ = match std::env::var("RUST_LOG").ok().and_then(|v| EnvFilter::try_new(v).ok()) {

@@ -138,10 +138,12 @@ impl Store {
                 (d <= edits || candidate_norm.starts_with(&norm)).then_some((candidate, d))
             })
             .collect();
-        // Within a distance, completions of what was typed first.
-        let completes = |s: &str| !normalise(s).starts_with(&norm);
-        scored.sort_by(|a, b| {
-            a.1.cmp(&b.1).then_with(|| completes(&a.0).cmp(&completes(&b.0))).then_with(|| a.0.cmp(&b.0))
+        // The same serial ignoring case and punctuation first, then the serials that start with
+        // exactly what was typed (ignoring case: a search box), then by distance, completions
+        // of the normalised form first.
+        let typed = serial.trim().to_lowercase();
+        scored.sort_by_cached_key(|(s, d)| {
+            (*d != 0, !s.to_lowercase().starts_with(&typed), *d, !normalise(s).starts_with(&norm), s.clone())
         });
         scored.dedup_by(|a, b| a.0 == b.0);
         scored.truncate(limit);

@@ -58,6 +58,13 @@ async fn every_table_fits_80_columns(db: TestDb) {
     let (_, whole, _) = run(&db, &["status", "--format", "table"], &[]);
     assert!(whole.lines().any(|l| l.chars().count() > 80), "no width, whole rows: {whole}");
 
+    // anomalies: each finding a block on a narrow terminal, its kind whole.
+    let (_, anomalies, _) = run(&db, &["anomalies", "--format", "table"], &narrow);
+    assert!(anomalies.starts_with("-[ RECORD 1 ]"), "{anomalies}");
+    assert!(anomalies.lines().any(|l| l.starts_with("kind ") && l.ends_with("_twice")), "{anomalies}");
+    let (_, wide_anomalies, _) = run(&db, &["anomalies", "--format", "table"], &[]);
+    assert!(!wide_anomalies.contains("RECORD"), "{wide_anomalies}");
+
     // sql: a wide row at 80 columns is shown vertically; a narrow one stays a table.
     let wide = "SELECT * FROM serial_current ORDER BY serial LIMIT 2";
     let (_, auto, _) = run(&db, &["sql", "--format", "table", wide], &narrow);

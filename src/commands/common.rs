@@ -224,7 +224,8 @@ impl Progress for Display {
     fn stream_started(&self, stream: &'static str, resumed_from: Option<&str>) {
         if let Some((multi, bars)) = &self.bars {
             let bar = multi.add(ProgressBar::new_spinner());
-            bar.set_style(ProgressStyle::with_template("{spinner} {prefix:<18} {msg}").expect("valid template"));
+            // `wide_msg`: cut to the terminal's width, so that a long line never wraps and redraws.
+            bar.set_style(ProgressStyle::with_template("{spinner} {prefix:<18} {wide_msg}").expect("valid template"));
             bar.set_prefix(stream);
             bar.set_message(resumed_from.map_or("starting".to_string(), |p| format!("resuming at the {p}")));
             bar.enable_steady_tick(Duration::from_millis(120));

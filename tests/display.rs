@@ -302,6 +302,11 @@ async fn close_matches_and_trimmed_serials(db: TestDb) {
     seen.dedup();
     assert_eq!(seen, expected, "input order, trimmed: {csv}");
     assert!(order.iter().filter(|(s, _)| s != "NOT-A-SERIAL").all(|(_, found)| found == "true"), "{csv}");
+    // lookup says "did you mean" too.
+    let typo = sn.replace('-', "");
+    let (code, _, stderr) = run(&db, &["lookup", &typo, &sn, "--format", "csv"], &[]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains(&format!("\"{typo}\" is unknown; did you mean \"{sn}\"?")), "{stderr}");
     std::fs::remove_file(file).ok();
 }
 }

@@ -42,6 +42,7 @@ pub async fn run(global: &GlobalArgs, args: LookupArgs) -> anyhow::Result<ExitCo
     super::check_company(&store, args.company.company_id.as_deref()).await?;
     let rows = store.lookup(&serials, args.company.company_id.as_deref()).await?;
     let snapshot = store.has_snapshot(args.company.company_id.as_deref()).await?;
+    let hints = suggestions(&store, &rows, args.company.company_id.as_deref()).await?;
     store.close().await;
     if !snapshot {
         output::note(
@@ -67,12 +68,38 @@ pub async fn run(global: &GlobalArgs, args: LookupArgs) -> anyhow::Result<ExitCo
         Format::Csv => output::write_csv(stdout, CSV_COLUMNS, rows.iter().map(csv_row))?,
         Format::Table => print_table(stdout, &rows, snapshot)?,
     }
+    for hint in hints {
+        output::note(&hint);
+    }
     if unknown > 0 {
         let against = if snapshot { "the history and the latest snapshot" } else { "the history (no snapshot yet)" };
         output::note(&format!("{unknown} of {} serials are unknown to {against}", serials.len()));
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Unknown serials this many at most get "did you mean": a list of typos is read, not a file
+/// of serials from elsewhere.
+const HINTED: usize = 10;
+
+/// "did you mean" for the first unknown serials, as `audit timeline` says it.
+async fn suggestions(
+    store: &crate::store::Store,
+    rows: &[LookupRow],
+    company_id: Option<&str>,
+) -> anyhow::Result<Vec<String>> {
+    let mut unknown: Vec<&str> = rows.iter().filter(|r| !found(r)).map(|r| r.serial.as_str()).collect();
+    unknown.dedup();
+    let mut hints = Vec::new();
+    for serial in unknown.into_iter().take(HINTED) {
+        let (_, similar) = super::timeline::unknown_serial(store, serial, company_id, None).await?;
+        if !similar.is_empty() {
+            let quoted: Vec<String> = similar.iter().map(|s| format!("{s:?}")).collect();
+            hints.push(format!("{serial:?} is unknown; did you mean {}?", quoted.join(", ")));
+        }
+    }
+    Ok(hints)
 }
 
 /// One serial per line, without the spaces around it; blank lines are skipped.

@@ -79,6 +79,11 @@ pub struct GlobalArgs {
     /// (see `audit config`).
     #[arg(long, global = true, env = "AUDIT_CONFIG", value_name = "PATH", hide_env_values = true)]
     pub config: Option<std::path::PathBuf>,
+
+    /// Show times in UTC instead of the local time zone (`TZ`, or the system's). JSON and CSV
+    /// always give RFC 3339 times in UTC.
+    #[arg(long, global = true)]
+    pub utc: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -190,7 +195,8 @@ pub enum Command {
     #[command(after_help = "Examples:\n  \
         audit timeline SN-001234\n  \
         audit timeline SN-001234 --format json\n  \
-        audit timeline SN-001234 --all --as-of 2025-06-30T12:00:00Z\n  \
+        audit timeline SN-001234 --on 2025-06-18          # status and location on that day\n  \
+        audit timeline SN-001234 --all --as-recorded-at 2025-06-30T12:00:00Z\n  \
         audit timeline LAP-000123 --tree")]
     Timeline(TimelineArgs),
 
@@ -492,7 +498,8 @@ impl NestedFormatChoice {
 
 #[derive(Debug, Clone, Args)]
 pub struct TimelineArgs {
-    /// The serial number, exactly as inFlow stores it.
+    /// The serial number, as inFlow stores it (surrounding spaces are ignored).
+    #[arg(value_parser = trimmed)]
     pub serial: String,
 
     #[command(flatten)]
@@ -505,11 +512,18 @@ pub struct TimelineArgs {
     #[arg(long)]
     pub all: bool,
 
-    /// Show the history as it was recorded at this moment (RFC 3339, or a date for its start):
-    /// events observed by then and not yet retracted then. (The genealogy lines are left out:
+    /// Where it was on this business day (YYYY-MM-DD, ending at midnight in the local zone, or
+    /// UTC with --utc): its status and location then, and the events up to then, as the
+    /// history is known today.
+    #[arg(long, value_name = "DATE", value_parser = parse_day, conflicts_with_all = ["tree", "all", "as_recorded_at"])]
+    pub on: Option<NaiveDate>,
+
+    /// Not "where was it then" (that is --on) but what the audit trail held at this moment
+    /// (RFC 3339, or a date for its start): events recorded by then and not yet retracted then,
+    /// for checking what an earlier report was based on. (The genealogy lines are left out:
     /// they describe the current orders.)
-    #[arg(long, value_name = "TIME", value_parser = parse_time, conflicts_with = "tree")]
-    pub as_of: Option<chrono::DateTime<chrono::Utc>>,
+    #[arg(long, alias = "as-of", value_name = "TIME", value_parser = parse_time, conflicts_with = "tree")]
+    pub as_recorded_at: Option<chrono::DateTime<chrono::Utc>>,
 
     /// Print the bill of serials instead: every component built into this serial (and theirs,
     /// through subassemblies), and every unit it was built into (and what those went into).
@@ -517,8 +531,31 @@ pub struct TimelineArgs {
     pub tree: bool,
 }
 
+/// A typed serial without the spaces around it, which no serial is meant to have.
+fn trimmed(s: &str) -> Result<String, String> {
+    Ok(s.trim().to_string())
+}
+
+fn parse_day(s: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+        .map_err(|_| format!("`{s}` is not a date in the form YYYY-MM-DD, such as 2025-06-18"))
+}
+
 fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
     crate::mapping::parse_date(s).ok_or_else(|| format!("`{s}` is not a time: use 2025-06-30T12:00:00Z or 2025-06-30"))
+}
+
+/// `audit sql --format`: the formats of the other commands, and a vertical one for wide rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SqlFormat {
+    /// Aligned columns; each block of rows too wide for the terminal is shown vertical.
+    Table,
+    /// One `column | value` line per column, a block per row.
+    Vertical,
+    /// JSON, for programs.
+    Json,
+    /// CSV, for spreadsheets.
+    Csv,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -551,8 +588,11 @@ pub struct SqlArgs {
     #[arg(long = "param", short = 'p', value_name = "NAME=VALUE", value_parser = parse_param)]
     pub params: Vec<(String, String)>,
 
-    #[command(flatten)]
-    pub output: FormatChoice,
+    /// table (the default on a terminal; rows too wide for it are shown as vertical), vertical
+    /// (one `column | value` line per column, a block per row, like psql's `\x`), json (the
+    /// default otherwise) or csv.
+    #[arg(long, value_enum)]
+    pub format: Option<SqlFormat>,
 
     /// Stop the query after this long (for example 30s, 5m): the database ends it, and it does
     /// not outlive audit.
@@ -681,11 +721,12 @@ pub struct SnapshotArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct LookupArgs {
-    /// Serial numbers to look up.
-    #[arg(required_unless_present = "file")]
+    /// Serial numbers to look up (surrounding spaces are ignored).
+    #[arg(required_unless_present = "file", value_parser = trimmed)]
     pub serials: Vec<String>,
 
-    /// Read serials from a file, one per line (`-` for standard input).
+    /// Read serials from a file, one per line (`-` for standard input); surrounding spaces are
+    /// ignored. The output keeps the order of the input.
     #[arg(long, short = 'f', value_name = "PATH")]
     pub file: Option<std::path::PathBuf>,
 
@@ -716,8 +757,8 @@ pub struct AnomaliesArgs {
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub since: Option<chrono::DateTime<chrono::Utc>>,
 
-    /// Only this serial (exactly as inFlow stores it).
-    #[arg(long)]
+    /// Only this serial (as inFlow stores it; surrounding spaces are ignored).
+    #[arg(long, value_parser = trimmed)]
     pub serial: Option<String>,
 
     #[command(flatten)]

@@ -77,14 +77,17 @@ pub fn wrap(text: &str) -> String {
 fn wrap_to(text: &str, width: usize) -> String {
     let mut out = String::new();
     let mut line = 0;
-    for word in text.split(' ') {
+    for (i, word) in text.split(' ').enumerate() {
         let n = word.chars().count();
-        if line > 0 && line + 1 + n > width {
-            out.push('\n');
-            line = 0;
-        } else if line > 0 {
-            out.push(' ');
-            line += 1;
+        if i > 0 {
+            // Spaces that indent a line are kept; a break replaces the space before a word.
+            if line > 0 && n > 0 && line + 1 + n > width {
+                out.push('\n');
+                line = 0;
+            } else {
+                out.push(' ');
+                line += 1;
+            }
         }
         out.push_str(word);
         line += n;
@@ -101,6 +104,97 @@ fn columns() -> Option<u16> {
 /// shorten a column before wrapping it.
 pub fn width() -> Option<u16> {
     columns().or_else(|| if std::io::stdout().is_terminal() { comfy_table::Table::new().width() } else { None })
+}
+
+/// A table of many short columns that must fit a width: split into several tables, each
+/// repeating the first (key) column, as many columns to each as fit. Without a width to fit,
+/// or when everything fits, one table.
+pub fn split_tables(header: &[&str], rows: &[Vec<String>]) -> Vec<comfy_table::Table> {
+    let groups = match width() {
+        Some(w) => column_groups(header, rows, usize::from(w)),
+        None => vec![(0..header.len()).collect()],
+    };
+    groups
+        .into_iter()
+        .map(|columns| {
+            let names: Vec<&str> = columns.iter().map(|&c| header[c]).collect();
+            let mut t = table(&names);
+            for row in rows {
+                add_row(&mut t, columns.iter().map(|&c| row.get(c).cloned().unwrap_or_default()).collect());
+            }
+            t
+        })
+        .collect()
+}
+
+/// Column indexes per table: the key column (0) in each, then the others in order while their
+/// widths (two of padding each; a wide column at its narrowest) fit.
+fn column_groups(header: &[&str], rows: &[Vec<String>], width: usize) -> Vec<Vec<usize>> {
+    let narrow = width < 120;
+    let shown = |c: usize| {
+        let head = if narrow { stack_words(header[c]) } else { header[c].to_string() };
+        let head = head.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+        let cells = rows.iter().filter_map(|r| r.get(c)).map(|v| v.chars().count()).max().unwrap_or(0);
+        let cell = if cells > SHORT_CELL { 8 } else { cells };
+        head.max(cell) + 2
+    };
+    let key = shown(0);
+    let mut groups: Vec<Vec<usize>> = vec![vec![0]];
+    let mut used = key;
+    for c in 1..header.len() {
+        let w = shown(c);
+        let last = groups.last_mut().expect("one group at least");
+        if used + w > width && last.len() > 1 {
+            groups.push(vec![0, c]);
+            used = key + w;
+        } else {
+            last.push(c);
+            used += w;
+        }
+    }
+    groups
+}
+
+/// Whether rows fit the terminal as a table without splitting it (always, without a width).
+pub fn fits(header: &[&str], rows: &[Vec<String>]) -> bool {
+    width().is_none_or(|w| column_groups(header, rows, usize::from(w)).len() == 1)
+}
+
+/// One row as a block of `column | value` lines under `-[ RECORD n ]---`, as psql's `\x`
+/// shows it; values shown terminal-safe and wrapped at spaces to the terminal's width.
+pub fn vertical_record(n: u64, header: &[&str], row: &[String]) -> String {
+    use std::fmt::Write as _;
+    let label = header.iter().map(|h| printable(h).chars().count()).max().unwrap_or(0);
+    let total = width().map_or(usize::MAX, usize::from);
+    let mut out = format!("-[ RECORD {n} ]");
+    let rule = total.min(label + 3 + row.iter().map(|v| v.chars().count()).max().unwrap_or(0).max(10));
+    let dashes = rule.saturating_sub(out.chars().count());
+    out.push_str(&"-".repeat(dashes));
+    out.push('\n');
+    let room = total.saturating_sub(label + 3).max(20);
+    for (name, value) in header.iter().zip(row) {
+        let value = printable(value);
+        let wrapped = if total == usize::MAX { value.into_owned() } else { wrap_to(&value, room) };
+        let mut lines = wrapped.split('\n');
+        let name = printable(name);
+        let _ = writeln!(out, "{name:<label$} | {}", lines.next().unwrap_or_default());
+        for more in lines {
+            let _ = writeln!(out, "{:label$} | {more}", "");
+        }
+    }
+    out
+}
+
+/// `text` wrapped as [`wrap`] does, each line after `indent`: for the paragraphs of a report.
+pub fn wrap_indented(text: &str, indent: &str) -> String {
+    match width() {
+        Some(width) => wrap_to(text, usize::from(width).saturating_sub(indent.len()).max(20))
+            .lines()
+            .map(|l| format!("{indent}{l}"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        None => format!("{indent}{text}"),
+    }
 }
 
 /// Cells up to this wide (dates, counts, statuses) are never wrapped when a table must fit.
@@ -214,7 +308,36 @@ pub fn is_stdout_closed(err: &(dyn std::error::Error + 'static)) -> bool {
 /// A line for people on stderr. A closed stderr is not worth failing for (or panicking, as
 /// `eprintln!` does): the line is dropped.
 pub fn note(line: &str) {
-    let _ = writeln!(std::io::stderr().lock(), "{line}");
+    let _ = writeln!(std::io::stderr().lock(), "{}", fit_stderr(line));
+}
+
+/// Text for stderr fitted to the terminal's width (or `COLUMNS`): a long line breaks between
+/// words rather than in the middle of an id, as the terminal would cut it.
+fn fit_stderr(text: &str) -> Cow<'_, str> {
+    let width =
+        columns().or_else(|| if std::io::stderr().is_terminal() { comfy_table::Table::new().width() } else { None });
+    match width {
+        Some(w) => Cow::Owned(text.split('\n').map(|l| wrap_to(l, usize::from(w))).collect::<Vec<_>>().join("\n")),
+        None => Cow::Borrowed(text),
+    }
+}
+
+/// Stderr for log lines (warnings, `-v`), each fitted as [`note`] fits its lines.
+pub struct LogWriter;
+
+impl Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // The log formatter writes each event whole; anything not UTF-8 goes out untouched.
+        match std::str::from_utf8(buf) {
+            Ok(text) => std::io::stderr().lock().write_all(fit_stderr(text).as_bytes())?,
+            Err(_) => std::io::stderr().lock().write_all(buf)?,
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
 }
 
 /// Writes rows as CSV with a header line.
@@ -238,9 +361,71 @@ pub fn write_json<W: Write, T: serde::Serialize>(out: W, value: &T) -> anyhow::R
     Ok(())
 }
 
-/// A time as people read it in a table: `2025-07-02 15:00` in UTC.
+/// Whether people's times are shown in UTC (`--utc`) rather than the local zone.
+static SHOW_UTC: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Shows people's times in UTC instead of the local zone (`--utc`). JSON and CSV are UTC always.
+pub fn show_utc(yes: bool) {
+    SHOW_UTC.store(yes, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn utc_shown() -> bool {
+    SHOW_UTC.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// The zone people's times are shown in, named: `UTC` with `--utc`, else `TZ` when it names a
+/// zone (chrono follows it; the system's name would be wrong), else the system's zone name,
+/// else its offset (`UTC+02:00`).
+pub fn zone_name() -> String {
+    if utc_shown() {
+        return "UTC".into();
+    }
+    let from_tz = std::env::var("TZ").ok().map(|tz| tz.trim_start_matches(':').to_string());
+    match from_tz.filter(|tz| !tz.is_empty()).or_else(|| iana_time_zone::get_timezone().ok()) {
+        Some(name) if matches!(name.as_str(), "UTC" | "Etc/UTC" | "Etc/UCT" | "UCT" | "Zulu" | "Etc/Zulu") => {
+            "UTC".into()
+        }
+        Some(name) => name,
+        None => format!("UTC{}", chrono::Local::now().format("%:z")),
+    }
+}
+
+/// A column header with the zone its times are in: `date (Europe/Berlin)`.
+pub fn time_header(label: &str) -> String {
+    format!("{label} ({})", zone_name())
+}
+
+/// A time as people read it (tables, summaries, web pages): `2025-07-02 15:00` in the local
+/// zone (`TZ` respected), or in UTC with `--utc`; `-` when unknown. Name the zone beside it
+/// ([`time_header`], [`zone_name`]).
 pub fn short_time(t: Option<DateTime<Utc>>) -> String {
-    t.map_or_else(|| "-".to_string(), |t| t.format("%Y-%m-%d %H:%M").to_string())
+    t.map_or_else(|| "-".to_string(), |t| shown(t).format("%Y-%m-%d %H:%M").to_string())
+}
+
+/// The day of a time, in the zone people's times are shown in: `2025-07-02`.
+pub fn short_day(t: DateTime<Utc>) -> String {
+    shown(t).format("%Y-%m-%d").to_string()
+}
+
+fn shown(t: DateTime<Utc>) -> chrono::DateTime<chrono::FixedOffset> {
+    if utc_shown() { t.fixed_offset() } else { t.with_timezone(&chrono::Local).fixed_offset() }
+}
+
+/// The last instant of a business day in the zone people's times are shown in: what "on
+/// 2025-06-18" means for `audit timeline --on` and `audit serve`'s `?on=`.
+pub fn end_of_day(date: chrono::NaiveDate) -> DateTime<Utc> {
+    use chrono::TimeZone;
+    let next = date.succ_opt().unwrap_or(date).and_hms_opt(0, 0, 0).expect("midnight exists");
+    let start = if utc_shown() {
+        next.and_utc()
+    } else {
+        // A midnight skipped by a clock change: the first instant after it.
+        chrono::Local
+            .from_local_datetime(&next)
+            .earliest()
+            .map_or_else(|| next.and_utc() + chrono::Duration::hours(1), |t| t.with_timezone(&Utc))
+    };
+    start - chrono::Duration::nanoseconds(1)
 }
 
 /// A time as programs read it: RFC 3339 in UTC, or empty.
@@ -262,6 +447,53 @@ mod tests {
         assert!(wrapped.lines().all(|l| l.chars().count() <= 40), "{wrapped}");
         assert_eq!(wrapped.replace('\n', " "), text, "only spaces become line breaks");
         assert_eq!(wrap_to("a-very-long-serial-number-indeed", 10), "a-very-long-serial-number-indeed");
+        assert_eq!(wrap_to("  indented  twice", 80), "  indented  twice", "spaces kept where nothing breaks");
+    }
+
+    #[test]
+    fn many_short_columns_split_into_tables_that_fit() {
+        let header = [
+            "stream",
+            "documents",
+            "deleted",
+            "events",
+            "retracted",
+            "since",
+            "last complete walk",
+            "last window walk",
+        ];
+        let row = |s: &str| {
+            [s, "170", "0", "992", "0", "2025-01-01", "2026-11-29 23:53", "2026-11-29 23:53"].map(String::from).to_vec()
+        };
+        let rows = vec![row("manufacturing-orders"), row("sales-orders")];
+        let groups = column_groups(&header, &rows, 80);
+        assert!(groups.len() > 1, "{groups:?}");
+        assert!(groups.iter().all(|g| g[0] == 0), "each repeats the key column: {groups:?}");
+        let all: Vec<usize> = groups.iter().flat_map(|g| g[1..].iter().copied()).collect();
+        assert_eq!(all, (1..header.len()).collect::<Vec<_>>(), "every column once, in order");
+        assert_eq!(column_groups(&header, &rows, 200).len(), 1, "wide enough: one table");
+        assert_eq!(wrap_to("a b", 80), "a b");
+    }
+
+    #[test]
+    fn a_vertical_record_puts_each_column_on_its_own_line() {
+        let header = ["serial", "location_name"];
+        let row = ["SN-1".to_string(), "Main\nWarehouse".to_string()];
+        let shown = vertical_record(3, &header, &row);
+        let lines: Vec<&str> = shown.lines().collect();
+        assert!(lines[0].starts_with("-[ RECORD 3 ]-"), "{shown}");
+        assert_eq!(lines[1], "serial        | SN-1");
+        assert_eq!(lines[2], "location_name | Main\\nWarehouse", "escaped like any table cell");
+        assert_eq!(lines.len(), 3);
+    }
+
+    #[test]
+    fn long_stderr_lines_break_between_words_not_inside_an_id() {
+        let guid = "771a173f-a54a-45a8-b0c0-b0d615aa9671";
+        let line = format!("WARN sales order SO-000123 ({guid}) names an unknown location {guid}; its events are kept");
+        let fitted = wrap_to(&line, 80);
+        assert!(fitted.lines().all(|l| l.chars().count() <= 80), "{fitted}");
+        assert_eq!(fitted.matches(guid).count(), 2, "each id whole: {fitted}");
     }
 
     #[test]

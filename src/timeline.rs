@@ -228,7 +228,7 @@ fn order_label(r: &GenealogyRow) -> String {
 /// ", 2025-03-04", or how the order stands, and how precise the link is when it is not exact.
 fn build_state(r: &GenealogyRow) -> String {
     let when = match r.built_at {
-        Some(t) => format!(", {}", t.format("%Y-%m-%d")),
+        Some(t) => format!(", {}", crate::output::short_day(t)),
         None => {
             format!(" (not completed yet{})", r.order_status.as_deref().map(|s| format!(": {s}")).unwrap_or_default())
         }
@@ -358,7 +358,7 @@ fn now(events: &[Entry]) -> Now {
     let status_text = last.status_after.as_deref().unwrap_or_default();
     let status = Status::parse(status_text);
     let place = place_label(last);
-    let when = last.occurred_at.map_or("an unknown date".to_string(), |t| t.format("%Y-%m-%d").to_string());
+    let when = last.occurred_at.map_or("an unknown date".to_string(), crate::output::short_day);
     let doc = doc_label(last);
     let summary = match status {
         Status::Picked => format!("left stock: picked from {place} for {doc} on {when}, not shipped yet"),

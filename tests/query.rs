@@ -415,6 +415,13 @@ async fn every_sql_file_answers_its_question(db: TestDb) {
     assert_eq!(rows.len() as i64, count(&store, "SELECT count(*) FROM documents").await, "every document is new once");
     assert!(rows.iter().all(|r| r["change"] == "new"));
 
+    // Where on a day: today's answer is serial_current's; before the first event, nothing.
+    let rows = run("where_on_date.sql", &[("serial", full.serial.as_str()), ("on", "2999-01-01")]);
+    let current = sql_json(&db, &[&format!("SELECT status, location_name FROM serial_current WHERE serial = '{}'", full.serial)]);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!((&rows[0]["status"], &rows[0]["location_name"]), (&current[0]["status"], &current[0]["location_name"]));
+    assert!(run("where_on_date.sql", &[("serial", full.serial.as_str()), ("on", "2000-01-01")]).is_empty());
+
     // Every file in sql/ was run here (pairs count once, through their common name).
     let mut files: Vec<String> = std::fs::read_dir(dir)
         .unwrap()

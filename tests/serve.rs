@@ -111,6 +111,7 @@ async fn company(db: &TestDb) -> (inflow_simulator::Simulator, Store) {
         &[HOSTILE, &sim.scenario().build_chain.unit.serial],
     )
     .await;
+    remember_serial(&store, HOSTILE).await;
     (sim, store)
 }
 
@@ -365,6 +366,7 @@ async fn copy_serial(store: &Store, from: &str, to: &str) {
         &[to, from],
     )
     .await;
+    remember_serial(store, to).await;
 }
 
 /// Events the big serial gets, in transfers an hour apart, each on a document of its own.

@@ -106,12 +106,12 @@ fn csv_row(r: &AnomalyRow) -> Vec<String> {
 }
 
 fn print_table(mut out: impl Write, rows: &[AnomalyRow]) -> anyhow::Result<()> {
-    let mut table = output::table(&["kind", "serial", "product", "since", "what", "evidence"]);
-    for r in rows {
-        let product = r.product_name.clone().or_else(|| r.product_id.clone()).unwrap_or_default();
-        // Serials, names and document numbers come from inFlow: shown terminal-safe.
-        output::add_row(
-            &mut table,
+    let since = output::time_header("since");
+    let header = ["kind", "serial", "product", &since, "what", "evidence"];
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let product = r.product_name.clone().or_else(|| r.product_id.clone()).unwrap_or_default();
             vec![
                 r.kind.clone(),
                 r.serial.clone(),
@@ -119,8 +119,21 @@ fn print_table(mut out: impl Write, rows: &[AnomalyRow]) -> anyhow::Result<()> {
                 short_time(r.started_at),
                 r.explanation.clone(),
                 evidence(r),
-            ],
-        );
+            ]
+        })
+        .collect();
+    // Two columns of sentences squeezed beside four others read a word per line: on a narrow
+    // terminal each finding is a block instead. Serials, names and document numbers come from
+    // inFlow: shown terminal-safe either way.
+    if output::width().is_some_and(|w| w < 120) {
+        for (i, row) in cells.iter().enumerate() {
+            write!(out, "{}", output::vertical_record(i as u64 + 1, &header, row))?;
+        }
+        return Ok(());
+    }
+    let mut table = output::table(&header);
+    for row in cells {
+        output::add_row(&mut table, row);
     }
     writeln!(out, "{table}")?;
     Ok(())

@@ -166,8 +166,7 @@ pub(crate) fn print_summary(
         Some(StopReason::Signal) => "stopped by a signal; the next run continues from the saved position".into(),
         Some(StopReason::LockLost) => "stopped: the ingest lock was taken over".into(),
     };
-    writeln!(
-        out,
+    let line = format!(
         "Run {} {how} in {:.1}s: {} requests ({} answered 429, {} retried), {} events added, {} retracted, {} warnings.",
         s.run_id,
         elapsed.as_secs_f64(),
@@ -177,18 +176,11 @@ pub(crate) fn print_summary(
         c.work.events_inserted,
         c.work.events_retracted,
         c.work.warnings
-    )?;
-    let mut table = crate::output::table(&[
-        "stream",
-        "pages",
-        "documents",
-        "changed",
-        "deleted",
-        "events added",
-        "retracted",
-        "warnings",
-        "walk",
-    ]);
+    );
+    writeln!(out, "{}", crate::output::wrap(&line))?;
+    let header =
+        ["stream", "pages", "documents", "changed", "deleted", "events added", "retracted", "warnings", "walk"];
+    let mut rows = Vec::new();
     for st in &s.streams {
         let mut walk = match (&st.resumed_from, st.complete, &st.unproven) {
             (_, true, Some(_)) => format!("{} walk ended, not proven complete (see the warning)", st.kind),
@@ -199,22 +191,25 @@ pub(crate) fn print_summary(
         if st.complete && st.paging != crate::inflow::walk::Paging::PREFERRED.as_str() {
             walk.push_str(&format!(", {} paging", st.paging));
         }
-        crate::output::add_row(
-            &mut table,
-            vec![
-                st.stream.to_string(),
-                st.work.pages.to_string(),
-                st.work.documents_seen.to_string(),
-                st.work.documents_changed.to_string(),
-                st.deleted.to_string(),
-                st.work.events_inserted.to_string(),
-                st.work.events_retracted.to_string(),
-                st.work.warnings.to_string(),
-                walk,
-            ],
-        );
+        rows.push(vec![
+            st.stream.to_string(),
+            st.work.pages.to_string(),
+            st.work.documents_seen.to_string(),
+            st.work.documents_changed.to_string(),
+            st.deleted.to_string(),
+            st.work.events_inserted.to_string(),
+            st.work.events_retracted.to_string(),
+            st.work.warnings.to_string(),
+            walk,
+        ]);
     }
-    writeln!(out, "{table}")?;
+    // Split into tables that each fit the terminal, when its columns do not.
+    for (i, table) in crate::output::split_tables(&header, &rows).into_iter().enumerate() {
+        if i > 0 {
+            writeln!(out)?;
+        }
+        writeln!(out, "{table}")?;
+    }
     if c.work.warnings > 0 {
         writeln!(out, "Warnings are listed in run_warnings: SELECT * FROM run_warnings WHERE run_id = {};", s.run_id)?;
     }
@@ -253,7 +248,8 @@ impl Progress for Display {
     fn stream_started(&self, stream: &'static str, resumed_from: Option<&str>) {
         if let Some((multi, bars)) = &self.bars {
             let bar = multi.add(ProgressBar::new_spinner());
-            bar.set_style(ProgressStyle::with_template("{spinner} {prefix:<18} {msg}").expect("valid template"));
+            // `wide_msg`: cut to the terminal's width, so that a long line never wraps and redraws.
+            bar.set_style(ProgressStyle::with_template("{spinner} {prefix:<18} {wide_msg}").expect("valid template"));
             bar.set_prefix(stream);
             bar.set_message(resumed_from.map_or("starting".to_string(), |p| format!("resuming at the {p}")));
             bar.enable_steady_tick(Duration::from_millis(120));

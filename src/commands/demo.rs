@@ -70,7 +70,8 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<ExitCode
         company: crate::cli::CompanyFilter::default(),
         output: crate::cli::FormatChoice { format: Some(crate::output::Format::Table) },
         all: false,
-        as_of: None,
+        on: None,
+        as_recorded_at: None,
         tree: false,
     };
     super::timeline::run(&timeline_global, timeline_args).await?;

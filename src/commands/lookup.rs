@@ -42,6 +42,7 @@ pub async fn run(global: &GlobalArgs, args: LookupArgs) -> anyhow::Result<ExitCo
     super::check_company(&store, args.company.company_id.as_deref()).await?;
     let rows = store.lookup(&serials, args.company.company_id.as_deref()).await?;
     let snapshot = store.has_snapshot(args.company.company_id.as_deref()).await?;
+    let hints = suggestions(&store, &rows, args.company.company_id.as_deref()).await?;
     store.close().await;
     if !snapshot {
         output::note(
@@ -67,6 +68,9 @@ pub async fn run(global: &GlobalArgs, args: LookupArgs) -> anyhow::Result<ExitCo
         Format::Csv => output::write_csv(stdout, CSV_COLUMNS, rows.iter().map(csv_row))?,
         Format::Table => print_table(stdout, &rows, snapshot)?,
     }
+    for hint in hints {
+        output::note(&hint);
+    }
     if unknown > 0 {
         let against = if snapshot { "the history and the latest snapshot" } else { "the history (no snapshot yet)" };
         output::note(&format!("{unknown} of {} serials are unknown to {against}", serials.len()));
@@ -75,7 +79,30 @@ pub async fn run(global: &GlobalArgs, args: LookupArgs) -> anyhow::Result<ExitCo
     Ok(ExitCode::SUCCESS)
 }
 
-/// One serial per line; blank lines are skipped, the rest kept verbatim (serials may have spaces).
+/// Unknown serials this many at most get "did you mean": a list of typos is read, not a file
+/// of serials from elsewhere.
+const HINTED: usize = 10;
+
+/// "did you mean" for the first unknown serials, as `audit timeline` says it.
+async fn suggestions(
+    store: &crate::store::Store,
+    rows: &[LookupRow],
+    company_id: Option<&str>,
+) -> anyhow::Result<Vec<String>> {
+    let mut unknown: Vec<&str> = rows.iter().filter(|r| !found(r)).map(|r| r.serial.as_str()).collect();
+    unknown.dedup();
+    let mut hints = Vec::new();
+    for serial in unknown.into_iter().take(HINTED) {
+        let (_, similar) = super::timeline::unknown_serial(store, serial, company_id, None).await?;
+        if !similar.is_empty() {
+            let quoted: Vec<String> = similar.iter().map(|s| format!("{s:?}")).collect();
+            hints.push(format!("{serial:?} is unknown; did you mean {}?", quoted.join(", ")));
+        }
+    }
+    Ok(hints)
+}
+
+/// One serial per line, without the spaces around it; blank lines are skipped.
 fn read_serials(path: &std::path::Path) -> anyhow::Result<Vec<String>> {
     let reader: Box<dyn BufRead> = if path.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
@@ -87,8 +114,8 @@ fn read_serials(path: &std::path::Path) -> anyhow::Result<Vec<String>> {
     let mut out = Vec::new();
     for line in reader.lines() {
         let line = line?;
-        let line = line.trim_end_matches('\r');
-        if !line.trim().is_empty() {
+        let line = line.trim();
+        if !line.is_empty() {
             out.push(line.to_string());
         }
     }
@@ -129,7 +156,8 @@ fn csv_row(r: &LookupRow) -> Vec<String> {
 }
 
 fn print_table(mut out: impl Write, rows: &[LookupRow], snapshot: bool) -> anyhow::Result<()> {
-    let mut table = output::table(&["serial", "product", "inFlow stock (latest snapshot)", "history", "last event"]);
+    let last_event = output::time_header("last event");
+    let mut table = output::table(&["serial", "product", "inFlow stock (latest snapshot)", "history", &last_event]);
     for r in rows {
         if !found(r) {
             crate::output::add_row(

@@ -30,6 +30,7 @@ pub(crate) const ERROR: u8 = 2;
 /// Runs the parsed command line and returns the process exit status.
 pub fn main(cli: Cli) -> ExitCode {
     init_tracing(&cli.global);
+    crate::output::show_utc(cli.global.utc);
     // Commands that talk to inFlow (or serve as it) overlap network, parsing and database work
     // on all cores; the others run a query or two, where starting worker threads is most of
     // the cost.
@@ -174,7 +175,8 @@ fn init_tracing(global: &GlobalArgs) {
         (false, _) => LevelFilter::TRACE,
     };
     let ansi = colours(std::io::IsTerminal::is_terminal(&std::io::stderr()), std::env::var_os("NO_COLOR"));
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false).with_ansi(ansi);
+    let fmt =
+        tracing_subscriber::fmt::layer().with_writer(|| crate::output::LogWriter).with_target(false).with_ansi(ansi);
     // `EnvFilter` compiles regular expressions to parse its directives: a third of a short
     // command's CPU time. Only a `RUST_LOG` needs it.
     let _ = match std::env::var("RUST_LOG").ok().and_then(|v| EnvFilter::try_new(v).ok()) {

@@ -33,8 +33,9 @@ pub async fn run(global: &GlobalArgs, args: ReconcileArgs) -> anyhow::Result<Exi
     let Reconciled { compared, disagreements: all } = result?;
     for (company, snapshot_id, taken) in &compared {
         output::note(&format!(
-            "company {company}: snapshot {snapshot_id} of {} against the history",
-            short_time(Some(*taken))
+            "company {company}: snapshot {snapshot_id} of {} {} against the history",
+            short_time(Some(*taken)),
+            output::zone_name()
         ));
     }
     if compared.is_empty() {

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use serde_json::Value;
 
-use crate::cli::{GlobalArgs, SqlArgs};
+use crate::cli::{GlobalArgs, SqlArgs, SqlFormat};
 use crate::output::{self, Format};
 use crate::store::adhoc::{
     Dialect, Guard, RowSink, check_no_side_effects, check_read_only, check_single_statement, check_statement_keyword,
@@ -28,15 +28,22 @@ pub async fn run(global: &GlobalArgs, args: SqlArgs) -> anyhow::Result<ExitCode>
         return Ok(ExitCode::SUCCESS);
     }
     let store = super::open_reading_store(global).await?;
-    let stdout = output::stdout();
-    let mut sink: Box<dyn Sink> = match Format::resolve(args.output.format) {
-        Format::Json => Box::new(JsonSink {
-            out: std::io::BufWriter::with_capacity(64 * 1024, stdout),
+    let format = match args.format {
+        Some(f) => f,
+        None if Format::resolve(None) == Format::Table => SqlFormat::Table,
+        None => SqlFormat::Json,
+    };
+    let table =
+        |vertical| TableSink { out: output::stdout(), columns: Vec::new(), block: Vec::new(), rows: 0, vertical };
+    let mut sink: Box<dyn Sink> = match format {
+        SqlFormat::Json => Box::new(JsonSink {
+            out: std::io::BufWriter::with_capacity(64 * 1024, output::stdout()),
             columns: Vec::new(),
             rows: 0,
         }),
-        Format::Csv => Box::new(CsvSink { out: csv::Writer::from_writer(stdout), columns: 0 }),
-        Format::Table => Box::new(TableSink { out: stdout, columns: Vec::new(), block: Vec::new(), rows: 0 }),
+        SqlFormat::Csv => Box::new(CsvSink { out: csv::Writer::from_writer(output::stdout()), columns: 0 }),
+        SqlFormat::Table => Box::new(table(None)),
+        SqlFormat::Vertical => Box::new(table(Some(true))),
     };
     let result = query(&store, &args, sink.as_row_sink()).await;
     store.close().await;
@@ -315,18 +322,30 @@ impl<W: Write> Sink for CsvSink<W> {
     }
 }
 
-/// Tables of [`TABLE_BLOCK`] rows, the header on the first, and the row count at the end.
+/// Tables of [`TABLE_BLOCK`] rows, the header on the first, and the row count at the end; or
+/// the rows vertical, one block each.
 struct TableSink<W: Write> {
     out: W,
     columns: Vec<String>,
     block: Vec<Vec<String>>,
     rows: u64,
+    /// Vertical: chosen, or decided by the first block (rows too wide for the terminal).
+    vertical: Option<bool>,
 }
 
 impl<W: Write> TableSink<W> {
     fn print_block(&mut self) -> std::io::Result<()> {
         let header: Vec<&str> = self.columns.iter().map(String::as_str).collect();
         let first = self.rows == self.block.len() as u64;
+        let block = &self.block;
+        let vertical = *self.vertical.get_or_insert_with(|| !block.is_empty() && !output::fits(&header, block));
+        if vertical {
+            let start = self.rows - self.block.len() as u64;
+            for (i, row) in self.block.drain(..).enumerate() {
+                write!(self.out, "{}", output::vertical_record(start + i as u64 + 1, &header, &row))?;
+            }
+            return Ok(());
+        }
         let mut table = if first { output::table(&header) } else { output::bare_table() };
         for row in self.block.drain(..) {
             output::add_row(&mut table, row);

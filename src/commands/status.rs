@@ -123,29 +123,34 @@ fn print_company(out: &mut impl Write, c: &CompanyStatus) -> anyhow::Result<()> 
     }
     writeln!(
         out,
-        "  Requests by audit in the last hour: {} (inFlow allows 1000 per hour, shared with other integrations).",
-        c.requests_last_hour
+        "{}",
+        output::wrap_indented(
+            &format!(
+                "Requests by audit in the last hour: {} (inFlow allows 1000 per hour, shared with other integrations).",
+                c.requests_last_hour
+            ),
+            "  "
+        )
     )?;
     writeln!(
         out,
-        "  A complete run costs about {} requests; a --window 30d run about {}.",
-        c.cost.complete, c.cost.window_30_days
+        "{}",
+        output::wrap_indented(
+            &format!(
+                "A complete run costs about {} requests; a --window 30d run about {}.",
+                c.cost.complete, c.cost.window_30_days
+            ),
+            "  "
+        )
     )?;
-    let mut table = output::table(&[
-        "stream",
-        "documents",
-        "deleted",
-        "events",
-        "retracted",
-        "since",
-        "unfinished walk",
-        "last complete walk",
-        "last window walk",
-    ]);
-    for s in &c.streams {
-        let walk = unfinished_walk(s);
-        crate::output::add_row(
-            &mut table,
+    let (complete, window) = (output::time_header("last complete walk"), output::time_header("last window walk"));
+    let header =
+        ["stream", "documents", "deleted", "events", "retracted", "since", "unfinished walk", &complete, &window];
+    let rows: Vec<Vec<String>> = c
+        .streams
+        .iter()
+        .map(|s| {
+            let walk = unfinished_walk(s);
             vec![
                 s.stream.clone(),
                 s.documents.to_string(),
@@ -156,10 +161,10 @@ fn print_company(out: &mut impl Write, c: &CompanyStatus) -> anyhow::Result<()> 
                 walk,
                 short_time(s.last_complete_at),
                 short_time(s.last_window_at),
-            ],
-        );
-    }
-    writeln!(out, "{table}")?;
+            ]
+        })
+        .collect();
+    print_tables(out, &header, &rows)?;
     let window_only: Vec<&str> = c
         .streams
         .iter()
@@ -169,22 +174,34 @@ fn print_company(out: &mut impl Write, c: &CompanyStatus) -> anyhow::Result<()> 
     if !window_only.is_empty() {
         writeln!(
             out,
-            "  {} had only --window walks: the trail holds only their recent documents. Run `audit ingest` \
+            "{}",
+            output::wrap_indented(
+                &format!(
+                    "{} had only --window walks: the trail holds only their recent documents. Run `audit ingest` \
              without --window once (with --since for a bound) for the history.",
-            window_only.join(", ")
+                    window_only.join(", ")
+                ),
+                "  "
+            )
         )?;
     }
     // Streams walked otherwise than by the preferred keyset paging: worth knowing.
     for c in c.api.iter().filter(|c| c.name.starts_with("paging:") && c.value != Paging::PREFERRED.as_str()) {
         writeln!(
             out,
-            "  {} pages with {} since {} ({}: {}); {} is tried again a day later, or by `audit doctor`.",
-            c.name.trim_start_matches("paging:"),
-            c.value,
-            short_time(Some(c.checked_at)),
-            c.source,
-            c.detail.as_deref().unwrap_or("-"),
-            Paging::PREFERRED,
+            "{}",
+            output::wrap_indented(
+                &format!(
+                    "{} pages with {} since {} ({}: {}); {} is tried again a day later, or by `audit doctor`.",
+                    c.name.trim_start_matches("paging:"),
+                    c.value,
+                    short_time(Some(c.checked_at)),
+                    c.source,
+                    c.detail.as_deref().unwrap_or("-"),
+                    Paging::PREFERRED,
+                ),
+                "  "
+            )
         )?;
     }
     print_runs(out, &c.runs)?;
@@ -194,11 +211,12 @@ fn print_company(out: &mut impl Write, c: &CompanyStatus) -> anyhow::Result<()> 
 
 /// The recent runs, and the errors of those that failed.
 fn print_runs(out: &mut impl Write, runs: &[RunRow]) -> anyhow::Result<()> {
-    let mut table = output::table(&[
+    let started = output::time_header("started");
+    let header = [
         "run",
         "command",
         "status",
-        "started",
+        &started,
         "requests",
         "documents",
         "changed",
@@ -206,10 +224,10 @@ fn print_runs(out: &mut impl Write, runs: &[RunRow]) -> anyhow::Result<()> {
         "events -",
         "warnings",
         "429s",
-    ]);
-    for r in runs {
-        crate::output::add_row(
-            &mut table,
+    ];
+    let rows: Vec<Vec<String>> = runs
+        .iter()
+        .map(|r| {
             vec![
                 r.run_id.to_string(),
                 r.command.clone(),
@@ -222,18 +240,35 @@ fn print_runs(out: &mut impl Write, runs: &[RunRow]) -> anyhow::Result<()> {
                 r.work.events_retracted.to_string(),
                 r.work.warnings.to_string(),
                 r.rate_limited.to_string(),
-            ],
-        );
-    }
+            ]
+        })
+        .collect();
     writeln!(out, "  Recent runs:")?;
-    writeln!(out, "{table}")?;
+    print_tables(out, &header, &rows)?;
     for r in runs.iter().filter(|r| r.error.is_some()) {
         writeln!(
             out,
-            "  run {} failed: {}",
-            r.run_id,
-            crate::output::printable(r.error.as_deref().unwrap_or_default())
+            "{}",
+            output::wrap_indented(
+                &format!(
+                    "run {} failed: {}",
+                    r.run_id,
+                    crate::output::printable(r.error.as_deref().unwrap_or_default())
+                ),
+                "  "
+            )
         )?;
+    }
+    Ok(())
+}
+
+/// A table, split into several that fit the terminal when it has too many columns for it.
+fn print_tables(out: &mut impl Write, header: &[&str], rows: &[Vec<String>]) -> anyhow::Result<()> {
+    for (i, table) in output::split_tables(header, rows).into_iter().enumerate() {
+        if i > 0 {
+            writeln!(out)?;
+        }
+        writeln!(out, "{table}")?;
     }
     Ok(())
 }

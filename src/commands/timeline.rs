@@ -40,7 +40,8 @@ pub const CSV_COLUMNS: &[&str] = &[
 pub async fn run(global: &GlobalArgs, args: TimelineArgs) -> anyhow::Result<ExitCode> {
     let store = super::open_reading_store(global).await?;
     super::check_company(&store, args.company.company_id.as_deref()).await?;
-    let filter = EventFilter { company_id: args.company.company_id.as_deref(), all: args.all, as_of: args.as_of };
+    let filter =
+        EventFilter { company_id: args.company.company_id.as_deref(), all: args.all, as_of: args.as_recorded_at };
     let rows = store.serial_events(&args.serial, &filter).await?;
     if args.tree {
         let code = print_tree(&store, &args, rows).await;
@@ -49,7 +50,7 @@ pub async fn run(global: &GlobalArgs, args: TimelineArgs) -> anyhow::Result<Exit
     }
     if rows.is_empty() {
         let (mut msg, similar) =
-            unknown_serial(&store, &args.serial, args.company.company_id.as_deref(), args.as_of).await?;
+            unknown_serial(&store, &args.serial, args.company.company_id.as_deref(), args.as_recorded_at).await?;
         if !similar.is_empty() {
             let quoted: Vec<String> = similar.iter().map(|s| format!("{s:?}")).collect();
             msg.push_str(&format!("; did you mean {}?", quoted.join(", ")));
@@ -73,8 +74,13 @@ pub async fn run(global: &GlobalArgs, args: TimelineArgs) -> anyhow::Result<Exit
         store.close().await;
         return Ok(ExitCode::from(1));
     }
+    if let Some(day) = args.on {
+        let code = print_on(&store, &args, day).await;
+        store.close().await;
+        return code;
+    }
     let mut histories = timeline::histories(rows);
-    if args.as_of.is_none() {
+    if args.as_recorded_at.is_none() {
         let links = store.genealogy_of(&args.serial, args.company.company_id.as_deref()).await?;
         timeline::attach_genealogy(&mut histories, links);
     }
@@ -84,28 +90,59 @@ pub async fn run(global: &GlobalArgs, args: TimelineArgs) -> anyhow::Result<Exit
             output::write_json(stdout, &serde_json::json!({ "serial": args.serial, "histories": histories }))?
         }
         Format::Csv => output::write_csv(stdout, CSV_COLUMNS, histories.iter().flat_map(csv_rows))?,
-        Format::Table => print_tables(stdout, &histories, args.all)?,
+        Format::Table => print_tables(stdout, &histories, args.all, None)?,
     }
     store.close().await;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Why a serial has nothing to show, and its close matches (the same serial string ignoring
-/// case and spaces, or serials starting with it): what the CLI and the web view both say.
+/// `audit timeline SERIAL --on DAY`: the histories up to the end of that day (what serve's
+/// `?on=` shows), with the status and location they end in.
+async fn print_on(store: &Store, args: &TimelineArgs, day: chrono::NaiveDate) -> anyhow::Result<ExitCode> {
+    let until = output::end_of_day(day);
+    let histories = store.serial_on(&args.serial, args.company.company_id.as_deref(), until).await?;
+    if histories.is_empty() {
+        output::note(&format!(
+            "serial {:?} has no recorded event by the end of {day} ({}): it was not yet in the audit trail then",
+            args.serial,
+            output::zone_name()
+        ));
+        return Ok(ExitCode::from(1));
+    }
+    let stdout = output::stdout();
+    match Format::resolve(args.output.format) {
+        Format::Json => output::write_json(
+            stdout,
+            &serde_json::json!({
+                "serial": args.serial,
+                "on": day,
+                "until": iso_time(Some(until)),
+                "histories": histories,
+            }),
+        )?,
+        Format::Csv => output::write_csv(stdout, CSV_COLUMNS, histories.iter().flat_map(csv_rows))?,
+        Format::Table => print_tables(stdout, &histories, false, Some(&format!("on {day}")))?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Why a serial has nothing to show, and its closest matches (the same serial ignoring case,
+/// spaces and punctuation; else one or two edits away, or serials starting with it): what the
+/// CLI and the web view both say.
 pub async fn unknown_serial(
     store: &Store,
     serial: &str,
     company_id: Option<&str>,
     as_of: Option<chrono::DateTime<chrono::Utc>>,
 ) -> Result<(String, Vec<String>), crate::store::StoreError> {
-    let mut similar = store.similar_serials(serial, company_id, 10).await?;
+    let mut close = store.close_serials(serial, company_id, 50).await?;
     let mut msg = format!("serial {serial:?} is not in the audit trail");
     if as_of.is_some() {
         msg.push_str(" as of that time");
     }
     // Recorded, but every event of it is retracted (or not yet observed at --as-of).
-    if let Some(at) = similar.iter().position(|s| s == serial) {
-        similar.remove(at);
+    if let Some(at) = close.iter().position(|(s, _)| s == serial) {
+        close.remove(at);
         msg = match as_of {
             Some(_) => format!("serial {serial:?} has no events recorded and current at that time"),
             None => format!(
@@ -114,6 +151,9 @@ pub async fn unknown_serial(
             ),
         };
     }
+    // The closest only: `SN000319` suggests `SN-000319`, not its neighbours one digit away.
+    let best = close.first().map(|(_, d)| *d);
+    let similar = close.into_iter().take_while(|(_, d)| Some(*d) == best).take(10).map(|(s, _)| s).collect();
     Ok((msg, similar))
 }
 
@@ -152,7 +192,9 @@ pub fn csv_rows(h: &History) -> Vec<Vec<String>> {
         .collect()
 }
 
-fn print_tables<W: Write>(mut out: W, histories: &[History], all: bool) -> anyhow::Result<()> {
+/// The histories as tables under a summary line each; `when` (`on 2025-06-18`) says the summary
+/// is of that day.
+fn print_tables<W: Write>(mut out: W, histories: &[History], all: bool, when: Option<&str>) -> anyhow::Result<()> {
     let several_companies = histories.windows(2).any(|w| w[0].company_id != w[1].company_id);
     for (i, h) in histories.iter().enumerate() {
         if i > 0 {
@@ -160,12 +202,14 @@ fn print_tables<W: Write>(mut out: W, histories: &[History], all: bool) -> anyho
         }
         let company = if several_companies { format!(", company {}", h.company_id) } else { String::new() };
         // Data from inFlow: shown escaped, like the table's cells.
-        let line = format!("{} ({}{company}): {}", h.serial, h.product_label(), h.now.summary);
+        let when = when.map_or(String::new(), |w| format!(" {w}"));
+        let line = format!("{} ({}{company}){when}: {}", h.serial, h.product_label(), h.now.summary);
         writeln!(out, "{}", output::wrap(&output::printable(&line)))?;
         for line in timeline::genealogy_lines(h) {
             writeln!(out, "  {}", output::printable(&line))?;
         }
-        let mut header = vec!["date", "event", "document", "location", "change", "on hand"];
+        let date = output::time_header("date");
+        let mut header = vec![date.as_str(), "event", "document", "location", "change", "on hand"];
         if all {
             header.push("retracted");
         }
@@ -361,7 +405,7 @@ fn print_nodes<W: Write>(out: &mut W, nodes: &[TreeNode], indent: &str) -> anyho
     for (i, n) in nodes.iter().enumerate() {
         let last = i + 1 == nodes.len();
         let product = n.product_name.clone().or_else(|| n.product_id.clone()).unwrap_or_default();
-        let when = n.built_at.map_or("not completed".to_string(), |t| t.format("%Y-%m-%d").to_string());
+        let when = n.built_at.map_or("not completed".to_string(), output::short_day);
         let order = n.doc_number.clone().unwrap_or_default();
         let how = match n.matched_to.as_str() {
             "unit" => "",

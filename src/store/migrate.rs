@@ -114,6 +114,10 @@ pub(crate) async fn migrate_sqlite(pool: &sqlx::SqlitePool) -> Result<MigrationR
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     sqlx::query(CREATE_HISTORY_TABLE).execute(&mut *tx).await.map_err(history_table_error)?;
     let report = run(&mut TxMigrator { tx: &mut tx }, sqlite_runner()).await?;
+    if report.applied.iter().any(|m| m == CLOSE_MATCHES) {
+        let serials = sqlx::query_as(SERIALS).fetch_all(&mut *tx).await?;
+        super::close::backfill(&mut *tx, serials).await?;
+    }
     tx.commit().await?;
     Ok(report)
 }
@@ -124,9 +128,18 @@ pub(crate) async fn migrate_postgres(pool: &sqlx::PgPool) -> Result<MigrationRep
     sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(PG_MIGRATION_LOCK).execute(&mut *tx).await?;
     sqlx::query(CREATE_HISTORY_TABLE).execute(&mut *tx).await.map_err(history_table_error)?;
     let report = run(&mut TxMigrator { tx: &mut tx }, postgres_runner()).await?;
+    if report.applied.iter().any(|m| m == CLOSE_MATCHES) {
+        let serials = sqlx::query_as(SERIALS).fetch_all(&mut *tx).await?;
+        super::close::backfill(&mut *tx, serials).await?;
+    }
     tx.commit().await?;
     Ok(report)
 }
+
+/// The migration that creates `serial_keys`, which is then filled from the recorded serials
+/// (normalised here, in one place, rather than in each dialect's SQL).
+const CLOSE_MATCHES: &str = "V13__close_matches";
+const SERIALS: &str = "SELECT DISTINCT company_id, serial FROM serial_events";
 
 /// refinery creates its history table itself; doing it first lets us read the history without
 /// a failing query, which would abort a Postgres transaction. Same DDL as refinery's.

@@ -13,6 +13,7 @@ pub mod anomalies;
 pub mod browse;
 mod bulk;
 pub mod capabilities;
+pub mod close;
 mod documents;
 pub mod genealogy;
 pub mod lock;

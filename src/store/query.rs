@@ -93,27 +93,16 @@ impl Store {
         })
     }
 
-    /// Serials that look like `serial`: the same ignoring case and surrounding spaces, or
-    /// starting with it. For "did you mean" when a serial is unknown.
+    /// Serials that look like `serial`, best first: the same ignoring case, spaces and
+    /// punctuation, one or two edits away, or starting with it ([`Store::close_serials`]). For
+    /// "did you mean" when a serial is unknown, and the search page.
     pub async fn similar_serials(
         &self,
         serial: &str,
         company_id: Option<&str>,
         limit: i64,
     ) -> Result<Vec<String>, StoreError> {
-        let needle = serial.trim().to_lowercase();
-        let prefix = format!("{}%", needle.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
-        on_pool!(self, pool => {
-            let mut q = QueryBuilder::new("SELECT DISTINCT serial FROM serial_events WHERE (lower(trim(serial)) = ");
-            q.push_bind(&needle).push(" OR lower(serial) LIKE ").push_bind(&prefix).push(" ESCAPE '\\')");
-            if let Some(company) = company_id {
-                q.push(" AND company_id = ").push_bind(company);
-            }
-            q.push(" ORDER BY serial LIMIT ").push_bind(limit);
-            q.build_query_scalar::<String>().persistent(false)
-                .fetch_all(pool)
-                .await
-                .context(|| format!("looking for serials like {serial:?}"))
-        })
+        let limit = usize::try_from(limit).unwrap_or(0);
+        Ok(self.close_serials(serial, company_id, limit).await?.into_iter().map(|(s, _)| s).collect())
     }
 }

@@ -222,15 +222,16 @@ impl Store {
 
     /// Everything known about these serials, in one query: the products that carry each, where
     /// the latest snapshot has it, and its history's status and last event. A serial known
-    /// nowhere gets one row with only `serial` set.
+    /// nowhere gets one row with only `serial` set. Rows come in the order of `serials`.
     pub async fn lookup(&self, serials: &[String], company_id: Option<&str>) -> Result<Vec<LookupRow>, StoreError> {
         let mut out = Vec::new();
         for chunk in serials.chunks(500) {
             on_pool!(self, pool => {
-                let mut q = QueryBuilder::new("WITH wanted (serial) AS (");
+                // Each serial with its place in the input: the output keeps that order.
+                let mut q = QueryBuilder::new("WITH wanted (ord, serial) AS (");
                 let mut values = q.separated(" UNION ALL ");
-                for s in chunk {
-                    values.push("SELECT ").push_bind_unseparated(s.clone());
+                for (i, s) in chunk.iter().enumerate() {
+                    values.push(format!("SELECT {i}, ")).push_bind_unseparated(s.clone());
                 }
                 q.push("), latest AS (SELECT company_id, MAX(snapshot_id) AS snapshot_id FROM stock_snapshots WHERE completed_at IS NOT NULL GROUP BY company_id), ");
                 q.push("stock AS (SELECT s.company_id, s.product_id, s.serial, s.location_id, s.sublocation, s.quantity_on_hand, t.completed_at AS snapshot_at \
@@ -267,7 +268,7 @@ impl Store {
                              AND (h.product_id = k.product_id OR (h.product_id IS NULL AND k.product_id IS NULL)) \
                         LEFT JOIN products p ON p.company_id = k.company_id AND p.product_id = k.product_id \
                         LEFT JOIN locations sl ON sl.company_id = s.company_id AND sl.location_id = s.location_id \
-                        ORDER BY w.serial, k.company_id, k.product_id, s.location_id, s.sublocation");
+                        ORDER BY w.ord, k.company_id, k.product_id, s.location_id, s.sublocation");
                 let rows = q
                     .build_query_as::<LookupRow>().persistent(false)
                     .fetch_all(pool)

@@ -530,6 +530,8 @@ for_each_connection! {
             for chunk in inserts.chunks(INSERT_CHUNK) {
                 inserted += self.bulk_insert(&event_rows(ctx), chunk).await? as i64;
             }
+            // For close matches of mistyped serials (V13).
+            super::close::remember(&mut *self, ctx.company_id, inserts.iter().map(|n| n.event.serial.as_str())).await?;
             Ok(inserted)
         }
 

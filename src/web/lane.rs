@@ -196,7 +196,7 @@ pub fn svg(h: &History, end: DateTime<Utc>) -> Markup {
             @for (i, t) in ticks.iter().enumerate() {
                 @let anchor = match i { 0 => "start", 4 => "end", _ => "middle" };
                 line.grid x1=(fmt(x(*t))) x2=(fmt(x(*t))) y1=(TOP) y2=(axis_y) {}
-                text x=(fmt(x(*t))) y=(axis_y + 16.0) text-anchor=(anchor) { (t.with_timezone(&chrono::Local).format("%Y-%m-%d")) }
+                text x=(fmt(x(*t))) y=(axis_y + 16.0) text-anchor=(anchor) { (crate::output::short_day(*t)) }
             }
             @for s in &stays {
                 @let y = TOP + ROW * s.row as f64 + 7.0;

@@ -29,13 +29,14 @@ svg .sale{fill:#d9480f}svg .return{fill:#0c8599}svg .transfer{fill:#6741d9}svg .
 .legend span{margin-right:1rem;white-space:nowrap}.legend i{display:inline-block;width:.7rem;height:.7rem;border-radius:2px;margin-right:.25rem;vertical-align:-1px}
 ";
 
-/// The time zone the pages show times in, named: `Europe/Paris (UTC+01:00)`.
+/// The time zone the pages show times in, named: `Europe/Paris (UTC+01:00)`, as the terminal
+/// names it ([`crate::output::zone_name`]).
 pub fn zone_label() -> String {
-    let offset = Local::now().format("%:z").to_string();
-    match iana_time_zone::get_timezone() {
-        Ok(name) => format!("{name} (UTC{offset})"),
-        Err(_) => format!("local time (UTC{offset})"),
+    let name = crate::output::zone_name();
+    if name.starts_with("UTC") {
+        return name;
     }
+    format!("{name} (UTC{})", Local::now().format("%:z"))
 }
 
 /// A time in the server's local zone, in a `<time>` element carrying the exact UTC instant.
@@ -43,7 +44,7 @@ pub fn time(t: Option<DateTime<Utc>>) -> Markup {
     match t {
         Some(t) => html! {
             time datetime=(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)) {
-                (t.with_timezone(&Local).format("%Y-%m-%d %H:%M"))
+                (crate::output::short_time(Some(t)))
             }
         },
         None => html! { span.muted { "undated" } },
@@ -52,7 +53,7 @@ pub fn time(t: Option<DateTime<Utc>>) -> Markup {
 
 /// A time as text in the local zone, for the SVG's titles.
 pub fn local_text(t: DateTime<Utc>) -> String {
-    t.with_timezone(&Local).format("%Y-%m-%d %H:%M").to_string()
+    crate::output::short_time(Some(t))
 }
 
 /// Text from inFlow users shown as the terminal shows it ([`crate::output::printable`]):

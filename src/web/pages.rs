@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, Local, NaiveDate, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::Value;
@@ -107,8 +107,9 @@ pub struct SearchQuery {
     q: Option<String>,
 }
 
-/// Search: a serial box answered with the CLI's suggestions (the same serial ignoring case and
-/// spaces, or serials starting with it), plus boxes for a document and a recall.
+/// Search: a serial box answered with the CLI's suggestions (the same serial ignoring case,
+/// spaces and punctuation, one or two edits away, or serials starting with it), plus boxes for a
+/// document and a recall.
 pub async fn search(State(state): Shared, Query(query): Query<SearchQuery>) -> PageResult {
     let q = query.q.clone().unwrap_or_default();
     let matches = match nonempty(&query.q) {
@@ -162,20 +163,9 @@ pub struct SerialQuery {
     format: Download,
 }
 
-/// The end of `date` in the server's zone: the last instant that still belongs to it.
-pub fn end_of_local_day(date: NaiveDate) -> DateTime<Utc> {
-    let next = date.succ_opt().unwrap_or(date).and_hms_opt(0, 0, 0).expect("midnight exists");
-    // A midnight skipped by a clock change: the first instant after it.
-    let start = Local
-        .from_local_datetime(&next)
-        .earliest()
-        .unwrap_or_else(|| Local.from_utc_datetime(&(next + chrono::Duration::hours(1))));
-    start.with_timezone(&Utc) - chrono::Duration::nanoseconds(1)
-}
-
 /// Serial: per product, a status card, the lane, genealogy, the timeline and its documents.
 pub async fn serial(State(state): Shared, Query(query): Query<SerialQuery>) -> PageResult {
-    let Some(serial) = query.serial.clone().filter(|s| !s.is_empty()) else {
+    let Some(serial) = query.serial.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string) else {
         return Err(PageError::BadRequest("Which serial? Give it as /serial?serial=SN-001234.".into()));
     };
     let on = match nonempty(&query.on) {
@@ -199,7 +189,7 @@ pub async fn serial(State(state): Shared, Query(query): Query<SerialQuery>) -> P
     }
     let (histories, end) = match on {
         Some(date) => {
-            let until = end_of_local_day(date);
+            let until = crate::output::end_of_day(date);
             (state.store.serial_on(&serial, company, until).await.map_err(failed)?, until)
         }
         None => {
@@ -829,6 +819,7 @@ pub async fn not_found() -> PageError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::Local;
 
     #[test]
     fn a_cell_a_spreadsheet_would_run_is_made_text() {
@@ -852,7 +843,7 @@ mod tests {
     #[test]
     fn a_date_ends_at_the_last_instant_of_the_local_day() {
         let d = NaiveDate::from_ymd_opt(2025, 6, 30).unwrap();
-        let end = end_of_local_day(d);
+        let end = crate::output::end_of_day(d);
         assert_eq!(end.with_timezone(&Local).date_naive(), d);
         assert_eq!((end + chrono::Duration::nanoseconds(1)).with_timezone(&Local).date_naive(), d.succ_opt().unwrap());
     }

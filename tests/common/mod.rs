@@ -158,6 +158,20 @@ pub fn run_audit(db_url: &str, args: &[&str], envs: &[(&str, &str)]) -> (i32, St
     )
 }
 
+/// Records a serial written into `serial_events` by a test's own SQL in `serial_keys`, as
+/// audit's write path does for the events it records (for close matches).
+pub async fn remember_serial(store: &Store, serial: &str) {
+    let norm = audit::store::close::normalise(serial);
+    let rnorm: String = norm.chars().rev().collect();
+    exec_with(
+        store,
+        "INSERT INTO serial_keys (company_id, serial, norm, rnorm) \
+         SELECT DISTINCT company_id, serial, $2, $3 FROM serial_events WHERE serial = $1",
+        &[serial, &norm, &rnorm],
+    )
+    .await;
+}
+
 /// Runs `sql` with one text parameter and returns the first column of every row as text.
 pub async fn strings(store: &Store, sql: &'static str, param: &str) -> Vec<String> {
     with_pool!(store, pool => sqlx::query_scalar(sql).bind(param).fetch_all(pool).await.unwrap())

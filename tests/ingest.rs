@@ -39,10 +39,11 @@ async fn complete_ingest_records_every_serial_occurrence_with_minimal_requests(d
         assert!(stored.iter().any(|e| e.event_type == t.as_str()), "no {t} event from simulator data");
     }
 
-    // ceil(N/100) per stream (+1 when N is a multiple of 100), plus the reference lists.
+    // ceil(N/100) per stream (+1 when N is a multiple of 100), plus the reference lists: the
+    // orders name customers and vendors not stored yet, so a first run walks those lists once.
     let counts = sim.counts();
     let by_endpoint = requests_by_endpoint(&sim);
-    for endpoint in DOC_ENDPOINTS.iter().chain(&["locations", "products"]) {
+    for endpoint in DOC_ENDPOINTS.iter().chain(&["locations", "products", "customers", "vendors"]) {
         assert_eq!(
             by_endpoint.get(*endpoint).copied().unwrap_or(0),
             walk_cost(counts[*endpoint]),
@@ -84,6 +85,18 @@ async fn complete_ingest_records_every_serial_occurrence_with_minimal_requests(d
         DOC_ENDPOINTS.iter().map(|e| counts[*e] as i64).sum::<i64>()
     );
     assert_eq!(count(&store, "SELECT count(*) FROM locations").await, counts["locations"] as i64);
+    assert_eq!(count(&store, "SELECT count(*) FROM customers").await, counts["customers"] as i64);
+    assert_eq!(count(&store, "SELECT count(*) FROM vendors").await, counts["vendors"] as i64);
+    // Every order's customer or vendor has a name.
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM documents d WHERE d.doc_type = 'sales_order' AND NOT EXISTS \
+             (SELECT 1 FROM customers c WHERE c.company_id = d.company_id AND c.customer_id = d.party_id AND c.name <> '')"
+        )
+        .await,
+        0
+    );
 }
 }
 
@@ -105,9 +118,12 @@ async fn a_rerun_over_unchanged_data_writes_no_events(db: TestDb) {
     assert_eq!(stored_events(&store).await, before);
     assert_eq!(count(&store, "SELECT max(event_id) FROM serial_events").await, max_id);
     assert_eq!(count(&store, "SELECT count(*) FROM document_changes").await, 0);
-    // Products are known now: only the document walks and the locations are fetched.
+    // Products, customers and vendors are known now: only the document walks and the
+    // locations are fetched.
     let by_endpoint = requests_by_endpoint(&sim);
-    assert!(!by_endpoint.contains_key("products"), "{by_endpoint:?}");
+    for known in ["products", "customers", "vendors"] {
+        assert!(!by_endpoint.contains_key(known), "{known}: {by_endpoint:?}");
+    }
     assert_eq!(by_endpoint["locations"], 1);
 
     // A product the list stopped returning (deleted in inFlow): unchanged documents that name it

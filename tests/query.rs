@@ -184,7 +184,17 @@ async fn timeline_formats_agree(db: TestDb) {
         assert_eq!(col("doc_number"), e["doc_number"].as_str().unwrap());
         assert_eq!(col("on_hand"), e["on_hand"].to_string());
         assert_eq!(col("occurred_at"), e["occurred_at"].as_str().unwrap_or(""));
+        assert_eq!(col("party_name"), e["party_name"].as_str().unwrap_or(""));
     }
+    // The sales order's customer by name, as inFlow's customer list has it.
+    let shipped = events.iter().find(|e| e["event_type"] == "shipped").expect("a shipped event");
+    let customer = sim
+        .documents("customers")
+        .into_iter()
+        .find(|c| c["customerId"] == shipped["party_id"])
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .expect("the order's customer is listed");
+    assert_eq!(shipped["party_name"], customer.as_str());
 
     let (code, table, _) =
         tokio::task::block_in_place(|| run_audit(&db.url_string(), &["timeline", &serial, "--format", "table"], &[]));
@@ -195,6 +205,7 @@ async fn timeline_formats_agree(db: TestDb) {
             && first_line.contains(json["histories"][0]["now"]["summary"].as_str().unwrap()),
         "{table}"
     );
+    assert!(table.contains(&format!(" to {customer}")), "the table names the customer: {table}");
     let mut at = 0;
     for e in &events {
         let pos = table[at..].find(e["event_type"].as_str().unwrap()).expect("each event in order") + at;
@@ -323,10 +334,22 @@ async fn every_sql_file_answers_its_question(db: TestDb) {
         "{rows:?}"
     );
 
+    // Names, not only GUIDs: the customer's as inFlow's customer list has it.
+    let name_of = |list: &str, id_field: &str, id: &Value| -> Value {
+        let found = sim.documents(list).into_iter().find(|p| &p[id_field] == id);
+        found.map(|p| p["name"].clone()).unwrap_or(Value::Null)
+    };
+    let customer = name_of("customers", "customerId", &rows[0]["customer_id"]);
+    assert!(customer.is_string(), "the simulator lists the order's customer: {rows:?}");
+    assert_eq!(rows[0]["customer_name"], customer, "{rows:?}");
+
     let rows = run("purchase_of_serial.sql", &[("serial", &full.serial)]);
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0]["purchase_order"], full.documents[0].number.as_str());
     assert!(rows[0]["vendor_id"].is_string() && rows[0]["location_name"].is_string(), "{rows:?}");
+    let vendor = name_of("vendors", "vendorId", &rows[0]["vendor_id"]);
+    assert!(vendor.is_string(), "the simulator lists the order's vendor: {rows:?}");
+    assert_eq!(rows[0]["vendor_name"], vendor, "{rows:?}");
 
     let rows = run("recall.sql", &[("po_number", &full.documents[0].number)]);
     let mine = rows

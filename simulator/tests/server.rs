@@ -119,6 +119,8 @@ async fn small_scale_starts_fast_and_every_endpoint_lists() {
         ("stock-transfers", "stockTransferId"),
         ("products", "productId"),
         ("locations", "locationId"),
+        ("customers", "customerId"),
+        ("vendors", "vendorId"),
     ] {
         assert!(counts[endpoint] > 0, "{endpoint} is empty");
         let page = api.list(endpoint, &[("count", "5")]).await;

@@ -694,3 +694,58 @@ async fn runs_that_would_quietly_do_little_say_so(db: TestDb) {
     sim.shutdown().await;
 }
 }
+
+both_backends! {
+/// Before a first run a reader is told what it will cost, and the count is the run's own; the
+/// waits for the rate limit are logged at -v. A second run tells nothing.
+async fn a_first_run_tells_its_cost_and_its_waits(db: TestDb) {
+    let sim = simulator(Scale::Small).await;
+    // Ten requests a minute, a minute of 3 s: the run waits for the limit several times.
+    let args = ["ingest", "-v", "--max-per-minute", "10", "--time-scale", "0.05"];
+    let (code, _, stderr) = run_cli(&db, &sim, &args, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let sent = sim.requests().len();
+    assert!(
+        stderr.contains(&format!("first ingest of this company: about {sent} requests (sales-orders ")),
+        "the estimate is the run's own count ({sent}): {stderr}"
+    );
+    assert!(stderr.contains("At 10 requests per minute and 1000 per hour that takes about "), "{stderr}");
+    assert!(stderr.contains("waiting for the rate limit, "), "{stderr}");
+    sim.clear_requests();
+    let (code, _, stderr) = run_cli(&db, &sim, &["ingest", "-v"], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("first ingest"), "{stderr}");
+    assert!(!sim.requests().iter().any(|r| r.query.iter().any(|(k, v)| k == "count" && v == "1")), "no probe");
+}
+}
+
+both_backends! {
+/// Ctrl-C during a wait for the rate limit ends the wait at once, and no request follows it.
+async fn a_stop_during_a_rate_limit_wait_ends_at_once_without_another_request(db: TestDb) {
+    let sim = simulator(Scale::Small).await;
+    // Two requests a minute: the third waits about a minute for its slot.
+    let child = spawn_ingest(&db, &sim, &["--max-per-minute", "2"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while sim.requests().len() < 2 {
+        assert!(std::time::Instant::now() < deadline, "the run did not start");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Well inside the wait for the third slot.
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    let sent = sim.requests().len();
+    assert_eq!(sent, 2, "the third request waits for its slot");
+    let signalled = std::time::Instant::now();
+    let status = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let out = tokio::task::block_in_place(|| child.wait_with_output()).unwrap();
+    let took = signalled.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(took < std::time::Duration::from_secs(2), "the stop waited out the pause: {took:?}; {stderr}");
+    // A moment for anything in flight to reach the simulator's log.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(sim.requests().len(), sent, "a request after the signal: {stderr}");
+    assert_eq!(out.status.code(), Some(0), "a clean stop: {stderr}");
+    let store = db.store().await;
+    assert_eq!(count(&store, "SELECT count(*) FROM ingest_runs WHERE status = 'stopped'").await, 1);
+}
+}

@@ -364,6 +364,8 @@ async fn every_sql_file_answers_its_question(db: TestDb) {
     let rows = run("recall.sql", &[("po_number", &chain.component.documents[0].number)]);
     let unit = rows.iter().find(|r| r["unit_serial"] == chain.unit.serial.as_str()).expect("the finished unit");
     assert_eq!((unit["level"].as_i64(), unit["customer_id"].as_str()), (Some(2), Some(chain.customer_id.as_str())));
+    let unit_customer = name_of("customers", "customerId", &unit["customer_id"]);
+    assert!(unit_customer.is_string() && unit["customer_name"] == unit_customer, "{unit:?}");
     // From the component serial itself: the same chain, the same columns.
     let rows = run("recall_serial.sql", &[("serial", &chain.component.serial)]);
     let levels: Vec<(i64, &str, &str)> = rows
@@ -379,6 +381,7 @@ async fn every_sql_file_answers_its_question(db: TestDb) {
         ]
     );
     assert_eq!(rows[2]["customer_id"], chain.customer_id.as_str());
+    assert_eq!(rows[2]["customer_name"], unit_customer);
     assert!(rows[0]["received_at"].is_string(), "the component's receipt: {rows:?}");
 
     let rows = run("genealogy.sql", &[("serial", &chain.unit.serial)]);

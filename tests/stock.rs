@@ -264,7 +264,8 @@ async fn reconcile_finds_each_planted_disagreement_by_kind(db: TestDb) {
     assert_eq!(col(row, "history_location_name"), location_name(&history_id));
     assert_eq!(records.iter().filter(|r| col(r, "kind") == "on_hand_in_two_locations").count(), 2);
     // The table names the locations; their GUIDs are left to JSON and CSV.
-    let (_, table, _) = tokio::task::block_in_place(|| run_audit(&db.url_string(), &["reconcile"], &[]));
+    let (_, table, _) =
+        tokio::task::block_in_place(|| run_audit(&db.url_string(), &["reconcile", "--format", "table"], &[]));
     assert!(table.contains(&location_name(&at.location_id)), "{table}");
     assert!(!table.contains(at.location_id.as_str()), "{table}");
 }

@@ -520,3 +520,36 @@ async fn streams_the_account_lacks_are_skipped_with_a_warning(db: TestDb) {
     }
 }
 }
+
+both_backends! {
+/// An account whose customer and vendor lists answer 404 (the company answers): the run
+/// succeeds with every event and a recorded warning per list, and the orders keep their ids.
+async fn customers_and_vendors_the_account_lacks_leave_ids_and_a_warning(db: TestDb) {
+    let store = db.store().await;
+    let lacking = vec!["customers".to_string(), "vendors".to_string()];
+    let sim = start(Behaviour { unavailable: lacking, ..Behaviour::DEFAULT }, false, 640, 120).await;
+    let (code, stdout, stderr) = ingest_cli(&db, &sim, &[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    for path in ["customers", "vendors"] {
+        assert!(
+            stderr.contains(&format!("{path}: inFlow answers 404 for this list while the company answers")),
+            "{stderr}"
+        );
+    }
+    let company = sim.company_id();
+    let (stored, _) = current_events(&store, &company).await;
+    same_events(&stored, &expected_events(&sim), "without parties");
+    let kinds = texts(
+        &store,
+        "SELECT w.kind FROM run_warnings w JOIN ingest_runs r ON r.run_id = w.run_id \
+         WHERE r.company_id = $1 AND $2 = $2 AND w.kind = 'reference_unavailable'",
+        &company,
+        "",
+    )
+    .await;
+    assert_eq!(kinds.len(), 2, "{kinds:?}");
+    assert_eq!(count(&store, "SELECT count(*) FROM customers").await, 0);
+    assert!(count(&store, "SELECT count(*) FROM documents WHERE party_id IS NOT NULL").await > 0);
+    sim.shutdown().await;
+}
+}

@@ -204,11 +204,14 @@ pub(crate) fn print_summary(s: &RunSummary, elapsed: Duration) -> std::io::Resul
     out.flush()
 }
 
+/// Each stream's progress bar, shared by the clones of a [`Display`].
+type StreamBars = std::sync::Arc<Mutex<HashMap<&'static str, ProgressBar>>>;
+
 /// Progress bars on a terminal; otherwise a line per stream on stderr. Clones share the bars
 /// (the client's rate-limit waits are shown through one).
 #[derive(Clone)]
 pub(crate) struct Display {
-    bars: Option<(MultiProgress, std::sync::Arc<Mutex<HashMap<&'static str, ProgressBar>>>)>,
+    bars: Option<(MultiProgress, StreamBars)>,
     lines: bool,
     /// The stream being walked, whose line shows a wait.
     current: std::sync::Arc<Mutex<Option<&'static str>>>,

@@ -191,6 +191,13 @@ pub(super) async fn fetch_parties(adapt: &Adapt<'_>, which: Parties) -> Result<(
         Parties::Customers => "the customers",
         Parties::Vendors => "the vendors",
     };
+    // Never walked (and `audit doctor` does not ask): the list starts in the mode the
+    // locations page with on this server, rather than meeting their failure again.
+    if adapt.recorded_paging(which.table()).await?.is_none()
+        && let Some(mode) = adapt.recorded_paging("locations").await?
+    {
+        adapt.record_paging(which.table(), mode, "as the locations page".into()).await?;
+    }
     let parties: Vec<Party> = fetch_all(adapt, spec, what).await?;
     let rows: Vec<PartyRow<'_>> = parties
         .iter()

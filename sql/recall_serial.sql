@@ -36,9 +36,11 @@ SELECT u.serial,
        c.since,
        c.last_event,
        c.doc_number AS last_document,
-       CASE WHEN c.status = 'with_customer' THEN d.party_id END AS customer_id
+       CASE WHEN c.status = 'with_customer' THEN d.party_id END AS customer_id,
+       CASE WHEN c.status = 'with_customer' THEN cu.name END AS customer_name
 FROM units u
 JOIN serial_current c ON c.company_id = u.company_id AND c.product_id = u.unit_product_id AND c.serial = u.unit_serial
 LEFT JOIN products p ON p.company_id = u.company_id AND p.product_id = u.product_id
 LEFT JOIN documents d ON d.company_id = c.company_id AND d.doc_type = c.doc_type AND d.doc_id = c.doc_id
+LEFT JOIN customers cu ON cu.company_id = d.company_id AND cu.customer_id = d.party_id
 ORDER BY u.serial, u.level, u.unit_serial;

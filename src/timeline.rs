@@ -362,7 +362,10 @@ fn now(events: &[Entry]) -> Now {
     let doc = doc_label(last);
     let summary = match status {
         Status::Picked => format!("left stock: picked from {place} for {doc} on {when}, not shipped yet"),
-        Status::WithCustomer => format!("left stock: shipped to the customer on {doc} ({when})"),
+        Status::WithCustomer => match &last.party_name {
+            Some(name) => format!("left stock: shipped to {name} on {doc} ({when})"),
+            None => format!("left stock: shipped to the customer on {doc} ({when})"),
+        },
         Status::InTransit => format!("in transit from {place} on {doc} since {when}"),
         Status::ReturnedToVendor => format!("left stock: returned to the vendor from {place} on {doc} ({when})"),
         Status::AdjustedOut => format!("left stock: adjusted out of {place} on {doc} ({when})"),
@@ -402,6 +405,17 @@ pub fn doc_label(e: &EventRow) -> String {
     e.doc_number.clone().unwrap_or_else(|| format!("{} {}", e.doc_type, e.doc_id))
 }
 
+/// The document with its customer or vendor by name: `SO-000123 to Acme`, `PO-7 from Ajax`
+/// (the document alone while the name is not fetched: a GUID tells a reader nothing).
+pub fn doc_with_party(e: &EventRow) -> String {
+    let doc = doc_label(e);
+    match (e.doc_type.as_str(), e.party_name.as_deref()) {
+        ("sales_order", Some(name)) => format!("{doc} to {name}"),
+        ("purchase_order", Some(name)) => format!("{doc} from {name}"),
+        _ => doc,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -417,6 +431,8 @@ mod tests {
             doc_type: doc.split('-').next().unwrap().to_string(),
             doc_id: doc.into(),
             doc_number: Some(doc.into()),
+            party_id: None,
+            party_name: None,
             line_collection: "lines".into(),
             line_id: format!("l{id}"),
             event_type: event_type.into(),
@@ -454,6 +470,20 @@ mod tests {
 
     fn types(h: &History) -> Vec<&str> {
         h.events.iter().map(|e| e.event.event_type.as_str()).collect()
+    }
+
+    #[test]
+    fn documents_name_their_customer_or_vendor() {
+        let mut e = ev(1, "SO-1", "shipped", None, -1);
+        e.doc_type = "sales_order".into();
+        assert_eq!(doc_with_party(&e), "SO-1", "no name fetched: the document alone");
+        e.party_id = Some("0b4c-guid".into());
+        e.party_name = Some("Acme Tools".into());
+        assert_eq!(doc_with_party(&e), "SO-1 to Acme Tools");
+        e.doc_type = "purchase_order".into();
+        assert_eq!(doc_with_party(&e), "SO-1 from Acme Tools");
+        e.doc_type = "stock_transfer".into();
+        assert_eq!(doc_with_party(&e), "SO-1");
     }
 
     #[test]

@@ -39,10 +39,11 @@ async fn complete_ingest_records_every_serial_occurrence_with_minimal_requests(d
         assert!(stored.iter().any(|e| e.event_type == t.as_str()), "no {t} event from simulator data");
     }
 
-    // ceil(N/100) per stream (+1 when N is a multiple of 100), plus the reference lists.
+    // ceil(N/100) per stream (+1 when N is a multiple of 100), plus the reference lists: the
+    // orders name customers and vendors not stored yet, so a first run walks those lists once.
     let counts = sim.counts();
     let by_endpoint = requests_by_endpoint(&sim);
-    for endpoint in DOC_ENDPOINTS.iter().chain(&["locations", "products"]) {
+    for endpoint in DOC_ENDPOINTS.iter().chain(&["locations", "products", "customers", "vendors"]) {
         assert_eq!(
             by_endpoint.get(*endpoint).copied().unwrap_or(0),
             walk_cost(counts[*endpoint]),
@@ -84,6 +85,18 @@ async fn complete_ingest_records_every_serial_occurrence_with_minimal_requests(d
         DOC_ENDPOINTS.iter().map(|e| counts[*e] as i64).sum::<i64>()
     );
     assert_eq!(count(&store, "SELECT count(*) FROM locations").await, counts["locations"] as i64);
+    assert_eq!(count(&store, "SELECT count(*) FROM customers").await, counts["customers"] as i64);
+    assert_eq!(count(&store, "SELECT count(*) FROM vendors").await, counts["vendors"] as i64);
+    // Every order's customer or vendor has a name.
+    assert_eq!(
+        count(
+            &store,
+            "SELECT count(*) FROM documents d WHERE d.doc_type = 'sales_order' AND NOT EXISTS \
+             (SELECT 1 FROM customers c WHERE c.company_id = d.company_id AND c.customer_id = d.party_id AND c.name <> '')"
+        )
+        .await,
+        0
+    );
 }
 }
 
@@ -105,9 +118,12 @@ async fn a_rerun_over_unchanged_data_writes_no_events(db: TestDb) {
     assert_eq!(stored_events(&store).await, before);
     assert_eq!(count(&store, "SELECT max(event_id) FROM serial_events").await, max_id);
     assert_eq!(count(&store, "SELECT count(*) FROM document_changes").await, 0);
-    // Products are known now: only the document walks and the locations are fetched.
+    // Products, customers and vendors are known now: only the document walks and the
+    // locations are fetched.
     let by_endpoint = requests_by_endpoint(&sim);
-    assert!(!by_endpoint.contains_key("products"), "{by_endpoint:?}");
+    for known in ["products", "customers", "vendors"] {
+        assert!(!by_endpoint.contains_key(known), "{known}: {by_endpoint:?}");
+    }
     assert_eq!(by_endpoint["locations"], 1);
 
     // A product the list stopped returning (deleted in inFlow): unchanged documents that name it
@@ -676,5 +692,60 @@ async fn runs_that_would_quietly_do_little_say_so(db: TestDb) {
     let (_, status, _) = run_cli(&db, &sim, &["status", "--format", "table"], &[]);
     assert!(!status.contains("only --window walks"), "{status}");
     sim.shutdown().await;
+}
+}
+
+both_backends! {
+/// Before a first run a reader is told what it will cost, and the count is the run's own; the
+/// waits for the rate limit are logged at -v. A second run tells nothing.
+async fn a_first_run_tells_its_cost_and_its_waits(db: TestDb) {
+    let sim = simulator(Scale::Small).await;
+    // Ten requests a minute, a minute of 3 s: the run waits for the limit several times.
+    let args = ["ingest", "-v", "--max-per-minute", "10", "--time-scale", "0.05"];
+    let (code, _, stderr) = run_cli(&db, &sim, &args, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let sent = sim.requests().len();
+    assert!(
+        stderr.contains(&format!("first ingest of this company: about {sent} requests (sales-orders ")),
+        "the estimate is the run's own count ({sent}): {stderr}"
+    );
+    assert!(stderr.contains("At 10 requests per minute and 1000 per hour that takes about "), "{stderr}");
+    assert!(stderr.contains("waiting for the rate limit, "), "{stderr}");
+    sim.clear_requests();
+    let (code, _, stderr) = run_cli(&db, &sim, &["ingest", "-v"], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("first ingest"), "{stderr}");
+    assert!(!sim.requests().iter().any(|r| r.query.iter().any(|(k, v)| k == "count" && v == "1")), "no probe");
+}
+}
+
+both_backends! {
+/// Ctrl-C during a wait for the rate limit ends the wait at once, and no request follows it.
+async fn a_stop_during_a_rate_limit_wait_ends_at_once_without_another_request(db: TestDb) {
+    let sim = simulator(Scale::Small).await;
+    // Two requests a minute: the third waits about a minute for its slot.
+    let child = spawn_ingest(&db, &sim, &["--max-per-minute", "2"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while sim.requests().len() < 2 {
+        assert!(std::time::Instant::now() < deadline, "the run did not start");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Well inside the wait for the third slot.
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    let sent = sim.requests().len();
+    assert_eq!(sent, 2, "the third request waits for its slot");
+    let signalled = std::time::Instant::now();
+    let status = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let out = tokio::task::block_in_place(|| child.wait_with_output()).unwrap();
+    let took = signalled.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(took < std::time::Duration::from_secs(2), "the stop waited out the pause: {took:?}; {stderr}");
+    // A moment for anything in flight to reach the simulator's log.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(sim.requests().len(), sent, "a request after the signal: {stderr}");
+    assert_eq!(out.status.code(), Some(0), "a clean stop: {stderr}");
+    let store = db.store().await;
+    assert_eq!(count(&store, "SELECT count(*) FROM ingest_runs WHERE status = 'stopped'").await, 1);
 }
 }

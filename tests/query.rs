@@ -184,7 +184,17 @@ async fn timeline_formats_agree(db: TestDb) {
         assert_eq!(col("doc_number"), e["doc_number"].as_str().unwrap());
         assert_eq!(col("on_hand"), e["on_hand"].to_string());
         assert_eq!(col("occurred_at"), e["occurred_at"].as_str().unwrap_or(""));
+        assert_eq!(col("party_name"), e["party_name"].as_str().unwrap_or(""));
     }
+    // The sales order's customer by name, as inFlow's customer list has it.
+    let shipped = events.iter().find(|e| e["event_type"] == "shipped").expect("a shipped event");
+    let customer = sim
+        .documents("customers")
+        .into_iter()
+        .find(|c| c["customerId"] == shipped["party_id"])
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .expect("the order's customer is listed");
+    assert_eq!(shipped["party_name"], customer.as_str());
 
     let (code, table, _) =
         tokio::task::block_in_place(|| run_audit(&db.url_string(), &["timeline", &serial, "--format", "table"], &[]));
@@ -195,6 +205,7 @@ async fn timeline_formats_agree(db: TestDb) {
             && first_line.contains(json["histories"][0]["now"]["summary"].as_str().unwrap()),
         "{table}"
     );
+    assert!(table.contains(&format!(" to {customer}")), "the table names the customer: {table}");
     let mut at = 0;
     for e in &events {
         let pos = table[at..].find(e["event_type"].as_str().unwrap()).expect("each event in order") + at;
@@ -323,10 +334,22 @@ async fn every_sql_file_answers_its_question(db: TestDb) {
         "{rows:?}"
     );
 
+    // Names, not only GUIDs: the customer's as inFlow's customer list has it.
+    let name_of = |list: &str, id_field: &str, id: &Value| -> Value {
+        let found = sim.documents(list).into_iter().find(|p| &p[id_field] == id);
+        found.map(|p| p["name"].clone()).unwrap_or(Value::Null)
+    };
+    let customer = name_of("customers", "customerId", &rows[0]["customer_id"]);
+    assert!(customer.is_string(), "the simulator lists the order's customer: {rows:?}");
+    assert_eq!(rows[0]["customer_name"], customer, "{rows:?}");
+
     let rows = run("purchase_of_serial.sql", &[("serial", &full.serial)]);
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0]["purchase_order"], full.documents[0].number.as_str());
     assert!(rows[0]["vendor_id"].is_string() && rows[0]["location_name"].is_string(), "{rows:?}");
+    let vendor = name_of("vendors", "vendorId", &rows[0]["vendor_id"]);
+    assert!(vendor.is_string(), "the simulator lists the order's vendor: {rows:?}");
+    assert_eq!(rows[0]["vendor_name"], vendor, "{rows:?}");
 
     let rows = run("recall.sql", &[("po_number", &full.documents[0].number)]);
     let mine = rows
@@ -341,6 +364,8 @@ async fn every_sql_file_answers_its_question(db: TestDb) {
     let rows = run("recall.sql", &[("po_number", &chain.component.documents[0].number)]);
     let unit = rows.iter().find(|r| r["unit_serial"] == chain.unit.serial.as_str()).expect("the finished unit");
     assert_eq!((unit["level"].as_i64(), unit["customer_id"].as_str()), (Some(2), Some(chain.customer_id.as_str())));
+    let unit_customer = name_of("customers", "customerId", &unit["customer_id"]);
+    assert!(unit_customer.is_string() && unit["customer_name"] == unit_customer, "{unit:?}");
     // From the component serial itself: the same chain, the same columns.
     let rows = run("recall_serial.sql", &[("serial", &chain.component.serial)]);
     let levels: Vec<(i64, &str, &str)> = rows
@@ -356,6 +381,7 @@ async fn every_sql_file_answers_its_question(db: TestDb) {
         ]
     );
     assert_eq!(rows[2]["customer_id"], chain.customer_id.as_str());
+    assert_eq!(rows[2]["customer_name"], unit_customer);
     assert!(rows[0]["received_at"].is_string(), "the component's receipt: {rows:?}");
 
     let rows = run("genealogy.sql", &[("serial", &chain.unit.serial)]);

@@ -137,6 +137,10 @@ async fn every_page_answers_with_the_rows_of_the_cli(db: TestDb) {
     assert_eq!(count(&body, "<tr class=\"event"), events.len());
     assert!(body.contains("<svg"), "the lane is drawn");
     assert!(body.contains("with customer"), "the status card: {body}");
+    // The sales order's customer by name (HTML-escaped like every value from inFlow).
+    let shipped = events.iter().find(|e| e.event_type == "shipped").expect("the unit was shipped");
+    let customer = shipped.party_name.as_deref().expect("the customer's name is stored");
+    assert!(body.contains(&format!(" to {}", customer.replace('&', "&amp;"))), "{body}");
     assert!(body.contains("Genealogy") && body.contains(&chain.subassembly.serial));
     for doc in &chain.unit.documents {
         assert!(body.contains(&format!("href=\"/document?number={}\"", doc.number)), "{}", doc.number);

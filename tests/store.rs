@@ -38,6 +38,8 @@ const TABLES: &[&str] = &[
     "locations",
     "products",
     "run_warnings",
+    "customers",
+    "vendors",
 ];
 
 /// Migrations of each dialect (versions may have gaps: a number can be taken by a change not
@@ -280,4 +282,47 @@ async fn reading_commands_do_not_wait_for_a_writer() {
     assert!(stderr.contains("not in the audit trail"), "{stderr}");
     assert!(started.elapsed() < std::time::Duration::from_secs(5), "waited {:?} for the writer", started.elapsed());
     tx.rollback().await.unwrap();
+}
+
+/// Every table, view and column of the audit schema carries a comment on Postgres, as the
+/// SQLite CREATE statements do (refinery's own history table is not ours to describe).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_comments_every_table_view_and_column() {
+    let Some(db) = TestDb::postgres().await else { return };
+    let store = db.store().await;
+    let uncommented = strings(
+        &store,
+        "SELECT c.relname || CASE WHEN a.attname IS NULL THEN '' ELSE '.' || a.attname END \
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped \
+              AND col_description(c.oid, a.attnum) IS NULL \
+         WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'v', 'm') AND c.relname <> $1 \
+           AND (obj_description(c.oid, 'pg_class') IS NULL OR a.attname IS NOT NULL) \
+         ORDER BY 1",
+        audit::store::migrate::HISTORY_TABLE,
+    )
+    .await;
+    assert_eq!(uncommented, Vec::<String>::new(), "objects of the audit schema without a COMMENT ON");
+    let tables = strings(
+        &store,
+        "SELECT count(*)::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'v') AND c.relname <> $1",
+        audit::store::migrate::HISTORY_TABLE,
+    )
+    .await;
+    assert!(tables[0].parse::<i64>().unwrap() > 20, "the query saw the schema: {tables:?}");
+}
+
+both_backends! {
+async fn serial_stock_latest_names_the_product_and_location(db: TestDb) {
+    let store = db.store().await;
+    exec(&store, "INSERT INTO stock_snapshots (company_id, run_id, started_at, completed_at) \
+                  VALUES ('c', 1, '2025-01-01T00:00:00Z', '2025-01-01T00:00:00Z')").await;
+    exec(&store, "INSERT INTO serial_stock (snapshot_id, company_id, product_id, serial, location_id, quantity_on_hand, \
+                  observed_at, run_id) VALUES (1, 'c', 'p1', 'SN-1', 'l1', 1, '2025-01-01T00:00:00Z', 1)").await;
+    exec(&store, "INSERT INTO products (company_id, product_id, name, updated_at) VALUES ('c', 'p1', 'Widget', '2025-01-01T00:00:00Z')").await;
+    exec(&store, "INSERT INTO locations (company_id, location_id, name, updated_at) VALUES ('c', 'l1', 'Main', '2025-01-01T00:00:00Z')").await;
+    let rows = strings(&store, "SELECT serial || ' ' || product_name || ' ' || location_name FROM serial_stock_latest WHERE company_id = $1", "c").await;
+    assert_eq!(rows, ["SN-1 Widget Main"]);
+}
 }

@@ -352,6 +352,7 @@ async fn a_failed_paging_mode_is_tried_again_a_day_later(db: TestDb) {
     let (code, _, stderr) = ingest_cli(&db, &sim, &[]);
     assert_eq!(code, 0, "{stderr}");
     let lists = [
+        "customers",
         "locations",
         "manufacturing-orders",
         "products",
@@ -360,6 +361,7 @@ async fn a_failed_paging_mode_is_tried_again_a_day_later(db: TestDb) {
         "stock-adjustments",
         "stock-counts",
         "stock-transfers",
+        "vendors",
     ];
     let modes = |mode: &str| lists.iter().map(|l| (format!("paging:{l}"), mode.to_string())).collect::<Vec<_>>();
     assert_eq!(recorded_modes(&store, &company).await, modes("keyset-unsorted"));
@@ -405,10 +407,11 @@ async fn a_failed_paging_mode_is_tried_again_a_day_later(db: TestDb) {
     let (code, _, stderr) = ingest_cli(&db, &sim, &[]);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(sim.count_status(500), 0);
-    // Products are not walked by a re-run: their mode stays as recorded.
+    // Products, customers and vendors are not walked by a re-run: their mode stays as recorded.
+    let walked_once = ["paging:products", "paging:customers", "paging:vendors"];
     let expected: Vec<(String, String)> = modes("keyset")
         .into_iter()
-        .map(|(name, mode)| if name == "paging:products" { (name, "keyset-unsorted".into()) } else { (name, mode) })
+        .map(|(name, mode)| if walked_once.contains(&name.as_str()) { (name, "keyset-unsorted".into()) } else { (name, mode) })
         .collect();
     assert_eq!(recorded_modes(&store, &company).await, expected);
     sim.clear_requests();
@@ -518,5 +521,38 @@ async fn streams_the_account_lacks_are_skipped_with_a_warning(db: TestDb) {
         assert!(stderr.contains("this account does not offer manufacturing-orders"), "{label}: {stderr}");
         sim.shutdown().await;
     }
+}
+}
+
+both_backends! {
+/// An account whose customer and vendor lists answer 404 (the company answers): the run
+/// succeeds with every event and a recorded warning per list, and the orders keep their ids.
+async fn customers_and_vendors_the_account_lacks_leave_ids_and_a_warning(db: TestDb) {
+    let store = db.store().await;
+    let lacking = vec!["customers".to_string(), "vendors".to_string()];
+    let sim = start(Behaviour { unavailable: lacking, ..Behaviour::DEFAULT }, false, 640, 120).await;
+    let (code, stdout, stderr) = ingest_cli(&db, &sim, &[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    for path in ["customers", "vendors"] {
+        assert!(
+            stderr.contains(&format!("{path}: inFlow answers 404 for this list while the company answers")),
+            "{stderr}"
+        );
+    }
+    let company = sim.company_id();
+    let (stored, _) = current_events(&store, &company).await;
+    same_events(&stored, &expected_events(&sim), "without parties");
+    let kinds = texts(
+        &store,
+        "SELECT w.kind FROM run_warnings w JOIN ingest_runs r ON r.run_id = w.run_id \
+         WHERE r.company_id = $1 AND $2 = $2 AND w.kind = 'reference_unavailable'",
+        &company,
+        "",
+    )
+    .await;
+    assert_eq!(kinds.len(), 2, "{kinds:?}");
+    assert_eq!(count(&store, "SELECT count(*) FROM customers").await, 0);
+    assert!(count(&store, "SELECT count(*) FROM documents WHERE party_id IS NOT NULL").await > 0);
+    sim.shutdown().await;
 }
 }

@@ -186,6 +186,8 @@ pub(crate) struct Party {
     pub email: String,
     pub phone: String,
     pub address: Address,
+    /// inFlow's `timestamp`; parties do not change after generation.
+    pub ts: u64,
 }
 
 /// Everything that is not a movement document.
@@ -492,6 +494,10 @@ pub enum Endpoint {
     StockTransfers,
     Products,
     Locations,
+    /// `customers`: the names the sales orders' customerId stand for.
+    Customers,
+    /// `vendors`: the names the purchase orders' vendorId stand for.
+    Vendors,
     ManufacturingOrders,
     StockCounts,
     /// `count-sheets/{id}` only: a stock count's sheet with its lines.
@@ -499,13 +505,15 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 9] = [
+    pub const ALL: [Endpoint; 11] = [
         Endpoint::SalesOrders,
         Endpoint::PurchaseOrders,
         Endpoint::StockAdjustments,
         Endpoint::StockTransfers,
         Endpoint::Products,
         Endpoint::Locations,
+        Endpoint::Customers,
+        Endpoint::Vendors,
         Endpoint::ManufacturingOrders,
         Endpoint::StockCounts,
         Endpoint::CountSheets,
@@ -528,6 +536,8 @@ impl Endpoint {
             Endpoint::StockTransfers => "stock-transfers",
             Endpoint::Products => "products",
             Endpoint::Locations => "locations",
+            Endpoint::Customers => "customers",
+            Endpoint::Vendors => "vendors",
             Endpoint::ManufacturingOrders => "manufacturing-orders",
             Endpoint::StockCounts => "stock-counts",
             Endpoint::CountSheets => "count-sheets",
@@ -547,6 +557,8 @@ impl Endpoint {
             Endpoint::StockTransfers => "stockTransferId",
             Endpoint::Products => "productId",
             Endpoint::Locations => "locationId",
+            Endpoint::Customers => "customerId",
+            Endpoint::Vendors => "vendorId",
             Endpoint::ManufacturingOrders => "manufacturingOrderId",
             Endpoint::StockCounts => "stockCountId",
             Endpoint::CountSheets => "countSheetId",

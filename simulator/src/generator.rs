@@ -380,6 +380,8 @@ impl Gen {
                     i
                 ),
                 phone: format!("+1-555-{:04}", rng.random_range(0..10_000)),
+                // Below every document's: the company's parties came first.
+                ts: 0x100 + i as u64,
                 name,
                 address: Address {
                     address1: street.to_string(),

@@ -455,7 +455,7 @@ impl Simulator {
 
     /// Every document of `sales-orders`, `purchase-orders`, `stock-adjustments`,
     /// `stock-transfers`, `manufacturing-orders` or `stock-counts` (also `products`,
-    /// `locations`, and every sheet as `count-sheets`), rendered with every include, in
+    /// `locations`, `customers`, `vendors`, and every sheet as `count-sheets`), rendered with every include, in
     /// entity-id order, as the API serves them now. Empty for an unknown endpoint.
     pub fn documents(&self, endpoint: &str) -> Vec<Value> {
         match Endpoint::parse(endpoint) {

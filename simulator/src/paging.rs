@@ -203,6 +203,14 @@ fn specs(endpoint: Endpoint) -> &'static [Spec] {
             Spec { name: "isActive", field: F::Active, kind: K::Bool },
             Spec { name: "timestamp", field: F::Timestamp, kind: K::SortOnly },
         ],
+        Endpoint::Customers | Endpoint::Vendors => &[
+            Spec { name: "customerId", field: F::Id, kind: K::SortOnly },
+            Spec { name: "vendorId", field: F::Id, kind: K::SortOnly },
+            Spec { name: "name", field: F::Name, kind: K::Contains },
+            Spec { name: "isActive", field: F::Active, kind: K::Bool },
+            Spec { name: "smart", field: F::Smart, kind: K::SmartText },
+            Spec { name: "timestamp", field: F::Timestamp, kind: K::SortOnly },
+        ],
         Endpoint::ManufacturingOrders => &[
             Spec { name: "manufacturingOrderId", field: F::Id, kind: K::SortOnly },
             Spec { name: "manufacturingOrderNumber", field: F::Number, kind: K::Exact },
@@ -891,6 +899,21 @@ impl Entity for Location {
         match f {
             Field::Id => Val::Id(self.id),
             Field::Name => Val::Str(&self.name),
+            Field::Active => Val::Bool(true),
+            Field::Timestamp => Val::Num(self.ts as i64),
+            _ => Val::Null,
+        }
+    }
+}
+
+impl Entity for crate::data::Party {
+    fn id(&self) -> Uuid {
+        self.id
+    }
+    fn field(&self, f: Field, _cx: &FieldCtx) -> Val<'_> {
+        match f {
+            Field::Id => Val::Id(self.id),
+            Field::Name | Field::Smart => Val::Str(&self.name),
             Field::Active => Val::Bool(true),
             Field::Timestamp => Val::Num(self.ts as i64),
             _ => Val::Null,

@@ -159,6 +159,7 @@ pub(crate) fn root(endpoint: Endpoint) -> Node {
         Endpoint::StockTransfers => Transfer,
         Endpoint::Products => Product,
         Endpoint::Locations => Location,
+        Endpoint::Customers | Endpoint::Vendors => Leaf,
         Endpoint::ManufacturingOrders => Manufacturing,
         Endpoint::StockCounts => Count,
         Endpoint::CountSheets => Sheet,
@@ -383,6 +384,38 @@ pub(crate) fn location(l: &super::data::Location) -> WireLocation<'_> {
         is_default: l.is_default,
         name: &l.name,
         timestamp: Ts(l.ts),
+    }
+}
+
+/// A customer or a vendor: `customerId` or `vendorId` by the list it is on.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct WireParty<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    customer_id: Option<Id>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    vendor_id: Option<Id>,
+    name: &'a str,
+    contact_name: &'a str,
+    email: &'a str,
+    phone: &'a str,
+    address: WireAddress<'a>,
+    is_active: bool,
+    timestamp: Ts,
+}
+
+pub(crate) fn party(endpoint: Endpoint, p: &super::data::Party) -> WireParty<'_> {
+    let customer = endpoint == Endpoint::Customers;
+    WireParty {
+        customer_id: customer.then_some(Id(p.id)),
+        vendor_id: (!customer).then_some(Id(p.id)),
+        name: &p.name,
+        contact_name: &p.contact,
+        email: &p.email,
+        phone: &p.phone,
+        address: address(&p.address),
+        is_active: true,
+        timestamp: Ts(p.ts),
     }
 }
 

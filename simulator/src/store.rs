@@ -130,6 +130,12 @@ impl State {
                 let wire: Vec<_> = page.into_iter().map(render::location).collect();
                 (serde_json::to_vec(&wire).map_err(internal)?, total)
             }
+            Endpoint::Customers | Endpoint::Vendors => {
+                let parties = self.parties(endpoint);
+                let (page, total) = q.run(parties.iter(), |id| parties.iter().find(|p| p.id == id), &fcx)?;
+                let wire: Vec<_> = page.into_iter().map(|p| render::party(endpoint, p)).collect();
+                (serde_json::to_vec(&wire).map_err(internal)?, total)
+            }
         })
     }
 
@@ -174,8 +180,17 @@ impl State {
                 let i = *self.cat.location_index.get(&id).ok_or_else(missing)?;
                 serde_json::to_vec(&render::location(self.cat.location(i)))
             }
+            Endpoint::Customers | Endpoint::Vendors => {
+                let p = self.parties(endpoint).iter().find(|p| p.id == id).ok_or_else(missing)?;
+                serde_json::to_vec(&render::party(endpoint, p))
+            }
         };
         bytes.map_err(internal)
+    }
+
+    /// The customers or the vendors.
+    fn parties(&self, endpoint: Endpoint) -> &[crate::data::Party] {
+        if endpoint == Endpoint::Customers { &self.cat.customers } else { &self.cat.vendors }
     }
 
     /// Every entity of an endpoint rendered with every include.
@@ -237,6 +252,9 @@ impl State {
             Endpoint::Locations => {
                 self.cat.locations.iter().map(|l| to(serde_json::to_value(render::location(l)))).collect()
             }
+            Endpoint::Customers | Endpoint::Vendors => {
+                self.parties(endpoint).iter().map(|p| to(serde_json::to_value(render::party(endpoint, p)))).collect()
+            }
         }
     }
 
@@ -250,6 +268,8 @@ impl State {
         m.insert("stock-counts".into(), self.docs.counts.len());
         m.insert("products".into(), self.cat.products.len());
         m.insert("locations".into(), self.cat.locations.len());
+        m.insert("customers".into(), self.cat.customers.len());
+        m.insert("vendors".into(), self.cat.vendors.len());
         m
     }
 
@@ -346,7 +366,11 @@ impl State {
                     inventory::sc_moves(d, &mut out)
                 }
             }
-            Endpoint::Products | Endpoint::Locations | Endpoint::CountSheets => {}
+            Endpoint::Products
+            | Endpoint::Locations
+            | Endpoint::Customers
+            | Endpoint::Vendors
+            | Endpoint::CountSheets => {}
         }
         out
     }
@@ -359,7 +383,11 @@ impl State {
             Endpoint::StockTransfers => self.docs.transfers.contains_key(&id),
             Endpoint::ManufacturingOrders => self.docs.manufacturing_orders.contains_key(&id),
             Endpoint::StockCounts => self.docs.counts.contains_key(&id),
-            Endpoint::Products | Endpoint::Locations | Endpoint::CountSheets => false,
+            Endpoint::Products
+            | Endpoint::Locations
+            | Endpoint::Customers
+            | Endpoint::Vendors
+            | Endpoint::CountSheets => false,
         }
     }
 
@@ -532,7 +560,11 @@ impl State {
             Endpoint::StockTransfers => &mut self.docs.transfers.get_mut(&id)?.ts,
             Endpoint::ManufacturingOrders => &mut self.docs.manufacturing_orders.get_mut(&id)?.ts,
             Endpoint::StockCounts => &mut self.docs.counts.get_mut(&id)?.ts,
-            Endpoint::Products | Endpoint::Locations | Endpoint::CountSheets => return None,
+            Endpoint::Products
+            | Endpoint::Locations
+            | Endpoint::Customers
+            | Endpoint::Vendors
+            | Endpoint::CountSheets => return None,
         })
     }
 
@@ -581,7 +613,11 @@ impl State {
                         d.started_date = Some(date);
                     }
                 }
-                Endpoint::Products | Endpoint::Locations | Endpoint::CountSheets => {}
+                Endpoint::Products
+                | Endpoint::Locations
+                | Endpoint::Customers
+                | Endpoint::Vendors
+                | Endpoint::CountSheets => {}
             }
             st.touch_header(ep, id);
             Ok(())
@@ -691,7 +727,11 @@ impl State {
                         d.is_cancelled = cancelled;
                     }
                 }
-                Endpoint::Products | Endpoint::Locations | Endpoint::CountSheets => {}
+                Endpoint::Products
+                | Endpoint::Locations
+                | Endpoint::Customers
+                | Endpoint::Vendors
+                | Endpoint::CountSheets => {}
             }
             st.touch_header(ep, id);
             Ok(())
@@ -707,7 +747,11 @@ impl State {
                 Endpoint::StockTransfers => drop(st.docs.transfers.remove(&id)),
                 Endpoint::ManufacturingOrders => drop(st.docs.manufacturing_orders.remove(&id)),
                 Endpoint::StockCounts => drop(st.docs.counts.remove(&id)),
-                Endpoint::Products | Endpoint::Locations | Endpoint::CountSheets => {}
+                Endpoint::Products
+                | Endpoint::Locations
+                | Endpoint::Customers
+                | Endpoint::Vendors
+                | Endpoint::CountSheets => {}
             }
             Ok(())
         })
@@ -755,7 +799,11 @@ impl State {
             Endpoint::ManufacturingOrders | Endpoint::StockCounts => {
                 return Err(SimError::Unsupported(format!("inserting {ep} documents")));
             }
-            Endpoint::Products | Endpoint::Locations | Endpoint::CountSheets => {
+            Endpoint::Products
+            | Endpoint::Locations
+            | Endpoint::Customers
+            | Endpoint::Vendors
+            | Endpoint::CountSheets => {
                 unreachable!("doc_endpoint refuses these")
             }
         };

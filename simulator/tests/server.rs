@@ -119,6 +119,8 @@ async fn small_scale_starts_fast_and_every_endpoint_lists() {
         ("stock-transfers", "stockTransferId"),
         ("products", "productId"),
         ("locations", "locationId"),
+        ("customers", "customerId"),
+        ("vendors", "vendorId"),
     ] {
         assert!(counts[endpoint] > 0, "{endpoint} is empty");
         let page = api.list(endpoint, &[("count", "5")]).await;
@@ -161,7 +163,7 @@ async fn auth_company_and_ids_are_checked() {
     assert!(body["message"].is_string());
     let (s, _) = api.error("stock-transfers/not-a-guid", &[]).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
-    let (s, _) = api.error("customers", &[]).await;
+    let (s, _) = api.error("tax-codes", &[]).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     // The Accept header is recorded per request.
     let log = sim.requests();

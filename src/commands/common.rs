@@ -216,25 +216,61 @@ pub(crate) fn print_summary(
     out.flush()
 }
 
-/// Progress bars on a terminal; otherwise, with -v, a line per stream on stderr (without -v
-/// the run's summary on stdout says the same once).
+/// Each stream's progress bar, shared by the clones of a [`Display`].
+type StreamBars = std::sync::Arc<Mutex<HashMap<&'static str, ProgressBar>>>;
+
+/// Progress bars on a terminal; otherwise, with -v, a line per stream on stderr (without -v the
+/// run's summary on stdout says the same once). Clones share the bars
+/// (the client's rate-limit waits are shown through one).
+#[derive(Clone)]
 pub(crate) struct Display {
-    bars: Option<(MultiProgress, Mutex<HashMap<&'static str, ProgressBar>>)>,
+    bars: Option<(MultiProgress, StreamBars)>,
     lines: bool,
     quiet: bool,
+    /// The stream being walked, whose line shows a wait.
+    current: std::sync::Arc<Mutex<Option<&'static str>>>,
+    /// Somebody reads stderr as the run goes: a terminal, or -v.
+    watched: bool,
 }
 
 impl Display {
     pub(crate) fn new(global: &GlobalArgs) -> Display {
         let terminal = std::io::stderr().is_terminal() && !global.quiet;
-        let bars = terminal
-            .then(|| (MultiProgress::with_draw_target(ProgressDrawTarget::stderr()), Mutex::new(HashMap::new())));
-        Display { bars, lines: !terminal && !global.quiet && global.verbose > 0, quiet: global.quiet }
+        let bars =
+            terminal.then(|| (MultiProgress::with_draw_target(ProgressDrawTarget::stderr()), Default::default()));
+        let watched = terminal || (global.verbose >= 1 && !global.quiet);
+        Display {
+            bars,
+            lines: !terminal && !global.quiet && global.verbose > 0,
+            quiet: global.quiet,
+            current: Default::default(),
+            watched,
+        }
     }
 
     /// -q: no summary either, so that a scheduled job's mail comes only with an error.
     pub(crate) fn quiet(&self) -> bool {
         self.quiet
+    }
+
+    /// Whether somebody reads stderr as the run goes (a terminal, or -v): what a first run will
+    /// cost is told then.
+    pub(crate) fn watched(&self) -> bool {
+        self.watched
+    }
+
+    /// The current stream's line says what it waits for; the next page replaces it.
+    pub(crate) fn waiting(&self, wait: Duration) {
+        if wait < Duration::from_secs(1) {
+            return;
+        }
+        let current = *self.current.lock().expect("progress lock");
+        if let Some((_, bars)) = &self.bars
+            && let Some(stream) = current
+            && let Some(bar) = bars.lock().expect("progress lock").get(stream)
+        {
+            bar.set_message(format!("waiting for the rate limit, {} s", wait.as_secs_f64().ceil()));
+        }
     }
 
     pub(crate) fn clear(&self) {
@@ -246,6 +282,7 @@ impl Display {
 
 impl Progress for Display {
     fn stream_started(&self, stream: &'static str, resumed_from: Option<&str>) {
+        *self.current.lock().expect("progress lock") = Some(stream);
         if let Some((multi, bars)) = &self.bars {
             let bar = multi.add(ProgressBar::new_spinner());
             // `wide_msg`: cut to the terminal's width, so that a long line never wraps and redraws.

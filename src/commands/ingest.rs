@@ -33,6 +33,8 @@ pub async fn run(global: &GlobalArgs, args: IngestArgs) -> anyhow::Result<ExitCo
     };
     super::stop_on_signals(stop.clone());
     let progress = Display::new(global);
+    let shown = progress.clone();
+    client.observe_waits(std::sync::Arc::new(move |wait| shown.waiting(wait)));
     let mut database_failures = 0u32;
     let code = loop {
         let started = Instant::now();
@@ -159,6 +161,17 @@ async fn one_run(
     let started_at = chrono::Utc::now();
     let database = |e: StoreError| Failure::Database(e.into());
     let work = async || {
+        // Told before a first run, where a person (a terminal, or -v) reads it.
+        if progress.watched() && crate::sync::estimate::is_first_run(store, options).await {
+            match crate::sync::estimate::probe(client, &options.types).await {
+                Ok(estimate) => crate::output::note(&estimate.describe(&client.config().limits)),
+                // The run that follows stops at once too.
+                Err(crate::inflow::ClientError::Stopped) => {}
+                Err(e) => {
+                    tracing::warn!("the cost of this first run could not be estimated: {}", crate::error_text(&e))
+                }
+            }
+        }
         let mut result = crate::sync::run(store, client, options, progress, stop).await;
         progress.clear();
         // Printed before the lock is released, but a closed stdout must not keep it held.

@@ -1,5 +1,6 @@
 //! `audit reconcile`: the history against inFlow's stock; exit 1 on any disagreement.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -17,20 +18,29 @@ pub const CSV_COLUMNS: &[&str] = &[
     "product_id",
     "product_name",
     "serial",
-    "inflow",
+    "inflow_location_id",
+    "inflow_location_name",
+    "inflow_sublocation",
+    "inflow_quantity",
     "history_status",
     "history_location_id",
+    "history_location_name",
     "history_sublocation",
     "history_document",
 ];
+
+/// Location names by (company, location id).
+type LocationNames = HashMap<(String, String), String>;
 
 /// Runs `audit reconcile`: its exit status, or the error to report.
 pub async fn run(global: &GlobalArgs, args: ReconcileArgs) -> anyhow::Result<ExitCode> {
     let store = super::open_reading_store(global).await?;
     super::check_company(&store, args.company.company_id.as_deref()).await?;
     let result = disagreements(&store, args.company.company_id.as_deref()).await;
+    let locations = store.location_names().await;
     store.close().await;
     let Reconciled { compared, disagreements: all } = result?;
+    let locations = locations?;
     for (company, snapshot_id, taken) in &compared {
         output::note(&format!(
             "company {company}: snapshot {snapshot_id} of {} {} against the history",
@@ -54,8 +64,10 @@ pub async fn run(global: &GlobalArgs, args: ReconcileArgs) -> anyhow::Result<Exi
                 .collect();
             output::write_json(stdout, &items)?;
         }
-        Format::Csv => output::write_csv(stdout, CSV_COLUMNS, all.iter().map(|(d, name)| csv_row(d, name)))?,
-        Format::Table => print_table(stdout, &all)?,
+        Format::Csv => {
+            output::write_csv(stdout, CSV_COLUMNS, all.iter().flat_map(|(d, name)| csv_rows(d, name, &locations)))?
+        }
+        Format::Table => print_table(stdout, &all, &locations)?,
     }
     if all.is_empty() {
         output::note("The history and inFlow's stock agree.");
@@ -105,35 +117,61 @@ pub async fn disagreements(store: &Store, company_id: Option<&str>) -> anyhow::R
     Ok(Reconciled { compared, disagreements: all })
 }
 
-fn places(d: &Disagreement) -> String {
+/// A location's name, falling back to its id (a location the list no longer returns).
+fn location_label(locations: &LocationNames, company: &str, id: Option<&String>) -> String {
+    let Some(id) = id else { return String::new() };
+    locations.get(&(company.to_string(), id.clone())).cloned().unwrap_or_else(|| id.clone())
+}
+
+/// A name only when one is stored (CSV keeps ids and names in columns of their own).
+fn location_name(locations: &LocationNames, company: &str, id: Option<&String>) -> String {
+    id.and_then(|id| locations.get(&(company.to_string(), id.clone()))).cloned().unwrap_or_default()
+}
+
+fn places(d: &Disagreement, locations: &LocationNames) -> String {
     let list: Vec<String> = d
         .inflow
         .iter()
         .map(|p| {
             let sub = p.sublocation.as_deref().filter(|s| !s.is_empty()).map_or(String::new(), |s| format!("/{s}"));
-            format!("{}{sub}: {}", p.location_id.clone().unwrap_or_default(), p.quantity_on_hand)
+            let place = location_label(locations, &d.company_id, p.location_id.as_ref());
+            format!("{place}{sub}: {}", p.quantity_on_hand)
         })
         .collect();
     list.join("; ")
 }
 
-fn csv_row(d: &Disagreement, name: &Option<String>) -> Vec<String> {
+/// One CSV row per place where inFlow has the serial (one with empty inFlow columns when it has
+/// none), so that every value has a column of its own.
+fn csv_rows(d: &Disagreement, name: &Option<String>, locations: &LocationNames) -> Vec<Vec<String>> {
     let o = |s: &Option<String>| s.clone().unwrap_or_default();
-    vec![
-        d.kind.as_str().to_string(),
-        d.company_id.clone(),
-        o(&d.product_id),
-        o(name),
-        d.serial.clone(),
-        places(d),
-        o(&d.history_status),
-        o(&d.history_location_id),
-        o(&d.history_sublocation),
-        o(&d.history_document),
-    ]
+    let company = d.company_id.as_str();
+    let row = |place: Option<&crate::reconcile::Place>| {
+        vec![
+            d.kind.as_str().to_string(),
+            d.company_id.clone(),
+            o(&d.product_id),
+            o(name),
+            d.serial.clone(),
+            place.and_then(|p| p.location_id.clone()).unwrap_or_default(),
+            location_name(locations, company, place.and_then(|p| p.location_id.as_ref())),
+            place.and_then(|p| p.sublocation.clone()).unwrap_or_default(),
+            place.map(|p| p.quantity_on_hand.to_string()).unwrap_or_default(),
+            o(&d.history_status),
+            o(&d.history_location_id),
+            location_name(locations, company, d.history_location_id.as_ref()),
+            o(&d.history_sublocation),
+            o(&d.history_document),
+        ]
+    };
+    if d.inflow.is_empty() { vec![row(None)] } else { d.inflow.iter().map(|p| row(Some(p))).collect() }
 }
 
-fn print_table(mut out: impl Write, all: &[(Disagreement, Option<String>)]) -> anyhow::Result<()> {
+fn print_table(
+    mut out: impl Write,
+    all: &[(Disagreement, Option<String>)],
+    locations: &LocationNames,
+) -> anyhow::Result<()> {
     let mut table = output::table(&["kind", "serial", "product", "inFlow stock", "history"]);
     for (d, name) in all {
         let history = match &d.history_status {
@@ -145,7 +183,7 @@ fn print_table(mut out: impl Write, all: &[(Disagreement, Option<String>)]) -> a
                     .map_or(String::new(), |s| format!("/{s}"));
                 format!(
                     "{status} at {}{sub} ({})",
-                    d.history_location_id.clone().unwrap_or_default(),
+                    location_label(locations, &d.company_id, d.history_location_id.as_ref()),
                     d.history_document.clone().unwrap_or_default()
                 )
             }
@@ -154,7 +192,7 @@ fn print_table(mut out: impl Write, all: &[(Disagreement, Option<String>)]) -> a
         let product = name.clone().or_else(|| d.product_id.clone()).unwrap_or_default();
         crate::output::add_row(
             &mut table,
-            vec![d.kind.as_str().to_string(), d.serial.clone(), product, places(d), history],
+            vec![d.kind.as_str().to_string(), d.serial.clone(), product, places(d, locations), history],
         );
     }
     writeln!(out, "{table}")?;

@@ -8,7 +8,7 @@ use crate::output::{self, Format, iso_time, short_time};
 use crate::store::Store;
 use crate::store::genealogy::{GenealogyRow, Side};
 use crate::store::query::EventFilter;
-use crate::timeline::{self, Direction, History, TreeNode, doc_label, place_label};
+use crate::timeline::{self, Direction, History, TreeNode, doc_with_party, place_label};
 
 /// CSV columns, part of the documented output contract.
 pub const CSV_COLUMNS: &[&str] = &[
@@ -23,6 +23,8 @@ pub const CSV_COLUMNS: &[&str] = &[
     "doc_type",
     "doc_id",
     "doc_number",
+    "party_id",
+    "party_name",
     "line_collection",
     "line_id",
     "location_id",
@@ -176,6 +178,8 @@ pub fn csv_rows(h: &History) -> Vec<Vec<String>> {
                 e.doc_type.clone(),
                 e.doc_id.clone(),
                 o(&e.doc_number),
+                o(&e.party_id),
+                o(&e.party_name),
                 e.line_collection.clone(),
                 e.line_id.clone(),
                 o(&e.location_id),
@@ -227,7 +231,11 @@ fn print_tables<W: Write>(mut out: W, histories: &[History], all: bool, when: Op
             let mut row = vec![
                 short_time(e.occurred_at),
                 e.event_type.clone(),
-                if narrow { doc_label(e) } else { format!("{} {}", e.doc_type.replace('_', " "), doc_label(e)) },
+                if narrow {
+                    doc_with_party(e)
+                } else {
+                    format!("{} {}", e.doc_type.replace('_', " "), doc_with_party(e))
+                },
                 location,
                 change,
                 entry.on_hand.to_string(),

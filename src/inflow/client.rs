@@ -280,6 +280,11 @@ impl Client {
     }
 
     /// How to read the rate headers from now on.
+    /// Tells `observer` of every wait for the rate limit (this client's and its next runs').
+    pub fn observe_waits(&self, observer: crate::inflow::pacer::WaitObserver) {
+        self.pacer.observe_waits(observer);
+    }
+
     pub fn set_rate_meaning(&self, meaning: RateMeaning) {
         self.rate_meaning.store(meaning as u8, Ordering::Relaxed);
     }

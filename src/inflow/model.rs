@@ -377,6 +377,17 @@ lenient_struct! {
 }
 
 lenient_struct! {
+    /// A customer or a vendor: the id under either name, and what output shows.
+    pub struct Party {
+        customer_id: Option<String>,
+        vendor_id: Option<String>,
+        name: Option<String>,
+        is_active: Option<bool>,
+        timestamp: Option<String>,
+    }
+}
+
+lenient_struct! {
     pub struct Location {
         location_id: Option<String>,
         name: Option<String>,

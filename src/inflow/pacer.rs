@@ -7,6 +7,7 @@
 //! its predecessor could otherwise land inside the previous window.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Mutex;
@@ -59,11 +60,23 @@ struct State {
     paused_until: Option<Instant>,
 }
 
+/// Told how long each wait for a send slot will be, as it starts (a progress line shows it).
+pub type WaitObserver = Arc<dyn Fn(Duration) + Send + Sync>;
+
 /// Hands out send slots under both windows; shared by all requests of a client.
-#[derive(Debug)]
 pub struct Pacer {
     state: Mutex<State>,
+    observer: std::sync::Mutex<Option<WaitObserver>>,
 }
+
+impl std::fmt::Debug for Pacer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pacer").field("state", &self.state).finish_non_exhaustive()
+    }
+}
+
+/// Waits this long or longer are logged at -v; every wait at -vv.
+const NOTABLE_WAIT: Duration = Duration::from_secs(1);
 
 impl Pacer {
     pub fn new(limits: RateLimits) -> Pacer {
@@ -72,6 +85,24 @@ impl Pacer {
                 windows: [Window::new(limits.per_minute, limits.minute), Window::new(limits.per_hour, limits.hour())],
                 paused_until: None,
             }),
+            observer: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Tells `observer` of every wait from now on.
+    pub fn observe_waits(&self, observer: WaitObserver) {
+        *self.observer.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(observer);
+    }
+
+    fn waiting(&self, wait: Duration) {
+        if wait >= NOTABLE_WAIT {
+            tracing::info!("waiting for the rate limit, {} s", wait.as_secs_f64().ceil());
+        } else {
+            tracing::debug!("waiting for the rate limit, {wait:.1?}");
+        }
+        let observer = self.observer.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        if let Some(observer) = observer {
+            observer(wait);
         }
     }
 
@@ -93,6 +124,7 @@ impl Pacer {
                 }
                 at
             };
+            self.waiting(wait_until.saturating_duration_since(Instant::now()));
             tokio::time::sleep_until(wait_until).await;
         }
     }

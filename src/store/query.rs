@@ -5,7 +5,7 @@ use sqlx::QueryBuilder;
 
 use super::{Context, Store, StoreError, on_pool};
 
-/// A `serial_events` row with the names of its product and location.
+/// A `serial_events` row with the names of its product, location, and customer or vendor.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
 pub struct EventRow {
     pub event_id: i64,
@@ -17,6 +17,10 @@ pub struct EventRow {
     pub doc_type: String,
     pub doc_id: String,
     pub doc_number: Option<String>,
+    /// The sales order's customer or the purchase order's vendor (`documents.party_id`).
+    pub party_id: Option<String>,
+    /// Its name, once the customers or vendors are fetched.
+    pub party_name: Option<String>,
     pub line_collection: String,
     pub line_id: String,
     pub event_type: String,
@@ -47,13 +51,16 @@ pub struct EventFilter<'a> {
 /// The events of one serial with product and location names, up to the serial to compare with
 /// (the benchmark runs the same text in `sqlite3` and `psql`).
 pub const EVENT_COLUMNS: &str = "SELECT e.event_id, e.company_id, e.serial, e.product_id, p.name AS product_name, \
-     p.sku AS product_sku, e.doc_type, e.doc_id, e.doc_number, e.line_collection, e.line_id, e.event_type, \
-     e.occurred_at, e.location_id, l.name AS location_name, e.sublocation, e.quantity_delta, e.doc_status, \
+     p.sku AS product_sku, e.doc_type, e.doc_id, e.doc_number, d.party_id, COALESCE(c.name, v.name) AS party_name, \
+     e.line_collection, e.line_id, e.event_type, e.occurred_at, e.location_id, l.name AS location_name, e.sublocation, e.quantity_delta, e.doc_status, \
      e.observed_at, e.run_id, e.retracted_at, e.retracted_run_id, t.status_after \
      FROM serial_events e \
      LEFT JOIN event_types t ON t.event_type = e.event_type \
      LEFT JOIN products p ON p.company_id = e.company_id AND p.product_id = e.product_id \
      LEFT JOIN locations l ON l.company_id = e.company_id AND l.location_id = e.location_id \
+     LEFT JOIN documents d ON d.company_id = e.company_id AND d.doc_type = e.doc_type AND d.doc_id = e.doc_id \
+     LEFT JOIN customers c ON e.doc_type = 'sales_order' AND c.company_id = d.company_id AND c.customer_id = d.party_id \
+     LEFT JOIN vendors v ON e.doc_type = 'purchase_order' AND v.company_id = d.company_id AND v.vendor_id = d.party_id \
      WHERE e.serial = ";
 
 impl Store {

@@ -1,4 +1,4 @@
-//! Reference data: locations and products, so that output can show names.
+//! Reference data: locations, products, customers and vendors, so that output can show names.
 
 use chrono::Utc;
 use sqlx::QueryBuilder;
@@ -37,7 +37,94 @@ pub struct ProductRow<'a> {
     pub row_version: Option<&'a str>,
 }
 
+/// A customer or a vendor as stored.
+#[derive(Debug, Clone, Copy)]
+pub struct PartyRow<'a> {
+    /// inFlow's `customerId` or `vendorId`.
+    pub party_id: &'a str,
+    /// Its name.
+    pub name: Option<&'a str>,
+    /// Whether inFlow shows it as active.
+    pub is_active: Option<bool>,
+    /// inFlow's `timestamp` of it.
+    pub row_version: Option<&'a str>,
+}
+
+/// Which party table: the customers of sales orders or the vendors of purchase orders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parties {
+    /// `customers`.
+    Customers,
+    /// `vendors`.
+    Vendors,
+}
+
+impl Parties {
+    /// The table, which is also the inFlow list's path and its owed walk's stream name.
+    pub fn table(self) -> &'static str {
+        match self {
+            Parties::Customers => "customers",
+            Parties::Vendors => "vendors",
+        }
+    }
+
+    /// The id column, e.g. `customer_id`.
+    pub fn id_column(self) -> &'static str {
+        match self {
+            Parties::Customers => "customer_id",
+            Parties::Vendors => "vendor_id",
+        }
+    }
+
+    /// inFlow's id property, e.g. `customerId`.
+    pub fn id_field(self) -> &'static str {
+        match self {
+            Parties::Customers => "customerId",
+            Parties::Vendors => "vendorId",
+        }
+    }
+}
+
 impl Store {
+    /// Inserts or refreshes customers or vendors; ones with an id too long to index are skipped.
+    pub async fn upsert_parties(
+        &self,
+        company_id: &str,
+        which: Parties,
+        parties: &[PartyRow<'_>],
+    ) -> Result<u64, StoreError> {
+        let (table, column) = (which.table(), which.id_column());
+        let rows: Vec<&PartyRow> = parties.iter().filter(|p| indexable(p.party_id, table)).collect();
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let now = Utc::now();
+        let what = || format!("saving {table}");
+        on_pool!(self, pool => {
+            let mut tx = pool.begin_write().await.context(what)?;
+            for chunk in rows.chunks(500) {
+                let mut q = QueryBuilder::new(format!(
+                    "INSERT INTO {table} (company_id, {column}, name, is_active, row_version, updated_at) "
+                ));
+                q.push_values(chunk, |mut row, p| {
+                    row.push_bind(company_id)
+                        .push_bind(p.party_id)
+                        .push_bind(p.name)
+                        .push_bind(p.is_active)
+                        .push_bind(p.row_version)
+                        .push_bind(now);
+                });
+                q.push(format!(
+                    " ON CONFLICT (company_id, {column}) DO UPDATE SET name = excluded.name, \
+                     is_active = excluded.is_active, row_version = excluded.row_version, updated_at = excluded.updated_at"
+                ));
+                q.build().persistent(false).execute(&mut *tx).await.context(what)?;
+            }
+            tx.commit().await.context(what)?;
+            Ok(rows.len() as u64)
+        })
+    }
+
     /// Whether any location of the company is stored.
     pub async fn has_locations(&self, company_id: &str) -> Result<bool, StoreError> {
         on_pool!(self, pool => {

@@ -139,6 +139,8 @@ pub struct PageOutcome {
     pub unknown_products: Vec<String>,
     /// A stock count's difference came or went: the adjustments it made are to be derived again.
     pub counts_moved: bool,
+    /// An order names a customer or vendor the reference table lacks.
+    pub unknown_party: bool,
 }
 
 impl PageOutcome {
@@ -147,6 +149,7 @@ impl PageOutcome {
         self.work += other.work;
         self.quarantined += other.quarantined;
         self.counts_moved |= other.counts_moved;
+        self.unknown_party |= other.unknown_party;
         self.unknown_products.extend(other.unknown_products);
         self.unknown_products.sort();
         self.unknown_products.dedup();
@@ -359,6 +362,9 @@ trait PageSteps {
         classified: &Classified<'_>,
     ) -> Result<Vec<String>, sqlx::Error>;
 
+    /// Whether a (re)derived order names a customer or vendor that the reference table lacks.
+    async fn unknown_party(&mut self, ctx: &PageContext<'_>, classified: &Classified<'_>) -> Result<bool, sqlx::Error>;
+
     /// Quarantines the documents set aside, refused or unreadable, and records their warnings
     /// and the page's loose ones, counting them in the outcome.
     async fn quarantine(
@@ -426,6 +432,7 @@ for_each_connection! {
             self.upsert_documents(ctx, &classified).await?;
             let warnings = self.record_changes(ctx, &classified, &diff.changes).await?;
             let unknown_products = self.unknown_products(ctx, &classified).await?;
+            let unknown_party = self.unknown_party(ctx, &classified).await?;
             // Deriving again changes a document only where its events differ.
             let documents_changed = if ctx.rebuild { diff.changes.len() } else { classified.changed.len() };
             let work = Counters {
@@ -436,7 +443,7 @@ for_each_connection! {
                 events_retracted: diff.retracted.len() as i64,
                 warnings,
             };
-            Ok(PageOutcome { work, quarantined: 0, unknown_products, counts_moved: diff.counts_moved })
+            Ok(PageOutcome { work, quarantined: 0, unknown_products, counts_moved: diff.counts_moved, unknown_party })
         }
 
         async fn classify<'d>(
@@ -615,6 +622,25 @@ for_each_connection! {
             Ok(products.iter().filter(|p| !have.contains(**p)).map(|p| p.to_string()).collect())
         }
 
+        async fn unknown_party(&mut self, ctx: &PageContext<'_>, classified: &Classified<'_>) -> Result<bool, sqlx::Error> {
+            let Some((table, column)) = party_table(ctx.doc_type) else { return Ok(false) };
+            let parties: Vec<&str> = classified
+                .changed
+                .iter()
+                .filter_map(|(d, _)| d.derived.party_id.as_deref())
+                .collect::<HashSet<_>>()
+                .into_iter()
+                .collect();
+            if parties.is_empty() {
+                return Ok(false);
+            }
+            let mut q = QueryBuilder::new(format!("SELECT count(*) FROM {table} WHERE company_id = "));
+            q.push_bind(ctx.company_id);
+            push_in(&mut q, &format!(" AND {column}"), &parties);
+            let known: i64 = q.build_query_scalar().persistent(false).fetch_one(&mut *self).await?;
+            Ok(usize::try_from(known).unwrap_or(0) < parties.len())
+        }
+
         async fn quarantine(
             &mut self,
             ctx: &PageContext<'_>,
@@ -667,6 +693,11 @@ for_each_connection! {
             if !outcome.unknown_products.is_empty() {
                 self.owe_walk(ctx.company_id, "products", ctx.run_id, ctx.now).await?;
             }
+            if outcome.unknown_party
+                && let Some((table, _)) = party_table(ctx.doc_type)
+            {
+                self.owe_walk(ctx.company_id, table, ctx.run_id, ctx.now).await?;
+            }
             // Derived again at the end of the run.
             if outcome.counts_moved {
                 self.owe_walk(ctx.company_id, RECHECK_ADJUSTMENTS, ctx.run_id, ctx.now).await?;
@@ -683,6 +714,16 @@ for_each_connection! {
             }
             Ok(())
         }
+    }
+}
+
+/// The reference table (also the name of its owed walk in `sync_state`) and id column of the
+/// party a document type names: sales orders' customers, purchase orders' vendors.
+pub(crate) fn party_table(doc_type: DocType) -> Option<(&'static str, &'static str)> {
+    match doc_type {
+        DocType::SalesOrder => Some(("customers", "customer_id")),
+        DocType::PurchaseOrder => Some(("vendors", "vendor_id")),
+        _ => None,
     }
 }
 

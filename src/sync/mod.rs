@@ -13,6 +13,7 @@
 
 mod adapt;
 mod derive;
+pub mod estimate;
 pub mod rebuild;
 mod record;
 pub mod run;

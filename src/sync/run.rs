@@ -15,7 +15,9 @@ use std::borrow::Cow;
 use chrono::{NaiveDate, Utc};
 use serde_json::value::RawValue;
 
-use super::adapt::{Adapt, fetch_all, fetch_locations_with, learnt, product_rows, resumed_start, walk_mark};
+use super::adapt::{
+    Adapt, fetch_all, fetch_locations_with, fetch_parties, learnt, product_rows, resumed_start, walk_mark,
+};
 use super::derive::{Stored, derive_docs, storable_forms, unreadable};
 use super::rebuild::recheck_adjustments;
 use super::record::{RunRecord, Worked};
@@ -28,6 +30,7 @@ use crate::inflow::walk::{CountMeaning, ListSpec, Paging, Pass, Position, Walk, 
 use crate::inflow::{Client, ClientError};
 use crate::mapping::{Derived, DocType};
 use crate::store::Store;
+use crate::store::reference::Parties;
 use crate::store::walks::{RECHECK_ADJUSTMENTS, WalkEnd, WalkMark};
 use crate::store::write::{DocWrite, PageKind, PageOutcome, PageWrite, Quarantine};
 
@@ -215,19 +218,55 @@ impl Run<'_> {
                 recheck_adjustments(self.store, &self.options.company_id, self.run_id, self.counters_now()).await?;
             self.store.complete_walk(&self.options.company_id, RECHECK_ADJUSTMENTS, self.run_id).await?;
         }
-        // Products are fetched once, at the end, when events named ones we do not know (this
-        // run or an earlier one that stopped before it could).
-        let owed = self.store.sync_state(&self.options.company_id, "products").await?.walk_id.is_some();
-        if owed {
-            match self.fetch_products().await {
-                Ok(()) => self.store.complete_walk(&self.options.company_id, "products", self.run_id).await?,
+        let stop = self.owed_references().await?;
+        Ok((summaries, stop))
+    }
+
+    /// Products, customers and vendors are fetched once, at the end, when documents named ones
+    /// we do not know (this run or an earlier one that stopped before it could): a run that
+    /// found nothing new costs no request for them.
+    async fn owed_references(&mut self) -> Result<Option<StopReason>, SyncError> {
+        for list in [None, Some(Parties::Customers), Some(Parties::Vendors)] {
+            let stream = list.map_or("products", Parties::table);
+            if self.store.sync_state(&self.options.company_id, stream).await?.walk_id.is_none() {
+                continue;
+            }
+            let result = match list {
+                None => self.fetch_products().await,
+                Some(which) => {
+                    let adapt = Adapt::new(self.store, self.client, &self.options.company_id, self.run_id);
+                    let result = fetch_parties(&adapt, which).await;
+                    self.counters.work.warnings += adapt.warnings.get();
+                    result
+                }
+            };
+            match result {
+                Ok(()) => {}
                 Err(SyncError::Reference { source, .. }) if clean_stop(&source, self.stop).is_some() => {
-                    return Ok((summaries, clean_stop(&source, self.stop)));
+                    return Ok(clean_stop(&source, self.stop));
+                }
+                // An account without the list: names stay GUIDs, and the run goes on.
+                Err(SyncError::Reference { source: ClientError::Unavailable { path, .. }, .. }) if list.is_some() => {
+                    self.reference_unavailable(&path).await?;
                 }
                 Err(e) => return Err(e),
             }
+            self.store.complete_walk(&self.options.company_id, stream, self.run_id).await?;
         }
-        Ok((summaries, None))
+        Ok(None)
+    }
+
+    /// A reference list (customers, vendors) the account does not offer: a recorded warning.
+    async fn reference_unavailable(&mut self, path: &str) -> Result<(), SyncError> {
+        let text = format!(
+            "{path}: inFlow answers 404 for this list while the company answers, so output shows their ids \
+             instead of names; it is tried again when an order names one not stored"
+        );
+        tracing::warn!("{text}");
+        let company = &self.options.company_id;
+        self.store.record_run_warning(self.run_id, company, None, "reference_unavailable", &text).await?;
+        self.counters.work.warnings += 1;
+        Ok(())
     }
 
     fn sync_client_counters(&mut self) {

@@ -263,6 +263,8 @@ mod tests {
             doc_type: "x".into(),
             doc_id: doc.into(),
             doc_number: Some(doc.into()),
+            party_id: None,
+            party_name: None,
             line_collection: "lines".into(),
             line_id: format!("l{id}"),
             event_type: event_type.into(),

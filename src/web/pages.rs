@@ -350,6 +350,11 @@ fn history_section(h: &History, several_companies: bool, end: DateTime<Utc>, dow
                                         Some(n) => a href=(document_href(n)) { (Shown(n)) },
                                         None => span.muted { (e.doc_id) },
                                     }
+                                    @match (e.doc_type.as_str(), &e.party_name) {
+                                        ("sales_order", Some(name)) => { " to " (Shown(name)) },
+                                        ("purchase_order", Some(name)) => { " from " (Shown(name)) },
+                                        _ => {},
+                                    }
                                 }
                                 td { @if e.location_id.is_some() { (timeline::place_label(e)) } }
                                 td.num { @match e.quantity_delta { 1 => "+1", 0 => "", d => (d) } }

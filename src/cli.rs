@@ -584,7 +584,8 @@ pub struct SqlArgs {
     pub file: Option<std::path::PathBuf>,
 
     /// A named parameter of the query: --param po_number=PO-000012 (repeatable). Parameters
-    /// named like dates (from, to, since, ..._date, ..._at) take 2025-07-01 or an RFC 3339 time.
+    /// named like dates (from, to, since, ..._date, ..._at) take 2025-07-01 or an RFC 3339 time
+    /// (a value not written like a date, such as ship_to=Dock 4, is passed as given).
     #[arg(long = "param", short = 'p', value_name = "NAME=VALUE", value_parser = parse_param)]
     pub params: Vec<(String, String)>,
 

@@ -323,7 +323,7 @@ mod tests {
     }
 
     /// Flag over file over default. (The environment's place, between the two, is shown by
-    /// tests/config.rs, which sets variables in a child process only.)
+    /// tests/cli.rs, which sets variables in a child process only.)
     #[test]
     fn a_flag_wins_over_the_file_which_wins_over_the_default() {
         let loaded = Loaded {

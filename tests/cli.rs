@@ -188,6 +188,13 @@ async fn sql_messages_name_the_mistake(db: TestDb) {
     assert!(err.contains("syntax error") && err.contains("did you mean SELECT?") && !err.contains("refused"), "{err}");
     let err = sql_fails(&db, &["DELETE FROM serial_events"]);
     assert!(err.contains("refused"), "{err}");
+    // A keyword followed by punctuation is a statement, not a misspelling.
+    for glued in ["select(1) AS n", "select*from (select 1 AS n) AS t"] {
+        assert_eq!(sql_rows(&db, &[glued], None)[0]["n"], 1, "{glued}");
+    }
+    // An empty standard input is told as such (output() gives the child an empty one).
+    let err = sql_fails(&db, &["--file", "-"]);
+    assert!(err.contains("read no query from stdin"), "{err}");
     let err = sql_fails(&db, &["--query", "moved_between", "--param", "from=01/01/2025", "--param", "to=2030-01-01"]);
     assert!(err.contains("--param from=01/01/2025 is not a date") && err.contains("2025-07-01"), "{err}");
     let by_date = sql_rows(&db, &["--query", "moved_between", "--param", "from=2000-01-01", "--param", "to=2100-01-01"], None);

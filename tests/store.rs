@@ -326,3 +326,24 @@ async fn serial_stock_latest_names_the_product_and_location(db: TestDb) {
     assert_eq!(rows, ["SN-1 Widget Main"]);
 }
 }
+
+both_backends! {
+/// A failed first ingest removes the database file it created only while nothing but its own
+/// ended runs is in it: another process's running ingest, lock or company keeps the file.
+async fn only_a_database_of_ended_runs_of_one_company_counts_as_untouched(db: TestDb) {
+    let store = db.store().await;
+    let args = serde_json::json!({});
+    assert!(store.holds_only_ended_runs_of("c1").await.unwrap(), "an empty database");
+    let run = store.begin_run("c1", "ingest", &args, None).await.unwrap();
+    assert!(!store.holds_only_ended_runs_of("c1").await.unwrap(), "a run still going");
+    store.mark_interrupted(run, "failed").await.unwrap();
+    assert!(store.holds_only_ended_runs_of("c1").await.unwrap(), "its own ended run");
+    let lock = store.try_lock("c2", "ingest").await.unwrap().unwrap();
+    assert!(!store.holds_only_ended_runs_of("c1").await.unwrap(), "another process's lock");
+    lock.release().await;
+    assert!(store.holds_only_ended_runs_of("c1").await.unwrap());
+    let other = store.begin_run("c2", "ingest", &args, None).await.unwrap();
+    store.mark_interrupted(other, "failed").await.unwrap();
+    assert!(!store.holds_only_ended_runs_of("c1").await.unwrap(), "another company's run");
+}
+}

@@ -61,7 +61,8 @@ pub async fn run(global: &GlobalArgs, args: IngestArgs) -> anyhow::Result<ExitCo
                 Ok(code) => break code.unwrap_or(ExitCode::SUCCESS),
                 Err(Failure::Database(err) | Failure::Other(err)) => {
                     if let Some(store) = store.take() {
-                        let empty = new_file.is_some() && matches!(store.holds_documents().await, Ok(false));
+                        let empty =
+                            new_file.is_some() && matches!(store.holds_only_ended_runs_of(&company).await, Ok(true));
                         store.close().await;
                         if let (true, Some(path)) = (empty, &new_file) {
                             super::common::remove_sqlite_files(path);

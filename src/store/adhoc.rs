@@ -213,12 +213,11 @@ pub struct NotAStatement {
 
 /// Tells a misspelt first keyword from a statement that writes.
 pub fn check_statement_keyword(sql: &str) -> Result<(), NotAStatement> {
-    let word: String = strip_leading_comments(sql).chars().take_while(|c| !c.is_whitespace() && *c != ';').collect();
+    // The keyword ends where a letter does, as `check_read_only` reads it: `select(1)`,
+    // `values(1)` and `select*from t` are statements.
+    let word: String = strip_leading_comments(sql).chars().take_while(char::is_ascii_alphabetic).collect();
     let lower = word.to_ascii_lowercase();
-    if lower.starts_with('(')
-        || READING_KEYWORDS.contains(&lower.as_str())
-        || WRITING_KEYWORDS.contains(&lower.as_str())
-    {
+    if lower.is_empty() || READING_KEYWORDS.contains(&lower.as_str()) || WRITING_KEYWORDS.contains(&lower.as_str()) {
         return Ok(());
     }
     let near = READING_KEYWORDS.iter().find(|k| edit_distance(k, &lower) <= 2 && lower.len() >= 3);
@@ -1294,7 +1293,16 @@ mod tests {
         );
         let err = check_statement_keyword("-- c\nfrobnicate").unwrap_err().to_string();
         assert!(err.contains("`frobnicate`") && !err.contains("did you mean"), "{err}");
-        for ok in ["SELECT 1", "delete from t", "  with x as (select 1) select 1", "(select 1)", "pragma x"] {
+        for ok in [
+            "SELECT 1",
+            "delete from t",
+            "  with x as (select 1) select 1",
+            "(select 1)",
+            "pragma x",
+            "select(1)",
+            "VALUES(1)",
+            "select*from t",
+        ] {
             assert_eq!(check_statement_keyword(ok), Ok(()), "{ok}");
         }
         assert_eq!(edit_distance("selec", "select"), 1);

@@ -53,13 +53,20 @@ impl Store {
         })
     }
 
-    /// Whether the database holds any document at all (of any company).
-    pub async fn holds_documents(&self) -> Result<bool, StoreError> {
+    /// Whether the database holds nothing but ended runs of `company_id`: no document, no run
+    /// of another company, no run still going and no lock held. A failed first ingest removes
+    /// the file it created only then, so that a process that opened it meanwhile keeps it.
+    pub async fn holds_only_ended_runs_of(&self, company_id: &str) -> Result<bool, StoreError> {
         on_pool!(self, pool => {
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM documents)")
-                .fetch_one(pool)
-                .await
-                .context(|| "looking for documents".into())
+            sqlx::query_scalar(
+                "SELECT NOT (EXISTS (SELECT 1 FROM documents) \
+                 OR EXISTS (SELECT 1 FROM ingest_runs WHERE company_id <> $1 OR status = 'running') \
+                 OR EXISTS (SELECT 1 FROM ingest_locks))",
+            )
+            .bind(company_id)
+            .fetch_one(pool)
+            .await
+            .context(|| "looking for others' data".into())
         })
     }
 

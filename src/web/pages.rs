@@ -539,7 +539,7 @@ pub async fn recall(State(state): Shared, Query(query): Query<RecallQuery>) -> P
             return Err(PageError::Unavailable(format!(
                 "Recall is not available in this view: it is limited to company {company} (--company-id), and the \
                  shipped recall queries cover every company in the database, so they would show other companies' \
-                 serials and customers. Run `audit sql --file sql/recall.sql` instead, or serve without --company-id."
+                 serials and customers. Run `audit sql --query recall` instead, or serve without --company-id."
             )));
         }
     }

@@ -1,6 +1,6 @@
 -- Which customer received a serial: every sales order that picked or shipped it, with the
 -- customer's name (and id), when it was picked and shipped, and whether the customer returned it.
--- Run: audit sql --file sql/customer_of_serial.sql --param serial=SN-001234
+-- Run: audit sql --query customer_of_serial --param serial=SN-001234
 SELECT e.serial,
        e.product_id,
        MAX(p.name) AS product_name,

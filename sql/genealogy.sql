@@ -4,7 +4,7 @@
 -- unit was put away (NULL while its manufacturing order is not completed); matched_to says how
 -- closely the link is known (unit: this very unit; line: one of the units of an order line;
 -- order: one of the units of the order). `audit timeline SERIAL --tree` prints the same tree.
--- Run: audit sql --file sql/genealogy.sql --param serial=LAP-000123
+-- Run: audit sql --query genealogy --param serial=LAP-000123
 WITH RECURSIVE
 down (company_id, level, parent_serial, serial, product_id, product_name, manufacturing_order, built_at, matched_to) AS (
     SELECT g.company_id, 1, g.finished_serial, g.component_serial, g.component_product_id, g.component_product_name,

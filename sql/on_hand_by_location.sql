@@ -1,6 +1,6 @@
 -- Serials on hand per location, sublocation and product, per the recorded history.
 -- To list the serials themselves: SELECT * FROM serial_current WHERE status = 'in_stock'.
--- Run: audit sql --file sql/on_hand_by_location.sql
+-- Run: audit sql --query on_hand_by_location
 SELECT location_name,
        location_id,
        sublocation,

@@ -1,6 +1,6 @@
 -- Which purchase order and vendor brought a serial in: every receipt of it, with the vendor's name,
 -- the date and where it was put.
--- Run: audit sql --file sql/purchase_of_serial.sql --param serial=SN-001234
+-- Run: audit sql --query purchase_of_serial --param serial=SN-001234
 SELECT e.serial,
        p.name AS product_name,
        e.doc_number AS purchase_order,

@@ -5,7 +5,7 @@
 -- it, level 2 a unit built from that unit, and so on; built_on is the manufacturing order of
 -- the last step. customer_id and customer_name are the customer of the sales order that took the unit out of
 -- stock.
--- Run: audit sql --file sql/recall.sql --param po_number=PO-000012
+-- Run: audit sql --query recall --param po_number=PO-000012
 WITH RECURSIVE received AS (
     SELECT r.company_id, r.product_id, r.serial, r.occurred_at
     FROM serial_events r

@@ -2,7 +2,7 @@
 -- from it (following serial_genealogy, through subassemblies too), where each one is now, and the
 -- customer who has it. The same columns as recall.sql: level 0 is the serial itself (received_at
 -- its first receipt, if any), level 1 a unit built from it, and so on.
--- Run: audit sql --file sql/recall_serial.sql --param serial=CHIP-000123
+-- Run: audit sql --query recall_serial --param serial=CHIP-000123
 WITH RECURSIVE received AS (
     SELECT r.company_id, r.product_id, r.serial,
            MIN(CASE WHEN r.event_type = 'received' THEN r.occurred_at END) AS occurred_at

@@ -1,7 +1,7 @@
 -- Time in stock per serial: the days between each arrival (received, restocked, adjusted in,
 -- transfer received) and the next movement, added up; a serial still in stock counts until now.
--- One file per engine because date arithmetic differs; `--file sql/time_in_stock.sql` picks it.
--- Run: audit sql --file sql/time_in_stock.sql
+-- One file per engine because date arithmetic differs; `--query time_in_stock` picks it.
+-- Run: audit sql --query time_in_stock
 -- Undated movements are placed as `audit timeline` places them (serial_events_effective); one
 -- with no date at all to go by is left out.
 WITH moves AS (

@@ -3,7 +3,7 @@
 -- events with no earlier step to borrow a date from are left out: nothing says they had
 -- happened. The history as known today (retractions apply); `audit timeline SERIAL --on DAY`
 -- answers the same, in the local time zone unless --utc is given.
--- Run: audit sql --file sql/where_on_date.sql --param serial=SN-000382 --param on=2025-06-18
+-- Run: audit sql --query where_on_date --param serial=SN-000382 --param on=2025-06-18
 WITH ranked AS (
     SELECT e.company_id, e.product_id, e.serial, e.event_type, t.status_after, e.occurred_at,
            e.location_id, e.sublocation, e.doc_type, e.doc_number,

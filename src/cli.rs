@@ -431,6 +431,11 @@ pub struct IngestArgs {
     #[arg(long, value_name = "INTERVAL", value_parser = parse_duration)]
     pub every: Option<std::time::Duration>,
 
+    /// Run once, even when the settings file sets `every` (for a cron job that shares the file
+    /// of a looping service).
+    #[arg(long, conflicts_with = "every")]
+    pub once: bool,
+
     /// When another ingest of the same company and database is running, wait for it instead of
     /// exiting (with status 75).
     #[arg(long)]

@@ -211,6 +211,7 @@ pub fn apply(cli: &mut Cli, matches: &ArgMatches, loaded: &Loaded) -> Result<(),
         Command::Ingest(args) => {
             if let Some(every) = &s.every
                 && unset(sub, "every")
+                && !args.once
             {
                 args.every = crate::cli::parse_duration(every).ok();
             }
@@ -338,6 +339,9 @@ mod tests {
         assert_eq!(args.inflow.max_per_minute, 20);
         assert_eq!(args.inflow.max_per_hour, 1000, "default kept");
         assert_eq!(args.every, Some(std::time::Duration::from_secs(3600)));
+
+        let Command::Ingest(args) = cli(&["audit", "ingest", "--once"], &loaded).command else { panic!() };
+        assert_eq!(args.every, None, "--once overrides the file's every");
 
         let Cli { global, command } =
             cli(&["audit", "--database-url", "sqlite://flag.db", "ingest", "--max-per-minute", "5"], &loaded);

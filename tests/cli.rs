@@ -572,3 +572,14 @@ async fn status_shows_a_suspended_walk_as_pages_read(db: TestDb) {
     assert!(!table.contains("after:") && !table.contains("page after"), "{table}");
 }
 }
+
+/// A reading command on `sqlite::memory:` migrated a fresh database, reopened it read-only (a new,
+/// empty one) and migrated again, until the stack overflowed. It is an error that says why.
+#[test]
+fn an_in_memory_database_is_refused_by_reading_commands_not_recursed_into() {
+    for args in [&["status"][..], &["sql", "SELECT 1"], &["timeline", "SN-1"]] {
+        let (code, stdout, stderr) = run_audit("sqlite::memory:", args, &[]);
+        assert_eq!(code, 2, "{args:?}: {stdout}{stderr}");
+        assert!(stderr.contains("in-memory SQLite database keeps nothing"), "{args:?}: {stderr}");
+    }
+}

@@ -98,6 +98,17 @@ pub enum StoreError {
         source: sqlx::Error,
     },
 
+    /// The schema was brought up to date, yet a new connection finds it behind again: the
+    /// database does not outlive its connection (`sqlite::memory:`).
+    #[error(
+        "the database {url} is empty again on every connection (an in-memory SQLite database keeps nothing \
+         between connections); point --database-url at a database file"
+    )]
+    NotKept {
+        /// The URL, its password hidden.
+        url: String,
+    },
+
     /// The schema is newer than this build.
     #[error(
         "the database schema is at version {found}, newer than this build of audit understands \
@@ -295,6 +306,10 @@ impl Store {
     /// a read-only file or directory too. A schema that is behind is brought up to date first
     /// (that needs write access once); a newer one is refused.
     pub async fn open_read_only(url: &DatabaseUrl) -> Result<Store, StoreError> {
+        Store::open_read_only_after(url, false).await
+    }
+
+    async fn open_read_only_after(url: &DatabaseUrl, migrated: bool) -> Result<Store, StoreError> {
         if url.backend() != Backend::Sqlite {
             return Store::open(url).await;
         }
@@ -309,6 +324,10 @@ impl Store {
         match store.schema_version().await? {
             Some(v) if v == latest => Ok(store),
             Some(v) if v > latest => Err(StoreError::SchemaTooNew { found: v, supported: latest }),
+            _ if migrated => {
+                store.close().await;
+                Err(StoreError::NotKept { url: url.redacted() })
+            }
             found => {
                 store.close().await;
                 match Store::open(url).await {
@@ -321,7 +340,7 @@ impl Store {
                         });
                     }
                 }
-                Box::pin(Store::open_read_only(url)).await
+                Box::pin(Store::open_read_only_after(url, true)).await
             }
         }
     }

@@ -214,9 +214,18 @@ mod tests {
         owed: impl AsyncFn(&mut C) -> Vec<(String, String, i64)>,
     ) {
         run(conn, runner().set_target(refinery_core::Target::Version(11))).await.unwrap();
-        exec(conn, "INSERT INTO ingest_runs (company_id, command, status, started_at) \
-                    VALUES ('c', 'ingest', 'succeeded', '2025-01-01T00:00:00Z')").await;
-        for (doc_type, id, party) in [("sales_order", "s1", "'cu1'"), ("purchase_order", "p1", "'v1'"), ("purchase_order", "p2", "'v2'"), ("stock_transfer", "t1", "NULL")] {
+        exec(
+            conn,
+            "INSERT INTO ingest_runs (company_id, command, status, started_at) \
+                    VALUES ('c', 'ingest', 'succeeded', '2025-01-01T00:00:00Z')",
+        )
+        .await;
+        for (doc_type, id, party) in [
+            ("sales_order", "s1", "'cu1'"),
+            ("purchase_order", "p1", "'v1'"),
+            ("purchase_order", "p2", "'v2'"),
+            ("stock_transfer", "t1", "NULL"),
+        ] {
             exec(conn, &format!("INSERT INTO documents (company_id, doc_type, doc_id, party_id, raw, first_seen_at, first_run_id, \
                       changed_at, changed_run_id, last_seen_at, last_seen_run_id) VALUES ('c', '{doc_type}', '{id}', {party}, '{{}}', \
                       '2025-01-01T00:00:00Z', 1, '2025-01-01T00:00:00Z', 1, '2025-01-01T00:00:00Z', 1)")).await;

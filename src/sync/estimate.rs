@@ -113,6 +113,13 @@ pub async fn is_first_run(store: &Store, options: &IngestOptions) -> bool {
     true
 }
 
+/// Whether the probe is worth its requests: a `--max-requests` budget that could not pay for it
+/// twice over is left to the run itself (the probe would spend most or all of it).
+pub fn worth_probing(client: &Client, types: &[DocType]) -> bool {
+    let lists = (types.len() + REFERENCE_LISTS.len()) as u64;
+    client.budget_left().is_none_or(|left| left >= 2 * lists)
+}
+
 /// Asks inFlow how many entities each list of the run holds: one request per list. A list the
 /// account does not have (404) counts as empty.
 pub async fn probe(client: &Client, types: &[DocType]) -> Result<Estimate, ClientError> {

@@ -211,7 +211,7 @@ mod tests {
         conn: &mut C,
         runner: fn() -> Runner,
         exec: impl AsyncFn(&mut C, &str),
-        owed: impl AsyncFn(&mut C) -> Vec<(String, String, i64)>,
+        owed: impl AsyncFn(&mut C) -> Vec<(String, String, i64, chrono::DateTime<chrono::Utc>)>,
     ) {
         run(conn, runner().set_target(refinery_core::Target::Version(11))).await.unwrap();
         exec(
@@ -232,10 +232,13 @@ mod tests {
         }
         run(conn, runner()).await.unwrap();
         let expected = [("c".to_string(), "customers".to_string(), 1), ("c".to_string(), "vendors".to_string(), 1)];
-        assert_eq!(owed(conn).await, expected);
+        // The time reads back as the walk's start (as `Store::sync_state` reads it).
+        let owed: Vec<_> = owed(conn).await.into_iter().map(|(c, s, w, _)| (c, s, w)).collect();
+        assert_eq!(owed, expected);
     }
 
-    const OWED: &str = "SELECT company_id, stream, walk_id FROM sync_state WHERE walk_id IS NOT NULL ORDER BY stream";
+    const OWED: &str =
+        "SELECT company_id, stream, walk_id, walk_started_at FROM sync_state WHERE walk_id IS NOT NULL ORDER BY stream";
 
     #[tokio::test]
     async fn v12_owes_sqlite_databases_their_customers_and_vendors() {

@@ -749,3 +749,19 @@ async fn a_stop_during_a_rate_limit_wait_ends_at_once_without_another_request(db
     assert_eq!(count(&store, "SELECT count(*) FROM ingest_runs WHERE status = 'stopped'").await, 1);
 }
 }
+
+both_backends! {
+/// A first run under a `--max-requests` budget too small to pay for the estimate's probe spends
+/// the budget on the documents, not on the estimate.
+async fn a_small_budget_is_not_spent_on_the_estimate(db: TestDb) {
+    let sim = simulator(Scale::Small).await;
+    let (code, _, stderr) = run_cli(&db, &sim, &["ingest", "-v", "--max-requests", "6"], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains("could not be estimated"), "{stderr}");
+    let requests = sim.requests();
+    assert_eq!(requests.len(), 6, "the budget is used");
+    assert!(!requests.iter().any(|r| r.query.iter().any(|(k, v)| k == "count" && v == "1")), "no probe: {stderr}");
+    let store = db.store().await;
+    assert!(count(&store, "SELECT count(*) FROM documents").await > 0, "the run stored documents: {stderr}");
+}
+}

@@ -671,3 +671,13 @@ async fn company_filters_say_what_they_hide(db: TestDb) {
     sim.shutdown().await;
 }
 }
+
+/// The README lists the CSV columns of `timeline` and `reconcile` as the program writes them.
+#[test]
+fn the_readme_lists_the_csv_columns() {
+    let readme = include_str!("../README.md").split_whitespace().collect::<Vec<_>>().join(" ");
+    for columns in [audit::commands::timeline::CSV_COLUMNS, audit::commands::reconcile::CSV_COLUMNS] {
+        let listed = format!("`{}`", columns.join(", "));
+        assert!(readme.contains(&listed), "README lacks {listed}");
+    }
+}

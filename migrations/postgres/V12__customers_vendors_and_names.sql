@@ -36,6 +36,16 @@ WHERE t.snapshot_id = (
     WHERE l2.company_id = s.company_id AND l2.completed_at IS NOT NULL
 );
 
+-- Orders stored before V12 name customers and vendors never fetched, and an unchanged order
+-- never asks for them: the next run owes one walk of each list an order names.
+INSERT INTO sync_state (company_id, stream, walk_id, walk_kind, walk_paging, walk_position, walk_started_at)
+SELECT d.company_id, CASE d.doc_type WHEN 'sales_order' THEN 'customers' ELSE 'vendors' END,
+       COALESCE((SELECT MAX(r.run_id) FROM ingest_runs r WHERE r.company_id = d.company_id), 0),
+       'complete', 'keyset', '', now()
+FROM documents d
+WHERE d.doc_type IN ('sales_order', 'purchase_order') AND d.party_id IS NOT NULL
+GROUP BY d.company_id, d.doc_type;
+
 -- Comments on every table, view and column (the SQLite ones are in its CREATE statements).
 COMMENT ON TABLE anomaly_kinds IS 'The kinds of serial anomaly audit finds, with what each means.';
 COMMENT ON COLUMN anomaly_kinds.kind IS 'the anomaly kind''s code';

@@ -38,3 +38,13 @@ WHERE t.snapshot_id = (
     SELECT MAX(l2.snapshot_id) FROM stock_snapshots l2
     WHERE l2.company_id = s.company_id AND l2.completed_at IS NOT NULL
 );
+
+-- Orders stored before V12 name customers and vendors never fetched, and an unchanged order
+-- never asks for them: the next run owes one walk of each list an order names.
+INSERT INTO sync_state (company_id, stream, walk_id, walk_kind, walk_paging, walk_position, walk_started_at)
+SELECT d.company_id, CASE d.doc_type WHEN 'sales_order' THEN 'customers' ELSE 'vendors' END,
+       COALESCE((SELECT MAX(r.run_id) FROM ingest_runs r WHERE r.company_id = d.company_id), 0),
+       'complete', 'keyset', '', strftime('%Y-%m-%dT%H:%M:%SZ', 'now')
+FROM documents d
+WHERE d.doc_type IN ('sales_order', 'purchase_order') AND d.party_id IS NOT NULL
+GROUP BY d.company_id, d.doc_type;

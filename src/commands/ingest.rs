@@ -163,11 +163,14 @@ async fn one_run(
     let database = |e: StoreError| Failure::Database(e.into());
     let work = async || {
         // Told before a first run, where a person (a terminal, or -v) reads it.
-        if progress.watched() && crate::sync::estimate::is_first_run(store, options).await {
+        if progress.watched()
+            && crate::sync::estimate::worth_probing(client, &options.types)
+            && crate::sync::estimate::is_first_run(store, options).await
+        {
             match crate::sync::estimate::probe(client, &options.types).await {
                 Ok(estimate) => crate::output::note(&estimate.describe(&client.config().limits)),
                 // The run that follows stops at once too.
-                Err(crate::inflow::ClientError::Stopped) => {}
+                Err(crate::inflow::ClientError::Stopped | crate::inflow::ClientError::BudgetSpent) => {}
                 Err(e) => {
                     tracing::warn!("the cost of this first run could not be estimated: {}", crate::error_text(&e))
                 }

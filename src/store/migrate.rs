@@ -217,4 +217,93 @@ mod tests {
         assert_eq!(newest(sqlite_runner()), Some(latest_version()));
         assert_eq!(newest(postgres_runner()), Some(latest_version()));
     }
+
+    /// Orders stored before V12 name customers and vendors that were never fetched, and an
+    /// unchanged order never asks for them: V12 owes one walk of each list an order names.
+    async fn v12_owes_the_party_walks<C: AsyncMigrate + Send>(
+        conn: &mut C,
+        runner: fn() -> Runner,
+        exec: impl AsyncFn(&mut C, &str),
+        owed: impl AsyncFn(&mut C) -> Vec<(String, String, i64, chrono::DateTime<chrono::Utc>)>,
+    ) {
+        run(conn, runner().set_target(refinery_core::Target::Version(11))).await.unwrap();
+        exec(
+            conn,
+            "INSERT INTO ingest_runs (company_id, command, status, started_at) \
+                    VALUES ('c', 'ingest', 'succeeded', '2025-01-01T00:00:00Z')",
+        )
+        .await;
+        for (doc_type, id, party) in [
+            ("sales_order", "s1", "'cu1'"),
+            ("purchase_order", "p1", "'v1'"),
+            ("purchase_order", "p2", "'v2'"),
+            ("stock_transfer", "t1", "NULL"),
+        ] {
+            exec(conn, &format!("INSERT INTO documents (company_id, doc_type, doc_id, party_id, raw, first_seen_at, first_run_id, \
+                      changed_at, changed_run_id, last_seen_at, last_seen_run_id) VALUES ('c', '{doc_type}', '{id}', {party}, '{{}}', \
+                      '2025-01-01T00:00:00Z', 1, '2025-01-01T00:00:00Z', 1, '2025-01-01T00:00:00Z', 1)")).await;
+        }
+        run(conn, runner()).await.unwrap();
+        let expected = [("c".to_string(), "customers".to_string(), 1), ("c".to_string(), "vendors".to_string(), 1)];
+        // The time reads back as the walk's start (as `Store::sync_state` reads it).
+        let owed: Vec<_> = owed(conn).await.into_iter().map(|(c, s, w, _)| (c, s, w)).collect();
+        assert_eq!(owed, expected);
+    }
+
+    const OWED: &str =
+        "SELECT company_id, stream, walk_id, walk_started_at FROM sync_state WHERE walk_id IS NOT NULL ORDER BY stream";
+
+    #[tokio::test]
+    async fn v12_owes_sqlite_databases_their_customers_and_vendors() {
+        let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
+        let mut tx = pool.begin().await.unwrap();
+        sqlx::query(CREATE_HISTORY_TABLE).execute(&mut *tx).await.unwrap();
+        let mut conn = TxMigrator { tx: &mut tx };
+        v12_owes_the_party_walks(
+            &mut conn,
+            sqlite_runner,
+            async |c: &mut TxMigrator<'_, Sqlite>, sql: &str| {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string())).execute(&mut **c.tx).await.unwrap();
+            },
+            async |c: &mut TxMigrator<'_, Sqlite>| sqlx::query_as(OWED).fetch_all(&mut **c.tx).await.unwrap(),
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn v12_owes_postgres_databases_their_customers_and_vendors() {
+        // As the integration tests: AUDIT_TEST_POSTGRES_URL, and a visible skip unless required.
+        let admin_url = std::env::var("AUDIT_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let admin = match sqlx::PgPool::connect(&admin_url).await {
+            Ok(admin) => admin,
+            Err(e) if std::env::var("AUDIT_REQUIRE_POSTGRES").as_deref() == Ok("1") => panic!("no Postgres: {e}"),
+            Err(e) => {
+                eprintln!("SKIPPED Postgres test: no server ({e})");
+                return;
+            }
+        };
+        let name = format!("audit_v12_{}", std::process::id());
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}"))).execute(&admin).await.unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin).await.unwrap();
+        let pool =
+            sqlx::PgPool::connect(&format!("{}/{name}", admin_url.rsplit_once('/').expect("a database in the URL").0))
+                .await
+                .unwrap();
+        let mut tx = pool.begin().await.unwrap();
+        sqlx::query(CREATE_HISTORY_TABLE).execute(&mut *tx).await.unwrap();
+        let mut conn = TxMigrator { tx: &mut tx };
+        v12_owes_the_party_walks(
+            &mut conn,
+            postgres_runner,
+            async |c: &mut TxMigrator<'_, Postgres>, sql: &str| {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string())).execute(&mut **c.tx).await.unwrap();
+            },
+            async |c: &mut TxMigrator<'_, Postgres>| sqlx::query_as(OWED).fetch_all(&mut **c.tx).await.unwrap(),
+        )
+        .await;
+        tx.rollback().await.unwrap();
+        pool.close().await;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE {name}"))).execute(&admin).await.unwrap();
+    }
 }

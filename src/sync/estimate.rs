@@ -54,8 +54,9 @@ impl Estimate {
     /// The message printed before the run.
     pub fn describe(&self, limits: &RateLimits) -> String {
         let requests = self.requests();
-        let each: Vec<String> =
+        let mut each: Vec<String> =
             self.lists.iter().filter_map(|l| l.entities.map(|n| format!("{} {}", l.path, walk_cost(n)))).collect();
+        each.extend(["locations 1".to_string(), format!("this estimate {}", self.probe_requests)]);
         let unknown = self.unknown();
         let (at_least, unknown_note) = if unknown.is_empty() {
             ("about", String::new())
@@ -63,11 +64,10 @@ impl Estimate {
             ("at least", format!("; inFlow did not say how many {} there are", unknown.join(", ")))
         };
         format!(
-            "first ingest of this company: {at_least} {requests} requests ({}, locations 1, this estimate {}){unknown_note}. \
+            "first ingest of this company: {at_least} {requests} requests ({}){unknown_note}. \
              At {} requests per minute and {} per hour that takes {at_least} {}. It can be stopped at any time \
              (Ctrl-C): the next run continues where this one stopped.",
             each.join(", "),
-            self.probe_requests,
             limits.per_minute,
             limits.per_hour,
             describe_duration(time_at_limits(requests, limits)),
@@ -111,6 +111,13 @@ pub async fn is_first_run(store: &Store, options: &IngestOptions) -> bool {
         }
     }
     true
+}
+
+/// Whether the probe is worth its requests: a `--max-requests` budget that could not pay for it
+/// twice over is left to the run itself (the probe would spend most or all of it).
+pub fn worth_probing(client: &Client, types: &[DocType]) -> bool {
+    let lists = (types.len() + REFERENCE_LISTS.len()) as u64;
+    client.budget_left().is_none_or(|left| left >= 2 * lists)
 }
 
 /// Asks inFlow how many entities each list of the run holds: one request per list. A list the
@@ -173,5 +180,9 @@ mod tests {
             Estimate { lists: vec![ListCost { path: "sales-orders", entities: Some(250_000) }], probe_requests: 1 };
         assert!(known.describe(&INFLOW).contains("about 2503 requests"), "{}", known.describe(&INFLOW));
         assert!(known.describe(&INFLOW).contains("takes about 2 h 8 min"), "{}", known.describe(&INFLOW));
+        // A server that gives no count: the lists are named, and no list's gap is left empty.
+        let none = Estimate { lists: vec![ListCost { path: "sales-orders", entities: None }], probe_requests: 1 };
+        let text = none.describe(&INFLOW);
+        assert!(text.contains("at least 2 requests (locations 1, this estimate 1); inFlow did not say"), "{text}");
     }
 }

@@ -409,7 +409,8 @@ pub fn doc_label(e: &EventRow) -> String {
 /// (the document alone while the name is not fetched: a GUID tells a reader nothing).
 pub fn doc_with_party(e: &EventRow) -> String {
     let doc = doc_label(e);
-    match (e.doc_type.as_str(), e.party_name.as_deref()) {
+    // A blank name says nothing: "SO-1 to " would read as a cut line.
+    match (e.doc_type.as_str(), e.party_name.as_deref().map(str::trim).filter(|n| !n.is_empty())) {
         ("sales_order", Some(name)) => format!("{doc} to {name}"),
         ("purchase_order", Some(name)) => format!("{doc} from {name}"),
         _ => doc,
@@ -482,6 +483,9 @@ mod tests {
         assert_eq!(doc_with_party(&e), "SO-1 to Acme Tools");
         e.doc_type = "purchase_order".into();
         assert_eq!(doc_with_party(&e), "SO-1 from Acme Tools");
+        e.party_name = Some("  ".into());
+        assert_eq!(doc_with_party(&e), "SO-1", "a blank name is no name");
+        e.party_name = Some("Acme Tools".into());
         e.doc_type = "stock_transfer".into();
         assert_eq!(doc_with_party(&e), "SO-1");
     }

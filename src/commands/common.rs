@@ -307,6 +307,12 @@ impl Progress for Display {
     }
 
     fn stream_finished(&self, s: &StreamSummary) {
+        // Later waits (the end-of-run reference walks) must not rewrite a finished stream's line.
+        let mut current = self.current.lock().expect("progress lock");
+        if *current == Some(s.stream) {
+            *current = None;
+        }
+        drop(current);
         if let Some((_, bars)) = &self.bars
             && let Some(bar) = bars.lock().expect("progress lock").get(s.stream)
         {

@@ -415,17 +415,28 @@ fn shown(t: DateTime<Utc>) -> chrono::DateTime<chrono::FixedOffset> {
 /// 2025-06-18" means for `audit timeline --on` and `audit serve`'s `?on=`.
 pub fn end_of_day(date: chrono::NaiveDate) -> DateTime<Utc> {
     use chrono::TimeZone;
-    let next = date.succ_opt().unwrap_or(date).and_hms_opt(0, 0, 0).expect("midnight exists");
-    let start = if utc_shown() {
-        next.and_utc()
+    if utc_shown() {
+        end_of_day_in(date, |t| chrono::LocalResult::Single(t.and_utc()))
     } else {
-        // A midnight skipped by a clock change: the first instant after it.
-        chrono::Local
-            .from_local_datetime(&next)
-            .earliest()
-            .map_or_else(|| next.and_utc() + chrono::Duration::hours(1), |t| t.with_timezone(&Utc))
-    };
-    start - chrono::Duration::nanoseconds(1)
+        end_of_day_in(date, |t| chrono::Local.from_local_datetime(&t).map(|t| t.with_timezone(&Utc)))
+    }
+}
+
+/// [`end_of_day`] in the zone `local` resolves wall-clock times in.
+fn end_of_day_in(
+    date: chrono::NaiveDate,
+    local: impl Fn(chrono::NaiveDateTime) -> chrono::LocalResult<DateTime<Utc>>,
+) -> DateTime<Utc> {
+    let mut next = date.succ_opt().unwrap_or(date).and_hms_opt(0, 0, 0).expect("midnight exists");
+    // A midnight skipped by a clock change (America/Santiago): the day after starts at the
+    // first wall-clock time that exists, still read in the local zone.
+    for _ in 0..24 * 4 {
+        if let Some(start) = local(next).earliest() {
+            return start - chrono::Duration::nanoseconds(1);
+        }
+        next += chrono::Duration::minutes(15);
+    }
+    next.and_utc() - chrono::Duration::nanoseconds(1)
 }
 
 /// A time as programs read it: RFC 3339 in UTC, or empty.
@@ -448,6 +459,29 @@ mod tests {
         assert_eq!(wrapped.replace('\n', " "), text, "only spaces become line breaks");
         assert_eq!(wrap_to("a-very-long-serial-number-indeed", 10), "a-very-long-serial-number-indeed");
         assert_eq!(wrap_to("  indented  twice", 80), "  indented  twice", "spaces kept where nothing breaks");
+    }
+
+    #[test]
+    fn a_day_whose_next_midnight_is_skipped_ends_when_the_next_day_starts_locally() {
+        use chrono::{FixedOffset, NaiveDate, TimeZone};
+        // America/Santiago, 2024-09-08: 00:00 at -04:00 becomes 01:00 at -03:00.
+        let (before, after) = (FixedOffset::west_opt(4 * 3600).unwrap(), FixedOffset::west_opt(3 * 3600).unwrap());
+        let gap_starts = NaiveDate::from_ymd_opt(2024, 9, 8).unwrap().and_hms_opt(0, 0, 0).unwrap();
+        let gap_ends = gap_starts + chrono::Duration::hours(1);
+        let santiago = |t: chrono::NaiveDateTime| {
+            if t < gap_starts {
+                before.from_local_datetime(&t).map(|t| t.to_utc())
+            } else if t < gap_ends {
+                chrono::LocalResult::None
+            } else {
+                after.from_local_datetime(&t).map(|t| t.to_utc())
+            }
+        };
+        let end = end_of_day_in(NaiveDate::from_ymd_opt(2024, 9, 7).unwrap(), santiago);
+        // 01:00 at -03:00 is 04:00 UTC: the whole of the 7th, to its last local instant.
+        assert_eq!(end, Utc.with_ymd_and_hms(2024, 9, 8, 4, 0, 0).unwrap() - chrono::Duration::nanoseconds(1));
+        let plain = end_of_day_in(NaiveDate::from_ymd_opt(2024, 9, 9).unwrap(), santiago);
+        assert_eq!(plain, Utc.with_ymd_and_hms(2024, 9, 10, 3, 0, 0).unwrap() - chrono::Duration::nanoseconds(1));
     }
 
     #[test]

@@ -320,3 +320,27 @@ fn tempfile_with(text: &str) -> String {
 fn rand_suffix() -> u128 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
 }
+
+both_backends! {
+/// Point 11 at scale: a typo in the last digits of a serial whose first half a great many
+/// serials share (more than a range's candidates) still finds it, from the serials next to
+/// what was typed rather than the first of the range.
+async fn close_matches_among_many_serials_sharing_a_prefix(db: TestDb) {
+    let store = db.store().await;
+    let serials: Vec<String> = (1000..2000).map(|i| format!("SN-{}", i * 10)).collect();
+    let mut sql = String::from("INSERT INTO serial_keys (company_id, serial, norm, rnorm) VALUES ");
+    let mut params: Vec<String> = Vec::new();
+    for (i, s) in serials.iter().enumerate() {
+        let norm = audit::store::close::normalise(s);
+        let rnorm: String = norm.chars().rev().collect();
+        sql.push_str(&format!("{}('c1', ${}, ${}, ${})", if i > 0 { "," } else { "" }, 3 * i + 1, 3 * i + 2, 3 * i + 3));
+        params.extend([s.clone(), norm, rnorm]);
+    }
+    let params: Vec<&str> = params.iter().map(String::as_str).collect();
+    exec_with(&store, Box::leak(sql.into_boxed_str()), &params).await;
+    for (typed, meant) in [("SN17771", "SN-17770"), ("SN-1777", "SN-17770"), ("SN10001", "SN-10000"), ("SN19991", "SN-19990")] {
+        let close = store.close_serials(typed, None, 10).await.unwrap();
+        assert_eq!(close.first().map(|(s, _)| s.as_str()), Some(meant), "{typed}: {close:?}");
+    }
+}
+}

@@ -211,7 +211,10 @@ async fn timeline_on_a_day_agrees_with_where_on_date(db: TestDb) {
 
     // An event late on its UTC day is on the next day in Tokyo.
     let events = json["histories"][0]["events"].as_array().unwrap();
-    if let Some(late) = events.iter().filter_map(|e| e["occurred_at"].as_str()).find(|t| &t[11..13] >= "15") {
+    // The simulated story has one (seeded); without it this check would pass silently.
+    let late = events.iter().filter_map(|e| e["occurred_at"].as_str()).find(|t| &t[11..13] >= "15");
+    {
+        let late = late.expect("an event late on its UTC day");
         let day = &late[..10];
         let count = |env: &[(&str, &str)]| {
             let (_, out, _) = run(&db, &["timeline", &serial, "--on", day, "--format", "json"], env);

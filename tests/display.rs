@@ -310,6 +310,9 @@ async fn close_matches_and_trimmed_serials(db: TestDb) {
     let (code, _, stderr) = run(&db, &["lookup", &typo, &sn, "--format", "csv"], &[]);
     assert_eq!(code, 1);
     assert!(stderr.contains(&format!("\"{typo}\" is unknown; did you mean \"{sn}\"?")), "{stderr}");
+    // A typo repeated in the input, another unknown serial between: one hint.
+    let (_, _, stderr) = run(&db, &["lookup", &typo, &sn, "NOT-A-SERIAL", &typo, "--format", "csv"], &[]);
+    assert_eq!(stderr.matches(&format!("\"{typo}\" is unknown")).count(), 1, "{stderr}");
     std::fs::remove_file(file).ok();
 }
 }

@@ -124,6 +124,11 @@ async fn times_are_local_with_the_zone_named(db: TestDb) {
         let (_, a, _) = run(&db, &args, &berlin);
         let (_, b, _) = run(&db, &args, &[("TZ", "UTC")]);
         assert_eq!(a, b, "{format}");
+        // +14 and -11 hours: every time of day is another day in one of them (the summary's day).
+        for far in ["Pacific/Kiritimati", "Pacific/Pago_Pago"] {
+            let (_, c, _) = run(&db, &args, &[("TZ", far)]);
+            assert_eq!(c, b, "{format} in {far}");
+        }
         assert!(a.contains(&at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)), "{format}: {a}");
     }
     // Another command: anomalies' start times.

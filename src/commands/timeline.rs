@@ -38,6 +38,10 @@ pub const CSV_COLUMNS: &[&str] = &[
 
 /// Runs `audit timeline`: its exit status, or the error to report.
 pub async fn run(global: &GlobalArgs, args: TimelineArgs) -> anyhow::Result<ExitCode> {
+    // JSON and CSV do not depend on the zone: the summary's day is UTC there too.
+    if Format::resolve(args.output.format) != Format::Table {
+        output::show_utc(true);
+    }
     let store = super::open_reading_store(global).await?;
     super::check_company(&store, args.company.company_id.as_deref()).await?;
     let filter =

@@ -210,6 +210,8 @@ async fn timeline_on_a_day_agrees_with_where_on_date(db: TestDb) {
     let (code, _, stderr) = run(&db, &["timeline", &serial, "--on", "2001-01-01"], &[]);
     assert_eq!(code, 1);
     assert!(stderr.contains("no recorded event by the end of 2001-01-01"), "{stderr}");
+    let (_, _, stderr) = run(&db, &["timeline", &serial, "--on", "2001-01-01", "--format", "json"], &[("TZ", "Asia/Tokyo")]);
+    assert!(stderr.contains("by the end of 2001-01-01 (Asia/Tokyo)"), "the day's zone, whatever the format: {stderr}");
     let (code, _, stderr) = run(&db, &["timeline", &serial, "--on", "18/06/2025"], &[]);
     assert_eq!(code, 2);
     assert!(stderr.contains("YYYY-MM-DD"), "{stderr}");

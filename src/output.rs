@@ -373,21 +373,56 @@ fn utc_shown() -> bool {
     SHOW_UTC.load(std::sync::atomic::Ordering::Relaxed)
 }
 
-/// The zone people's times are shown in, named: `UTC` with `--utc`, else `TZ` when it names a
-/// zone (chrono follows it; the system's name would be wrong), else the system's zone name,
-/// else its offset (`UTC+02:00`).
+/// The zone people's times are shown in, named: `UTC` with `--utc`, else the zone chrono
+/// reads `TZ` as (its name, or the string the user set), else the system's zone name, else its
+/// offset (`UTC+02:00`).
 pub fn zone_name() -> String {
     if utc_shown() {
         return "UTC".into();
     }
-    let from_tz = std::env::var("TZ").ok().map(|tz| tz.trim_start_matches(':').to_string());
-    match from_tz.filter(|tz| !tz.is_empty()).or_else(|| iana_time_zone::get_timezone().ok()) {
-        Some(name) if matches!(name.as_str(), "UTC" | "Etc/UTC" | "Etc/UCT" | "UCT" | "Zulu" | "Etc/Zulu") => {
-            "UTC".into()
+    let tz = std::env::var("TZ").ok();
+    zone_label(tz.as_deref(), || iana_time_zone::get_timezone().ok(), is_zone_file)
+        .unwrap_or_else(|| format!("UTC{}", chrono::Local::now().format("%:z")))
+}
+
+/// Where chrono looks for a zone named in `TZ`.
+const ZONE_FOLDERS: [&str; 4] = ["/usr/share/zoneinfo", "/share/zoneinfo", "/etc/zoneinfo", "/usr/share/lib/zoneinfo"];
+
+fn is_zone_file(name: &str) -> bool {
+    ZONE_FOLDERS.iter().any(|folder| std::path::Path::new(folder).join(name).is_file())
+}
+
+/// The name of the zone chrono uses for this `TZ`, as chrono reads it: empty is UTC, `:NAME`
+/// or `NAME` a zone file (a path is named by the zone it holds), a POSIX string (`EST5EDT`) as
+/// written, and anything else is ignored for the system's zone.
+fn zone_label(
+    tz: Option<&str>,
+    system: impl FnOnce() -> Option<String>,
+    is_zone_file: impl Fn(&str) -> bool,
+) -> Option<String> {
+    let name = match tz {
+        None => system()?,
+        Some("") => "UTC".to_string(),
+        Some(tz) => {
+            let name = tz.strip_prefix(':').unwrap_or(tz);
+            if name == "/etc/localtime" {
+                // The system's zone, which iana-time-zone names from the same link.
+                system()?
+            } else if name.starts_with('/') {
+                let real = std::fs::canonicalize(name).map_or_else(|_| name.to_string(), |p| p.display().to_string());
+                match real.find("/zoneinfo/") {
+                    Some(at) => real[at + "/zoneinfo/".len()..].to_string(),
+                    None => return None,
+                }
+            } else if is_zone_file(name) || name.chars().any(|c| c.is_ascii_digit()) {
+                name.to_string()
+            } else {
+                system()?
+            }
         }
-        Some(name) => name,
-        None => format!("UTC{}", chrono::Local::now().format("%:z")),
-    }
+    };
+    let utc = ["UTC", "Etc/UTC", "Etc/UCT", "UCT", "Zulu", "Etc/Zulu", "UTC0", "GMT", "GMT0", "Etc/GMT", "Universal"];
+    Some(if utc.contains(&name.as_str()) { "UTC".into() } else { name })
 }
 
 /// A column header with the zone its times are in: `date (Europe/Berlin)`.
@@ -415,17 +450,28 @@ fn shown(t: DateTime<Utc>) -> chrono::DateTime<chrono::FixedOffset> {
 /// 2025-06-18" means for `audit timeline --on` and `audit serve`'s `?on=`.
 pub fn end_of_day(date: chrono::NaiveDate) -> DateTime<Utc> {
     use chrono::TimeZone;
-    let next = date.succ_opt().unwrap_or(date).and_hms_opt(0, 0, 0).expect("midnight exists");
-    let start = if utc_shown() {
-        next.and_utc()
+    if utc_shown() {
+        end_of_day_in(date, |t| chrono::LocalResult::Single(t.and_utc()))
     } else {
-        // A midnight skipped by a clock change: the first instant after it.
-        chrono::Local
-            .from_local_datetime(&next)
-            .earliest()
-            .map_or_else(|| next.and_utc() + chrono::Duration::hours(1), |t| t.with_timezone(&Utc))
-    };
-    start - chrono::Duration::nanoseconds(1)
+        end_of_day_in(date, |t| chrono::Local.from_local_datetime(&t).map(|t| t.with_timezone(&Utc)))
+    }
+}
+
+/// [`end_of_day`] in the zone `local` resolves wall-clock times in.
+fn end_of_day_in(
+    date: chrono::NaiveDate,
+    local: impl Fn(chrono::NaiveDateTime) -> chrono::LocalResult<DateTime<Utc>>,
+) -> DateTime<Utc> {
+    let mut next = date.succ_opt().unwrap_or(date).and_hms_opt(0, 0, 0).expect("midnight exists");
+    // A midnight skipped by a clock change (America/Santiago): the day after starts at the
+    // first wall-clock time that exists, still read in the local zone.
+    for _ in 0..24 * 4 {
+        if let Some(start) = local(next).earliest() {
+            return start - chrono::Duration::nanoseconds(1);
+        }
+        next += chrono::Duration::minutes(15);
+    }
+    next.and_utc() - chrono::Duration::nanoseconds(1)
 }
 
 /// A time as programs read it: RFC 3339 in UTC, or empty.
@@ -448,6 +494,48 @@ mod tests {
         assert_eq!(wrapped.replace('\n', " "), text, "only spaces become line breaks");
         assert_eq!(wrap_to("a-very-long-serial-number-indeed", 10), "a-very-long-serial-number-indeed");
         assert_eq!(wrap_to("  indented  twice", 80), "  indented  twice", "spaces kept where nothing breaks");
+    }
+
+    #[test]
+    fn a_day_whose_next_midnight_is_skipped_ends_when_the_next_day_starts_locally() {
+        use chrono::{FixedOffset, NaiveDate, TimeZone};
+        // America/Santiago, 2024-09-08: 00:00 at -04:00 becomes 01:00 at -03:00.
+        let (before, after) = (FixedOffset::west_opt(4 * 3600).unwrap(), FixedOffset::west_opt(3 * 3600).unwrap());
+        let gap_starts = NaiveDate::from_ymd_opt(2024, 9, 8).unwrap().and_hms_opt(0, 0, 0).unwrap();
+        let gap_ends = gap_starts + chrono::Duration::hours(1);
+        let santiago = |t: chrono::NaiveDateTime| {
+            if t < gap_starts {
+                before.from_local_datetime(&t).map(|t| t.to_utc())
+            } else if t < gap_ends {
+                chrono::LocalResult::None
+            } else {
+                after.from_local_datetime(&t).map(|t| t.to_utc())
+            }
+        };
+        let end = end_of_day_in(NaiveDate::from_ymd_opt(2024, 9, 7).unwrap(), santiago);
+        // 01:00 at -03:00 is 04:00 UTC: the whole of the 7th, to its last local instant.
+        assert_eq!(end, Utc.with_ymd_and_hms(2024, 9, 8, 4, 0, 0).unwrap() - chrono::Duration::nanoseconds(1));
+        let plain = end_of_day_in(NaiveDate::from_ymd_opt(2024, 9, 9).unwrap(), santiago);
+        assert_eq!(plain, Utc.with_ymd_and_hms(2024, 9, 10, 3, 0, 0).unwrap() - chrono::Duration::nanoseconds(1));
+    }
+
+    #[test]
+    fn the_zone_is_named_as_chrono_reads_tz() {
+        let system = || Some("America/Toronto".to_string());
+        let files = |name: &str| matches!(name, "Europe/Berlin" | "Asia/Kolkata" | "Etc/UTC");
+        let label = |tz: Option<&str>| zone_label(tz, system, files);
+        assert_eq!(label(None).as_deref(), Some("America/Toronto"));
+        assert_eq!(label(Some("Europe/Berlin")).as_deref(), Some("Europe/Berlin"));
+        assert_eq!(label(Some(":Asia/Kolkata")).as_deref(), Some("Asia/Kolkata"));
+        // Empty is UTC to chrono, not the system's zone.
+        assert_eq!(label(Some("")).as_deref(), Some("UTC"));
+        assert_eq!(label(Some("UTC0")).as_deref(), Some("UTC"));
+        assert_eq!(label(Some("EST5EDT")).as_deref(), Some("EST5EDT"));
+        // A path names the zone it holds, never itself.
+        assert_eq!(label(Some(":/etc/localtime")).as_deref(), Some("America/Toronto"));
+        assert_eq!(label(Some("/no/such/zone")), None, "then the offset is shown");
+        // A name chrono cannot load: it uses the system's zone, and so does the label.
+        assert_eq!(label(Some("Nowhere/Land")).as_deref(), Some("America/Toronto"));
     }
 
     #[test]

@@ -89,8 +89,10 @@ async fn suggestions(
     rows: &[LookupRow],
     company_id: Option<&str>,
 ) -> anyhow::Result<Vec<String>> {
-    let mut unknown: Vec<&str> = rows.iter().filter(|r| !found(r)).map(|r| r.serial.as_str()).collect();
-    unknown.dedup();
+    // Each unknown serial once, however often and wherever it is repeated in the input.
+    let mut seen = std::collections::HashSet::new();
+    let unknown: Vec<&str> =
+        rows.iter().filter(|r| !found(r)).map(|r| r.serial.as_str()).filter(|s| seen.insert(*s)).collect();
     let mut hints = Vec::new();
     for serial in unknown.into_iter().take(HINTED) {
         let (_, similar) = super::timeline::unknown_serial(store, serial, company_id, None).await?;

@@ -40,6 +40,12 @@ pub const CSV_COLUMNS: &[&str] = &[
 
 /// Runs `audit timeline`: its exit status, or the error to report.
 pub async fn run(global: &GlobalArgs, args: TimelineArgs) -> anyhow::Result<ExitCode> {
+    // `--on`'s day ends in the local zone whatever the format; past that, JSON and CSV do not
+    // depend on the zone (the summary's day is UTC there too).
+    let until = args.on.map(|day| (day, output::end_of_day(day), output::zone_name()));
+    if Format::resolve(args.output.format) != Format::Table {
+        output::show_utc(true);
+    }
     let store = super::open_reading_store(global).await?;
     super::check_company(&store, args.company.company_id.as_deref()).await?;
     let filter =
@@ -76,8 +82,8 @@ pub async fn run(global: &GlobalArgs, args: TimelineArgs) -> anyhow::Result<Exit
         store.close().await;
         return Ok(ExitCode::from(1));
     }
-    if let Some(day) = args.on {
-        let code = print_on(&store, &args, day).await;
+    if let Some((day, until, zone)) = until {
+        let code = print_on(&store, &args, (day, &zone), until).await;
         store.close().await;
         return code;
     }
@@ -100,14 +106,17 @@ pub async fn run(global: &GlobalArgs, args: TimelineArgs) -> anyhow::Result<Exit
 
 /// `audit timeline SERIAL --on DAY`: the histories up to the end of that day (what serve's
 /// `?on=` shows), with the status and location they end in.
-async fn print_on(store: &Store, args: &TimelineArgs, day: chrono::NaiveDate) -> anyhow::Result<ExitCode> {
-    let until = output::end_of_day(day);
+async fn print_on(
+    store: &Store,
+    args: &TimelineArgs,
+    (day, zone): (chrono::NaiveDate, &str),
+    until: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<ExitCode> {
     let histories = store.serial_on(&args.serial, args.company.company_id.as_deref(), until).await?;
     if histories.is_empty() {
         output::note(&format!(
-            "serial {:?} has no recorded event by the end of {day} ({}): it was not yet in the audit trail then",
+            "serial {:?} has no recorded event by the end of {day} ({zone}): it was not yet in the audit trail then",
             args.serial,
-            output::zone_name()
         ));
         return Ok(ExitCode::from(1));
     }

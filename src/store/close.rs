@@ -2,8 +2,6 @@
 //! whose normalised form equals the typed one's, starts with it, or shares its first or last
 //! half; the edit distance of those few candidates is measured here. No scan of `serial_events`.
 
-use sqlx::QueryBuilder;
-
 use super::bulk::{Bulk, BulkInsert, Get, Same};
 use super::{Context, Store, StoreError, on_pool};
 
@@ -11,9 +9,9 @@ use super::{Context, Store, StoreError, on_pool};
 /// serial is not typed by hand.
 const MAX_NORM: usize = 100;
 
-/// Candidates read per index range: enough for every serial sharing a half in real data, and
-/// a bound on the work when a half is shared by a great many (`SN00`).
-const CANDIDATES: i64 = 500;
+/// Candidates read per index range and direction: a bound on the work when a half is shared by
+/// a great many serials (`SN00`).
+const CANDIDATES: i64 = 250;
 
 /// A serial's comparable form: upper case, letters and digits only (`sn-000 319` is
 /// `SN000319`), at most [`MAX_NORM`] characters.
@@ -93,6 +91,22 @@ fn prefix_range(prefix: &str) -> (String, String) {
     (prefix.to_string(), format!("{prefix}\u{10FFFF}"))
 }
 
+/// The candidates in `[$1, $2)` of `column` (`norm` or `rnorm`), up to `$3`, read upward or
+/// downward; of company `$4` if `company`. On SQLite the company is not offered as an index (`+`):
+/// without statistics SQLite would read all of a company's serials by the primary key, and sort.
+fn candidates_sql(column: &str, upward: bool, company: bool, sqlite: bool) -> String {
+    let company = match (company, sqlite) {
+        (false, _) => "",
+        (true, true) => " AND +company_id = $4",
+        (true, false) => " AND company_id = $4",
+    };
+    let order = if upward { "" } else { " DESC" };
+    format!(
+        "SELECT serial, norm FROM serial_keys WHERE {column} >= $1 AND {column} < $2{company} \
+         ORDER BY {column}{order} LIMIT $3"
+    )
+}
+
 impl Store {
     /// Serials that look like `serial`, best first, each with its edit distance (between the
     /// normalised forms): the same ignoring case, spaces and punctuation (distance 0), within
@@ -112,22 +126,27 @@ impl Store {
         let edits = allowed_edits(len);
         let half = |s: &str, n: usize| s.chars().take(n).collect::<String>();
         // Starting with the typed serial (a search box), or sharing its first or last half.
-        let mut ranges = vec![("norm", prefix_range(&norm))];
+        // A half shared by more serials than a read takes (`SN00`) is read outward from what
+        // was typed, both ways: the serials sorting next to it share the longest prefix (or
+        // suffix) with it, where a typo late in the serial leaves its match.
+        let mut reads = vec![("norm", norm.clone(), prefix_range(&norm).1, true)];
         if len >= 2 {
-            ranges.push(("norm", prefix_range(&half(&norm, len / 2))));
-            ranges.push(("rnorm", prefix_range(&half(&rnorm, len - len / 2))));
+            let (from, to) = prefix_range(&half(&norm, len / 2));
+            reads.push(("norm", norm.clone(), to, true));
+            reads.push(("norm", from, norm.clone(), false));
+            let (from, to) = prefix_range(&half(&rnorm, len - len / 2));
+            reads.push(("rnorm", rnorm.clone(), to, true));
+            reads.push(("rnorm", from, rnorm.clone(), false));
         }
         let mut found: Vec<(String, String)> = Vec::new();
-        for (column, (from, to)) in &ranges {
+        for (column, from, to, upward) in &reads {
+            let sql = candidates_sql(column, *upward, company_id.is_some(), self.sqlite_pool().is_some());
             let rows: Vec<(String, String)> = on_pool!(self, pool => {
-                let mut q = QueryBuilder::new("SELECT serial, norm FROM serial_keys WHERE ");
-                q.push(*column).push(" >= ").push_bind(from).push(" AND ").push(*column).push(" < ").push_bind(to);
+                let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(from).bind(to).bind(CANDIDATES);
                 if let Some(company) = company_id {
-                    q.push(" AND company_id = ").push_bind(company);
+                    q = q.bind(company);
                 }
-                q.push(" ORDER BY ").push(*column).push(" LIMIT ").push_bind(CANDIDATES);
-                q.build_query_as().persistent(false).fetch_all(pool).await
-                    .context(|| format!("looking for serials like {serial:?}"))?
+                q.persistent(false).fetch_all(pool).await.context(|| format!("looking for serials like {serial:?}"))?
             });
             found.extend(rows);
         }
@@ -165,6 +184,29 @@ pub(super) async fn backfill<C: BulkInsert>(conn: &mut C, rows: Vec<(String, Str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each read of candidates is a range of one index on SQLite, also for one company.
+    #[tokio::test]
+    async fn candidates_are_read_from_the_normalised_index_on_sqlite() {
+        let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
+        sqlx::raw_sql(include_str!("../../migrations/sqlite/V13__close_matches.sql")).execute(&pool).await.unwrap();
+        for (column, index) in [("norm", "serial_keys_by_norm"), ("rnorm", "serial_keys_by_rnorm")] {
+            for upward in [true, false] {
+                let sql = format!("EXPLAIN QUERY PLAN {}", candidates_sql(column, upward, true, true));
+                let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind("SN1")
+                    .bind("SN2")
+                    .bind(10_i64)
+                    .bind("c1")
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap();
+                let plan: Vec<String> = plan.into_iter().map(|row| row.3).collect();
+                let plan = plan.join("\n");
+                assert!(plan.contains(index) && !plan.contains("TEMP B-TREE"), "{column} {upward}: {plan}");
+            }
+        }
+    }
 
     #[test]
     fn serials_normalise_to_upper_case_letters_and_digits() {

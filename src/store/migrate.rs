@@ -131,6 +131,9 @@ pub(crate) async fn migrate_postgres(pool: &sqlx::PgPool) -> Result<MigrationRep
     if report.applied.iter().any(|m| m == CLOSE_MATCHES) {
         let serials = sqlx::query_as(SERIALS).fetch_all(&mut *tx).await?;
         super::close::backfill(&mut *tx, serials).await?;
+        // Statistics now: without them the planner reads all of a company's keys for each
+        // close-match range until autovacuum gets to the table.
+        sqlx::query("ANALYZE serial_keys").execute(&mut *tx).await?;
     }
     tx.commit().await?;
     Ok(report)

@@ -538,7 +538,11 @@ pub struct TimelineArgs {
 
 /// A typed serial without the spaces around it, which no serial is meant to have.
 fn trimmed(s: &str) -> Result<String, String> {
-    Ok(s.trim().to_string())
+    let serial = s.trim();
+    if serial.is_empty() {
+        return Err("a serial number cannot be empty or only spaces".into());
+    }
+    Ok(serial.to_string())
 }
 
 fn parse_day(s: &str) -> Result<NaiveDate, String> {
@@ -782,6 +786,14 @@ pub struct AnomaliesArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_typed_serial_is_trimmed_and_never_empty() {
+        assert_eq!(trimmed("  SN-1\t").unwrap(), "SN-1");
+        for blank in ["", "   ", "\t"] {
+            assert!(trimmed(blank).unwrap_err().contains("cannot be empty"), "{blank:?}");
+        }
+    }
 
     #[test]
     fn since_is_a_past_day_and_says_the_form_it_expects() {

@@ -765,3 +765,34 @@ async fn a_small_budget_is_not_spent_on_the_estimate(db: TestDb) {
     assert!(count(&store, "SELECT count(*) FROM documents").await > 0, "the run stored documents: {stderr}");
 }
 }
+
+/// The ingest refreshes the planner's statistics of the tables it grows, `serial_keys` (the close
+/// matches' index) among them, rather than leaving them to autovacuum's schedule. A manual ANALYZE
+/// sets `last_analyze`; autovacuum sets `last_autoanalyze`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_ingest_analyses_the_tables_it_grows() {
+    let Some(db) = TestDb::postgres().await else { return };
+    let sim = simulator(Scale::Small).await;
+    let store = db.store().await;
+    let pool = store.postgres_pool().expect("a Postgres store");
+    // The migrations analyse some tables while they are empty: only later analyses count.
+    let before: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("SELECT now()").fetch_one(pool).await.unwrap();
+    assert_eq!(ingest(&store, &sim).await.status, RunStatus::Succeeded);
+    let mut analysed: Vec<String> = Vec::new();
+    // Statistics of other sessions reach pg_stat views within about a second.
+    for _ in 0..50 {
+        analysed = sqlx::query_scalar(
+            "SELECT relname::text FROM pg_stat_user_tables WHERE last_analyze > $1 \
+             AND relname IN ('documents', 'serial_events', 'serial_keys') ORDER BY 1",
+        )
+        .bind(before)
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        if analysed.len() == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(analysed, ["documents", "serial_events", "serial_keys"]);
+}

@@ -502,7 +502,7 @@ impl Store {
     /// do not depend on them here.
     pub async fn refresh_statistics(&self) -> Result<(), StoreError> {
         if let Pool::Postgres(pool) = &self.pool {
-            sqlx::raw_sql("ANALYZE documents; ANALYZE serial_events")
+            sqlx::raw_sql("ANALYZE documents; ANALYZE serial_events; ANALYZE serial_keys")
                 .execute(pool)
                 .await
                 .context(|| "refreshing the planner's statistics".into())?;

@@ -425,15 +425,16 @@ impl Client {
                 return Err(ClientError::BudgetSpent);
             }
             // Every wait below ends when the stop flag is set; a request in flight is dropped.
-            tokio::select! {
-                _ = self.pacer.acquire() => {}
+            let slot = tokio::select! {
+                slot = self.pacer.acquire() => slot,
                 _ = self.stop.stopped() => return Err(ClientError::Stopped),
-            }
+            };
             self.stats.requests.fetch_add(1, Ordering::Relaxed);
             let attempt = tokio::select! {
                 attempt = self.attempt(&url, query, what, &parse) => attempt,
                 _ = self.stop.stopped() => return Err(ClientError::Stopped),
             };
+            self.pacer.answered(slot).await;
             match attempt {
                 Attempt::Done(page) => return Ok(page),
                 Attempt::Fatal(err) => return Err(err),

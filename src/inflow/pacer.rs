@@ -2,9 +2,11 @@
 //!
 //! The quota is per company and shared with its other integrations, so `audit` waits *before*
 //! sending rather than waiting for a 429. Send times are kept per window; a request goes out
-//! only when every window has room. The windows are measured a little longer than their
-//! nominal length, because the server counts arrivals and a request that travelled faster than
-//! its predecessor could otherwise land inside the previous window.
+//! only when every window has room. The server counts arrivals, which fall somewhere between a
+//! send and its answer: a request that travelled faster than its predecessor could land inside
+//! the previous window. So each request counts from its answer once that is in (a slow network
+//! or a loaded machine cannot bring about a 429), and the windows are measured a little longer
+//! than their nominal length for the requests still in flight.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -60,6 +62,11 @@ struct State {
     paused_until: Option<Instant>,
 }
 
+/// A request's place in the windows, to be moved to its answer by [`Pacer::answered`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "a slot is given back to `Pacer::answered` once the answer is in"]
+pub struct Slot(Instant);
+
 /// Told how long each wait for a send slot will be, as it starts (a progress line shows it).
 pub type WaitObserver = Arc<dyn Fn(Duration) + Send + Sync>;
 
@@ -107,7 +114,7 @@ impl Pacer {
     }
 
     /// Waits until a request may be sent and records it as sent.
-    pub async fn acquire(&self) {
+    pub async fn acquire(&self) -> Slot {
         loop {
             let wait_until = {
                 let mut state = self.state.lock().await;
@@ -120,12 +127,28 @@ impl Pacer {
                     for w in &mut state.windows {
                         w.sent.push_back(now);
                     }
-                    return;
+                    return Slot(now);
                 }
                 at
             };
             self.waiting(wait_until.saturating_duration_since(Instant::now()));
             tokio::time::sleep_until(wait_until).await;
+        }
+    }
+
+    /// The answer to the request sent in `slot` is in: from now on it counts from this moment,
+    /// the latest the server can have counted it.
+    pub async fn answered(&self, slot: Slot) {
+        let mut state = self.state.lock().await;
+        let now = Instant::now();
+        for w in &mut state.windows {
+            match w.sent.iter().rposition(|t| *t == slot.0) {
+                Some(at) => w.sent[at] = now,
+                // Already out of the window (an answer slower than the window): count it anew.
+                None => w.sent.push_back(now),
+            }
+            // Answers of overlapping requests can come back in another order than they left.
+            w.sent.make_contiguous().sort_unstable();
         }
     }
 
@@ -149,8 +172,9 @@ mod tests {
         let start = Instant::now();
         let mut times = Vec::new();
         for _ in 0..n {
-            pacer.acquire().await;
+            let slot = pacer.acquire().await;
             times.push(start.elapsed());
+            pacer.answered(slot).await;
         }
         times
     }
@@ -185,13 +209,39 @@ mod tests {
         assert!(times[100] >= Duration::from_secs(3600), "{:?}", times[100]);
     }
 
+    /// A request counts from its answer: the server may have counted it as late as that, so a
+    /// slow answer cannot let a later request land inside a full window.
+    #[tokio::test(start_paused = true)]
+    async fn a_request_counts_from_its_answer() {
+        let pacer = Pacer::new(limits(30, 1000));
+        let start = Instant::now();
+        for _ in 0..30 {
+            let slot = pacer.acquire().await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            pacer.answered(slot).await;
+        }
+        let _ = pacer.acquire().await;
+        // The first answer came at 1 s; the window with its 2% of slack is 61.2 s.
+        assert!(start.elapsed() >= Duration::from_millis(62_200), "{:?}", start.elapsed());
+        // Overlapping requests answered out of order keep the window sorted.
+        let pacer = Pacer::new(limits(2, 1000));
+        let (a, b) = (pacer.acquire().await, pacer.acquire().await);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        pacer.answered(b).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        pacer.answered(a).await;
+        let start = Instant::now();
+        let _ = pacer.acquire().await;
+        assert_eq!(start.elapsed(), Duration::from_millis(61_200) - Duration::from_secs(1));
+    }
+
     #[tokio::test(start_paused = true)]
     async fn a_pause_holds_every_request_back() {
         let pacer = Pacer::new(limits(60, 1000));
-        pacer.acquire().await;
+        let _ = pacer.acquire().await;
         pacer.pause_until(Instant::now() + Duration::from_secs(5)).await;
         let start = Instant::now();
-        pacer.acquire().await;
+        let _ = pacer.acquire().await;
         assert_eq!(start.elapsed(), Duration::from_secs(5));
     }
 }

@@ -44,6 +44,18 @@ pub fn paging_key(stream: &str) -> String {
     format!("paging:{stream}")
 }
 
+/// The row name of whether a stream's list honours a descending sort on its date:
+/// [`DATE_SORT_HONOURED`] or [`DATE_SORT_NOT_HONOURED`].
+pub fn date_sort_key(stream: &str) -> String {
+    format!("date_sort:{stream}")
+}
+
+/// The server sorted every page of a newest-first walk by the date, newest first.
+pub const DATE_SORT_HONOURED: &str = "honoured";
+
+/// A page of a newest-first walk came out of order (or the sort failed).
+pub const DATE_SORT_NOT_HONOURED: &str = "not-honoured";
+
 /// The row name of what `X-listCount` counts.
 pub const LIST_COUNT: &str = "list_count";
 

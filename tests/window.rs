@@ -133,7 +133,7 @@ async fn an_ignored_date_sort_falls_back_to_full_walks_with_a_warning(db: TestDb
         assert!(stderr.contains(&format!("{endpoint}: the page at skip=0 is not sorted newest first")), "{stderr}");
         let all = sim.counts()[endpoint];
         assert_eq!(requests_of(&sim, endpoint).len(), 1 + walk_cost(all), "{endpoint}: the probe page, then in full");
-        assert_eq!(capability(&store, &sim, endpoint).await.as_deref(), Some("not-honoured"));
+        assert_eq!(capability(&store, &sim, endpoint).await.as_deref(), Some("ignored"));
     }
     assert_eq!(count(&store, "SELECT count(*) FROM run_warnings WHERE kind = 'date_sort_not_honoured'").await, 2);
     let (stored, rows) = stored_events(&store).await;
@@ -182,7 +182,7 @@ async fn a_date_sort_honoured_badly_is_caught_across_pages(db: TestDb) {
         let probe = asked.iter().filter(|r| sorted_newest_first(r, field)).count();
         assert_eq!(probe, 2, "two pages in order within, not across");
         assert_eq!(asked.len(), probe + walk_cost(sim.counts()[endpoint]));
-        assert_eq!(capability(&store, &sim, endpoint).await.as_deref(), Some("not-honoured"));
+        assert_eq!(capability(&store, &sim, endpoint).await.as_deref(), Some("ignored"));
     }
     let (stored, rows) = stored_events(&store).await;
     assert_eq!(rows, stored.len());
@@ -232,6 +232,36 @@ async fn a_stopped_newest_first_walk_starts_again_next_time(db: TestDb) {
     assert_eq!(asked.len(), newest_minimum(n, all));
     let (stored, rows) = stored_events(&store).await;
     assert_eq!(rows, stored.len(), "no event twice");
+    assert_eq!(stored, expected_events(&sim));
+    sim.shutdown().await;
+}
+}
+
+both_backends! {
+/// What `audit doctor` finds is what window runs follow: an ignored date sort recorded by it
+/// means a full walk at once, without a probe page or a warning.
+async fn a_date_sort_doctor_found_ignored_is_not_tried(db: TestDb) {
+    let (sim, store) = backfilled(&db, SCALE).await;
+    sim.set_behaviour(Behaviour { date_sort: DateSort::Ignore, ..Behaviour::DEFAULT });
+    let (code, stdout, stderr) = run_cli(&db, &sim, &["doctor", "--format", "json", "--time-scale", "0.001"], &[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let row = report["checks"].as_array().unwrap().iter().find(|c| c["check"] == "sort_date:stock-adjustments").cloned();
+    assert_eq!(row.as_ref().map(|r| r["ingest"].as_str().unwrap()), Some("--window walks it in full (tried again after 24 h)"));
+    for (endpoint, _) in NEWEST {
+        assert_eq!(capability(&store, &sim, endpoint).await.as_deref(), Some("ignored"));
+    }
+    sim.clear_requests();
+    let stderr = window_run(&db, &sim);
+    assert!(!stderr.contains("does not honour"), "{stderr}");
+    for (endpoint, field) in NEWEST {
+        let asked = requests_of(&sim, endpoint);
+        assert!(asked.iter().all(|r| !sorted_newest_first(r, field)), "{asked:?}");
+        assert_eq!(asked.len(), walk_cost(sim.counts()[endpoint]));
+    }
+    assert_eq!(count(&store, "SELECT count(*) FROM run_warnings").await, 0);
+    let (stored, rows) = stored_events(&store).await;
+    assert_eq!(rows, stored.len());
     assert_eq!(stored, expected_events(&sim));
     sim.shutdown().await;
 }

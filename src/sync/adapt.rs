@@ -109,13 +109,14 @@ impl<'a> Adapt<'a> {
     }
 
     /// Whether a `--window` walk of `stream` may go newest first: the date sort is recorded as
-    /// honoured, was never checked (the walk itself is the probe: every page is checked), or
-    /// was recorded as not honoured at least [`RETRY_PREFERRED_AFTER`] ago.
+    /// honoured, was never checked or could not be told (the walk itself is the probe: every
+    /// page is checked), or was recorded as ignored or refused at least
+    /// [`RETRY_PREFERRED_AFTER`] ago.
     pub(crate) async fn date_sort_usable(&self, stream: &str) -> Result<bool, StoreError> {
         let Some(cap) = self.store.capability(self.company_id, &capabilities::date_sort_key(stream)).await? else {
             return Ok(true);
         };
-        if cap.value == capabilities::DATE_SORT_HONOURED {
+        if [capabilities::DATE_SORT_HONOURED, capabilities::DATE_SORT_UNKNOWN].contains(&cap.value.as_str()) {
             return Ok(true);
         }
         let age = Utc::now() - cap.checked_at;
@@ -128,7 +129,7 @@ impl<'a> Adapt<'a> {
 
     /// Records whether `stream` honours the descending date sort.
     pub(crate) async fn record_date_sort(&self, stream: &str, honoured: bool, why: String) -> Result<(), StoreError> {
-        let value = if honoured { capabilities::DATE_SORT_HONOURED } else { capabilities::DATE_SORT_NOT_HONOURED };
+        let value = if honoured { capabilities::DATE_SORT_HONOURED } else { capabilities::DATE_SORT_IGNORED };
         let answer = Capability::new(capabilities::date_sort_key(stream), value, Some(why));
         self.store.record_capabilities(self.company_id, "ingest", &self.client.config().api_version, &[answer]).await
     }

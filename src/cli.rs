@@ -320,6 +320,11 @@ pub struct SimulateArgs {
     #[arg(long, help_heading = "Unconfirmed API behaviours")]
     pub ignore_sort: bool,
 
+    /// How a sort on a document's date (`date`, `transferDate`, `orderDate`) is answered:
+    /// honour, ignore (the default order), or badly (each page sorted, the pages not).
+    #[arg(long, value_name = "ANSWER", default_value = "honour", help_heading = "Unconfirmed API behaviours")]
+    pub date_sort: inflow_simulator::DateSort,
+
     /// Answer 404 for these endpoints, comma-separated (for example
     /// manufacturing-orders,stock-counts), as an account without that feature might.
     #[arg(long, value_name = "ENDPOINTS", value_delimiter = ',', help_heading = "Unconfirmed API behaviours")]

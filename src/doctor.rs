@@ -433,7 +433,7 @@ impl Doctor<'_> {
         }
 
         let field = date_field(doc_type);
-        let dates = self.date_sort(stream, field).await;
+        let dates = self.date_sort(doc_type, field).await;
         if doc_type.date_filter().is_some() {
             let mut sample = dates;
             sample.extend(dates_of(&page.items, field));
@@ -443,7 +443,8 @@ impl Doctor<'_> {
     }
 
     /// A descending sort on the stream's date, judged from the dates returned; returns them.
-    async fn date_sort(&mut self, stream: &str, field: &str) -> Vec<NaiveDate> {
+    async fn date_sort(&mut self, doc_type: DocType, field: &str) -> Vec<NaiveDate> {
+        let stream = doc_type.stream();
         let q = [("count", "20".to_string()), ("sort", field.to_string()), ("sortDesc", "true".into())];
         let label = format!("{stream}: date sort desc");
         match self.get(stream, &q).await {
@@ -462,7 +463,7 @@ impl Doctor<'_> {
                 self.push(
                     Check::new(format!("sort_date:{stream}"), label, verdict)
                         .result(result)
-                        .ingest("not used: the ingest walks by id")
+                        .ingest(date_sort_use(doc_type, value))
                         .value(value),
                 );
                 dates
@@ -471,7 +472,7 @@ impl Doctor<'_> {
                 self.push(
                     Check::new(format!("sort_date:{stream}"), label, Verdict::Info)
                         .result(format!("refused: {}", http(status, &body)))
-                        .ingest("not used: the ingest walks by id")
+                        .ingest(date_sort_use(doc_type, "refused"))
                         .value("refused"),
                 );
                 Vec::new()
@@ -855,6 +856,17 @@ fn message_of(body: &str) -> String {
 fn first_sheet_id(count: &str) -> Option<String> {
     let doc: Value = serde_json::from_str(count).ok()?;
     doc.get("sheets")?.as_array()?.iter().find_map(|s| s.get("countSheetId")?.as_str().map(String::from))
+}
+
+/// What the ingest does with a stream's date sort, given doctor's answer.
+fn date_sort_use(doc_type: DocType, answer: &str) -> &'static str {
+    match (doc_type.date_filter(), doc_type.sort_date(), answer) {
+        (Some(_), _, _) => "not used: complete walks go by id, --window filters on inFlow",
+        (None, None, _) => "not used",
+        (None, Some(_), "honoured") => "--window walks it newest first, checking every page",
+        (None, Some(_), "unknown") => "--window tries it newest first, checking every page",
+        (None, Some(_), _) => "--window walks it in full (tried again after 24 h)",
+    }
 }
 
 /// The date property a stream's documents are dated by.

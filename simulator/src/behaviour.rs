@@ -21,6 +21,9 @@ pub struct Behaviour {
     pub sort_status: Option<u16>,
     /// `sort` and `sortDesc` are ignored: lists come in the default order.
     pub ignore_sort: bool,
+    /// How a sort on a document's date (`date`, `transferDate`, `orderDate`) is answered
+    /// (question 12 of §10): whether inFlow honours it is unknown.
+    pub date_sort: DateSort,
     /// What `after`, `before` or `start` naming no existing entity answers.
     pub unknown_cursor: UnknownCursor,
     /// What `X-listCount` counts (with `includeCount=true`).
@@ -39,6 +42,7 @@ impl Behaviour {
         page_cap: None,
         sort_status: None,
         ignore_sort: false,
+        date_sort: DateSort::Honour,
         unknown_cursor: UnknownCursor::Compare,
         list_count: ListCount::Total,
         rate_headers: RateHeaders::Used,
@@ -53,6 +57,7 @@ impl Behaviour {
             page_cap: Some(30),
             sort_status: Some(500),
             ignore_sort: true,
+            date_sort: DateSort::Ignore,
             unknown_cursor,
             list_count,
             rate_headers: RateHeaders::Remaining,
@@ -66,6 +71,19 @@ impl Default for Behaviour {
     fn default() -> Self {
         Behaviour::DEFAULT
     }
+}
+
+/// How a sort on a document's date is answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum DateSort {
+    /// Sorted by the date, ascending or descending (the default).
+    Honour,
+    /// `sort` and `sortDesc` on a date are ignored: the default (id) order.
+    Ignore,
+    /// Honoured badly: pages are cut from the default order, then each page is sorted by the
+    /// date. Every page looks sorted; the pages are not.
+    Badly,
 }
 
 /// The answer to a cursor (`after=<id>`) whose entity does not exist (deleted, say).
@@ -165,6 +183,18 @@ impl fmt::Display for UnknownCursor {
     }
 }
 
+impl FromStr for DateSort {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "honour" | "honor" => Ok(DateSort::Honour),
+            "ignore" => Ok(DateSort::Ignore),
+            "badly" => Ok(DateSort::Badly),
+            _ => Err(bad("a date-sort answer", s, "honour, ignore or badly")),
+        }
+    }
+}
+
 impl FromStr for ListCount {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
@@ -230,6 +260,8 @@ mod tests {
         assert!("200".parse::<UnknownCursor>().is_err());
         assert_eq!("none".parse::<ListCount>(), Ok(ListCount::Absent));
         assert_eq!("remaining".parse::<RateHeaders>(), Ok(RateHeaders::Remaining));
+        assert_eq!("BADLY".parse::<DateSort>(), Ok(DateSort::Badly));
+        assert!("sometimes".parse::<DateSort>().is_err());
         assert_eq!("sqlserver".parse::<GuidOrder>(), Ok(GuidOrder::SqlServer));
         assert!("random".parse::<GuidOrder>().is_err());
     }

@@ -98,7 +98,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-pub use behaviour::{Behaviour, GuidOrder, ListCount, RateHeaders, UnknownCursor};
+pub use behaviour::{Behaviour, DateSort, GuidOrder, ListCount, RateHeaders, UnknownCursor};
 pub use data::Endpoint;
 pub use faults::{Fault, FaultRule, Faults, Trigger};
 pub use log::RequestRecord;

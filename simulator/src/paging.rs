@@ -33,7 +33,7 @@ use chrono::{DateTime, FixedOffset, NaiveDate};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::behaviour::{Behaviour, GuidOrder, ListCount, UnknownCursor};
+use super::behaviour::{Behaviour, DateSort, GuidOrder, ListCount, UnknownCursor};
 use super::data::*;
 use super::inventory::Inventory;
 use super::render::Includes;
@@ -285,6 +285,8 @@ pub(crate) struct ListQuery {
     pub start: Option<Uuid>,
     sort: Field,
     pub desc: bool,
+    /// A date sort honoured badly: each page (cut in id order) sorted by this, descending if so.
+    page_sort: Option<(Field, bool)>,
     pub include_count: bool,
     pub includes: Includes,
     filters: Vec<Filter>,
@@ -421,6 +423,7 @@ impl ListQuery {
             start: None,
             sort: Field::Id,
             desc: false,
+            page_sort: None,
             include_count: false,
             includes: Includes::default(),
             filters: Vec::new(),
@@ -429,6 +432,7 @@ impl ListQuery {
             list_count: opts.behaviour.list_count,
         };
         let mut includes = Vec::new();
+        let mut date_sort = None;
         for (key, value) in pairs {
             let k = key.as_str();
             if let Some(rest) = k.strip_prefix("filter[") {
@@ -498,7 +502,11 @@ impl ListQuery {
                             ApiError::bad("InvalidSort", format!("'{name}' is not a sortable property of {endpoint}"))
                                 .with("sort", name)
                         })?;
-                    q.sort = spec.field;
+                    match (spec.field, opts.behaviour.date_sort) {
+                        (Field::Date, DateSort::Ignore) => date_sort = Some(DateSort::Ignore),
+                        (Field::Date, DateSort::Badly) => date_sort = Some(DateSort::Badly),
+                        (field, _) => q.sort = field,
+                    }
                 }
                 "sortDesc" if opts.behaviour.ignore_sort => {}
                 "sortDesc" => q.desc = parse_bool(k, value)?,
@@ -506,6 +514,11 @@ impl ListQuery {
                 "include" => includes.push(value.as_str()),
                 _ => {}
             }
+        }
+        match date_sort {
+            Some(DateSort::Ignore) => q.desc = false,
+            Some(DateSort::Badly) => q.page_sort = Some((Field::Date, std::mem::take(&mut q.desc))),
+            _ => {}
         }
         q.includes = parse_includes(endpoint, includes, opts.refuse_sheet_lines)?;
         if let Some(cap) = opts.behaviour.page_cap {
@@ -551,7 +564,7 @@ impl ListQuery {
     where
         I: DoubleEndedIterator<Item = &'a E> + Clone,
     {
-        if self.sort != Field::Id || self.guid_order != GuidOrder::Text {
+        if self.sort != Field::Id || self.guid_order != GuidOrder::Text || self.page_sort.is_some() {
             return self.run(all, lookup, cx);
         }
         let filtered = || all.clone().filter(|e| self.filters.iter().all(|f| matches(f, *e, cx))).count();
@@ -633,7 +646,13 @@ impl ListQuery {
             (true, ListCount::Total) => total,
             (true, ListCount::Remaining) => rows.len().saturating_sub(self.skip),
         };
-        let page = rows.into_iter().skip(self.skip).take(self.count).map(|(_, _, e)| e).collect();
+        let mut page: Vec<&'a E> = rows.into_iter().skip(self.skip).take(self.count).map(|(_, _, e)| e).collect();
+        if let Some((field, desc)) = self.page_sort {
+            page.sort_by_cached_key(|e| (key(e.field(field, cx), order), order.key(e.id())));
+            if desc {
+                page.reverse();
+            }
+        }
         Ok((page, total))
     }
 }

@@ -707,7 +707,7 @@ async fn old_server_mode_rejects_keyset_but_pages_by_skip() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn each_unconfirmed_behaviour_has_a_switch() {
-    use inflow_simulator::{Behaviour, GuidOrder, ListCount, RateHeaders, UnknownCursor};
+    use inflow_simulator::{Behaviour, DateSort, GuidOrder, ListCount, RateHeaders, UnknownCursor};
     let sim = start(SimConfig { rate_limit: None, scale: Scale::Orders(250), ..SimConfig::default() }).await;
     let api = Api::new(&sim);
     let all = ids(&sim.documents("sales-orders"), "salesOrderId");
@@ -731,6 +731,27 @@ async fn each_unconfirmed_behaviour_has_a_switch() {
     set(Behaviour { ignore_sort: true, ..d.clone() });
     let page = api.list("sales-orders", &[("count", "20"), ("sort", "orderDate"), ("sortDesc", "true")]).await;
     assert_eq!(ids(&page, "salesOrderId"), all[..20]);
+
+    // A date sort ignored (other sorts work), or honoured badly: each page cut in id order,
+    // then sorted by the date.
+    let newest = [("count", "20"), ("sort", "orderDate"), ("sortDesc", "true")];
+    set(Behaviour { date_sort: DateSort::Ignore, ..d.clone() });
+    assert_eq!(ids(&api.list("sales-orders", &newest).await, "salesOrderId"), all[..20]);
+    let by_number = api.list("sales-orders", &[("count", "20"), ("sort", "orderNumber")]).await;
+    assert_ne!(ids(&by_number, "salesOrderId"), all[..20], "other sorts still work");
+    set(Behaviour { date_sort: DateSort::Badly, ..d.clone() });
+    let page = api.list("sales-orders", &newest).await;
+    let mut got = ids(&page, "salesOrderId");
+    got.sort();
+    let mut first = all[..20].to_vec();
+    first.sort();
+    assert_eq!(got, first, "the first 20 by id");
+    let dates: Vec<&str> = page.iter().map(|d| d["orderDate"].as_str().unwrap()).collect();
+    let instant = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap();
+    assert!(dates.windows(2).all(|w| instant(w[0]) >= instant(w[1])), "sorted within the page: {dates:?}");
+    set(Behaviour { date_sort: DateSort::Honour, ..d.clone() });
+    let honoured = api.list("sales-orders", &newest).await;
+    assert_ne!(ids(&honoured, "salesOrderId"), ids(&page, "salesOrderId"), "the newest 20 of all");
 
     // The answer to a cursor whose document is gone.
     let gone = all[50].clone();

@@ -27,6 +27,7 @@ pub async fn run(_global: &GlobalArgs, args: SimulateArgs) -> anyhow::Result<Exi
             page_cap: args.page_cap.map(|n| n as usize),
             sort_status: args.sort_status,
             ignore_sort: args.ignore_sort,
+            date_sort: args.date_sort,
             unknown_cursor: args.unknown_cursor,
             list_count: args.list_count,
             rate_headers: args.rate_headers,

@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod model;
+pub mod newest;
 pub mod pacer;
 pub mod walk;
 

@@ -128,6 +128,17 @@ impl DocType {
         }
     }
 
+    /// The date a newest-first walk sorts on (`sort=<date>&sortDesc=true`), where the document
+    /// has one that is also its date.
+    pub fn sort_date(self) -> Option<&'static str> {
+        match self {
+            DocType::StockAdjustment => Some("date"),
+            DocType::StockTransfer => Some("transferDate"),
+            DocType::SalesOrder | DocType::PurchaseOrder => Some("orderDate"),
+            DocType::ManufacturingOrder | DocType::StockCount => None,
+        }
+    }
+
     /// Streams of features an account may not have (manufacturing, stock counts): a default
     /// ingest skips them, with a warning, when their endpoint is missing.
     pub fn optional(self) -> bool {

@@ -44,6 +44,22 @@ pub fn paging_key(stream: &str) -> String {
     format!("paging:{stream}")
 }
 
+/// The row name of whether a stream's list honours a descending sort on its date (`audit
+/// doctor` and newest-first `--window` walks record it): [`DATE_SORT_HONOURED`],
+/// [`DATE_SORT_IGNORED`], or doctor's `refused` and `unknown`.
+pub fn date_sort_key(stream: &str) -> String {
+    format!("sort_date:{stream}")
+}
+
+/// The dates descended (doctor), or every page of a newest-first walk was in order.
+pub const DATE_SORT_HONOURED: &str = "honoured";
+
+/// The dates did not descend: a page out of order.
+pub const DATE_SORT_IGNORED: &str = "ignored";
+
+/// Doctor could not tell (fewer than two distinct dates).
+pub const DATE_SORT_UNKNOWN: &str = "unknown";
+
 /// The row name of what `X-listCount` counts.
 pub const LIST_COUNT: &str = "list_count";
 

@@ -108,6 +108,32 @@ impl<'a> Adapt<'a> {
         self.store.record_capabilities(self.company_id, "ingest", &self.client.config().api_version, &[answer]).await
     }
 
+    /// Whether a `--window` walk of `stream` may go newest first: the date sort is recorded as
+    /// honoured, was never checked or could not be told (the walk itself is the probe: every
+    /// page is checked), or was recorded as ignored or refused at least
+    /// [`RETRY_PREFERRED_AFTER`] ago.
+    pub(crate) async fn date_sort_usable(&self, stream: &str) -> Result<bool, StoreError> {
+        let Some(cap) = self.store.capability(self.company_id, &capabilities::date_sort_key(stream)).await? else {
+            return Ok(true);
+        };
+        if [capabilities::DATE_SORT_HONOURED, capabilities::DATE_SORT_UNKNOWN].contains(&cap.value.as_str()) {
+            return Ok(true);
+        }
+        let age = Utc::now() - cap.checked_at;
+        if age >= RETRY_PREFERRED_AFTER {
+            tracing::info!("{stream}: trying the newest-first walk again (not honoured {} h ago)", age.num_hours());
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Records whether `stream` honours the descending date sort.
+    pub(crate) async fn record_date_sort(&self, stream: &str, honoured: bool, why: String) -> Result<(), StoreError> {
+        let value = if honoured { capabilities::DATE_SORT_HONOURED } else { capabilities::DATE_SORT_IGNORED };
+        let answer = Capability::new(capabilities::date_sort_key(stream), value, Some(why));
+        self.store.record_capabilities(self.company_id, "ingest", &self.client.config().api_version, &[answer]).await
+    }
+
     /// Warns about a note once and records it; true when it added a run warning.
     pub(crate) async fn note(
         &self,

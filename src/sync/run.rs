@@ -26,13 +26,25 @@ use super::{
     IngestOptions, Progress, RunCounters, RunStatus, RunSummary, StopFlag, StopReason, StreamSummary, SyncError,
 };
 use crate::inflow::model::Product;
+use crate::inflow::newest::{Newest, NewestFirst};
 use crate::inflow::walk::{CountMeaning, ListSpec, Paging, Pass, Position, Walk, WalkNote, WalkStart, id_of};
 use crate::inflow::{Client, ClientError};
 use crate::mapping::{Derived, DocType};
-use crate::store::Store;
 use crate::store::reference::Parties;
 use crate::store::walks::{RECHECK_ADJUSTMENTS, WalkEnd, WalkMark};
 use crate::store::write::{DocWrite, PageKind, PageOutcome, PageWrite, Quarantine};
+use crate::store::{Store, capabilities};
+
+/// `StreamSummary::paging` of a newest-first walk.
+const NEWEST_FIRST: &str = "newest-first";
+
+/// How a newest-first walk ended.
+enum NewestEnd {
+    /// At the window's start, or stopped (why).
+    Done(Option<StopReason>),
+    /// A page out of order (why): the stream is walked in full instead.
+    Abandoned(String),
+}
 
 /// Missing documents are checked one request each; beyond this many something else is wrong
 /// (a server that ignores the keyset, say), and no deletion is concluded.
@@ -84,6 +96,7 @@ pub async fn run(
                 run_id,
                 counters: RunCounters::default(),
                 meaning: CountMeaning::Unknown,
+                abandoned: Vec::new(),
             };
             let result = ctx.all_streams().await;
             ctx.sync_client_counters();
@@ -117,6 +130,8 @@ struct Run<'a> {
     counters: RunCounters,
     /// What `X-listCount` counts, as far as is known.
     meaning: CountMeaning,
+    /// Streams whose newest-first walk was abandoned in this run.
+    abandoned: Vec<DocType>,
 }
 
 /// How a stream is walked in this run, from its saved state and the options.
@@ -129,6 +144,8 @@ struct Plan {
     walk_id: i64,
     /// A window walk made beside an unfinished complete walk, whose position stays.
     beside: bool,
+    /// A window walk newest first, sorted by this date.
+    newest: Option<&'static str>,
 }
 
 impl Plan {
@@ -275,7 +292,21 @@ impl Run<'_> {
 
     /// Walks one stream from where it stands to its end, or until the run stops.
     async fn stream(&mut self, doc_type: DocType) -> Result<(StreamSummary, Option<StopReason>), SyncError> {
-        let (plan, start, mut summary) = self.plan(doc_type).await?;
+        let (mut plan, mut start, mut summary) = self.plan(doc_type).await?;
+        if let Some(field) = plan.newest {
+            self.progress.stream_started(doc_type.stream(), None);
+            match self.walk_newest(&plan, field, &mut summary).await? {
+                NewestEnd::Done(stop) => return Ok((summary, stop)),
+                NewestEnd::Abandoned(why) => {
+                    self.abandon_newest(doc_type, &why).await?;
+                    // The pages already written stay: they are the same documents.
+                    let written = summary.work;
+                    (plan, start, summary) = self.plan(doc_type).await?;
+                    summary.work += written;
+                    summary.work.warnings += 1;
+                }
+            }
+        }
         let adapt = Adapt::new(self.store, self.client, &self.options.company_id, self.run_id);
         let mut recorded = adapt.recorded_paging(doc_type.stream()).await?;
         self.progress.stream_started(doc_type.stream(), summary.resumed_from.as_deref());
@@ -294,10 +325,14 @@ impl Run<'_> {
         let stream = doc_type.stream();
         let state = self.store.sync_state(company, stream).await?;
         let since = self.options.since.or(state.since);
-        // A window re-reads only recent orders (inFlow filters them by date); the streams it
-        // cannot filter are walked completely anyway.
-        let window_from =
-            self.options.window.filter(|_| doc_type.date_filter().is_some()).map(|w| (Utc::now() - w).date_naive());
+        let newest = self.newest_first(doc_type, state.last_complete_at.is_some()).await?;
+        // A window re-reads only recent orders (inFlow filters them by date), and the streams it
+        // cannot filter newest first where the server sorts them so; others are walked completely.
+        let window_from = self
+            .options
+            .window
+            .filter(|_| doc_type.date_filter().is_some() || newest.is_some())
+            .map(|w| (Utc::now() - w).date_naive());
         let (kind, bound) = match window_from {
             Some(from) => (WalkKind::Window, Some(since.map_or(from, |s| s.max(from)))),
             None => (WalkKind::Complete, since),
@@ -325,7 +360,7 @@ impl Run<'_> {
             (true, Some(id), None) => (id, resumed_start(&state, self.meaning)),
             _ => (self.run_id, adapt.fresh_start(stream, kind == WalkKind::Complete, self.meaning).await?),
         };
-        let plan = Plan { doc_type, kind, bound, walk_id, beside: beside.is_some() };
+        let plan = Plan { doc_type, kind, bound, walk_id, beside: beside.is_some(), newest };
         let mut summary = StreamSummary { stream, kind: kind.as_str(), ..StreamSummary::default() };
         if resumable && !start.position.is_start() {
             summary.resumed_from = Some(start.position.to_string());
@@ -335,6 +370,109 @@ impl Run<'_> {
             self.store.start_walk(company, since, &mark).await?;
         }
         Ok((plan, start, summary))
+    }
+
+    /// The date a `--window` walk of this stream sorts on, newest first: for a stream inFlow
+    /// cannot filter by date, once a complete walk has finished (the window is a shortcut over
+    /// a trail that has its history), unless the server was found not to honour the sort.
+    async fn newest_first(&self, doc_type: DocType, has_history: bool) -> Result<Option<&'static str>, SyncError> {
+        let (None, Some(field), Some(_), true) =
+            (doc_type.date_filter(), doc_type.sort_date(), self.options.window, has_history)
+        else {
+            return Ok(None);
+        };
+        if self.abandoned.contains(&doc_type) {
+            return Ok(None);
+        }
+        let adapt = Adapt::new(self.store, self.client, &self.options.company_id, self.run_id);
+        Ok(adapt.date_sort_usable(doc_type.stream()).await?.then_some(field))
+    }
+
+    /// Walks a stream newest first down to the window's start, checking every page's order.
+    /// Keeps no position: a walk stopped midway starts again at the newest page next time.
+    async fn walk_newest(
+        &mut self,
+        plan: &Plan,
+        field: &'static str,
+        summary: &mut StreamSummary,
+    ) -> Result<NewestEnd, SyncError> {
+        let (doc_type, stream) = (plan.doc_type, plan.doc_type.stream());
+        let from = plan.bound.expect("a window walk has its start as bound");
+        let mut walk = NewestFirst::new(self.client, plan.list_spec(), field, from);
+        loop {
+            if let Some(reason) = self.stop.reason() {
+                return Ok(NewestEnd::Done(Some(reason)));
+            }
+            let (items, last) = match walk.next_page().await {
+                Ok(Newest::Page { items, last }) => (items, last),
+                Ok(Newest::OutOfOrder(why)) => return Ok(NewestEnd::Abandoned(why)),
+                Err(source) if clean_stop(&source, self.stop).is_some() => {
+                    return Ok(NewestEnd::Done(clean_stop(&source, self.stop)));
+                }
+                Err(source) => {
+                    let position = format!("newest-first walk by {field}");
+                    return Err(SyncError::Fetch { stream, position, source });
+                }
+            };
+            let mark = plan.mark(&Position::START, Paging::PREFERRED, &Pass::default(), false);
+            let kind = if plan.beside { PageKind::Beside(mark) } else { PageKind::Walk(mark) };
+            let written = self.write(doc_type, plan.bound, &items, kind).await?;
+            self.add(summary, &written);
+            self.progress.page_written(stream, summary, self.client.stats().requests(), self.client.budget_left());
+            crate::testing::crash_point("after-page");
+            if last {
+                self.finish_newest(plan, field, summary).await?;
+                return Ok(NewestEnd::Done(None));
+            }
+        }
+    }
+
+    /// Ends a newest-first walk that reached the window's start, and records that the server
+    /// honours the sort (once: an answer already recorded is not written again each run).
+    async fn finish_newest(&mut self, plan: &Plan, field: &str, summary: &mut StreamSummary) -> Result<(), SyncError> {
+        let stream = plan.doc_type.stream();
+        let end = WalkEnd {
+            company_id: &self.options.company_id,
+            run_id: self.run_id,
+            doc_type: plan.doc_type,
+            complete: false,
+            proven: true,
+            beside: plan.beside,
+            deleted: &[],
+            counters: self.counters_now(),
+        };
+        let retracted = self.store.finish_walk(end).await?;
+        self.counters = self.counters_now();
+        self.counters.work += retracted;
+        summary.work += retracted;
+        summary.complete = true;
+        summary.paging = NEWEST_FIRST;
+        let key = capabilities::date_sort_key(stream);
+        let recorded = self.store.capability(&self.options.company_id, &key).await?;
+        if recorded.is_none_or(|c| c.value != capabilities::DATE_SORT_HONOURED) {
+            let why = format!("a newest-first walk of {stream} by {field} found every page in order");
+            let adapt = Adapt::new(self.store, self.client, &self.options.company_id, self.run_id);
+            adapt.record_date_sort(stream, true, why).await?;
+        }
+        Ok(())
+    }
+
+    /// A newest-first walk found a page out of order: a recorded warning, the sort recorded as
+    /// not honoured (tried again a day later), and the stream walked in full instead.
+    async fn abandon_newest(&mut self, doc_type: DocType, why: &str) -> Result<(), SyncError> {
+        let stream = doc_type.stream();
+        let text = format!(
+            "{stream}: {why}; the server does not honour a descending sort on the date, so this --window run walks              the stream in full instead. Recorded: --window runs try the newest-first walk again after {} h",
+            super::RETRY_PREFERRED_AFTER.num_hours()
+        );
+        tracing::warn!("{text}");
+        let company = &self.options.company_id;
+        let adapt = Adapt::new(self.store, self.client, company, self.run_id);
+        adapt.record_date_sort(stream, false, why.to_string()).await?;
+        self.store.record_run_warning(self.run_id, company, Some(doc_type), "date_sort_not_honoured", &text).await?;
+        self.counters.work.warnings += 1;
+        self.abandoned.push(doc_type);
+        Ok(())
     }
 
     /// Writes page after page, fetching the next one while one is written; returns why the

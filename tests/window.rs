@@ -1,0 +1,268 @@
+//! Newest-first `--window` walks of the streams inFlow cannot filter by date (stock adjustments
+//! and transfers), on SQLite and Postgres: with the date sort honoured a window run costs the
+//! pages of the window's documents and one proof page; ignored or honoured badly, the shortcut
+//! is abandoned for a full walk with a warning; the events are the same either way.
+
+mod common;
+
+use chrono::{DateTime, Duration, Utc};
+use common::*;
+use inflow_simulator::{Behaviour, DateSort, Scale, Simulator};
+
+/// On the simulator's 2,500-order company, a window holding more than a page of adjustments and
+/// of transfers, and old documents beyond the page that holds its last ones.
+const WINDOW_DAYS: i64 = 500;
+const SCALE: Scale = Scale::Orders(2500);
+
+/// The streams walked newest first, with their date.
+const NEWEST: [(&str, &str); 2] = [("stock-adjustments", "date"), ("stock-transfers", "transferDate")];
+
+/// The window's start as the walk compares it: midnight UTC of the day the window starts.
+fn window_start() -> DateTime<Utc> {
+    (Utc::now() - Duration::days(WINDOW_DAYS)).date_naive().and_hms_opt(0, 0, 0).unwrap().and_utc()
+}
+
+/// (documents dated in the window, all documents) of a stream.
+fn in_window(sim: &Simulator, endpoint: &str, field: &str) -> (usize, usize) {
+    let docs = sim.documents(endpoint);
+    let from = window_start();
+    let n = docs
+        .iter()
+        .filter(|d| d[field].as_str().and_then(|s| DateTime::parse_from_rfc3339(s).ok()).is_some_and(|d| d >= from))
+        .count();
+    (n, docs.len())
+}
+
+/// The fewest requests that show a newest-first stream's window: the pages of its documents,
+/// and one page starting before the window, unless the list ends first (its count proves it).
+fn newest_minimum(n: usize, all: usize) -> usize {
+    (n.div_ceil(100) + 1).min(walk_cost(all))
+}
+
+fn requests_of(sim: &Simulator, endpoint: &str) -> Vec<inflow_simulator::RequestRecord> {
+    sim.requests().into_iter().filter(|r| r.endpoint == endpoint).collect()
+}
+
+fn sorted_newest_first(r: &inflow_simulator::RequestRecord, field: &str) -> bool {
+    let has = |k: &str, v: &str| r.query.iter().any(|(qk, qv)| qk == k && qv == v);
+    has("sort", field) && has("sortDesc", "true")
+}
+
+/// A backfilled company whose simulator then changes: an old adjustment and an old transfer
+/// are re-dated into the window (a window run must see them).
+async fn backfilled(db: &TestDb, scale: Scale) -> (Simulator, audit::store::Store) {
+    let sim = simulator(scale).await;
+    let store = db.store().await;
+    let summary = ingest(&store, &sim).await;
+    assert!(summary.streams.iter().all(|s| s.complete), "{:?}", summary.streams);
+    let recent = (Utc::now() - Duration::days(2)).fixed_offset();
+    for (endpoint, field) in NEWEST {
+        let from = window_start();
+        let docs = sim.documents(endpoint);
+        let old = docs
+            .iter()
+            .find(|d| d[field].as_str().and_then(|s| DateTime::parse_from_rfc3339(s).ok()).is_some_and(|d| d < from))
+            .unwrap_or_else(|| panic!("{endpoint}: no document before the window"));
+        let id_field = if endpoint == "stock-adjustments" { "stockAdjustmentId" } else { "stockTransferId" };
+        sim.set_document_date(endpoint, old[id_field].as_str().unwrap(), recent).unwrap();
+    }
+    sim.clear_requests();
+    (sim, store)
+}
+
+fn window_run(db: &TestDb, sim: &Simulator) -> String {
+    let days = format!("{WINDOW_DAYS}d");
+    let (code, stdout, stderr) = run_cli(db, sim, &["ingest", "--window", &days], &[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    stderr
+}
+
+async fn capability(store: &audit::store::Store, sim: &Simulator, stream: &str) -> Option<String> {
+    let key = audit::store::capabilities::date_sort_key(stream);
+    store.capability(&sim.company_id(), &key).await.unwrap().map(|c| c.value)
+}
+
+both_backends! {
+/// Honoured: the window run asks the two streams newest first and costs exactly the minimum
+/// (with the locations and the filtered order streams as before), and ends with the events a
+/// full walk gives.
+async fn an_honoured_date_sort_makes_window_runs_cost_the_window(db: TestDb) {
+    let (sim, store) = backfilled(&db, SCALE).await;
+    let stderr = window_run(&db, &sim);
+    assert!(!stderr.contains("does not honour"), "{stderr}");
+    let mut expected_total = 0;
+    for (endpoint, field) in NEWEST {
+        let (n, all) = in_window(&sim, endpoint, field);
+        assert!(
+            n > 100 && n.div_ceil(100) + 1 < walk_cost(all),
+            "{endpoint}: {n} of {all} in the window; the test needs several pages, and a proof page before the end"
+        );
+        let asked = requests_of(&sim, endpoint);
+        assert!(asked.iter().all(|r| sorted_newest_first(r, field)), "{asked:?}");
+        assert_eq!(asked.len(), newest_minimum(n, all), "{endpoint}: {n} of {all} documents in the window");
+        assert!(asked.len() < walk_cost(all), "cheaper than the full walk");
+        expected_total += asked.len();
+        assert_eq!(capability(&store, &sim, endpoint).await.as_deref(), Some("honoured"));
+    }
+    // The rest as before: the locations, the filtered orders, the stock counts in full.
+    for endpoint in ["locations", "sales-orders", "purchase-orders", "manufacturing-orders", "stock-counts"] {
+        expected_total += requests_of(&sim, endpoint).len();
+    }
+    assert_eq!(requests_of(&sim, "locations").len(), 1);
+    assert_eq!(sim.requests().len(), expected_total, "nothing else: {:?}", sim.requests_by_endpoint());
+    let (stored, rows) = stored_events(&store).await;
+    assert_eq!(rows, stored.len(), "no event twice");
+    assert_eq!(stored, expected_events(&sim), "the re-dated documents are seen");
+    let windows = "SELECT count(*) FROM sync_state WHERE last_window_at IS NOT NULL \
+                   AND stream IN ('stock-adjustments', 'stock-transfers')";
+    assert_eq!(count(&store, windows).await, 2, "recorded as window walks");
+    assert_eq!(count(&store, "SELECT count(*) FROM run_warnings").await, 0);
+    sim.shutdown().await;
+}
+}
+
+both_backends! {
+/// Ignored: the first page is out of order, so the run warns, records the sort as not honoured
+/// and walks both streams in full (one probe page more); the next window run does not probe
+/// again, until a day has passed.
+async fn an_ignored_date_sort_falls_back_to_full_walks_with_a_warning(db: TestDb) {
+    let (sim, store) = backfilled(&db, SCALE).await;
+    sim.set_behaviour(Behaviour { date_sort: DateSort::Ignore, ..Behaviour::DEFAULT });
+    let stderr = window_run(&db, &sim);
+    for (endpoint, _) in NEWEST {
+        assert!(stderr.contains(&format!("{endpoint}: the page at skip=0 is not sorted newest first")), "{stderr}");
+        let all = sim.counts()[endpoint];
+        assert_eq!(requests_of(&sim, endpoint).len(), 1 + walk_cost(all), "{endpoint}: the probe page, then in full");
+        assert_eq!(capability(&store, &sim, endpoint).await.as_deref(), Some("ignored"));
+    }
+    assert_eq!(count(&store, "SELECT count(*) FROM run_warnings WHERE kind = 'date_sort_not_honoured'").await, 2);
+    let (stored, rows) = stored_events(&store).await;
+    assert_eq!(rows, stored.len());
+    assert_eq!(stored, expected_events(&sim));
+
+    // The next window run walks them in full without asking the sort again.
+    sim.clear_requests();
+    window_run(&db, &sim);
+    for (endpoint, field) in NEWEST {
+        let asked = requests_of(&sim, endpoint);
+        assert!(asked.iter().all(|r| !sorted_newest_first(r, field)), "{asked:?}");
+        assert_eq!(asked.len(), walk_cost(sim.counts()[endpoint]));
+    }
+    assert_eq!(count(&store, "SELECT count(*) FROM run_warnings WHERE kind = 'date_sort_not_honoured'").await, 2);
+
+    // A day later (the server now honouring it) it is tried again, and recorded as honoured.
+    for (endpoint, _) in NEWEST {
+        let key = audit::store::capabilities::date_sort_key(endpoint);
+        let mut old = store.capability(&sim.company_id(), &key).await.unwrap().unwrap();
+        old.checked_at -= Duration::hours(25);
+        store.record_capabilities(&sim.company_id(), "ingest", "2025-06-24", &[old]).await.unwrap();
+    }
+    sim.set_behaviour(Behaviour::DEFAULT);
+    sim.clear_requests();
+    window_run(&db, &sim);
+    for (endpoint, field) in NEWEST {
+        let (n, all) = in_window(&sim, endpoint, field);
+        assert_eq!(requests_of(&sim, endpoint).len(), newest_minimum(n, all));
+        assert_eq!(capability(&store, &sim, endpoint).await.as_deref(), Some("honoured"));
+    }
+    sim.shutdown().await;
+}
+}
+
+both_backends! {
+/// Honoured badly (each page sorted, the pages cut in id order): the first page looks right,
+/// the second starts newer than the first ended, so the shortcut is abandoned for a full walk.
+async fn a_date_sort_honoured_badly_is_caught_across_pages(db: TestDb) {
+    let (sim, store) = backfilled(&db, SCALE).await;
+    sim.set_behaviour(Behaviour { date_sort: DateSort::Badly, ..Behaviour::DEFAULT });
+    let stderr = window_run(&db, &sim);
+    for (endpoint, field) in NEWEST {
+        assert!(stderr.contains(&format!("{endpoint}: the page at skip=100 is not sorted newest first")), "{stderr}");
+        let asked = requests_of(&sim, endpoint);
+        let probe = asked.iter().filter(|r| sorted_newest_first(r, field)).count();
+        assert_eq!(probe, 2, "two pages in order within, not across");
+        assert_eq!(asked.len(), probe + walk_cost(sim.counts()[endpoint]));
+        assert_eq!(capability(&store, &sim, endpoint).await.as_deref(), Some("ignored"));
+    }
+    let (stored, rows) = stored_events(&store).await;
+    assert_eq!(rows, stored.len());
+    assert_eq!(stored, expected_events(&sim));
+    sim.shutdown().await;
+}
+}
+
+both_backends! {
+/// A window run stopped inside a newest-first walk keeps no position: the next one starts the
+/// walk again at the newest page, and ends with the same events as a full walk.
+async fn a_stopped_newest_first_walk_starts_again_next_time(db: TestDb) {
+    let (sim, store) = backfilled(&db, SCALE).await;
+    let days = format!("{WINDOW_DAYS}d");
+    // The locations, the three filtered order streams' pages, the stock counts and one page of
+    // adjustments: stopped inside the adjustments' walk.
+    let before: usize = ["sales-orders", "purchase-orders", "manufacturing-orders", "stock-counts"]
+        .iter()
+        .map(|e| {
+            let docs = sim.documents(e);
+            let field = if *e == "stock-counts" { None } else { Some("orderDate") };
+            let n = match field {
+                None => docs.len(),
+                Some(f) => {
+                    let from = (Utc::now() - Duration::days(WINDOW_DAYS)).date_naive().to_string();
+                    docs.iter().filter(|d| d[f].as_str().is_some_and(|s| s[..10] >= *from)).count()
+                }
+            };
+            walk_cost(n)
+        })
+        .sum();
+    let budget = (1 + before + 1).to_string();
+    let (code, stdout, stderr) = run_cli(&db, &sim, &["ingest", "--window", &days, "--max-requests", &budget], &[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let asked = requests_of(&sim, "stock-adjustments");
+    assert_eq!(asked.len(), 1, "stopped after one page of the adjustments: {:?}", sim.requests_by_endpoint());
+    let saved = strings(&store, "SELECT walk_kind || ':' || walk_position FROM sync_state WHERE stream = $1", "stock-adjustments").await;
+    assert_eq!(saved, ["window:"], "no position kept");
+
+    sim.clear_requests();
+    window_run(&db, &sim);
+    let asked = requests_of(&sim, "stock-adjustments");
+    let skips: Vec<&str> =
+        asked.iter().filter_map(|r| r.query.iter().find(|(k, _)| k == "skip").map(|(_, v)| v.as_str())).collect();
+    assert_eq!(skips.first(), Some(&"0"), "started again at the newest page");
+    let (n, all) = in_window(&sim, "stock-adjustments", "date");
+    assert_eq!(asked.len(), newest_minimum(n, all));
+    let (stored, rows) = stored_events(&store).await;
+    assert_eq!(rows, stored.len(), "no event twice");
+    assert_eq!(stored, expected_events(&sim));
+    sim.shutdown().await;
+}
+}
+
+both_backends! {
+/// What `audit doctor` finds is what window runs follow: an ignored date sort recorded by it
+/// means a full walk at once, without a probe page or a warning.
+async fn a_date_sort_doctor_found_ignored_is_not_tried(db: TestDb) {
+    let (sim, store) = backfilled(&db, SCALE).await;
+    sim.set_behaviour(Behaviour { date_sort: DateSort::Ignore, ..Behaviour::DEFAULT });
+    let (code, stdout, stderr) = run_cli(&db, &sim, &["doctor", "--format", "json", "--time-scale", "0.001"], &[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let row = report["checks"].as_array().unwrap().iter().find(|c| c["check"] == "sort_date:stock-adjustments").cloned();
+    assert_eq!(row.as_ref().map(|r| r["ingest"].as_str().unwrap()), Some("--window walks it in full (tried again after 24 h)"));
+    for (endpoint, _) in NEWEST {
+        assert_eq!(capability(&store, &sim, endpoint).await.as_deref(), Some("ignored"));
+    }
+    sim.clear_requests();
+    let stderr = window_run(&db, &sim);
+    assert!(!stderr.contains("does not honour"), "{stderr}");
+    for (endpoint, field) in NEWEST {
+        let asked = requests_of(&sim, endpoint);
+        assert!(asked.iter().all(|r| !sorted_newest_first(r, field)), "{asked:?}");
+        assert_eq!(asked.len(), walk_cost(sim.counts()[endpoint]));
+    }
+    assert_eq!(count(&store, "SELECT count(*) FROM run_warnings").await, 0);
+    let (stored, rows) = stored_events(&store).await;
+    assert_eq!(rows, stored.len());
+    assert_eq!(stored, expected_events(&sim));
+    sim.shutdown().await;
+}
+}

@@ -87,7 +87,7 @@ pub struct Place {
     pub location_id: Option<String>,
     /// The sublocation (bin) within it, if any.
     pub sublocation: Option<String>,
-    /// inFlow's quantity on hand there (never zero here; negative for `negative_on_hand`).
+    /// inFlow's quantity on hand there: never zero here, below zero only under `negative_on_hand`.
     pub quantity_on_hand: f64,
 }
 

@@ -1,7 +1,10 @@
 //! Every command-line definition of `audit`, in one place.
 //!
 //! Each subcommand's arguments are a struct here; its behaviour lives in `commands::<name>`.
-//! The `///` comments are the help text users read, so they are written for them.
+//! The `///` comments are the help text users read, so they are written for them. The
+//! exceptions are the comments of the argument structs and of `flatten` and `subcommand`
+//! fields: clap ignores those, or lets the command's own comment replace them, so they are
+//! written for the code's reader.
 
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
@@ -28,9 +31,11 @@ use inflow_simulator::{GuidOrder, ListCount, RateHeaders, UnknownCursor};
                   2 an error; 75 another ingest of the company holds the lock."
 )]
 pub struct Cli {
+    /// The options every command takes.
     #[command(flatten)]
     pub global: GlobalArgs,
 
+    /// The command to run.
     #[command(subcommand)]
     pub command: Command,
 }
@@ -47,6 +52,7 @@ pub fn command() -> clap::Command {
     cmd
 }
 
+/// The options of every command (`global`): the database, the settings file, logging and times.
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
@@ -86,6 +92,7 @@ pub struct GlobalArgs {
     pub utc: bool,
 }
 
+/// The subcommands; each runs `commands::<name>::run`.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create or upgrade the database schema and print its version.
@@ -260,6 +267,7 @@ pub enum Command {
     Config,
 }
 
+/// `audit simulate`: where to listen, and the company and misbehaviour to simulate.
 #[derive(Debug, Clone, Args)]
 pub struct SimulateArgs {
     /// Port to listen on; 0 picks a free one.
@@ -413,8 +421,10 @@ pub struct InflowArgs {
     pub time_scale: f64,
 }
 
+/// `audit ingest`: how to reach inFlow, which streams to walk and how far back, and how often.
 #[derive(Debug, Clone, Args)]
 pub struct IngestArgs {
+    /// How to reach inFlow.
     #[command(flatten)]
     pub inflow: InflowArgs,
 
@@ -506,15 +516,19 @@ impl NestedFormatChoice {
     }
 }
 
+/// `audit timeline`: the serial, which companies, which events (retracted ones, as of a day or a
+/// recording time), and the output format.
 #[derive(Debug, Clone, Args)]
 pub struct TimelineArgs {
     /// The serial number, as inFlow stores it (surrounding spaces are ignored).
     #[arg(value_parser = trimmed)]
     pub serial: String,
 
+    /// Which companies to read.
     #[command(flatten)]
     pub company: CompanyFilter,
 
+    /// The output format.
     #[command(flatten)]
     pub output: FormatChoice,
 
@@ -572,6 +586,7 @@ pub enum SqlFormat {
     Csv,
 }
 
+/// `audit sql`: the query (text, file or shipped name), its parameters, and the output.
 #[derive(Debug, Clone, Args)]
 pub struct SqlArgs {
     /// The query to run.
@@ -635,6 +650,7 @@ fn parse_param(s: &str) -> Result<(String, String), String> {
     Ok((name.to_string(), value.to_string()))
 }
 
+/// `audit serve`: where to listen, who may read, and which company to show.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Address to listen on. Anything but a loopback address needs --token or --no-auth.
@@ -661,6 +677,7 @@ pub struct ServeArgs {
     pub company_id: Option<String>,
 }
 
+/// `audit demo`: whether to start over, and the simulated company's seed.
 #[derive(Debug, Clone, Args)]
 pub struct DemoArgs {
     /// Delete the demo database first instead of reusing it.
@@ -700,17 +717,22 @@ pub(crate) fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     Ok(d)
 }
 
+/// `audit status`: which companies, and the output format.
 #[derive(Debug, Clone, Args)]
 pub struct StatusArgs {
+    /// Which companies to read.
     #[command(flatten)]
     pub company: CompanyFilter,
 
+    /// The output format.
     #[command(flatten)]
     pub output: NestedFormatChoice,
 }
 
+/// `audit rebuild`: which companies, and whether to wait for a running ingest.
 #[derive(Debug, Clone, Args)]
 pub struct RebuildArgs {
+    /// Which companies to read.
     #[command(flatten)]
     pub company: CompanyFilter,
 
@@ -719,21 +741,27 @@ pub struct RebuildArgs {
     pub wait: bool,
 }
 
+/// `audit doctor`: how to reach inFlow, and the output format.
 #[derive(Debug, Clone, Args)]
 pub struct DoctorArgs {
+    /// How to reach inFlow.
     #[command(flatten)]
     pub inflow: InflowArgs,
 
+    /// The output format.
     #[command(flatten)]
     pub output: NestedFormatChoice,
 }
 
+/// `audit snapshot`: how to reach inFlow.
 #[derive(Debug, Clone, Args)]
 pub struct SnapshotArgs {
+    /// How to reach inFlow.
     #[command(flatten)]
     pub inflow: InflowArgs,
 }
 
+/// `audit lookup`: the serials (given or from a file), which companies, and the output.
 #[derive(Debug, Clone, Args)]
 pub struct LookupArgs {
     /// Serial numbers to look up (surrounding spaces are ignored).
@@ -745,22 +773,28 @@ pub struct LookupArgs {
     #[arg(long, short = 'f', value_name = "PATH")]
     pub file: Option<std::path::PathBuf>,
 
+    /// Which companies to read.
     #[command(flatten)]
     pub company: CompanyFilter,
 
+    /// The output format.
     #[command(flatten)]
     pub output: FormatChoice,
 }
 
+/// `audit reconcile`: which companies, and the output format.
 #[derive(Debug, Clone, Args)]
 pub struct ReconcileArgs {
+    /// Which companies to read.
     #[command(flatten)]
     pub company: CompanyFilter,
 
+    /// The output format.
     #[command(flatten)]
     pub output: FormatChoice,
 }
 
+/// `audit anomalies`: which anomalies to list, and the output format.
 #[derive(Debug, Clone, Args)]
 pub struct AnomaliesArgs {
     /// Only these kinds, comma-separated (or the option repeated).
@@ -776,6 +810,7 @@ pub struct AnomaliesArgs {
     #[arg(long, value_parser = trimmed)]
     pub serial: Option<String>,
 
+    /// Which companies to read.
     #[command(flatten)]
     pub company: CompanyFilter,
 
@@ -784,6 +819,7 @@ pub struct AnomaliesArgs {
     #[arg(long, value_name = "DAYS", default_value_t = crate::store::anomalies::DEFAULT_TRANSIT_DAYS)]
     pub transit_days: u32,
 
+    /// The output format.
     #[command(flatten)]
     pub output: FormatChoice,
 }

@@ -18,7 +18,6 @@
 //! crate (`simulator/`).
 
 pub mod anomalies;
-#[expect(missing_docs, reason = "not documented yet: the backlog of issue 18")]
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -27,13 +26,11 @@ pub mod doctor;
 pub mod inflow;
 pub mod mapping;
 pub mod output;
-#[expect(missing_docs, reason = "not documented yet: the backlog of issue 18")]
 pub mod reconcile;
 pub mod stop;
 pub mod store;
 pub mod sync;
 pub mod testing;
-#[expect(missing_docs, reason = "not documented yet: the backlog of issue 18")]
 pub mod timeline;
 pub mod web;
 

@@ -26,19 +26,29 @@ use serde::Serialize;
 use crate::store::anomalies::StockDisagreementRow;
 use crate::store::stock::SnapshotLine;
 
+/// How the history and inFlow's stock disagree about a serial (the table above); ordered as
+/// listed, which is the order of the report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
+    /// On hand in inFlow, but no event of the serial at all.
     NeverInDocuments,
+    /// On hand in inFlow; the history has events, but none ever brought it into stock.
     OnHandWithoutReceipt,
+    /// On hand at two or more places in inFlow.
     OnHandInTwoLocations,
+    /// On hand at one place in inFlow, in stock at another by the history.
     DifferentLocation,
+    /// On hand in inFlow, but the history has it out of stock (shipped, returned, adjusted out...).
     OnHandButHistoryGone,
+    /// Not on hand in inFlow, but in stock by the history.
     GoneButHistoryOnHand,
+    /// Below zero somewhere in inFlow: removed more often than it came in.
     NegativeOnHand,
 }
 
 impl Kind {
+    /// Every kind, in the report's order.
     pub const ALL: [Kind; 7] = [
         Kind::NeverInDocuments,
         Kind::OnHandWithoutReceipt,
@@ -49,6 +59,7 @@ impl Kind {
         Kind::NegativeOnHand,
     ];
 
+    /// The kind's name as the `serial_stock_disagreements` view and the output spell it.
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::NeverInDocuments => "never_in_documents",
@@ -72,23 +83,35 @@ impl FromStr for Kind {
 /// Where inFlow has a serial, and how many.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Place {
+    /// The inFlow location, if the snapshot line names one.
     pub location_id: Option<String>,
+    /// The sublocation (bin) within it, if any.
     pub sublocation: Option<String>,
+    /// inFlow's quantity on hand there: never zero here, below zero only under `negative_on_hand`.
     pub quantity_on_hand: f64,
 }
 
+/// One serial on which the history and inFlow's latest snapshot disagree: a row of `audit
+/// reconcile`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Disagreement {
+    /// How they disagree.
     pub kind: Kind,
+    /// The inFlow company.
     pub company_id: String,
+    /// The serial's product; `None` when it is not known.
     pub product_id: Option<String>,
+    /// The serial number.
     pub serial: String,
     /// The snapshot's lines for this serial (quantity not zero).
     pub inflow: Vec<Place>,
     /// The history's status and place, when it has any event.
     pub history_status: Option<String>,
+    /// The location of the history's last stock movement.
     pub history_location_id: Option<String>,
+    /// The sublocation of that movement.
     pub history_sublocation: Option<String>,
+    /// The number of the document of that movement.
     pub history_document: Option<String>,
 }
 

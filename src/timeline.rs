@@ -20,12 +20,17 @@ use crate::store::query::EventRow;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
+    /// In stock at a location.
     InStock,
+    /// Sent on a stock transfer and not received yet.
     InTransit,
     /// Picked for a sales order and not shipped yet: out of stock, not with the customer.
     Picked,
+    /// Shipped to a customer.
     WithCustomer,
+    /// Returned to the vendor on a purchase order.
     ReturnedToVendor,
+    /// Taken out of stock by a stock adjustment.
     AdjustedOut,
     /// Picked as a component of a manufacturing order: built into another product.
     Consumed,
@@ -51,6 +56,7 @@ impl Status {
         Status::Other,
     ];
 
+    /// The status's name, as `event_types.status_after` and the output spell it.
     pub fn as_str(self) -> &'static str {
         match self {
             Status::InStock => "in_stock",
@@ -75,39 +81,56 @@ impl Status {
 /// The "now" line of a history.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Now {
+    /// Where the serial stands.
     pub status: Status,
+    /// The location of the event that set the status.
     pub location_id: Option<String>,
+    /// That location's name, once the locations are fetched.
     pub location_name: Option<String>,
+    /// That event's sublocation (bin), if any.
     pub sublocation: Option<String>,
+    /// When that event happened; `None` when undated or never stocked.
     pub since: Option<DateTime<Utc>>,
     /// The event that set the status.
     pub event_type: Option<String>,
     /// The latest event of any kind (`serial_current.last_event`).
     pub last_event: Option<String>,
+    /// The document of the event that set the status (of the latest event when none did).
     pub doc_type: Option<String>,
+    /// That document's number.
     pub doc_number: Option<String>,
     /// One sentence for people.
     pub summary: String,
 }
 
+/// One event of a history, in the story's order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Entry {
+    /// The event as stored.
     #[serde(flatten)]
     pub event: EventRow,
     /// The running sum of `quantity_delta` over current events up to this one.
     pub on_hand: i64,
+    /// Whether the event was retracted: shown, but not counted in `on_hand` or the status.
     pub retracted: bool,
 }
 
 /// The history of one serial under one product of one company.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct History {
+    /// The inFlow company.
     pub company_id: String,
+    /// The serial number.
     pub serial: String,
+    /// The product the serial belongs to; `None` when its documents name none.
     pub product_id: Option<String>,
+    /// The product's name, from the first event that carries one.
     pub product_name: Option<String>,
+    /// The product's SKU, from the first event that carries one.
     pub product_sku: Option<String>,
+    /// Where the serial stands now.
     pub now: Now,
+    /// Every event, ordered as the module describes.
     pub events: Vec<Entry>,
     /// The finished units this serial was built into (manufacturing orders).
     pub built_into: Vec<GenealogyRow>,
@@ -244,13 +267,19 @@ fn build_state(r: &GenealogyRow) -> String {
 /// A node of a bill of serials: a serial, and the order that linked it to its parent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TreeNode {
+    /// The serial number.
     pub serial: String,
+    /// Its product, if known.
     pub product_id: Option<String>,
+    /// The product's name, once the products are fetched.
     pub product_name: Option<String>,
     /// The manufacturing order that built it in (or was built with it).
     pub doc_number: Option<String>,
+    /// When the finished unit was put away; `None` while the order is not completed.
     pub built_at: Option<DateTime<Utc>>,
+    /// `unit`, `line` or `order`: how closely the link is known.
     pub matched_to: String,
+    /// The next level of the bill, the same way.
     pub children: Vec<TreeNode>,
 }
 

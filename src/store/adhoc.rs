@@ -33,6 +33,7 @@ pub trait RowSink {
     fn guard(&mut self, guard: &Guard);
     /// The column names, once, before any row (also when there is none).
     fn columns(&mut self, columns: &[String]) -> std::io::Result<()>;
+    /// One row, its values in the order of the columns.
     fn row(&mut self, values: Vec<Value>) -> std::io::Result<()>;
     /// Writes out what is buffered: called when the database pauses (between two fetches) and
     /// now and then, so that a reader sees rows as they come.
@@ -50,13 +51,30 @@ pub enum Guard {
     /// SQLite: a connection opened read-only.
     ReadOnlyFile,
     /// Postgres: a read-only transaction, as the read-only role, which the query cannot leave.
-    ReaderRole { role: String },
+    ReaderRole {
+        /// The read-only role's name.
+        role: String,
+    },
     /// Postgres without the read-only role: a read-only transaction with the rights of `owner`
     /// (the user that migrated the database; not a superuser), which the query cannot leave.
-    OwnerRights { owner: String, reader: String, schema: String },
+    OwnerRights {
+        /// The owner of `audit_sql_fetch()`, whose rights the query has.
+        owner: String,
+        /// The name the read-only role should have.
+        reader: String,
+        /// The schema of audit's tables and functions.
+        schema: String,
+    },
     /// Postgres without the read-only role or its function: a read-only transaction with the
     /// connecting user's own rights.
-    OwnRights { user: String, reader: String, schema: String },
+    OwnRights {
+        /// The connecting user.
+        user: String,
+        /// The name the read-only role should have.
+        reader: String,
+        /// The schema of audit's tables and functions (the current one if they are missing).
+        schema: String,
+    },
 }
 
 impl Guard {
@@ -92,19 +110,25 @@ impl Guard {
     }
 }
 
+/// Why `audit sql` could not run a query or write its result.
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
+    /// The database worked on the query longer than `--timeout` (the value given).
     #[error(
         "the query ran longer than {} and was stopped; give it more time with --timeout",
         humantime::format_duration(*.0)
     )]
     Timeout(Duration),
+    /// The database refused a statement that writes (its message).
     #[error("audit sql only reads; the database refused the statement: {0}")]
     Refused(String),
+    /// Writing rows to the output failed.
     #[error("writing the result failed")]
     Output(#[source] std::io::Error),
+    /// The text holds more than one statement.
     #[error(transparent)]
     Several(#[from] MultipleStatements),
+    /// Connecting, or the query's own error from the database.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -112,7 +136,9 @@ pub enum QueryError {
 /// How a query text is read: SQLite's quoting or Postgres's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
+    /// SQLite's.
     Sqlite,
+    /// Postgres's.
     Postgres,
 }
 
@@ -128,9 +154,11 @@ impl From<Backend> for Dialect {
 /// Statements `audit sql` accepts, by their first keyword.
 const READING_KEYWORDS: &[&str] = &["select", "with", "values", "explain", "table", "show"];
 
+/// A statement whose first keyword is not a reading one.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("audit sql only reads: `{keyword}` statements are refused (the database is opened read-only)")]
 pub struct WriteRefused {
+    /// That keyword, as written.
     pub keyword: String,
 }
 
@@ -207,6 +235,7 @@ const WRITING_KEYWORDS: &[&str] = &[
     "syntax error: a statement cannot start with `{word}`{hint}; audit sql runs one SELECT (or WITH, VALUES, EXPLAIN)"
 )]
 pub struct NotAStatement {
+    /// The first word, as written.
     pub word: String,
     hint: String,
 }
@@ -254,10 +283,13 @@ fn strip_leading_comments(mut s: &str) -> &str {
     }
 }
 
+/// A mismatch between a query's `:name` parameters and the values given for them.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ParamError {
+    /// The query uses `:name`, but no value was given for it.
     #[error("the query uses :{0} but no --param {0}=VALUE was given")]
     Missing(String),
+    /// A value was given for a name the query does not use.
     #[error("--param {0} is not used by the query")]
     Unused(String),
 }
@@ -380,6 +412,7 @@ pub fn check_single_statement(sql: &str, dialect: Dialect) -> Result<(), Multipl
     }
 }
 
+/// A query text with more than one statement.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("audit sql runs one statement at a time; this text has several (separated by `;`)")]
 pub struct MultipleStatements;
@@ -415,13 +448,17 @@ const SIDE_EFFECT_FUNCTIONS: &[&str] = &[
 const SIDE_EFFECT_PREFIXES: &[&str] =
     &["pg_stat_reset", "pg_read_", "pg_ls_", "pg_create_", "pg_drop_", "pg_replication_", "pg_file_"];
 
+/// Why [`check_no_side_effects`] refuses a query text before it runs.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SideEffectRefused {
+    /// It mentions a function that acts outside the transaction or runs SQL given as text
+    /// (the name).
     #[error(
         "audit sql refuses {0}(): it acts outside the read-only transaction, or runs SQL given as text. To give \
          people ad-hoc SQL safely, connect them as a database role that may only SELECT"
     )]
     Function(String),
+    /// A `U&` (Unicode escape) text that cannot be decoded (why).
     #[error(
         "audit sql cannot read this U& (Unicode escape) text: {0}; write the name or string without U&, or set \
          up the read-only role (README, section Security)"
@@ -429,7 +466,7 @@ pub enum SideEffectRefused {
     UnicodeEscape(String),
 }
 
-/// Refuses any mention of the functions in [`SIDE_EFFECT_FUNCTIONS`], quoted or not: Postgres
+/// Refuses any mention of the functions in `SIDE_EFFECT_FUNCTIONS`, quoted or not: Postgres
 /// can call a quoted name (`"pg_cancel_backend"(0)`) or one spelled with Unicode escapes
 /// (`U&"pg\005fcancel\005fbackend"`, decoded here first), and its quoting (`E'\''`, `$$`, arrays
 /// in brackets) is not SQLite's. A mention in a string or comment is refused too; that is rare,

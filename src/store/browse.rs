@@ -23,12 +23,14 @@ const READ_CONNECTIONS: u32 = 4;
 pub enum ReadGuard {
     /// SQLite: connections opened read-only.
     ReadOnlyFile,
-    /// Postgres: read-only transactions, as the database's read-only role.
+    /// Postgres: read-only transactions, as the database's read-only role (its name).
     ReaderRole(String),
     /// Postgres: read-only transactions with the connecting user's rights (the role is not set
     /// up, or the user may not assume it).
-    /// Postgres without the reader role: read-only transactions as this user.
-    ReadOnlyTransactions { user: String },
+    ReadOnlyTransactions {
+        /// The connecting user.
+        user: String,
+    },
 }
 
 impl std::fmt::Display for ReadGuard {
@@ -136,7 +138,7 @@ impl Store {
     }
 
     /// The serials on every document numbered `number` (any type), with the events each had
-    /// there, in the order of the document's lines.
+    /// there: grouped by document, then in serial order.
     pub async fn document_serials(
         &self,
         number: &str,
@@ -245,15 +247,23 @@ struct DocumentEventRow {
 /// One serial on one document, with what happened to it there.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DocumentSerial {
+    /// The inFlow company of the document.
     pub company_id: String,
+    /// The kind of document (`sales_order`, `stock_transfer`...).
     pub doc_type: String,
+    /// inFlow's id of the document.
     pub doc_id: String,
+    /// The document's number as people see it.
     pub doc_number: Option<String>,
+    /// The serial number.
     pub serial: String,
+    /// The serial's product on this document, if the line names one.
     pub product_id: Option<String>,
+    /// The product's name, once the products are fetched.
     pub product_name: Option<String>,
     /// The event types on this document, in recorded order.
     pub events: Vec<String>,
+    /// The latest date of those events; `None` when none has a date.
     pub last_at: Option<DateTime<Utc>>,
 }
 
@@ -292,9 +302,14 @@ fn group_document_rows(rows: Vec<DocumentEventRow>) -> Vec<DocumentSerial> {
 /// A row of `run_warnings`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct WarningRow {
+    /// The run that recorded the warning.
     pub run_id: i64,
+    /// The kind of document it is about, if it is about one.
     pub doc_type: Option<String>,
+    /// That document's number, if known.
     pub doc_number: Option<String>,
+    /// What sort of warning (`unreadable_document`, `escaped_text`...).
     pub kind: String,
+    /// The warning in words.
     pub detail: String,
 }

@@ -6,10 +6,8 @@
 //! is compiled against its own driver with native types (chrono times, JSON) instead of going
 //! through `sqlx::Any`. Where the dialects differ, the arms are written out.
 
-#[expect(missing_docs, reason = "not documented yet: the backlog of issue 18")]
 pub mod adhoc;
 pub mod anomalies;
-#[expect(missing_docs, reason = "not documented yet: the backlog of issue 18")]
 pub mod browse;
 mod bulk;
 pub mod capabilities;
@@ -19,11 +17,9 @@ pub mod genealogy;
 pub mod lock;
 pub mod migrate;
 mod nodelay;
-#[expect(missing_docs, reason = "not documented yet: the backlog of issue 18")]
 pub mod query;
 pub mod reference;
 pub mod runs;
-#[expect(missing_docs, reason = "not documented yet: the backlog of issue 18")]
 pub mod status;
 pub mod stock;
 pub mod url;

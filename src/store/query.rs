@@ -8,31 +8,53 @@ use super::{Context, Store, StoreError, on_pool};
 /// A `serial_events` row with the names of its product, location, and customer or vendor.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
 pub struct EventRow {
+    /// The row's id: also the order in which events were recorded.
     pub event_id: i64,
+    /// The inFlow company the event belongs to.
     pub company_id: String,
+    /// The serial number as the document line carries it.
     pub serial: String,
+    /// The line's product, when the document names one.
     pub product_id: Option<String>,
+    /// The product's name, once the products are fetched.
     pub product_name: Option<String>,
+    /// The product's SKU, once the products are fetched.
     pub product_sku: Option<String>,
+    /// The kind of document (`sales_order`, `purchase_order`, `stock_transfer`...).
     pub doc_type: String,
+    /// inFlow's id of the document.
     pub doc_id: String,
+    /// The document's number as people see it (`SO-000123`), when it has one.
     pub doc_number: Option<String>,
     /// The sales order's customer or the purchase order's vendor (`documents.party_id`).
     pub party_id: Option<String>,
     /// Its name, once the customers or vendors are fetched.
     pub party_name: Option<String>,
+    /// The document's JSON key the serial came from (`lines`, `pickLines`...).
     pub line_collection: String,
+    /// inFlow's id of the line within that collection.
     pub line_id: String,
+    /// What happened to the serial (`sold`, `shipped`, `received`...; see `event_types`).
     pub event_type: String,
+    /// When it happened by the document's dates; `None` when the document gives no date.
     pub occurred_at: Option<DateTime<Utc>>,
+    /// Where it happened, when the line or document names a location.
     pub location_id: Option<String>,
+    /// The location's name, once the locations are fetched.
     pub location_name: Option<String>,
+    /// The sublocation (bin) within the location, if any.
     pub sublocation: Option<String>,
+    /// How the event moves the serial's stock: +1 in, -1 out, 0 no movement.
     pub quantity_delta: i16,
+    /// The document's status when the event was recorded.
     pub doc_status: Option<String>,
+    /// When `audit` recorded the event.
     pub observed_at: DateTime<Utc>,
+    /// The run (`ingest_runs.run_id`) that recorded it.
     pub run_id: i64,
+    /// When a later run withdrew the event (its document changed or went); `None` while it stands.
     pub retracted_at: Option<DateTime<Utc>>,
+    /// The run that withdrew it.
     pub retracted_run_id: Option<i64>,
     /// The status this event leaves the serial in (`event_types.status_after`), if it changes it.
     pub status_after: Option<String>,
@@ -41,6 +63,7 @@ pub struct EventRow {
 /// Which rows of a serial's history to read.
 #[derive(Debug, Clone, Default)]
 pub struct EventFilter<'a> {
+    /// Only this company's events; `None` for every company's.
     pub company_id: Option<&'a str>,
     /// Retracted rows too.
     pub all: bool,

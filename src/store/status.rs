@@ -6,37 +6,61 @@ use serde::Serialize;
 use super::runs::Counters;
 use super::{Context, Store, StoreError, on_pool};
 
+/// One stream of one company (`audit status`): what the database holds of it and where its walks
+/// stand.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct StreamStatus {
+    /// The stream's name (`sales-orders`, `purchase-orders`...).
     pub stream: String,
+    /// Stored documents of the stream that are not deleted.
     pub documents: i64,
+    /// Stored documents a complete walk no longer returned.
     pub documents_deleted: i64,
     /// Documents dated within the last 30 days (the default window).
     pub documents_last_30_days: i64,
+    /// Serial events of the stream's documents that stand.
     pub events: i64,
+    /// Serial events of the stream's documents that were retracted.
     pub events_retracted: i64,
+    /// The lower date bound kept from `--since`, if one was given.
     pub since: Option<NaiveDate>,
+    /// The unfinished walk's kind (`complete` or `window`); `None` when no walk is unfinished.
     pub walk_kind: Option<String>,
+    /// Where the unfinished walk resumes.
     pub walk_position: Option<String>,
+    /// When the unfinished walk started.
     pub walk_started_at: Option<DateTime<Utc>>,
     /// Documents the unfinished walk has read so far.
     pub walk_seen: Option<i64>,
+    /// When the last complete walk that proved it saw every document ended.
     pub last_complete_at: Option<DateTime<Utc>>,
+    /// When the last window walk ended.
     pub last_window_at: Option<DateTime<Utc>>,
 }
 
+/// One run of `ingest_runs`, as `audit status` lists the recent ones.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct RunRow {
+    /// The run's id, in the order the runs started.
     pub run_id: i64,
+    /// The command that ran (`ingest`, `rebuild`, `snapshot`...).
     pub command: String,
+    /// `running`, `succeeded`, `stopped`, `failed` or `interrupted`.
     pub status: String,
+    /// When the run started.
     pub started_at: DateTime<Utc>,
+    /// When it ended; `None` while it runs, or for a dead run until a later run marks it
+    /// `interrupted`.
     pub finished_at: Option<DateTime<Utc>>,
+    /// API requests the run made.
     pub requests: i64,
+    /// What the run did: pages, documents, events and warnings.
     #[sqlx(flatten)]
     #[serde(flatten)]
     pub work: Counters,
+    /// 429 (rate limited) answers the run received.
     pub rate_limited: i64,
+    /// Why the run did not succeed, when a reason was recorded.
     pub error: Option<String>,
 }
 
@@ -85,6 +109,8 @@ impl Store {
         })
     }
 
+    /// One stream's status for `company_id`: the counts of documents and events of type
+    /// `doc_type`, and the walk state kept under `stream`.
     pub async fn stream_status(
         &self,
         company_id: &str,
@@ -146,6 +172,7 @@ impl Store {
         Ok(out)
     }
 
+    /// The company's latest `limit` runs, newest first.
     pub async fn recent_runs(&self, company_id: &str, limit: i64) -> Result<Vec<RunRow>, StoreError> {
         on_pool!(self, pool => {
             sqlx::query_as(

@@ -438,11 +438,20 @@ pub fn doc_label(e: &EventRow) -> String {
 /// (the document alone while the name is not fetched: a GUID tells a reader nothing).
 pub fn doc_with_party(e: &EventRow) -> String {
     let doc = doc_label(e);
-    // A blank name says nothing: "SO-1 to " would read as a cut line.
-    match (e.doc_type.as_str(), e.party_name.as_deref().map(str::trim).filter(|n| !n.is_empty())) {
-        ("sales_order", Some(name)) => format!("{doc} to {name}"),
-        ("purchase_order", Some(name)) => format!("{doc} from {name}"),
-        _ => doc,
+    match party(e) {
+        Some((word, name)) => format!("{doc} {word} {name}"),
+        None => doc,
+    }
+}
+
+/// "to" the customer of a sales order or "from" the vendor of a purchase order, when its name
+/// is known. A blank name says nothing: "SO-1 to " would read as a cut line.
+pub fn party(e: &EventRow) -> Option<(&'static str, &str)> {
+    let name = e.party_name.as_deref().map(str::trim).filter(|n| !n.is_empty())?;
+    match e.doc_type.as_str() {
+        "sales_order" => Some(("to", name)),
+        "purchase_order" => Some(("from", name)),
+        _ => None,
     }
 }
 

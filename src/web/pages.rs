@@ -336,34 +336,7 @@ fn history_section(h: &History, several_companies: bool, end: DateTime<Utc>, dow
                 p.muted.truncated { "The latest " (shown.len()) " of " (h.events.len()) " events; the " (hidden) " older ones are in the "
                     a href=(downloads.0) { "CSV" } " and " a href=(downloads.1) { "JSON" } " downloads." }
             }
-            div.scroll {
-                table.timeline {
-                    thead { tr { th { "date" } th { "event" } th { "document" } th { "location" } th.num { "change" } th.num { "on hand" } } }
-                    tbody {
-                        @for entry in shown {
-                            @let e = &entry.event;
-                            tr.event.retracted[entry.retracted] {
-                                td { (time(e.occurred_at)) }
-                                td { (e.event_type.replace('_', " ")) }
-                                td { (e.doc_type.replace('_', " ")) " "
-                                    @match &e.doc_number {
-                                        Some(n) => a href=(document_href(n)) { (Shown(n)) },
-                                        None => span.muted { (e.doc_id) },
-                                    }
-                                    @match (e.doc_type.as_str(), &e.party_name) {
-                                        ("sales_order", Some(name)) => { " to " (Shown(name)) },
-                                        ("purchase_order", Some(name)) => { " from " (Shown(name)) },
-                                        _ => {},
-                                    }
-                                }
-                                td { @if e.location_id.is_some() { (timeline::place_label(e)) } }
-                                td.num { @match e.quantity_delta { 1 => "+1", 0 => "", d => (d) } }
-                                td.num { (entry.on_hand) }
-                            }
-                        }
-                    }
-                }
-            }
+            (timeline_table(shown))
             @if !documents.is_empty() {
                 h2 { "Documents" }
                 @if total_documents > documents.len() {
@@ -377,6 +350,36 @@ fn history_section(h: &History, several_companies: bool, end: DateTime<Utc>, dow
                 }
             }
         }
+    }
+}
+
+/// The timeline's rows, retracted ones marked; the party named as the terminal's timeline does.
+fn timeline_table(shown: &[timeline::Entry]) -> Markup {
+    html! {
+    div.scroll {
+        table.timeline {
+            thead { tr { th { "date" } th { "event" } th { "document" } th { "location" } th.num { "change" } th.num { "on hand" } } }
+            tbody {
+                @for entry in shown {
+                    @let e = &entry.event;
+                    tr.event.retracted[entry.retracted] {
+                        td { (time(e.occurred_at)) }
+                        td { (e.event_type.replace('_', " ")) }
+                        td { (e.doc_type.replace('_', " ")) " "
+                            @match &e.doc_number {
+                                Some(n) => a href=(document_href(n)) { (Shown(n)) },
+                                None => span.muted { (e.doc_id) },
+                            }
+                            @if let Some((word, name)) = timeline::party(e) { " " (word) " " (Shown(name)) }
+                        }
+                        td { @if e.location_id.is_some() { (timeline::place_label(e)) } }
+                        td.num { @match e.quantity_delta { 1 => "+1", 0 => "", d => (d) } }
+                        td.num { (entry.on_hand) }
+                    }
+                }
+            }
+        }
+    }
     }
 }
 

@@ -22,7 +22,6 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod doctor;
-#[expect(missing_docs, reason = "not documented yet: the backlog of issue 18")]
 pub mod inflow;
 pub mod mapping;
 pub mod output;

@@ -27,6 +27,7 @@ use crate::stop::StopFlag;
 pub struct ApiKey(String);
 
 impl ApiKey {
+    /// Wraps a key as read (from `INFLOW_API_KEY` or a key file).
     pub fn new(key: impl Into<String>) -> ApiKey {
         ApiKey(key.into())
     }
@@ -49,7 +50,9 @@ pub struct RetryPolicy {
     pub max_retries: u32,
     /// Retries after 429, counted separately: waiting them out is the polite answer.
     pub max_rate_limited: u32,
+    /// The first backoff; it doubles with each retry, with jitter.
     pub base_delay: Duration,
+    /// The longest backoff between two attempts.
     pub max_delay: Duration,
     /// Wait after a 429 that carries no usable `Retry-After`.
     pub default_retry_after: Duration,
@@ -71,23 +74,33 @@ impl Default for RetryPolicy {
 /// slow link, not for a server that never finishes.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// Where and how to reach one company's inFlow data.
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
+    /// The API address, without a trailing `/`.
     pub base_url: String,
+    /// The inFlow company id, the first segment of every path.
     pub company_id: String,
+    /// Sent as `Authorization: Bearer`.
     pub api_key: ApiKey,
+    /// Sent in the `Accept` header, e.g. `2025-06-24`.
     pub api_version: String,
+    /// The pace to keep (requests per minute and per hour).
     pub limits: RateLimits,
+    /// When to retry and how long to wait.
     pub retry: RetryPolicy,
     /// Ends the run cleanly once this many requests were sent (retries included).
     pub max_requests: Option<u64>,
+    /// Longest wait for the connection.
     pub connect_timeout: Duration,
+    /// Longest silence between two reads of an answer.
     pub read_timeout: Duration,
     /// The whole request, from connecting to the body's last byte.
     pub request_timeout: Duration,
 }
 
 impl ClientConfig {
+    /// inFlow's default pace, retries and timeouts, without a request budget.
     pub fn new(base_url: &str, company_id: &str, api_key: ApiKey) -> ClientConfig {
         ClientConfig {
             base_url: base_url.trim_end_matches('/').to_string(),
@@ -104,6 +117,7 @@ impl ClientConfig {
     }
 }
 
+/// Why a request to inFlow did not give an answer.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// Not a failure: the run's `--max-requests` budget is spent.
@@ -117,18 +131,36 @@ pub enum ClientError {
     #[error(
         "inFlow refused the API key for {what} (HTTP {status}): check INFLOW_API_KEY and that the company has the API add-on"
     )]
-    Unauthorized { what: String, status: u16 },
+    /// 401 or 403: the key is wrong, or the company lacks the API add-on.
+    Unauthorized {
+        /// The request, as named in messages.
+        what: String,
+        /// The HTTP status: 401 or 403.
+        status: u16,
+    },
 
     /// A 404 that does not (yet) say why: the company was not checked.
     #[error("inFlow answered 404 (not found) for {what}")]
-    NotFound { what: String },
+    NotFound {
+        /// The request, as named in messages.
+        what: String,
+    },
 
     /// A 404, and a second request to another endpoint of the company answered 404 too.
     #[error(
         "company {company} not found at {base_url}: inFlow answered 404 for {what} and for the company's {checked}; \
          check INFLOW_COMPANY_ID (inFlow shows it under Options > Integrations) and INFLOW_BASE_URL"
     )]
-    CompanyNotFound { company: String, base_url: String, what: String, checked: &'static str },
+    CompanyNotFound {
+        /// The company id that was asked for.
+        company: String,
+        /// The API address that was asked.
+        base_url: String,
+        /// The request that was answered 404 first.
+        what: String,
+        /// The list asked as a check: `product list` or `location list`.
+        checked: &'static str,
+    },
 
     /// The company answers, but this list endpoint does not exist for it, even without paging
     /// parameters (an account or API version without manufacturing or stock counts, say).
@@ -137,43 +169,84 @@ pub enum ClientError {
          this account does not offer {path}{}",
         if *stream { "; leave it out of --types" } else { "" }
     )]
-    Unavailable { what: String, path: String, stream: bool },
+    Unavailable {
+        /// The request, as named in messages.
+        what: String,
+        /// The list endpoint, e.g. `manufacturing-orders`.
+        path: String,
+        /// Whether it is a document stream `--types` chooses (not a reference list).
+        stream: bool,
+    },
 
     #[error("inFlow rejected {what} (HTTP {status}): {body}")]
-    Rejected { what: String, status: u16, body: String },
+    /// Any other status not worth retrying (400, another 4xx): asking again would be refused again.
+    Rejected {
+        /// The request, as named in messages.
+        what: String,
+        /// The HTTP status.
+        status: u16,
+        /// The start of the answer's body, the key hidden.
+        body: String,
+    },
 
     #[error("{what} cannot be sent ({reason}): check --base-url and --api-version")]
-    Unsendable { what: String, reason: String },
+    /// The request cannot be built (a header value with a newline, say), so no retry can help.
+    Unsendable {
+        /// The request, as named in messages.
+        what: String,
+        /// Why the request could not be built.
+        reason: String,
+    },
 
     /// Retries spent; `status` is the last answer's HTTP status, if there was one.
     #[error("{what} failed after {attempts} attempts; last: {last}. Run again later: the position is saved")]
-    GaveUp { what: String, attempts: u32, last: String, status: Option<u16> },
+    GaveUp {
+        /// The request, as named in messages.
+        what: String,
+        /// Attempts made, the first included.
+        attempts: u32,
+        /// What went wrong the last time.
+        last: String,
+        /// The last answer's HTTP status; `None` when there was no answer.
+        status: Option<u16>,
+    },
 
     #[error(
         "{what} returned a full page that does not move the walk on (the server ignores the paging \
          parameters, or the page's documents have no id); stopped rather than spend the quota on the same page"
     )]
-    Stuck { what: String },
+    /// A full page that did not advance the walk: stopped, since asking again would loop.
+    Stuck {
+        /// The request, as named in messages.
+        what: String,
+    },
 
     #[error("cannot build the HTTP client")]
+    /// reqwest could not build its client (no TLS backend, say).
     Setup(#[source] reqwest::Error),
 }
 
 /// Counters of what the client did, read by the ingest summary.
 #[derive(Debug, Default)]
 pub struct ClientStats {
+    /// Requests sent, retries included.
     pub requests: AtomicU64,
+    /// Answers that were 429.
     pub rate_limited: AtomicU64,
+    /// Attempts repeated after a failure (429s included).
     pub retries: AtomicU64,
 }
 
 impl ClientStats {
+    /// Requests sent so far.
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
     }
+    /// 429 answers so far.
     pub fn rate_limited(&self) -> u64 {
         self.rate_limited.load(Ordering::Relaxed)
     }
+    /// Retries so far.
     pub fn retries(&self) -> u64 {
         self.retries.load(Ordering::Relaxed)
     }
@@ -182,12 +255,14 @@ impl ClientStats {
 /// A parsed page: the JSON array's items, kept raw, and what its headers said.
 #[derive(Debug, Default)]
 pub struct ArrayPage {
+    /// The documents, unparsed, so that each can be read leniently (and stored) on its own.
     pub items: Vec<Box<RawValue>>,
     /// `X-listCount`, when the server sent one (`includeCount=true` asks for it).
     pub list_count: Option<u64>,
     /// The rate headers as sent: `x-inflow-api-rate-limit` (minute) and `x-ratelimit-limit`
     /// (hour), e.g. `12/60`.
     pub rate_minute: Option<String>,
+    /// The hour's header, `x-ratelimit-limit`, as sent.
     pub rate_hour: Option<String>,
 }
 
@@ -195,12 +270,16 @@ pub struct ArrayPage {
 /// `audit doctor` finds out from two consecutive answers and the ingest reads its finding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RateMeaning {
+    /// Not found out yet: read as `used`, the cautious guess.
     Unknown,
+    /// `N` is the requests already made in the window.
     Used,
+    /// `N` is the requests still allowed in the window.
     Remaining,
 }
 
 impl RateMeaning {
+    /// The name stored for it: `unknown`, `used` or `remaining`.
     pub fn as_str(self) -> &'static str {
         match self {
             RateMeaning::Unknown => "unknown",
@@ -209,6 +288,7 @@ impl RateMeaning {
         }
     }
 
+    /// Reads [`RateMeaning::as_str`]'s names back; anything else is `Unknown`.
     pub fn parse(s: &str) -> RateMeaning {
         match s {
             "used" => RateMeaning::Used,
@@ -218,6 +298,8 @@ impl RateMeaning {
     }
 }
 
+/// A paced, retrying client for one company's inFlow data. Clones share the pacing, counters
+/// and stop flag.
 #[derive(Debug, Clone)]
 pub struct Client {
     http: reqwest::Client,
@@ -246,6 +328,7 @@ enum Attempt<T> {
 }
 
 impl Client {
+    /// A client with fresh pacing and counters. Fails only when the HTTP client cannot be built.
     pub fn new(config: ClientConfig) -> Result<Client, ClientError> {
         install_crypto_provider();
         let http = reqwest::Client::builder()
@@ -279,16 +362,17 @@ impl Client {
         Client { config: Arc::new(config), ..self.clone() }
     }
 
-    /// How to read the rate headers from now on.
     /// Tells `observer` of every wait for the rate limit (this client's and its next runs').
     pub fn observe_waits(&self, observer: crate::inflow::pacer::WaitObserver) {
         self.pacer.observe_waits(observer);
     }
 
+    /// How to read the rate headers from now on.
     pub fn set_rate_meaning(&self, meaning: RateMeaning) {
         self.rate_meaning.store(meaning as u8, Ordering::Relaxed);
     }
 
+    /// How the rate headers are read now.
     pub fn rate_meaning(&self) -> RateMeaning {
         match self.rate_meaning.load(Ordering::Relaxed) {
             x if x == RateMeaning::Used as u8 => RateMeaning::Used,
@@ -333,10 +417,12 @@ impl Client {
         }
     }
 
+    /// The configuration this client was built with.
     pub fn config(&self) -> &ClientConfig {
         &self.config
     }
 
+    /// What this run's client has done so far.
     pub fn stats(&self) -> &ClientStats {
         &self.stats
     }

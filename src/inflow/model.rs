@@ -26,9 +26,13 @@ macro_rules! lenient_struct {
 lenient_struct! {
     /// `QuantityWithUom`: the `quantity` of every line type, and the only place serials live.
     pub struct Quantity {
+        /// The amount in the product's standard unit.
         standard_quantity: Option<Decimal>,
+        /// The amount in the unit shown (`uom`).
         uom_quantity: Option<Decimal>,
+        /// The unit of measure shown, if not the standard one.
         uom: Option<String>,
+        /// The serials moved; empty for a product without serial tracking.
         serial_numbers: Vec<String>,
     }
 }
@@ -43,19 +47,33 @@ impl Quantity {
 lenient_struct! {
     /// `GET /{companyId}/sales-orders`: the header plus the line collections that carry serials.
     pub struct SalesOrder {
+        /// The sales order's id.
         sales_order_id: Option<String>,
+        /// The number shown to users.
         order_number: Option<String>,
+        /// When the order was placed.
         order_date: Option<String>,
+        /// The customer.
         customer_id: Option<String>,
+        /// The order's default location; lines may name their own.
         location_id: Option<String>,
+        /// inFlow's fulfilment state, e.g. `Fulfilled` (read-only).
         inventory_status: Option<String>,
+        /// Cancelled: it moves no stock.
         is_cancelled: bool,
+        /// A quote, not (yet) an order: moves no stock.
         is_quote: bool,
+        /// inFlow's row version: rises whenever this row is written.
         timestamp: Option<String>,
+        /// The document's lines.
         lines: Option<Vec<SalesOrderLine>>,
+        /// Goods picked out of stock.
         pick_lines: Option<Vec<SalesOrderPickLine>>,
+        /// Goods packed into containers.
         pack_lines: Option<Vec<SalesOrderPackLine>>,
+        /// Shipments.
         ship_lines: Option<Vec<SalesOrderShipLine>>,
+        /// Returned goods put back into stock.
         restock_lines: Option<Vec<SalesOrderRestockLine>>,
     }
 }
@@ -63,23 +81,37 @@ lenient_struct! {
 lenient_struct! {
     /// Goods ordered and returned: a return is a line with a negative quantity.
     pub struct SalesOrderLine {
+        /// The sales order line's id.
         sales_order_line_id: Option<String>,
+        /// The product.
         product_id: Option<String>,
+        /// How many, with the serials.
         quantity: Quantity,
+        /// For a negative quantity: when it was returned.
         return_date: Option<String>,
+        /// For a negative quantity: discarded, not restocked.
         is_discarded: bool,
+        /// inFlow's row version: rises whenever this row is written.
         timestamp: Option<String>,
     }
 }
 
 lenient_struct! {
+    /// Goods picked out of stock for an order, from a location.
     pub struct SalesOrderPickLine {
+        /// The sales order pick line's id.
         sales_order_pick_line_id: Option<String>,
+        /// The product.
         product_id: Option<String>,
+        /// How many, with the serials.
         quantity: Quantity,
+        /// Where it was picked from.
         location_id: Option<String>,
+        /// The bin or shelf within the location, if any.
         sublocation: Option<String>,
+        /// When it was picked.
         pick_date: Option<String>,
+        /// inFlow's row version: rises whenever this row is written.
         timestamp: Option<String>,
     }
 }
@@ -87,10 +119,15 @@ lenient_struct! {
 lenient_struct! {
     /// Packed goods; a pack line has no location or date, its container ties it to a ship line.
     pub struct SalesOrderPackLine {
+        /// The sales order pack line's id.
         sales_order_pack_line_id: Option<String>,
+        /// The product.
         product_id: Option<String>,
+        /// How many, with the serials.
         quantity: Quantity,
+        /// The container it was packed in.
         container_number: Option<String>,
+        /// inFlow's row version: rises whenever this row is written.
         timestamp: Option<String>,
     }
 }
@@ -98,74 +135,123 @@ lenient_struct! {
 lenient_struct! {
     /// A shipment: no product or serials, only the containers it took and when.
     pub struct SalesOrderShipLine {
+        /// The sales order ship line's id.
         sales_order_ship_line_id: Option<String>,
+        /// The container numbers it took.
         containers: Vec<String>,
+        /// When it shipped.
         shipped_date: Option<String>,
+        /// The carrier.
         carrier: Option<String>,
+        /// The carrier's tracking number.
         tracking_number: Option<String>,
+        /// inFlow's row version: rises whenever this row is written.
         timestamp: Option<String>,
     }
 }
 
 lenient_struct! {
+    /// Returned goods put back into stock at a location.
     pub struct SalesOrderRestockLine {
+        /// The sales order restock line's id.
         sales_order_restock_line_id: Option<String>,
+        /// The product.
         product_id: Option<String>,
+        /// How many, with the serials.
         quantity: Quantity,
+        /// Where it was restocked.
         location_id: Option<String>,
+        /// The bin or shelf within the location, if any.
         sublocation: Option<String>,
+        /// When it was restocked.
         restock_date: Option<String>,
+        /// inFlow's row version: rises whenever this row is written.
         timestamp: Option<String>,
     }
 }
 
 lenient_struct! {
+    /// `GET /{companyId}/purchase-orders`: the header plus the line collections that carry serials.
     pub struct PurchaseOrder {
+        /// The purchase order's id.
         purchase_order_id: Option<String>,
+        /// The number shown to users.
         order_number: Option<String>,
+        /// When the order was placed.
         order_date: Option<String>,
+        /// The vendor.
         vendor_id: Option<String>,
+        /// The order's default location; lines may name their own.
         location_id: Option<String>,
+        /// inFlow's fulfilment state, e.g. `Fulfilled` (read-only).
         inventory_status: Option<String>,
+        /// Cancelled: it moves no stock.
         is_cancelled: bool,
+        /// A quote, not (yet) an order: moves no stock.
         is_quote: bool,
+        /// inFlow's row version: rises whenever this row is written.
         timestamp: Option<String>,
+        /// The document's lines.
         lines: Option<Vec<PurchaseOrderLine>>,
+        /// Goods received into stock.
         receive_lines: Option<Vec<PurchaseOrderReceiveLine>>,
+        /// Vendor returns taken out of stock.
         unstock_lines: Option<Vec<PurchaseOrderUnstockLine>>,
     }
 }
 
 lenient_struct! {
+    /// Goods ordered and returned to the vendor: a return is a line with a negative quantity.
     pub struct PurchaseOrderLine {
+        /// The purchase order line's id.
         purchase_order_line_id: Option<String>,
+        /// The product.
         product_id: Option<String>,
+        /// How many, with the serials.
         quantity: Quantity,
+        /// For a negative quantity: when it was returned.
         return_date: Option<String>,
+        /// inFlow's row version: rises whenever this row is written.
         timestamp: Option<String>,
     }
 }
 
 lenient_struct! {
+    /// Goods received into stock at a location.
     pub struct PurchaseOrderReceiveLine {
+        /// The purchase order receive line's id.
         purchase_order_receive_line_id: Option<String>,
+        /// The product.
         product_id: Option<String>,
+        /// How many, with the serials.
         quantity: Quantity,
+        /// Where it was received.
         location_id: Option<String>,
+        /// The bin or shelf within the location, if any.
         sublocation: Option<String>,
+        /// When it was received.
         receive_date: Option<String>,
+        /// inFlow's row version: rises whenever this row is written.
         timestamp: Option<String>,
     }
 }
 
 lenient_struct! {
+    /// Goods returned to the vendor, taken out of stock at a location.
     pub struct PurchaseOrderUnstockLine {
+        /// The purchase order unstock line's id.
         purchase_order_unstock_line_id: Option<String>,
+        /// The product.
         product_id: Option<String>,
+        /// How many, with the serials.
         quantity: Quantity,
+        /// Where it left stock.
         location_id: Option<String>,
+        /// The bin or shelf within the location, if any.
         sublocation: Option<String>,
+        /// When it left stock.
         unstock_date: Option<String>,
+        /// inFlow's row version: rises whenever this row is written.
         timestamp: Option<String>,
     }
 }
@@ -173,14 +259,23 @@ lenient_struct! {
 lenient_struct! {
     /// A stock adjustment: location on the header, a signed quantity delta on each line.
     pub struct StockAdjustment {
+        /// The stock adjustment's id.
         stock_adjustment_id: Option<String>,
+        /// The number shown to users.
         adjustment_number: Option<String>,
+        /// When the adjustment was made.
         date: Option<String>,
+        /// Where the stock changed.
         location_id: Option<String>,
+        /// The reason given for the adjustment.
         adjustment_reason_id: Option<String>,
+        /// Cancelled: it moves no stock.
         is_cancelled: bool,
+        /// Free text from the user.
         remarks: Option<String>,
+        /// inFlow's row version: rises whenever this row is written.
         timestamp: Option<String>,
+        /// The document's lines.
         lines: Option<Vec<StockAdjustmentLine>>,
         /// With `include=adjustmentReason`: whether inFlow made the reason itself.
         adjustment_reason: Option<AdjustmentReason>,
@@ -190,45 +285,73 @@ lenient_struct! {
 lenient_struct! {
     /// `AdjustmentReason`: `isInternal` reasons are "system-generated".
     pub struct AdjustmentReason {
+        /// The adjustment reason's id.
         adjustment_reason_id: Option<String>,
+        /// The name shown to users.
         name: Option<String>,
+        /// Made by inFlow itself ("system-generated"), not by a user.
         is_internal: Option<bool>,
     }
 }
 
 lenient_struct! {
+    /// A product's change at the adjustment's location; the quantity is a signed delta.
     pub struct StockAdjustmentLine {
+        /// The stock adjustment line's id.
         stock_adjustment_line_id: Option<String>,
+        /// The product.
         product_id: Option<String>,
+        /// How many, with the serials.
         quantity: Quantity,
+        /// The bin or shelf within the location, if any.
         sublocation: Option<String>,
+        /// inFlow's row version: rises whenever this row is written.
         timestamp: Option<String>,
     }
 }
 
 lenient_struct! {
+    /// `GET /{companyId}/stock-transfers`: goods moved from one location to another.
     pub struct StockTransfer {
+        /// The stock transfer's id.
         stock_transfer_id: Option<String>,
+        /// The number shown to users.
         transfer_number: Option<String>,
+        /// inFlow's status name, as sent.
         status: Option<String>,
+        /// The source location.
         from_location_id: Option<String>,
+        /// The destination location.
         to_location_id: Option<String>,
+        /// When the transfer was made.
         transfer_date: Option<String>,
+        /// When it left the source location.
         sent_date: Option<String>,
+        /// When it arrived at the destination.
         received_date: Option<String>,
+        /// Cancelled: it moves no stock.
         is_cancelled: bool,
+        /// inFlow's row version: rises whenever this row is written.
         timestamp: Option<String>,
+        /// The document's lines.
         lines: Option<Vec<StockTransferLine>>,
     }
 }
 
 lenient_struct! {
+    /// A product moved, with the sublocations it left and reached.
     pub struct StockTransferLine {
+        /// The stock transfer line's id.
         stock_transfer_line_id: Option<String>,
+        /// The product.
         product_id: Option<String>,
+        /// How many, with the serials.
         quantity: Quantity,
+        /// The sublocation it came from.
         from_sublocation: Option<String>,
+        /// The sublocation it went to.
         to_sublocation: Option<String>,
+        /// inFlow's row version: rises whenever this row is written.
         timestamp: Option<String>,
     }
 }
@@ -236,19 +359,31 @@ lenient_struct! {
 lenient_struct! {
     /// `GET /{companyId}/manufacturing-orders`: components picked, finished goods put away.
     pub struct ManufacturingOrder {
+        /// The manufacturing order's id.
         manufacturing_order_id: Option<String>,
+        /// The number shown to users.
         manufacturing_order_number: Option<String>,
+        /// inFlow's status name, as sent.
         status: Option<String>,
+        /// Cancelled: it moves no stock.
         is_cancelled: bool,
+        /// Finished: the goods are made.
         is_completed: bool,
+        /// When the order was placed.
         order_date: Option<String>,
+        /// When it was completed.
         completed_date: Option<String>,
+        /// Where the order is made.
         location_id: Option<String>,
+        /// inFlow's row version: rises whenever this row is written.
         timestamp: Option<String>,
         /// A tree: each line may hold `manufacturingOrderLines`.
         lines: Option<Vec<ManufacturingOrderLine>>,
+        /// Goods picked out of stock.
         pick_lines: Option<Vec<ManufacturingOrderPickLine>>,
+        /// Finished goods put away.
         put_lines: Option<Vec<ManufacturingOrderPutLine>>,
+        /// Which picked serial went into which line.
         pick_matchings: Option<Vec<ManufacturingOrderPickMatching>>,
     }
 }
@@ -257,11 +392,17 @@ lenient_struct! {
     /// A line of the bill of materials: the root lines are the finished products, their
     /// children the components (or subassemblies, with children of their own).
     pub struct ManufacturingOrderLine {
+        /// The manufacturing order line's id.
         manufacturing_order_line_id: Option<String>,
+        /// The line this one is a component of; `None` for a root line.
         parent_manufacturing_order_line_id: Option<String>,
+        /// The product.
         product_id: Option<String>,
+        /// How many, with the serials.
         quantity: Quantity,
+        /// inFlow's row version: rises whenever this row is written.
         timestamp: Option<String>,
+        /// Its components, each a line of its own.
         manufacturing_order_lines: Option<Vec<ManufacturingOrderLine>>,
     }
 }
@@ -269,12 +410,19 @@ lenient_struct! {
 lenient_struct! {
     /// Raw material taken out of stock.
     pub struct ManufacturingOrderPickLine {
+        /// The manufacturing order pick line's id.
         manufacturing_order_pick_line_id: Option<String>,
+        /// The product.
         product_id: Option<String>,
+        /// How many, with the serials.
         quantity: Quantity,
+        /// Where it was picked from.
         location_id: Option<String>,
+        /// The bin or shelf within the location, if any.
         sublocation: Option<String>,
+        /// When it was picked.
         pick_date: Option<String>,
+        /// inFlow's row version: rises whenever this row is written.
         timestamp: Option<String>,
     }
 }
@@ -282,13 +430,21 @@ lenient_struct! {
 lenient_struct! {
     /// Finished goods put away; `putDate` and `manufacturingOrderLineId` only in newer versions.
     pub struct ManufacturingOrderPutLine {
+        /// The manufacturing order put line's id.
         manufacturing_order_put_line_id: Option<String>,
+        /// The bill-of-materials line it belongs to.
         manufacturing_order_line_id: Option<String>,
+        /// The product.
         product_id: Option<String>,
+        /// How many, with the serials.
         quantity: Quantity,
+        /// Where it was put away.
         location_id: Option<String>,
+        /// The bin or shelf within the location, if any.
         sublocation: Option<String>,
+        /// When it was put away.
         put_date: Option<String>,
+        /// inFlow's row version: rises whenever this row is written.
         timestamp: Option<String>,
     }
 }
@@ -296,11 +452,17 @@ lenient_struct! {
 lenient_struct! {
     /// Which picked serial went into which order line; `serial` is `""` when not serialized.
     pub struct ManufacturingOrderPickMatching {
+        /// The manufacturing order pick matching's id.
         manufacturing_order_pick_matching_id: Option<String>,
+        /// The bill-of-materials line it belongs to.
         manufacturing_order_line_id: Option<String>,
+        /// The pick line the serial came from.
         manufacturing_order_pick_line_id: Option<String>,
+        /// How many of the picked quantity went into the line.
         matched_quantity: Option<Decimal>,
+        /// The serial number; `""` or `None` when there is none.
         serial: Option<String>,
+        /// inFlow's row version: rises whenever this row is written.
         timestamp: Option<String>,
     }
 }
@@ -308,15 +470,25 @@ lenient_struct! {
 lenient_struct! {
     /// `GET /{companyId}/stock-counts` with `include=sheets,sheets.lines`.
     pub struct StockCount {
+        /// The stock count's id.
         stock_count_id: Option<String>,
+        /// The number shown to users.
         stock_count_number: Option<String>,
+        /// The location counted.
         location_id: Option<String>,
+        /// inFlow's status name, as sent.
         status: Option<String>,
+        /// Cancelled: it moves no stock.
         is_cancelled: bool,
+        /// Finished.
         is_completed: bool,
+        /// When counting started.
         started_date: Option<String>,
+        /// When it was completed.
         completed_date: Option<String>,
+        /// inFlow's row version: rises whenever this row is written.
         timestamp: Option<String>,
+        /// The count sheets, with their lines.
         sheets: Option<Vec<CountSheet>>,
     }
 }
@@ -324,14 +496,23 @@ lenient_struct! {
 lenient_struct! {
     /// `GET /{companyId}/count-sheets/{countSheetId}`, or a sheet inside a stock count.
     pub struct CountSheet {
+        /// The count sheet's id.
         count_sheet_id: Option<String>,
+        /// The stock count the sheet belongs to.
         stock_count_id: Option<String>,
+        /// inFlow's status name, as sent.
         status: Option<String>,
+        /// Cancelled: it moves no stock.
         is_cancelled: bool,
+        /// Finished.
         is_completed: bool,
+        /// When counting started.
         started_date: Option<String>,
+        /// When it was completed.
         completed_date: Option<String>,
+        /// inFlow's row version: rises whenever this row is written.
         timestamp: Option<String>,
+        /// The document's lines.
         lines: Option<Vec<CountSheetLine>>,
     }
 }
@@ -340,25 +521,42 @@ lenient_struct! {
     /// What was expected (`snapshotQuantity`) and what was found (`countedQuantity`) at a
     /// sublocation; both may carry serials.
     pub struct CountSheetLine {
+        /// The count sheet line's id.
         count_sheet_line_id: Option<String>,
+        /// The product.
         product_id: Option<String>,
+        /// The bin or shelf within the location, if any.
         sublocation: Option<String>,
+        /// What the count expected, taken when the sheet started.
         snapshot_quantity: Quantity,
+        /// What was counted.
         counted_quantity: Quantity,
+        /// inFlow's row version: rises whenever this row is written.
         timestamp: Option<String>,
     }
 }
 
 lenient_struct! {
+    /// `GET /{companyId}/products`: a reference list (names, SKUs, serial tracking) and, with its
+    /// inventory lines, the stock snapshot.
     pub struct Product {
+        /// The product's id.
         product_id: Option<String>,
+        /// The name shown to users.
         name: Option<String>,
+        /// The SKU.
         sku: Option<String>,
+        /// inFlow's item type, e.g. `stockedProduct`.
         item_type: Option<String>,
+        /// Whether the product has serial numbers.
         track_serials: bool,
+        /// `false` once deactivated in inFlow.
         is_active: Option<bool>,
+        /// When it was last changed.
         last_modified_date_time: Option<String>,
+        /// inFlow's row version: rises whenever this row is written.
         timestamp: Option<String>,
+        /// With `include=inventoryLines`: where it is on hand now.
         inventory_lines: Option<Vec<InventoryLine>>,
     }
 }
@@ -366,12 +564,19 @@ lenient_struct! {
 lenient_struct! {
     /// Current on-hand state: one row per location, sublocation and serial (and lot).
     pub struct InventoryLine {
+        /// The inventory line's id.
         inventory_line_id: Option<String>,
+        /// The product.
         product_id: Option<String>,
+        /// Where it is.
         location_id: Option<String>,
+        /// The bin or shelf within the location, if any.
         sublocation: Option<String>,
+        /// The serial number; `""` or `None` when there is none.
         serial: Option<String>,
+        /// How many are there now.
         quantity_on_hand: Option<Decimal>,
+        /// inFlow's row version: rises whenever this row is written.
         timestamp: Option<String>,
     }
 }
@@ -379,20 +584,31 @@ lenient_struct! {
 lenient_struct! {
     /// A customer or a vendor: the id under either name, and what output shows.
     pub struct Party {
+        /// The id, when it is a customer.
         customer_id: Option<String>,
+        /// The id, when it is a vendor.
         vendor_id: Option<String>,
+        /// The name shown to users.
         name: Option<String>,
+        /// `false` once deactivated in inFlow.
         is_active: Option<bool>,
+        /// inFlow's row version: rises whenever this row is written.
         timestamp: Option<String>,
     }
 }
 
 lenient_struct! {
+    /// `GET /{companyId}/locations`: a reference list, read for names.
     pub struct Location {
+        /// The location's id.
         location_id: Option<String>,
+        /// The name shown to users.
         name: Option<String>,
+        /// `false` once deactivated in inFlow.
         is_active: Option<bool>,
+        /// The company's default location.
         is_default: Option<bool>,
+        /// inFlow's row version: rises whenever this row is written.
         timestamp: Option<String>,
     }
 }
@@ -400,6 +616,8 @@ lenient_struct! {
 /// Reads a field the way the reference says a real server may send it, never failing the
 /// document over one odd value.
 pub trait Lenient: Sized {
+    /// Deserializes the value, taking whatever shape the reference allows and a default for the rest;
+    /// errs only when the input itself cannot be read.
     fn lenient<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error>;
 }
 

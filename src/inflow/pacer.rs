@@ -18,7 +18,9 @@ use tokio::time::Instant;
 /// Requests allowed per window, and how long a window is (shortened in tests).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct RateLimits {
+    /// Requests allowed in any one minute.
     pub per_minute: u32,
+    /// Requests allowed in any one hour (60 `minute`s).
     pub per_hour: u32,
     /// The length of a "minute"; tests compress time against the simulator's scaled clock.
     pub minute: Duration,
@@ -28,6 +30,7 @@ impl RateLimits {
     /// inFlow's documented limits.
     pub const INFLOW: RateLimits = RateLimits { per_minute: 60, per_hour: 1000, minute: Duration::from_secs(60) };
 
+    /// The length of an hour: 60 `minute`s, so tests compress it too.
     pub fn hour(&self) -> Duration {
         self.minute * 60
     }
@@ -86,6 +89,7 @@ impl std::fmt::Debug for Pacer {
 const NOTABLE_WAIT: Duration = Duration::from_secs(1);
 
 impl Pacer {
+    /// A pacer with empty windows, nothing sent yet.
     pub fn new(limits: RateLimits) -> Pacer {
         Pacer {
             state: Mutex::new(State {

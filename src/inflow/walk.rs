@@ -52,8 +52,10 @@ pub enum Paging {
 }
 
 impl Paging {
+    /// The mode every walk tries first, and the engine goes back to later.
     pub const PREFERRED: Paging = Paging::Keyset;
 
+    /// The stored name: `keyset`, `keyset-unsorted` or `skip`.
     pub fn as_str(self) -> &'static str {
         match self {
             Paging::Keyset => "keyset",
@@ -62,6 +64,7 @@ impl Paging {
         }
     }
 
+    /// Reads [`Paging::as_str`]'s names back; `None` for anything else.
     pub fn parse(s: &str) -> Option<Paging> {
         [Paging::Keyset, Paging::KeysetUnsorted, Paging::Skip].into_iter().find(|p| p.as_str() == s)
     }
@@ -75,6 +78,7 @@ impl Paging {
         }
     }
 
+    /// The mode and its parameters, for messages.
     pub fn describe(self) -> &'static str {
         match self {
             Paging::Keyset => "keyset paging on the id (sort=<id>&after=<id>)",
@@ -97,10 +101,16 @@ pub enum Position {
     After(Option<String>),
     /// `skip` paging: `n` rows consumed; `last` is the id of row `n - 1`, which the next page
     /// asks for again to see whether rows shifted.
-    Skip { n: u64, last: Option<String> },
+    Skip {
+        /// Rows consumed: the next page's `skip`.
+        n: u64,
+        /// The id of row `n - 1`, if known.
+        last: Option<String>,
+    },
 }
 
 impl Position {
+    /// The first page of a keyset walk.
     pub const START: Position = Position::After(None);
 
     /// The first page of a walk in this mode.
@@ -111,6 +121,7 @@ impl Position {
         }
     }
 
+    /// Whether this is the first page of a walk, in either mode.
     pub fn is_start(&self) -> bool {
         matches!(self, Position::After(None) | Position::Skip { n: 0, .. })
     }
@@ -125,6 +136,7 @@ impl Position {
         }
     }
 
+    /// Reads [`Position::encode`]'s form back; anything unreadable is [`Position::START`].
     pub fn decode(s: &str) -> Position {
         if let Some(id) = s.strip_prefix("after:") {
             return Position::After(Some(id.to_string()));
@@ -163,6 +175,7 @@ impl fmt::Display for Position {
 /// What `X-listCount` counts, as far as is known.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CountMeaning {
+    /// Not learnt yet: a count proves an end only when it is no larger than the page.
     Unknown,
     /// Every document matching the filters, wherever the page is.
     Total,
@@ -171,6 +184,7 @@ pub enum CountMeaning {
 }
 
 impl CountMeaning {
+    /// The stored name: `unknown`, `total` or `remaining`.
     pub fn as_str(self) -> &'static str {
         match self {
             CountMeaning::Unknown => "unknown",
@@ -179,6 +193,7 @@ impl CountMeaning {
         }
     }
 
+    /// Reads [`CountMeaning::as_str`]'s names back; anything else is `Unknown`.
     pub fn parse(s: &str) -> CountMeaning {
         match s {
             "total" => CountMeaning::Total,
@@ -222,6 +237,7 @@ impl Pass {
         if self.count_moved { Some(-1) } else { self.list_count.map(|c| c as i64) }
     }
 
+    /// Reads back what was saved: `seen`, [`Pass::stored_count`]'s count and `unproven`.
     pub fn from_stored(seen: Option<i64>, count: Option<i64>, unproven: Option<String>) -> Pass {
         Pass {
             seen: seen.unwrap_or(0).max(0) as u64,
@@ -236,9 +252,21 @@ impl Pass {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WalkNote {
     /// The walk changed how it pages and started the stream again.
-    FellBack { from: Paging, to: Paging, why: String },
+    FellBack {
+        /// The mode that failed.
+        from: Paging,
+        /// The mode now used.
+        to: Paging,
+        /// What failed, for the report.
+        why: String,
+    },
     /// The saved position no longer answers: the walk started the stream again.
-    PositionLost { cursor: String, why: String },
+    PositionLost {
+        /// The id the position was after; inFlow no longer has that document.
+        cursor: String,
+        /// What showed it, for the report.
+        why: String,
+    },
     /// Two consecutive pages showed what `X-listCount` counts.
     CountMeaning(CountMeaning),
 }
@@ -250,6 +278,7 @@ pub struct ListSpec {
     pub path: &'static str,
     /// The primary-key property: `salesOrderId`.
     pub id_field: &'static str,
+    /// The `include` sent with every page (lines and the like), if any.
     pub include: Option<&'static str>,
     /// A smaller `include` for a server that refuses `include` (what is left out is fetched
     /// some other way by the caller, see [`Walk::include_fell_back`]).
@@ -261,10 +290,13 @@ pub struct ListSpec {
 /// Where and how a walk starts.
 #[derive(Debug, Clone)]
 pub struct WalkStart {
+    /// The mode to page in.
     pub paging: Paging,
+    /// The first page to ask for.
     pub position: Position,
     /// What the pass saw before (a resumed walk), or nothing.
     pub pass: Pass,
+    /// What `X-listCount` counts, as learnt before.
     pub meaning: CountMeaning,
     /// Re-trying a mode that failed before: if it fails again, go to this one (without the
     /// usual retries, since a failure is the expected answer).
@@ -272,6 +304,7 @@ pub struct WalkStart {
 }
 
 impl WalkStart {
+    /// A walk from the first page in `paging`, with nothing known about the server.
     pub fn fresh(paging: Paging) -> WalkStart {
         WalkStart {
             paging,
@@ -290,7 +323,9 @@ pub struct Page {
     pub items: Vec<Box<RawValue>>,
     /// Where the walk continues, in which mode, and what the pass saw: saved with the page.
     pub next: Position,
+    /// The mode `next` is in.
     pub paging: Paging,
+    /// What the pass has seen, this page included.
     pub pass: Pass,
     /// The end of the walk is proven after this page.
     pub last: bool,
@@ -359,6 +394,7 @@ impl<'c> Walk<'c> {
         Walk::start(client, spec, start)
     }
 
+    /// A walk as `start` says; a pass resumed mid-stream keeps what it saw, one at the start does not.
     pub fn start(client: &'c Client, spec: ListSpec, start: WalkStart) -> Walk<'c> {
         let probe_client = client.with_retry(RetryPolicy { max_retries: 0, ..client.config().retry });
         // A pass that starts over knows nothing; a resumed one keeps what it saw.
@@ -396,14 +432,17 @@ impl<'c> Walk<'c> {
         self.include_fell_back
     }
 
+    /// What the next request asks for.
     pub fn position(&self) -> &Position {
         &self.position
     }
 
+    /// The mode the walk pages in now.
     pub fn paging(&self) -> Paging {
         self.paging
     }
 
+    /// What `X-listCount` counts, as far as the walk knows.
     pub fn count_meaning(&self) -> CountMeaning {
         self.meaning
     }

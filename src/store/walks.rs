@@ -146,7 +146,9 @@ impl Store {
         })
     }
 
-    /// A batch of stored, not deleted documents    /// Ends the walk of a reference list (`products`).
+    /// Ends a walk that checks nothing for deletion (a reference list such as `products`, the
+    /// stock snapshot, the adjustment recheck): clears its position and records when, and in
+    /// which run, it completed.
     pub async fn complete_walk(&self, company_id: &str, stream: &str, run_id: i64) -> Result<(), StoreError> {
         on_pool!(self, pool => {
             sqlx::query(

@@ -15,7 +15,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::value::RawValue;
 
 use super::client::{ArrayPage, Client, ClientError};
-use super::walk::{ListSpec, PAGE_SIZE, id_of};
+use super::walk::{CountMeaning, ListSpec, PAGE_SIZE, id_of};
 
 /// What a newest-first walk returned.
 #[derive(Debug)]
@@ -38,6 +38,8 @@ pub struct NewestFirst<'c> {
     spec: ListSpec,
     date_field: &'static str,
     from: DateTime<Utc>,
+    /// What `X-listCount` counts: a short page ends the list only when the count proves it.
+    meaning: CountMeaning,
     skip: u64,
     /// The oldest date returned so far (`None` inside: a document without a date, sorted last).
     oldest: Option<Option<DateTime<Utc>>>,
@@ -46,9 +48,15 @@ pub struct NewestFirst<'c> {
 
 impl<'c> NewestFirst<'c> {
     /// A walk of `spec` sorted by `date_field`, newest first, stopping before `from`.
-    pub fn new(client: &'c Client, spec: ListSpec, date_field: &'static str, from: NaiveDate) -> NewestFirst<'c> {
+    pub fn new(
+        client: &'c Client,
+        spec: ListSpec,
+        date_field: &'static str,
+        from: NaiveDate,
+        meaning: CountMeaning,
+    ) -> NewestFirst<'c> {
         let from = from.and_hms_opt(0, 0, 0).expect("midnight").and_utc();
-        NewestFirst { client, spec, date_field, from, skip: 0, oldest: None, seen: HashSet::new() }
+        NewestFirst { client, spec, date_field, from, meaning, skip: 0, oldest: None, seen: HashSet::new() }
     }
 
     /// The query of the next page.
@@ -103,8 +111,9 @@ impl<'c> NewestFirst<'c> {
             previous = Some(*date);
         }
         // The proof: a page that starts before the window. A page that merely reaches past its
-        // start proves nothing against a server that sorts each page but not the pages.
-        let passed = dates.first().is_some_and(|d| d.is_none_or(|d| d < self.from));
+        // start proves nothing against a server that sorts each page but not the pages. An
+        // undated first document proves nothing either: a server may sort them first.
+        let passed = dates.first().is_some_and(|d| d.is_some_and(|d| d < self.from));
         let ids: Vec<Option<String>> = items.iter().map(|item| id_of(item, self.spec.id_field)).collect();
         let fresh: Vec<Box<RawValue>> = items
             .into_iter()
@@ -120,8 +129,12 @@ impl<'c> NewestFirst<'c> {
         }
         self.oldest = previous;
         self.skip += fetched;
-        // A short page ends the list only when the count shows it (a page cap is not an end).
-        let ended = fetched == 0 || (fetched < PAGE_SIZE as u64 && list_count.is_some_and(|c| c <= self.skip));
+        // A short page ends the list only when the count shows it (a page cap is not an end): a
+        // count no more than the page holds, whatever it counts, or than the rows returned so
+        // far when it is known to count them all (one counting what remains would end early).
+        let total = self.meaning == CountMeaning::Total;
+        let ended = fetched == 0
+            || (fetched < PAGE_SIZE as u64 && list_count.is_some_and(|c| c <= fetched || (total && c <= self.skip)));
         Newest::Page { items: fresh, last: passed || ended }
     }
 }
@@ -163,7 +176,7 @@ mod tests {
             fallback_include: None,
             filters: Vec::new(),
         };
-        NewestFirst::new(client, spec, "date", NaiveDate::from_ymd_opt(2026, 3, 1).unwrap())
+        NewestFirst::new(client, spec, "date", NaiveDate::from_ymd_opt(2026, 3, 1).unwrap(), CountMeaning::Total)
     }
 
     fn page(docs: &[(&str, Option<&str>)], count: Option<u64>) -> ArrayPage {
@@ -236,5 +249,35 @@ mod tests {
         let same = [("a", Some("2026-04-05")), ("b", Some("2026-04-05"))];
         let _ = w.advance(page(&same, None));
         assert!(matches!(w.advance(page(&same, None)), Newest::OutOfOrder(why) if why.contains("repeated")));
+    }
+
+    #[test]
+    fn a_capped_page_counted_as_what_remains_does_not_end_the_walk() {
+        let client = client();
+        let mut w = walk(&client);
+        w.meaning = CountMeaning::Remaining;
+        // 100 documents in the window, pages capped at 30, each counting what remains from it.
+        let docs = |from: usize, to: usize| -> Vec<(String, Option<String>)> {
+            (from..to).map(|i| (format!("a{i}"), Some(format!("2026-04-{:02}", 28 - i / 5)))).collect()
+        };
+        for (from, remaining) in [(0, 100), (30, 70), (60, 40)] {
+            let Newest::Page { last, .. } = w.advance(page(&as_refs(&docs(from, from + 30)), Some(remaining))) else {
+                panic!("in order")
+            };
+            assert!(!last, "{remaining} remain from skip={from}: not the end");
+        }
+        let Newest::Page { last, .. } = w.advance(page(&as_refs(&docs(90, 100)), Some(10))) else { panic!("in order") };
+        assert!(last, "the count is what the page holds");
+    }
+
+    #[test]
+    fn an_undated_first_document_does_not_prove_the_window_passed() {
+        let client = client();
+        let mut w = walk(&client);
+        // A server sorting undated documents first: a page of them proves nothing, and the dated
+        // ones after them are out of order (the full walk reads them).
+        let undated: Vec<(String, Option<String>)> = (0..100).map(|i| (format!("u{i}"), None)).collect();
+        assert!(matches!(w.advance(page(&as_refs(&undated), Some(300))), Newest::Page { last: false, .. }));
+        assert!(matches!(w.advance(page(&as_refs(&full("d", 20)), Some(300))), Newest::OutOfOrder(_)));
     }
 }

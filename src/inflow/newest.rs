@@ -40,6 +40,8 @@ pub struct NewestFirst<'c> {
     from: DateTime<Utc>,
     /// What `X-listCount` counts: a short page ends the list only when the count proves it.
     meaning: CountMeaning,
+    /// The newest date stored for the stream: the first page must not start older.
+    stored: Option<DateTime<Utc>>,
     skip: u64,
     /// The oldest date returned so far (`None` inside: a document without a date, sorted last).
     oldest: Option<Option<DateTime<Utc>>>,
@@ -56,7 +58,24 @@ impl<'c> NewestFirst<'c> {
         meaning: CountMeaning,
     ) -> NewestFirst<'c> {
         let from = from.and_hms_opt(0, 0, 0).expect("midnight").and_utc();
-        NewestFirst { client, spec, date_field, from, meaning, skip: 0, oldest: None, seen: HashSet::new() }
+        NewestFirst {
+            client,
+            spec,
+            date_field,
+            from,
+            meaning,
+            stored: None,
+            skip: 0,
+            oldest: None,
+            seen: HashSet::new(),
+        }
+    }
+
+    /// The newest date of the stream's stored documents: a first page starting older shows a
+    /// server that sorts each page but not the list (a page cut from another order).
+    #[must_use]
+    pub fn newest_stored(self, stored: Option<DateTime<Utc>>) -> NewestFirst<'c> {
+        NewestFirst { stored, ..self }
     }
 
     /// The query of the next page.
@@ -109,6 +128,20 @@ impl<'c> NewestFirst<'c> {
                 ));
             }
             previous = Some(*date);
+        }
+        // Only the first page can start before the window with no earlier page to compare it
+        // with: what is stored is its check.
+        if self.skip == 0
+            && let (Some(Some(first)), Some(stored)) = (dates.first(), self.stored)
+            && *first < stored
+        {
+            return Newest::OutOfOrder(format!(
+                "the first page by {} starts at a document dated {} although one dated {} is stored: \
+                 the server does not return the newest first",
+                self.date_field,
+                first.to_rfc3339(),
+                stored.to_rfc3339()
+            ));
         }
         // The proof: a page that starts before the window. A page that merely reaches past its
         // start proves nothing against a server that sorts each page but not the pages. An
@@ -279,5 +312,19 @@ mod tests {
         let undated: Vec<(String, Option<String>)> = (0..100).map(|i| (format!("u{i}"), None)).collect();
         assert!(matches!(w.advance(page(&as_refs(&undated), Some(300))), Newest::Page { last: false, .. }));
         assert!(matches!(w.advance(page(&as_refs(&full("d", 20)), Some(300))), Newest::OutOfOrder(_)));
+    }
+
+    #[test]
+    fn a_first_page_older_than_what_is_stored_is_out_of_order() {
+        let client = client();
+        // A server sorting each page cut in id order: the first page, all before the window,
+        // would end the walk at once; the newest stored document shows it is not the newest.
+        let stored = "2026-02-20T00:00:00Z".parse().ok();
+        let mut w = walk(&client).newest_stored(stored);
+        let old = page(&[("a", Some("2026-02-10")), ("b", Some("2026-02-01"))], Some(300));
+        assert!(matches!(w.advance(old), Newest::OutOfOrder(why) if why.contains("is stored")));
+        let mut w = walk(&client).newest_stored(stored);
+        let newest = page(&[("a", Some("2026-02-20")), ("b", Some("2026-02-01"))], Some(300));
+        assert!(matches!(w.advance(newest), Newest::Page { last: true, .. }), "starts at what is stored");
     }
 }

@@ -398,7 +398,8 @@ impl Run<'_> {
     ) -> Result<NewestEnd, SyncError> {
         let (doc_type, stream) = (plan.doc_type, plan.doc_type.stream());
         let from = plan.bound.expect("a window walk has its start as bound");
-        let mut walk = NewestFirst::new(self.client, plan.list_spec(), field, from, self.meaning);
+        let stored = self.store.newest_stored_date(&self.options.company_id, doc_type).await?;
+        let mut walk = NewestFirst::new(self.client, plan.list_spec(), field, from, self.meaning).newest_stored(stored);
         loop {
             if let Some(reason) = self.stop.reason() {
                 return Ok(NewestEnd::Done(Some(reason)));

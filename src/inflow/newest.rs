@@ -111,8 +111,10 @@ impl<'c> NewestFirst<'c> {
     fn advance(&mut self, page: ArrayPage) -> Newest {
         let ArrayPage { items, list_count, .. } = page;
         let fetched = items.len() as u64;
-        let dates: Vec<Option<DateTime<Utc>>> =
-            items.iter().map(|item| id_of(item, self.date_field).as_deref().and_then(parse_date)).collect();
+        let dates: Vec<Option<DateTime<Utc>>> = items
+            .iter()
+            .map(|item| id_of(item, self.date_field).as_deref().and_then(crate::mapping::parse_date))
+            .collect();
         let mut previous = self.oldest;
         for (i, date) in dates.iter().enumerate() {
             if let Some(before) = previous
@@ -184,13 +186,6 @@ fn newer(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> bool {
 
 fn show(d: Option<DateTime<Utc>>) -> String {
     d.map_or_else(|| "nothing".to_string(), |d| d.to_rfc3339())
-}
-
-/// inFlow's dates: RFC 3339 with an offset, or a bare day.
-fn parse_date(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s).map(|d| d.with_timezone(&Utc)).ok().or_else(|| {
-        s.get(..10).and_then(|d| d.parse::<NaiveDate>().ok()).and_then(|d| d.and_hms_opt(0, 0, 0)).map(|d| d.and_utc())
-    })
 }
 
 #[cfg(test)]
@@ -312,6 +307,17 @@ mod tests {
         let undated: Vec<(String, Option<String>)> = (0..100).map(|i| (format!("u{i}"), None)).collect();
         assert!(matches!(w.advance(page(&as_refs(&undated), Some(300))), Newest::Page { last: false, .. }));
         assert!(matches!(w.advance(page(&as_refs(&full("d", 20)), Some(300))), Newest::OutOfOrder(_)));
+    }
+
+    #[test]
+    fn dates_are_read_as_the_stored_ones_are() {
+        // An offsetless time is the time of that day (UTC), as stored: not that day's midnight,
+        // which would sort before the stored copy of the same document.
+        let client = client();
+        let stored = crate::mapping::parse_date("2026-02-20T05:00:00");
+        let mut w = walk(&client).newest_stored(stored);
+        let same = page(&[("a", Some("2026-02-20T05:00:00")), ("b", Some("2026-02-01"))], Some(300));
+        assert!(matches!(w.advance(same), Newest::Page { last: true, .. }));
     }
 
     #[test]

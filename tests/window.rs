@@ -266,3 +266,31 @@ async fn a_date_sort_doctor_found_ignored_is_not_tried(db: TestDb) {
     sim.shutdown().await;
 }
 }
+
+both_backends! {
+/// Honoured badly, with the window's only adjustment beyond the first page cut in id order: that
+/// page, all dated before the window, would end the walk at once; a newer stored adjustment
+/// shows it is not the newest, so the shortcut is abandoned and the adjustment is seen.
+async fn a_first_page_before_the_window_is_checked_against_what_is_stored(db: TestDb) {
+    let sim = simulator(SCALE).await;
+    let (endpoint, field, id_field) = ("stock-adjustments", "date", "stockAdjustmentId");
+    let mut ids: Vec<String> =
+        sim.documents(endpoint).iter().map(|d| d[id_field].as_str().unwrap().to_string()).collect();
+    ids.sort();
+    let last = ids.last().unwrap().clone();
+    // The newest of all when backfilled, then moved into the window.
+    sim.set_document_date(endpoint, &last, (Utc::now() - Duration::days(10)).fixed_offset()).unwrap();
+    let store = db.store().await;
+    ingest(&store, &sim).await;
+    sim.set_document_date(endpoint, &last, (Utc::now() - Duration::days(1)).fixed_offset()).unwrap();
+    sim.set_behaviour(Behaviour { date_sort: DateSort::Badly, ..Behaviour::DEFAULT });
+    let (code, stdout, stderr) = run_cli(&db, &sim, &["ingest", "--window", "5d"], &[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stderr.contains(&format!("{endpoint}: the first page by {field} starts at")), "{stderr}");
+    assert_eq!(capability(&store, &sim, endpoint).await.as_deref(), Some("ignored"));
+    let (stored, rows) = stored_events(&store).await;
+    assert_eq!(rows, stored.len(), "no event twice");
+    assert_eq!(stored, expected_events(&sim), "the adjustment moved into the window is seen");
+    sim.shutdown().await;
+}
+}

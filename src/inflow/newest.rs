@@ -15,7 +15,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::value::RawValue;
 
 use super::client::{ArrayPage, Client, ClientError};
-use super::walk::{ListSpec, PAGE_SIZE, id_of};
+use super::walk::{CountMeaning, ListSpec, PAGE_SIZE, id_of};
 
 /// What a newest-first walk returned.
 #[derive(Debug)]
@@ -38,6 +38,10 @@ pub struct NewestFirst<'c> {
     spec: ListSpec,
     date_field: &'static str,
     from: DateTime<Utc>,
+    /// What `X-listCount` counts: a short page ends the list only when the count proves it.
+    meaning: CountMeaning,
+    /// The newest date stored for the stream: the first page must not start older.
+    stored: Option<DateTime<Utc>>,
     skip: u64,
     /// The oldest date returned so far (`None` inside: a document without a date, sorted last).
     oldest: Option<Option<DateTime<Utc>>>,
@@ -46,9 +50,32 @@ pub struct NewestFirst<'c> {
 
 impl<'c> NewestFirst<'c> {
     /// A walk of `spec` sorted by `date_field`, newest first, stopping before `from`.
-    pub fn new(client: &'c Client, spec: ListSpec, date_field: &'static str, from: NaiveDate) -> NewestFirst<'c> {
+    pub fn new(
+        client: &'c Client,
+        spec: ListSpec,
+        date_field: &'static str,
+        from: NaiveDate,
+        meaning: CountMeaning,
+    ) -> NewestFirst<'c> {
         let from = from.and_hms_opt(0, 0, 0).expect("midnight").and_utc();
-        NewestFirst { client, spec, date_field, from, skip: 0, oldest: None, seen: HashSet::new() }
+        NewestFirst {
+            client,
+            spec,
+            date_field,
+            from,
+            meaning,
+            stored: None,
+            skip: 0,
+            oldest: None,
+            seen: HashSet::new(),
+        }
+    }
+
+    /// The newest date of the stream's stored documents: a first page starting older shows a
+    /// server that sorts each page but not the list (a page cut from another order).
+    #[must_use]
+    pub fn newest_stored(self, stored: Option<DateTime<Utc>>) -> NewestFirst<'c> {
+        NewestFirst { stored, ..self }
     }
 
     /// The query of the next page.
@@ -84,8 +111,10 @@ impl<'c> NewestFirst<'c> {
     fn advance(&mut self, page: ArrayPage) -> Newest {
         let ArrayPage { items, list_count, .. } = page;
         let fetched = items.len() as u64;
-        let dates: Vec<Option<DateTime<Utc>>> =
-            items.iter().map(|item| id_of(item, self.date_field).as_deref().and_then(parse_date)).collect();
+        let dates: Vec<Option<DateTime<Utc>>> = items
+            .iter()
+            .map(|item| id_of(item, self.date_field).as_deref().and_then(crate::mapping::parse_date))
+            .collect();
         let mut previous = self.oldest;
         for (i, date) in dates.iter().enumerate() {
             if let Some(before) = previous
@@ -102,9 +131,24 @@ impl<'c> NewestFirst<'c> {
             }
             previous = Some(*date);
         }
+        // Only the first page can start before the window with no earlier page to compare it
+        // with: what is stored is its check.
+        if self.skip == 0
+            && let (Some(Some(first)), Some(stored)) = (dates.first(), self.stored)
+            && *first < stored
+        {
+            return Newest::OutOfOrder(format!(
+                "the first page by {} starts at a document dated {} although one dated {} is stored: \
+                 the server does not return the newest first",
+                self.date_field,
+                first.to_rfc3339(),
+                stored.to_rfc3339()
+            ));
+        }
         // The proof: a page that starts before the window. A page that merely reaches past its
-        // start proves nothing against a server that sorts each page but not the pages.
-        let passed = dates.first().is_some_and(|d| d.is_none_or(|d| d < self.from));
+        // start proves nothing against a server that sorts each page but not the pages. An
+        // undated first document proves nothing either: a server may sort them first.
+        let passed = dates.first().is_some_and(|d| d.is_some_and(|d| d < self.from));
         let ids: Vec<Option<String>> = items.iter().map(|item| id_of(item, self.spec.id_field)).collect();
         let fresh: Vec<Box<RawValue>> = items
             .into_iter()
@@ -120,8 +164,12 @@ impl<'c> NewestFirst<'c> {
         }
         self.oldest = previous;
         self.skip += fetched;
-        // A short page ends the list only when the count shows it (a page cap is not an end).
-        let ended = fetched == 0 || (fetched < PAGE_SIZE as u64 && list_count.is_some_and(|c| c <= self.skip));
+        // A short page ends the list only when the count shows it (a page cap is not an end): a
+        // count no more than the page holds, whatever it counts, or than the rows returned so
+        // far when it is known to count them all (one counting what remains would end early).
+        let total = self.meaning == CountMeaning::Total;
+        let ended = fetched == 0
+            || (fetched < PAGE_SIZE as u64 && list_count.is_some_and(|c| c <= fetched || (total && c <= self.skip)));
         Newest::Page { items: fresh, last: passed || ended }
     }
 }
@@ -140,13 +188,6 @@ fn show(d: Option<DateTime<Utc>>) -> String {
     d.map_or_else(|| "nothing".to_string(), |d| d.to_rfc3339())
 }
 
-/// inFlow's dates: RFC 3339 with an offset, or a bare day.
-fn parse_date(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s).map(|d| d.with_timezone(&Utc)).ok().or_else(|| {
-        s.get(..10).and_then(|d| d.parse::<NaiveDate>().ok()).and_then(|d| d.and_hms_opt(0, 0, 0)).map(|d| d.and_utc())
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,7 +204,7 @@ mod tests {
             fallback_include: None,
             filters: Vec::new(),
         };
-        NewestFirst::new(client, spec, "date", NaiveDate::from_ymd_opt(2026, 3, 1).unwrap())
+        NewestFirst::new(client, spec, "date", NaiveDate::from_ymd_opt(2026, 3, 1).unwrap(), CountMeaning::Total)
     }
 
     fn page(docs: &[(&str, Option<&str>)], count: Option<u64>) -> ArrayPage {
@@ -236,5 +277,60 @@ mod tests {
         let same = [("a", Some("2026-04-05")), ("b", Some("2026-04-05"))];
         let _ = w.advance(page(&same, None));
         assert!(matches!(w.advance(page(&same, None)), Newest::OutOfOrder(why) if why.contains("repeated")));
+    }
+
+    #[test]
+    fn a_capped_page_counted_as_what_remains_does_not_end_the_walk() {
+        let client = client();
+        let mut w = walk(&client);
+        w.meaning = CountMeaning::Remaining;
+        // 100 documents in the window, pages capped at 30, each counting what remains from it.
+        let docs = |from: usize, to: usize| -> Vec<(String, Option<String>)> {
+            (from..to).map(|i| (format!("a{i}"), Some(format!("2026-04-{:02}", 28 - i / 5)))).collect()
+        };
+        for (from, remaining) in [(0, 100), (30, 70), (60, 40)] {
+            let Newest::Page { last, .. } = w.advance(page(&as_refs(&docs(from, from + 30)), Some(remaining))) else {
+                panic!("in order")
+            };
+            assert!(!last, "{remaining} remain from skip={from}: not the end");
+        }
+        let Newest::Page { last, .. } = w.advance(page(&as_refs(&docs(90, 100)), Some(10))) else { panic!("in order") };
+        assert!(last, "the count is what the page holds");
+    }
+
+    #[test]
+    fn an_undated_first_document_does_not_prove_the_window_passed() {
+        let client = client();
+        let mut w = walk(&client);
+        // A server sorting undated documents first: a page of them proves nothing, and the dated
+        // ones after them are out of order (the full walk reads them).
+        let undated: Vec<(String, Option<String>)> = (0..100).map(|i| (format!("u{i}"), None)).collect();
+        assert!(matches!(w.advance(page(&as_refs(&undated), Some(300))), Newest::Page { last: false, .. }));
+        assert!(matches!(w.advance(page(&as_refs(&full("d", 20)), Some(300))), Newest::OutOfOrder(_)));
+    }
+
+    #[test]
+    fn dates_are_read_as_the_stored_ones_are() {
+        // An offsetless time is the time of that day (UTC), as stored: not that day's midnight,
+        // which would sort before the stored copy of the same document.
+        let client = client();
+        let stored = crate::mapping::parse_date("2026-02-20T05:00:00");
+        let mut w = walk(&client).newest_stored(stored);
+        let same = page(&[("a", Some("2026-02-20T05:00:00")), ("b", Some("2026-02-01"))], Some(300));
+        assert!(matches!(w.advance(same), Newest::Page { last: true, .. }));
+    }
+
+    #[test]
+    fn a_first_page_older_than_what_is_stored_is_out_of_order() {
+        let client = client();
+        // A server sorting each page cut in id order: the first page, all before the window,
+        // would end the walk at once; the newest stored document shows it is not the newest.
+        let stored = "2026-02-20T00:00:00Z".parse().ok();
+        let mut w = walk(&client).newest_stored(stored);
+        let old = page(&[("a", Some("2026-02-10")), ("b", Some("2026-02-01"))], Some(300));
+        assert!(matches!(w.advance(old), Newest::OutOfOrder(why) if why.contains("is stored")));
+        let mut w = walk(&client).newest_stored(stored);
+        let newest = page(&[("a", Some("2026-02-20")), ("b", Some("2026-02-01"))], Some(300));
+        assert!(matches!(w.advance(newest), Newest::Page { last: true, .. }), "starts at what is stored");
     }
 }

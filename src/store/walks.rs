@@ -196,6 +196,26 @@ impl Store {
         })
     }
 
+    /// The newest date among a stream's stored documents not marked deleted: a server's newest
+    /// first must not start older than that (a newest-first walk checks its first page by it).
+    pub async fn newest_stored_date(
+        &self,
+        company_id: &str,
+        doc_type: DocType,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        on_pool!(self, pool => {
+            sqlx::query_scalar(
+                "SELECT doc_date FROM documents WHERE company_id = $1 AND doc_type = $2 AND deleted_at IS NULL \
+                 AND doc_date IS NOT NULL ORDER BY doc_date DESC LIMIT 1",
+            )
+            .bind(company_id)
+            .bind(doc_type.as_str())
+            .fetch_optional(pool)
+            .await
+            .context(|| format!("reading the newest stored {}", doc_type.stream()))
+        })
+    }
+
     /// Whether a document is stored and not marked deleted.
     pub async fn is_stored(&self, company_id: &str, doc_type: DocType, doc_id: &str) -> Result<bool, StoreError> {
         on_pool!(self, pool => {

@@ -398,7 +398,8 @@ impl Run<'_> {
     ) -> Result<NewestEnd, SyncError> {
         let (doc_type, stream) = (plan.doc_type, plan.doc_type.stream());
         let from = plan.bound.expect("a window walk has its start as bound");
-        let mut walk = NewestFirst::new(self.client, plan.list_spec(), field, from);
+        let stored = self.store.newest_stored_date(&self.options.company_id, doc_type).await?;
+        let mut walk = NewestFirst::new(self.client, plan.list_spec(), field, from, self.meaning).newest_stored(stored);
         loop {
             if let Some(reason) = self.stop.reason() {
                 return Ok(NewestEnd::Done(Some(reason)));
@@ -462,7 +463,7 @@ impl Run<'_> {
     async fn abandon_newest(&mut self, doc_type: DocType, why: &str) -> Result<(), SyncError> {
         let stream = doc_type.stream();
         let text = format!(
-            "{stream}: {why}; the server does not honour a descending sort on the date, so this --window run walks              the stream in full instead. Recorded: --window runs try the newest-first walk again after {} h",
+            "{stream}: {why}; the server does not honour a descending sort on the date, so this --window run walks the stream in full instead. Recorded: --window runs try the newest-first walk again after {} h",
             super::RETRY_PREFERRED_AFTER.num_hours()
         );
         tracing::warn!("{text}");

@@ -1,4 +1,4 @@
-//! `audit ingest`: the engine's ingest ([`crate::sync::run`]) once or on a schedule, under the
+//! `audit ingest`: the engine's ingest ([`crate::sync::run`](mod@crate::sync::run)) once or on a schedule, under the
 //! company's lock, with its progress and summary.
 
 use std::process::ExitCode;

@@ -14,7 +14,7 @@ const MAX_NORM: usize = 100;
 const CANDIDATES: i64 = 250;
 
 /// A serial's comparable form: upper case, letters and digits only (`sn-000 319` is
-/// `SN000319`), at most [`MAX_NORM`] characters.
+/// `SN000319`), at most `MAX_NORM` (100) characters.
 pub fn normalise(serial: &str) -> String {
     serial.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_uppercase).take(MAX_NORM).collect()
 }

@@ -2,7 +2,7 @@
 //!
 //! [`Store`] holds a pool of either backend, chosen at runtime from the URL. Queries are written
 //! once where the SQL agrees (both engines accept `$1` placeholders, `ON CONFLICT`, partial
-//! indexes and `RETURNING`): the [`on_pool!`] macro expands one body for each pool type, so each
+//! indexes and `RETURNING`): the `on_pool!` macro expands one body for each pool type, so each
 //! is compiled against its own driver with native types (chrono times, JSON) instead of going
 //! through `sqlx::Any`. Where the dialects differ, the arms are written out.
 

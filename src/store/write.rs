@@ -3,7 +3,7 @@
 //! [`Store::write_page`] is the heart: one transaction holds a page's documents, the events they
 //! add or retract, its warnings, the run's counters and the walk's next position. A process
 //! killed at any moment therefore resumes from the last committed page and re-derives exactly
-//! what was lost, and nothing twice. Its steps ([`PageSteps`]): classify the documents, diff
+//! what was lost, and nothing twice. Its steps (`PageSteps`): classify the documents, diff
 //! their events and retract what is gone, insert the new events, upsert the documents, record
 //! changes and warnings, note the look-ups owed, then save the counters and the position.
 

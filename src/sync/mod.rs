@@ -1,14 +1,14 @@
 //! The engine: what reads inFlow and writes the audit trail.
 //!
-//! - [`run`]: an ingest, which walks each stream page by page and writes serial events.
-//! - [`rebuild`]: every event derived again from the stored documents, without a request.
+//! - [`run`](mod@run): an ingest, which walks each stream page by page and writes serial events.
+//! - [`rebuild`](mod@rebuild): every event derived again from the stored documents, without a request.
 //! - [`snapshot`]: inFlow's current serial stock, from products' `inventoryLines`.
 //! - `adapt`: how walks adapt to the server (paging modes, what `X-listCount` counts) and the
 //!   reference lists (locations, products); `derive`: documents to events, as stored;
 //!   `sheets`: the lines of stock counts' sheets fetched one by one; `record`: the run row
 //!   around every run.
 //!
-//! Every run is recorded in `ingest_runs` ([`record`]) whatever its outcome, with one set of
+//! Every run is recorded in `ingest_runs` (`record`) whatever its outcome, with one set of
 //! [`Counters`] added up from pages to streams to the run.
 
 mod adapt;

@@ -398,7 +398,7 @@ impl Store {
                 let notice = tokio::spawn(async move {
                     tokio::time::sleep(PG_NOTICE_AFTER).await;
                     tracing::warn!(
-                        "the Postgres server at {host}:{port} is not accepting connections yet; trying for {} s more",
+                        "the Postgres server at {host}:{port} has not accepted a connection yet (down, refusing, or slow to answer); trying for {} s more",
                         (PG_ACQUIRE_TIMEOUT + PG_DIRECT_TIMEOUT - PG_NOTICE_AFTER).as_secs()
                     );
                 });

@@ -284,7 +284,7 @@ fn refused_connections_are_told_at_once() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let found = first_line_with(&mut child, "not accepting connections", Duration::from_secs(5));
+    let found = first_line_with(&mut child, "has not accepted a connection yet", Duration::from_secs(5));
     let _ = child.wait();
     let (line, at) = found.expect("no early word about the database");
     assert!(at < Duration::from_secs(4) && line.contains(&format!("127.0.0.1:{closed}")), "{line} after {at:?}");

@@ -184,10 +184,11 @@ impl<'c> NewestFirst<'c> {
         if shifted {
             return self.changed(offset);
         }
-        // The proof: a page that starts before the window. A page that merely reaches past its
-        // start proves nothing against a server that sorts each page but not the pages. An
-        // undated first document proves nothing either: a server may sort them first.
-        let passed = dates.first().is_some_and(|d| d.is_some_and(|d| d < self.from));
+        // The proof: a page whose first new row (after the overlapping one, which ties it to the
+        // page before) is before the window. A page that merely reaches past its start proves
+        // nothing against a server that sorts each page but not the pages. An undated document
+        // proves nothing either: a server may sort them first.
+        let passed = dates.get(usize::from(matched)).is_some_and(|d| d.is_some_and(|d| d < self.from));
         let last_id = ids.last().cloned().flatten();
         let ids_kept = ids.clone();
         let new_rows = fetched - u64::from(matched);
@@ -421,5 +422,15 @@ mod tests {
         let mut w = walk(&client);
         let _ = w.advance(page(&as_refs(&first), None));
         assert!(matches!(w.advance(page(&[], None)), Newest::Unsettled(_)));
+    }
+
+    #[test]
+    fn a_page_whose_first_new_row_is_before_the_window_is_the_proof() {
+        let client = client();
+        let mut w = walk(&client);
+        let _ = w.advance(page(&as_refs(&full("a", 20)), Some(300)));
+        // The overlapping row is in the window, the next one not: nothing newer is left.
+        let next = page(&[("a99", Some("2026-04-20T10:00:00+02:00")), ("b", Some("2026-02-27"))], Some(300));
+        assert!(matches!(w.advance(next), Newest::Page { last: true, .. }));
     }
 }

@@ -311,7 +311,7 @@ fn newest_order(sim: &Simulator, endpoint: &str, field: &str, id_field: &str) ->
             Some((d[id_field].as_str()?.to_string(), date))
         })
         .collect();
-    docs.sort_by(|a, b| b.1.cmp(&a.1));
+    docs.sort_by_key(|d| std::cmp::Reverse(d.1));
     docs
 }
 

@@ -159,7 +159,15 @@ async fn newest_first(sim: &Simulator, db: &str, logs: &std::path::Path, figure:
     };
     let adjustments = dated("stock-adjustments", "date");
     let transfers = dated("stock-transfers", "transferDate");
-    let newest_cost = |n: usize, all: usize| (n.div_ceil(100) + 1).min(walk_cost(all));
+    // Pages overlap by one row (the row read last comes again, to prove nothing shifted): page
+    // k >= 1 asks for skip = 99k, its first new row is row 99k + 1, and the walk ends at the
+    // first page whose first new row is before the window: ceil((N - 1) / 99) + 1 pages (at
+    // least 2), or sooner when the list ends (page k is short once 99k + 100 > all).
+    let newest_cost = |n: usize, all: usize| {
+        let proof = n.saturating_sub(1).div_ceil(99).max(1) + 1;
+        let end = if all < 100 { 1 } else { (all - 100) / 99 + 2 };
+        proof.min(end)
+    };
     let min = walk_cost(counts["locations"])
         + walk_cost(so)
         + walk_cost(po)

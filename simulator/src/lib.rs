@@ -254,6 +254,8 @@ pub(crate) struct Shared {
     reject_keyset: AtomicBool,
     behaviour: Mutex<Behaviour>,
     refuse_sheet_lines: AtomicBool,
+    /// Deletions due after a number of list requests: (endpoint, requests left, document id).
+    delete_after_lists: Mutex<Vec<(String, usize, String)>>,
 }
 
 /// A lock that survives a panicking holder: the simulator's state stays usable in tests.
@@ -262,6 +264,23 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
+    /// Counts an answered list request of `endpoint`, and makes the deletions now due.
+    fn list_answered(&self, endpoint: &str) {
+        let due: Vec<String> = {
+            let mut pending = lock(&self.delete_after_lists);
+            for (_, left, _) in pending.iter_mut().filter(|(ep, ..)| ep == endpoint) {
+                *left = left.saturating_sub(1);
+            }
+            let (due, rest) = std::mem::take(&mut *pending).into_iter().partition(|(_, left, _)| *left == 0);
+            *pending = rest;
+            due.into_iter().map(|(.., id)| id).collect()
+        };
+        for id in due {
+            // A document already gone is no change to make.
+            let _ = self.write().delete(endpoint, &id);
+        }
+    }
+
     fn read(&self) -> RwLockReadGuard<'_, store::State> {
         self.state.read().unwrap_or_else(|e| e.into_inner())
     }
@@ -329,6 +348,7 @@ impl Simulator {
             reject_keyset: AtomicBool::new(config.reject_keyset),
             behaviour: Mutex::new(config.behaviour.clone()),
             refuse_sheet_lines: AtomicBool::new(config.refuse_sheet_lines),
+            delete_after_lists: Mutex::new(Vec::new()),
         });
         let listener = tokio::net::TcpListener::bind(config.bind)
             .await
@@ -499,6 +519,12 @@ impl Simulator {
         serials: Vec<String>,
     ) -> Result<(), SimError> {
         self.shared.write().edit_line_serials(endpoint, doc_id, line_collection, line_id, serials)
+    }
+
+    /// Deletes a document once `lists` more list requests of `endpoint` have been answered: a
+    /// change in the middle of a client's walk, between two of its pages.
+    pub fn delete_after_lists(&self, endpoint: &str, lists: usize, doc_id: &str) {
+        lock(&self.shared.delete_after_lists).push((endpoint.to_string(), lists, doc_id.to_string()));
     }
 
     /// Sets `orderDate` / `date` / `transferDate`.

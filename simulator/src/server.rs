@@ -70,6 +70,9 @@ async fn handle(State(sh): State<Arc<Shared>>, req: Request) -> Response {
     } else {
         api(&sh, &method, &segs, &query, auth.as_deref()).await
     };
+    if !admin && document_id.is_none() && method == Method::GET && response.status().is_success() {
+        sh.list_answered(&endpoint);
+    }
 
     lock(&sh.log).push(RequestRecord {
         seq,

@@ -46,7 +46,7 @@ pub fn paging_key(stream: &str) -> String {
 
 /// The row name of whether a stream's list honours a descending sort on its date (`audit
 /// doctor` and newest-first `--window` walks record it): [`DATE_SORT_HONOURED`],
-/// [`DATE_SORT_IGNORED`], or doctor's `refused` and `unknown`.
+/// [`DATE_SORT_IGNORED`], [`DATE_SORT_REFUSED`], or doctor's [`DATE_SORT_UNKNOWN`].
 pub fn date_sort_key(stream: &str) -> String {
     format!("sort_date:{stream}")
 }
@@ -56,6 +56,9 @@ pub const DATE_SORT_HONOURED: &str = "honoured";
 
 /// The dates did not descend: a page out of order.
 pub const DATE_SORT_IGNORED: &str = "ignored";
+
+/// The server answered the sort with a 400 (doctor's word too).
+pub const DATE_SORT_REFUSED: &str = "refused";
 
 /// Doctor could not tell (fewer than two distinct dates).
 pub const DATE_SORT_UNKNOWN: &str = "unknown";

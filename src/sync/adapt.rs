@@ -127,9 +127,8 @@ impl<'a> Adapt<'a> {
         Ok(false)
     }
 
-    /// Records whether `stream` honours the descending date sort.
-    pub(crate) async fn record_date_sort(&self, stream: &str, honoured: bool, why: String) -> Result<(), StoreError> {
-        let value = if honoured { capabilities::DATE_SORT_HONOURED } else { capabilities::DATE_SORT_IGNORED };
+    /// Records what `stream` does with the descending date sort (a `DATE_SORT_*` value).
+    pub(crate) async fn record_date_sort(&self, stream: &str, value: &str, why: String) -> Result<(), StoreError> {
         let answer = Capability::new(capabilities::date_sort_key(stream), value, Some(why));
         self.store.record_capabilities(self.company_id, "ingest", &self.client.config().api_version, &[answer]).await
     }

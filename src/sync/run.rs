@@ -42,8 +42,8 @@ const NEWEST_FIRST: &str = "newest-first";
 enum NewestEnd {
     /// At the window's start, or stopped (why).
     Done(Option<StopReason>),
-    /// A page out of order (why): the stream is walked in full instead.
-    Abandoned(String),
+    /// The shortcut cannot be used (the walk's answer, with why): the stream is walked in full.
+    Abandoned(Newest),
 }
 
 /// Missing documents are checked one request each; beyond this many something else is wrong
@@ -297,8 +297,8 @@ impl Run<'_> {
             self.progress.stream_started(doc_type.stream(), None);
             match self.walk_newest(&plan, field, &mut summary).await? {
                 NewestEnd::Done(stop) => return Ok((summary, stop)),
-                NewestEnd::Abandoned(why) => {
-                    self.abandon_newest(doc_type, &why).await?;
+                NewestEnd::Abandoned(answer) => {
+                    self.abandon_newest(doc_type, &answer).await?;
                     // The pages already written stay: they are the same documents.
                     let written = summary.work;
                     (plan, start, summary) = self.plan(doc_type).await?;
@@ -406,7 +406,9 @@ impl Run<'_> {
             }
             let (items, last) = match walk.next_page().await {
                 Ok(Newest::Page { items, last }) => (items, last),
-                Ok(Newest::OutOfOrder(why)) => return Ok(NewestEnd::Abandoned(why)),
+                Ok(answer @ (Newest::OutOfOrder(_) | Newest::Refused(_) | Newest::Unsettled(_))) => {
+                    return Ok(NewestEnd::Abandoned(answer));
+                }
                 Err(source) if clean_stop(&source, self.stop).is_some() => {
                     return Ok(NewestEnd::Done(clean_stop(&source, self.stop)));
                 }
@@ -453,26 +455,52 @@ impl Run<'_> {
         if recorded.is_none_or(|c| c.value != capabilities::DATE_SORT_HONOURED) {
             let why = format!("a newest-first walk of {stream} by {field} found every page in order");
             let adapt = Adapt::new(self.store, self.client, &self.options.company_id, self.run_id);
-            adapt.record_date_sort(stream, true, why).await?;
+            adapt.record_date_sort(stream, capabilities::DATE_SORT_HONOURED, why).await?;
         }
         Ok(())
     }
 
-    /// A newest-first walk found a page out of order: a recorded warning, the sort recorded as
-    /// not honoured (tried again a day later), and the stream walked in full instead.
-    async fn abandon_newest(&mut self, doc_type: DocType, why: &str) -> Result<(), SyncError> {
+    /// A newest-first walk cannot go on: a recorded warning, and the stream walked in full
+    /// instead. A page out of order records the sort as ignored, a 400 as refused (both tried
+    /// again a day later); a list that changed during the walk or a persisting 5xx is this
+    /// run's alone, and records nothing about the sort.
+    async fn abandon_newest(&mut self, doc_type: DocType, answer: &Newest) -> Result<(), SyncError> {
         let stream = doc_type.stream();
-        let text = format!(
-            "{stream}: {why}; the server does not honour a descending sort on the date, so this --window run walks the stream in full instead. Recorded: --window runs try the newest-first walk again after {} h",
-            super::RETRY_PREFERRED_AFTER.num_hours()
-        );
+        let retry = super::RETRY_PREFERRED_AFTER.num_hours();
+        let (text, recorded, kind) = match answer {
+            Newest::OutOfOrder(why) => (
+                format!(
+                    "{stream}: {why}; the server does not honour a descending sort on the date, so this --window run walks the stream in full instead. Recorded: --window runs try the newest-first walk again after {retry} h"
+                ),
+                Some((capabilities::DATE_SORT_IGNORED, why)),
+                "date_sort_not_honoured",
+            ),
+            Newest::Refused(why) => (
+                format!(
+                    "{stream}: {why}; the server refuses a descending sort on the date, so this --window run walks the stream in full instead. Recorded: --window runs try the newest-first walk again after {retry} h"
+                ),
+                Some((capabilities::DATE_SORT_REFUSED, why)),
+                "date_sort_refused",
+            ),
+            Newest::Unsettled(why) => (
+                format!(
+                    "{stream}: {why}; this --window run walks the stream in full instead, so that nothing is missed. Nothing is recorded: the next --window run walks newest first again"
+                ),
+                None,
+                "newest_first_interrupted",
+            ),
+            Newest::Page { .. } => unreachable!("a page is not an abandonment"),
+        };
         tracing::warn!("{text}");
         let company = &self.options.company_id;
-        let adapt = Adapt::new(self.store, self.client, company, self.run_id);
-        adapt.record_date_sort(stream, false, why.to_string()).await?;
-        self.store.record_run_warning(self.run_id, company, Some(doc_type), "date_sort_not_honoured", &text).await?;
-        self.counters.work.warnings += 1;
+        if let Some((value, why)) = recorded {
+            let adapt = Adapt::new(self.store, self.client, company, self.run_id);
+            adapt.record_date_sort(stream, value, why.clone()).await?;
+        }
+        // Not tried again in this run, whatever is recorded.
         self.abandoned.push(doc_type);
+        self.store.record_run_warning(self.run_id, company, Some(doc_type), kind, &text).await?;
+        self.counters.work.warnings += 1;
         Ok(())
     }
 

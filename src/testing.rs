@@ -2,7 +2,12 @@
 //!
 //! `AUDIT_CRASH_AT=<point>:<n>` aborts the process (no unwinding, no clean-up, like `kill -9`)
 //! the n-th time it reaches `<point>`. Points: `page-write` (inside a page's transaction, just
-//! before commit) and `after-page` (after a page committed, before the next request).
+//! before commit), `group-page` (inside a group's transaction, after one of its pages and before
+//! the next) and `after-page` (after a page or group committed).
+//!
+//! `AUDIT_GROUP_PAGES=<n>` makes an ingest write its pages in groups of exactly n (the last
+//! group of a walk may be shorter) instead of what is ready, so that a test can kill it inside a
+//! group.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,4 +29,10 @@ pub fn crash_point(point: &str) {
         crate::output::note(&format!("AUDIT_CRASH_AT: aborting at {point} #{n}"));
         std::process::abort();
     }
+}
+
+/// Groups of exactly this many pages, when `AUDIT_GROUP_PAGES` is set (see the module docs).
+pub fn forced_group_pages() -> Option<usize> {
+    static FORCED: OnceLock<Option<usize>> = OnceLock::new();
+    *FORCED.get_or_init(|| std::env::var("AUDIT_GROUP_PAGES").ok()?.parse().ok().filter(|n| *n > 0))
 }

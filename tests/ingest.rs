@@ -195,6 +195,46 @@ async fn a_run_killed_anywhere_resumes_to_the_same_events(db: TestDb) {
 }
 
 both_backends! {
+async fn a_run_killed_inside_a_group_of_pages_loses_the_group_alone(db: TestDb) {
+    // 460 sales orders: five pages, written as groups [1, 2, 3] and [4, 5].
+    let sim = simulator(Scale::Orders(450)).await;
+    assert_eq!(sim.documents("sales-orders").len(), 460);
+    let expected = expected_events(&sim);
+    let store = db.store().await;
+    let sales = "SELECT count(*) FROM documents WHERE doc_type = 'sales_order'";
+    let grouped = [("AUDIT_GROUP_PAGES", "3")];
+    let killed_at = |crash_at: &'static str| {
+        let mut env = grouped.to_vec();
+        env.push(("AUDIT_CRASH_AT", crash_at));
+        let (code, _, stderr) = run_cli(&db, &sim, &["ingest"], &env);
+        assert_eq!(code, -1, "the process was meant to die at {crash_at}: {stderr}");
+        assert!(stderr.contains("AUDIT_CRASH_AT: aborting"), "{stderr}");
+    };
+    // Just before the second group's commit: the first group's three pages are in, together.
+    killed_at("page-write:2");
+    assert_eq!(count(&store, sales).await, 300, "the first commit held three pages");
+    // Resumed, and killed inside the group [4, 5] after its first page was written in the
+    // transaction: lost with it.
+    killed_at("group-page:1");
+    assert_eq!(count(&store, sales).await, 300, "a group is committed whole or not at all");
+    // The next run fetches that group again (pages 4 and 5, and the document it resumes from)
+    // and nothing before it.
+    sim.clear_requests();
+    let (code, stdout, stderr) = run_cli(&db, &sim, &["ingest"], &grouped);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("succeeded"), "{stdout}");
+    assert_eq!(requests_by_endpoint(&sim)["sales-orders"], 3, "{:?}", requests_by_endpoint(&sim));
+    let (stored, rows) = stored_events(&store).await;
+    assert_eq!(rows, stored.len(), "no duplicates");
+    assert_eq!(stored, expected);
+    // Pages are counted one by one whatever the groups: a last run adds nothing.
+    let (code, stdout, _) = run_cli(&db, &sim, &["ingest"], &[]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("0 events added, 0 retracted"), "{stdout}");
+}
+}
+
+both_backends! {
 async fn a_run_killed_by_sigkill_at_a_random_moment_resumes(db: TestDb) {
     let sim = simulator(Scale::Orders(450)).await;
     // Slow pages widen the window in which the kill lands mid-walk.

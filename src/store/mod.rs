@@ -498,12 +498,32 @@ impl Store {
     /// do not depend on them here.
     pub async fn refresh_statistics(&self) -> Result<(), StoreError> {
         if let Pool::Postgres(pool) = &self.pool {
-            sqlx::raw_sql("ANALYZE documents; ANALYZE serial_events; ANALYZE serial_keys")
-                .execute(pool)
-                .await
-                .context(|| "refreshing the planner's statistics".into())?;
+            sqlx::raw_sql(
+                "ANALYZE documents; ANALYZE serial_events; ANALYZE serial_keys; ANALYZE genealogy_links; \
+                 ANALYZE document_changes; ANALYZE products; ANALYZE customers; ANALYZE vendors; ANALYZE locations",
+            )
+            .execute(pool)
+            .await
+            .context(|| "refreshing the planner's statistics".into())?;
         }
         Ok(())
+    }
+
+    /// Whether `changed` rows written since the statistics were refreshed make them stale: more
+    /// than autovacuum's own threshold (50 rows and a tenth of the table, by the planner's last
+    /// count of `serial_events`), or any at all before the table was ever analysed. Only
+    /// Postgres keeps statistics that go stale this way.
+    pub async fn statistics_stale(&self, changed: i64) -> Result<bool, StoreError> {
+        let Pool::Postgres(pool) = &self.pool else { return Ok(false) };
+        let tuples: Option<f32> =
+            sqlx::query_scalar("SELECT reltuples FROM pg_class WHERE oid = to_regclass('serial_events')")
+                .fetch_optional(pool)
+                .await
+                .context(|| "reading the planner's row count of serial_events".into())?;
+        Ok(match tuples {
+            Some(t) if t >= 0.0 => changed as f64 > 50.0 + 0.1 * f64::from(t),
+            _ => changed > 0,
+        })
     }
 
     /// Closes the pool, waiting for its connections to finish.

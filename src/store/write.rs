@@ -260,31 +260,46 @@ impl Store {
     /// value of the page, the page is written again document by document, each in a savepoint,
     /// and the refused ones are quarantined with a warning naming them.
     pub async fn write_page(&self, page: PageWrite<'_>) -> Result<PageOutcome, StoreError> {
-        let what = || format!("writing {}", page.kind.describe(page.doc_type));
-        let (docs, set_aside) = set_aside_unindexable(&page.docs);
-        let ctx = PageContext::of(&page);
+        let mut outcomes = self.write_pages(vec![page]).await?;
+        Ok(outcomes.pop().expect("one outcome per page"))
+    }
+
+    /// Writes consecutive pages of one walk in one transaction (group commit), each as
+    /// [`Store::write_page`] would, in order, so that a later page sees what an earlier one
+    /// wrote. Each page's counters are taken to follow the page before it; the position saved
+    /// last is the last page's. A crash loses the whole group, which the walk fetches again.
+    pub async fn write_pages(&self, mut pages: Vec<PageWrite<'_>>) -> Result<Vec<PageOutcome>, StoreError> {
+        let Some(first) = pages.first() else { return Ok(Vec::new()) };
+        let what = |page: &PageWrite| format!("writing {}", page.kind.describe(page.doc_type));
+        let group = if pages.len() > 1 {
+            format!("writing a group of {} pages ending with {}", pages.len(), what(pages.last().expect("not empty")))
+        } else {
+            what(first)
+        };
         on_pool!(self, pool => {
             let mut one_by_one = false;
-            loop {
-                let mut tx = pool.begin_write().await.context(what)?;
-                if let PageKind::Walk(mark) = &page.kind
-                    && mark.restarted
-                {
-                    tx.forget_seen(page.company_id, page.doc_type, mark.walk_id).await.context(what)?;
+            'attempt: loop {
+                let mut tx = pool.begin_write().await.context(|| group.clone())?;
+                let mut outcomes = Vec::with_capacity(pages.len());
+                let mut work = pages[0].counters.work;
+                let count = pages.len();
+                for (i, page) in pages.iter_mut().enumerate() {
+                    // Each page's counters follow from the one before it, as if written one by one.
+                    page.counters.work = work;
+                    let Some(outcome) = tx.page_steps(page, one_by_one).await.context(|| what(page))? else {
+                        tx.rollback().await.context(|| what(page))?;
+                        one_by_one = true;
+                        continue 'attempt;
+                    };
+                    work += outcome.work;
+                    outcomes.push(outcome);
+                    if i + 1 < count {
+                        crate::testing::crash_point("group-page");
+                    }
                 }
-                let Some((mut outcome, refused)) = tx.write_groups(&ctx, &docs, one_by_one).await.context(what)? else {
-                    tx.rollback().await.context(what)?;
-                    one_by_one = true;
-                    continue;
-                };
-                let quarantined: Vec<&Quarantine> = page.quarantine.iter().chain(&set_aside).chain(&refused).collect();
-                tx.quarantine(&ctx, &quarantined, &page.loose_warnings, &mut outcome).await.context(what)?;
-                tx.owe_lookups(&ctx, &outcome).await.context(what)?;
-                outcome.work.pages = i64::from(page.kind.is_page());
-                tx.save_progress(&page, &outcome.work).await.context(what)?;
                 crate::testing::crash_point("page-write");
-                tx.commit().await.context(what)?;
-                return Ok(outcome);
+                tx.commit().await.context(|| group.clone())?;
+                return Ok(outcomes);
             }
         })
     }
@@ -310,6 +325,10 @@ fn set_aside_unindexable<'p, 'a>(docs: &'p [DocWrite<'a>]) -> (Vec<&'p DocWrite<
 
 /// The steps of a page write, inside its transaction; written once, compiled per engine.
 trait PageSteps {
+    /// Every step of one page: `None` when a value was refused in one group (the caller starts
+    /// again one by one), else the page's outcome.
+    async fn page_steps(&mut self, page: &PageWrite<'_>, one_by_one: bool) -> Result<Option<PageOutcome>, sqlx::Error>;
+
     /// Writes the documents in one group, or one by one in savepoints: `None` when a value was
     /// refused in one group (the caller starts again one by one), else the outcome and the
     /// documents refused.
@@ -385,6 +404,25 @@ trait PageSteps {
 
 for_each_connection! {
     impl PageSteps {
+        async fn page_steps(&mut self, page: &PageWrite<'_>, one_by_one: bool) -> Result<Option<PageOutcome>, sqlx::Error> {
+            let (docs, set_aside) = set_aside_unindexable(&page.docs);
+            let ctx = PageContext::of(page);
+            if let PageKind::Walk(mark) = &page.kind
+                && mark.restarted
+            {
+                self.forget_seen(page.company_id, page.doc_type, mark.walk_id).await?;
+            }
+            let Some((mut outcome, refused)) = self.write_groups(&ctx, &docs, one_by_one).await? else {
+                return Ok(None);
+            };
+            let quarantined: Vec<&Quarantine> = page.quarantine.iter().chain(&set_aside).chain(&refused).collect();
+            self.quarantine(&ctx, &quarantined, &page.loose_warnings, &mut outcome).await?;
+            self.owe_lookups(&ctx, &outcome).await?;
+            outcome.work.pages = i64::from(page.kind.is_page());
+            self.save_progress(page, &outcome.work).await?;
+            Ok(Some(outcome))
+        }
+
         async fn write_groups<'d>(
             &mut self,
             ctx: &PageContext<'_>,

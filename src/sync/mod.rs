@@ -6,7 +6,7 @@
 //! - `adapt`: how walks adapt to the server (paging modes, what `X-listCount` counts) and the
 //!   reference lists (locations, products); `derive`: documents to events, as stored;
 //!   `sheets`: the lines of stock counts' sheets fetched one by one; `record`: the run row
-//!   around every run.
+//!   around every run; `group`: group commit, pages fetched ahead and written together.
 //!
 //! Every run is recorded in `ingest_runs` (`record`) whatever its outcome, with one set of
 //! [`Counters`] added up from pages to streams to the run.
@@ -14,6 +14,7 @@
 mod adapt;
 mod derive;
 pub mod estimate;
+mod group;
 pub mod rebuild;
 mod record;
 pub mod run;

@@ -19,6 +19,7 @@ use super::adapt::{
     Adapt, fetch_all, fetch_locations_with, fetch_parties, learnt, product_rows, resumed_start, walk_mark,
 };
 use super::derive::{Stored, derive_docs, storable_forms, unreadable};
+use super::group;
 use super::rebuild::recheck_adjustments;
 use super::record::{RunRecord, Worked};
 use super::sheets::complete_sheets;
@@ -27,7 +28,7 @@ use super::{
 };
 use crate::inflow::model::Product;
 use crate::inflow::newest::{Newest, NewestFirst};
-use crate::inflow::walk::{CountMeaning, ListSpec, Paging, Pass, Position, Walk, WalkNote, WalkStart, id_of};
+use crate::inflow::walk::{CountMeaning, ListSpec, Page, Paging, Pass, Position, Walk, WalkNote, WalkStart, id_of};
 use crate::inflow::{Client, ClientError};
 use crate::mapping::{Derived, DocType};
 use crate::store::reference::Parties;
@@ -99,6 +100,7 @@ pub async fn run(
                 abandoned: Vec::new(),
             };
             let result = ctx.all_streams().await;
+            ctx.statistics_at_end().await;
             ctx.sync_client_counters();
             let counters = ctx.counters;
             let result = result.map(|(streams, stop)| {
@@ -504,8 +506,8 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Writes page after page, fetching the next one while one is written; returns why the
-    /// run stops, if it does before the walk's end.
+    /// Writes page after page, the pages fetched ahead written in groups (see `group`); returns
+    /// why the run stops, if it does before the walk's end.
     async fn walk_pages(
         &mut self,
         plan: &Plan,
@@ -513,49 +515,75 @@ impl Run<'_> {
         recorded: &mut Option<Paging>,
         summary: &mut StreamSummary,
     ) -> Result<Option<StopReason>, SyncError> {
+        let (sender, groups) = group::channel();
+        let fetching = group::fetch_ahead(walk, self.client, self.stop, sender);
+        let writing = self.write_ahead(plan, groups, recorded, summary);
+        match group::alongside(writing, fetching).await? {
+            None => self.finish_stream(plan, walk, *recorded, summary).await,
+            stop => Ok(stop),
+        }
+    }
+
+    /// The writing side of a walk: each group's notes recorded, then its pages written in one
+    /// transaction. `None` once the last page is written, else why the walk stops.
+    async fn write_ahead(
+        &mut self,
+        plan: &Plan,
+        mut groups: group::Groups,
+        recorded: &mut Option<Paging>,
+        summary: &mut StreamSummary,
+    ) -> Result<Option<StopReason>, SyncError> {
         let (doc_type, stream) = (plan.doc_type, plan.doc_type.stream());
-        let mut next = walk.next_page().await;
         loop {
-            self.report(doc_type, walk, recorded, summary).await?;
-            let mut page = match next {
-                Ok(page) => page,
-                Err(source) if clean_stop(&source, self.stop).is_some() => return Ok(clean_stop(&source, self.stop)),
-                Err(source) => return Err(SyncError::Fetch { stream, position: walk.position().to_string(), source }),
+            // The fetching side ended without a last page or a failure: it saw the stop flag.
+            let Some(mut fetched) = groups.next().await else {
+                return Ok(Some(self.stop.reason().unwrap_or(StopReason::Signal)));
             };
-            // A list that refused the sheets' lines: each sheet by id (the page is not written,
-            // and the walk does not move on, until they are all in).
-            if walk.include_fell_back() {
-                page.items = match complete_sheets(self.client, std::mem::take(&mut page.items)).await {
-                    Ok(items) => items,
-                    Err(ClientError::BudgetSpent) => return Ok(Some(StopReason::Budget)),
-                    Err(source) => {
-                        return Err(SyncError::Fetch { stream, position: walk.position().to_string(), source });
-                    }
+            for f in &mut fetched {
+                self.report(doc_type, std::mem::take(&mut f.notes), recorded, summary).await?;
+            }
+            let failure = fetched.pop_if(|f| f.page.is_err()).and_then(|f| f.page.err());
+            let pages: Vec<Page> = fetched.into_iter().filter_map(|f| f.page.ok()).collect();
+            if !pages.is_empty() {
+                let last = pages.last().is_some_and(|p| p.last);
+                self.write_walk_pages(plan, &pages, summary).await?;
+                crate::testing::crash_point("after-page");
+                if last {
+                    return Ok(None);
+                }
+            }
+            if let Some((position, source)) = failure {
+                return match clean_stop(&source, self.stop) {
+                    Some(reason) => Ok(Some(reason)),
+                    None => Err(SyncError::Fetch { stream, position, source }),
                 };
             }
-            let last = page.last;
-            let mark = plan.mark(&page.next, page.paging, &page.pass, page.restarted);
-            let kind = if plan.beside { PageKind::Beside(mark) } else { PageKind::Walk(mark) };
-            // Fetch the next page while this one is written.
-            let (written, fetched) = if last || self.stop.is_set() {
-                (self.write(doc_type, plan.bound, &page.items, kind).await, None)
-            } else {
-                let (w, f) = tokio::join!(self.write(doc_type, plan.bound, &page.items, kind), walk.next_page());
-                (w, Some(f))
-            };
-            self.add(summary, &written?);
-            self.keep_statistics_fresh().await;
-            self.progress.page_written(stream, summary, self.client.stats().requests(), self.client.budget_left());
-            crate::testing::crash_point("after-page");
-            if last {
-                return self.finish_stream(plan, walk, *recorded, summary).await;
-            }
-            if let Some(reason) = self.stop.reason() {
-                self.report(doc_type, walk, recorded, summary).await?;
-                return Ok(Some(reason));
-            }
-            next = fetched.expect("fetched unless last or stopping");
         }
+    }
+
+    /// Writes consecutive pages of a walk in one transaction, each with its next position.
+    async fn write_walk_pages(
+        &mut self,
+        plan: &Plan,
+        pages: &[Page],
+        summary: &mut StreamSummary,
+    ) -> Result<(), SyncError> {
+        let batches = pages
+            .iter()
+            .map(|page| {
+                let mark = plan.mark(&page.next, page.paging, &page.pass, page.restarted);
+                let kind = if plan.beside { PageKind::Beside(mark) } else { PageKind::Walk(mark) };
+                (page.items.as_slice(), kind)
+            })
+            .collect();
+        let before = self.counters.work.pages;
+        for outcome in self.write_many(plan.doc_type, plan.bound, batches).await? {
+            self.add(summary, &outcome);
+        }
+        self.keep_statistics_fresh(before).await;
+        let stream = plan.doc_type.stream();
+        self.progress.page_written(stream, summary, self.client.stats().requests(), self.client.budget_left());
+        Ok(())
     }
 
     /// Ends a walk that reached its last page: the documents it did not return are checked,
@@ -617,16 +645,16 @@ impl Run<'_> {
         Ok(None)
     }
 
-    /// Reports and records what the walk had to adapt to since the last call.
+    /// Reports and records what the walk had to adapt to while fetching a page.
     async fn report(
         &mut self,
         doc_type: DocType,
-        walk: &mut Walk<'_>,
+        notes: Vec<WalkNote>,
         recorded: &mut Option<Paging>,
         summary: &mut StreamSummary,
     ) -> Result<(), SyncError> {
         let adapt = Adapt::new(self.store, self.client, &self.options.company_id, self.run_id);
-        for note in walk.take_notes() {
+        for note in notes {
             if let WalkNote::CountMeaning(meaning) = note {
                 self.meaning = meaning;
             }
@@ -703,13 +731,33 @@ impl Run<'_> {
         Ok(deleted)
     }
 
-    /// Refreshes the database's statistics after pages 2, 8, 32, 128, ... of the run: a few
-    /// times while a backfill grows the tables by orders of magnitude, then rarely. A failure
-    /// (no right to ANALYZE, say) only costs speed.
-    async fn keep_statistics_fresh(&self) {
-        if refresh_statistics_after(self.counters.work.pages)
+    /// Refreshes the database's statistics once the run's pages pass 2, 8, 32, 128, ...: a
+    /// few times while a backfill grows the tables by orders of magnitude, then rarely. A
+    /// failure (no right to ANALYZE, say) only costs speed.
+    async fn keep_statistics_fresh(&self, pages_before: i64) {
+        if refresh_statistics_between(pages_before, self.counters.work.pages)
             && let Err(e) = self.store.refresh_statistics().await
         {
+            tracing::debug!("could not refresh statistics: {}", crate::error_text(&e));
+        }
+    }
+
+    /// Leaves the planner's statistics fresh for what follows an ingest (the `sql/` library,
+    /// the views, `audit anomalies`): refreshed at the end of a run that changed a large share
+    /// of the trail since they last were, unless a signal is ending it. A failure only costs
+    /// speed.
+    async fn statistics_at_end(&self) {
+        if self.stop.reason().is_some() {
+            return;
+        }
+        let work = self.counters.work;
+        let changed = work.events_inserted + work.events_retracted + work.documents_changed;
+        let refreshed = match self.store.statistics_stale(changed).await {
+            Ok(true) => self.store.refresh_statistics().await,
+            Ok(false) => Ok(()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = refreshed {
             tracing::debug!("could not refresh statistics: {}", crate::error_text(&e));
         }
     }
@@ -721,7 +769,7 @@ impl Run<'_> {
         summary.work += outcome.work;
     }
 
-    /// Derives and writes one page, with the walk's next position.
+    /// Derives and writes one page (or documents fetched by id).
     async fn write(
         &self,
         doc_type: DocType,
@@ -729,22 +777,59 @@ impl Run<'_> {
         items: &[Box<RawValue>],
         kind: PageKind<'_>,
     ) -> Result<PageOutcome, SyncError> {
+        let mut outcomes = self.write_many(doc_type, bound, vec![(items, kind)]).await?;
+        Ok(outcomes.pop().expect("one outcome per page"))
+    }
+
+    /// Derives pages and writes them in one transaction, each with its walk's next position.
+    async fn write_many(
+        &self,
+        doc_type: DocType,
+        bound: Option<NaiveDate>,
+        pages: Vec<(&[Box<RawValue>], PageKind<'_>)>,
+    ) -> Result<Vec<PageOutcome>, SyncError> {
         let floor = bound.map(|d| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc());
         // A server that echoes the API key into a document does not get it stored.
-        let redacted: Vec<Option<Box<RawValue>>> = items
+        let redacted: Vec<Vec<Option<Box<RawValue>>>> = pages
             .iter()
-            .map(|raw| match self.client.redact(raw.get()) {
-                Cow::Borrowed(_) => None,
-                Cow::Owned(text) => RawValue::from_string(text).ok(),
+            .map(|(items, _)| {
+                items
+                    .iter()
+                    .map(|raw| match self.client.redact(raw.get()) {
+                        Cow::Borrowed(_) => None,
+                        Cow::Owned(text) => RawValue::from_string(text).ok(),
+                    })
+                    .collect()
             })
             .collect();
-        let items: Vec<&RawValue> = items.iter().zip(&redacted).map(|(raw, r)| r.as_deref().unwrap_or(raw)).collect();
-        let forms = storable_forms(&items);
-        let page = Stored::page(&items, &forms);
-        let derived = derive_docs(self.store, &self.options.company_id, doc_type, &page).await?;
-        let mut docs = Vec::with_capacity(items.len());
+        let items: Vec<Vec<&RawValue>> = pages
+            .iter()
+            .zip(&redacted)
+            .map(|((items, _), redacted)| {
+                items.iter().zip(redacted).map(|(raw, r)| r.as_deref().unwrap_or(raw)).collect()
+            })
+            .collect();
+        let forms: Vec<_> = items.iter().map(|items| storable_forms(items)).collect();
+        let mut writes = Vec::with_capacity(pages.len());
+        for ((items, forms), (_, kind)) in items.iter().zip(&forms).zip(pages) {
+            writes.push(self.page_write(doc_type, floor, &Stored::page(items, forms), kind).await?);
+        }
+        Ok(self.store.write_pages(writes).await?)
+    }
+
+    /// Derives one page's documents into what is written: those dated before the walk's bound
+    /// are left out, a repeated one is kept once, an unreadable one is quarantined.
+    async fn page_write<'r>(
+        &'r self,
+        doc_type: DocType,
+        floor: Option<chrono::DateTime<Utc>>,
+        page: &[Stored<'r>],
+        kind: PageKind<'r>,
+    ) -> Result<PageWrite<'r>, SyncError> {
+        let derived = derive_docs(self.store, &self.options.company_id, doc_type, page).await?;
+        let mut docs = Vec::with_capacity(page.len());
         let mut quarantine = Vec::new();
-        let mut ids = std::collections::HashSet::with_capacity(items.len());
+        let mut ids = std::collections::HashSet::with_capacity(page.len());
         for (stored, result) in page.iter().zip(derived) {
             match result.map(|doc| DocWrite { derived: self.redacted(doc.derived), ..doc }) {
                 // inFlow cannot filter counts, adjustments and transfers by date, so the bound is
@@ -768,7 +853,7 @@ impl Run<'_> {
                 }),
             }
         }
-        let write = PageWrite {
+        Ok(PageWrite {
             company_id: &self.options.company_id,
             run_id: self.run_id,
             doc_type,
@@ -778,8 +863,7 @@ impl Run<'_> {
             quarantine,
             kind,
             counters: self.counters_now(),
-        };
-        Ok(self.store.write_page(write).await?)
+        })
     }
 
     /// A derived document whose warnings show no API key (they quote the server's data).
@@ -825,9 +909,10 @@ impl Run<'_> {
     }
 }
 
-/// Pages 2, 8, 32, 128, ... of a run: each time the tables may have grown fourfold.
-fn refresh_statistics_after(pages: i64) -> bool {
-    pages >= 2 && (pages as u64).is_power_of_two() && pages.trailing_zeros() % 2 == 1
+/// Whether the run's page count passed one of 2, 8, 32, 128, ... from `before` to `after`
+/// (pages are written in groups): each time the tables may have grown fourfold.
+fn refresh_statistics_between(before: i64, after: i64) -> bool {
+    std::iter::successors(Some(2_i64), |p| p.checked_mul(4)).take_while(|p| *p <= after).any(|p| p > before)
 }
 
 /// `filter[orderDate]`.
@@ -844,7 +929,11 @@ mod tests {
 
     #[test]
     fn statistics_are_refreshed_as_the_tables_grow_fourfold() {
-        let refreshed: Vec<i64> = (0..600).filter(|p| refresh_statistics_after(*p)).collect();
+        let refreshed: Vec<i64> = (0..600).filter(|p| refresh_statistics_between(p - 1, *p)).collect();
         assert_eq!(refreshed, [2, 8, 32, 128, 512]);
+        // A group that jumps over a threshold still refreshes, once.
+        assert!(refresh_statistics_between(30, 40));
+        assert!(!refresh_statistics_between(33, 127));
+        assert!(refresh_statistics_between(0, 600));
     }
 }

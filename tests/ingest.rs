@@ -235,6 +235,19 @@ async fn a_run_killed_inside_a_group_of_pages_loses_the_group_alone(db: TestDb) 
 }
 
 both_backends! {
+async fn at_a_slow_servers_pace_a_group_is_one_page(db: TestDb) {
+    // Pages that arrive slower than they are written (inFlow's own pace is about one a second):
+    // the writer never finds two ready, so each commit holds one page, as before groups.
+    let sim = simulator(Scale::Orders(450)).await;
+    sim.set_faults(Faults::none().rule(FaultRule::new(Fault::Delay { millis: 400 }, Trigger::Rate(1.0))));
+    let store = db.store().await;
+    let (code, _, stderr) = run_cli(&db, &sim, &["ingest"], &[("AUDIT_CRASH_AT", "page-write:3")]);
+    assert_eq!(code, -1, "the process was meant to die at the third commit: {stderr}");
+    assert_eq!(count(&store, "SELECT count(*) FROM documents WHERE doc_type = 'sales_order'").await, 200);
+}
+}
+
+both_backends! {
 async fn a_run_killed_by_sigkill_at_a_random_moment_resumes(db: TestDb) {
     let sim = simulator(Scale::Orders(450)).await;
     // Slow pages widen the window in which the kill lands mid-walk.

@@ -115,11 +115,26 @@ pub(crate) async fn migrate_sqlite(pool: &sqlx::SqlitePool) -> Result<MigrationR
     sqlx::query(CREATE_HISTORY_TABLE).execute(&mut *tx).await.map_err(history_table_error)?;
     let report = run(&mut TxMigrator { tx: &mut tx }, sqlite_runner()).await?;
     if report.applied.iter().any(|m| m == CLOSE_MATCHES) {
-        let serials = sqlx::query_as(SERIALS).fetch_all(&mut *tx).await?;
-        super::close::backfill(&mut *tx, serials).await?;
+        backfill_keys_sqlite(&mut tx, BACKFILL_PAGE).await?;
     }
     tx.commit().await?;
     Ok(report)
+}
+
+/// Fills `serial_keys` from the recorded serials, `page` distinct ones at a time in the order
+/// of the serial index, so that memory stays flat however many there are.
+async fn backfill_keys_sqlite(tx: &mut sqlx::SqliteConnection, page: i64) -> Result<(), sqlx::Error> {
+    let mut after: Option<(String, String)> = None;
+    loop {
+        let query = match &after {
+            None => sqlx::query_as(SERIALS_FIRST),
+            Some((company, serial)) => sqlx::query_as(SERIALS_AFTER).bind(serial.clone()).bind(company.clone()),
+        };
+        let serials: Vec<(String, String)> = query.bind(page).fetch_all(&mut *tx).await?;
+        let Some(last) = serials.last().cloned() else { return Ok(()) };
+        super::close::backfill(&mut *tx, serials).await?;
+        after = Some(last);
+    }
 }
 
 /// Applies pending migrations on Postgres under an advisory lock held until commit.
@@ -129,8 +144,19 @@ pub(crate) async fn migrate_postgres(pool: &sqlx::PgPool) -> Result<MigrationRep
     sqlx::query(CREATE_HISTORY_TABLE).execute(&mut *tx).await.map_err(history_table_error)?;
     let report = run(&mut TxMigrator { tx: &mut tx }, postgres_runner()).await?;
     if report.applied.iter().any(|m| m == CLOSE_MATCHES) {
-        let serials = sqlx::query_as(SERIALS).fetch_all(&mut *tx).await?;
-        super::close::backfill(&mut *tx, serials).await?;
+        // A cursor in the migration's transaction: the serials a page at a time, memory flat.
+        sqlx::query(sqlx::AssertSqlSafe(format!("DECLARE v13_serials NO SCROLL CURSOR FOR {SERIALS}")))
+            .execute(&mut *tx)
+            .await?;
+        loop {
+            let fetch = format!("FETCH {BACKFILL_PAGE} FROM v13_serials");
+            let serials: Vec<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(fetch)).fetch_all(&mut *tx).await?;
+            if serials.is_empty() {
+                break;
+            }
+            super::close::backfill(&mut *tx, serials).await?;
+        }
+        sqlx::query("CLOSE v13_serials").execute(&mut *tx).await?;
         // Statistics now: without them the planner reads all of a company's keys for each
         // close-match range until autovacuum gets to the table.
         sqlx::query("ANALYZE serial_keys").execute(&mut *tx).await?;
@@ -143,6 +169,13 @@ pub(crate) async fn migrate_postgres(pool: &sqlx::PgPool) -> Result<MigrationRep
 /// (normalised here, in one place, rather than in each dialect's SQL).
 const CLOSE_MATCHES: &str = "V13__close_matches";
 const SERIALS: &str = "SELECT DISTINCT company_id, serial FROM serial_events";
+/// Distinct serials read per step of the backfill.
+const BACKFILL_PAGE: i64 = 10_000;
+/// On SQLite, pages in the order of `serial_events_by_serial` (serial, company_id, ...).
+const SERIALS_FIRST: &str =
+    "SELECT DISTINCT company_id, serial FROM serial_events ORDER BY serial, company_id LIMIT ?1";
+const SERIALS_AFTER: &str = "SELECT DISTINCT company_id, serial FROM serial_events \
+     WHERE (serial, company_id) > (?1, ?2) ORDER BY serial, company_id LIMIT ?3";
 
 /// refinery creates its history table itself; doing it first lets us read the history without
 /// a failing query, which would abort a Postgres transaction. Same DDL as refinery's.
@@ -212,6 +245,44 @@ mod tests {
             matches!(&later, Err(StoreError::Migration(e)) if matches!(e.kind(), refinery_core::error::Kind::MissingVersion(_))),
             "{later:?}"
         );
+    }
+
+    /// The backfill reads the serials a page at a time: every distinct (company, serial) gets
+    /// its key once, across page boundaries and companies sharing a serial.
+    #[tokio::test]
+    async fn v13_backfill_pages_through_every_serial_once() {
+        let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
+        let mut tx = pool.begin().await.unwrap();
+        sqlx::query(CREATE_HISTORY_TABLE).execute(&mut *tx).await.unwrap();
+        run(&mut TxMigrator { tx: &mut tx }, sqlite_runner()).await.unwrap();
+        sqlx::raw_sql("DELETE FROM serial_keys").execute(&mut *tx).await.unwrap();
+        let mut expected = Vec::new();
+        for (i, serial) in ["A-1", "A-2", "B-1", "b-1", "C 3", "D-4", "E-5"].iter().enumerate() {
+            for company in ["c1", "c2"].iter().take(1 + i % 2) {
+                for line in ["1", "2"] {
+                    sqlx::query(
+                        "INSERT INTO serial_events (company_id, serial, doc_type, doc_id, line_collection, line_id, \
+                         event_type, quantity_delta, observed_at, run_id) \
+                         VALUES (?1, ?2, 'sales_order', 'd', 'lines', ?3, 'sold', -1, '2025-01-01T00:00:00Z', 1)",
+                    )
+                    .bind(company)
+                    .bind(serial)
+                    .bind(line)
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+                }
+                expected.push((company.to_string(), serial.to_string()));
+            }
+        }
+        backfill_keys_sqlite(&mut tx, 3).await.unwrap();
+        let mut keys: Vec<(String, String)> =
+            sqlx::query_as("SELECT company_id, serial FROM serial_keys").fetch_all(&mut *tx).await.unwrap();
+        tx.rollback().await.unwrap();
+        keys.sort();
+        expected.sort();
+        assert_eq!(expected.len(), 10);
+        assert_eq!(keys, expected);
     }
 
     #[test]

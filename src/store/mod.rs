@@ -362,10 +362,12 @@ impl Store {
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal)
                     .busy_timeout(SQLITE_BUSY_TIMEOUT)
-                    // An 8 MiB page cache: larger ones measured no faster and cost memory. Rarer
-                    // checkpoints (every 40 MiB of WAL) copy each hot page fewer times.
-                    .pragma("cache_size", "-8192")
-                    .pragma("wal_autocheckpoint", "10000");
+                    // The writer's page cache, 64 MiB, and checkpoints every 200 MiB of WAL: with
+                    // pages written in groups, a backfill of 1.28 million occurrences spent a
+                    // third less time in the kernel (49 s of CPU instead of 59 s) than with 8 MiB
+                    // and 40 MiB, for about 60 MB more memory. Commands that only read keep 8 MiB.
+                    .pragma("cache_size", "-65536")
+                    .pragma("wal_autocheckpoint", "50000");
                 // One connection: SQLite has one writer at a time anyway, commands are sequential
                 // (the lock's heartbeat waits between two transactions), and it bounds the page
                 // cache's memory. An in-memory database could not have more than one either.

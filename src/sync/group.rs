@@ -22,8 +22,9 @@ use crate::inflow::{Client, ClientError};
 /// Most pages in one group (and fetched ahead of the database).
 pub(super) const MAX_PAGES: usize = 16;
 
-/// A group closes once its documents' JSON reaches this size, to keep memory flat whatever a
-/// page holds.
+/// A group closes once its documents' JSON reaches this size, so that one transaction stays
+/// bounded when pages are large (memory as a whole is bounded by page count: the channel and a
+/// group hold at most 2 × [`MAX_PAGES`] + 1 pages).
 const MAX_BYTES: usize = 16 << 20;
 
 /// A page fetched ahead of its write, with what the walk noted while fetching it.

@@ -48,7 +48,7 @@ impl Default for Options {
             timeline_events: 10_000_000,
             timeline_samples: 25,
             anomaly_runs: 3,
-            sql_runs: 5,
+            sql_runs: 11,
             serve_requests: 200,
             quota_requests: 1_300,
             ingest_deadline_secs: 300,
@@ -72,7 +72,7 @@ usage: cargo bench --bench ingest [-- OPTIONS]
   --timeline-samples N   serials timed for the latency figures (default: 25)
   --anomaly-runs N       timed runs of audit anomalies and of the full scan (default: 3)
   --sql-runs N           timed runs of each sql/ query before and after ANALYZE, figure 6
-                         (default: 5; 3 for a query that takes over 5 s)
+                         (default: 11; fewer for a slow query, about 10 s a side at most)
   --serve-requests N     serial pages timed over HTTP for figure 8 (default: 200)
   --quota-requests N     requests of the quota run, more than 1000 (default: 1300)
   --ingest-deadline S    stop an ingest still running after S seconds (default: 300)

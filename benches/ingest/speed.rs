@@ -125,6 +125,16 @@ pub fn migrate_without_autovacuum(db_url: &str, logs: &Path) -> Result<(), Strin
     run_ok(&mut cmd, logs, "postgres-autovacuum-off").map(|_| ())
 }
 
+/// `ANALYZE` of a whole Postgres database through `psql` (not timed).
+pub fn analyze(db_url: &str) -> Result<(), String> {
+    let out = env::psql(db_url).args(["-c", "ANALYZE"]).output().map_err(|e| format!("cannot run psql: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("ANALYZE before audit rebuild failed: {}", String::from_utf8_lossy(&out.stderr).trim()))
+    }
+}
+
 /// Runs a measured command that must succeed.
 fn run_ok(cmd: &mut Command, logs: &Path, label: &str) -> Result<Finished, String> {
     let done = procs::run(cmd, logs, label, None).map_err(|e| format!("cannot run {label}: {e}"))?;

@@ -11,7 +11,7 @@ use sqlx::{Connection, Executor, PgConnection};
 /// Settings from the command line (`cargo bench --bench ingest -- ARGS`).
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Figure groups to run: requests, quota, speed, memory, timeline, anomalies.
+    /// Figure groups to run: requests, quota, speed, sql, memory, timeline, anomalies, serve.
     pub only: Vec<String>,
     /// Simulator scale of the large ingest (figures 2, 3, 4b).
     pub large_scale: String,
@@ -25,6 +25,8 @@ pub struct Options {
     pub timeline_samples: usize,
     /// Timed runs of each command in figure 7.
     pub anomaly_runs: usize,
+    /// Timed runs of each `sql/` query on each side of the `ANALYZE` (figure 6).
+    pub sql_runs: usize,
     /// Timed serial pages of figure 8.
     pub serve_requests: usize,
     /// Requests of the quota run (figure 2); more than the hourly limit.
@@ -46,6 +48,7 @@ impl Default for Options {
             timeline_events: 10_000_000,
             timeline_samples: 25,
             anomaly_runs: 3,
+            sql_runs: 11,
             serve_requests: 200,
             quota_requests: 1_300,
             ingest_deadline_secs: 300,
@@ -60,14 +63,16 @@ impl Default for Options {
 pub const USAGE: &str = "\
 usage: cargo bench --bench ingest [-- OPTIONS]
 
-  --only LIST            figure groups to run, comma-separated: requests, quota, speed, memory,
-                         timeline, anomalies, serve (default: all)
+  --only LIST            figure groups to run, comma-separated: requests, quota, speed, sql,
+                         memory, timeline, anomalies, serve (default: all)
   --large-scale SCALE    simulator scale of the large ingest (default: large, ~1.2M occurrences)
   --small-orders N       sales orders of the ~250k-occurrence company (default: 24000)
   --requests-scale S     simulator scale of the request figures (default: medium)
   --timeline-events N    events in the timeline databases (default: 10000000)
   --timeline-samples N   serials timed for the latency figures (default: 25)
   --anomaly-runs N       timed runs of audit anomalies and of the full scan (default: 3)
+  --sql-runs N           timed runs of each sql/ query before and after ANALYZE, figure 6
+                         (default: 11; fewer for a slow query, about 10 s a side at most)
   --serve-requests N     serial pages timed over HTTP for figure 8 (default: 200)
   --quota-requests N     requests of the quota run, more than 1000 (default: 1300)
   --ingest-deadline S    stop an ingest still running after S seconds (default: 300)
@@ -101,6 +106,7 @@ impl Options {
                 "--anomaly-runs" => {
                     o.anomaly_runs = number("--anomaly-runs", value("--anomaly-runs")?)?.max(1) as usize
                 }
+                "--sql-runs" => o.sql_runs = number("--sql-runs", value("--sql-runs")?)?.max(1) as usize,
                 "--serve-requests" => {
                     o.serve_requests = number("--serve-requests", value("--serve-requests")?)?.max(1) as usize
                 }
@@ -114,7 +120,7 @@ impl Options {
                 other => return Err(format!("unknown argument `{other}`")),
             }
         }
-        const GROUPS: [&str; 7] = ["requests", "quota", "speed", "memory", "timeline", "anomalies", "serve"];
+        const GROUPS: [&str; 8] = ["requests", "quota", "speed", "sql", "memory", "timeline", "anomalies", "serve"];
         if let Some(bad) = o.only.iter().find(|g| !GROUPS.contains(&g.as_str())) {
             return Err(format!("--only: unknown group `{bad}`; use {}", GROUPS.join(", ")));
         }

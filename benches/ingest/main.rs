@@ -3,10 +3,12 @@
 //!
 //! 1. requests spent, against the fewest the data allows (simulator document counts);
 //! 2. quota use under 60/minute and 1000/hour on a compressed clock;
-//! 3. ingest speed against the database's own bulk load of the same rows;
+//! 3. ingest speed against the database's own bulk load of the same rows (3a/3b), and `audit
+//!    rebuild` of the same databases against the same loads (3c/3d);
 //! 4. peak resident memory of the ingest process at ~250k and ~1.2M serial occurrences;
 //! 5. `audit timeline` latency on 10 million events against `sqlite3` / `psql`;
-//! 6. `audit anomalies` over the same events against a full scan by `sqlite3` / `psql`;
+//! 6. each `sql/` query on figure 3b's database right after the ingest, against after `ANALYZE`;
+//! 7. `audit anomalies` over figure 5's events against a full scan by `sqlite3` / `psql`;
 //! 8. `audit serve`'s serial page over HTTP on the same events (p50, p95).
 //!
 //! Prints a table and writes it as JSON to `target/bench-ingest.json`. Exits 1 when a figure
@@ -16,6 +18,7 @@
 mod anomalies;
 mod env;
 mod procs;
+mod queries;
 mod quota;
 mod report;
 mod requests;
@@ -156,16 +159,16 @@ async fn run(o: Options) -> ExitCode {
     }
 
     // 3, 4b and 2 share the large company.
-    if o.wants("speed") || o.wants("memory") || o.wants("quota") {
+    if o.wants("speed") || o.wants("memory") || o.wants("quota") || o.wants("sql") {
         let time_scale = quota::choose_time_scale(rerun_rate);
         say(started, &format!("starting the simulator, scale {}", o.large_scale));
         match speed::simulator(&o.large_scale, time_scale).await {
             Err(why) => {
-                for (id, name) in [("3a", "SQLite"), ("3b", "Postgres")] {
-                    if o.wants("speed") {
-                        figures.push(speed_blank(id, name).failed(&why));
-                    }
+                if o.wants("speed") {
+                    figures.push(speed_blank("3a", "SQLite").failed(&why));
+                    figures.push(speed::rebuild_blank("3c", "SQLite").failed(&why));
                 }
+                figures.extend(postgres_blanks(&o, &why));
                 if o.wants("memory") {
                     figures.push(memory_blank("4b", "~1.2M").failed(&why));
                 }
@@ -197,7 +200,7 @@ async fn run(o: Options) -> ExitCode {
         }
     }
 
-    // 5. Timeline latency and 6. anomalies, on the same generated databases.
+    // 5. Timeline latency, 7. anomalies and 8. serve, on the same generated databases.
     if o.wants("timeline") || o.wants("anomalies") || o.wants("serve") {
         let t = Instant::now();
         say(
@@ -277,13 +280,48 @@ fn memory_blank(id: &str, size: &str) -> Figure {
     )
 }
 
-/// Figures 3, 4b and 2 on the large company.
+/// Figures 3, 4b, 2 and 6 on the large company: SQLite first, then Postgres.
 #[allow(clippy::too_many_arguments)]
 async fn large(
     o: &Options,
     sim: &inflow_simulator::Simulator,
     work: &std::path::Path,
     pg: &Result<&Postgres, String>,
+    sqlite_ok: bool,
+    small: Option<&speed::Ingest>,
+    time_scale: f64,
+    started: Instant,
+    figures: &mut Vec<Figure>,
+    phases: &mut Map<String, Value>,
+) {
+    if o.wants("speed") || o.wants("memory") || o.wants("quota") {
+        sqlite_large(o, sim, work, sqlite_ok, small, time_scale, started, figures, phases).await;
+    }
+
+    // Postgres: figures 3b, 6 and 3d on one ingest.
+    if o.wants("speed") || o.wants("sql") {
+        let t = Instant::now();
+        figures.extend(match pg {
+            Err(why) => postgres_blanks(o, why),
+            Ok(pg) => match pg.create("ingest").await {
+                Err(why) => postgres_blanks(o, &format!("cannot create a database: {why}")),
+                Ok(url) => {
+                    let f = postgres_figures(o, sim, pg, &url, work, started, phases).await;
+                    pg.drop_db(&url).await;
+                    f
+                }
+            },
+        });
+        phases.insert("postgres_s".into(), json!(t.elapsed().as_secs_f64()));
+    }
+}
+
+/// Figures 3a, 3c, 4b and 2 on the SQLite database of the large company.
+#[allow(clippy::too_many_arguments)]
+async fn sqlite_large(
+    o: &Options,
+    sim: &inflow_simulator::Simulator,
+    work: &std::path::Path,
     sqlite_ok: bool,
     small: Option<&speed::Ingest>,
     time_scale: f64,
@@ -313,23 +351,7 @@ async fn large(
         });
     }
     if o.wants("speed") {
-        let t = Instant::now();
-        figures.push(match &sqlite_ingest {
-            Ok(ingest) => {
-                say(started, "figure 3a: bulk-load baseline with sqlite3");
-                let baseline = if sqlite_ok {
-                    let (db, work) = (db.clone(), work.to_path_buf());
-                    tokio::task::spawn_blocking(move || speed::sqlite_baseline(&db, &work))
-                        .await
-                        .unwrap_or_else(|e| Err(e.to_string()))
-                } else {
-                    Err("sqlite3 is not installed".into())
-                };
-                speed::speed_figure("3a", "SQLite", ingest, baseline)
-            }
-            Err(why) => speed_blank("3a", "SQLite").failed(why),
-        });
-        phases.insert("baseline_sqlite_s".into(), json!(t.elapsed().as_secs_f64()));
+        figures.extend(sqlite_speed(&sqlite_ingest, &db, work, sqlite_ok, deadline, started, phases).await);
     }
 
     // Figure 2 re-reads the company into the database the ingest filled.
@@ -373,31 +395,119 @@ async fn large(
         phases.insert("quota_s".into(), json!(t.elapsed().as_secs_f64()));
     }
     speed::remove_sqlite(&db);
+}
 
-    // Postgres: figure 3b.
+/// Figures 3a (bulk-load baseline of the SQLite ingest) and 3c (`audit rebuild` of the same
+/// database against that baseline).
+async fn sqlite_speed(
+    ingest: &Result<speed::Ingest, String>,
+    db: &std::path::Path,
+    work: &std::path::Path,
+    sqlite_ok: bool,
+    deadline: Option<Duration>,
+    started: Instant,
+    phases: &mut Map<String, Value>,
+) -> Vec<Figure> {
+    let ingest = match ingest {
+        Ok(i) => i,
+        Err(why) => {
+            return vec![speed_blank("3a", "SQLite").failed(why), speed::rebuild_blank("3c", "SQLite").failed(why)];
+        }
+    };
+    let t = Instant::now();
+    say(started, "figure 3a: bulk-load baseline with sqlite3");
+    let baseline = if sqlite_ok {
+        let (db, work) = (db.to_path_buf(), work.to_path_buf());
+        tokio::task::spawn_blocking(move || speed::sqlite_baseline(&db, &work))
+            .await
+            .unwrap_or_else(|e| Err(e.to_string()))
+    } else {
+        Err("sqlite3 is not installed".into())
+    };
+    phases.insert("baseline_sqlite_s".into(), json!(t.elapsed().as_secs_f64()));
+    let t = Instant::now();
+    say(started, "figure 3c: audit rebuild of the SQLite database");
+    let db_url = env::sqlite_url(db);
+    let rebuilt = speed::rebuild(&db_url, work, "rebuild-sqlite", deadline).await;
+    let events = speed::count_events(&db_url);
+    phases.insert("rebuild_sqlite_s".into(), json!(t.elapsed().as_secs_f64()));
+    vec![
+        speed::speed_figure("3a", "SQLite", ingest, baseline.clone()),
+        speed::rebuild_figure("3c", "SQLite", rebuilt, events, &baseline),
+    ]
+}
+
+/// The Postgres figures a failure leaves blank, for the groups asked for.
+fn postgres_blanks(o: &Options, why: &str) -> Vec<Figure> {
+    let mut out = Vec::new();
     if o.wants("speed") {
-        let t = Instant::now();
-        let figure = match pg {
-            Err(why) => speed_blank("3b", "Postgres").failed(why),
-            Ok(pg) => match pg.create("ingest").await {
-                Err(why) => speed_blank("3b", "Postgres").failed(format!("cannot create a database: {why}")),
-                Ok(url) => {
-                    say(started, &format!("figure 3b: audit ingest of {occurrences} occurrences into Postgres"));
-                    let figure = match speed::ingest(sim, &url, work, "ingest-postgres", deadline).await {
-                        Ok(ingest) => {
-                            phases.insert("ingest_postgres_s".into(), json!(t.elapsed().as_secs_f64()));
-                            say(started, "figure 3b: bulk-load baseline with psql \\copy");
-                            let baseline = speed::postgres_baseline(pg, &url, work).await;
-                            speed::speed_figure("3b", "Postgres", &ingest, baseline)
-                        }
-                        Err(why) => speed_blank("3b", "Postgres").failed(why),
-                    };
-                    pg.drop_db(&url).await;
-                    figure
-                }
-            },
-        };
-        figures.push(figure);
-        phases.insert("postgres_s".into(), json!(t.elapsed().as_secs_f64()));
+        out.push(speed_blank("3b", "Postgres").failed(why));
+        out.push(speed::rebuild_blank("3d", "Postgres").failed(why));
     }
+    if o.wants("sql") {
+        out.push(queries::blank_all(why));
+    }
+    out
+}
+
+/// Figure 3b (ingest into a new Postgres database against `psql \copy`), then figure 6 (the
+/// `sql/` queries on what the ingest left, before and after `ANALYZE`), then figure 3d (`audit
+/// rebuild` of the same database, analysed, against 3b's baseline). Figure 6 comes before the
+/// rebuild, which writes to the tables.
+async fn postgres_figures(
+    o: &Options,
+    sim: &inflow_simulator::Simulator,
+    pg: &Postgres,
+    url: &str,
+    work: &std::path::Path,
+    started: Instant,
+    phases: &mut Map<String, Value>,
+) -> Vec<Figure> {
+    let deadline = Some(Duration::from_secs(o.ingest_deadline_secs));
+    let occurrences = report::thousands(sim.serial_occurrences() as i64);
+    // The schema first (untimed, as for the baseline), so that autovacuum can be kept off the
+    // tables: figure 6 measures the statistics the ingest itself leaves.
+    if let Err(why) = speed::migrate_without_autovacuum(url, work) {
+        return postgres_blanks(o, &why);
+    }
+    let t = Instant::now();
+    say(started, &format!("figure 3b: audit ingest of {occurrences} occurrences into Postgres"));
+    let ingest = match speed::ingest(sim, url, work, "ingest-postgres", deadline).await {
+        Ok(i) => i,
+        Err(why) => return postgres_blanks(o, &why),
+    };
+    phases.insert("ingest_postgres_s".into(), json!(t.elapsed().as_secs_f64()));
+    let mut out = Vec::new();
+    let baseline = if o.wants("speed") {
+        say(started, "figure 3b: bulk-load baseline with psql \\copy");
+        let baseline = speed::postgres_baseline(pg, url, work).await;
+        out.push(speed::speed_figure("3b", "Postgres", &ingest, baseline.clone()));
+        Some(baseline)
+    } else {
+        None
+    };
+    if o.wants("sql") {
+        let t = Instant::now();
+        say(started, "figure 6: the sql/ queries before and after ANALYZE");
+        out.extend(queries::run(url, o.sql_runs).await);
+        phases.insert("sql_s".into(), json!(t.elapsed().as_secs_f64()));
+    }
+    if let Some(baseline) = baseline {
+        let t = Instant::now();
+        // The rebuild runs on analysed tables either way (figure 6's ANALYZE, or this one, not
+        // timed): a user rebuilds long after the ingest, once autovacuum (or the ingest's own
+        // ANALYZE) has been through the tables.
+        if !o.wants("sql")
+            && let Err(why) = speed::analyze(url)
+        {
+            out.push(speed::rebuild_blank("3d", "Postgres").failed(why));
+            return out;
+        }
+        say(started, "figure 3d: audit rebuild of the Postgres database");
+        let rebuilt = speed::rebuild(url, work, "rebuild-postgres", deadline).await;
+        let events = speed::count_events(url);
+        out.push(speed::rebuild_figure("3d", "Postgres", rebuilt, events, &baseline));
+        phases.insert("rebuild_postgres_s".into(), json!(t.elapsed().as_secs_f64()));
+    }
+    out
 }

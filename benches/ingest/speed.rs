@@ -110,6 +110,31 @@ fn migrate(db_url: &str, logs: &Path, label: &str) -> Result<(), String> {
     if done.success() { Ok(()) } else { Err(format!("audit migrate failed: {}", done.describe())) }
 }
 
+/// `audit migrate` on a new Postgres database, then autovacuum turned off on every table it
+/// made (`autovacuum_enabled = false`, the table's own setting, whatever the server's): the
+/// statistics after the ingest are then those the ingest itself left (figure 6).
+pub fn migrate_without_autovacuum(db_url: &str, logs: &Path) -> Result<(), String> {
+    migrate(db_url, logs, "postgres-ingest-migrate")?;
+    let off = "DO $$ DECLARE t record; BEGIN \
+         FOR t IN SELECT schemaname, tablename FROM pg_tables \
+         WHERE schemaname NOT IN ('pg_catalog', 'information_schema') LOOP \
+         EXECUTE format('ALTER TABLE %I.%I SET (autovacuum_enabled = false, toast.autovacuum_enabled = false)', \
+         t.schemaname, t.tablename); END LOOP; END $$";
+    let mut cmd = env::psql(db_url);
+    cmd.args(["-c", off]);
+    run_ok(&mut cmd, logs, "postgres-autovacuum-off").map(|_| ())
+}
+
+/// `ANALYZE` of a whole Postgres database through `psql` (not timed).
+pub fn analyze(db_url: &str) -> Result<(), String> {
+    let out = env::psql(db_url).args(["-c", "ANALYZE"]).output().map_err(|e| format!("cannot run psql: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!("ANALYZE before audit rebuild failed: {}", String::from_utf8_lossy(&out.stderr).trim()))
+    }
+}
+
 /// Runs a measured command that must succeed.
 fn run_ok(cmd: &mut Command, logs: &Path, label: &str) -> Result<Finished, String> {
     let done = procs::run(cmd, logs, label, None).map_err(|e| format!("cannot run {label}: {e}"))?;
@@ -226,4 +251,76 @@ pub fn memory_figure(id: &str, name: String, run: &Ingest, baseline: Option<&Ing
     };
     let figure = Figure::new(id, name, "MB", goal, if baseline.is_some() { "the 250k run" } else { "" });
     figure.measured(mb(run.run.max_rss), baseline.map(|b| mb(b.run.max_rss)), None).details(run.details())
+}
+
+/// Runs `audit rebuild` on a database an ingest filled (figure 3c/3d), to its end or the deadline.
+pub async fn rebuild(db_url: &str, logs: &Path, label: &str, deadline: Option<Duration>) -> Result<Finished, String> {
+    let mut cmd = env::audit(db_url);
+    cmd.arg("rebuild");
+    let (logs, label_owned) = (logs.to_path_buf(), label.to_string());
+    let run = tokio::task::spawn_blocking(move || procs::run(&mut cmd, &logs, &label_owned, deadline))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("cannot run audit rebuild: {e}"))?;
+    // SIGINT at the deadline ends audit rebuild at once (it has no handler): a bound, not a failure.
+    if !run.success() && !run.interrupted {
+        return Err(format!("audit rebuild ({label}) failed: {}", run.describe()));
+    }
+    Ok(run)
+}
+
+/// A blank figure 3c/3d.
+pub fn rebuild_blank(id: &str, backend: &str) -> Figure {
+    Figure::new(id, format!("audit rebuild, {backend}"), "events/s", Goal::RatioAtMost { ratio: 1.5 }, "bulk load")
+}
+
+/// Figure 3c/3d: `audit rebuild`'s time against the bulk load of the same rows (figure 3's
+/// baseline), as events per second of each.
+pub fn rebuild_figure(
+    id: &str,
+    backend: &str,
+    run: Result<Finished, String>,
+    events_after: Result<u64, String>,
+    baseline: &Result<(Duration, u64), String>,
+) -> Figure {
+    let figure = rebuild_blank(id, backend);
+    let run = match run {
+        Ok(r) => r,
+        Err(why) => return figure.failed(why),
+    };
+    let details = json!({
+        "wall_s": run.wall.as_secs_f64(),
+        "peak_rss_mb": mb(run.max_rss),
+        "audit_user_cpu_s": run.user.as_secs_f64(),
+        "audit_sys_cpu_s": run.sys.as_secs_f64(),
+        "stopped_at_deadline": run.interrupted,
+        "summary": run.stdout.trim(),
+        "stderr_tail": run.stderr.lines().rev().take(3).collect::<Vec<_>>(),
+    });
+    let (load, rows) = match baseline {
+        Ok(b) => *b,
+        Err(why) => return figure.failed(format!("baseline: {why}")).details(details),
+    };
+    let events = match events_after {
+        Ok(n) => n,
+        Err(why) => return figure.failed(why).details(details),
+    };
+    let wall = run.wall.as_secs_f64();
+    let mut figure = figure
+        .measured(rows as f64 / wall, Some(rows as f64 / load.as_secs_f64()), Some(wall / load.as_secs_f64()))
+        .note(format!(
+            "{} events: rebuild {wall:.1} s, bulk load {:.1} s; ratio = rebuild time / load time",
+            crate::report::thousands(rows as i64),
+            load.as_secs_f64()
+        ))
+        .details(json!({ "rebuild": details, "bulk_load_s": load.as_secs_f64(), "rows": rows }));
+    if run.interrupted {
+        figure.met = Some(false);
+        figure.note = format!("{}; STOPPED at the --ingest-deadline: the ratio is a lower bound", figure.note);
+    } else if events != rows {
+        // The same binary derives what its ingest derived: a rebuild that changes the rows is wrong.
+        figure.met = Some(false);
+        figure.note = format!("{}; WRONG: the database then held {events} events, {rows} before", figure.note);
+    }
+    figure
 }

@@ -1,0 +1,156 @@
+//! Adversarial review of group commit (issue 17 point 1): a failure, a budget stop or a refused
+//! document inside a group of pages keeps exactly-once, and a grouped run counts what an
+//! ungrouped run of the same company counts.
+
+mod common;
+
+use audit::store::{Backend, Store};
+use common::*;
+use inflow_simulator::{Fault, FaultRule, Faults, Scale, Simulator, Trigger};
+
+/// Groups of three pages: 460 sales orders are five pages, written as [1, 2, 3] and [4, 5].
+const GROUPED: [(&str, &str); 1] = [("AUDIT_GROUP_PAGES", "3")];
+const UNGROUPED: [(&str, &str); 1] = [("AUDIT_GROUP_PAGES", "1")];
+const SALES: &str = "SELECT count(*) FROM documents WHERE doc_type = 'sales_order'";
+
+/// Requests per endpoint in the simulator's log.
+fn requests_by_endpoint(sim: &Simulator) -> std::collections::BTreeMap<String, usize> {
+    let mut out = std::collections::BTreeMap::new();
+    for r in sim.requests() {
+        *out.entry(r.endpoint.clone()).or_insert(0) += 1;
+    }
+    out
+}
+
+/// The run counters summed over every run, as `ingest_runs` holds them.
+async fn run_totals(store: &Store) -> Vec<i64> {
+    let sql = "SELECT CAST(sum(pages) AS TEXT) || ',' || CAST(sum(documents_changed) AS TEXT) || ',' || \
+               CAST(sum(events_inserted) AS TEXT) || ',' || CAST(sum(events_retracted) AS TEXT) || ',' || \
+               CAST(sum(warnings) AS TEXT) FROM ingest_runs WHERE $1 = $1";
+    let row = strings(store, sql, "").await;
+    row[0].split(',').map(|n| n.parse().unwrap()).collect()
+}
+
+/// A second fresh database on the same backend as `db`.
+async fn another(db: &TestDb) -> TestDb {
+    match db.url.backend() {
+        Backend::Sqlite => TestDb::sqlite().await,
+        Backend::Postgres => TestDb::postgres().await.expect("a Postgres server"),
+    }
+}
+
+/// Makes the database refuse the sales order numbered `number`, as a value it cannot hold would.
+async fn refuse(db: &TestDb, store: &Store, number: &str) {
+    let sql = match db.url.backend() {
+        Backend::Sqlite => format!(
+            "CREATE TRIGGER refuse_doc BEFORE INSERT ON documents WHEN NEW.doc_number = '{number}' \
+             BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+        ),
+        Backend::Postgres => {
+            format!("ALTER TABLE documents ADD CONSTRAINT refuse_doc CHECK (doc_number IS DISTINCT FROM '{number}')")
+        }
+    };
+    with_pool!(store, pool => sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(pool).await.map(|_| ())).unwrap();
+}
+
+/// Checks that the stored events are the simulator's, each once.
+async fn exactly_once(store: &Store, sim: &Simulator) {
+    let (stored, rows) = stored_events(store).await;
+    assert_eq!(rows, stored.len(), "no event stored twice");
+    assert_eq!(stored, expected_events(sim), "no event missing");
+}
+
+both_backends! {
+async fn a_fetch_failure_inside_a_group_writes_the_pages_before_it_and_resumes_after_them(db: TestDb) {
+    let sim = simulator(Scale::Orders(450)).await;
+    assert_eq!(sim.documents("sales-orders").len(), 460);
+    let store = db.store().await;
+    // The fifth sales-order page fails for good (every retry): the group [4, 5] ends with it.
+    let failing = FaultRule::new(Fault::Status { status: 503 }, Trigger::Requests((5..=60).collect()))
+        .on_endpoint("sales-orders")
+        .lists_only();
+    sim.set_faults(Faults::none().rule(failing));
+    let (code, stdout, stderr) = run_cli(&db, &sim, &["ingest", "--time-scale", "0.001"], &GROUPED);
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert!(stderr.contains("sales-orders"), "{stderr}");
+    assert_eq!(count(&store, SALES).await, 400, "page 4, fetched before the failure, is written");
+    // The next run fetches page 5 (and the document it resumes from) and nothing before it.
+    sim.set_faults(Faults::none());
+    sim.clear_requests();
+    let (code, stdout, stderr) = run_cli(&db, &sim, &["ingest"], &GROUPED);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("succeeded"), "{stdout}");
+    assert_eq!(requests_by_endpoint(&sim)["sales-orders"], 2, "{:?}", requests_by_endpoint(&sim));
+    exactly_once(&store, &sim).await;
+    // The two runs together count what one ungrouped run does.
+    let clean = another(&db).await;
+    let (code, _, stderr) = run_cli(&clean, &sim, &["ingest"], &UNGROUPED);
+    assert_eq!(code, 0, "{stderr}");
+    let clean_store = clean.store().await;
+    let (grouped, ungrouped) = (run_totals(&store).await, run_totals(&clean_store).await);
+    assert_eq!(grouped[..3], ungrouped[..3], "pages, documents changed, events inserted");
+}
+}
+
+both_backends! {
+async fn budget_stops_inside_groups_resume_without_a_hole_or_a_double(db: TestDb) {
+    let sim = simulator(Scale::Orders(450)).await;
+    let store = db.store().await;
+    // Small budgets stop the run while pages are buffered; each run resumes from the last
+    // group written. A budget that brought no progress grows.
+    let mut budget = 4;
+    let mut runs = 0;
+    let mut last = (0, 0);
+    loop {
+        runs += 1;
+        assert!(runs < 80, "the runs made no progress");
+        let (code, stdout, stderr) = run_cli(&db, &sim, &["ingest", "--max-requests", &budget.to_string()], &GROUPED);
+        assert_eq!(code, 0, "{stdout}{stderr}");
+        if stdout.contains("succeeded") {
+            break;
+        }
+        assert!(stdout.contains("stopped at --max-requests"), "{stdout}");
+        let now = (
+            count(&store, "SELECT count(*) FROM documents").await,
+            count(&store, "SELECT count(*) FROM sync_state WHERE last_complete_at IS NOT NULL").await,
+        );
+        budget = if now == last { budget + 1 } else { 4 };
+        last = now;
+    }
+    exactly_once(&store, &sim).await;
+    // What the runs counted adds up to the trail, as one ungrouped run counts it.
+    let clean = another(&db).await;
+    let (code, _, stderr) = run_cli(&clean, &sim, &["ingest"], &UNGROUPED);
+    assert_eq!(code, 0, "{stderr}");
+    let (grouped, ungrouped) = (run_totals(&store).await, run_totals(&clean.store().await).await);
+    assert_eq!(grouped[2], ungrouped[2], "events inserted");
+    assert_eq!(grouped[2], count(&store, "SELECT count(*) FROM serial_events").await);
+}
+}
+
+both_backends! {
+async fn a_refused_document_inside_a_group_counts_as_in_an_ungrouped_run(db: TestDb) {
+    let sim = simulator(Scale::Orders(450)).await;
+    // A sales order in the middle of the walk, so inside a group of several pages.
+    let orders = sim.documents("sales-orders");
+    let number = orders[orders.len() / 2]["orderNumber"].as_str().expect("an order number").to_string();
+    let store = db.store().await;
+    let clean = another(&db).await;
+    let clean_store = clean.store().await;
+    refuse(&db, &store, &number).await;
+    refuse(&clean, &clean_store, &number).await;
+    let (code, stdout, stderr) = run_cli(&db, &sim, &["ingest"], &GROUPED);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("succeeded"), "{stdout}");
+    let (code, _, stderr) = run_cli(&clean, &sim, &["ingest"], &UNGROUPED);
+    assert_eq!(code, 0, "{stderr}");
+    let quarantined = "SELECT count(*) FROM quarantined_documents WHERE reason LIKE 'the database refused it%'";
+    assert_eq!(count(&store, quarantined).await, 1);
+    assert_eq!(count(&clean_store, quarantined).await, 1);
+    assert_eq!(count(&store, SALES).await, 459, "every other order of the group is written");
+    assert_eq!(run_totals(&store).await, run_totals(&clean_store).await);
+    let (grouped, _) = stored_events(&store).await;
+    let (ungrouped, _) = stored_events(&clean_store).await;
+    assert_eq!(grouped, ungrouped);
+}
+}

@@ -154,3 +154,77 @@ async fn a_refused_document_inside_a_group_counts_as_in_an_ungrouped_run(db: Tes
     assert_eq!(grouped, ungrouped);
 }
 }
+
+/// A write lock on the database, held by the test.
+enum Holding {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+/// Blocks the ingest's next page write (SQLite: the write lock; Postgres: the events table).
+async fn block_writes(blocker: &Store) -> Holding {
+    match (blocker.sqlite_pool(), blocker.postgres_pool()) {
+        (Some(pool), _) => {
+            let mut conn = pool.acquire().await.unwrap().detach();
+            sqlx::query("BEGIN IMMEDIATE").execute(&mut conn).await.unwrap();
+            Holding::Sqlite(conn)
+        }
+        (None, Some(pool)) => {
+            let mut tx = pool.begin().await.unwrap();
+            sqlx::query("LOCK TABLE serial_events IN EXCLUSIVE MODE").execute(&mut *tx).await.unwrap();
+            Holding::Postgres(tx)
+        }
+        (None, None) => unreachable!("a store has one pool"),
+    }
+}
+
+async fn release(holding: Holding) {
+    match holding {
+        Holding::Sqlite(mut conn) => drop(sqlx::query("COMMIT").execute(&mut conn).await.unwrap()),
+        Holding::Postgres(tx) => tx.commit().await.unwrap(),
+    }
+}
+
+both_backends! {
+/// The lock's contract: once it is lost "the holder should stop writing". Pages fetched ahead
+/// while a write waited for the database are not written after the lock was taken over: the
+/// group under way commits, and the run stops there (the next holder fetches the rest again).
+async fn pages_fetched_ahead_are_not_written_once_the_lock_is_lost(db: TestDb) {
+    let sim = simulator(Scale::Orders(450)).await;
+    // Slow pages, so that the writer waits for each one until the test blocks it.
+    let slow = FaultRule::new(Fault::Delay { millis: 100 }, Trigger::Rate(1.0)).on_endpoint("sales-orders");
+    sim.set_faults(Faults::none().rule(slow));
+    let store = db.store().await;
+    let stop = audit::sync::StopFlag::default();
+    let (client, options, run_store) = (client_for(&sim), options(&sim), db.store().await);
+    // The run is not `Send`: it runs beside the test's own steps, on this task.
+    let run = audit::sync::run(&run_store, &client, &options, &audit::sync::Quiet, &stop);
+    let steps = async {
+        let started = std::time::Instant::now();
+        while count(&store, SALES).await == 0 {
+            assert!(started.elapsed() < std::time::Duration::from_secs(60), "no sales-order page written");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        // The next page's write waits for the database while the walk fetches the rest ahead.
+        let blocker = Store::connect(&db.url).await.unwrap();
+        let holding = block_writes(&blocker).await;
+        tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+        let written = count(&store, SALES).await;
+        assert!(written < 300, "the test meant to block the second page's write ({written} written)");
+        stop.lock_lost();
+        release(holding).await;
+        (blocker, written)
+    };
+    let (summary, (blocker, written)) = tokio::join!(run, steps);
+    let summary = summary.expect("the run ends cleanly");
+    assert_eq!(summary.stop, Some(audit::sync::StopReason::LockLost));
+    let now = count(&store, SALES).await;
+    assert!(now <= written + 100, "only the write under way when the lock was lost commits: {now} sales orders, {written} before");
+    blocker.close().await;
+    // Nothing is lost: the next run completes the same events.
+    sim.set_faults(Faults::none());
+    let (code, _, stderr) = run_cli(&db, &sim, &["ingest"], &[]);
+    assert_eq!(code, 0, "{stderr}");
+    exactly_once(&store, &sim).await;
+}
+}

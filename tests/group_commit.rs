@@ -4,7 +4,10 @@
 
 mod common;
 
+use std::time::{Duration, Instant};
+
 use audit::store::{Backend, Store};
+use audit::sync::{Quiet, StopFlag, StopReason};
 use common::*;
 use inflow_simulator::{Fault, FaultRule, Faults, Scale, Simulator, Trigger};
 
@@ -185,46 +188,69 @@ async fn release(holding: Holding) {
     }
 }
 
-both_backends! {
-/// The lock's contract: once it is lost "the holder should stop writing". Pages fetched ahead
-/// while a write waited for the database are not written after the lock was taken over: the
-/// group under way commits, and the run stops there (the next holder fetches the rest again).
-async fn pages_fetched_ahead_are_not_written_once_the_lock_is_lost(db: TestDb) {
+/// Starts a run whose sales-order pages come slowly, blocks its second page's write while the
+/// walk fetches the rest ahead, and stops it (`lock_lost`: the lock taken over, else a signal).
+/// Returns the run's stop reason and the sales orders stored before and after the stop, once
+/// the run ended; then checks that the next run completes the same events, each once.
+async fn stopped_while_fetched_ahead(db: &TestDb, lock_lost: bool) -> (Option<StopReason>, i64, i64) {
     let sim = simulator(Scale::Orders(450)).await;
     // Slow pages, so that the writer waits for each one until the test blocks it.
     let slow = FaultRule::new(Fault::Delay { millis: 100 }, Trigger::Rate(1.0)).on_endpoint("sales-orders");
     sim.set_faults(Faults::none().rule(slow));
     let store = db.store().await;
-    let stop = audit::sync::StopFlag::default();
+    let stop = StopFlag::default();
     let (client, options, run_store) = (client_for(&sim), options(&sim), db.store().await);
     // The run is not `Send`: it runs beside the test's own steps, on this task.
-    let run = audit::sync::run(&run_store, &client, &options, &audit::sync::Quiet, &stop);
+    let run = audit::sync::run(&run_store, &client, &options, &Quiet, &stop);
     let steps = async {
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         while count(&store, SALES).await == 0 {
-            assert!(started.elapsed() < std::time::Duration::from_secs(60), "no sales-order page written");
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            assert!(started.elapsed() < Duration::from_secs(60), "no sales-order page written");
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
         // The next page's write waits for the database while the walk fetches the rest ahead.
         let blocker = Store::connect(&db.url).await.unwrap();
         let holding = block_writes(&blocker).await;
-        tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+        tokio::time::sleep(Duration::from_millis(1200)).await;
         let written = count(&store, SALES).await;
         assert!(written < 300, "the test meant to block the second page's write ({written} written)");
-        stop.lock_lost();
+        if lock_lost {
+            stop.lock_lost();
+        } else {
+            stop.stop();
+        }
         release(holding).await;
-        (blocker, written)
+        blocker.close().await;
+        written
     };
-    let (summary, (blocker, written)) = tokio::join!(run, steps);
+    let (summary, written) = tokio::join!(run, steps);
     let summary = summary.expect("the run ends cleanly");
-    assert_eq!(summary.stop, Some(audit::sync::StopReason::LockLost));
-    let now = count(&store, SALES).await;
-    assert!(now <= written + 100, "only the write under way when the lock was lost commits: {now} sales orders, {written} before");
-    blocker.close().await;
+    let after = count(&store, SALES).await;
     // Nothing is lost: the next run completes the same events.
     sim.set_faults(Faults::none());
-    let (code, _, stderr) = run_cli(&db, &sim, &["ingest"], &[]);
+    let (code, _, stderr) = run_cli(db, &sim, &["ingest"], &[]);
     assert_eq!(code, 0, "{stderr}");
     exactly_once(&store, &sim).await;
+    (summary.stop, written, after)
+}
+
+both_backends! {
+/// The lock's contract: once it is lost "the holder should stop writing". Pages fetched ahead
+/// while a write waited for the database are not written after the lock was taken over: the
+/// group under way commits, and the run stops there (the next holder fetches the rest again).
+async fn pages_fetched_ahead_are_not_written_once_the_lock_is_lost(db: TestDb) {
+    let (stop, written, after) = stopped_while_fetched_ahead(&db, true).await;
+    assert_eq!(stop, Some(StopReason::LockLost));
+    assert!(after <= written + 100, "only the write under way commits: {after} sales orders, {written} before");
+}
+}
+
+both_backends! {
+/// A signal while pages wait in the channel: those already fetched are written (this process
+/// still holds the lock), and the next run resumes after them without a hole or a double.
+async fn pages_fetched_ahead_are_written_after_a_signal(db: TestDb) {
+    let (stop, written, after) = stopped_while_fetched_ahead(&db, false).await;
+    assert_eq!(stop, Some(StopReason::Signal));
+    assert!(after > written + 100, "the pages fetched ahead were written: {after} sales orders, {written} before");
 }
 }

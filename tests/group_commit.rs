@@ -254,3 +254,46 @@ async fn pages_fetched_ahead_are_written_after_a_signal(db: TestDb) {
     assert!(after > written + 100, "the pages fetched ahead were written: {after} sales orders, {written} before");
 }
 }
+
+both_backends! {
+/// Stock counts whose list refuses `sheets.lines`: the producer fetches each sheet by id before
+/// it sends the page on. A sheet that fails for good inside a group (two counts a page) leaves
+/// the pages before it written; the next run resumes after them, and the events are exact.
+async fn a_sheet_failing_inside_a_group_of_stock_counts_resumes_exactly(db: TestDb) {
+    let behaviour = inflow_simulator::Behaviour { page_cap: Some(2), ..inflow_simulator::Behaviour::DEFAULT };
+    let config = inflow_simulator::SimConfig {
+        scale: Scale::Small,
+        data_faults: false,
+        rate_limit: None,
+        refuse_sheet_lines: true,
+        behaviour,
+        ..inflow_simulator::SimConfig::default()
+    };
+    let sim = Simulator::start(config).await.expect("start simulator");
+    let counts = sim.documents("stock-counts").len();
+    assert!(counts >= 6, "several pages of stock counts: {counts}");
+    let store = db.store().await;
+    // The fifth sheet asked for by id fails for good.
+    let failing = FaultRule::new(Fault::Status { status: 503 }, Trigger::Requests((5..=60).collect()))
+        .on_endpoint("count-sheets");
+    sim.set_faults(Faults::none().rule(failing));
+    let (code, stdout, stderr) = run_cli(&db, &sim, &["ingest", "--types", "stock-counts", "--time-scale", "0.001"], &GROUPED);
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert!(stderr.contains("stock-counts"), "{stderr}");
+    let stored = "SELECT count(*) FROM documents WHERE doc_type = 'stock_count'";
+    let before = count(&store, stored).await;
+    assert!(before > 0, "the pages before the failing sheet are written");
+    sim.set_faults(Faults::none());
+    let (code, stdout, stderr) = run_cli(&db, &sim, &["ingest", "--types", "stock-counts"], &GROUPED);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("succeeded"), "{stdout}");
+    let (stored, rows) = stored_events(&store).await;
+    assert_eq!(rows, stored.len(), "no event stored twice");
+    let expected: std::collections::BTreeSet<Event> =
+        expected_events(&sim).into_iter().filter(|e| e.doc_type == "stock_count").collect();
+    assert!(!expected.is_empty());
+    assert_eq!(stored, expected, "no event missing");
+    // The two runs together count the events once.
+    assert_eq!(run_totals(&store).await[2], count(&store, "SELECT count(*) FROM serial_events").await);
+}
+}

@@ -539,6 +539,13 @@ impl Run<'_> {
             let Some(mut fetched) = groups.next().await else {
                 return Ok(Some(self.stop.reason().unwrap_or(StopReason::Signal)));
             };
+            // A lock taken over means this process stops writing (see `IngestLock::on_lost`):
+            // the pages fetched ahead are left to the new holder, which fetches them again from
+            // the position saved last. (After a signal they are written: this process still
+            // holds the lock.)
+            if self.stop.reason() == Some(StopReason::LockLost) {
+                return Ok(Some(StopReason::LockLost));
+            }
             for f in &mut fetched {
                 self.report(doc_type, std::mem::take(&mut f.notes), recorded, summary).await?;
             }

@@ -30,9 +30,11 @@ fn sql_library(out_dir: &Path) {
     let mut text = String::from(
         "/// Every `.sql` file of `sql/`: its file name and its text.\npub const LIBRARY: &[(&str, &str)] = &[\n",
     );
+    // The path is made when the crate compiles, not here: a build script's output found fresh in
+    // a target directory copied from another checkout must not read that checkout's files.
     for name in names {
-        let path = dir.join(&name);
-        text.push_str(&format!("    ({name:?}, include_str!({:?})),\n", path.display().to_string()));
+        let file = format!("/sql/{name}");
+        text.push_str(&format!("    ({name:?}, include_str!(concat!(env!(\"CARGO_MANIFEST_DIR\"), {file:?}))),\n"));
     }
     text.push_str("];\n");
     std::fs::write(out_dir.join("sql_library.rs"), text).expect("write OUT_DIR");

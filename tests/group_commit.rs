@@ -1,4 +1,4 @@
-//! Adversarial review of group commit (issue 17 point 1): a failure, a budget stop or a refused
+//! Group commit under faults (issue 17 point 1): a failure, a budget stop or a refused
 //! document inside a group of pages keeps exactly-once, and a grouped run counts what an
 //! ungrouped run of the same company counts.
 
@@ -15,15 +15,6 @@ use inflow_simulator::{Fault, FaultRule, Faults, Scale, Simulator, Trigger};
 const GROUPED: [(&str, &str); 1] = [("AUDIT_GROUP_PAGES", "3")];
 const UNGROUPED: [(&str, &str); 1] = [("AUDIT_GROUP_PAGES", "1")];
 const SALES: &str = "SELECT count(*) FROM documents WHERE doc_type = 'sales_order'";
-
-/// Requests per endpoint in the simulator's log.
-fn requests_by_endpoint(sim: &Simulator) -> std::collections::BTreeMap<String, usize> {
-    let mut out = std::collections::BTreeMap::new();
-    for r in sim.requests() {
-        *out.entry(r.endpoint.clone()).or_insert(0) += 1;
-    }
-    out
-}
 
 /// The run counters summed over every run, as `ingest_runs` holds them.
 async fn run_totals(store: &Store) -> Vec<i64> {
@@ -56,13 +47,6 @@ async fn refuse(db: &TestDb, store: &Store, number: &str) {
     with_pool!(store, pool => sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(pool).await.map(|_| ())).unwrap();
 }
 
-/// Checks that the stored events are the simulator's, each once.
-async fn exactly_once(store: &Store, sim: &Simulator) {
-    let (stored, rows) = stored_events(store).await;
-    assert_eq!(rows, stored.len(), "no event stored twice");
-    assert_eq!(stored, expected_events(sim), "no event missing");
-}
-
 both_backends! {
 async fn a_fetch_failure_inside_a_group_writes_the_pages_before_it_and_resumes_after_them(db: TestDb) {
     let sim = simulator(Scale::Orders(450)).await;
@@ -84,7 +68,7 @@ async fn a_fetch_failure_inside_a_group_writes_the_pages_before_it_and_resumes_a
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("succeeded"), "{stdout}");
     assert_eq!(requests_by_endpoint(&sim)["sales-orders"], 2, "{:?}", requests_by_endpoint(&sim));
-    exactly_once(&store, &sim).await;
+    assert_exactly_once(&store, &sim).await;
     // The two runs together count what one ungrouped run does.
     let clean = another(&db).await;
     let (code, _, stderr) = run_cli(&clean, &sim, &["ingest"], &UNGROUPED);
@@ -120,7 +104,7 @@ async fn budget_stops_inside_groups_resume_without_a_hole_or_a_double(db: TestDb
         budget = if now == last { budget + 1 } else { 4 };
         last = now;
     }
-    exactly_once(&store, &sim).await;
+    assert_exactly_once(&store, &sim).await;
     // What the runs counted adds up to the trail, as one ungrouped run counts it.
     let clean = another(&db).await;
     let (code, _, stderr) = run_cli(&clean, &sim, &["ingest"], &UNGROUPED);
@@ -230,7 +214,7 @@ async fn stopped_while_fetched_ahead(db: &TestDb, lock_lost: bool) -> (Option<St
     sim.set_faults(Faults::none());
     let (code, _, stderr) = run_cli(db, &sim, &["ingest"], &[]);
     assert_eq!(code, 0, "{stderr}");
-    exactly_once(&store, &sim).await;
+    assert_exactly_once(&store, &sim).await;
     (summary.stop, written, after)
 }
 

@@ -298,9 +298,7 @@ async fn a_second_signal_records_the_run_as_interrupted(db: TestDb) {
     sim.set_faults(Faults::none());
     let (code, _, stderr) = run_cli(&db, &sim, &["ingest"], &[]);
     assert_eq!(code, 0, "{stderr}");
-    let (stored, rows) = stored_events(&store).await;
-    assert_eq!(rows, stored.len());
-    assert_eq!(stored, expected_events(&sim));
+    assert_exactly_once(&store, &sim).await;
 }
 }
 

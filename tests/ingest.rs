@@ -11,15 +11,6 @@ use audit::sync::{Quiet, StopFlag};
 use common::*;
 use inflow_simulator::{Fault, FaultRule, Faults, RateLimit, Scale, SimConfig, Simulator, Trigger};
 
-/// Requests per endpoint in the simulator's log.
-fn requests_by_endpoint(sim: &Simulator) -> BTreeMap<String, usize> {
-    let mut out = BTreeMap::new();
-    for r in sim.requests() {
-        *out.entry(r.endpoint.clone()).or_insert(0) += 1;
-    }
-    out
-}
-
 both_backends! {
 async fn complete_ingest_records_every_serial_occurrence_with_minimal_requests(db: TestDb) {
     let sim = simulator(Scale::Small).await;
@@ -157,9 +148,7 @@ async fn a_changed_document_is_not_duplicated(db: TestDb) {
     .unwrap();
     let again = ingest(&store, &sim).await;
     assert_eq!(again.counters.work.documents_changed, 1);
-    let (stored, rows) = stored_events(&store).await;
-    assert_eq!(rows, stored.len());
-    assert_eq!(stored, expected_events(&sim));
+    assert_exactly_once(&store, &sim).await;
     assert!(again.counters.work.events_retracted > 0 && again.counters.work.events_retracted == again.counters.work.events_inserted);
 }
 }
@@ -262,9 +251,7 @@ async fn a_run_killed_by_sigkill_at_a_random_moment_resumes(db: TestDb) {
     let (code, _, stderr) = run_cli(&db, &sim, &["ingest"], &[]);
     assert_eq!(code, 0, "{stderr}");
     let store = db.store().await;
-    let (stored, rows) = stored_events(&store).await;
-    assert_eq!(rows, stored.len());
-    assert_eq!(stored, expected_events(&sim));
+    assert_exactly_once(&store, &sim).await;
 }
 }
 
@@ -284,9 +271,7 @@ async fn faults_are_retried_and_the_result_is_the_same(db: TestDb) {
     let store = db.store().await;
     let summary = ingest(&store, &sim).await;
     assert_eq!(summary.status, RunStatus::Succeeded);
-    let (stored, rows) = stored_events(&store).await;
-    assert_eq!(rows, stored.len());
-    assert_eq!(stored, expected_events(&sim));
+    assert_exactly_once(&store, &sim).await;
     assert_eq!(summary.counters.rate_limited, 3);
     assert_eq!(summary.counters.retries, 3 + 4 + 2, "{:?}", summary.counters);
     assert_eq!(count(&store, "SELECT rate_limited FROM ingest_runs").await, 3);
@@ -414,9 +399,7 @@ async fn max_requests_stops_cleanly_and_the_next_run_resumes(db: TestDb) {
     let first_so = sim.requests().into_iter().find(|r| r.endpoint == "sales-orders").unwrap();
     let after = first_so.query.iter().find(|(k, _)| k == "after").map(|(_, v)| format!("after:{v}"));
     assert_eq!(after.as_deref(), Some(saved[0].as_str()), "the second run resumes where the first stopped");
-    let (stored, rows) = stored_events(&store).await;
-    assert_eq!(rows, stored.len());
-    assert_eq!(stored, expected_events(&sim));
+    assert_exactly_once(&store, &sim).await;
 }
 }
 
@@ -539,9 +522,7 @@ async fn a_server_without_keyset_paging_gets_skip_paging(db: TestDb) {
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("walked again from its start with skip paging"), "{stderr}");
     let store = db.store().await;
-    let (stored, rows) = stored_events(&store).await;
-    assert_eq!(rows, stored.len());
-    assert_eq!(stored, expected_events(&sim));
+    assert_exactly_once(&store, &sim).await;
 }
 }
 

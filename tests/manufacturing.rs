@@ -467,9 +467,7 @@ async fn a_server_refusing_both_the_keyset_and_the_sheet_lines_still_gives_every
     let store = db.store().await;
     let summary = ingest(&store, &sim).await;
     assert!(summary.streams.iter().all(|s| s.complete), "{:?}", summary.streams);
-    let (stored, rows) = stored_events(&store).await;
-    assert_eq!(rows, stored.len());
-    assert_eq!(stored, expected_events(&sim));
+    assert_exactly_once(&store, &sim).await;
     // The counts came with the smaller include, each sheet fetched by id.
     let pages: Vec<_> =
         sim.requests().into_iter().filter(|r| r.endpoint == "stock-counts" && r.status == 200).collect();

@@ -427,15 +427,6 @@ async fn a_failed_paging_mode_is_tried_again_a_day_later(db: TestDb) {
 }
 }
 
-/// Requests per document endpoint in the simulator's log.
-fn requests_by_endpoint(sim: &Simulator) -> std::collections::BTreeMap<String, usize> {
-    let mut by = std::collections::BTreeMap::new();
-    for r in sim.requests() {
-        *by.entry(r.endpoint).or_insert(0) += 1;
-    }
-    by
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proving_an_end_costs_nothing_with_a_count_and_one_request_without() {
     // With a count, a walk of n documents costs n/100 + 1 requests (the empty page only when

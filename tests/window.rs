@@ -117,9 +117,7 @@ async fn an_honoured_date_sort_makes_window_runs_cost_the_window(db: TestDb) {
     }
     assert_eq!(requests_of(&sim, "locations").len(), 1);
     assert_eq!(sim.requests().len(), expected_total, "nothing else: {:?}", sim.requests_by_endpoint());
-    let (stored, rows) = stored_events(&store).await;
-    assert_eq!(rows, stored.len(), "no event twice");
-    assert_eq!(stored, expected_events(&sim), "the re-dated documents are seen");
+    assert_exactly_once(&store, &sim).await;
     let windows = "SELECT count(*) FROM sync_state WHERE last_window_at IS NOT NULL \
                    AND stream IN ('stock-adjustments', 'stock-transfers')";
     assert_eq!(count(&store, windows).await, 2, "recorded as window walks");
@@ -143,9 +141,7 @@ async fn an_ignored_date_sort_falls_back_to_full_walks_with_a_warning(db: TestDb
         assert_eq!(capability(&store, &sim, endpoint).await.as_deref(), Some("ignored"));
     }
     assert_eq!(count(&store, "SELECT count(*) FROM run_warnings WHERE kind = 'date_sort_not_honoured'").await, 2);
-    let (stored, rows) = stored_events(&store).await;
-    assert_eq!(rows, stored.len());
-    assert_eq!(stored, expected_events(&sim));
+    assert_exactly_once(&store, &sim).await;
 
     // The next window run walks them in full without asking the sort again.
     sim.clear_requests();
@@ -191,9 +187,7 @@ async fn a_date_sort_honoured_badly_is_caught_across_pages(db: TestDb) {
         assert_eq!(asked.len(), probe + walk_cost(sim.counts()[endpoint]));
         assert_eq!(capability(&store, &sim, endpoint).await.as_deref(), Some("ignored"));
     }
-    let (stored, rows) = stored_events(&store).await;
-    assert_eq!(rows, stored.len());
-    assert_eq!(stored, expected_events(&sim));
+    assert_exactly_once(&store, &sim).await;
     sim.shutdown().await;
 }
 }
@@ -237,9 +231,7 @@ async fn a_stopped_newest_first_walk_starts_again_next_time(db: TestDb) {
     assert_eq!(skips.first(), Some(&"0"), "started again at the newest page");
     let (n, all) = in_window(&sim, "stock-adjustments", "date");
     assert_eq!(asked.len(), newest_minimum(n, all));
-    let (stored, rows) = stored_events(&store).await;
-    assert_eq!(rows, stored.len(), "no event twice");
-    assert_eq!(stored, expected_events(&sim));
+    assert_exactly_once(&store, &sim).await;
     sim.shutdown().await;
 }
 }
@@ -267,9 +259,7 @@ async fn a_date_sort_doctor_found_ignored_is_not_tried(db: TestDb) {
         assert_eq!(asked.len(), walk_cost(sim.counts()[endpoint]));
     }
     assert_eq!(count(&store, "SELECT count(*) FROM run_warnings").await, 0);
-    let (stored, rows) = stored_events(&store).await;
-    assert_eq!(rows, stored.len());
-    assert_eq!(stored, expected_events(&sim));
+    assert_exactly_once(&store, &sim).await;
     sim.shutdown().await;
 }
 }
@@ -295,9 +285,7 @@ async fn a_first_page_before_the_window_is_checked_against_what_is_stored(db: Te
     assert_eq!(code, 0, "{stdout}{stderr}");
     assert!(stderr.contains(&format!("{endpoint}: the first page by {field} starts at")), "{stderr}");
     assert_eq!(capability(&store, &sim, endpoint).await.as_deref(), Some("ignored"));
-    let (stored, rows) = stored_events(&store).await;
-    assert_eq!(rows, stored.len(), "no event twice");
-    assert_eq!(stored, expected_events(&sim), "the adjustment moved into the window is seen");
+    assert_exactly_once(&store, &sim).await;
     sim.shutdown().await;
 }
 }

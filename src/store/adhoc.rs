@@ -806,9 +806,8 @@ impl Store {
         let failed = |e: sqlx::Error| query_failure(e, timeout, sql);
         // Read-only twice over: the file is opened read-only, and query_only refuses any
         // change (VACUUM INTO, a pragma) that a read-only file would still allow.
-        let options = super::quiet_slow_statements(SqliteConnectOptions::from_str(self.url().expose()).context(what)?)
-            .pragma("query_only", "ON");
-        let options = super::read_only_sqlite_options(options).await.context(what)?;
+        let base = super::quiet_slow_statements(SqliteConnectOptions::from_str(self.url().expose()).context(what)?);
+        let options = super::read_only_sqlite_options(base, &[("query_only", "ON")]).await.context(what)?;
         let mut conn = sqlx::SqliteConnection::connect_with(&options).await.context(what)?;
         {
             let mut handle = conn.lock_handle().await.context(what)?;

@@ -305,6 +305,22 @@ pub async fn all_events(store: &Store) -> Vec<StoredEvent> {
     with_pool!(store, pool => sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).fetch_all(pool).await.unwrap())
 }
 
+/// Requests per endpoint in the simulator's log.
+pub fn requests_by_endpoint(sim: &Simulator) -> std::collections::BTreeMap<String, usize> {
+    let mut out = std::collections::BTreeMap::new();
+    for r in sim.requests() {
+        *out.entry(r.endpoint.clone()).or_insert(0) += 1;
+    }
+    out
+}
+
+/// Asserts that the current events are exactly the simulator's: none stored twice, none missing.
+pub async fn assert_exactly_once(store: &Store, sim: &Simulator) {
+    let (stored, rows) = stored_events(store).await;
+    assert_eq!(rows, stored.len(), "no event stored twice");
+    assert_eq!(stored, expected_events(sim), "no event missing or different");
+}
+
 /// The current events in the database, and how many rows they are (to catch duplicates).
 pub async fn stored_events(store: &Store) -> (BTreeSet<Event>, usize) {
     let current: Vec<Event> = all_events(store).await.into_iter().filter(|e| !e.retracted).map(|e| e.event).collect();

@@ -153,14 +153,27 @@ async fn a_changed_document_is_not_duplicated(db: TestDb) {
 }
 }
 
-/// Kills the binary at a crash point, then runs it again to the end.
-async fn killed_and_restarted(db: &TestDb, sim: &Simulator, crash_at: &str) {
-    let (code, _, stderr) = run_cli(db, sim, &["ingest"], &[("AUDIT_CRASH_AT", crash_at)]);
+/// Runs the binary with these settings until it aborts at a crash point.
+fn killed_at(db: &TestDb, sim: &Simulator, crash_at: &str, env: &[(&str, &str)]) {
+    let mut env = env.to_vec();
+    env.push(("AUDIT_CRASH_AT", crash_at));
+    let (code, _, stderr) = run_cli(db, sim, &["ingest"], &env);
     assert_eq!(code, -1, "the process was meant to die at {crash_at}: {stderr}");
     assert!(stderr.contains("AUDIT_CRASH_AT: aborting"), "{stderr}");
-    let (code, stdout, stderr) = run_cli(db, sim, &["ingest"], &[]);
+}
+
+/// Runs the binary to a successful end.
+fn succeeds(db: &TestDb, sim: &Simulator, env: &[(&str, &str)]) -> String {
+    let (code, stdout, stderr) = run_cli(db, sim, &["ingest"], env);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("succeeded"), "{stdout}");
+    stdout
+}
+
+/// Kills the binary at a crash point, then runs it again to the end.
+async fn killed_and_restarted(db: &TestDb, sim: &Simulator, crash_at: &str) {
+    killed_at(db, sim, crash_at, &[]);
+    succeeds(db, sim, &[]);
 }
 
 both_backends! {
@@ -177,9 +190,7 @@ async fn a_run_killed_anywhere_resumes_to_the_same_events(db: TestDb) {
     }
     // The dead runs are recorded as interrupted, and a last run adds nothing.
     assert_eq!(count(&store, "SELECT count(*) FROM ingest_runs WHERE status = 'interrupted'").await, 3);
-    let (code, stdout, _) = run_cli(&db, &sim, &["ingest"], &[]);
-    assert_eq!(code, 0);
-    assert!(stdout.contains("0 events added, 0 retracted"), "{stdout}");
+    assert!(succeeds(&db, &sim, &[]).contains("0 events added, 0 retracted"));
 }
 }
 
@@ -188,38 +199,24 @@ async fn a_run_killed_inside_a_group_of_pages_loses_the_group_alone(db: TestDb) 
     // 460 sales orders: five pages, written as groups [1, 2, 3] and [4, 5].
     let sim = simulator(Scale::Orders(450)).await;
     assert_eq!(sim.documents("sales-orders").len(), 460);
-    let expected = expected_events(&sim);
     let store = db.store().await;
     let sales = "SELECT count(*) FROM documents WHERE doc_type = 'sales_order'";
     let grouped = [("AUDIT_GROUP_PAGES", "3")];
-    let killed_at = |crash_at: &'static str| {
-        let mut env = grouped.to_vec();
-        env.push(("AUDIT_CRASH_AT", crash_at));
-        let (code, _, stderr) = run_cli(&db, &sim, &["ingest"], &env);
-        assert_eq!(code, -1, "the process was meant to die at {crash_at}: {stderr}");
-        assert!(stderr.contains("AUDIT_CRASH_AT: aborting"), "{stderr}");
-    };
     // Just before the second group's commit: the first group's three pages are in, together.
-    killed_at("page-write:2");
+    killed_at(&db, &sim, "page-write:2", &grouped);
     assert_eq!(count(&store, sales).await, 300, "the first commit held three pages");
     // Resumed, and killed inside the group [4, 5] after its first page was written in the
     // transaction: lost with it.
-    killed_at("group-page:1");
+    killed_at(&db, &sim, "group-page:1", &grouped);
     assert_eq!(count(&store, sales).await, 300, "a group is committed whole or not at all");
     // The next run fetches that group again (pages 4 and 5, and the document it resumes from)
     // and nothing before it.
     sim.clear_requests();
-    let (code, stdout, stderr) = run_cli(&db, &sim, &["ingest"], &grouped);
-    assert_eq!(code, 0, "{stderr}");
-    assert!(stdout.contains("succeeded"), "{stdout}");
+    succeeds(&db, &sim, &grouped);
     assert_eq!(requests_by_endpoint(&sim)["sales-orders"], 3, "{:?}", requests_by_endpoint(&sim));
-    let (stored, rows) = stored_events(&store).await;
-    assert_eq!(rows, stored.len(), "no duplicates");
-    assert_eq!(stored, expected);
+    assert_exactly_once(&store, &sim).await;
     // Pages are counted one by one whatever the groups: a last run adds nothing.
-    let (code, stdout, _) = run_cli(&db, &sim, &["ingest"], &[]);
-    assert_eq!(code, 0);
-    assert!(stdout.contains("0 events added, 0 retracted"), "{stdout}");
+    assert!(succeeds(&db, &sim, &[]).contains("0 events added, 0 retracted"));
 }
 }
 

@@ -281,3 +281,37 @@ async fn a_sheet_failing_inside_a_group_of_stock_counts_resumes_exactly(db: Test
     assert_eq!(run_totals(&store).await[2], count(&store, "SELECT count(*) FROM serial_events").await);
 }
 }
+
+both_backends! {
+/// What a crash can cost is bounded: while writes wait for the database, the walk fetches ahead
+/// no more than one full group (32 pages) beyond what is committed.
+async fn pages_fetched_and_not_committed_never_exceed_one_group(db: TestDb) {
+    let sim = simulator(Scale::Orders(5000)).await;
+    let quick = FaultRule::new(Fault::Delay { millis: 10 }, Trigger::Rate(1.0)).on_endpoint("sales-orders");
+    sim.set_faults(Faults::none().rule(quick));
+    let store = db.store().await;
+    let stop = StopFlag::default();
+    let (client, options, run_store) = (client_for(&sim), options(&sim), db.store().await);
+    let run = audit::sync::run(&run_store, &client, &options, &Quiet, &stop);
+    let steps = async {
+        let started = Instant::now();
+        while count(&store, SALES).await == 0 {
+            assert!(started.elapsed() < Duration::from_secs(60), "no sales-order page written");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let blocker = Store::connect(&db.url).await.unwrap();
+        let holding = block_writes(&blocker).await;
+        tokio::time::sleep(Duration::from_millis(2000)).await;
+        let committed = count(&store, SALES).await / 100;
+        let fetched = sim.requests().iter().filter(|r| r.endpoint == "sales-orders").count() as i64;
+        release(holding).await;
+        blocker.close().await;
+        (committed, fetched)
+    };
+    let (summary, (committed, fetched)) = tokio::join!(run, steps);
+    summary.expect("the run ends cleanly");
+    assert!(fetched > committed + 16, "the walk was meant to fetch ahead: {fetched} fetched, {committed} committed");
+    assert!(fetched <= committed + 32, "{fetched} pages fetched, only {committed} committed");
+    assert_exactly_once(&store, &sim).await;
+}
+}

@@ -4,27 +4,31 @@
 //!
 //! At inFlow's own pace (about a page a second) a page is written before the next one arrives,
 //! so a group is one page, as it always was. A backfill from a faster server (or one resumed
-//! after a wait) writes up to [`MAX_PAGES`] at a time, which saves a commit per page and, on
-//! SQLite, the rewrite into the WAL of every index page the events touched. The exactly-once
-//! guarantee stays: a crash loses at most the group inside its transaction, and the walk,
-//! resumed from the position committed before it, fetches that group again.
+//! after a wait) writes several at a time, which saves a commit per page and, on SQLite, the
+//! rewrite into the WAL of every index page the events touched. The exactly-once guarantee
+//! stays, and what a crash costs is bounded: at most [`MAX_PAGES`] pages are fetched and not yet
+//! committed at any moment (the fetching side takes a permit per page, the writing side gives
+//! them back once a group is committed), so a crash fetches again at most one full group.
 
 use std::future::Future;
 use std::pin::pin;
 
-use tokio::sync::mpsc;
+use std::sync::Arc;
+
+use tokio::sync::{Semaphore, mpsc};
 
 use super::StopFlag;
 use super::sheets::complete_sheets;
 use crate::inflow::walk::{Page, Walk, WalkNote};
 use crate::inflow::{Client, ClientError};
 
-/// Most pages in one group (and fetched ahead of the database).
-pub(super) const MAX_PAGES: usize = 16;
+/// Most pages fetched and not yet committed: in the group being written and waiting for the
+/// next one together. So a group holds at most this many, and about half of it while fetching
+/// outpaces writing.
+pub(super) const MAX_PAGES: usize = 32;
 
 /// A group closes once its documents' JSON reaches this size, so that one transaction stays
-/// bounded when pages are large (memory as a whole is bounded by page count: the channel and a
-/// group hold at most 2 × [`MAX_PAGES`] + 1 pages).
+/// bounded when pages are large (memory as a whole is bounded by [`MAX_PAGES`]).
 const MAX_BYTES: usize = 16 << 20;
 
 /// A page fetched ahead of its write, with what the walk noted while fetching it.
@@ -46,19 +50,29 @@ impl Fetched {
     }
 }
 
+/// The sending end: pages, each fetched with a permit.
+pub(super) struct Feed {
+    tx: mpsc::Sender<Fetched>,
+    permits: Arc<Semaphore>,
+}
+
 /// The receiving end: pages, grouped.
 pub(super) struct Groups {
     rx: mpsc::Receiver<Fetched>,
+    /// Pages that may still be fetched before a group is committed.
+    permits: Arc<Semaphore>,
     /// Groups of exactly this many pages (`AUDIT_GROUP_PAGES`, for the crash tests): the writer
     /// waits for them instead of taking what is ready.
     forced: Option<usize>,
 }
 
 /// A channel from the fetching side to the writing side.
-pub(super) fn channel() -> (mpsc::Sender<Fetched>, Groups) {
+pub(super) fn channel() -> (Feed, Groups) {
     let forced = crate::testing::forced_group_pages();
-    let (tx, rx) = mpsc::channel(forced.unwrap_or(MAX_PAGES).max(1));
-    (tx, Groups { rx, forced })
+    let size = forced.unwrap_or(MAX_PAGES).max(1);
+    let (tx, rx) = mpsc::channel(size);
+    let permits = Arc::new(Semaphore::new(size));
+    (Feed { tx, permits: permits.clone() }, Groups { rx, permits, forced })
 }
 
 impl Groups {
@@ -81,13 +95,21 @@ impl Groups {
         }
         Some(group)
     }
+
+    /// A group of `pages` is committed: as many more may be fetched.
+    pub(super) fn committed(&self, pages: usize) {
+        self.permits.add_permits(pages);
+    }
 }
 
 /// Fetches page after page into `tx` until the walk's last page, a failure, the stop flag, or
 /// the writing side is gone. Stock counts whose list refused the sheets' lines get them by id
 /// here, so that a page is complete before it is written.
-pub(super) async fn fetch_ahead(walk: &mut Walk<'_>, client: &Client, stop: &StopFlag, tx: mpsc::Sender<Fetched>) {
+pub(super) async fn fetch_ahead(walk: &mut Walk<'_>, client: &Client, stop: &StopFlag, feed: Feed) {
     loop {
+        // Given back when the page's group is committed.
+        let Ok(permit) = feed.permits.acquire().await else { return };
+        permit.forget();
         let page = match walk.next_page().await {
             Ok(mut page) if walk.include_fell_back() => {
                 complete_sheets(client, std::mem::take(&mut page.items)).await.map(|items| Page { items, ..page })
@@ -97,7 +119,7 @@ pub(super) async fn fetch_ahead(walk: &mut Walk<'_>, client: &Client, stop: &Sto
         let page = page.map_err(|e| (walk.position().to_string(), e));
         let fetched = Fetched { notes: walk.take_notes(), page };
         let more = fetched.continues();
-        if tx.send(fetched).await.is_err() || !more || stop.is_set() {
+        if feed.tx.send(fetched).await.is_err() || !more || stop.is_set() {
             return;
         }
     }
@@ -147,7 +169,7 @@ mod tests {
     #[tokio::test]
     async fn a_group_is_what_is_ready_and_ends_at_the_last_page_or_a_failure() {
         let (tx, rx) = mpsc::channel(MAX_PAGES);
-        let mut groups = Groups { rx, forced: None };
+        let mut groups = Groups { rx, permits: Arc::new(Semaphore::new(MAX_PAGES)), forced: None };
         for n in [1, 2, 3] {
             tx.send(page(n, false)).await.unwrap();
         }
@@ -165,7 +187,7 @@ mod tests {
     #[tokio::test]
     async fn a_group_holds_at_most_max_pages() {
         let (tx, rx) = mpsc::channel(MAX_PAGES + 4);
-        let mut groups = Groups { rx, forced: None };
+        let mut groups = Groups { rx, permits: Arc::new(Semaphore::new(MAX_PAGES)), forced: None };
         for _ in 0..MAX_PAGES + 3 {
             tx.send(page(1, false)).await.unwrap();
         }
@@ -176,7 +198,7 @@ mod tests {
     #[tokio::test]
     async fn a_forced_group_waits_for_its_pages_but_not_past_the_last() {
         let (tx, rx) = mpsc::channel(3);
-        let mut groups = Groups { rx, forced: Some(3) };
+        let mut groups = Groups { rx, permits: Arc::new(Semaphore::new(3)), forced: Some(3) };
         let sender = tokio::spawn(async move {
             for n in 1..=4 {
                 tokio::time::sleep(std::time::Duration::from_millis(5)).await;

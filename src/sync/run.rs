@@ -554,6 +554,7 @@ impl Run<'_> {
             if !pages.is_empty() {
                 let last = pages.last().is_some_and(|p| p.last);
                 self.write_walk_pages(plan, &pages, summary).await?;
+                groups.committed(pages.len());
                 crate::testing::crash_point("after-page");
                 if last {
                     return Ok(None);

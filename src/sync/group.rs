@@ -12,7 +12,6 @@
 
 use std::future::Future;
 use std::pin::pin;
-
 use std::sync::Arc;
 
 use tokio::sync::{Semaphore, mpsc};

@@ -165,6 +165,19 @@ async fn block_writes(blocker: &Store) -> Holding {
     }
 }
 
+/// Waits until the run has written its first sales-order page, then blocks its writes (the
+/// blocking store is returned with the lock it holds).
+async fn block_after_first_page(db: &TestDb, store: &Store) -> (Store, Holding) {
+    let started = Instant::now();
+    while count(store, SALES).await == 0 {
+        assert!(started.elapsed() < Duration::from_secs(60), "no sales-order page written");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let blocker = Store::connect(&db.url).await.unwrap();
+    let holding = block_writes(&blocker).await;
+    (blocker, holding)
+}
+
 async fn release(holding: Holding) {
     match holding {
         Holding::Sqlite(mut conn) => drop(sqlx::query("COMMIT").execute(&mut conn).await.unwrap()),
@@ -187,14 +200,8 @@ async fn stopped_while_fetched_ahead(db: &TestDb, lock_lost: bool) -> (Option<St
     // The run is not `Send`: it runs beside the test's own steps, on this task.
     let run = audit::sync::run(&run_store, &client, &options, &Quiet, &stop);
     let steps = async {
-        let started = Instant::now();
-        while count(&store, SALES).await == 0 {
-            assert!(started.elapsed() < Duration::from_secs(60), "no sales-order page written");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
         // The next page's write waits for the database while the walk fetches the rest ahead.
-        let blocker = Store::connect(&db.url).await.unwrap();
-        let holding = block_writes(&blocker).await;
+        let (blocker, holding) = block_after_first_page(db, &store).await;
         tokio::time::sleep(Duration::from_millis(1200)).await;
         let written = count(&store, SALES).await;
         assert!(written < 300, "the test meant to block the second page's write ({written} written)");
@@ -294,13 +301,7 @@ async fn pages_fetched_and_not_committed_never_exceed_one_group(db: TestDb) {
     let (client, options, run_store) = (client_for(&sim), options(&sim), db.store().await);
     let run = audit::sync::run(&run_store, &client, &options, &Quiet, &stop);
     let steps = async {
-        let started = Instant::now();
-        while count(&store, SALES).await == 0 {
-            assert!(started.elapsed() < Duration::from_secs(60), "no sales-order page written");
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-        let blocker = Store::connect(&db.url).await.unwrap();
-        let holding = block_writes(&blocker).await;
+        let (blocker, holding) = block_after_first_page(&db, &store).await;
         tokio::time::sleep(Duration::from_millis(2000)).await;
         let committed = count(&store, SALES).await / 100;
         let fetched = sim.requests().iter().filter(|r| r.endpoint == "sales-orders").count() as i64;

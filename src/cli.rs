@@ -675,6 +675,12 @@ pub struct ServeArgs {
     /// option they answer only while the database holds this company alone.
     #[arg(long, env = "INFLOW_COMPANY_ID", hide_env_values = true)]
     pub company_id: Option<String>,
+
+    /// Seconds a page may take, waiting for its turn included (8 are built at once). A page
+    /// that takes longer is answered "503 Not answered in time"; on Postgres its query is
+    /// cancelled too.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub time_limit: u64,
 }
 
 /// `audit demo`: whether to start over, and the simulated company's seed.

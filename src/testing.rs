@@ -8,6 +8,9 @@
 //! `AUDIT_GROUP_PAGES=<n>` makes an ingest write its pages in groups of exactly n (the last
 //! group of a walk may be shorter) instead of what is ready, so that a test can kill it inside a
 //! group.
+//!
+//! `AUDIT_SERVE_HEADER_TIMEOUT_MS=<ms>` shortens how long `audit serve` waits for a request's
+//! headers (10 s), so that a test of a client that never finishes one takes a second.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,4 +38,11 @@ pub fn crash_point(point: &str) {
 pub fn forced_group_pages() -> Option<usize> {
     static FORCED: OnceLock<Option<usize>> = OnceLock::new();
     *FORCED.get_or_init(|| std::env::var("AUDIT_GROUP_PAGES").ok()?.parse().ok().filter(|n| *n > 0))
+}
+
+/// How long `audit serve` waits for a request's headers, when `AUDIT_SERVE_HEADER_TIMEOUT_MS`
+/// is set (the tests use a short one).
+pub fn serve_header_timeout() -> Option<std::time::Duration> {
+    let ms: u64 = std::env::var("AUDIT_SERVE_HEADER_TIMEOUT_MS").ok()?.parse().ok()?;
+    Some(std::time::Duration::from_millis(ms)).filter(|d| !d.is_zero())
 }

@@ -4,8 +4,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use audit::store::Store;
 use audit::store::query::EventFilter;
@@ -23,10 +25,15 @@ struct Server {
 
 impl Server {
     fn start(db_url: &str, args: &[&str]) -> Server {
+        Server::start_with(db_url, args, &[])
+    }
+
+    fn start_with(db_url: &str, args: &[&str], envs: &[(&str, &str)]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_audit"))
             .arg("serve")
             .args(["--port", "0"])
             .args(args)
+            .envs(envs.iter().copied())
             .env("AUDIT_DATABASE_URL", db_url)
             .env_remove("RUST_LOG")
             .env_remove("AUDIT_SERVE_TOKEN")
@@ -45,6 +52,33 @@ impl Server {
             .to_string();
         Server { child, base }
     }
+}
+
+impl Server {
+    /// `host:port`, for a raw TCP client.
+    fn addr(&self) -> &str {
+        self.base.trim_start_matches("http://")
+    }
+
+    /// Sends SIGINT (Ctrl-C) and waits up to `within` for the exit; the exit status, or `None`.
+    fn interrupt(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        Command::new("kill").args(["-INT", &self.child.id().to_string()]).status().expect("kill -INT");
+        let until = Instant::now() + within;
+        while Instant::now() < until {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+/// Opens a connection and sends the start of a request, never its end.
+fn half_a_request(server: &Server) -> TcpStream {
+    let mut stream = TcpStream::connect(server.addr()).expect("connect");
+    stream.write_all(b"GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ").expect("send half a request");
+    stream
 }
 
 impl Drop for Server {
@@ -571,4 +605,92 @@ async fn an_empty_token_is_refused_not_taken_for_none() {
         assert!(stderr.contains("is empty or only spaces"), "{stderr}");
         assert!(stdout.is_empty());
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_finishes_its_request_is_disconnected() {
+    let db = TestDb::sqlite().await;
+    db.store().await.close().await;
+    let server = Server::start_with(&db.url_string(), &[], &[("AUDIT_SERVE_HEADER_TIMEOUT_MS", "500")]);
+    let mut stalled = half_a_request(&server);
+    stalled.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // Meanwhile the view answers others.
+    assert_eq!(get(&server, "/status", &[]).await.0, 200);
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    stalled.read_to_end(&mut answer).expect("the server closes the connection, not the read timeout");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(5), "closed after {:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_serve_while_a_client_holds_half_a_request() {
+    let db = TestDb::sqlite().await;
+    db.store().await.close().await;
+    let mut server = Server::start_with(&db.url_string(), &[], &[("AUDIT_SERVE_HEADER_TIMEOUT_MS", "1000")]);
+    let _stalled = half_a_request(&server);
+    // A keep-alive connection that finished its request, idle too.
+    let client = http();
+    let status = client.get(format!("{}/status", server.base)).send().await.unwrap().status();
+    assert_eq!(status, 200);
+    std::thread::sleep(Duration::from_millis(200));
+    let status = server.interrupt(Duration::from_secs(8)).expect("audit serve still running 8 s after Ctrl-C");
+    assert!(status.success(), "{status}");
+}
+
+/// Postgres: another session holds `serial_events` locked, so every page that reads it waits.
+/// With a 2-second limit, 9 pages asked at once are all answered 503 (8 are built at once: the
+/// ninth waited for its turn, which its message says); the server cancels their statements; the
+/// view answers again once the lock is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_not_ready_within_the_time_limit_is_answered_503_and_its_query_cancelled() {
+    use sqlx::{Connection, Executor};
+    let Some(db) = TestDb::postgres().await else { return };
+    let (sim, store) = company(&db).await;
+    let serial = sim.scenario().build_chain.unit.serial.clone();
+    let server = Server::start(&db.url_string(), &["--time-limit", "2"]);
+    assert_eq!(get(&server, "/serial", &[("serial", &serial)]).await.0, 200);
+
+    let mut holder = sqlx::PgConnection::connect(db.url.expose()).await.unwrap();
+    holder.execute("BEGIN; LOCK TABLE serial_events IN ACCESS EXCLUSIVE MODE").await.unwrap();
+    let started = Instant::now();
+    let pages: Vec<_> = (0..9)
+        .map(|_| {
+            let (server, serial) = (server.base.clone(), serial.clone());
+            tokio::spawn(async move {
+                let response =
+                    http().get(format!("{server}/serial")).query(&[("serial", &serial)]).send().await.unwrap();
+                let retry = response.headers().get("retry-after").is_some();
+                (response.status().as_u16(), retry, response.text().await.unwrap())
+            })
+        })
+        .collect();
+    let mut waited = Vec::new();
+    for page in pages {
+        let (status, retry, body) = page.await.unwrap();
+        assert_eq!(status, 503, "{body}");
+        assert!(retry, "503 without Retry-After");
+        assert!(body.contains("not ready within 2 s"), "{body}");
+        let secs = body.split("not ready within 2 s (").nth(1).and_then(|t| t.split(' ').next()).unwrap();
+        waited.push(secs.parse::<f64>().unwrap());
+    }
+    assert!(started.elapsed() < Duration::from_secs(6), "answered after {:?}", started.elapsed());
+    waited.sort_by(f64::total_cmp);
+    assert!(waited[7] < 0.5 && waited[8] >= 1.0, "8 pages at once, the ninth waits for a turn: {waited:?}");
+
+    // Within a second of the 503s, the server cancelled every statement that waited.
+    let waiting = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                   AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()";
+    let mut left = i64::MAX;
+    for _ in 0..40 {
+        left = sqlx::query_scalar(waiting).fetch_one(store.postgres_pool().unwrap()).await.unwrap();
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(left, 0, "statements still waiting for the lock after the pages were answered");
+    holder.execute("ROLLBACK").await.unwrap();
+    assert_eq!(get(&server, "/serial", &[("serial", &serial)]).await.0, 200);
 }

@@ -1,12 +1,14 @@
 //! `audit serve`: the web view of the audit trail (pages in `crate::web`).
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 
 use crate::cli::{GlobalArgs, ServeArgs};
 use crate::output;
 use crate::store::Store;
+use crate::web::server::{self, Limits, Stopped};
 use crate::web::{self, AppState};
 
 /// Runs `audit serve` until Ctrl-C or SIGTERM.
@@ -17,7 +19,10 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<ExitCod
     web::check_bind(args.bind, token.as_deref(), args.no_auth)?;
     let url = super::database_url(global)?;
     super::require_existing(&url)?;
-    let (store, guard) = Store::connect_read_only(&url).await?;
+    let limits = Limits::new(Duration::from_secs(args.time_limit));
+    // A second more than a page may take: the page is answered 503 first (not a failed read),
+    // and the server then cancels its statement.
+    let (store, guard) = Store::connect_read_only_within(&url, limits.page_time + Duration::from_secs(1)).await?;
     super::check_company(&store, args.company_id.as_deref()).await?;
     let listener = tokio::net::TcpListener::bind((args.bind, args.port)).await.with_context(|| {
         format!("cannot listen on {}:{}; is another program using that port? try --port", args.bind, args.port)
@@ -25,14 +30,16 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<ExitCod
     let addr = listener.local_addr()?;
     let zone = web::layout::zone_label();
     let state = AppState { store: store.clone(), company_id: args.company_id.clone(), zone };
-    let app = web::router(state, token.clone(), args.bind);
+    let app = web::router(state, token.clone(), args.bind, &limits);
     // The address is the command's result; a script waiting for it reads the first line.
     println!("Serving the audit trail of {} on http://{addr}/", url.redacted());
     output::note(&format!(
         "read-only: {guard}; {}; Ctrl-C stops",
         if token.is_some() { "every request needs the token" } else { "no token" }
     ));
-    axum::serve(listener, app).with_graceful_shutdown(shutdown()).await.context("serving the web view")?;
+    if server::serve(listener, app, &limits, shutdown()).await == Stopped::Closing {
+        output::note(&format!("stopped; connections still open after {} s were closed", limits.grace.as_secs()));
+    }
     store.close().await;
     Ok(ExitCode::SUCCESS)
 }

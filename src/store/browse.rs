@@ -57,6 +57,19 @@ impl Store {
     /// transactions are read-only, as `audit sql`'s read-only role where it is set up. The
     /// schema is checked, never migrated.
     pub async fn connect_read_only(url: &DatabaseUrl) -> Result<(Store, ReadGuard), StoreError> {
+        Store::connect_reader(url, None).await
+    }
+
+    /// [`Store::connect_read_only`], with every Postgres statement cancelled by the server after
+    /// `limit` (`statement_timeout`): what `audit serve` gives up on is not left running.
+    pub async fn connect_read_only_within(
+        url: &DatabaseUrl,
+        limit: Duration,
+    ) -> Result<(Store, ReadGuard), StoreError> {
+        Store::connect_reader(url, Some(limit)).await
+    }
+
+    async fn connect_reader(url: &DatabaseUrl, limit: Option<Duration>) -> Result<(Store, ReadGuard), StoreError> {
         let connect_err = |source| StoreError::Connect { backend: url.backend().name(), url: url.redacted(), source };
         let (pool, guard) = match url.backend() {
             Backend::Sqlite => {
@@ -97,12 +110,18 @@ impl Store {
                 let pool = PgPoolOptions::new()
                     .max_connections(READ_CONNECTIONS)
                     .acquire_timeout(super::PG_ACQUIRE_TIMEOUT)
-                    .after_connect(|conn, _| {
+                    .after_connect(move |conn, _| {
                         Box::pin(async move {
                             super::nodelay::set_nodelay_on_open_sockets();
                             sqlx::query("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
                                 .execute(&mut *conn)
                                 .await?;
+                            if let Some(limit) = limit {
+                                sqlx::query("SELECT set_config('statement_timeout', $1, false)")
+                                    .bind(format!("{}ms", limit.as_millis()))
+                                    .execute(&mut *conn)
+                                    .await?;
+                            }
                             let reader: Option<String> =
                                 sqlx::query_scalar(PG_READER).fetch_optional(&mut *conn).await?;
                             if let Some(role) = reader {

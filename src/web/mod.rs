@@ -9,6 +9,7 @@ pub mod auth;
 pub mod lane;
 pub mod layout;
 pub mod pages;
+pub mod server;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -36,8 +37,9 @@ pub struct AppState {
 
 /// The pages, behind the token check (when there is a token) or else the `Host` check, the
 /// refusal of control characters in parameters, and the security headers. Only GET (and HEAD)
-/// routes exist: anything else is answered 405. `bind` is the address served on.
-pub fn router(state: AppState, token: Option<String>, bind: IpAddr) -> Router {
+/// routes exist: anything else is answered 405. `bind` is the address served on; `limits` bound
+/// the pages built at once and the time each may take (see [`server::within_limits`]).
+pub fn router(state: AppState, token: Option<String>, bind: IpAddr, limits: &server::Limits) -> Router {
     let state = Arc::new(state);
     let pages = Router::new()
         .route("/", get(pages::search))
@@ -50,6 +52,9 @@ pub fn router(state: AppState, token: Option<String>, bind: IpAddr) -> Router {
         .fallback(pages::not_found)
         .with_state(state);
     let pages = pages.layer(middleware::from_fn(no_control_characters));
+    // Inside the token check: a request without the token takes no turn.
+    let pages =
+        pages.layer(middleware::from_fn_with_state(Arc::new(server::PageLimits::new(limits)), server::within_limits));
     let pages = match token {
         Some(token) => pages.layer(middleware::from_fn_with_state(Arc::new(auth::Token::new(&token)), auth::check)),
         None => pages.layer(middleware::from_fn_with_state(bind, local_host)),
@@ -183,6 +188,9 @@ pub enum PageError {
     /// A page this view does not offer, for a reason given.
     #[error("{0}")]
     Unavailable(String),
+    /// A page not built in time, or no turn to build it (503), with what to do.
+    #[error("{0}")]
+    TooSlow(String),
     /// No such serial, document or page (404), with serials that may have been meant.
     #[error("{message}")]
     NotFound {
@@ -229,6 +237,9 @@ impl IntoResponse for PageError {
             }
             PageError::Unavailable(message) => {
                 (StatusCode::FORBIDDEN, "Not available here".to_string(), html! { p.error { (message) } })
+            }
+            PageError::TooSlow(message) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "Not answered in time".to_string(), html! { p.error { (message) } })
             }
             PageError::NotFound { title, message, suggestions } => (
                 StatusCode::NOT_FOUND,

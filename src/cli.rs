@@ -329,7 +329,8 @@ pub struct SimulateArgs {
     pub ignore_sort: bool,
 
     /// How a sort on a document's date (`date`, `transferDate`, `orderDate`) is answered:
-    /// honour, ignore (the default order), or badly (each page sorted, the pages not).
+    /// honour, ignore (the default order), badly (each page sorted, the pages not), or
+    /// shuffled-ties (honoured; documents of equal dates in another order on each request).
     #[arg(long, value_name = "ANSWER", default_value = "honour", help_heading = "Unconfirmed API behaviours")]
     pub date_sort: inflow_simulator::DateSort,
 

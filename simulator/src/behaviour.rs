@@ -84,6 +84,9 @@ pub enum DateSort {
     /// Honoured badly: pages are cut from the default order, then each page is sorted by the
     /// date. Every page looks sorted; the pages are not.
     Badly,
+    /// Honoured, but documents with the same date come in another order on each request, as a
+    /// database may return the ties of a sort that is not unique (SQL Server's `OFFSET` does).
+    ShuffledTies,
 }
 
 /// The answer to a cursor (`after=<id>`) whose entity does not exist (deleted, say).
@@ -190,7 +193,8 @@ impl FromStr for DateSort {
             "honour" | "honor" => Ok(DateSort::Honour),
             "ignore" => Ok(DateSort::Ignore),
             "badly" => Ok(DateSort::Badly),
-            _ => Err(bad("a date-sort answer", s, "honour, ignore or badly")),
+            "shuffled-ties" => Ok(DateSort::ShuffledTies),
+            _ => Err(bad("a date-sort answer", s, "honour, ignore, badly or shuffled-ties")),
         }
     }
 }
@@ -261,6 +265,7 @@ mod tests {
         assert_eq!("none".parse::<ListCount>(), Ok(ListCount::Absent));
         assert_eq!("remaining".parse::<RateHeaders>(), Ok(RateHeaders::Remaining));
         assert_eq!("BADLY".parse::<DateSort>(), Ok(DateSort::Badly));
+        assert_eq!("shuffled-ties".parse::<DateSort>(), Ok(DateSort::ShuffledTies));
         assert!("sometimes".parse::<DateSort>().is_err());
         assert_eq!("sqlserver".parse::<GuidOrder>(), Ok(GuidOrder::SqlServer));
         assert!("random".parse::<GuidOrder>().is_err());

@@ -287,6 +287,9 @@ pub(crate) struct ListQuery {
     pub desc: bool,
     /// A date sort honoured badly: each page (cut in id order) sorted by this, descending if so.
     page_sort: Option<(Field, bool)>,
+    /// Ties of the sort ordered by the ids scrambled with this (another value on each request),
+    /// rather than by id.
+    tie_salt: Option<u128>,
     pub include_count: bool,
     pub includes: Includes,
     filters: Vec<Filter>,
@@ -424,6 +427,7 @@ impl ListQuery {
             sort: Field::Id,
             desc: false,
             page_sort: None,
+            tie_salt: None,
             include_count: false,
             includes: Includes::default(),
             filters: Vec::new(),
@@ -505,6 +509,10 @@ impl ListQuery {
                     match (spec.field, opts.behaviour.date_sort) {
                         (Field::Date, DateSort::Ignore) => date_sort = Some(DateSort::Ignore),
                         (Field::Date, DateSort::Badly) => date_sort = Some(DateSort::Badly),
+                        (Field::Date, DateSort::ShuffledTies) => {
+                            q.sort = Field::Date;
+                            q.tie_salt = Some(next_salt());
+                        }
                         (field, _) => q.sort = field,
                     }
                 }
@@ -612,7 +620,12 @@ impl ListQuery {
         if let Some(total) = self.unknown_cursor(&lookup, || total)? {
             return Ok((Vec::new(), total));
         }
-        rows.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        if let Some(salt) = self.tie_salt {
+            // Only the ties move: rows with equal keys are ordered by a scrambled id.
+            rows.sort_by_cached_key(|r| (r.0.clone(), u128::from_be_bytes(r.1) ^ salt));
+        } else {
+            rows.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        }
         if self.desc {
             rows.reverse();
         }
@@ -655,6 +668,18 @@ impl ListQuery {
         }
         Ok((page, total))
     }
+}
+
+/// Another scrambling of the ids for each request (splitmix64 of a counter, twice).
+fn next_salt() -> u128 {
+    static REQUESTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let mix = |mut z: u64| {
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let n = REQUESTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (u128::from(mix(n)) << 64) | u128::from(mix(n ^ 0xdead_beef))
 }
 
 fn parse_filter(endpoint: Endpoint, name: &str, raw: &str) -> Result<Filter, ApiError> {

@@ -8,6 +8,12 @@
 //! out of order, and the engine walks the stream in full instead. The walk keeps no position:
 //! one stopped midway starts again next time (window walks are short, and every document is
 //! written idempotently).
+//!
+//! Documents of equal dates may come in another order on each request (a database orders the
+//! ties of a sort that is not unique as it likes). So the next page starts with all the rows
+//! of the last date of the page before, read again whole; and a date's documents are counted:
+//! however they were shuffled, the rows a date fills must be as many as the documents seen with
+//! it, or one was never returned and the walk gives way to the full walk.
 
 use std::collections::HashSet;
 
@@ -49,11 +55,18 @@ pub struct NewestFirst<'c> {
     meaning: CountMeaning,
     /// The newest date stored for the stream: the first page must not start older.
     stored: Option<DateTime<Utc>>,
-    /// Rows consumed so far (the next page asks for one row less, to overlap).
+    /// Rows consumed so far (the next page starts `tail` rows earlier, to overlap).
     skip: u64,
-    /// The id of the last row read: the first row of the next page must be it again, or rows
-    /// shifted (a document on a page read was deleted or re-dated) and one would be skipped.
+    /// The id of the last row read (named when the list changed).
     last_id: Option<String>,
+    /// Rows the next page reads again: those of the last date of the page before (one when the
+    /// whole page had that date). The next page must start with that date, or rows shifted (a
+    /// document on a page read was deleted or re-dated) and one would be skipped.
+    tail: u64,
+    /// The date of the last row read.
+    tail_date: Option<Option<DateTime<Utc>>>,
+    /// The documents of the date being read, and where its rows start.
+    group: Option<Group>,
     /// The ids of the page before: the same page again means the server ignores `skip`.
     previous_ids: Vec<Option<String>>,
     /// The oldest date returned so far (`None` inside: a document without a date, sorted last).
@@ -80,6 +93,9 @@ impl<'c> NewestFirst<'c> {
             stored: None,
             skip: 0,
             last_id: None,
+            tail: 0,
+            tail_date: None,
+            group: None,
             previous_ids: Vec::new(),
             oldest: None,
             seen: HashSet::new(),
@@ -93,10 +109,10 @@ impl<'c> NewestFirst<'c> {
         NewestFirst { stored, ..self }
     }
 
-    /// The `skip` of the next request: one row back once a row was read, as the skip-mode
-    /// [`super::walk::Walk`] does, to check that it is still the row seen last.
+    /// The `skip` of the next request: back to the first row of the last date read (see
+    /// [`NewestFirst::tail`]).
     fn offset(&self) -> u64 {
-        if self.last_id.is_some() { self.skip.saturating_sub(1) } else { self.skip }
+        self.skip.saturating_sub(self.tail)
     }
 
     /// The query of the next page.
@@ -132,23 +148,25 @@ impl<'c> NewestFirst<'c> {
         let ArrayPage { items, list_count, .. } = page;
         let fetched = items.len() as u64;
         let offset = self.offset();
+        // Rows at the start of the page that were read before.
+        let again = usize::try_from(self.skip - offset).unwrap_or(usize::MAX);
         let ids: Vec<Option<String>> = items.iter().map(|item| id_of(item, self.spec.id_field)).collect();
-        // The overlapping row must be the one read last (checked below, after the order).
-        let matched = self.last_id.is_some() && ids.first().is_some_and(|first| *first == self.last_id);
+        let dates: Vec<Option<DateTime<Utc>>> = items
+            .iter()
+            .map(|item| id_of(item, self.date_field).as_deref().and_then(crate::mapping::parse_date))
+            .collect();
+        // The rows read again must start with the last date read (in any order among them).
+        let matched = again > 0 && self.tail_date.is_some_and(|tail| dates.first() == Some(&tail));
         if fetched > 0 && ids == self.previous_ids {
             return Newest::OutOfOrder(format!(
                 "the page at skip={offset} repeated the page before: the server ignores `skip` with this sort"
             ));
         }
-        let shifted = self.last_id.is_some() && !matched;
-        // A row read before where the last one should be: rows moved down (an insert above).
+        let shifted = again > 0 && !matched;
+        // A row read before where the last date should start: rows moved down (an insert above).
         if shifted && ids.first().is_some_and(|id| id.as_ref().is_some_and(|id| self.seen.contains(id))) {
             return self.changed(offset);
         }
-        let dates: Vec<Option<DateTime<Utc>>> = items
-            .iter()
-            .map(|item| id_of(item, self.date_field).as_deref().and_then(crate::mapping::parse_date))
-            .collect();
         let mut previous = self.oldest;
         for (i, date) in dates.iter().enumerate() {
             if let Some(before) = previous
@@ -179,25 +197,43 @@ impl<'c> NewestFirst<'c> {
                 stored.to_rfc3339()
             ));
         }
-        // In order, but not starting with the row read last: rows moved up (a document read was
-        // deleted or re-dated older), and one would be skipped without a trace.
+        // In order, but not starting with the last date read: rows moved up (a document read
+        // was deleted or re-dated older), and one would be skipped without a trace.
         if shifted {
             return self.changed(offset);
         }
-        // The proof: a page whose first new row (after the overlapping one, which ties it to the
+        // Each date's rows counted as they pass: a date ends where an older one starts.
+        for (i, (id, date)) in ids.iter().zip(&dates).enumerate() {
+            let at = offset + i as u64;
+            match &mut self.group {
+                Some(group) if group.date == *date => group.add(id.as_deref(), at),
+                _ => {
+                    if let Some(why) = self.group.take().and_then(|g| g.incomplete(at, self.date_field)) {
+                        return Newest::Unsettled(why);
+                    }
+                    let mut group = Group { date: *date, start: at, ids: HashSet::new(), unnamed: HashSet::new() };
+                    group.add(id.as_deref(), at);
+                    self.group = Some(group);
+                }
+            }
+        }
+        // The proof: a page whose first new row (after those read again, which tie it to the
         // page before) is before the window. A page that merely reaches past its start proves
         // nothing against a server that sorts each page but not the pages. An undated document
         // proves nothing either: a server may sort them first.
-        let passed = dates.get(usize::from(matched)).is_some_and(|d| d.is_some_and(|d| d < self.from));
+        let passed = dates.get(again).is_some_and(|d| d.is_some_and(|d| d < self.from));
+        let new_rows = fetched.saturating_sub(self.skip - offset);
         let last_id = ids.last().cloned().flatten();
         let ids_kept = ids.clone();
-        let new_rows = fetched - u64::from(matched);
         let fresh: Vec<Box<RawValue>> = items
             .into_iter()
             .zip(ids)
-            .skip(usize::from(matched))
-            .filter(|(_, id)| id.as_ref().is_none_or(|id| self.seen.insert(id.clone())))
-            .map(|(item, _)| item)
+            .enumerate()
+            .filter(|(i, (_, id))| match id {
+                Some(id) => self.seen.insert(id.clone()),
+                None => *i >= again,
+            })
+            .map(|(_, (item, _))| item)
             .collect();
         if new_rows > 0 && fresh.is_empty() && !passed {
             return Newest::OutOfOrder(format!(
@@ -208,6 +244,11 @@ impl<'c> NewestFirst<'c> {
         if fetched > 0 {
             self.skip = offset + fetched;
             self.last_id = last_id;
+            let last = dates.last().copied();
+            let same = dates.iter().rev().take_while(|d| Some(**d) == last).count() as u64;
+            // A page all of one date cannot be read again whole; its rows are counted instead.
+            self.tail = if same < fetched { same } else { 1 };
+            self.tail_date = last;
         }
         self.previous_ids = ids_kept;
         // A short page ends the list only when the count shows it (a page cap is not an end): a
@@ -216,7 +257,52 @@ impl<'c> NewestFirst<'c> {
         let total = self.meaning == CountMeaning::Total;
         let ended = new_rows == 0
             || (fetched < PAGE_SIZE as u64 && list_count.is_some_and(|c| c <= fetched || (total && c <= self.skip)));
+        // The list's last date ends with the list.
+        if ended
+            && !passed
+            && let Some(why) = self.group.take().and_then(|g| g.incomplete(self.skip, self.date_field))
+        {
+            return Newest::Unsettled(why);
+        }
         Newest::Page { items: fresh, last: passed || ended }
+    }
+}
+
+/// The documents seen with one date, and the first row it filled.
+#[derive(Debug)]
+struct Group {
+    date: Option<DateTime<Utc>>,
+    start: u64,
+    ids: HashSet<String>,
+    /// Rows without an id, by place (each is a document of its own).
+    unnamed: HashSet<u64>,
+}
+
+impl Group {
+    fn add(&mut self, id: Option<&str>, at: u64) {
+        match id {
+            Some(id) => {
+                self.ids.insert(id.to_string());
+            }
+            None => {
+                self.unnamed.insert(at);
+            }
+        }
+    }
+
+    /// Why the rows from `start` to `end` were not all seen: fewer documents than rows (some
+    /// came twice and another never), or more (rows moved between two pages).
+    fn incomplete(&self, end: u64, field: &str) -> Option<String> {
+        let rows = end - self.start;
+        let seen = (self.ids.len() + self.unnamed.len()) as u64;
+        (seen != rows).then(|| {
+            format!(
+                "the documents dated {} by {field} fill {rows} rows but {seen} different ones were returned: \
+                 documents of equal dates came back in another order on each page, or the list changed, so \
+                 the walk cannot prove it read them all",
+                show(self.date)
+            )
+        })
     }
 }
 
@@ -335,7 +421,10 @@ mod tests {
         // Only the overlapping row: nothing new, the end.
         let mut w = walk(&client);
         let _ = w.advance(page(&as_refs(&full("a", 20)), None));
-        assert!(matches!(w.advance(page(&[("a99", Some("2026-04-20"))], None)), Newest::Page { last: true, .. }));
+        assert!(matches!(
+            w.advance(page(&[("a99", Some("2026-04-20T10:00:00+02:00"))], None)),
+            Newest::Page { last: true, .. }
+        ));
         // Nothing but repeats: the server ignores `skip`.
         let mut w = walk(&client);
         let same = [("a", Some("2026-04-05")), ("b", Some("2026-04-05"))];
@@ -352,15 +441,24 @@ mod tests {
         let docs = |from: usize, to: usize| -> Vec<(String, Option<String>)> {
             (from..to).map(|i| (format!("a{i}"), Some(format!("2026-04-{:02}", 28 - i / 5)))).collect()
         };
-        // Each page after the first starts one row back, with the row read last.
-        for (from, remaining) in [(0, 100), (29, 71), (58, 42)] {
-            let Newest::Page { last, .. } = w.advance(page(&as_refs(&docs(from, from + 30)), Some(remaining))) else {
+        // Each page after the first starts back at the first row of the last day read (five
+        // documents a day, so the day at a page's end is read again whole).
+        let mut froms = Vec::new();
+        loop {
+            let from = usize::try_from(w.offset()).unwrap();
+            froms.push(from);
+            let to = (from + 30).min(100);
+            let Newest::Page { last, .. } = w.advance(page(&as_refs(&docs(from, to)), Some((100 - from) as u64)))
+            else {
                 panic!("in order")
             };
-            assert!(!last, "{remaining} remain from skip={from}: not the end");
+            if last {
+                assert_eq!(to, 100, "the count is what the page holds");
+                break;
+            }
+            assert!(froms.len() < 10, "{froms:?}");
         }
-        let Newest::Page { last, .. } = w.advance(page(&as_refs(&docs(87, 100)), Some(13))) else { panic!("in order") };
-        assert!(last, "the count is what the page holds");
+        assert_eq!(froms, [0, 25, 50, 75], "the last day of each page read again");
     }
 
     #[test]
@@ -422,6 +520,82 @@ mod tests {
         let mut w = walk(&client);
         let _ = w.advance(page(&as_refs(&first), None));
         assert!(matches!(w.advance(page(&[], None)), Newest::Unsettled(_)));
+    }
+
+    /// `n` documents `{prefix}{i}`, one a minute back from `2026-04-20T10:00Z`.
+    fn minutes(prefix: &str, n: usize, from: usize) -> Vec<(String, Option<String>)> {
+        let start = chrono::DateTime::parse_from_rfc3339("2026-04-20T10:00:00Z").unwrap();
+        (from..from + n)
+            .map(|i| (format!("{prefix}{i}"), Some((start - chrono::Duration::minutes(i as i64)).to_rfc3339())))
+            .collect()
+    }
+
+    fn tied(ids: &[&str], date: &str) -> Vec<(String, Option<String>)> {
+        ids.iter().map(|id| ((*id).to_string(), Some(date.to_string()))).collect()
+    }
+
+    #[test]
+    fn the_last_date_of_a_page_is_read_again_whole_in_any_order() {
+        let client = client();
+        let mut w = walk(&client);
+        let noon = "2026-04-01T12:00:00Z";
+        // 97 documents, then 3 of 5 sharing a date: the next page starts at the first of them.
+        let mut first = minutes("a", 97, 0);
+        first.extend(tied(&["x", "y", "z"], noon));
+        let Newest::Page { items, last } = w.advance(page(&as_refs(&first), Some(300))) else { panic!("in order") };
+        assert_eq!((items.len(), last), (100, false));
+        assert_eq!(w.query().last(), Some(&("skip", "97".to_string())));
+        // The server orders the five otherwise this time: the two not seen are new, and
+        // nothing is missing (5 documents fill the 5 rows).
+        let mut second = tied(&["w", "z", "x", "v", "y"], noon);
+        second.extend(minutes("b", 95, 100).into_iter().map(|(id, _)| (id, Some("2026-03-30T00:00:00Z".into()))));
+        let Newest::Page { items, last } = w.advance(page(&as_refs(&second), Some(300))) else { panic!("complete") };
+        assert_eq!((items.len(), last), (97, false), "w, v and the 95 older ones");
+    }
+
+    #[test]
+    fn a_date_reordered_across_pages_that_hides_a_document_is_caught() {
+        let client = client();
+        // 150 documents of one date: a page cannot hold them all, so they are counted. The
+        // second page starts with g99 (the row read last) as expected, but shows g51 again
+        // where g149 should be: 149 documents in 150 rows.
+        let noon = "2026-04-01T12:00:00Z";
+        let names: Vec<String> = (0..150).map(|i| format!("g{i}")).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let mut w = walk(&client);
+        let _ = w.advance(page(&as_refs(&tied(&refs[..100], noon)), Some(300)));
+        assert_eq!(w.query().last(), Some(&("skip", "99".to_string())), "one row back");
+        let older = |n: usize| -> Vec<(String, Option<String>)> {
+            (0..n).map(|i| (format!("o{i}"), Some("2026-03-20T00:00:00Z".to_string()))).collect()
+        };
+        let mut hiding = tied(&["g99", "g51"], noon);
+        hiding.extend(tied(&refs[100..149], noon));
+        hiding.extend(older(49));
+        assert!(
+            matches!(w.advance(page(&as_refs(&hiding), Some(300))), Newest::Unsettled(why) if why.contains("149 different")),
+            "one row back matched, and a document would be missed without the count"
+        );
+        // In the same order as before: 150 documents in 150 rows, nothing is missing.
+        let mut w = walk(&client);
+        let _ = w.advance(page(&as_refs(&tied(&refs[..100], noon)), Some(300)));
+        let mut stable = tied(&refs[99..150], noon);
+        stable.extend(older(49));
+        assert!(matches!(w.advance(page(&as_refs(&stable), Some(300))), Newest::Page { last: false, .. }));
+    }
+
+    #[test]
+    fn a_list_ending_with_a_date_missing_a_document_is_caught() {
+        let client = client();
+        let noon = "2026-04-01T12:00:00Z";
+        let names: Vec<String> = (0..103).map(|i| format!("g{i}")).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let mut w = walk(&client);
+        let _ = w.advance(page(&as_refs(&tied(&refs[..100], noon)), Some(103)));
+        // The last 4 rows (99..102) repeat g3 where g102 should be: the list ends one short.
+        let end = tied(&["g99", "g100", "g3", "g101"], noon);
+        assert!(
+            matches!(w.advance(page(&as_refs(&end), Some(103))), Newest::Unsettled(why) if why.contains("102 different"))
+        );
     }
 
     #[test]

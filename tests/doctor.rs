@@ -265,3 +265,41 @@ async fn the_ingest_walks_as_the_doctor_found(db: TestDb) {
     assert!(stored == expected_events(&sim));
 }
 }
+
+both_backends! {
+/// Pages capped at 30: once doctor has found it, `audit status` counts what runs cost and the
+/// pages an unfinished walk read at 30 documents a page, not 100.
+async fn status_counts_pages_of_the_size_doctor_found(db: TestDb) {
+    let sim = start(Behaviour { page_cap: Some(30), ..Behaviour::DEFAULT }, false).await;
+    let store = db.store().await;
+    ingest(&store, &sim).await;
+    let status = |db: &TestDb| -> Value {
+        let (code, stdout, stderr) = run_cli(db, &sim, &["status", "--format", "json"], &[]);
+        assert_eq!(code, 0, "{stderr}");
+        serde_json::from_str::<Value>(&stdout).unwrap()["companies"][0].clone()
+    };
+    // A complete run: the locations, then n/page + 1 requests per stream.
+    let complete_at = |c: &Value, capped: &[&str]| -> i64 {
+        let streams = c["streams"].as_array().unwrap();
+        let page = |s: &Value| if capped.iter().any(|k| k.ends_with(s["stream"].as_str().unwrap())) { 30 } else { 100 };
+        1 + streams.iter().map(|s| s["documents"].as_i64().unwrap() / page(s) + 1).sum::<i64>()
+    };
+    let before = status(&db);
+    assert_eq!(before["cost"]["complete"].as_i64().unwrap(), complete_at(&before, &[]), "nothing known: 100 a page");
+    let (code, _, stderr) = doctor(&db, &sim, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let after = status(&db);
+    let capped: Vec<&str> = after["api"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["name"].as_str().unwrap().starts_with("page_size:") && c["value"] == "capped:30")
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    // The streams holding more than 30 documents (the others cannot show a cap).
+    assert_eq!(capped, ["page_size:purchase-orders", "page_size:sales-orders"]);
+    assert_eq!(after["cost"]["complete"].as_i64().unwrap(), complete_at(&after, &capped), "{:#}", after["streams"]);
+    assert!(complete_at(&after, &capped) > complete_at(&after, &[]) + 5);
+    sim.shutdown().await;
+}
+}

@@ -76,38 +76,51 @@ pub async fn run(global: &GlobalArgs, args: StatusArgs) -> anyhow::Result<ExitCo
 pub async fn company_status(store: &crate::store::Store, company_id: String) -> anyhow::Result<CompanyStatus> {
     let streams = store.streams_status(&company_id).await?;
     let lock = store.lock_holder(&company_id).await?.as_ref().map(LockHolder::to_string);
+    let api = store.capabilities(&company_id).await?;
     Ok(CompanyStatus {
-        cost: cost(&streams),
+        cost: cost(&streams, &api),
         lock,
         requests_last_hour: store.requests_last_hour(&company_id).await?,
         runs: store.recent_runs(&company_id, 5).await?,
-        api: store.capabilities(&company_id).await?,
+        api,
         streams,
         company_id,
     })
 }
 
-/// A walk of n documents costs n/100 + 1 requests; every run also reads the locations once. A
-/// window re-reads only the streams inFlow filters by date (sales, purchase and manufacturing
-/// orders), dated in the last 30 days, and walks the others in full.
-fn cost(streams: &[StreamStatus]) -> Cost {
-    let pages = |n: i64| n / PAGE_SIZE as i64 + 1;
+/// Documents a page of `stream` holds: 100, or the cap `audit doctor` found (`page_size:<stream>`
+/// recorded as `capped:N`).
+fn page_size(api: &[Capability], stream: &str) -> i64 {
+    let key = format!("page_size:{stream}");
+    api.iter()
+        .find(|c| c.name == key)
+        .and_then(|c| c.value.strip_prefix("capped:")?.trim().parse::<i64>().ok())
+        .filter(|n| (1..PAGE_SIZE as i64).contains(n))
+        .unwrap_or(PAGE_SIZE as i64)
+}
+
+/// A walk of n documents costs n/100 + 1 requests (n/N + 1 where pages are capped at N); every
+/// run also reads the locations once. A window re-reads only the streams inFlow filters by date
+/// (sales, purchase and manufacturing orders), dated in the last 30 days, and walks the others
+/// in full.
+fn cost(streams: &[StreamStatus], api: &[Capability]) -> Cost {
+    let pages = |s: &StreamStatus, n: i64| n / page_size(api, &s.stream) + 1;
     let dated = |s: &StreamStatus| DocType::from_stream(&s.stream).is_some_and(|t| t.date_filter().is_some());
     Cost {
-        complete: 1 + streams.iter().map(|s| pages(s.documents)).sum::<i64>(),
+        complete: 1 + streams.iter().map(|s| pages(s, s.documents)).sum::<i64>(),
         window_30_days: 1 + streams
             .iter()
-            .map(|s| pages(if dated(s) { s.documents_last_30_days } else { s.documents }))
+            .map(|s| pages(s, if dated(s) { s.documents_last_30_days } else { s.documents }))
             .sum::<i64>(),
     }
 }
 
 /// An unfinished walk as people count it: pages and documents read (an id in the keyset means
 /// nothing to them), or where it resumes when that is all that is known.
-fn unfinished_walk(s: &StreamStatus) -> String {
+fn unfinished_walk(s: &StreamStatus, page: i64) -> String {
     match (&s.walk_kind, s.walk_seen, &s.walk_position) {
         (Some(kind), Some(seen), _) => {
-            let pages = (seen + 99) / 100;
+            let pages = (seen + page - 1) / page;
             format!("{kind}, {pages} page{} ({seen} documents) read", if pages == 1 { "" } else { "s" })
         }
         (Some(kind), None, Some(pos)) => format!("{kind}, at the {}", Position::decode(pos)),
@@ -150,7 +163,7 @@ fn print_company(out: &mut impl Write, c: &CompanyStatus) -> anyhow::Result<()> 
         .streams
         .iter()
         .map(|s| {
-            let walk = unfinished_walk(s);
+            let walk = unfinished_walk(s, page_size(&c.api, &s.stream));
             vec![
                 s.stream.clone(),
                 s.documents.to_string(),
@@ -282,12 +295,13 @@ mod tests {
         let mut s = StreamStatus { walk_kind: Some("complete".into()), ..StreamStatus::default() };
         s.walk_position = Some("after:0b5d7a6e-0000-4000-8000-000000000001".into());
         s.walk_seen = Some(250);
-        assert_eq!(unfinished_walk(&s), "complete, 3 pages (250 documents) read");
+        assert_eq!(unfinished_walk(&s, 100), "complete, 3 pages (250 documents) read");
+        assert_eq!(unfinished_walk(&s, 30), "complete, 9 pages (250 documents) read", "pages capped at 30");
         s.walk_seen = Some(100);
-        assert_eq!(unfinished_walk(&s), "complete, 1 page (100 documents) read");
+        assert_eq!(unfinished_walk(&s, 100), "complete, 1 page (100 documents) read");
         s.walk_seen = None;
-        assert!(unfinished_walk(&s).starts_with("complete, at the "), "{}", unfinished_walk(&s));
-        assert_eq!(unfinished_walk(&StreamStatus::default()), "-");
+        assert!(unfinished_walk(&s, 100).starts_with("complete, at the "), "{}", unfinished_walk(&s, 100));
+        assert_eq!(unfinished_walk(&StreamStatus::default(), 100), "-");
     }
 
     fn stream(name: &str, documents: i64, recent: i64) -> StreamStatus {
@@ -304,9 +318,17 @@ mod tests {
             stream("stock-adjustments", 99, 99),
             stream("stock-transfers", 0, 0),
         ];
-        let c = cost(&streams);
+        let c = cost(&streams, &[]);
         assert_eq!(c.complete, 1 + 11 + 3 + 4 + 2 + 1 + 1);
         // Manufacturing orders are filtered by date like sales and purchase orders; counts are not.
         assert_eq!(c.window_30_days, 1 + 2 + 1 + 1 + 2 + 1 + 1);
+        // Where doctor found sales orders capped at 30 a page: 1000/30 + 1 and 150/30 + 1.
+        let capped = |value: &str| Capability::new("page_size:sales-orders", value, None);
+        let c = cost(&streams, &[capped("capped:30")]);
+        assert_eq!((c.complete, c.window_30_days), (1 + 34 + 3 + 4 + 2 + 1 + 1, 1 + 6 + 1 + 1 + 2 + 1 + 1));
+        // Nothing usable recorded: 100 a page.
+        for value in ["100", "unknown", "capped:0", "capped:x", "capped:500"] {
+            assert_eq!(cost(&streams, &[capped(value)]).complete, 1 + 11 + 3 + 4 + 2 + 1 + 1, "{value}");
+        }
     }
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use audit::mapping::EventType;
+use audit::store::Store;
 use audit::store::runs::RunStatus;
 use audit::sync::{Quiet, StopFlag};
 use common::*;
@@ -125,6 +126,77 @@ async fn a_rerun_over_unchanged_data_writes_no_events(db: TestDb) {
     let by_endpoint = requests_by_endpoint(&sim);
     assert!(!by_endpoint.contains_key("products"), "{by_endpoint:?}");
 }
+}
+
+both_backends! {
+/// A product, a customer and a vendor renamed in inFlow: runs within a day and window runs do
+/// not walk those lists again (names stay); the first complete run a day after their last walk
+/// does, and stores the new names.
+async fn renamed_products_customers_and_vendors_are_refreshed_a_day_later(db: TestDb) {
+    let sim = simulator(Scale::Small).await;
+    let store = db.store().await;
+    ingest(&store, &sim).await;
+    let company = sim.company_id();
+    let lists = [("products", "product_id"), ("customers", "customer_id"), ("vendors", "vendor_id")];
+    let mut renamed = Vec::new();
+    for (list, column) in lists {
+        let id: String = first_of(&store, &format!("SELECT min({column}) FROM {list} WHERE company_id = $1"), &company, None)
+            .await;
+        sim.rename(list, &id, &format!("Renamed {list} <b>&</b>")).unwrap();
+        renamed.push((format!("SELECT name FROM {list} WHERE company_id = $1 AND {column} = $2"), id));
+    }
+    let wanted: Vec<String> = lists.iter().map(|(list, _)| format!("Renamed {list} <b>&</b>")).collect();
+    let names = async |store: &Store| {
+        let mut out = Vec::new();
+        for (sql, id) in &renamed {
+            out.push(first_of(store, sql, &company, Some(id)).await);
+        }
+        out
+    };
+    let asked = |sim: &Simulator| {
+        let by = requests_by_endpoint(sim);
+        lists.iter().filter(|(list, _)| by.contains_key(*list)).count()
+    };
+
+    // Within a day: not walked again.
+    sim.clear_requests();
+    ingest(&store, &sim).await;
+    assert_eq!(asked(&sim), 0, "{:?}", requests_by_endpoint(&sim));
+    assert!(names(&store).await.iter().zip(&wanted).all(|(n, w)| n != w));
+
+    // A day later, a window run still leaves them.
+    let day_ago = chrono::Utc::now() - chrono::Duration::hours(25);
+    let backdate = "UPDATE sync_state SET last_complete_at = $1 WHERE stream IN ('products', 'customers', 'vendors')";
+    with_pool!(store, pool => {
+        sqlx::query(backdate).bind(day_ago).execute(pool).await.unwrap();
+    });
+    sim.clear_requests();
+    let (code, out, err) = run_cli(&db, &sim, &["ingest", "--window", "30d"], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(asked(&sim), 0, "{:?}", requests_by_endpoint(&sim));
+
+    // The next complete run walks the three lists and stores the new names, once.
+    sim.clear_requests();
+    ingest(&store, &sim).await;
+    assert_eq!(asked(&sim), 3, "{:?}", requests_by_endpoint(&sim));
+    assert_eq!(names(&store).await, wanted);
+    sim.clear_requests();
+    ingest(&store, &sim).await;
+    assert_eq!(asked(&sim), 0, "walked a day later, not every run: {:?}", requests_by_endpoint(&sim));
+}
+}
+
+/// The one text value `sql` selects, with `$1` (and `$2`, if given) bound.
+async fn first_of(store: &Store, sql: &str, one: &str, two: Option<&str>) -> String {
+    let sql = sqlx::AssertSqlSafe(sql.to_string());
+    let value: Option<String> = with_pool!(store, pool => {
+        let mut q = sqlx::query_scalar(sql).bind(one);
+        if let Some(two) = two {
+            q = q.bind(two);
+        }
+        q.fetch_one(pool).await.unwrap()
+    });
+    value.unwrap_or_else(|| panic!("nothing selected"))
 }
 
 both_backends! {

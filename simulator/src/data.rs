@@ -186,7 +186,7 @@ pub(crate) struct Party {
     pub email: String,
     pub phone: String,
     pub address: Address,
-    /// inFlow's `timestamp`; parties do not change after generation.
+    /// inFlow's `timestamp` (moves on when a test renames the party).
     pub ts: u64,
 }
 

@@ -527,6 +527,11 @@ impl Simulator {
         lock(&self.shared.delete_after_lists).push((endpoint.to_string(), lists, doc_id.to_string()));
     }
 
+    /// Renames a product, customer or vendor (`endpoint`: `products`, `customers`, `vendors`).
+    pub fn rename(&self, endpoint: &str, id: &str, name: &str) -> Result<(), SimError> {
+        self.shared.write().rename(endpoint, id, name)
+    }
+
     /// Sets `orderDate` / `date` / `transferDate`.
     pub fn set_document_date(&self, endpoint: &str, doc_id: &str, date: DateTime<FixedOffset>) -> Result<(), SimError> {
         self.shared.write().set_document_date(endpoint, doc_id, date)

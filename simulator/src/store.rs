@@ -575,6 +575,29 @@ impl State {
         }
     }
 
+    /// Renames a product, customer or vendor (`endpoint` is its list), as a user editing it in
+    /// inFlow would: its `timestamp` moves on.
+    pub fn rename(&mut self, endpoint: &str, id: &str, name: &str) -> Result<(), SimError> {
+        let unknown = || SimError::UnknownDocument(endpoint.to_string(), id.to_string());
+        let uuid = Uuid::parse_str(id).map_err(|_| unknown())?;
+        let ts = self.next_ts();
+        let renamed = match endpoint {
+            "products" => self.cat.products.iter_mut().find(|p| p.id == uuid).map(|p| {
+                p.name = name.to_string();
+                p.ts = ts;
+            }),
+            "customers" | "vendors" => {
+                let parties = if endpoint == "customers" { &mut self.cat.customers } else { &mut self.cat.vendors };
+                parties.iter_mut().find(|p| p.id == uuid).map(|p| {
+                    p.name = name.to_string();
+                    p.ts = ts;
+                })
+            }
+            _ => return Err(SimError::Unsupported(format!("renaming in {endpoint}"))),
+        };
+        renamed.ok_or_else(unknown)
+    }
+
     pub fn set_document_date(
         &mut self,
         endpoint: &str,

@@ -241,13 +241,17 @@ impl Run<'_> {
         Ok((summaries, stop))
     }
 
-    /// Products, customers and vendors are fetched once, at the end, when documents named ones
-    /// we do not know (this run or an earlier one that stopped before it could): a run that
-    /// found nothing new costs no request for them.
+    /// Products, customers and vendors are fetched at the end, when documents named ones we do
+    /// not know (this run or an earlier one that stopped before it could), and by a complete
+    /// run once their last walk is a day old, so that a renamed one shows its new name: other
+    /// runs cost no request for them.
     async fn owed_references(&mut self) -> Result<Option<StopReason>, SyncError> {
         for list in [None, Some(Parties::Customers), Some(Parties::Vendors)] {
             let stream = list.map_or("products", Parties::table);
-            if self.store.sync_state(&self.options.company_id, stream).await?.walk_id.is_none() {
+            let state = self.store.sync_state(&self.options.company_id, stream).await?;
+            let stale = self.options.window.is_none()
+                && state.last_complete_at.is_some_and(|at| Utc::now() - at > REFRESH_REFERENCES_AFTER);
+            if state.walk_id.is_none() && !stale {
                 continue;
             }
             let result = match list {
@@ -916,6 +920,10 @@ impl Run<'_> {
         Ok(())
     }
 }
+
+/// How old the last walk of products, customers or vendors may be before a complete run walks
+/// the list again (names change; a window run leaves them).
+const REFRESH_REFERENCES_AFTER: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 
 /// Whether the run's page count passed one of 2, 8, 32, 128, ... from `before` to `after`
 /// (pages are written in groups): each time the tables may have grown fourfold.

@@ -36,6 +36,12 @@ pub fn table(header: &[&str]) -> comfy_table::Table {
     table
 }
 
+/// A table as printed: each line without the padding after its last column (no trailing
+/// spaces for a diff, a `grep` or a terminal copy to carry).
+pub fn render(table: &comfy_table::Table) -> String {
+    table.lines().map(|line| line.trim_end().to_string()).collect::<Vec<_>>().join("\n")
+}
+
 /// A table without a header.
 pub fn bare_table() -> comfy_table::Table {
     let mut table = comfy_table::Table::new();
@@ -78,7 +84,7 @@ fn wrap_to(text: &str, width: usize) -> String {
     let mut out = String::new();
     let mut line = 0;
     for (i, word) in text.split(' ').enumerate() {
-        let n = word.chars().count();
+        let n = display_width(word);
         if i > 0 {
             // Spaces that indent a line are kept; a break replaces the space before a word.
             if line > 0 && n > 0 && line + 1 + n > width {
@@ -93,6 +99,12 @@ fn wrap_to(text: &str, width: usize) -> String {
         line += n;
     }
     out
+}
+
+/// Columns `text` takes on a terminal: two for a wide character (CJK, most emoji), none for a
+/// combining one, as comfy-table measures its cells.
+pub fn display_width(text: &str) -> usize {
+    unicode_width::UnicodeWidthStr::width(text)
 }
 
 /// `COLUMNS`, when set to a usable width.
@@ -133,8 +145,8 @@ fn column_groups(header: &[&str], rows: &[Vec<String>], width: usize) -> Vec<Vec
     let narrow = width < 120;
     let shown = |c: usize| {
         let head = if narrow { stack_words(header[c]) } else { header[c].to_string() };
-        let head = head.lines().map(|l| l.chars().count()).max().unwrap_or(0);
-        let cells = rows.iter().filter_map(|r| r.get(c)).map(|v| v.chars().count()).max().unwrap_or(0);
+        let head = head.lines().map(display_width).max().unwrap_or(0);
+        let cells = rows.iter().filter_map(|r| r.get(c)).map(|v| display_width(v)).max().unwrap_or(0);
         let cell = if cells > SHORT_CELL { 8 } else { cells };
         head.max(cell) + 2
     };
@@ -164,11 +176,11 @@ pub fn fits(header: &[&str], rows: &[Vec<String>]) -> bool {
 /// shows it; values shown terminal-safe and wrapped at spaces to the terminal's width.
 pub fn vertical_record(n: u64, header: &[&str], row: &[String]) -> String {
     use std::fmt::Write as _;
-    let label = header.iter().map(|h| printable(h).chars().count()).max().unwrap_or(0);
+    let label = header.iter().map(|h| display_width(&printable(h))).max().unwrap_or(0);
     let total = width().map_or(usize::MAX, usize::from);
     let mut out = format!("-[ RECORD {n} ]");
-    let rule = total.min(label + 3 + row.iter().map(|v| v.chars().count()).max().unwrap_or(0).max(10));
-    let dashes = rule.saturating_sub(out.chars().count());
+    let rule = total.min(label + 3 + row.iter().map(|v| display_width(v)).max().unwrap_or(0).max(10));
+    let dashes = rule.saturating_sub(display_width(&out));
     out.push_str(&"-".repeat(dashes));
     out.push('\n');
     let room = total.saturating_sub(label + 3).max(20);
@@ -177,7 +189,8 @@ pub fn vertical_record(n: u64, header: &[&str], row: &[String]) -> String {
         let wrapped = if total == usize::MAX { value.into_owned() } else { wrap_to(&value, room) };
         let mut lines = wrapped.split('\n');
         let name = printable(name);
-        let _ = writeln!(out, "{name:<label$} | {}", lines.next().unwrap_or_default());
+        let pad = " ".repeat(label.saturating_sub(display_width(&name)));
+        let _ = writeln!(out, "{name}{pad} | {}", lines.next().unwrap_or_default());
         for more in lines {
             let _ = writeln!(out, "{:label$} | {more}", "");
         }
@@ -211,7 +224,7 @@ pub fn add_row(table: &mut comfy_table::Table, cells: Vec<String>) {
             Cow::Owned(shown) => shown,
         })
         .collect();
-    let widths: Vec<usize> = cells.iter().map(|c| c.lines().map(|l| l.chars().count()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = cells.iter().map(|c| c.lines().map(display_width).max().unwrap_or(0)).collect();
     table.add_row(cells);
     for (i, width) in widths.into_iter().enumerate() {
         let Some(column) = table.column_mut(i) else { continue };
@@ -576,12 +589,42 @@ mod tests {
     }
 
     #[test]
+    fn wide_characters_count_as_the_two_columns_they_take() {
+        // Serials and places typed in Japanese: two terminal columns a character.
+        assert_eq!((display_width("シリアル"), "シリアル".chars().count()), (8, 4));
+        let text = "倉庫 東京 第一倉庫 出荷 待ち 返品 受付 済み 検品 中 棚番 A-12";
+        let wrapped = wrap_to(text, 12);
+        assert!(wrapped.lines().all(|l| display_width(l) <= 12), "{wrapped}");
+        assert_eq!(wrapped.replace('\n', " "), text);
+        // A record's separators line up on screen whatever the column names' script.
+        let shown = vertical_record(1, &["serial", "場所"], &["SN-1".into(), "東京".into()]);
+        let bars: Vec<usize> = shown.lines().skip(1).map(|l| display_width(&l[..l.find('|').unwrap()])).collect();
+        assert_eq!(bars, [7, 7], "{shown}");
+        // A column of wide serials is measured as it shows: over 20 columns, it may wrap.
+        let mut t = bare_table();
+        add_row(&mut t, vec!["製品シリアル番号一二三四五".into()]);
+        assert!(matches!(t.column(0).unwrap().constraint(), Some(comfy_table::ColumnConstraint::LowerBoundary(_))));
+    }
+
+    #[test]
     fn long_stderr_lines_break_between_words_not_inside_an_id() {
         let guid = "771a173f-a54a-45a8-b0c0-b0d615aa9671";
         let line = format!("WARN sales order SO-000123 ({guid}) names an unknown location {guid}; its events are kept");
         let fitted = wrap_to(&line, 80);
         assert!(fitted.lines().all(|l| l.chars().count() <= 80), "{fitted}");
         assert_eq!(fitted.matches(guid).count(), 2, "each id whole: {fitted}");
+    }
+
+    #[test]
+    fn a_rendered_table_has_no_trailing_spaces() {
+        let mut t = table(&["serial", "where"]);
+        add_row(&mut t, vec!["SN-1".into(), "Main warehouse".into()]);
+        add_row(&mut t, vec!["SN-000002".into(), "-".into()]);
+        assert!(t.to_string().lines().any(|l| l.ends_with(' ')), "comfy-table pads the last column");
+        let shown = render(&t);
+        assert!(shown.lines().all(|l| !l.ends_with(' ')), "{shown:?}");
+        assert_eq!(shown.lines().count(), 3);
+        assert!(shown.lines().nth(2).unwrap().ends_with("SN-000002  -"), "{shown:?}");
     }
 
     #[test]

@@ -135,6 +135,6 @@ fn print_table(mut out: impl Write, rows: &[AnomalyRow]) -> anyhow::Result<()> {
     for row in cells {
         output::add_row(&mut table, row);
     }
-    writeln!(out, "{table}")?;
+    writeln!(out, "{}", crate::output::render(&table))?;
     Ok(())
 }

@@ -208,7 +208,7 @@ pub(crate) fn print_summary(
         if i > 0 {
             writeln!(out)?;
         }
-        writeln!(out, "{table}")?;
+        writeln!(out, "{}", crate::output::render(&table))?;
     }
     if c.work.warnings > 0 {
         writeln!(out, "Warnings are listed in run_warnings: SELECT * FROM run_warnings WHERE run_id = {};", s.run_id)?;

@@ -66,7 +66,7 @@ fn print_table(mut out: impl Write, report: &Report) -> anyhow::Result<()> {
     for c in &report.checks {
         table.add_row(vec![c.label.clone(), c.verdict.label().to_string(), c.result.clone(), c.ingest.clone()]);
     }
-    writeln!(out, "{table}")?;
+    writeln!(out, "{}", crate::output::render(&table))?;
     let verdict = match report.exit_code() {
         0 => "Everything the ingest relies on works.",
         1 => "Something the ingest relies on is MISSING (see the rows above).",

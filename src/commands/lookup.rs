@@ -194,6 +194,6 @@ fn print_table(mut out: impl Write, rows: &[LookupRow], snapshot: bool) -> anyho
             vec![r.serial.clone(), product, stock, r.history_status.clone().unwrap_or_else(|| "-".into()), last],
         );
     }
-    writeln!(out, "{table}")?;
+    writeln!(out, "{}", crate::output::render(&table))?;
     Ok(())
 }

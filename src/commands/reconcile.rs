@@ -195,6 +195,6 @@ fn print_table(
             vec![d.kind.as_str().to_string(), d.serial.clone(), product, places(d, locations), history],
         );
     }
-    writeln!(out, "{table}")?;
+    writeln!(out, "{}", crate::output::render(&table))?;
     Ok(())
 }

@@ -185,7 +185,7 @@ fn print_list() -> anyhow::Result<()> {
         let params: Vec<String> = q.params.iter().map(|p| format!("{p}=...")).collect();
         output::add_row(&mut table, vec![q.name, params.join(" "), q.description]);
     }
-    writeln!(out, "{table}")?;
+    writeln!(out, "{}", crate::output::render(&table))?;
     writeln!(out, "Run one with: audit sql --query NAME --param NAME=VALUE")?;
     out.flush()?;
     Ok(())
@@ -350,7 +350,7 @@ impl<W: Write> TableSink<W> {
         for row in self.block.drain(..) {
             output::add_row(&mut table, row);
         }
-        writeln!(self.out, "{table}")
+        writeln!(self.out, "{}", crate::output::render(&table))
     }
 }
 

@@ -281,7 +281,7 @@ fn print_tables(out: &mut impl Write, header: &[&str], rows: &[Vec<String>]) -> 
         if i > 0 {
             writeln!(out)?;
         }
-        writeln!(out, "{table}")?;
+        writeln!(out, "{}", crate::output::render(&table))?;
     }
     Ok(())
 }

@@ -254,7 +254,7 @@ fn print_tables<W: Write>(mut out: W, histories: &[History], all: bool, when: Op
             }
             crate::output::add_row(&mut table, row);
         }
-        writeln!(out, "{table}")?;
+        writeln!(out, "{}", crate::output::render(&table))?;
     }
     Ok(())
 }

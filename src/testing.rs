@@ -9,8 +9,9 @@
 //! group of a walk may be shorter) instead of what is ready, so that a test can kill it inside a
 //! group.
 //!
-//! `AUDIT_SERVE_HEADER_TIMEOUT_MS=<ms>` shortens how long `audit serve` waits for a request's
-//! headers (10 s), so that a test of a client that never finishes one takes a second.
+//! `AUDIT_SERVE_LIMITS=headers=<ms>,writes=<ms>,grace=<ms>` (any of them) shortens how long
+//! `audit serve` waits for a request's headers (10 s), for a client to read its answer (30 s)
+//! and for the pages being sent at a stop (10 s), so that the tests of those take a second.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,9 +41,10 @@ pub fn forced_group_pages() -> Option<usize> {
     *FORCED.get_or_init(|| std::env::var("AUDIT_GROUP_PAGES").ok()?.parse().ok().filter(|n| *n > 0))
 }
 
-/// How long `audit serve` waits for a request's headers, when `AUDIT_SERVE_HEADER_TIMEOUT_MS`
-/// is set (the tests use a short one).
-pub fn serve_header_timeout() -> Option<std::time::Duration> {
-    let ms: u64 = std::env::var("AUDIT_SERVE_HEADER_TIMEOUT_MS").ok()?.parse().ok()?;
+/// One of `audit serve`'s time limits (`headers`, `writes`, `grace`) when `AUDIT_SERVE_LIMITS`
+/// sets it (see the module docs).
+pub fn serve_limit(name: &str) -> Option<std::time::Duration> {
+    let limits = std::env::var("AUDIT_SERVE_LIMITS").ok()?;
+    let ms = limits.split(',').find_map(|kv| kv.trim().strip_prefix(name)?.strip_prefix('='))?.parse().ok()?;
     Some(std::time::Duration::from_millis(ms)).filter(|d| !d.is_zero())
 }

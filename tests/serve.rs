@@ -611,7 +611,7 @@ async fn an_empty_token_is_refused_not_taken_for_none() {
 async fn a_client_that_never_finishes_its_request_is_disconnected() {
     let db = TestDb::sqlite().await;
     db.store().await.close().await;
-    let server = Server::start_with(&db.url_string(), &[], &[("AUDIT_SERVE_HEADER_TIMEOUT_MS", "500")]);
+    let server = Server::start_with(&db.url_string(), &[], &[("AUDIT_SERVE_LIMITS", "headers=500")]);
     let mut stalled = half_a_request(&server);
     stalled.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     // Meanwhile the view answers others.
@@ -628,7 +628,7 @@ async fn a_client_that_never_finishes_its_request_is_disconnected() {
 async fn ctrl_c_stops_serve_while_a_client_holds_half_a_request() {
     let db = TestDb::sqlite().await;
     db.store().await.close().await;
-    let mut server = Server::start_with(&db.url_string(), &[], &[("AUDIT_SERVE_HEADER_TIMEOUT_MS", "1000")]);
+    let mut server = Server::start_with(&db.url_string(), &[], &[("AUDIT_SERVE_LIMITS", "headers=1000")]);
     let _stalled = half_a_request(&server);
     // A keep-alive connection that finished its request, idle too.
     let client = http();
@@ -666,24 +666,33 @@ async fn a_page_not_ready_within_the_time_limit_is_answered_503_and_its_query_ca
             })
         })
         .collect();
+    // Each page is answered 503 at its deadline: the first 8 got a turn at once; the ninth
+    // waited for one, and found none (the 8 keep theirs until their statements end).
     let mut waited = Vec::new();
+    let mut busy = 0;
     for page in pages {
         let (status, retry, body) = page.await.unwrap();
         assert_eq!(status, 503, "{body}");
         assert!(retry, "503 without Retry-After");
+        if body.contains("The view is busy: 8 pages") {
+            busy += 1;
+            continue;
+        }
         assert!(body.contains("not ready within 2 s"), "{body}");
         let secs = body.split("not ready within 2 s (").nth(1).and_then(|t| t.split(' ').next()).unwrap();
         waited.push(secs.parse::<f64>().unwrap());
     }
-    assert!(started.elapsed() < Duration::from_secs(6), "answered after {:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(5), "answered after {:?}", started.elapsed());
     waited.sort_by(f64::total_cmp);
-    assert!(waited[7] < 0.5 && waited[8] >= 1.0, "8 pages at once, the ninth waits for a turn: {waited:?}");
+    assert!(waited.len() >= 8 && waited[7] < 0.5, "8 pages at once: {waited:?}");
+    assert!(busy == 1 || waited.get(8).is_some_and(|w| *w >= 1.0), "the ninth waits for a turn: {waited:?}");
 
-    // Within a second of the 503s, the server cancelled every statement that waited.
+    // The server cancels every statement that waited (statement_timeout), the 4 holding the
+    // pool's connections first, then the 4 that waited for one.
     let waiting = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
                    AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()";
     let mut left = i64::MAX;
-    for _ in 0..40 {
+    for _ in 0..100 {
         left = sqlx::query_scalar(waiting).fetch_one(store.postgres_pool().unwrap()).await.unwrap();
         if left == 0 {
             break;
@@ -693,4 +702,67 @@ async fn a_page_not_ready_within_the_time_limit_is_answered_503_and_its_query_ca
     assert_eq!(left, 0, "statements still waiting for the lock after the pages were answered");
     holder.execute("ROLLBACK").await.unwrap();
     assert_eq!(get(&server, "/serial", &[("serial", &serial)]).await.0, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_its_answers_is_cut_off() {
+    let db = TestDb::sqlite().await;
+    db.store().await.close().await;
+    let server = Server::start_with(&db.url_string(), &[], &[("AUDIT_SERVE_LIMITS", "writes=1000,headers=60000")]);
+    // 3,000 requests in one go (about 9 MB of answers, more than the sockets' buffers hold),
+    // and not a byte read.
+    let mut reader = TcpStream::connect(server.addr()).expect("connect");
+    let one = b"GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    reader.write_all(&one.repeat(3000)).expect("send the requests");
+    std::thread::sleep(Duration::from_secs(4));
+    // Reading now gets what was sent before the server gave up, then the end: not every answer,
+    // and no wait for the rest.
+    reader.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let started = Instant::now();
+    let mut buf = vec![0; 1 << 16];
+    let (mut answers, mut ended) = (0, false);
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => {
+                ended = true;
+                break;
+            }
+            Ok(n) => answers += buf[..n].windows(15).filter(|w| w == b"HTTP/1.1 200 OK").count(),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                ended = true;
+                break;
+            }
+            Err(e) => {
+                panic!("the connection is still open after {:?} ({e}); {answers} answers read", started.elapsed())
+            }
+        }
+    }
+    assert!(ended && answers < 3000, "{answers} answers");
+    // And the view still answers others.
+    assert_eq!(get(&server, "/status", &[]).await.0, 200);
+}
+
+/// Ctrl-C while a page waits (Postgres, a table locked by another session): the stop waits
+/// for the page for the grace period only, then exits, over TLS too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_serve_within_the_grace_while_a_page_waits() {
+    use sqlx::{Connection, Executor};
+    let Some(db) = TestDb::postgres().await else { return };
+    let (sim, _store) = company(&db).await;
+    let serial = sim.scenario().build_chain.unit.serial.clone();
+    let mut server = Server::start_with(&db.url_string(), &[], &[("AUDIT_SERVE_LIMITS", "grace=1000")]);
+    let mut holder = sqlx::PgConnection::connect(db.url.expose()).await.unwrap();
+    holder.execute("BEGIN; LOCK TABLE serial_events IN ACCESS EXCLUSIVE MODE").await.unwrap();
+    let base = server.base.clone();
+    let waiting =
+        tokio::spawn(async move { http().get(format!("{base}/serial")).query(&[("serial", &serial)]).send().await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = Instant::now();
+    let status = server.interrupt(Duration::from_secs(8));
+    let took = started.elapsed();
+    holder.execute("ROLLBACK").await.unwrap();
+    let status = status.unwrap_or_else(|| panic!("audit serve still running {took:?} after Ctrl-C"));
+    assert!(status.success(), "{status}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert!(waiting.await.unwrap().is_err(), "the page waiting was not answered, its connection closed");
 }

@@ -185,14 +185,8 @@ fn init_tracing(global: &GlobalArgs) {
             // Dependencies stay at warn below -vvv: their debug output is noise to users.
             let deps = if global.verbose >= 3 { level } else { LevelFilter::WARN.min(level) };
             // sqlx's slow-statement notes (at info) follow -v like audit's own.
-            // A page `audit serve` gave up on leaves its connection mid-statement, which sqlx's
-            // pool then closes with a warning nobody can act on (serve logs its own line).
-            let pool = if global.verbose >= 3 { level } else { LevelFilter::ERROR.min(level) };
-            let filter = Targets::new()
-                .with_default(deps)
-                .with_target("audit", level)
-                .with_target("sqlx::query", level)
-                .with_target("sqlx_core::pool::connection", pool);
+            let filter =
+                Targets::new().with_default(deps).with_target("audit", level).with_target("sqlx::query", level);
             tracing_subscriber::registry().with(fmt.with_filter(filter)).try_init()
         }
     };

@@ -20,9 +20,7 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<ExitCod
     let url = super::database_url(global)?;
     super::require_existing(&url)?;
     let limits = Limits::new(Duration::from_secs(args.time_limit));
-    // A second more than a page may take: the page is answered 503 first (not a failed read),
-    // and the server then cancels its statement.
-    let (store, guard) = Store::connect_read_only_within(&url, limits.page_time + Duration::from_secs(1)).await?;
+    let (store, guard) = Store::connect_read_only_within(&url, limits.page_time).await?;
     super::check_company(&store, args.company_id.as_deref()).await?;
     let listener = tokio::net::TcpListener::bind((args.bind, args.port)).await.with_context(|| {
         format!("cannot listen on {}:{}; is another program using that port? try --port", args.bind, args.port)
@@ -38,9 +36,11 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<ExitCod
         if token.is_some() { "every request needs the token" } else { "no token" }
     ));
     if server::serve(listener, app, &limits, shutdown()).await == Stopped::Closing {
-        output::note(&format!("stopped; connections still open after {} s were closed", limits.grace.as_secs()));
+        output::note(&format!("stopped; connections still open after {:?} were closed", limits.grace));
     }
-    store.close().await;
+    // Pages given up on may still hold connections (until their statements time out): not
+    // waited for at exit.
+    let _ = tokio::time::timeout(Duration::from_secs(2), store.close()).await;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -61,7 +61,8 @@ impl Store {
     }
 
     /// [`Store::connect_read_only`], with every Postgres statement cancelled by the server after
-    /// `limit` (`statement_timeout`): what `audit serve` gives up on is not left running.
+    /// `limit` (`statement_timeout`), so that what `audit serve` gives up on ends by itself, and
+    /// a wait for a connection as long (the page is answered 503 by then, not 500).
     pub async fn connect_read_only_within(
         url: &DatabaseUrl,
         limit: Duration,
@@ -109,7 +110,7 @@ impl Store {
                 )?;
                 let pool = PgPoolOptions::new()
                     .max_connections(READ_CONNECTIONS)
-                    .acquire_timeout(super::PG_ACQUIRE_TIMEOUT)
+                    .acquire_timeout(limit.map_or(super::PG_ACQUIRE_TIMEOUT, |l| l.max(super::PG_ACQUIRE_TIMEOUT)))
                     .after_connect(move |conn, _| {
                         Box::pin(async move {
                             super::nodelay::set_nodelay_on_open_sockets();

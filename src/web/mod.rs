@@ -257,8 +257,13 @@ impl IntoResponse for PageError {
             ),
             PageError::Failed { what, .. } => {
                 // The details go to the operator's terminal, escaped to one line; the page says
-                // what failed and what to do, not what the database driver said.
-                tracing::error!("{}", self.log_line());
+                // what failed and what to do, not what the database driver said. A page whose
+                // client was already answered 503 was logged then.
+                if server::given_up() {
+                    tracing::debug!("{} (after its 503)", self.log_line());
+                } else {
+                    tracing::error!("{}", self.log_line());
+                }
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "Error".to_string(),

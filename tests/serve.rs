@@ -720,24 +720,18 @@ async fn a_client_that_stops_reading_its_answers_is_cut_off() {
     reader.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let started = Instant::now();
     let mut buf = vec![0; 1 << 16];
-    let (mut answers, mut ended) = (0, false);
+    let mut answers = 0;
     loop {
         match reader.read(&mut buf) {
-            Ok(0) => {
-                ended = true;
-                break;
-            }
+            Ok(0) => break,
             Ok(n) => answers += buf[..n].windows(15).filter(|w| w == b"HTTP/1.1 200 OK").count(),
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
-                ended = true;
-                break;
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
             Err(e) => {
                 panic!("the connection is still open after {:?} ({e}); {answers} answers read", started.elapsed())
             }
         }
     }
-    assert!(ended && answers < 3000, "{answers} answers");
+    assert!(answers < 3000, "{answers} answers: the server waited for the client to read them all");
     // And the view still answers others.
     assert_eq!(get(&server, "/status", &[]).await.0, 200);
 }

@@ -437,7 +437,13 @@ async fn more_equal_dates_than_a_page_in_another_order_fall_back_to_the_full_wal
     sim.set_behaviour(Behaviour { date_sort: DateSort::ShuffledTies, ..Behaviour::DEFAULT });
     sim.clear_requests();
     let stderr = window_run(&db, &sim);
-    assert!(stderr.contains("cannot prove it read them all") && stderr.contains("walks the stream in full"), "{stderr}");
+    // Found at the second page (another document of that date where the row read last should
+    // be) or at the date's end (fewer documents than rows), whichever the order shows first.
+    assert!(
+        (stderr.contains("cannot be shown all read") || stderr.contains("cannot prove it read them all"))
+            && stderr.contains("walks the stream in full"),
+        "{stderr}"
+    );
     let warned = "SELECT count(*) FROM run_warnings WHERE kind = 'newest_first_interrupted'";
     assert_eq!(count(&store, warned).await, 1);
     assert_ne!(capability(&store, &sim, endpoint).await.as_deref(), Some("ignored"), "not recorded as ignored");

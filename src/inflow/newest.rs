@@ -13,7 +13,8 @@
 //! ties of a sort that is not unique as it likes). So the next page starts with all the rows
 //! of the last date of the page before, read again whole; and a date's documents are counted:
 //! however they were shuffled, the rows a date fills must be as many as the documents seen with
-//! it, or one was never returned and the walk gives way to the full walk.
+//! it, or one was never returned and the walk gives way to the full walk. A list whose count
+//! changes between two pages gives way too: a deletion could balance a document never returned.
 
 use std::collections::HashSet;
 
@@ -65,6 +66,11 @@ pub struct NewestFirst<'c> {
     tail: u64,
     /// The date of the last row read.
     tail_date: Option<Option<DateTime<Utc>>>,
+    /// Whether the rows read again hold all of that date. When a whole page had it, only the
+    /// row read last is read again, and it must come first again, as in a list of unique dates.
+    tail_whole: bool,
+    /// How many documents the list held by the count of the page before (when it says).
+    size: Option<u64>,
     /// The documents of the date being read, and where its rows start.
     group: Option<Group>,
     /// The ids of the page before: the same page again means the server ignores `skip`.
@@ -95,6 +101,8 @@ impl<'c> NewestFirst<'c> {
             last_id: None,
             tail: 0,
             tail_date: None,
+            tail_whole: false,
+            size: None,
             group: None,
             previous_ids: Vec::new(),
             oldest: None,
@@ -155,14 +163,47 @@ impl<'c> NewestFirst<'c> {
             .iter()
             .map(|item| id_of(item, self.date_field).as_deref().and_then(crate::mapping::parse_date))
             .collect();
-        // The rows read again must start with the last date read (in any order among them).
-        let matched = again > 0 && self.tail_date.is_some_and(|tail| dates.first() == Some(&tail));
+        // The rows read again must start with the last date read (in any order among them),
+        // or with the row read last where they are that row alone.
+        let matched = again > 0
+            && if self.tail_whole {
+                self.tail_date.is_some_and(|tail| dates.first() == Some(&tail))
+            } else {
+                ids.first().is_some_and(|first| *first == self.last_id)
+            };
+        // A list that grew or shrank between two pages moved its rows: an insert above can make
+        // a page look repeated, and a deletion can hide a document among equal dates.
+        let size = match self.meaning {
+            CountMeaning::Total => list_count,
+            CountMeaning::Remaining => list_count.map(|c| offset + c),
+            CountMeaning::Unknown => None,
+        };
+        if let (Some(before), Some(now)) = (self.size, size)
+            && before != now
+        {
+            return Newest::Unsettled(format!(
+                "the list changed during the walk: it held {before} documents, and {now} at skip={offset} \
+                 (a document was added, deleted or re-dated)"
+            ));
+        }
+        self.size = size.or(self.size);
         if fetched > 0 && ids == self.previous_ids {
             return Newest::OutOfOrder(format!(
                 "the page at skip={offset} repeated the page before: the server ignores `skip` with this sort"
             ));
         }
         let shifted = again > 0 && !matched;
+        // After a page all of one date, another document of it where the row read last should
+        // be: equal dates in another order, more of them than a page can read again.
+        if shifted && !self.tail_whole && self.tail_date.is_some_and(|tail| dates.first() == Some(&tail)) {
+            return Newest::Unsettled(format!(
+                "the page at skip={offset} by {} does not start with document {}, the last one read, but with \
+                 another of its date: documents of equal dates came back in another order, and more of them \
+                 than a page holds cannot be shown all read (or the list changed)",
+                self.date_field,
+                self.last_id.as_deref().unwrap_or_default()
+            ));
+        }
         // A row read before where the last date should start: rows moved down (an insert above).
         if shifted && ids.first().is_some_and(|id| id.as_ref().is_some_and(|id| self.seen.contains(id))) {
             return self.changed(offset);
@@ -235,7 +276,10 @@ impl<'c> NewestFirst<'c> {
             })
             .map(|(_, (item, _))| item)
             .collect();
-        if new_rows > 0 && fresh.is_empty() && !passed {
+        // New rows all of the date being counted may be its documents again in another order:
+        // the count decides (at the date's end), not this check.
+        let counted = self.tail_date.is_some_and(|tail| dates.iter().skip(again).all(|d| *d == tail));
+        if new_rows > 0 && fresh.is_empty() && !passed && !counted {
             return Newest::OutOfOrder(format!(
                 "the page at skip={offset} repeated documents already returned: the server ignores `skip` with this sort"
             ));
@@ -247,7 +291,8 @@ impl<'c> NewestFirst<'c> {
             let last = dates.last().copied();
             let same = dates.iter().rev().take_while(|d| Some(**d) == last).count() as u64;
             // A page all of one date cannot be read again whole; its rows are counted instead.
-            self.tail = if same < fetched { same } else { 1 };
+            self.tail_whole = same < fetched;
+            self.tail = if self.tail_whole { same } else { 1 };
             self.tail_date = last;
         }
         self.previous_ids = ids_kept;
@@ -412,7 +457,7 @@ mod tests {
     fn a_short_page_ends_only_when_the_count_proves_it_and_repeats_are_dropped() {
         let client = client();
         let mut w = walk(&client);
-        let capped = page(&[("a", Some("2026-04-05")), ("b", Some("2026-04-04"))], Some(10));
+        let capped = page(&[("a", Some("2026-04-05")), ("b", Some("2026-04-04"))], Some(3));
         assert!(matches!(w.advance(capped), Newest::Page { last: false, .. }), "a cap, not the end");
         // The overlapping row is dropped; 3 of 3 returned.
         let next = page(&[("b", Some("2026-04-04")), ("c", Some("2026-04-03"))], Some(3));
@@ -505,10 +550,18 @@ mod tests {
         let mut w = walk(&client);
         let first = full("a", 20);
         let _ = w.advance(page(&as_refs(&first), Some(300)));
-        let moved_up = page(&as_refs(&full("b", 19)), Some(299));
+        let moved_up = page(&as_refs(&full("b", 19)), None);
         assert!(
             matches!(w.advance(moved_up), Newest::Unsettled(why) if why.contains("changed") && why.contains("a99")),
             "a shift up would skip one document"
+        );
+        // Where the count says so, the list's new size shows it first.
+        let mut w = walk(&client);
+        let _ = w.advance(page(&as_refs(&first), Some(300)));
+        let counted = page(&as_refs(&full("b", 19)), Some(299));
+        assert!(
+            matches!(w.advance(counted), Newest::Unsettled(why) if why.contains("held 300 documents, and 299")),
+            "the count shows the deletion"
         );
         // A document inserted above: the row before the last one read comes first.
         let mut w = walk(&client);
@@ -581,6 +634,57 @@ mod tests {
         let mut stable = tied(&refs[99..150], noon);
         stable.extend(older(49));
         assert!(matches!(w.advance(page(&as_refs(&stable), Some(300))), Newest::Page { last: false, .. }));
+    }
+
+    fn dated(ids: &[String], date: &str) -> Vec<(String, Option<String>)> {
+        ids.iter().map(|id| (id.clone(), Some(date.to_string()))).collect()
+    }
+
+    fn named(prefix: &str, range: std::ops::Range<usize>) -> Vec<String> {
+        range.map(|i| format!("{prefix}{i}")).collect()
+    }
+
+    #[test]
+    fn a_deletion_that_balances_a_hidden_document_is_caught_by_the_count() {
+        // 10 documents dated C, then 150 dated D across pages, in another order each time.
+        let (c, d) = ("2026-04-10T00:00:00Z", "2026-04-05T00:00:00Z");
+        let client = client();
+        let mut w = walk(&client);
+        let mut p1 = dated(&named("c", 0..10), c);
+        p1.extend(dated(&named("d", 0..90), d));
+        assert!(matches!(w.advance(page(&as_refs(&p1), Some(400))), Newest::Page { last: false, .. }));
+        // c3 deleted before the second page: the rows move up one, and a date's count alone would
+        // take the deletion for the document that never came back. The list's size shows it.
+        let p2 = dated(&named("d", 0..100), d);
+        assert!(matches!(w.advance(page(&as_refs(&p2), Some(399))), Newest::Unsettled(why) if why.contains("399")));
+    }
+
+    #[test]
+    fn one_new_document_above_a_page_of_ties_is_a_change_not_an_ignored_skip() {
+        let (c, d) = ("2026-04-10T00:00:00Z", "2026-04-05T00:00:00Z");
+        let client = client();
+        let mut w = walk(&client);
+        let mut p1 = dated(&["c0".to_string()], c);
+        p1.extend(dated(&named("d", 0..99), d));
+        let _ = w.advance(page(&as_refs(&p1), Some(300)));
+        assert_eq!(w.query().last(), Some(&("skip", "1".to_string())), "the 99 of one date read again");
+        // A new newest document: the page at skip=1 is the first page again.
+        assert!(matches!(w.advance(page(&as_refs(&p1), Some(301))), Newest::Unsettled(_)));
+    }
+
+    #[test]
+    fn new_rows_that_repeat_documents_of_the_date_being_counted_are_left_to_the_count() {
+        // 101 documents of one date and no count: the second page holds documents already seen,
+        // in another order, where d100 should be. Not "skip ignored": the count ends it.
+        let d = "2026-04-05T00:00:00Z";
+        let client = client();
+        let mut w = walk(&client);
+        let _ = w.advance(page(&as_refs(&dated(&named("d", 0..100), d)), None));
+        let again = dated(&["d99".to_string(), "d42".to_string()], d);
+        assert!(matches!(w.advance(page(&as_refs(&again), None)), Newest::Page { last: false, .. }));
+        // The list's last row, another of them again: the walk cannot show it read all 101.
+        let last = dated(&["d7".to_string()], d);
+        assert!(matches!(w.advance(page(&as_refs(&last), None)), Newest::Unsettled(_)));
     }
 
     #[test]

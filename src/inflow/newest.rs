@@ -619,16 +619,14 @@ mod tests {
         // second page starts with g99 (the row read last) as expected, but shows g51 again
         // where g149 should be: 149 documents in 150 rows.
         let noon = "2026-04-01T12:00:00Z";
-        let names: Vec<String> = (0..150).map(|i| format!("g{i}")).collect();
-        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         let mut w = walk(&client);
-        let _ = w.advance(page(&as_refs(&tied(&refs[..100], noon)), Some(300)));
+        let _ = w.advance(page(&as_refs(&dated(&named("g", 0..100), noon)), Some(300)));
         assert_eq!(w.query().last(), Some(&("skip", "99".to_string())), "one row back");
         let older = |n: usize| -> Vec<(String, Option<String>)> {
             (0..n).map(|i| (format!("o{i}"), Some("2026-03-20T00:00:00Z".to_string()))).collect()
         };
         let mut hiding = tied(&["g99", "g51"], noon);
-        hiding.extend(tied(&refs[100..149], noon));
+        hiding.extend(dated(&named("g", 100..149), noon));
         hiding.extend(older(49));
         assert!(
             matches!(w.advance(page(&as_refs(&hiding), Some(300))), Newest::Unsettled(why) if why.contains("149 different")),
@@ -636,8 +634,8 @@ mod tests {
         );
         // In the same order as before: 150 documents in 150 rows, nothing is missing.
         let mut w = walk(&client);
-        let _ = w.advance(page(&as_refs(&tied(&refs[..100], noon)), Some(300)));
-        let mut stable = tied(&refs[99..150], noon);
+        let _ = w.advance(page(&as_refs(&dated(&named("g", 0..100), noon)), Some(300)));
+        let mut stable = dated(&named("g", 99..150), noon);
         stable.extend(older(49));
         assert!(matches!(w.advance(page(&as_refs(&stable), Some(300))), Newest::Page { last: false, .. }));
     }
@@ -707,10 +705,8 @@ mod tests {
     fn a_list_ending_with_a_date_missing_a_document_is_caught() {
         let client = client();
         let noon = "2026-04-01T12:00:00Z";
-        let names: Vec<String> = (0..103).map(|i| format!("g{i}")).collect();
-        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         let mut w = walk(&client);
-        let _ = w.advance(page(&as_refs(&tied(&refs[..100], noon)), Some(103)));
+        let _ = w.advance(page(&as_refs(&dated(&named("g", 0..100), noon)), Some(103)));
         // The last 4 rows (99..102) repeat g3 where g102 should be: the list ends one short.
         let end = tied(&["g99", "g100", "g3", "g101"], noon);
         assert!(

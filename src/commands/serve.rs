@@ -20,7 +20,10 @@ pub async fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<ExitCod
     let url = super::database_url(global)?;
     super::require_existing(&url)?;
     let limits = Limits::new(Duration::from_secs(args.time_limit));
-    let (store, guard) = Store::connect_read_only_within(&url, limits.page_time).await?;
+    // A second more than a page may take: the client is answered 503 first (a statement
+    // cancelled at the same instant could win the race and make it a 500), and the server
+    // then cancels what the page still runs.
+    let (store, guard) = Store::connect_read_only_within(&url, limits.page_time + Duration::from_secs(1)).await?;
     super::check_company(&store, args.company_id.as_deref()).await?;
     let listener = tokio::net::TcpListener::bind((args.bind, args.port)).await.with_context(|| {
         format!("cannot listen on {}:{}; is another program using that port? try --port", args.bind, args.port)

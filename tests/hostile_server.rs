@@ -5,7 +5,7 @@ mod common;
 mod hostile;
 
 use std::io::Read;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -21,22 +21,6 @@ fn spawn(db: &TestDb, args: &[&str], env: &[(&'static str, String)]) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()
-}
-
-/// Waits for a child at most `limit`; kills it and fails the test if it is still running.
-fn wait_at_most(child: &mut Child, limit: Duration, what: &str) -> (ExitStatus, Duration) {
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return (status, started.elapsed());
-        }
-        if started.elapsed() > limit {
-            child.kill().unwrap();
-            child.wait().unwrap();
-            panic!("{what}: still running after {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn stderr_of(child: &mut Child) -> String {
@@ -115,13 +99,6 @@ async fn a_closed_stdout_ends_every_printing_command_quietly(db: TestDb) {
 }
 
 // ---- 4. Hangs -----------------------------------------------------------------------------------
-
-fn send_signal(child: &Child, signal: i32) {
-    // SAFETY: sends a signal to a child this test started and has not reaped yet.
-    #[allow(unsafe_code, reason = "libc::kill has no safe wrapper")]
-    let sent = unsafe { libc::kill(child.id() as i32, signal) };
-    assert_eq!(sent, 0);
-}
 
 /// A server that drips its first answer a byte at a time for ever, then answers normally.
 async fn dripping_first() -> hostile::Hostile {

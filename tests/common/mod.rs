@@ -382,3 +382,31 @@ pub async fn wait_until(store: &Store, sql: &'static str) {
     }
     panic!("timed out waiting for: {sql}");
 }
+
+/// Waits for a child at most `limit`; kills it and fails the test if it is still running.
+pub fn wait_at_most(
+    child: &mut std::process::Child,
+    limit: std::time::Duration,
+    what: &str,
+) -> (std::process::ExitStatus, std::time::Duration) {
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return (status, started.elapsed());
+        }
+        if started.elapsed() > limit {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("{what}: still running after {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Sends `signal` (`libc::SIGINT`, `libc::SIGTERM`, ...) to a child the test started.
+pub fn send_signal(child: &std::process::Child, signal: i32) {
+    // SAFETY: sends a signal to a child this test started and has not reaped yet.
+    #[allow(unsafe_code, reason = "libc::kill has no safe wrapper")]
+    let sent = unsafe { libc::kill(child.id() as i32, signal) };
+    assert_eq!(sent, 0);
+}

@@ -36,6 +36,18 @@ pub fn table(header: &[&str]) -> comfy_table::Table {
     table
 }
 
+/// Writes rows as [`split_tables`] cuts them, a blank line between two tables, each
+/// [`render`]ed.
+pub fn write_split_tables(out: &mut impl std::io::Write, header: &[&str], rows: &[Vec<String>]) -> std::io::Result<()> {
+    for (i, table) in split_tables(header, rows).into_iter().enumerate() {
+        if i > 0 {
+            writeln!(out)?;
+        }
+        writeln!(out, "{}", render(&table))?;
+    }
+    Ok(())
+}
+
 /// A table as printed: each line without the padding after its last column (no trailing
 /// spaces for a diff, a `grep` or a terminal copy to carry).
 pub fn render(table: &comfy_table::Table) -> String {

@@ -204,12 +204,7 @@ pub(crate) fn print_summary(
         ]);
     }
     // Split into tables that each fit the terminal, when its columns do not.
-    for (i, table) in crate::output::split_tables(&header, &rows).into_iter().enumerate() {
-        if i > 0 {
-            writeln!(out)?;
-        }
-        writeln!(out, "{}", crate::output::render(&table))?;
-    }
+    crate::output::write_split_tables(&mut out, &header, &rows)?;
     if c.work.warnings > 0 {
         writeln!(out, "Warnings are listed in run_warnings: SELECT * FROM run_warnings WHERE run_id = {};", s.run_id)?;
     }

@@ -177,7 +177,7 @@ fn print_company(out: &mut impl Write, c: &CompanyStatus) -> anyhow::Result<()> 
             ]
         })
         .collect();
-    print_tables(out, &header, &rows)?;
+    output::write_split_tables(out, &header, &rows)?;
     let window_only: Vec<&str> = c
         .streams
         .iter()
@@ -257,7 +257,7 @@ fn print_runs(out: &mut impl Write, runs: &[RunRow]) -> anyhow::Result<()> {
         })
         .collect();
     writeln!(out, "  Recent runs:")?;
-    print_tables(out, &header, &rows)?;
+    output::write_split_tables(out, &header, &rows)?;
     for r in runs.iter().filter(|r| r.error.is_some()) {
         writeln!(
             out,
@@ -271,17 +271,6 @@ fn print_runs(out: &mut impl Write, runs: &[RunRow]) -> anyhow::Result<()> {
                 "  "
             )
         )?;
-    }
-    Ok(())
-}
-
-/// A table, split into several that fit the terminal when it has too many columns for it.
-fn print_tables(out: &mut impl Write, header: &[&str], rows: &[Vec<String>]) -> anyhow::Result<()> {
-    for (i, table) in output::split_tables(header, rows).into_iter().enumerate() {
-        if i > 0 {
-            writeln!(out)?;
-        }
-        writeln!(out, "{}", crate::output::render(&table))?;
     }
     Ok(())
 }
